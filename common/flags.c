@@ -1,0 +1,182 @@
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flotilla/flags.h"
+#include "flotilla/util.h"
+
+#define LABEL_KEY_MAX 63
+#define LABEL_VALUE_MAX 255
+
+int flt_kv_split(const char *s, char *key, size_t keylen, const char **value,
+		 flt_error_t *err)
+{
+	const char *eq = strchr(s, '=');
+	if (!eq)
+		return flt_err(err, -EINVAL, "\"%s\": expected key=value", s);
+	size_t kl = (size_t)(eq - s);
+	if (kl == 0 || kl > LABEL_KEY_MAX || kl >= keylen)
+		return flt_err(err, -EINVAL,
+			       "\"%s\": key must be 1 to %d characters", s,
+			       LABEL_KEY_MAX);
+	memcpy(key, s, kl);
+	key[kl] = '\0';
+	if (!flt_is_name(key, LABEL_KEY_MAX))
+		return flt_err(err, -EINVAL,
+			       "\"%s\": key may hold only letters, digits, "
+			       "'.', '_' and '-'",
+			       s);
+	if (strlen(eq + 1) > LABEL_VALUE_MAX ||
+	    !flt_is_text(eq + 1, strlen(eq + 1)))
+		return flt_err(err, -EINVAL,
+			       "\"%s\": value must be printable text of at "
+			       "most %d bytes",
+			       s, LABEL_VALUE_MAX);
+	*value = eq + 1;
+	return 0;
+}
+
+static int set_value(const flt_flag_t *f, const char *arg, const char *from,
+		     flt_error_t *err)
+{
+	switch (f->type) {
+	case FLT_FLAG_STRING:
+		if (!*arg)
+			return flt_err(err, FLT_EUSAGE, "%s%s: must not be empty",
+				       from, f->name);
+		*(const char **)f->dest = arg;
+		return 0;
+	case FLT_FLAG_INT: {
+		char *end;
+		errno = 0;
+		long v = strtol(arg, &end, 10);
+		if (errno || end == arg || *end)
+			return flt_err(err, FLT_EUSAGE,
+				       "%s%s: \"%s\" is not a whole number", from,
+				       f->name, arg);
+		if ((f->min || f->max) && (v < f->min || v > f->max))
+			return flt_err(err, FLT_EUSAGE,
+				       "%s%s: must be between %ld and %ld", from,
+				       f->name, f->min, f->max);
+		*(long *)f->dest = v;
+		return 0;
+	}
+	case FLT_FLAG_BOOL:
+		*(bool *)f->dest = true;
+		return 0;
+	case FLT_FLAG_KV: {
+		char key[LABEL_KEY_MAX + 1];
+		const char *value;
+		int rc = flt_kv_split(arg, key, sizeof(key), &value, err);
+		if (rc < 0) {
+			if (err) {
+				flt_err_prefix(err, "%s%s", from, f->name);
+				err->code = FLT_EUSAGE;
+			}
+			return FLT_EUSAGE;
+		}
+	}
+		/* fallthrough */
+	case FLT_FLAG_LIST: {
+		flt_strlist_t *l = f->dest;
+		l->v = flt_xrealloc(l->v, (l->n + 1) * sizeof(*l->v));
+		l->v[l->n++] = arg;
+		return 0;
+	}
+	}
+	return flt_err(err, FLT_EUSAGE, "%s: bad flag table", f->name);
+}
+
+int flt_flags_parse(const flt_flag_t *flags, int argc, char **argv,
+		    int *next, flt_error_t *err)
+{
+	size_t n = 0;
+	while (flags[n].name)
+		n++;
+
+	struct option *opts = flt_xcalloc(n + 2, sizeof(*opts));
+	for (size_t i = 0; i < n; i++) {
+		opts[i].name = flags[i].name;
+		opts[i].has_arg = flags[i].type == FLT_FLAG_BOOL
+					  ? no_argument
+					  : required_argument;
+		opts[i].val = (int)(1000 + i);
+	}
+	opts[n].name = "help";
+	opts[n].val = 'h';
+
+	bool seen[n + 1];
+	memset(seen, 0, sizeof(seen));
+	int rc = 0;
+
+	/* '+': stop at the first operand (a subcommand); ':': we report. */
+	optind = 0;
+	opterr = 0;
+	for (;;) {
+		int c = getopt_long(argc, argv, "+:h", opts, NULL);
+		if (c == -1)
+			break;
+		if (c == 'h') {
+			rc = 1;
+			goto out;
+		}
+		if (c == '?' || c == ':') {
+			const char *bad = argv[optind - 1];
+			rc = flt_err(err, FLT_EUSAGE, "%s: %s", bad,
+				     c == ':' ? "needs a value"
+					      : "unknown flag");
+			goto out;
+		}
+		size_t i = (size_t)(c - 1000);
+		rc = set_value(&flags[i], optarg, "--", err);
+		if (rc < 0)
+			goto out;
+		seen[i] = true;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *v;
+		if (seen[i] || !flags[i].env || !(v = getenv(flags[i].env)) ||
+		    !*v)
+			continue;
+		rc = set_value(&flags[i], v, "$", err);
+		if (rc < 0) {
+			/* Name the variable, not the flag, in the message. */
+			flt_err_prefix(err, "%s (from the environment)",
+				       flags[i].env);
+			goto out;
+		}
+	}
+	*next = optind;
+out:
+	free(opts);
+	return rc;
+}
+
+void flt_flags_usage(FILE *f, const char *usage, const flt_flag_t *flags)
+{
+	fprintf(f, "%s\n\nOptions:\n", usage);
+	for (const flt_flag_t *fl = flags; fl->name; fl++) {
+		char left[64];
+		snprintf(left, sizeof(left), "--%s%s%s", fl->name,
+			 fl->metavar ? " " : "", fl->metavar ? fl->metavar : "");
+		fprintf(f, "  %-30s %s", left, fl->help);
+		if (fl->env)
+			fprintf(f, " [$%s]", fl->env);
+		fputc('\n', f);
+	}
+	fprintf(f, "  %-30s %s\n", "--help", "show this help");
+}
+
+void flt_flags_free(const flt_flag_t *flags)
+{
+	for (; flags->name; flags++) {
+		if (flags->type != FLT_FLAG_LIST && flags->type != FLT_FLAG_KV)
+			continue;
+		flt_strlist_t *l = flags->dest;
+		free(l->v);
+		l->v = NULL;
+		l->n = 0;
+	}
+}

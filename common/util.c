@@ -1,0 +1,209 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <sodium.h>
+
+#include "flotilla/util.h"
+
+static void oom(void)
+{
+	fputs("flotilla: out of memory\n", stderr);
+	abort();
+}
+
+void *flt_xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *flt_xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size ? size : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+void *flt_xrealloc(void *p, size_t n)
+{
+	p = realloc(p, n ? n : 1);
+	if (!p)
+		oom();
+	return p;
+}
+
+char *flt_xstrdup(const char *s)
+{
+	char *d = strdup(s);
+	if (!d)
+		oom();
+	return d;
+}
+
+static int64_t clock_ms(clockid_t id)
+{
+	struct timespec ts;
+	clock_gettime(id, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t flt_now_mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+int64_t flt_now_wall_ms(void) { return clock_ms(CLOCK_REALTIME); }
+
+void flt_format_time(int64_t unix_ms, char *buf, size_t len)
+{
+	time_t s = (time_t)(unix_ms / 1000);
+	struct tm tm;
+	char base[32];
+
+	gmtime_r(&s, &tm);
+	strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf, len, "%s.%03dZ", base, (int)(unix_ms % 1000));
+}
+
+void flt_format_age(int64_t unix_ms, int64_t now_ms, char *buf, size_t len)
+{
+	if (unix_ms <= 0) {
+		snprintf(buf, len, "-");
+		return;
+	}
+	int64_t d = now_ms - unix_ms;
+	if (d < 0)
+		d = 0;
+	if (d < 60000)
+		snprintf(buf, len, "%.1fs ago", (double)d / 1000.0);
+	else if (d < 3600000)
+		snprintf(buf, len, "%dm%02ds ago", (int)(d / 60000),
+			 (int)(d / 1000 % 60));
+	else
+		snprintf(buf, len, "%dh%02dm ago", (int)(d / 3600000),
+			 (int)(d / 60000 % 60));
+}
+
+void flt_uuid_v4(char buf[37])
+{
+	unsigned char b[16];
+	randombytes_buf(b, sizeof(b));
+	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+	snprintf(buf, 37,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+		 "%02x%02x%02x%02x%02x%02x",
+		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9],
+		 b[10], b[11], b[12], b[13], b[14], b[15]);
+}
+
+bool flt_is_name(const char *s, size_t max)
+{
+	size_t n = 0;
+	if (!s || !*s)
+		return false;
+	for (; s[n]; n++) {
+		char c = s[n];
+		if (n >= max)
+			return false;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return false;
+	}
+	return true;
+}
+
+bool flt_is_text(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = p[i];
+		size_t extra;
+		if (c < 0x80) {
+			if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7f)
+				return false;
+			i++;
+			continue;
+		}
+		if ((c & 0xe0) == 0xc0 && c >= 0xc2)
+			extra = 1;
+		else if ((c & 0xf0) == 0xe0)
+			extra = 2;
+		else if ((c & 0xf8) == 0xf0 && c <= 0xf4)
+			extra = 3;
+		else
+			return false;
+		for (size_t k = 1; k <= extra; k++)
+			if (i + k >= len || (p[i + k] & 0xc0) != 0x80)
+				return false;
+		/* Overlong 3- and 4-byte forms, surrogates, > U+10FFFF. */
+		if (extra == 2 && ((c == 0xe0 && p[i + 1] < 0xa0) ||
+				   (c == 0xed && p[i + 1] >= 0xa0)))
+			return false;
+		if (extra == 3 && ((c == 0xf0 && p[i + 1] < 0x90) ||
+				   (c == 0xf4 && p[i + 1] >= 0x90)))
+			return false;
+		i += extra + 1;
+	}
+	return true;
+}
+
+int flt_read_file(const char *path, size_t max, char **out)
+{
+	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	char *buf = flt_xmalloc(max + 1);
+	size_t n = 0;
+	for (;;) {
+		ssize_t r = read(fd, buf + n, max - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			int e = -errno;
+			free(buf);
+			return e;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n == max) {
+			char c;
+			if (read(fd, &c, 1) > 0) {
+				free(buf);
+				return -EFBIG;
+			}
+			break;
+		}
+	}
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	*out = buf;
+	return 0;
+}
+
+int flt_mkdir_p(const char *path, unsigned mode)
+{
+	char tmp[4096];
+	size_t len = strlen(path);
+	if (len == 0 || len >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	memcpy(tmp, path, len + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}

@@ -1,0 +1,55 @@
+/*
+ * Command-line flags, declared as a table: parsing (getopt_long underneath),
+ * validation of ranges and key=value pairs, environment fallbacks and the
+ * --help text all come from it.
+ */
+#ifndef FLOTILLA_FLAGS_H
+#define FLOTILLA_FLAGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "flotilla/error.h"
+
+typedef enum flt_flag_type {
+	FLT_FLAG_STRING, /* const char *: points into argv or environ */
+	FLT_FLAG_INT,    /* long, checked against [min, max] */
+	FLT_FLAG_BOOL,   /* bool, takes no argument */
+	FLT_FLAG_LIST,   /* flt_strlist_t, repeatable */
+	FLT_FLAG_KV,     /* flt_strlist_t of "key=value", repeatable, checked */
+} flt_flag_type_t;
+
+typedef struct flt_strlist {
+	size_t n;
+	const char **v; /* owned array; elements point into argv */
+} flt_strlist_t;
+
+typedef struct flt_flag {
+	const char *name; /* long name without "--"; NULL ends the table */
+	flt_flag_type_t type;
+	void *dest;
+	const char *metavar; /* "URL", "DIR"...: for --help */
+	const char *help;
+	long min, max;   /* FLT_FLAG_INT only; both 0 means no bounds */
+	const char *env; /* environment variable used when the flag is absent */
+} flt_flag_t;
+
+/*
+ * Parses argv from argv[1] up to the first non-flag argument (or "--"),
+ * and sets *next to its index. "--help"/"-h" returns 1 and parses nothing
+ * more. Errors name the flag: "--heartbeat-ttl: must be between 1 and 3600".
+ */
+int flt_flags_parse(const flt_flag_t *flags, int argc, char **argv,
+		    int *next, flt_error_t *err);
+
+void flt_flags_usage(FILE *f, const char *usage, const flt_flag_t *flags);
+
+/* Frees the arrays of every list flag in the table. */
+void flt_flags_free(const flt_flag_t *flags);
+
+/* Splits "key=value" at the first '='; the key must be a valid label key. */
+int flt_kv_split(const char *s, char *key, size_t keylen, const char **value,
+		 flt_error_t *err);
+
+#endif

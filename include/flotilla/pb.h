@@ -1,0 +1,49 @@
+/* Generic helpers over protobuf-c messages, driven by their descriptors. */
+#ifndef FLOTILLA_PB_H
+#define FLOTILLA_PB_H
+
+#include <stddef.h>
+
+#include <jansson.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include "flotilla/error.h"
+
+typedef struct flt_pb_limits {
+	size_t max_string; /* bytes of any string or bytes field */
+	size_t max_repeated; /* elements of any repeated field */
+	unsigned max_depth;  /* nesting of messages */
+} flt_pb_limits_t;
+
+/* Limits for anything that came from the network. */
+extern const flt_pb_limits_t flt_pb_default_limits;
+
+/*
+ * Checks every field of m (recursively) against lim and that every string
+ * is valid UTF-8 without control characters other than tab and newline.
+ * The message names the field path: "labels[3].value: longer than 4096".
+ */
+int flt_pb_check(const ProtobufCMessage *m, const flt_pb_limits_t *lim,
+		 flt_error_t *err);
+
+/* Unpacks len bytes as desc and checks them; *out is owned by the caller. */
+int flt_pb_unpack(const ProtobufCMessageDescriptor *desc, const void *buf,
+		  size_t len, const flt_pb_limits_t *lim,
+		  ProtobufCMessage **out, flt_error_t *err);
+
+static inline void flt_pb_freep(void *p)
+{
+	ProtobufCMessage **m = p;
+	if (*m)
+		protobuf_c_message_free_unpacked(*m, NULL);
+}
+#define cleanup_pb __attribute__((cleanup(flt_pb_freep)))
+
+/*
+ * Maps m to JSON (new reference): field names as in the .proto, every field
+ * present (defaults included), maps as objects, enums as their short lower
+ * case names ("ready" for NODE_STATUS_READY), bytes as base64.
+ */
+json_t *flt_pb_to_json(const ProtobufCMessage *m);
+
+#endif

@@ -1,0 +1,95 @@
+/*
+ * The state store: an LMDB environment with named databases and one
+ * monotonic index.
+ *
+ * Every write transaction that changes anything commits as index N+1, where
+ * N is the index of the last committed change; the index lives in the `meta`
+ * database and is what watches, deltas and events are ordered by. Values
+ * returned by reads are borrowed from LMDB and valid only until the
+ * transaction ends: copy (or unpack) before commit or abort.
+ *
+ * Threads: a store may be shared by threads; a transaction may not. Many
+ * read transactions run at once; write transactions are serialised by LMDB.
+ */
+#ifndef FLOTILLA_STORE_H
+#define FLOTILLA_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "flotilla/error.h"
+
+typedef struct flt_store flt_store_t;
+typedef struct flt_txn flt_txn_t;
+typedef unsigned int flt_db_t;
+
+typedef struct flt_store_opts {
+	const char *const *dbs; /* names of the named databases, NULL-ended */
+	size_t map_size;        /* bytes of address space; 0 means 1 GiB */
+	unsigned max_readers;   /* 0 means 256 */
+} flt_store_opts_t;
+
+/*
+ * Opens (creating if needed) the environment in directory dir, with the
+ * `meta` database and every database in opts->dbs. dir is created 0700.
+ * Fails with -errno or FLT_ESTORE.
+ */
+int flt_store_open(const char *dir, const flt_store_opts_t *opts,
+		   flt_store_t **out, flt_error_t *err);
+void flt_store_close(flt_store_t *store);
+
+/* Handle of a named database given at open; -ENOENT if it was not. */
+int flt_store_db(flt_store_t *store, const char *name, flt_db_t *out);
+
+/* The index of the last committed change (0 for a new store). */
+uint64_t flt_store_index(flt_store_t *store);
+
+int flt_txn_begin(flt_store_t *store, bool write, flt_txn_t **out,
+		  flt_error_t *err);
+/*
+ * Commits and frees txn. A write transaction that changed something first
+ * stores its index in `meta`. On failure nothing is committed and txn is
+ * freed all the same.
+ */
+int flt_txn_commit(flt_txn_t *txn, flt_error_t *err);
+/* Aborts and frees txn; NULL is a no-op. */
+void flt_txn_abort(flt_txn_t *txn);
+
+static inline void flt_txn_abortp(flt_txn_t **t) { flt_txn_abort(*t); }
+#define cleanup_txn __attribute__((cleanup(flt_txn_abortp)))
+
+/*
+ * For a read transaction, the committed index it sees; for a write
+ * transaction, the index it will commit as.
+ */
+uint64_t flt_txn_index(const flt_txn_t *txn);
+
+/* Borrowed value; -ENOENT when the key is absent. */
+int flt_txn_get(flt_txn_t *txn, flt_db_t db, const void *key, size_t klen,
+		const void **val, size_t *vlen);
+int flt_txn_put(flt_txn_t *txn, flt_db_t db, const void *key, size_t klen,
+		const void *val, size_t vlen, flt_error_t *err);
+/* -ENOENT when the key is absent. */
+int flt_txn_del(flt_txn_t *txn, flt_db_t db, const void *key, size_t klen);
+
+/*
+ * Calls fn for every key starting with prefix (all keys when plen is 0),
+ * in key order. fn returns 0 to go on, anything else to stop; that value is
+ * then returned.
+ */
+typedef int (*flt_store_iter_fn)(const void *key, size_t klen,
+				 const void *val, size_t vlen, void *arg);
+int flt_txn_foreach(flt_txn_t *txn, flt_db_t db, const void *prefix,
+		    size_t plen, flt_store_iter_fn fn, void *arg);
+
+/* Protobuf values: pack into the store; unpack (owned by caller). */
+int flt_txn_put_pb(flt_txn_t *txn, flt_db_t db, const char *key,
+		   const ProtobufCMessage *msg, flt_error_t *err);
+int flt_txn_get_pb(flt_txn_t *txn, flt_db_t db, const char *key,
+		   const ProtobufCMessageDescriptor *desc,
+		   ProtobufCMessage **out, flt_error_t *err);
+
+#endif

@@ -1,0 +1,63 @@
+/* Small helpers shared by every program: memory, cleanup, time, strings. */
+#ifndef FLOTILLA_UTIL_H
+#define FLOTILLA_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+/* Allocation of small fixed sizes: aborts on OOM. Never for network sizes. */
+void *flt_xmalloc(size_t n);
+void *flt_xcalloc(size_t n, size_t size);
+void *flt_xrealloc(void *p, size_t n);
+char *flt_xstrdup(const char *s);
+
+static inline void flt_freep(void *p) { free(*(void **)p); }
+static inline void flt_closep(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+}
+#define cleanup_free __attribute__((cleanup(flt_freep)))
+#define cleanup_close __attribute__((cleanup(flt_closep)))
+
+/* Returns *pp and sets it to NULL: hands ownership out of a cleanup local. */
+static inline void *flt_steal_ptr(void *pp)
+{
+	void **p = pp;
+	void *v = *p;
+	*p = NULL;
+	return v;
+}
+#define steal_ptr(pp) flt_steal_ptr(pp)
+
+#define FLT_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Milliseconds on CLOCK_MONOTONIC and on the wall clock (Unix epoch). */
+int64_t flt_now_mono_ms(void);
+int64_t flt_now_wall_ms(void);
+
+/* Formats Unix ms as RFC 3339 UTC ("2026-11-22T01:53:32.123Z"). */
+void flt_format_time(int64_t unix_ms, char *buf, size_t len);
+
+/* Human "3.2s ago" style age; buf gets "-" when unix_ms is 0. */
+void flt_format_age(int64_t unix_ms, int64_t now_ms, char *buf, size_t len);
+
+/* Fills buf (37 bytes) with a random RFC 4122 version 4 UUID. */
+void flt_uuid_v4(char buf[37]);
+
+/* True for a non-empty string of at most max bytes, all in [A-Za-z0-9._-]. */
+bool flt_is_name(const char *s, size_t max);
+
+/* True when s holds only printable ASCII or valid UTF-8, no control chars. */
+bool flt_is_text(const char *s, size_t len);
+
+/* Reads a whole small file (at most max bytes); trailing newline trimmed. */
+int flt_read_file(const char *path, size_t max, char **out);
+
+/* mkdir -p with mode for the last component. */
+int flt_mkdir_p(const char *path, unsigned mode);
+
+#endif

@@ -1,0 +1,125 @@
+/*
+ * The wire: one protobuf Envelope per nng message, request/reply.
+ *
+ * A request carries version, method, request id, credentials and a body;
+ * the reply echoes method and request id and carries a body or an Error.
+ * Every socket refuses messages over FLT_WIRE_MAX_MSG (nng drops the
+ * connection), and every envelope and body is bounds-checked before a
+ * handler sees it.
+ */
+#ifndef FLOTILLA_WIRE_H
+#define FLOTILLA_WIRE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <nng/nng.h>
+
+#include "flotilla.pb-c.h"
+#include "flotilla/error.h"
+#include "flotilla/pb.h"
+#include "flotilla/tls.h"
+
+#define FLT_WIRE_VERSION 1u
+#define FLT_WIRE_MAX_MSG (4u << 20)
+#define FLT_NODE_SECRET_LEN 32u
+#define FLT_NODE_ID_MAX 64u
+#define FLT_JOIN_TOKEN_MAX 256u
+
+typedef Flotilla__Envelope flt_envelope_t;
+
+/* Short name of a method ("register", "sync"...); "unknown" otherwise. */
+const char *flt_method_name(Flotilla__Method m);
+
+/* Maps our error codes to the wire's and back. */
+Flotilla__ErrorCode flt_wire_code_out(int code);
+int flt_wire_code_in(Flotilla__ErrorCode code);
+
+/*
+ * Unpacks and validates an envelope: known version (FLT_EVERSION), known
+ * method (FLT_EMETHOD), bounded fields (FLT_EPROTO). *out is owned by the
+ * caller (flt_envelope_free).
+ */
+int flt_envelope_unpack(const void *buf, size_t len, flt_envelope_t **out,
+			flt_error_t *err);
+void flt_envelope_free(flt_envelope_t *env);
+
+/* Packs env (body set from body_msg when not NULL) into a new message. */
+int flt_envelope_pack(flt_envelope_t *env, const ProtobufCMessage *body_msg,
+		      nng_msg **out, flt_error_t *err);
+
+/* Unpacks the envelope body as desc with network limits. */
+int flt_envelope_body(const flt_envelope_t *env,
+		      const ProtobufCMessageDescriptor *desc,
+		      ProtobufCMessage **out, flt_error_t *err);
+
+/* ---- Client ---------------------------------------------------------- */
+
+typedef struct flt_client flt_client_t;
+
+typedef struct flt_client_opts {
+	const char *url;
+	const flt_tls_opts_t *tls; /* may be NULL for plain transports */
+	bool background; /* keep redialing in the background (agents); else
+			  * the first dial must succeed (CLI) */
+} flt_client_opts_t;
+
+int flt_client_open(const flt_client_opts_t *o, flt_client_t **out,
+		    flt_error_t *err);
+void flt_client_close(flt_client_t *c);
+
+/*
+ * One call: sends req under method with creds (may be NULL) and waits up to
+ * timeout_ms for the reply, which is unpacked as resp_desc into *resp
+ * (owned by the caller). A reply carrying an Error returns the mapped code
+ * (FLT_EAUTH, FLT_EPROTO...) with the coordinator's message in err;
+ * transport failures return FLT_ETRANSPORT (-ETIMEDOUT for a timeout).
+ * Safe to call from several threads at once: each call has its own context.
+ */
+int flt_client_call(flt_client_t *c, Flotilla__Method method,
+		    const Flotilla__Credentials *creds,
+		    const ProtobufCMessage *req,
+		    const ProtobufCMessageDescriptor *resp_desc,
+		    ProtobufCMessage **resp, int timeout_ms, flt_error_t *err);
+
+/* ---- Server ---------------------------------------------------------- */
+
+typedef struct flt_server flt_server_t;
+typedef struct flt_request flt_request_t;
+
+/*
+ * Called on an nng worker thread for every valid envelope. The handler must
+ * answer exactly once, with flt_request_reply or flt_request_fail, either
+ * before it returns or later from any thread. To answer later it calls
+ * flt_request_defer first, so that the server keeps enough other contexts
+ * receiving meanwhile. Once answered, r must not be touched again.
+ * Malformed envelopes are answered by the server and never reach the
+ * handler.
+ */
+typedef void (*flt_handler_fn)(flt_request_t *req, void *arg);
+
+typedef struct flt_server_opts {
+	const char *url;
+	const flt_tls_opts_t *tls;
+	unsigned workers; /* contexts kept receiving; 0 means 32 */
+	flt_handler_fn handler;
+	void *arg;
+	const char *name; /* for logs: "agents", "api" */
+} flt_server_opts_t;
+
+int flt_server_open(const flt_server_opts_t *o, flt_server_t **out,
+		    flt_error_t *err);
+/* Stops receiving, drops requests still unanswered, frees everything. */
+void flt_server_close(flt_server_t *s);
+
+/* Borrowed; valid until the request is answered. */
+const flt_envelope_t *flt_request_envelope(const flt_request_t *r);
+/* Remote address, "tcp://1.2.3.4:5678" style; "" when unknown. */
+const char *flt_request_peer(const flt_request_t *r);
+
+void flt_request_defer(flt_request_t *r);
+void flt_request_reply(flt_request_t *r, const ProtobufCMessage *body);
+void flt_request_fail(flt_request_t *r, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+#endif
