@@ -62,12 +62,17 @@ fail:
 	return err ? err->code : FLT_ETRANSPORT;
 }
 
+void flt_client_shutdown(flt_client_t *c)
+{
+	if (c && nng_socket_id(c->sock) > 0)
+		nng_close(c->sock);
+}
+
 void flt_client_close(flt_client_t *c)
 {
 	if (!c)
 		return;
-	if (nng_socket_id(c->sock) > 0)
-		nng_close(c->sock);
+	flt_client_shutdown(c);
 	free(c->url);
 	free(c);
 }

@@ -15,11 +15,6 @@ bool flt_url_is_tls(const char *url)
 	return strncmp(url, "tls+tcp", 7) == 0;
 }
 
-static bool any_file(const flt_tls_opts_t *o)
-{
-	return o && (o->ca_file || o->cert_file || o->key_file);
-}
-
 int flt_tls_check(const char *role, const char *url, const flt_tls_opts_t *o,
 		  bool dev, flt_error_t *err)
 {
@@ -31,11 +26,6 @@ int flt_tls_check(const char *role, const char *url, const flt_tls_opts_t *o,
 				       role, url);
 		return 0;
 	}
-	if (any_file(o))
-		return flt_err(err, FLT_EUSAGE,
-			       "%s %s: TLS files given for a plain transport; "
-			       "use a tls+tcp:// URL",
-			       role, url);
 	if (!dev)
 		flt_warn("plain transport without TLS: peers are not "
 			 "authenticated and traffic is readable; use tls+tcp:// "

@@ -28,9 +28,9 @@ int flt_tls_dialer_setup(nng_dialer d, const char *url,
 			 const flt_tls_opts_t *o, flt_error_t *err);
 
 /*
- * Checks that the options fit the URL (TLS files given only for tls+tcp,
- * and all three given for it) and logs the plain-transport warning when
- * dev is false. role is "listen", "api" or "coordinator", for messages.
+ * Checks that a tls+tcp URL has all three files, and logs the
+ * plain-transport warning for any other URL unless dev is true. role is
+ * "--listen", "--api" or "--coordinator", for messages.
  */
 int flt_tls_check(const char *role, const char *url, const flt_tls_opts_t *o,
 		  bool dev, flt_error_t *err);

@@ -66,6 +66,9 @@ typedef struct flt_client_opts {
 
 int flt_client_open(const flt_client_opts_t *o, flt_client_t **out,
 		    flt_error_t *err);
+/* Makes calls in progress and later fail at once (another thread may be
+ * waiting in flt_client_call); the client stays allocated. */
+void flt_client_shutdown(flt_client_t *c);
 void flt_client_close(flt_client_t *c);
 
 /*

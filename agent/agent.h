@@ -1,0 +1,62 @@
+/* Internal interfaces of flotilla-agent. */
+#ifndef FLOTILLA_AGENT_H
+#define FLOTILLA_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "flotilla.pb-c.h"
+#include "flotilla/flags.h"
+#include "flotilla/store.h"
+#include "flotilla/tls.h"
+
+#define AGENT_EXIT_CONFIG 78 /* EX_CONFIG: systemd must not restart us */
+
+/* ---- fingerprint.c ---------------------------------------------------- */
+
+/* What the agent reports about its host; strings owned by the struct. */
+typedef struct agent_fingerprint {
+	Flotilla__Fingerprint fp;
+	char hostname[256], os_id[64], os_version[64], os_name[256];
+	char kernel[256], arch[64], cgroup[16];
+} agent_fingerprint_t;
+
+/* Fills f from the running host. os_release is normally /etc/os-release. */
+void agent_fingerprint_read(agent_fingerprint_t *f, const char *os_release);
+
+/* "v2", "hybrid" or "v1", from the filesystems under /sys/fs/cgroup. */
+const char *agent_cgroup_version(const char *root);
+
+/* ---- identity.c ------------------------------------------------------- */
+
+typedef struct agent_identity {
+	char node_id[65];
+	uint8_t secret[32];
+	bool valid;
+} agent_identity_t;
+
+int agent_identity_load(flt_store_t *s, agent_identity_t *id,
+			flt_error_t *err);
+int agent_identity_save(flt_store_t *s, const agent_identity_t *id,
+			const char *coordinator, flt_error_t *err);
+int agent_identity_clear(flt_store_t *s, flt_error_t *err);
+
+/* ---- sync.c: registration, heartbeats and long-polls ------------------ */
+
+typedef struct agent_opts {
+	const char *coordinator;
+	const flt_tls_opts_t *tls;
+	const char *join_token; /* may be NULL once registered */
+	const char *name;
+	const flt_strlist_t *labels;
+	const char *os_release;
+	bool watch;
+} agent_opts_t;
+
+/*
+ * Runs until SIGINT/SIGTERM (returns 0) or a configuration error such as a
+ * rejected join token (returns AGENT_EXIT_CONFIG).
+ */
+int agent_run(const agent_opts_t *o, flt_store_t *store);
+
+#endif

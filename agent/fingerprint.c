@@ -1,0 +1,90 @@
+/* The host fingerprint: what the scheduler will match constraints against. */
+#include <stdio.h>
+#include <string.h>
+#include <sys/statfs.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <linux/magic.h>
+
+#include "agent.h"
+
+static void unquote_copy(char *dst, size_t len, const char *v)
+{
+	size_t n = strlen(v);
+	while (n && (v[n - 1] == '\n' || v[n - 1] == '\r'))
+		n--;
+	if (n >= 2 && (v[0] == '"' || v[0] == '\'') && v[n - 1] == v[0]) {
+		v++;
+		n -= 2;
+	}
+	if (n >= len)
+		n = len - 1;
+	memcpy(dst, v, n);
+	dst[n] = '\0';
+}
+
+static void read_os_release(agent_fingerprint_t *f, const char *path)
+{
+	FILE *fp = fopen(path, "re");
+	char line[512];
+	if (!fp)
+		return;
+	while (fgets(line, sizeof(line), fp)) {
+		if (strncmp(line, "ID=", 3) == 0)
+			unquote_copy(f->os_id, sizeof(f->os_id), line + 3);
+		else if (strncmp(line, "VERSION_ID=", 11) == 0)
+			unquote_copy(f->os_version, sizeof(f->os_version),
+				     line + 11);
+		else if (strncmp(line, "PRETTY_NAME=", 12) == 0)
+			unquote_copy(f->os_name, sizeof(f->os_name),
+				     line + 12);
+	}
+	fclose(fp);
+}
+
+const char *agent_cgroup_version(const char *root)
+{
+	struct statfs st;
+	char unified[512];
+
+	if (statfs(root, &st) == 0 && st.f_type == CGROUP2_SUPER_MAGIC)
+		return "v2";
+	snprintf(unified, sizeof(unified), "%s/unified", root);
+	/* v1 controllers with a (possibly empty) v2 hierarchy beside them. */
+	if (statfs(unified, &st) == 0 && st.f_type == CGROUP2_SUPER_MAGIC)
+		return "hybrid";
+	return "v1";
+}
+
+void agent_fingerprint_read(agent_fingerprint_t *f, const char *os_release)
+{
+	struct utsname u;
+
+	memset(f, 0, sizeof(*f));
+	flotilla__fingerprint__init(&f->fp);
+	if (gethostname(f->hostname, sizeof(f->hostname) - 1) != 0)
+		snprintf(f->hostname, sizeof(f->hostname), "unknown");
+	read_os_release(f, os_release);
+	if (uname(&u) == 0) {
+		snprintf(f->kernel, sizeof(f->kernel), "%s", u.release);
+		snprintf(f->arch, sizeof(f->arch), "%s", u.machine);
+	}
+	snprintf(f->cgroup, sizeof(f->cgroup), "%s",
+		 agent_cgroup_version("/sys/fs/cgroup"));
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+
+	f->fp.hostname = f->hostname;
+	f->fp.os_id = f->os_id;
+	f->fp.os_version = f->os_version;
+	f->fp.os_name = f->os_name;
+	f->fp.kernel = f->kernel;
+	f->fp.arch = f->arch;
+	f->fp.cpu_count = cpus > 0 ? (uint32_t)cpus : 1;
+	f->fp.memory_bytes = pages > 0 && psz > 0
+				     ? (uint64_t)pages * (uint64_t)psz
+				     : 0;
+	f->fp.cgroup_version = f->cgroup;
+	f->fp.agent_version = (char *)FLT_VERSION;
+}

@@ -1,0 +1,79 @@
+/* The agent's identity (node id and secret), kept in its own LMDB. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "agent.h"
+#include "flotilla/util.h"
+
+#define IDENTITY_KEY "self"
+
+int agent_identity_load(flt_store_t *s, agent_identity_t *id,
+			flt_error_t *err)
+{
+	flt_db_t db;
+	flt_txn_t *txn;
+	Flotilla__AgentIdentity *rec;
+	int rc;
+
+	memset(id, 0, sizeof(*id));
+	if ((rc = flt_store_db(s, "identity", &db)) < 0)
+		return flt_err(err, rc, "store has no identity database");
+	if ((rc = flt_txn_begin(s, false, &txn, err)) < 0)
+		return rc;
+	rc = flt_txn_get_pb(txn, db, IDENTITY_KEY,
+			    &flotilla__agent_identity__descriptor,
+			    (ProtobufCMessage **)&rec, err);
+	flt_txn_abort(txn);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc < 0)
+		return rc;
+	if (strlen(rec->node_id) < sizeof(id->node_id) &&
+	    rec->node_secret.len == sizeof(id->secret)) {
+		snprintf(id->node_id, sizeof(id->node_id), "%s", rec->node_id);
+		memcpy(id->secret, rec->node_secret.data, sizeof(id->secret));
+		id->valid = true;
+	}
+	flotilla__agent_identity__free_unpacked(rec, NULL);
+	return 0;
+}
+
+int agent_identity_save(flt_store_t *s, const agent_identity_t *id,
+			const char *coordinator, flt_error_t *err)
+{
+	Flotilla__AgentIdentity rec = FLOTILLA__AGENT_IDENTITY__INIT;
+	flt_db_t db;
+	flt_txn_t *txn;
+	int rc;
+
+	if ((rc = flt_store_db(s, "identity", &db)) < 0)
+		return flt_err(err, rc, "store has no identity database");
+	rec.node_id = (char *)id->node_id;
+	rec.node_secret.data = (uint8_t *)id->secret;
+	rec.node_secret.len = sizeof(id->secret);
+	rec.coordinator = (char *)coordinator;
+	if ((rc = flt_txn_begin(s, true, &txn, err)) < 0)
+		return rc;
+	if ((rc = flt_txn_put_pb(txn, db, IDENTITY_KEY, &rec.base, err)) < 0) {
+		flt_txn_abort(txn);
+		return rc;
+	}
+	return flt_txn_commit(txn, err);
+}
+
+int agent_identity_clear(flt_store_t *s, flt_error_t *err)
+{
+	flt_db_t db;
+	flt_txn_t *txn;
+	int rc;
+
+	if ((rc = flt_store_db(s, "identity", &db)) < 0)
+		return flt_err(err, rc, "store has no identity database");
+	if ((rc = flt_txn_begin(s, true, &txn, err)) < 0)
+		return rc;
+	flt_txn_del(txn, db, IDENTITY_KEY, strlen(IDENTITY_KEY));
+	return flt_txn_commit(txn, err);
+}

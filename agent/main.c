@@ -1,0 +1,160 @@
+/* flotilla-agent: options and wiring. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "agent.h"
+#include "flotilla/log.h"
+#include "flotilla/util.h"
+
+static const char *coordinator = "tcp://127.0.0.1:4700";
+static const char *data_dir = "/var/lib/flotilla/agent";
+static const char *join_token;
+static const char *join_token_file;
+static const char *name;
+static flt_strlist_t labels;
+static const char *os_release = "/etc/os-release";
+static bool dev;
+static bool no_watch;
+static const char *log_level = "info";
+static flt_tls_opts_t tls;
+
+static const flt_flag_t flags[] = {
+	{ "coordinator", FLT_FLAG_STRING, &coordinator, "URL",
+	  "the coordinator's agent address", 0, 0, "FLOTILLA_COORDINATOR" },
+	{ "data-dir", FLT_FLAG_STRING, &data_dir, "DIR",
+	  "state directory (identity, LMDB)", 0, 0, NULL },
+	{ "join-token", FLT_FLAG_STRING, &join_token, "TOKEN",
+	  "secret to register with (needed only once)", 0, 0,
+	  "FLOTILLA_JOIN_TOKEN" },
+	{ "join-token-file", FLT_FLAG_STRING, &join_token_file, "FILE",
+	  "read the join token from FILE", 0, 0, NULL },
+	{ "name", FLT_FLAG_STRING, &name, "NAME",
+	  "node name (default: the host name)", 0, 0, NULL },
+	{ "label", FLT_FLAG_KV, &labels, "KEY=VALUE",
+	  "a node label; repeatable", 0, 0, NULL },
+	{ "os-release", FLT_FLAG_STRING, &os_release, "FILE",
+	  "os-release file to fingerprint (default /etc/os-release)", 0, 0,
+	  NULL },
+	{ "tls-ca", FLT_FLAG_STRING, &tls.ca_file, "FILE",
+	  "CA that signs the coordinator's certificate", 0, 0, NULL },
+	{ "tls-cert", FLT_FLAG_STRING, &tls.cert_file, "FILE",
+	  "this agent's client certificate (PEM)", 0, 0, NULL },
+	{ "tls-key", FLT_FLAG_STRING, &tls.key_file, "FILE",
+	  "this agent's private key (PEM)", 0, 0, NULL },
+	{ "tls-server-name", FLT_FLAG_STRING, &tls.server_name, "NAME",
+	  "name the coordinator's certificate must carry (default: URL host)",
+	  0, 0, NULL },
+	{ "dev", FLT_FLAG_BOOL, &dev, NULL,
+	  "development mode: plain transports without a warning", 0, 0,
+	  NULL },
+	{ "no-watch", FLT_FLAG_BOOL, &no_watch, NULL,
+	  "do not long-poll; see changes at the next heartbeat only", 0, 0,
+	  NULL },
+	{ "log-level", FLT_FLAG_STRING, &log_level, "LEVEL",
+	  "error, warn, info or debug", 0, 0, "FLOTILLA_LOG_LEVEL" },
+	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
+};
+
+static int run(void)
+{
+	static const char *const dbs[] = { "identity", "tasks", "packages",
+					   NULL };
+	flt_store_opts_t so = { .dbs = dbs, .map_size = (size_t)256 << 20 };
+	flt_store_t *store = NULL;
+	cleanup_free char *token = NULL;
+	char host[256];
+	flt_error_t err;
+
+	if (join_token && join_token_file) {
+		flt_error("give --join-token or --join-token-file, not both");
+		return AGENT_EXIT_CONFIG;
+	}
+	if (join_token_file) {
+		int rc = flt_read_file(join_token_file, 4096, &token);
+		if (rc < 0) {
+			flt_error("--join-token-file %s: %s", join_token_file,
+				  strerror(-rc));
+			return AGENT_EXIT_CONFIG;
+		}
+	} else if (join_token) {
+		token = flt_xstrdup(join_token);
+	}
+	if (!name) {
+		if (gethostname(host, sizeof(host) - 1) != 0)
+			host[0] = '\0';
+		host[sizeof(host) - 1] = '\0';
+		char *dot = strchr(host, '.');
+		if (dot)
+			*dot = '\0';
+		name = host;
+	}
+	if (!flt_is_name(name, 63)) {
+		flt_error("--name \"%s\": must be 1 to 63 of [A-Za-z0-9._-]",
+			  name);
+		return AGENT_EXIT_CONFIG;
+	}
+	if (flt_tls_check("--coordinator", coordinator, &tls, dev, &err) < 0) {
+		flt_error("%s", err.msg);
+		return AGENT_EXIT_CONFIG;
+	}
+	if (flt_store_open(data_dir, &so, &store, &err) < 0) {
+		flt_error("%s", err.msg);
+		return 1;
+	}
+	agent_opts_t o = {
+		.coordinator = coordinator,
+		.tls = &tls,
+		.join_token = token,
+		.name = name,
+		.labels = &labels,
+		.os_release = os_release,
+		.watch = !no_watch,
+	};
+	flt_info("agent starting name=%s coordinator=%s data_dir=%s", name,
+		 coordinator, data_dir);
+	int rc = agent_run(&o, store);
+	flt_store_close(store);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	flt_error_t err;
+	flt_log_level_t level;
+	int next;
+
+	flt_log_init("flotilla-agent", FLT_LOG_INFO);
+	int rc = flt_flags_parse(flags, argc, argv, &next, &err);
+	if (rc == 1) {
+		flt_flags_usage(stdout,
+				"Usage: flotilla-agent [OPTIONS]\n\n"
+				"Joins a Flotilla fleet and keeps this host "
+				"in sync with it.",
+				flags);
+		return 0;
+	}
+	if (rc < 0 || next < argc) {
+		fprintf(stderr, "flotilla-agent: %s\n",
+			rc < 0 ? err.msg : "unexpected argument");
+		return 2;
+	}
+	if (flt_log_level_parse(log_level, &level) < 0) {
+		fprintf(stderr,
+			"flotilla-agent: --log-level: \"%s\" is not one of "
+			"error, warn, info, debug\n",
+			log_level);
+		return 2;
+	}
+	flt_log_init("flotilla-agent", level);
+	if (sodium_init() < 0) {
+		fprintf(stderr, "flotilla-agent: libsodium failed\n");
+		return 1;
+	}
+	rc = run();
+	flt_flags_free(flags);
+	return rc;
+}

@@ -1,0 +1,398 @@
+/*
+ * Registration, heartbeats and long-polls: the agent's side of the wire.
+ *
+ * The main loop is a small state machine (unregistered -> syncing) driven
+ * by one poll over a signalfd and an eventfd: signals stop it, the watch
+ * thread's eventfd makes it sync at once, and otherwise it syncs at the
+ * interval the coordinator sets. Failures back off exponentially with
+ * jitter; nng redials on its own underneath.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+
+#include <sodium.h>
+
+#include "agent.h"
+#include "flotilla/log.h"
+#include "flotilla/notify.h"
+#include "flotilla/util.h"
+#include "flotilla/wire.h"
+
+#define CALL_TIMEOUT_MS 5000
+#define BACKOFF_MIN_MS 500
+#define BACKOFF_MAX_MS 30000
+#define FINGERPRINT_EVERY_MS 60000
+#define WATCH_WAIT_MS 30000
+
+enum agent_state { ST_UNREGISTERED, ST_SYNCING };
+
+typedef struct agent {
+	const agent_opts_t *o;
+	flt_store_t *store;
+	flt_client_t *client;
+	agent_identity_t id;
+	enum agent_state state;
+	uint32_t interval_ms;
+	int failures;
+	bool send_attrs; /* fingerprint changed or not sent since start */
+	uint8_t attr_hash[16];
+	int64_t next_fp_ms;
+	agent_fingerprint_t fp;
+	Flotilla__RegisterRequest__LabelsEntry *reg_entries;
+	Flotilla__RegisterRequest__LabelsEntry **reg_ptrs;
+	Flotilla__SyncRequest__LabelsEntry *sync_entries;
+	Flotilla__SyncRequest__LabelsEntry **sync_ptrs;
+	/* Watch thread. */
+	pthread_t watch_thread;
+	bool watch_started;
+	atomic_bool stopping;
+	atomic_uint_fast64_t known_index;
+	pthread_mutex_t id_mtx; /* guards id for the watch thread */
+	int wake_fd;
+} agent_t;
+
+static void build_labels(agent_t *a)
+{
+	const flt_strlist_t *l = a->o->labels;
+	size_t n = l ? l->n : 0;
+	a->reg_entries = flt_xcalloc(n, sizeof(*a->reg_entries));
+	a->reg_ptrs = flt_xcalloc(n, sizeof(*a->reg_ptrs));
+	a->sync_entries = flt_xcalloc(n, sizeof(*a->sync_entries));
+	a->sync_ptrs = flt_xcalloc(n, sizeof(*a->sync_ptrs));
+	for (size_t i = 0; i < n; i++) {
+		/* Flags were checked as key=value: split in place. */
+		char *kv = (char *)l->v[i];
+		char *eq = strchr(kv, '=');
+		*eq = '\0';
+		flotilla__register_request__labels_entry__init(
+			&a->reg_entries[i]);
+		a->reg_entries[i].key = kv;
+		a->reg_entries[i].value = eq + 1;
+		a->reg_ptrs[i] = &a->reg_entries[i];
+		flotilla__sync_request__labels_entry__init(&a->sync_entries[i]);
+		a->sync_entries[i].key = kv;
+		a->sync_entries[i].value = eq + 1;
+		a->sync_ptrs[i] = &a->sync_entries[i];
+	}
+}
+
+static void refresh_fingerprint(agent_t *a)
+{
+	uint8_t h[16];
+	agent_fingerprint_read(&a->fp, a->o->os_release);
+	size_t len = protobuf_c_message_get_packed_size(&a->fp.fp.base);
+	cleanup_free uint8_t *b = flt_xmalloc(len);
+	protobuf_c_message_pack(&a->fp.fp.base, b);
+	crypto_generichash(h, sizeof(h), b, len, NULL, 0);
+	if (memcmp(h, a->attr_hash, sizeof(h)) != 0) {
+		memcpy(a->attr_hash, h, sizeof(h));
+		a->send_attrs = true;
+	}
+	a->next_fp_ms = flt_now_mono_ms() + FINGERPRINT_EVERY_MS;
+}
+
+/* Exponential backoff with full jitter in [d/2, d]. */
+static int64_t backoff_ms(agent_t *a)
+{
+	int64_t d = BACKOFF_MIN_MS;
+	for (int i = 1; i < a->failures && d < BACKOFF_MAX_MS; i++)
+		d *= 2;
+	if (d > BACKOFF_MAX_MS)
+		d = BACKOFF_MAX_MS;
+	return d / 2 + (int64_t)randombytes_uniform((uint32_t)(d / 2 + 1));
+}
+
+static void creds_of(agent_t *a, Flotilla__Credentials *c)
+{
+	flotilla__credentials__init(c);
+	c->node_id = a->id.node_id;
+	c->node_secret.data = a->id.secret;
+	c->node_secret.len = sizeof(a->id.secret);
+}
+
+/* Returns 0, a negative error to retry later, or AGENT_EXIT_CONFIG. */
+static int do_register(agent_t *a)
+{
+	Flotilla__RegisterRequest req = FLOTILLA__REGISTER_REQUEST__INIT;
+	Flotilla__Credentials c = FLOTILLA__CREDENTIALS__INIT;
+	Flotilla__RegisterResponse *resp = NULL;
+	flt_error_t err;
+
+	if (!a->o->join_token) {
+		flt_error("cannot register: no join token (--join-token, "
+			  "--join-token-file or $FLOTILLA_JOIN_TOKEN)");
+		return AGENT_EXIT_CONFIG;
+	}
+	c.join_token = (char *)a->o->join_token;
+	req.name = (char *)a->o->name;
+	req.fingerprint = &a->fp.fp;
+	req.n_labels = a->o->labels ? a->o->labels->n : 0;
+	req.labels = a->reg_ptrs;
+	int rc = flt_client_call(a->client, FLOTILLA__METHOD__METHOD_REGISTER,
+				 &c, &req.base,
+				 &flotilla__register_response__descriptor,
+				 (ProtobufCMessage **)&resp, CALL_TIMEOUT_MS,
+				 &err);
+	if (rc == FLT_EAUTH || rc == FLT_EPROTO) {
+		flt_error("registration refused: %s coordinator=%s", err.msg,
+			  a->o->coordinator);
+		return AGENT_EXIT_CONFIG;
+	}
+	if (rc < 0) {
+		flt_warn("registration failed, will retry: %s", err.msg);
+		return rc;
+	}
+	if (resp->node_secret.len != sizeof(a->id.secret) ||
+	    strlen(resp->node_id) >= sizeof(a->id.node_id)) {
+		flotilla__register_response__free_unpacked(resp, NULL);
+		flt_warn("registration answered with a malformed identity");
+		return FLT_EPROTO;
+	}
+	agent_identity_t id = { .valid = true };
+	snprintf(id.node_id, sizeof(id.node_id), "%s", resp->node_id);
+	memcpy(id.secret, resp->node_secret.data, sizeof(id.secret));
+	a->interval_ms = resp->heartbeat_interval_ms;
+	flotilla__register_response__free_unpacked(resp, NULL);
+
+	/* Keep the identity before using it: a crash now must not make us
+	 * register twice. */
+	if ((rc = agent_identity_save(a->store, &id, a->o->coordinator,
+				      &err)) < 0) {
+		flt_error("cannot store identity: %s", err.msg);
+		return rc;
+	}
+	pthread_mutex_lock(&a->id_mtx);
+	a->id = id;
+	pthread_mutex_unlock(&a->id_mtx);
+	sodium_memzero(&id, sizeof(id));
+	flt_info("registered node=%s name=%s", a->id.node_id, a->o->name);
+	a->send_attrs = false; /* Register carried them */
+	return 0;
+}
+
+static int do_sync(agent_t *a)
+{
+	Flotilla__SyncRequest req = FLOTILLA__SYNC_REQUEST__INIT;
+	Flotilla__Credentials c;
+	Flotilla__SyncResponse *resp = NULL;
+	flt_error_t err;
+
+	if (flt_now_mono_ms() >= a->next_fp_ms)
+		refresh_fingerprint(a);
+	creds_of(a, &c);
+	bool attrs = a->send_attrs;
+	if (attrs) {
+		req.fingerprint = &a->fp.fp;
+		req.n_labels = a->o->labels ? a->o->labels->n : 0;
+		req.labels = a->sync_ptrs;
+	}
+	req.known_index = atomic_load(&a->known_index);
+	int rc = flt_client_call(a->client, FLOTILLA__METHOD__METHOD_SYNC, &c,
+				 &req.base,
+				 &flotilla__sync_response__descriptor,
+				 (ProtobufCMessage **)&resp, CALL_TIMEOUT_MS,
+				 &err);
+	if (rc == FLT_EAUTH) {
+		flt_error("coordinator rejected this node's credentials: %s "
+			  "node=%s",
+			  err.msg, a->id.node_id);
+		return rc;
+	}
+	if (rc < 0) {
+		flt_log(a->failures ? FLT_LOG_DEBUG : FLT_LOG_WARN,
+			"sync failed, backing off: %s", err.msg);
+		return rc;
+	}
+	if (resp->heartbeat_interval_ms >= 100)
+		a->interval_ms = resp->heartbeat_interval_ms;
+	atomic_store(&a->known_index, resp->index);
+	flotilla__sync_response__free_unpacked(resp, NULL);
+	if (attrs)
+		a->send_attrs = false;
+	return 0;
+}
+
+/* Long-polls for changes to this node and wakes the main loop on one. */
+static void *watch_main(void *arg)
+{
+	agent_t *a = arg;
+	while (!atomic_load(&a->stopping)) {
+		Flotilla__WatchRequest req = FLOTILLA__WATCH_REQUEST__INIT;
+		Flotilla__WatchResponse *resp = NULL;
+		Flotilla__Credentials c;
+		flt_error_t err;
+
+		pthread_mutex_lock(&a->id_mtx);
+		bool valid = a->id.valid;
+		agent_identity_t id = a->id;
+		pthread_mutex_unlock(&a->id_mtx);
+		if (!valid) {
+			usleep(200 * 1000);
+			continue;
+		}
+		flotilla__credentials__init(&c);
+		c.node_id = id.node_id;
+		c.node_secret.data = id.secret;
+		c.node_secret.len = sizeof(id.secret);
+		req.known_index = atomic_load(&a->known_index);
+		req.max_wait_ms = WATCH_WAIT_MS;
+		int rc = flt_client_call(
+			a->client, FLOTILLA__METHOD__METHOD_WATCH, &c,
+			&req.base, &flotilla__watch_response__descriptor,
+			(ProtobufCMessage **)&resp, WATCH_WAIT_MS + 5000, &err);
+		sodium_memzero(&id, sizeof(id));
+		if (rc < 0) {
+			if (!atomic_load(&a->stopping))
+				usleep(1000 * 1000);
+			continue;
+		}
+		if (resp->changed) {
+			uint64_t one = 1;
+			flt_debug("coordinator pushed a change index=%llu",
+				  (unsigned long long)resp->index);
+			if (write(a->wake_fd, &one, sizeof(one)) < 0)
+				flt_debug("wake failed");
+		}
+		flotilla__watch_response__free_unpacked(resp, NULL);
+	}
+	return NULL;
+}
+
+static int signal_fd(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+int agent_run(const agent_opts_t *o, flt_store_t *store)
+{
+	agent_t a = { .o = o, .store = store, .interval_ms = 1000 };
+	flt_client_opts_t co = { .url = o->coordinator, .tls = o->tls,
+				 .background = true };
+	flt_error_t err;
+	int rc = 0;
+
+	pthread_mutex_init(&a.id_mtx, NULL);
+	atomic_init(&a.stopping, false);
+	atomic_init(&a.known_index, 0);
+	build_labels(&a);
+	refresh_fingerprint(&a);
+	if (agent_identity_load(store, &a.id, &err) < 0) {
+		flt_error("%s", err.msg);
+		return 1;
+	}
+	a.state = a.id.valid ? ST_SYNCING : ST_UNREGISTERED;
+	if (a.id.valid)
+		flt_info("identity loaded node=%s", a.id.node_id);
+	if (flt_client_open(&co, &a.client, &err) < 0) {
+		flt_error("%s", err.msg);
+		return AGENT_EXIT_CONFIG;
+	}
+	int sfd = signal_fd();
+	a.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (o->watch &&
+	    pthread_create(&a.watch_thread, NULL, watch_main, &a) == 0)
+		a.watch_started = true;
+
+	flt_notify_ready("starting");
+	int64_t wd = flt_notify_watchdog_interval_ms(), next_wd = 0;
+	int64_t next_action = 0;
+	bool announced = false;
+
+	for (;;) {
+		int64_t now = flt_now_mono_ms();
+		if (now >= next_action) {
+			if (a.state == ST_UNREGISTERED) {
+				rc = do_register(&a);
+				if (rc == AGENT_EXIT_CONFIG)
+					break;
+				if (rc == 0)
+					a.state = ST_SYNCING;
+			}
+			if (a.state == ST_SYNCING) {
+				rc = do_sync(&a);
+				if (rc == FLT_EAUTH) {
+					/* Our node is gone from the
+					 * coordinator (its state was reset):
+					 * join again as a new node. */
+					agent_identity_clear(store, NULL);
+					pthread_mutex_lock(&a.id_mtx);
+					memset(&a.id, 0, sizeof(a.id));
+					pthread_mutex_unlock(&a.id_mtx);
+					a.state = ST_UNREGISTERED;
+					a.send_attrs = true;
+				}
+			}
+			now = flt_now_mono_ms();
+			if (rc == 0) {
+				if (a.failures)
+					flt_info("connected to coordinator "
+						 "after %d failed attempts",
+						 a.failures);
+				a.failures = 0;
+				next_action = now + a.interval_ms;
+				if (!announced) {
+					flt_notify_ready("syncing");
+					announced = true;
+				}
+			} else {
+				a.failures++;
+				next_action = now + backoff_ms(&a);
+			}
+			rc = 0;
+		}
+		int timeout = (int)(next_action - now);
+		if (wd) {
+			if (now >= next_wd) {
+				flt_notify_watchdog();
+				next_wd = now + wd;
+			}
+			if (next_wd - now < timeout)
+				timeout = (int)(next_wd - now);
+		}
+		struct pollfd p[2] = { { .fd = sfd, .events = POLLIN },
+				       { .fd = a.wake_fd, .events = POLLIN } };
+		int n = poll(p, 2, timeout < 0 ? 0 : timeout);
+		if (n > 0 && (p[0].revents & POLLIN)) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				flt_info("shutting down signal=%s",
+					 strsignal((int)si.ssi_signo));
+				break;
+			}
+		}
+		if (n > 0 && (p[1].revents & POLLIN)) {
+			uint64_t v;
+			if (read(a.wake_fd, &v, sizeof(v)) > 0 &&
+			    a.state == ST_SYNCING)
+				next_action = 0;
+		}
+	}
+	flt_notify_stopping();
+	atomic_store(&a.stopping, true);
+	flt_client_shutdown(a.client);
+	if (a.watch_started)
+		pthread_join(a.watch_thread, NULL);
+	flt_client_close(a.client);
+	close(sfd);
+	close(a.wake_fd);
+	free(a.reg_entries);
+	free(a.reg_ptrs);
+	free(a.sync_entries);
+	free(a.sync_ptrs);
+	pthread_mutex_destroy(&a.id_mtx);
+	sodium_memzero(&a.id, sizeof(a.id));
+	return rc == AGENT_EXIT_CONFIG ? AGENT_EXIT_CONFIG : 0;
+}

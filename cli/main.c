@@ -1,0 +1,125 @@
+/* flotilla: the command line for people and scripts. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "flotilla/flags.h"
+#include "flotilla/log.h"
+
+static cli_t cli = { .address = "tcp://127.0.0.1:4701",
+		     .timeout_ms = 10000 };
+
+static const flt_flag_t flags[] = {
+	{ "address", FLT_FLAG_STRING, &cli.address, "URL",
+	  "the coordinator's API address", 0, 0, "FLOTILLA_ADDR" },
+	{ "tls-ca", FLT_FLAG_STRING, &cli.tls.ca_file, "FILE",
+	  "CA that signs the coordinator's certificate", 0, 0,
+	  "FLOTILLA_TLS_CA" },
+	{ "tls-cert", FLT_FLAG_STRING, &cli.tls.cert_file, "FILE",
+	  "client certificate (PEM)", 0, 0, "FLOTILLA_TLS_CERT" },
+	{ "tls-key", FLT_FLAG_STRING, &cli.tls.key_file, "FILE",
+	  "client private key (PEM)", 0, 0, "FLOTILLA_TLS_KEY" },
+	{ "timeout", FLT_FLAG_INT, &cli.timeout_ms, "MS",
+	  "how long to wait for the coordinator (default 10000)", 1, 600000,
+	  NULL },
+	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
+};
+
+static const cli_cmd_t *const groups[] = { cli_node_cmds, NULL };
+
+int cli_fail(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("flotilla: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return 1;
+}
+
+int cli_call(cli_t *c, Flotilla__Method method, const ProtobufCMessage *req,
+	     const ProtobufCMessageDescriptor *resp_desc,
+	     ProtobufCMessage **resp)
+{
+	flt_error_t err;
+	if (!c->client) {
+		flt_client_opts_t o = { .url = c->address, .tls = &c->tls };
+		if (flt_client_open(&o, &c->client, &err) < 0)
+			return cli_fail("%s", err.msg);
+	}
+	if (flt_client_call(c->client, method, NULL, req, resp_desc, resp,
+			    (int)c->timeout_ms, &err) < 0)
+		return cli_fail("%s", err.msg);
+	return 0;
+}
+
+void cli_print_json(json_t *j)
+{
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', stdout);
+	json_decref(j);
+}
+
+static void usage(FILE *f)
+{
+	flt_flags_usage(f,
+			"Usage: flotilla [OPTIONS] COMMAND [ARGS]\n\n"
+			"Commands:",
+			flags);
+	fputc('\n', f);
+	for (size_t g = 0; groups[g]; g++)
+		for (const cli_cmd_t *c = groups[g]; c->group; c++) {
+			char left[64];
+			snprintf(left, sizeof(left), "%s %s %s", c->group,
+				 c->name, c->args);
+			fprintf(f, "  %-30s %s\n", left, c->help);
+		}
+}
+
+int main(int argc, char **argv)
+{
+	flt_error_t err;
+	int next;
+
+	/* Library warnings (plain transport...) are for daemons' logs. */
+	flt_log_init("flotilla", FLT_LOG_ERROR);
+	int rc = flt_flags_parse(flags, argc, argv, &next, &err);
+	if (rc == 1) {
+		usage(stdout);
+		return 0;
+	}
+	if (rc < 0)
+		return cli_fail("%s", err.msg);
+	if (next + 2 > argc) {
+		usage(stderr);
+		return 2;
+	}
+	const char *group = argv[next], *name = argv[next + 1];
+	rc = -1;
+	bool group_known = false;
+	for (size_t g = 0; groups[g] && rc < 0; g++)
+		for (const cli_cmd_t *c = groups[g]; c->group; c++) {
+			if (strcmp(c->group, group) != 0)
+				continue;
+			group_known = true;
+			if (strcmp(c->name, name) == 0) {
+				rc = c->run(&cli, argc - next - 1,
+					    argv + next + 1);
+				break;
+			}
+		}
+	if (rc < 0) {
+		rc = 2;
+		if (group_known)
+			cli_fail("unknown command \"%s %s\" (see flotilla "
+				 "--help)",
+				 group, name);
+		else
+			cli_fail("unknown command \"%s\" (see flotilla --help)",
+				 group);
+	}
+	flt_client_close(cli.client);
+	return rc;
+}

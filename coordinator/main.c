@@ -1,0 +1,253 @@
+/* flotilla-coordinator: options, wiring, the main loop. */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/signalfd.h>
+
+#include <sodium.h>
+
+#include "coordinator.h"
+#include "flotilla/flags.h"
+#include "flotilla/log.h"
+#include "flotilla/notify.h"
+#include "flotilla/util.h"
+
+#define TICK_MS 100
+
+static const char *data_dir = "/var/lib/flotilla/coordinator";
+static const char *listen_url = "tcp://127.0.0.1:4700";
+static const char *api_url = "tcp://127.0.0.1:4701";
+static const char *join_token;
+static const char *join_token_file;
+static long ttl_s = 10;
+static long interval_ms;
+static long max_watch_ms = 30000;
+static long workers = 64;
+static long map_size_mb = 1024;
+static bool dev;
+static const char *log_level = "info";
+static flt_tls_opts_t tls;
+
+static const flt_flag_t flags[] = {
+	{ "data-dir", FLT_FLAG_STRING, &data_dir, "DIR",
+	  "state directory (LMDB)", 0, 0, NULL },
+	{ "listen", FLT_FLAG_STRING, &listen_url, "URL",
+	  "where agents connect (tls+tcp://, tcp://, ipc://)", 0, 0, NULL },
+	{ "api", FLT_FLAG_STRING, &api_url, "URL",
+	  "where operators and the CLI connect", 0, 0, NULL },
+	{ "join-token", FLT_FLAG_STRING, &join_token, "TOKEN",
+	  "secret that agents present to register", 0, 0,
+	  "FLOTILLA_JOIN_TOKEN" },
+	{ "join-token-file", FLT_FLAG_STRING, &join_token_file, "FILE",
+	  "read the join token from FILE", 0, 0, NULL },
+	{ "heartbeat-ttl", FLT_FLAG_INT, &ttl_s, "SECONDS",
+	  "declare a node down after this much silence (default 10)", 1,
+	  3600, NULL },
+	{ "heartbeat-interval", FLT_FLAG_INT, &interval_ms, "MS",
+	  "how often agents sync (default: a third of the TTL)", 100,
+	  3600000, NULL },
+	{ "max-watch", FLT_FLAG_INT, &max_watch_ms, "MS",
+	  "longest an agent's long-poll is held (default 30000)", 100,
+	  600000, NULL },
+	{ "workers", FLT_FLAG_INT, &workers, "N",
+	  "request contexts kept receiving per socket (default 64)", 1,
+	  4096, NULL },
+	{ "map-size", FLT_FLAG_INT, &map_size_mb, "MIB",
+	  "largest size the state may grow to (default 1024)", 16,
+	  1 << 20, NULL },
+	{ "tls-ca", FLT_FLAG_STRING, &tls.ca_file, "FILE",
+	  "CA that signs agent and operator certificates", 0, 0, NULL },
+	{ "tls-cert", FLT_FLAG_STRING, &tls.cert_file, "FILE",
+	  "this coordinator's certificate (PEM)", 0, 0, NULL },
+	{ "tls-key", FLT_FLAG_STRING, &tls.key_file, "FILE",
+	  "this coordinator's private key (PEM)", 0, 0, NULL },
+	{ "dev", FLT_FLAG_BOOL, &dev, NULL,
+	  "development mode: plain transports without a warning", 0, 0,
+	  NULL },
+	{ "log-level", FLT_FLAG_STRING, &log_level, "LEVEL",
+	  "error, warn, info or debug", 0, 0, "FLOTILLA_LOG_LEVEL" },
+	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
+};
+
+static int signal_fd(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+}
+
+static int load_token(char **out, flt_error_t *err)
+{
+	if (join_token && join_token_file)
+		return flt_err(err, FLT_EUSAGE,
+			       "give --join-token or --join-token-file, not "
+			       "both");
+	if (join_token_file) {
+		int rc = flt_read_file(join_token_file, 4096, out);
+		if (rc < 0)
+			return flt_err(err, rc, "--join-token-file %s: %s",
+				       join_token_file, strerror(-rc));
+	} else if (join_token) {
+		*out = flt_xstrdup(join_token);
+	} else {
+		return flt_err(err, FLT_EUSAGE,
+			       "a join token is required (--join-token, "
+			       "--join-token-file or $FLOTILLA_JOIN_TOKEN)");
+	}
+	size_t n = strlen(*out);
+	if (n < 16 || n > FLT_JOIN_TOKEN_MAX) {
+		free(*out);
+		return flt_err(err, FLT_EUSAGE,
+			       "join token: must be 16 to %u characters",
+			       FLT_JOIN_TOKEN_MAX);
+	}
+	return 0;
+}
+
+static int run(void)
+{
+	static const char *const dbs[] = { "nodes", "jobs", "allocs",
+					   "deployments", "packages", "blobs",
+					   "campaigns", "campaign_targets",
+					   "events", "tokens", NULL };
+	flt_store_opts_t so = { .dbs = dbs,
+				.map_size = (size_t)map_size_mb << 20 };
+	flt_store_t *store = NULL;
+	coord_writer_t *writer = NULL;
+	coord_nodes_t *nodes = NULL;
+	flt_server_t *agents = NULL, *api = NULL;
+	cleanup_free char *token = NULL;
+	flt_error_t err;
+	int rc = 1;
+
+	if (load_token(&token, &err) < 0 ||
+	    flt_tls_check("--listen", listen_url, &tls, dev, &err) < 0 ||
+	    flt_tls_check("--api", api_url, &tls, dev, &err) < 0) {
+		flt_error("%s", err.msg);
+		return 2;
+	}
+	int64_t ttl_ms = ttl_s * 1000;
+	if (!interval_ms)
+		interval_ms = ttl_ms / 3 < 200 ? 200 : ttl_ms / 3;
+	if (interval_ms >= ttl_ms) {
+		flt_error("--heartbeat-interval %ld ms must be shorter than "
+			  "--heartbeat-ttl %ld s",
+			  interval_ms, ttl_s);
+		return 2;
+	}
+
+	int sfd = signal_fd();
+	if (flt_store_open(data_dir, &so, &store, &err) < 0 ||
+	    coord_writer_start(store, &writer, &err) < 0)
+		goto out;
+	coord_nodes_opts_t no = {
+		.store = store,
+		.writer = writer,
+		.join_token = token,
+		.ttl_ms = ttl_ms,
+		.interval_ms = (uint32_t)interval_ms,
+		.max_watch_ms = (uint32_t)max_watch_ms,
+	};
+	if (coord_nodes_open(&no, &nodes, &err) < 0)
+		goto out;
+	flt_server_opts_t ao = { .url = listen_url, .tls = &tls,
+				 .workers = (unsigned)workers,
+				 .handler = coord_nodes_handle_agent,
+				 .arg = nodes, .name = "agents" };
+	flt_server_opts_t po = { .url = api_url, .tls = &tls,
+				 .workers = 8,
+				 .handler = coord_nodes_handle_api,
+				 .arg = nodes, .name = "api" };
+	if (flt_server_open(&ao, &agents, &err) < 0 ||
+	    flt_server_open(&po, &api, &err) < 0)
+		goto out;
+
+	size_t ready, down, total = coord_nodes_count(nodes, &ready, &down);
+	flt_info("coordinator started listen=%s api=%s data_dir=%s nodes=%zu "
+		 "index=%llu ttl_ms=%lld interval_ms=%ld",
+		 listen_url, api_url, data_dir, total,
+		 (unsigned long long)flt_store_index(store), (long long)ttl_ms,
+		 interval_ms);
+	flt_notify_ready("serving");
+
+	int64_t wd = flt_notify_watchdog_interval_ms(), next_wd = 0;
+	for (;;) {
+		struct pollfd p = { .fd = sfd, .events = POLLIN };
+		int n = poll(&p, 1, TICK_MS);
+		if (n > 0) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				flt_info("shutting down signal=%s",
+					 strsignal((int)si.ssi_signo));
+				break;
+			}
+		}
+		coord_nodes_tick(nodes);
+		int64_t now = flt_now_mono_ms();
+		if (wd && now >= next_wd) {
+			flt_notify_watchdog();
+			next_wd = now + wd;
+		}
+	}
+	flt_notify_stopping();
+	rc = 0;
+out:
+	if (rc)
+		flt_error("%s", err.msg);
+	/* Drain acknowledged work before the sockets go. */
+	coord_writer_stop(writer);
+	if (nodes)
+		coord_nodes_release_watches(nodes);
+	flt_server_close(agents);
+	flt_server_close(api);
+	coord_nodes_close(nodes);
+	coord_writer_free(writer);
+	flt_store_close(store);
+	if (sfd >= 0)
+		close(sfd);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	flt_error_t err;
+	flt_log_level_t level;
+	int next;
+
+	flt_log_init("flotilla-coordinator", FLT_LOG_INFO);
+	int rc = flt_flags_parse(flags, argc, argv, &next, &err);
+	if (rc == 1) {
+		flt_flags_usage(stdout,
+				"Usage: flotilla-coordinator [OPTIONS]\n\n"
+				"Keeps the fleet's state and serves agents "
+				"and operators.",
+				flags);
+		return 0;
+	}
+	if (rc < 0 || next < argc) {
+		fprintf(stderr, "flotilla-coordinator: %s\n",
+			rc < 0 ? err.msg : "unexpected argument");
+		return 2;
+	}
+	if (flt_log_level_parse(log_level, &level) < 0) {
+		fprintf(stderr,
+			"flotilla-coordinator: --log-level: \"%s\" is not one "
+			"of error, warn, info, debug\n",
+			log_level);
+		return 2;
+	}
+	flt_log_init("flotilla-coordinator", level);
+	if (sodium_init() < 0) {
+		fprintf(stderr, "flotilla-coordinator: libsodium failed\n");
+		return 1;
+	}
+	rc = run();
+	flt_flags_free(flags);
+	return rc;
+}

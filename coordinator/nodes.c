@@ -1,0 +1,931 @@
+/*
+ * The node table: registration, heartbeats (Sync), long-polls (Watch),
+ * failure detection, and the operator views of nodes.
+ *
+ * What is durable lives in the `nodes` database as NodeRecord. What changes
+ * on every heartbeat lives only here in memory: the last heartbeat time and
+ * peer address. Status transitions are decided here, shown at once, and
+ * persisted through the writer; after a restart every live node starts with
+ * a fresh grace period of one TTL.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "coordinator.h"
+#include "flotilla/log.h"
+#include "flotilla/util.h"
+
+#define MAX_LABELS 64
+#define NAME_MAX_LEN 63
+#define LABEL_VALUE_MAX 255
+
+typedef struct cnode {
+	char id[37];
+	char name[NAME_MAX_LEN + 1];
+	uint8_t secret_hash[crypto_generichash_BYTES];
+	Flotilla__NodeStatus status;    /* as operators see it now */
+	Flotilla__NodeStatus persisted; /* as last committed */
+	bool flush_queued;
+	int64_t status_changed_ms;
+	int64_t last_hb_mono; /* 0: never since start (grace runs from load) */
+	int64_t last_hb_wall;
+	char addr[80];
+	uint8_t attr_hash[16]; /* of the last stored fingerprint and labels */
+	uint64_t desired_index;
+	flt_request_t *watch; /* parked long-poll, answered on change */
+	int64_t watch_deadline;
+} cnode_t;
+
+struct coord_nodes {
+	coord_nodes_opts_t o;
+	flt_db_t db;
+	pthread_mutex_t mtx;
+	cnode_t **v;
+	size_t n, cap;
+	uint32_t *slots; /* open addressing over v: index + 1, 0 empty */
+	size_t nslots;
+	uint8_t token_hash[crypto_generichash_BYTES];
+	int64_t grace_from;
+};
+
+/* ---- the table ------------------------------------------------------- */
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+	return h;
+}
+
+static void table_rehash(coord_nodes_t *t, size_t nslots)
+{
+	free(t->slots);
+	t->slots = flt_xcalloc(nslots, sizeof(*t->slots));
+	t->nslots = nslots;
+	for (size_t i = 0; i < t->n; i++) {
+		size_t s = hash_str(t->v[i]->id) & (nslots - 1);
+		while (t->slots[s])
+			s = (s + 1) & (nslots - 1);
+		t->slots[s] = (uint32_t)(i + 1);
+	}
+}
+
+/* Called with t->mtx held (or before threads start). */
+static void table_add(coord_nodes_t *t, cnode_t *node)
+{
+	if (t->n == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 64;
+		t->v = flt_xrealloc(t->v, t->cap * sizeof(*t->v));
+	}
+	t->v[t->n++] = node;
+	if (t->n * 2 > t->nslots)
+		table_rehash(t, t->nslots ? t->nslots * 2 : 128);
+	else {
+		size_t s = hash_str(node->id) & (t->nslots - 1);
+		while (t->slots[s])
+			s = (s + 1) & (t->nslots - 1);
+		t->slots[s] = (uint32_t)t->n;
+	}
+}
+
+static cnode_t *table_find(coord_nodes_t *t, const char *id)
+{
+	if (!t->nslots)
+		return NULL;
+	size_t s = hash_str(id) & (t->nslots - 1);
+	while (t->slots[s]) {
+		cnode_t *c = t->v[t->slots[s] - 1];
+		if (strcmp(c->id, id) == 0)
+			return c;
+		s = (s + 1) & (t->nslots - 1);
+	}
+	return NULL;
+}
+
+static const char *status_name(Flotilla__NodeStatus s)
+{
+	switch (s) {
+	case FLOTILLA__NODE_STATUS__NODE_STATUS_INITIALIZING:
+		return "initializing";
+	case FLOTILLA__NODE_STATUS__NODE_STATUS_READY: return "ready";
+	case FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN: return "down";
+	default: return "unknown";
+	}
+}
+
+/* Key and value of any map<string, string> entry, through its descriptor. */
+static void entry_kv(const ProtobufCMessage *e, const char **k, const char **v)
+{
+	const ProtobufCMessageDescriptor *d = e->descriptor;
+	*k = *(char *const *)((const char *)e + d->fields[0].offset);
+	*v = *(char *const *)((const char *)e + d->fields[1].offset);
+}
+
+#define ENTRIES(l) ((ProtobufCMessage *const *)(l))
+
+static void attr_hash(const Flotilla__Fingerprint *fp, size_t nlabels,
+		      ProtobufCMessage *const *labels, uint8_t out[16])
+{
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, NULL, 0, 16);
+	if (fp) {
+		size_t len = protobuf_c_message_get_packed_size(&fp->base);
+		cleanup_free uint8_t *b = flt_xmalloc(len);
+		protobuf_c_message_pack(&fp->base, b);
+		crypto_generichash_update(&st, b, len);
+	}
+	for (size_t i = 0; i < nlabels; i++) {
+		const char *k, *v;
+		entry_kv(labels[i], &k, &v);
+		crypto_generichash_update(&st, (const uint8_t *)k,
+					  strlen(k) + 1);
+		crypto_generichash_update(&st, (const uint8_t *)v,
+					  strlen(v) + 1);
+	}
+	crypto_generichash_final(&st, out, 16);
+}
+
+/* ---- loading --------------------------------------------------------- */
+
+static int load_one(const void *key, size_t klen, const void *val,
+		    size_t vlen, void *arg)
+{
+	coord_nodes_t *t = arg;
+	Flotilla__NodeRecord *rec =
+		flotilla__node_record__unpack(NULL, vlen, val);
+	if (!rec || strlen(rec->id) >= sizeof(((cnode_t *)0)->id) ||
+	    rec->secret_hash.len != crypto_generichash_BYTES) {
+		flt_error("corrupt node record, skipped key=%.*s", (int)klen,
+			  (const char *)key);
+		if (rec)
+			flotilla__node_record__free_unpacked(rec, NULL);
+		return 0;
+	}
+	cnode_t *c = flt_xcalloc(1, sizeof(*c));
+	snprintf(c->id, sizeof(c->id), "%s", rec->id);
+	snprintf(c->name, sizeof(c->name), "%s", rec->name);
+	memcpy(c->secret_hash, rec->secret_hash.data, sizeof(c->secret_hash));
+	c->status = c->persisted = rec->status;
+	c->status_changed_ms = rec->status_changed_at_ms;
+	attr_hash(rec->fingerprint, rec->n_labels, ENTRIES(rec->labels),
+		  c->attr_hash);
+	/* A fresh grace period: silence is counted from now, not from
+	 * before the restart. */
+	c->last_hb_mono = t->grace_from;
+	table_add(t, c);
+	flotilla__node_record__free_unpacked(rec, NULL);
+	return 0;
+}
+
+int coord_nodes_open(const coord_nodes_opts_t *o, coord_nodes_t **out,
+		     flt_error_t *err)
+{
+	coord_nodes_t *t = flt_xcalloc(1, sizeof(*t));
+	flt_txn_t *txn;
+	int rc;
+
+	t->o = *o;
+	pthread_mutex_init(&t->mtx, NULL);
+	crypto_generichash(t->token_hash, sizeof(t->token_hash),
+			   (const uint8_t *)o->join_token,
+			   strlen(o->join_token), NULL, 0);
+	if ((rc = flt_store_db(o->store, "nodes", &t->db)) < 0) {
+		free(t);
+		return flt_err(err, rc, "store has no nodes database");
+	}
+	t->grace_from = flt_now_mono_ms();
+	if ((rc = flt_txn_begin(o->store, false, &txn, err)) < 0) {
+		free(t);
+		return rc;
+	}
+	rc = flt_txn_foreach(txn, t->db, NULL, 0, load_one, t);
+	flt_txn_abort(txn);
+	if (rc < 0) {
+		coord_nodes_close(t);
+		return flt_err(err, rc, "loading nodes failed");
+	}
+	*out = t;
+	return 0;
+}
+
+void coord_nodes_close(coord_nodes_t *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		free(t->v[i]);
+	free(t->v);
+	free(t->slots);
+	pthread_mutex_destroy(&t->mtx);
+	free(t);
+}
+
+size_t coord_nodes_count(coord_nodes_t *t, size_t *ready, size_t *down)
+{
+	size_t r = 0, d = 0;
+	pthread_mutex_lock(&t->mtx);
+	for (size_t i = 0; i < t->n; i++) {
+		r += t->v[i]->status == FLOTILLA__NODE_STATUS__NODE_STATUS_READY;
+		d += t->v[i]->status == FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN;
+	}
+	size_t n = t->n;
+	pthread_mutex_unlock(&t->mtx);
+	if (ready)
+		*ready = r;
+	if (down)
+		*down = d;
+	return n;
+}
+
+/* ---- persisting changes ---------------------------------------------- */
+
+typedef struct update_op {
+	coord_nodes_t *t;
+	cnode_t *node;
+	Flotilla__SyncRequest *attrs; /* new fingerprint and labels, or NULL */
+	Flotilla__NodeStatus written;
+} update_op_t;
+
+static void queue_update(coord_nodes_t *t, cnode_t *c,
+			 Flotilla__SyncRequest *attrs);
+
+static int update_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
+{
+	update_op_t *u = arg;
+	Flotilla__NodeRecord *rec;
+	int rc = flt_txn_get_pb(txn, u->t->db, u->node->id,
+				&flotilla__node_record__descriptor,
+				(ProtobufCMessage **)&rec, err);
+	if (rc < 0)
+		return rc;
+
+	pthread_mutex_lock(&u->t->mtx);
+	u->written = u->node->status;
+	rec->status = u->node->status;
+	rec->status_changed_at_ms = u->node->status_changed_ms;
+	pthread_mutex_unlock(&u->t->mtx);
+	rec->modify_index = flt_txn_index(txn);
+
+	/* Borrow the request's fingerprint and labels for the pack. */
+	Flotilla__Fingerprint *old_fp = rec->fingerprint;
+	size_t old_n = rec->n_labels;
+	Flotilla__NodeRecord__LabelsEntry **old_l = rec->labels;
+	Flotilla__NodeRecord__LabelsEntry *entries = NULL;
+	Flotilla__NodeRecord__LabelsEntry **ptrs = NULL;
+	if (u->attrs) {
+		size_t n = u->attrs->n_labels;
+		entries = flt_xcalloc(n, sizeof(*entries));
+		ptrs = flt_xcalloc(n, sizeof(*ptrs));
+		for (size_t i = 0; i < n; i++) {
+			flotilla__node_record__labels_entry__init(&entries[i]);
+			entries[i].key = u->attrs->labels[i]->key;
+			entries[i].value = u->attrs->labels[i]->value;
+			ptrs[i] = &entries[i];
+		}
+		rec->fingerprint = u->attrs->fingerprint;
+		rec->n_labels = n;
+		rec->labels = ptrs;
+	}
+	rc = flt_txn_put_pb(txn, u->t->db, u->node->id, &rec->base, err);
+	rec->fingerprint = old_fp;
+	rec->n_labels = old_n;
+	rec->labels = old_l;
+	free(entries);
+	free(ptrs);
+	flotilla__node_record__free_unpacked(rec, NULL);
+	return rc;
+}
+
+static void update_done(void *arg, int rc, uint64_t index,
+			const flt_error_t *err)
+{
+	update_op_t *u = arg;
+	coord_nodes_t *t = u->t;
+	cnode_t *c = u->node;
+	(void)index;
+	(void)err;
+
+	pthread_mutex_lock(&t->mtx);
+	c->flush_queued = false;
+	if (rc == 0)
+		c->persisted = u->written;
+	bool again = c->status != c->persisted;
+	if (again)
+		c->flush_queued = true;
+	pthread_mutex_unlock(&t->mtx);
+	if (u->attrs)
+		flotilla__sync_request__free_unpacked(u->attrs, NULL);
+	free(u);
+	if (again)
+		queue_update(t, c, NULL);
+}
+
+static void queue_update(coord_nodes_t *t, cnode_t *c,
+			 Flotilla__SyncRequest *attrs)
+{
+	update_op_t *u = flt_xcalloc(1, sizeof(*u));
+	u->t = t;
+	u->node = c;
+	u->attrs = attrs;
+	coord_writer_submit(t->o.writer, update_apply, update_done, u);
+}
+
+/* Called with t->mtx held. Returns true when a flush must be queued. */
+static bool set_status(cnode_t *c, Flotilla__NodeStatus s)
+{
+	if (c->status == s)
+		return false;
+	flt_log(s == FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN ? FLT_LOG_WARN
+							     : FLT_LOG_INFO,
+		"node %s node=%s name=%s was=%s", status_name(s), c->id,
+		c->name, status_name(c->status));
+	c->status = s;
+	c->status_changed_ms = flt_now_wall_ms();
+	if (c->flush_queued)
+		return false;
+	c->flush_queued = true;
+	return true;
+}
+
+/* ---- validation ------------------------------------------------------ */
+
+static int check_attrs(const Flotilla__Fingerprint *fp, size_t n,
+		       ProtobufCMessage *const *labels, flt_error_t *err)
+{
+	if (!fp)
+		return flt_err(err, FLT_EPROTO, "fingerprint: required");
+	if (!*fp->hostname || strlen(fp->hostname) > 255)
+		return flt_err(err, FLT_EPROTO,
+			       "fingerprint.hostname: must be 1 to 255 bytes");
+	const char *strs[] = { fp->os_id, fp->os_version, fp->os_name,
+			       fp->kernel, fp->arch, fp->cgroup_version,
+			       fp->agent_version };
+	for (size_t i = 0; i < FLT_ARRAY_SIZE(strs); i++)
+		if (strlen(strs[i]) > 255)
+			return flt_err(err, FLT_EPROTO,
+				       "fingerprint: attribute longer than "
+				       "255 bytes");
+	if (n > MAX_LABELS)
+		return flt_err(err, FLT_EPROTO, "labels: more than %d",
+			       MAX_LABELS);
+	for (size_t i = 0; i < n; i++) {
+		const char *k, *v;
+		entry_kv(labels[i], &k, &v);
+		if (!flt_is_name(k, NAME_MAX_LEN))
+			return flt_err(err, FLT_EPROTO,
+				       "labels[%zu].key: must be 1 to %d of "
+				       "[A-Za-z0-9._-]",
+				       i, NAME_MAX_LEN);
+		if (strlen(v) > LABEL_VALUE_MAX)
+			return flt_err(err, FLT_EPROTO,
+				       "labels[%zu].value: longer than %d", i,
+				       LABEL_VALUE_MAX);
+	}
+	return 0;
+}
+
+/* ---- Register -------------------------------------------------------- */
+
+typedef struct reg_op {
+	coord_nodes_t *t;
+	flt_request_t *r;
+	Flotilla__RegisterRequest *req;
+	cnode_t *node;
+	uint8_t secret[FLT_NODE_SECRET_LEN];
+} reg_op_t;
+
+static int reg_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
+{
+	reg_op_t *g = arg;
+	Flotilla__NodeRecord rec = FLOTILLA__NODE_RECORD__INIT;
+	size_t n = g->req->n_labels;
+	Flotilla__NodeRecord__LabelsEntry entries[n ? n : 1];
+	Flotilla__NodeRecord__LabelsEntry *ptrs[n ? n : 1];
+
+	for (size_t i = 0; i < n; i++) {
+		flotilla__node_record__labels_entry__init(&entries[i]);
+		entries[i].key = g->req->labels[i]->key;
+		entries[i].value = g->req->labels[i]->value;
+		ptrs[i] = &entries[i];
+	}
+	rec.id = g->node->id;
+	rec.name = g->node->name;
+	rec.secret_hash.data = g->node->secret_hash;
+	rec.secret_hash.len = sizeof(g->node->secret_hash);
+	rec.status = g->node->status;
+	rec.labels = ptrs;
+	rec.n_labels = n;
+	rec.fingerprint = g->req->fingerprint;
+	rec.registered_at_ms = g->node->status_changed_ms;
+	rec.status_changed_at_ms = g->node->status_changed_ms;
+	rec.create_index = rec.modify_index = flt_txn_index(txn);
+	return flt_txn_put_pb(txn, g->t->db, g->node->id, &rec.base, err);
+}
+
+static void reg_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
+{
+	reg_op_t *g = arg;
+	if (rc < 0) {
+		flt_request_fail(g->r, rc, "registration not stored: %s",
+				 err ? err->msg : "write failed");
+		free(g->node);
+	} else {
+		Flotilla__RegisterResponse resp =
+			FLOTILLA__REGISTER_RESPONSE__INIT;
+		resp.node_id = g->node->id;
+		resp.node_secret.data = g->secret;
+		resp.node_secret.len = sizeof(g->secret);
+		resp.heartbeat_interval_ms = g->t->o.interval_ms;
+		pthread_mutex_lock(&g->t->mtx);
+		g->node->persisted = g->node->status;
+		g->node->last_hb_mono = flt_now_mono_ms();
+		table_add(g->t, g->node);
+		pthread_mutex_unlock(&g->t->mtx);
+		flt_info("node registered node=%s name=%s index=%llu",
+			 g->node->id, g->node->name, (unsigned long long)index);
+		flt_request_reply(g->r, &resp.base);
+	}
+	sodium_memzero(g->secret, sizeof(g->secret));
+	flotilla__register_request__free_unpacked(g->req, NULL);
+	free(g);
+}
+
+static void handle_register(coord_nodes_t *t, flt_request_t *r)
+{
+	const flt_envelope_t *env = flt_request_envelope(r);
+	const char *token = env->credentials ? env->credentials->join_token
+					     : "";
+	uint8_t h[crypto_generichash_BYTES];
+	flt_error_t err;
+
+	/* Compare digests so neither content nor length leaks by timing. */
+	crypto_generichash(h, sizeof(h), (const uint8_t *)token,
+			   strlen(token), NULL, 0);
+	if (!*token || sodium_memcmp(h, t->token_hash, sizeof(h)) != 0) {
+		flt_warn("registration refused: wrong join token peer=%s",
+			 flt_request_peer(r));
+		flt_request_fail(r, FLT_EAUTH, "join token rejected");
+		return;
+	}
+	Flotilla__RegisterRequest *req;
+	if (flt_envelope_body(env, &flotilla__register_request__descriptor,
+			      (ProtobufCMessage **)&req, &err) < 0) {
+		flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+		return;
+	}
+	if (!flt_is_name(req->name, NAME_MAX_LEN)) {
+		flt_request_fail(r, FLT_EPROTO,
+				 "name: must be 1 to %d of [A-Za-z0-9._-]",
+				 NAME_MAX_LEN);
+		goto fail;
+	}
+	if (check_attrs(req->fingerprint, req->n_labels, ENTRIES(req->labels),
+			&err) < 0) {
+		flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+		goto fail;
+	}
+
+	reg_op_t *g = flt_xcalloc(1, sizeof(*g));
+	g->t = t;
+	g->r = r;
+	g->req = req;
+	g->node = flt_xcalloc(1, sizeof(*g->node));
+	flt_uuid_v4(g->node->id);
+	snprintf(g->node->name, sizeof(g->node->name), "%s", req->name);
+	randombytes_buf(g->secret, sizeof(g->secret));
+	crypto_generichash(g->node->secret_hash,
+			   sizeof(g->node->secret_hash), g->secret,
+			   sizeof(g->secret), NULL, 0);
+	g->node->status = FLOTILLA__NODE_STATUS__NODE_STATUS_INITIALIZING;
+	g->node->status_changed_ms = flt_now_wall_ms();
+	attr_hash(req->fingerprint, req->n_labels, ENTRIES(req->labels),
+		  g->node->attr_hash);
+	/* Answer only once the node is durable. */
+	flt_request_defer(r);
+	coord_writer_submit(t->o.writer, reg_apply, reg_done, g);
+	return;
+fail:
+	flotilla__register_request__free_unpacked(req, NULL);
+}
+
+/* ---- authentication -------------------------------------------------- */
+
+/* Returns the node whose secret the request proves, or NULL (answered). */
+static cnode_t *authenticate(coord_nodes_t *t, flt_request_t *r)
+{
+	const Flotilla__Credentials *cr = flt_request_envelope(r)->credentials;
+	uint8_t h[crypto_generichash_BYTES];
+	cnode_t *c = NULL;
+
+	if (cr && cr->node_secret.len == FLT_NODE_SECRET_LEN) {
+		crypto_generichash(h, sizeof(h), cr->node_secret.data,
+				   cr->node_secret.len, NULL, 0);
+		pthread_mutex_lock(&t->mtx);
+		c = table_find(t, cr->node_id);
+		pthread_mutex_unlock(&t->mtx);
+		if (c && sodium_memcmp(h, c->secret_hash, sizeof(h)) != 0)
+			c = NULL;
+	}
+	if (!c) {
+		/* One answer for unknown ids and wrong secrets alike. */
+		flt_warn("node credentials rejected method=%s node=%s peer=%s",
+			 flt_method_name(flt_request_envelope(r)->method),
+			 cr ? cr->node_id : "", flt_request_peer(r));
+		flt_request_fail(r, FLT_EAUTH, "node credentials rejected");
+	}
+	return c;
+}
+
+/* ---- Sync (the heartbeat) -------------------------------------------- */
+
+static void handle_sync(coord_nodes_t *t, flt_request_t *r)
+{
+	const flt_envelope_t *env = flt_request_envelope(r);
+	Flotilla__SyncRequest *req;
+	flt_error_t err;
+
+	cnode_t *c = authenticate(t, r);
+	if (!c)
+		return;
+	if (flt_envelope_body(env, &flotilla__sync_request__descriptor,
+			      (ProtobufCMessage **)&req, &err) < 0) {
+		flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+		return;
+	}
+	bool attrs_changed = false;
+	if (req->fingerprint) {
+		if (check_attrs(req->fingerprint, req->n_labels,
+				ENTRIES(req->labels), &err) < 0) {
+			flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+			flotilla__sync_request__free_unpacked(req, NULL);
+			return;
+		}
+	}
+	const char *peer = flt_request_peer(r);
+
+	pthread_mutex_lock(&t->mtx);
+	c->last_hb_mono = flt_now_mono_ms();
+	c->last_hb_wall = flt_now_wall_ms();
+	snprintf(c->addr, sizeof(c->addr), "%s", peer);
+	bool flush = set_status(c, FLOTILLA__NODE_STATUS__NODE_STATUS_READY);
+	if (req->fingerprint) {
+		uint8_t h[16];
+		attr_hash(req->fingerprint, req->n_labels,
+			  ENTRIES(req->labels), h);
+		if (memcmp(h, c->attr_hash, sizeof(h)) != 0) {
+			memcpy(c->attr_hash, h, sizeof(h));
+			attrs_changed = true;
+		}
+	}
+	uint64_t desired = c->desired_index;
+	pthread_mutex_unlock(&t->mtx);
+
+	/* An attribute write carries the current status along. */
+	if (attrs_changed)
+		queue_update(t, c, steal_ptr(&req));
+	else if (flush)
+		queue_update(t, c, NULL);
+	if (req)
+		flotilla__sync_request__free_unpacked(req, NULL);
+
+	Flotilla__SyncResponse resp = FLOTILLA__SYNC_RESPONSE__INIT;
+	resp.heartbeat_interval_ms = t->o.interval_ms;
+	resp.index = desired;
+	flt_request_reply(r, &resp.base);
+}
+
+/* ---- Watch (the long-poll that carries prompt changes) --------------- */
+
+static void answer_watch(flt_request_t *r, uint64_t index, bool changed)
+{
+	Flotilla__WatchResponse resp = FLOTILLA__WATCH_RESPONSE__INIT;
+	resp.index = index;
+	resp.changed = changed;
+	flt_request_reply(r, &resp.base);
+}
+
+static void handle_watch(coord_nodes_t *t, flt_request_t *r)
+{
+	const flt_envelope_t *env = flt_request_envelope(r);
+	Flotilla__WatchRequest *req;
+	flt_error_t err;
+
+	cnode_t *c = authenticate(t, r);
+	if (!c)
+		return;
+	if (flt_envelope_body(env, &flotilla__watch_request__descriptor,
+			      (ProtobufCMessage **)&req, &err) < 0) {
+		flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+		return;
+	}
+	uint32_t wait = req->max_wait_ms;
+	uint64_t known = req->known_index;
+	flotilla__watch_request__free_unpacked(req, NULL);
+	if (wait > t->o.max_watch_ms)
+		wait = t->o.max_watch_ms;
+
+	flt_request_t *old = NULL;
+	pthread_mutex_lock(&t->mtx);
+	uint64_t idx = c->desired_index;
+	if (idx > known || wait == 0) {
+		pthread_mutex_unlock(&t->mtx);
+		answer_watch(r, idx, idx > known);
+		return;
+	}
+	/* One long-poll per node: a newer one replaces the older. */
+	old = c->watch;
+	c->watch = r;
+	c->watch_deadline = flt_now_mono_ms() + wait;
+	flt_request_defer(r);
+	pthread_mutex_unlock(&t->mtx);
+	if (old)
+		answer_watch(old, idx, false);
+}
+
+/* ---- failure detection ----------------------------------------------- */
+
+void coord_nodes_tick(coord_nodes_t *t)
+{
+	int64_t now = flt_now_mono_ms();
+	size_t nflush = 0, nwatch = 0;
+	cnode_t **flush = NULL;
+	struct {
+		flt_request_t *r;
+		uint64_t idx;
+	} *expired = NULL;
+
+	pthread_mutex_lock(&t->mtx);
+	for (size_t i = 0; i < t->n; i++) {
+		cnode_t *c = t->v[i];
+		if (c->status != FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN &&
+		    now - c->last_hb_mono > t->o.ttl_ms &&
+		    set_status(c, FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN)) {
+			flush = flt_xrealloc(flush,
+					     (nflush + 1) * sizeof(*flush));
+			flush[nflush++] = c;
+		}
+		if (c->watch && now >= c->watch_deadline) {
+			expired = flt_xrealloc(expired, (nwatch + 1) *
+								sizeof(*expired));
+			expired[nwatch].r = c->watch;
+			expired[nwatch++].idx = c->desired_index;
+			c->watch = NULL;
+		}
+	}
+	pthread_mutex_unlock(&t->mtx);
+	for (size_t i = 0; i < nflush; i++)
+		queue_update(t, flush[i], NULL);
+	for (size_t i = 0; i < nwatch; i++)
+		answer_watch(expired[i].r, expired[i].idx, false);
+	free(flush);
+	free(expired);
+}
+
+void coord_nodes_release_watches(coord_nodes_t *t)
+{
+	pthread_mutex_lock(&t->mtx);
+	for (size_t i = 0; i < t->n; i++) {
+		cnode_t *c = t->v[i];
+		if (c->watch) {
+			answer_watch(c->watch, c->desired_index, false);
+			c->watch = NULL;
+		}
+	}
+	pthread_mutex_unlock(&t->mtx);
+}
+
+void coord_nodes_handle_agent(flt_request_t *r, void *arg)
+{
+	coord_nodes_t *t = arg;
+	switch (flt_request_envelope(r)->method) {
+	case FLOTILLA__METHOD__METHOD_REGISTER:
+		handle_register(t, r);
+		return;
+	case FLOTILLA__METHOD__METHOD_SYNC:
+		handle_sync(t, r);
+		return;
+	case FLOTILLA__METHOD__METHOD_WATCH:
+		handle_watch(t, r);
+		return;
+	default:
+		flt_request_fail(r, FLT_EMETHOD,
+				 "method %s is not served on the agent port",
+				 flt_method_name(flt_request_envelope(r)->method));
+	}
+}
+
+/* ---- operator views -------------------------------------------------- */
+
+/* A Node message with the storage its strings and labels point into. */
+typedef struct api_node {
+	Flotilla__Node node;
+	Flotilla__NodeRecord *rec;
+	Flotilla__Node__LabelsEntry *entries;
+	Flotilla__Node__LabelsEntry **ptrs;
+	char last_hb[40], registered[40], changed[40];
+	char addr[80];
+} api_node_t;
+
+static void api_node_fill(coord_nodes_t *t, api_node_t *a,
+			  Flotilla__NodeRecord *rec)
+{
+	flotilla__node__init(&a->node);
+	a->rec = rec;
+	a->node.id = rec->id;
+	a->node.name = rec->name;
+	a->node.attributes = rec->fingerprint;
+	a->node.create_index = rec->create_index;
+	a->node.modify_index = rec->modify_index;
+	flt_format_time(rec->registered_at_ms, a->registered,
+			sizeof(a->registered));
+	a->node.registered_at = a->registered;
+	a->entries = flt_xcalloc(rec->n_labels, sizeof(*a->entries));
+	a->ptrs = flt_xcalloc(rec->n_labels, sizeof(*a->ptrs));
+	for (size_t i = 0; i < rec->n_labels; i++) {
+		flotilla__node__labels_entry__init(&a->entries[i]);
+		a->entries[i].key = rec->labels[i]->key;
+		a->entries[i].value = rec->labels[i]->value;
+		a->ptrs[i] = &a->entries[i];
+	}
+	a->node.n_labels = rec->n_labels;
+	a->node.labels = a->ptrs;
+
+	Flotilla__NodeStatus status = rec->status;
+	int64_t changed = rec->status_changed_at_ms, hb = 0;
+	pthread_mutex_lock(&t->mtx);
+	cnode_t *c = table_find(t, rec->id);
+	if (c) {
+		status = c->status;
+		changed = c->status_changed_ms;
+		hb = c->last_hb_wall;
+		snprintf(a->addr, sizeof(a->addr), "%s", c->addr);
+	}
+	pthread_mutex_unlock(&t->mtx);
+	a->node.status = (char *)status_name(status);
+	a->node.address = a->addr;
+	if (hb)
+		flt_format_time(hb, a->last_hb, sizeof(a->last_hb));
+	a->node.last_heartbeat = a->last_hb;
+	flt_format_time(changed, a->changed, sizeof(a->changed));
+	a->node.status_changed_at = a->changed;
+}
+
+static void api_node_free(api_node_t *a)
+{
+	if (a->rec)
+		flotilla__node_record__free_unpacked(a->rec, NULL);
+	free(a->entries);
+	free(a->ptrs);
+}
+
+typedef struct list_ctx {
+	coord_nodes_t *t;
+	api_node_t *v;
+	size_t n, cap;
+} list_ctx_t;
+
+static int list_one(const void *key, size_t klen, const void *val,
+		    size_t vlen, void *arg)
+{
+	list_ctx_t *l = arg;
+	(void)key;
+	(void)klen;
+	Flotilla__NodeRecord *rec =
+		flotilla__node_record__unpack(NULL, vlen, val);
+	if (!rec)
+		return 0;
+	if (l->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->v = flt_xrealloc(l->v, l->cap * sizeof(*l->v));
+	}
+	api_node_fill(l->t, &l->v[l->n++], rec);
+	return 0;
+}
+
+static void handle_list(coord_nodes_t *t, flt_request_t *r)
+{
+	list_ctx_t l = { .t = t };
+	flt_error_t err;
+	flt_txn_t *txn;
+
+	if (flt_txn_begin(t->o.store, false, &txn, &err) < 0) {
+		flt_request_fail(r, err.code, "%s", err.msg);
+		return;
+	}
+	uint64_t index = flt_txn_index(txn);
+	int rc = flt_txn_foreach(txn, t->db, NULL, 0, list_one, &l);
+	flt_txn_abort(txn);
+	if (rc < 0) {
+		flt_request_fail(r, rc, "reading nodes failed");
+	} else {
+		Flotilla__NodeListResponse resp =
+			FLOTILLA__NODE_LIST_RESPONSE__INIT;
+		Flotilla__Node **ptrs = flt_xcalloc(l.n, sizeof(*ptrs));
+		for (size_t i = 0; i < l.n; i++)
+			ptrs[i] = &l.v[i].node;
+		resp.nodes = ptrs;
+		resp.n_nodes = l.n;
+		resp.index = index;
+		flt_request_reply(r, &resp.base);
+		free(ptrs);
+	}
+	for (size_t i = 0; i < l.n; i++)
+		api_node_free(&l.v[i]);
+	free(l.v);
+}
+
+/* Resolves an id, a unique name, or a unique id prefix to an id. */
+static int resolve(coord_nodes_t *t, const char *q, char id[37],
+		   flt_error_t *err)
+{
+	size_t by_name = 0, by_prefix = 0, ql = strlen(q);
+	char name_id[37] = "", prefix_id[37] = "";
+
+	pthread_mutex_lock(&t->mtx);
+	cnode_t *c = table_find(t, q);
+	if (c) {
+		memcpy(id, c->id, 37);
+		pthread_mutex_unlock(&t->mtx);
+		return 0;
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		if (strcmp(t->v[i]->name, q) == 0) {
+			by_name++;
+			memcpy(name_id, t->v[i]->id, 37);
+		}
+		if (strncmp(t->v[i]->id, q, ql) == 0) {
+			by_prefix++;
+			memcpy(prefix_id, t->v[i]->id, 37);
+		}
+	}
+	pthread_mutex_unlock(&t->mtx);
+	if (by_name == 1 || (by_name == 0 && by_prefix == 1)) {
+		memcpy(id, by_name ? name_id : prefix_id, 37);
+		return 0;
+	}
+	if (by_name > 1 || by_prefix > 1)
+		return flt_err(err, FLT_ECONFLICT,
+			       "\"%s\" matches %zu nodes; use the node id", q,
+			       by_name > 1 ? by_name : by_prefix);
+	return flt_err(err, FLT_ENOTFOUND, "no node matches \"%s\"", q);
+}
+
+static void handle_get(coord_nodes_t *t, flt_request_t *r)
+{
+	Flotilla__NodeGetRequest *req;
+	flt_error_t err;
+	char id[37];
+
+	if (flt_envelope_body(flt_request_envelope(r),
+			      &flotilla__node_get_request__descriptor,
+			      (ProtobufCMessage **)&req, &err) < 0) {
+		flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+		return;
+	}
+	int rc = *req->node ? resolve(t, req->node, id, &err)
+			    : flt_err(&err, FLT_EPROTO, "node: required");
+	flotilla__node_get_request__free_unpacked(req, NULL);
+	if (rc < 0) {
+		flt_request_fail(r, rc, "%s", err.msg);
+		return;
+	}
+	flt_txn_t *txn = NULL;
+	Flotilla__NodeRecord *rec;
+	if ((rc = flt_txn_begin(t->o.store, false, &txn, &err)) < 0 ||
+	    (rc = flt_txn_get_pb(txn, t->db, id,
+				 &flotilla__node_record__descriptor,
+				 (ProtobufCMessage **)&rec, &err)) < 0) {
+		flt_txn_abort(txn);
+		flt_request_fail(r, rc == -ENOENT ? FLT_ENOTFOUND : rc, "%s",
+				 err.msg);
+		return;
+	}
+	flt_txn_abort(txn);
+	api_node_t a;
+	api_node_fill(t, &a, rec);
+	Flotilla__NodeGetResponse resp = FLOTILLA__NODE_GET_RESPONSE__INIT;
+	resp.node = &a.node;
+	flt_request_reply(r, &resp.base);
+	api_node_free(&a);
+}
+
+void coord_nodes_handle_api(flt_request_t *r, void *arg)
+{
+	coord_nodes_t *t = arg;
+	switch (flt_request_envelope(r)->method) {
+	case FLOTILLA__METHOD__METHOD_NODE_LIST:
+		handle_list(t, r);
+		return;
+	case FLOTILLA__METHOD__METHOD_NODE_GET:
+		handle_get(t, r);
+		return;
+	default:
+		flt_request_fail(r, FLT_EMETHOD,
+				 "method %s is not served on the API port",
+				 flt_method_name(flt_request_envelope(r)->method));
+	}
+}
