@@ -733,6 +733,7 @@ typedef struct api_node {
 static void api_node_fill(coord_nodes_t *t, api_node_t *a,
 			  Flotilla__NodeRecord *rec)
 {
+	memset(a, 0, sizeof(*a));
 	flotilla__node__init(&a->node);
 	a->rec = rec;
 	a->node.id = rec->id;

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Wrong join tokens and forged node credentials are refused and change
+# nothing.
+. "$(dirname "$0")/lib.sh"
+
+start_coord
+start_agent good
+wait_for 5 "good ready" is_status good ready
+
+rc=0
+timeout 10 "$AGENT" --dev --data-dir "$T/bad" --coordinator "$LISTEN" \
+	--join-token "wrong-token-0123456789" --name bad >"$T/bad.log" 2>&1 || rc=$?
+[ $rc = 78 ] || fail "agent with a wrong token exited $rc, want 78"
+grep -q "registration refused: join token rejected" "$T/bad.log" ||
+	fail "no clear error for a wrong token: $(cat "$T/bad.log")"
+[ "$(count_nodes)" = 1 ] || fail "a wrong token created a node"
+pass "wrong join token refused (exit 78, clear message), no node created"
+
+id=$(id_of good)
+out=$("$RAWSEND" --url "$LISTEN" --sync --node-id "$id" \
+	--secret-hex 00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff)
+echo "$out" | grep -q "code=2 message=node credentials rejected" ||
+	fail "forged secret not refused: $out"
+out=$("$RAWSEND" --url "$LISTEN" --sync --node-id "not-a-node" --secret-hex 00)
+echo "$out" | grep -q "code=2" || fail "unknown node not refused: $out"
+is_status good ready || fail "forged sync disturbed the real node"
+grep -q "node credentials rejected" "$T/coord.log" || fail "refusal not logged"
+pass "sync with another node's id and a wrong secret refused"
+
+# The API socket serves no agent methods and the agent socket no operator
+# methods.
+out=$("$RAWSEND" --url "$API" --method 1)
+echo "$out" | grep -q "code=5" || fail "register on the API port: $out"
+pass "methods are served only on their own socket"

@@ -1,0 +1,91 @@
+# Shared helpers for the integration tests: start the real programs on
+# loopback with throw-away state, wait for conditions, clean up.
+# Each test sources this file; FLT_BIN names the build directory.
+set -euo pipefail
+
+: "${FLT_BIN:?FLT_BIN must name the build directory}"
+COORD="$FLT_BIN/coordinator/flotilla-coordinator"
+AGENT="$FLT_BIN/agent/flotilla-agent"
+CLI="$FLT_BIN/cli/flotilla"
+RAWSEND="$FLT_BIN/tests/tools/flt-rawsend"
+TOKEN="test-join-token-0123456789"
+
+T=$(mktemp -d /tmp/flotilla-it.XXXXXX)
+declare -A PIDS=()
+
+cleanup() {
+	local rc=$?
+	for p in "${PIDS[@]}"; do
+		{ kill -9 "$p" && wait "$p"; } 2>/dev/null || true
+	done
+	if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
+		echo "--- logs of the failed test ($T) ---"
+		for f in "$T"/*.log; do
+			[ -f "$f" ] || continue
+			echo "== $f"; tail -n 30 "$f"
+		done
+	fi
+	rm -rf "$T"
+	exit $rc
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok - $*"; }
+skip() { echo "SKIP: $*"; exit 77; }
+
+# A TCP port nobody listens on right now.
+free_port() {
+	local p
+	for _ in $(seq 1 100); do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"; return 0
+		fi
+	done
+	return 1
+}
+
+LISTEN="tcp://127.0.0.1:$(free_port)"
+API="ipc://$T/api.sock"
+export FLOTILLA_ADDR="$API"
+TTL=3
+
+start_coord() {
+	"$COORD" --dev --data-dir "$T/coord" --listen "$LISTEN" --api "$API" \
+		--join-token "$TOKEN" --heartbeat-ttl "$TTL" "$@" \
+		>>"$T/coord.log" 2>&1 &
+	PIDS[coord]=$!
+	wait_for 5 "coordinator API" "$CLI" node list
+}
+
+# start_agent NAME [extra flags]
+start_agent() {
+	local name=$1; shift
+	"$AGENT" --dev --data-dir "$T/$name" --coordinator "$LISTEN" \
+		--join-token "$TOKEN" --name "$name" "$@" >>"$T/$name.log" 2>&1 &
+	PIDS[$name]=$!
+}
+
+kill9() {
+	{ kill -9 "${PIDS[$1]}" && wait "${PIDS[$1]}"; } 2>/dev/null || true
+	unset "PIDS[$1]"
+}
+
+# wait_for SECONDS WHAT COMMAND...: retries COMMAND every 0.1 s.
+wait_for() {
+	local secs=$1 what=$2; shift 2
+	local end=$(( $(date +%s%N) + secs * 1000000000 ))
+	while [ "$(date +%s%N)" -lt $end ]; do
+		if "$@" >/dev/null 2>&1; then return 0; fi
+		sleep 0.1
+	done
+	fail "timed out after ${secs}s waiting for $what"
+}
+
+nodes_json() { "$CLI" node list --json; }
+status_of() { nodes_json | jq -r --arg n "$1" '.[] | select(.name == $n) | .status'; }
+id_of() { nodes_json | jq -r --arg n "$1" '.[] | select(.name == $n) | .id'; }
+is_status() { [ "$(status_of "$1")" = "$2" ]; }
+count_nodes() { nodes_json | jq length; }
+now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
