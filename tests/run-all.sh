@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the dependencies, builds, and runs every test twice: a normal
+# build, then a build with AddressSanitizer and UndefinedBehaviorSanitizer.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+
+scripts/deps.sh
+status=0
+for variant in normal sanitize; do
+	dir=build
+	opts=()
+	if [ $variant = sanitize ]; then
+		dir=build-asan
+		opts=(-DFLT_SANITIZE=ON)
+		export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
+		export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+	fi
+	echo "=== $variant build ($dir)"
+	scripts/build.sh "$dir" -DFLT_TESTS=ON "${opts[@]}"
+	echo "=== $variant tests"
+	(cd "$dir" && ctest --output-on-failure -j 2 --timeout 300) || status=1
+done
+exit $status
