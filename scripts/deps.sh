@@ -8,7 +8,7 @@ PACKAGES=(
 	libnng-dev protobuf-c-compiler libprotobuf-c-dev liblmdb-dev
 	libsodium-dev libjansson-dev libsystemd-dev
 	libseccomp-dev libcap-dev
-	libcmocka-dev jq openssl systemd
+	libcmocka-dev jq openssl systemd clang
 )
 
 missing=()

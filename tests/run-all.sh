@@ -21,4 +21,15 @@ for variant in normal sanitize; do
 	echo "=== $variant tests"
 	(cd "$dir" && ctest --output-on-failure -j 2 --timeout 300) || status=1
 done
+
+# A short fuzzing run of every decoder of network input (libFuzzer).
+if command -v clang >/dev/null; then
+	echo "=== fuzz (60 s)"
+	scripts/build.sh build-fuzz -DCMAKE_C_COMPILER=clang -DFLT_FUZZ=ON -DFLT_TESTS=OFF
+	mkdir -p build-fuzz/corpus
+	build-fuzz/tests/fuzz/fuzz_envelope -max_total_time=60 -print_final_stats=0 \
+		build-fuzz/corpus 2>&1 | tail -n 2 || status=1
+else
+	echo "SKIP: fuzz: clang is not installed"
+fi
 exit $status
