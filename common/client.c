@@ -127,11 +127,13 @@ int flt_client_call(flt_client_t *c, Flotilla__Method method,
 
 	msg = nng_aio_get_msg(aio);
 	flt_envelope_t *rep;
-	rc = flt_envelope_unpack(nng_msg_body(msg), nng_msg_len(msg), &rep,
-				 err);
+	rc = flt_envelope_unpack_reply(nng_msg_body(msg), nng_msg_len(msg),
+				       &rep, err);
 	nng_msg_free(msg);
-	if (rc < 0)
-		return flt_err_prefix(err, "bad reply from %s", c->url);
+	if (rc < 0) {
+		flt_err_prefix(err, "bad reply from %s", c->url);
+		return rc;
+	}
 	if (rep->request_id != env.request_id || rep->method != method) {
 		flt_envelope_free(rep);
 		return flt_err(err, FLT_EPROTO,

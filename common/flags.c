@@ -123,10 +123,20 @@ int flt_flags_parse(const flt_flag_t *flags, int argc, char **argv,
 			goto out;
 		}
 		if (c == '?' || c == ':') {
+			char shortname[3] = { '-', (char)optopt, '\0' };
 			const char *bad = argv[optind - 1];
-			rc = flt_err(err, FLT_EUSAGE, "%s: %s", bad,
-				     c == ':' ? "needs a value"
-					      : "unknown flag");
+			const char *why = c == ':' ? "needs a value"
+						   : "unknown flag";
+			if (optopt >= 1000 && c == '?') {
+				/* --bool=value */
+				bad = flags[optopt - 1000].name;
+				rc = flt_err(err, FLT_EUSAGE,
+					     "--%s: takes no value", bad);
+				goto out;
+			}
+			if (optopt > 0 && optopt < 1000)
+				bad = shortname;
+			rc = flt_err(err, FLT_EUSAGE, "%s: %s", bad, why);
 			goto out;
 		}
 		size_t i = (size_t)(c - 1000);

@@ -165,19 +165,17 @@ static json_t *enum_json(const ProtobufCEnumDescriptor *d, int v)
 		protobuf_c_enum_descriptor_get_value(d, v);
 	if (!ev)
 		return json_integer(v);
-	char prefix[128];
-	size_t n = 0;
-	for (const char *c = d->short_name; *c && n + 2 < sizeof(prefix);
-	     c++) {
-		if (c != d->short_name && isupper((unsigned char)*c))
-			prefix[n++] = '_';
-		prefix[n++] = (char)toupper((unsigned char)*c);
+	/* The prefix all value names share, up to its last '_'. */
+	size_t n = d->n_values > 1 ? strlen(d->values[0].name) : 0;
+	for (unsigned i = 1; i < d->n_values; i++) {
+		size_t k = 0;
+		while (k < n && d->values[i].name[k] == d->values[0].name[k])
+			k++;
+		n = k;
 	}
-	prefix[n++] = '_';
-	prefix[n] = '\0';
-	const char *name = ev->name;
-	if (strncmp(name, prefix, n) == 0)
-		name += n;
+	while (n > 0 && d->values[0].name[n - 1] != '_')
+		n--;
+	const char *name = ev->name + (strlen(ev->name) > n ? n : 0);
 	char low[128];
 	size_t i = 0;
 	for (; name[i] && i + 1 < sizeof(low); i++)
@@ -214,7 +212,17 @@ static json_t *value_json(const ProtobufCFieldDescriptor *f, const void *p)
 		return enum_json(f->descriptor, *(const int *)p);
 	case PROTOBUF_C_TYPE_STRING: {
 		const char *s = *(char *const *)p;
-		return json_string(s ? s : "");
+		json_t *j = json_string(s ? s : "");
+		if (!j) {
+			/* Not UTF-8 (only from a peer that skipped checks):
+			 * show it with the offending bytes replaced. */
+			cleanup_free char *c = flt_xstrdup(s);
+			for (char *q = c; *q; q++)
+				if ((unsigned char)*q >= 0x80)
+					*q = '?';
+			j = json_string(c);
+		}
+		return j;
 	}
 	case PROTOBUF_C_TYPE_BYTES: {
 		const ProtobufCBinaryData *b = p;

@@ -143,13 +143,18 @@ static void handle_recv(flt_request_t *r)
 	r->peer[0] = '\0';
 	int rc = flt_envelope_unpack(nng_msg_body(msg), nng_msg_len(msg),
 				     &r->env, &err);
-	nng_msg_free(msg);
 	if (rc < 0) {
+		uint32_t method;
+		uint64_t id;
+		flt_envelope_peek(nng_msg_body(msg), nng_msg_len(msg), &method,
+				  &id);
+		nng_msg_free(msg);
 		flt_debug("refused message server=%s peer=%s error=\"%s\"",
 			  s->name, flt_request_peer(r), err.msg);
-		answer_error(r, 0, 0, rc, err.msg);
+		answer_error(r, method, id, rc, err.msg);
 		return;
 	}
+	nng_msg_free(msg);
 	s->handler(r, s->arg);
 }
 

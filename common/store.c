@@ -123,7 +123,7 @@ int flt_store_open(const char *dir, const flt_store_opts_t *opts,
 	return 0;
 
 fail_rc:
-	rc = err ? err->code : FLT_ESTORE;
+	rc = store_err(NULL, rc, "");
 fail:
 	if (txn)
 		mdb_txn_abort(txn);

@@ -59,6 +59,8 @@ int64_t flt_now_wall_ms(void) { return clock_ms(CLOCK_REALTIME); }
 
 void flt_format_time(int64_t unix_ms, char *buf, size_t len)
 {
+	if (unix_ms < 0)
+		unix_ms = 0;
 	time_t s = (time_t)(unix_ms / 1000);
 	struct tm tm;
 	char base[32];
@@ -131,7 +133,7 @@ bool flt_is_text(const char *s, size_t len)
 			continue;
 		}
 		if ((c & 0xe0) == 0xc0 && c >= 0xc2)
-			extra = 1;
+			extra = 1; /* C1 controls (U+0080-U+009F) refused below */
 		else if ((c & 0xf0) == 0xe0)
 			extra = 2;
 		else if ((c & 0xf8) == 0xf0 && c <= 0xf4)
@@ -141,6 +143,8 @@ bool flt_is_text(const char *s, size_t len)
 		for (size_t k = 1; k <= extra; k++)
 			if (i + k >= len || (p[i + k] & 0xc0) != 0x80)
 				return false;
+		if (extra == 1 && c == 0xc2 && p[i + 1] < 0xa0)
+			return false;
 		/* Overlong 3- and 4-byte forms, surrogates, > U+10FFFF. */
 		if (extra == 2 && ((c == 0xe0 && p[i + 1] < 0xa0) ||
 				   (c == 0xed && p[i + 1] >= 0xa0)))
@@ -195,6 +199,8 @@ int flt_mkdir_p(const char *path, unsigned mode)
 	if (len == 0 || len >= sizeof(tmp))
 		return -ENAMETOOLONG;
 	memcpy(tmp, path, len + 1);
+	while (len > 1 && tmp[len - 1] == '/')
+		tmp[--len] = '\0';
 	for (char *p = tmp + 1; *p; p++) {
 		if (*p != '/')
 			continue;
@@ -203,7 +209,14 @@ int flt_mkdir_p(const char *path, unsigned mode)
 			return -errno;
 		*p = '/';
 	}
-	if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-		return -errno;
+	if (mkdir(tmp, mode) < 0) {
+		struct stat st;
+		if (errno != EEXIST)
+			return -errno;
+		if (stat(tmp, &st) < 0)
+			return -errno;
+		if (!S_ISDIR(st.st_mode))
+			return -ENOTDIR;
+	}
 	return 0;
 }

@@ -62,8 +62,8 @@ static bool method_known(Flotilla__Method m)
 	return strcmp(flt_method_name(m), "unknown") != 0;
 }
 
-int flt_envelope_unpack(const void *buf, size_t len, flt_envelope_t **out,
-			flt_error_t *err)
+static int unpack(const void *buf, size_t len, bool request,
+		  flt_envelope_t **out, flt_error_t *err)
 {
 	ProtobufCMessage *m;
 	int rc = flt_pb_unpack(&flotilla__envelope__descriptor, buf, len,
@@ -78,7 +78,7 @@ int flt_envelope_unpack(const void *buf, size_t len, flt_envelope_t **out,
 			     env->version, FLT_WIRE_VERSION);
 		goto fail;
 	}
-	if (!method_known(env->method)) {
+	if (request && !method_known(env->method)) {
 		rc = flt_err(err, FLT_EMETHOD, "method %d is not known",
 			     (int)env->method);
 		goto fail;
@@ -96,6 +96,28 @@ int flt_envelope_unpack(const void *buf, size_t len, flt_envelope_t **out,
 fail:
 	flotilla__envelope__free_unpacked(env, NULL);
 	return rc;
+}
+
+int flt_envelope_unpack(const void *buf, size_t len, flt_envelope_t **out,
+			flt_error_t *err)
+{
+	return unpack(buf, len, true, out, err);
+}
+
+int flt_envelope_unpack_reply(const void *buf, size_t len,
+			      flt_envelope_t **out, flt_error_t *err)
+{
+	return unpack(buf, len, false, out, err);
+}
+
+void flt_envelope_peek(const void *buf, size_t len, uint32_t *method,
+		       uint64_t *request_id)
+{
+	flt_envelope_t *env = flotilla__envelope__unpack(NULL, len, buf);
+	*method = env ? env->method : 0;
+	*request_id = env ? env->request_id : 0;
+	if (env)
+		flotilla__envelope__free_unpacked(env, NULL);
 }
 
 void flt_envelope_free(flt_envelope_t *env)
@@ -122,13 +144,14 @@ int flt_envelope_pack(flt_envelope_t *env, const ProtobufCMessage *body_msg,
 	size_t len = flotilla__envelope__get_packed_size(env);
 	nng_msg *msg;
 	int rc = nng_msg_alloc(&msg, len);
-	if (rc != 0)
-		return flt_err(err, -ENOMEM, "message: %s", nng_strerror(rc));
-	flotilla__envelope__pack(env, nng_msg_body(msg));
+	if (rc == 0)
+		flotilla__envelope__pack(env, nng_msg_body(msg));
 	if (body_msg) {
 		env->body.data = NULL;
 		env->body.len = 0;
 	}
+	if (rc != 0)
+		return flt_err(err, -ENOMEM, "message: %s", nng_strerror(rc));
 	*out = msg;
 	return 0;
 }

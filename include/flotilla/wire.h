@@ -44,6 +44,16 @@ int flt_envelope_unpack(const void *buf, size_t len, flt_envelope_t **out,
 			flt_error_t *err);
 void flt_envelope_free(flt_envelope_t *env);
 
+/* For replies: like flt_envelope_unpack, but an error reply may echo a
+ * method this side does not know. */
+int flt_envelope_unpack_reply(const void *buf, size_t len,
+			      flt_envelope_t **out, flt_error_t *err);
+
+/* Best effort: method and request id of a message that failed
+ * validation (0 when it cannot be decoded at all), to echo in the error. */
+void flt_envelope_peek(const void *buf, size_t len, uint32_t *method,
+		       uint64_t *request_id);
+
 /* Packs env (body set from body_msg when not NULL) into a new message. */
 int flt_envelope_pack(flt_envelope_t *env, const ProtobufCMessage *body_msg,
 		      nng_msg **out, flt_error_t *err);
