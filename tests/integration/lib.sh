@@ -7,7 +7,7 @@ set -euo pipefail
 COORD="$FLT_BIN/coordinator/flotilla-coordinator"
 AGENT="$FLT_BIN/agent/flotilla-agent"
 CLI="$FLT_BIN/cli/flotilla"
-RAWSEND="$FLT_BIN/tests/tools/flt-rawsend"
+RAWSEND_BIN="$FLT_BIN/tests/tools/flt-rawsend"
 TOKEN="test-join-token-0123456789"
 
 T=$(mktemp -d /tmp/flotilla-it.XXXXXX)
@@ -31,6 +31,10 @@ cleanup() {
 trap cleanup EXIT
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# Every probe has a deadline: a hung peer fails the test, never stalls it.
+RAWSEND() { timeout 20 "$RAWSEND_BIN" "$@"; }
+RAWSEND="RAWSEND"
 pass() { echo "ok - $*"; }
 skip() { echo "SKIP: $*"; exit 77; }
 
