@@ -1,5 +1,6 @@
 /* flotilla-agent: options and wiring. */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -126,6 +127,8 @@ int main(int argc, char **argv)
 	flt_error_t err;
 	flt_log_level_t level;
 	int next;
+
+	flt_signals_block();
 
 	flt_log_init("flotilla-agent", FLT_LOG_INFO);
 	int rc = flt_flags_parse(flags, argc, argv, &next, &err);

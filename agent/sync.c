@@ -265,16 +265,6 @@ static void *watch_main(void *arg)
 	return NULL;
 }
 
-static int signal_fd(void)
-{
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-}
 
 int agent_run(const agent_opts_t *o, flt_store_t *store)
 {
@@ -300,7 +290,7 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 		flt_error("%s", err.msg);
 		return AGENT_EXIT_CONFIG;
 	}
-	int sfd = signal_fd();
+	int sfd = flt_signal_fd();
 	a.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (o->watch &&
 	    pthread_create(&a.watch_thread, NULL, watch_main, &a) == 0)

@@ -71,6 +71,14 @@ static int64_t parse_time(const char *s)
 	return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
+static int by_name(const void *a, const void *b)
+{
+	const Flotilla__Node *x = *(Flotilla__Node *const *)a;
+	const Flotilla__Node *y = *(Flotilla__Node *const *)b;
+	int r = strcmp(x->name, y->name);
+	return r ? r : strcmp(x->id, y->id);
+}
+
 static int node_list(cli_t *c, int argc, char **argv)
 {
 	Flotilla__NodeListRequest req = FLOTILLA__NODE_LIST_REQUEST__INIT;
@@ -84,6 +92,7 @@ static int node_list(cli_t *c, int argc, char **argv)
 			   &flotilla__node_list_response__descriptor,
 			   (ProtobufCMessage **)&resp)) != 0)
 		return rc;
+	qsort(resp->nodes, resp->n_nodes, sizeof(*resp->nodes), by_name);
 	if (json_out) {
 		json_t *a = json_array();
 		for (size_t i = 0; i < resp->n_nodes; i++)

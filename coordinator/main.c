@@ -71,16 +71,6 @@ static const flt_flag_t flags[] = {
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
 
-static int signal_fd(void)
-{
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	return signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-}
 
 static int load_token(char **out, flt_error_t *err)
 {
@@ -142,7 +132,7 @@ static int run(void)
 		return 2;
 	}
 
-	int sfd = signal_fd();
+	int sfd = flt_signal_fd();
 	if (flt_store_open(data_dir, &so, &store, &err) < 0 ||
 	    coord_writer_start(store, &writer, &err) < 0)
 		goto out;
@@ -219,6 +209,8 @@ int main(int argc, char **argv)
 	flt_error_t err;
 	flt_log_level_t level;
 	int next;
+
+	flt_signals_block();
 
 	flt_log_init("flotilla-coordinator", FLT_LOG_INFO);
 	int rc = flt_flags_parse(flags, argc, argv, &next, &err);

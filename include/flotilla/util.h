@@ -57,6 +57,15 @@ bool flt_is_text(const char *s, size_t len);
 /* Reads a whole small file (at most max bytes); trailing newline trimmed. */
 int flt_read_file(const char *path, size_t max, char **out);
 
+/*
+ * Daemons: flt_signals_block, called in main before any thread starts,
+ * blocks SIGINT and SIGTERM in every thread (threads inherit the mask) and
+ * ignores SIGPIPE; flt_signal_fd then returns a non-blocking signalfd on
+ * which they arrive as events of the main loop.
+ */
+void flt_signals_block(void);
+int flt_signal_fd(void);
+
 /* mkdir -p with mode for the last component. */
 int flt_mkdir_p(const char *path, unsigned mode);
 
