@@ -149,7 +149,8 @@ int flt_client_call(flt_client_t *c, Flotilla__Method method,
 	}
 	rc = 0;
 	if (resp_desc) {
-		rc = flt_envelope_body(rep, resp_desc, resp, err);
+		rc = flt_envelope_body_lim(rep, resp_desc,
+					   &flt_pb_reply_limits, resp, err);
 		if (rc < 0)
 			flt_err_prefix(err, "bad reply from %s", c->url);
 	}

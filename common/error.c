@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "flotilla/error.h"
+#include "flotilla/util.h"
 
 int flt_err(flt_error_t *err, int code, const char *fmt, ...)
 {
@@ -12,6 +13,7 @@ int flt_err(flt_error_t *err, int code, const char *fmt, ...)
 		va_start(ap, fmt);
 		vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
 		va_end(ap);
+		flt_utf8_trim(err->msg);
 		err->code = code;
 	}
 	return code;
@@ -30,6 +32,7 @@ int flt_err_prefix(flt_error_t *err, const char *fmt, ...)
 	va_end(ap);
 	memcpy(old, err->msg, sizeof(old));
 	snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+	flt_utf8_trim(err->msg);
 	return err->code;
 }
 

@@ -78,6 +78,11 @@ void flt_log(flt_log_level_t level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
 	va_end(ap);
+	/* Values may come from the network: a newline or escape sequence
+	 * must never forge a line (or a journald priority) of its own. */
+	for (char *p = line + n; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	/* One write per line so concurrent threads never interleave. */
 	size_t len = strlen(line);
 	line[len++] = '\n';

@@ -12,6 +12,16 @@ const flt_pb_limits_t flt_pb_default_limits = {
 	.max_string = 64 * 1024,
 	.max_repeated = 100000,
 	.max_depth = 16,
+	.alloc_factor = 32,
+	.alloc_slack = 1 << 20,
+};
+
+const flt_pb_limits_t flt_pb_reply_limits = {
+	.max_string = 64 * 1024,
+	.max_repeated = 1000000,
+	.max_depth = 16,
+	.alloc_factor = 128,
+	.alloc_slack = 1 << 20,
 };
 
 static size_t field_size(ProtobufCType t)
@@ -130,11 +140,43 @@ int flt_pb_check(const ProtobufCMessage *m, const flt_pb_limits_t *lim,
 			 sizeof(path), err);
 }
 
+/*
+ * protobuf-c builds the whole message (every unknown field included) before
+ * we can look at it, so a small hostile message could make it allocate far
+ * more than its size. Unpacking draws on a budget proportional to the
+ * input; past it the allocation fails and so does the unpack. Memory comes
+ * from malloc, so messages are freed with the default allocator.
+ */
+typedef struct budget {
+	size_t left;
+} budget_t;
+
+#define ALLOC_OVERHEAD 16
+
+static void *budget_alloc(void *data, size_t size)
+{
+	budget_t *b = data;
+	if (size + ALLOC_OVERHEAD > b->left)
+		return NULL;
+	b->left -= size + ALLOC_OVERHEAD;
+	return malloc(size);
+}
+
+static void budget_free(void *data, void *p)
+{
+	(void)data;
+	free(p);
+}
+
 int flt_pb_unpack(const ProtobufCMessageDescriptor *desc, const void *buf,
 		  size_t len, const flt_pb_limits_t *lim,
 		  ProtobufCMessage **out, flt_error_t *err)
 {
-	ProtobufCMessage *m = protobuf_c_message_unpack(desc, NULL, len, buf);
+	if (!lim)
+		lim = &flt_pb_default_limits;
+	budget_t b = { .left = lim->alloc_factor * len + lim->alloc_slack };
+	ProtobufCAllocator a = { budget_alloc, budget_free, &b };
+	ProtobufCMessage *m = protobuf_c_message_unpack(desc, &a, len, buf);
 	if (!m)
 		return flt_err(err, FLT_EPROTO, "%s: cannot be decoded",
 			       desc->short_name);

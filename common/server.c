@@ -208,7 +208,7 @@ int flt_server_open(const flt_server_opts_t *o, flt_server_t **out,
 		goto fail;
 	}
 	/* Oversized messages make nng drop the connection unread. */
-	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, FLT_WIRE_MAX_MSG);
+	nng_socket_set_size(s->sock, NNG_OPT_RECVMAXSZ, FLT_WIRE_MAX_REQUEST);
 	if ((rc = nng_listener_create(&s->listener, s->sock, o->url)) != 0) {
 		flt_err(err, FLT_EUSAGE, "%s: %s", o->url, nng_strerror(rc));
 		goto fail;
@@ -326,6 +326,7 @@ void flt_request_fail(flt_request_t *r, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	flt_utf8_trim(msg);
 	answer_error(r, r->env ? r->env->method : 0,
 		     r->env ? r->env->request_id : 0, code, msg);
 }

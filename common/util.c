@@ -159,6 +159,20 @@ bool flt_is_text(const char *s, size_t len)
 	return true;
 }
 
+void flt_utf8_trim(char *s)
+{
+	size_t n = strlen(s), i = n;
+	/* Walk back over continuation bytes to the lead byte. */
+	while (i > 0 && ((unsigned char)s[i - 1] & 0xc0) == 0x80 && n - i < 3)
+		i--;
+	if (i == 0)
+		return;
+	unsigned char lead = (unsigned char)s[i - 1];
+	size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+	if (lead >= 0x80 && n - (i - 1) < need)
+		s[i - 1] = '\0';
+}
+
 int flt_read_file(const char *path, size_t max, char **out)
 {
 	cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -9,6 +9,8 @@ static const flt_pb_limits_t envelope_limits = {
 	.max_string = FLT_WIRE_MAX_MSG,
 	.max_repeated = 0,
 	.max_depth = 2,
+	.alloc_factor = 2,
+	.alloc_slack = 64 * 1024,
 };
 
 const char *flt_method_name(Flotilla__Method m)
@@ -85,7 +87,7 @@ static int unpack(const void *buf, size_t len, bool request,
 	}
 	const Flotilla__Credentials *c = env->credentials;
 	if (c && (strlen(c->join_token) > FLT_JOIN_TOKEN_MAX ||
-		  strlen(c->node_id) > FLT_NODE_ID_MAX ||
+		  (*c->node_id && !flt_is_name(c->node_id, FLT_NODE_ID_MAX)) ||
 		  (c->node_secret.len != 0 &&
 		   c->node_secret.len != FLT_NODE_SECRET_LEN))) {
 		rc = flt_err(err, FLT_EPROTO, "credentials: malformed");
@@ -160,6 +162,15 @@ int flt_envelope_body(const flt_envelope_t *env,
 		      const ProtobufCMessageDescriptor *desc,
 		      ProtobufCMessage **out, flt_error_t *err)
 {
-	return flt_pb_unpack(desc, env->body.data, env->body.len,
-			     &flt_pb_default_limits, out, err);
+	return flt_envelope_body_lim(env, desc, &flt_pb_default_limits, out,
+				     err);
+}
+
+int flt_envelope_body_lim(const flt_envelope_t *env,
+			  const ProtobufCMessageDescriptor *desc,
+			  const flt_pb_limits_t *lim, ProtobufCMessage **out,
+			  flt_error_t *err)
+{
+	return flt_pb_unpack(desc, env->body.data, env->body.len, lim, out,
+			     err);
 }

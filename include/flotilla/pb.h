@@ -13,10 +13,17 @@ typedef struct flt_pb_limits {
 	size_t max_string; /* bytes of any string or bytes field */
 	size_t max_repeated; /* elements of any repeated field */
 	unsigned max_depth;  /* nesting of messages */
+	/* Decoding may allocate at most alloc_factor * length + alloc_slack
+	 * bytes (protobuf-c builds the whole message, unknown fields and
+	 * all, before it can be checked). */
+	size_t alloc_factor;
+	size_t alloc_slack;
 } flt_pb_limits_t;
 
-/* Limits for anything that came from the network. */
+/* Limits for requests from the network (any peer). */
 extern const flt_pb_limits_t flt_pb_default_limits;
+/* Limits for replies from the coordinator (lists may be long and sparse). */
+extern const flt_pb_limits_t flt_pb_reply_limits;
 
 /*
  * Checks every field of m (recursively) against lim and that every string
@@ -26,7 +33,11 @@ extern const flt_pb_limits_t flt_pb_default_limits;
 int flt_pb_check(const ProtobufCMessage *m, const flt_pb_limits_t *lim,
 		 flt_error_t *err);
 
-/* Unpacks len bytes as desc and checks them; *out is owned by the caller. */
+/*
+ * Unpacks len bytes as desc and checks them; *out is owned by the caller
+ * (free with protobuf_c_message_free_unpacked(m, NULL)). A message whose
+ * decoding would allocate more than lim allows is refused as FLT_EPROTO.
+ */
 int flt_pb_unpack(const ProtobufCMessageDescriptor *desc, const void *buf,
 		  size_t len, const flt_pb_limits_t *lim,
 		  ProtobufCMessage **out, flt_error_t *err);

@@ -21,7 +21,8 @@
 #include "flotilla/tls.h"
 
 #define FLT_WIRE_VERSION 1u
-#define FLT_WIRE_MAX_MSG (4u << 20)
+#define FLT_WIRE_MAX_MSG (4u << 20)     /* replies, on client sockets */
+#define FLT_WIRE_MAX_REQUEST (1u << 20) /* requests, on server sockets */
 #define FLT_NODE_SECRET_LEN 32u
 #define FLT_NODE_ID_MAX 64u
 #define FLT_JOIN_TOKEN_MAX 256u
@@ -58,10 +59,14 @@ void flt_envelope_peek(const void *buf, size_t len, uint32_t *method,
 int flt_envelope_pack(flt_envelope_t *env, const ProtobufCMessage *body_msg,
 		      nng_msg **out, flt_error_t *err);
 
-/* Unpacks the envelope body as desc with network limits. */
+/* Unpacks the envelope body as desc with request limits, or lim. */
 int flt_envelope_body(const flt_envelope_t *env,
 		      const ProtobufCMessageDescriptor *desc,
 		      ProtobufCMessage **out, flt_error_t *err);
+int flt_envelope_body_lim(const flt_envelope_t *env,
+			  const ProtobufCMessageDescriptor *desc,
+			  const flt_pb_limits_t *lim, ProtobufCMessage **out,
+			  flt_error_t *err);
 
 /* ---- Client ---------------------------------------------------------- */
 

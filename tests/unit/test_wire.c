@@ -680,9 +680,48 @@ static void test_pb_limits(void **state)
 }
 
 /* A body with more elements than the default limits allow is refused. */
+/* Many tiny unknown fields would make protobuf-c allocate far more than
+ * the message's size: refused by the allocation budget. */
+static void test_unknown_field_flood(void **state)
+{
+	const size_t fields = 200000;
+	uint8_t *buf = malloc(fields * 3);
+	flt_envelope_t *got = NULL;
+	flt_error_t err;
+	(void)state;
+
+	assert_non_null(buf);
+	for (size_t i = 0; i < fields; i++) {
+		buf[3 * i] = 0xc0; /* field 1000, varint: key 8000 */
+		buf[3 * i + 1] = 0x3e;
+		buf[3 * i + 2] = 0x01;
+	}
+	assert_int_equal(flt_envelope_unpack(buf, fields * 3, &got, &err),
+			 FLT_EPROTO);
+	assert_null(got);
+	/* Bodies get a larger budget (sparse lists are legitimate), but a
+	 * budget all the same. */
+	ProtobufCMessage *m = NULL;
+	flt_pb_limits_t tight = flt_pb_default_limits;
+	tight.alloc_factor = 4;
+	tight.alloc_slack = 0;
+	assert_int_equal(flt_pb_unpack(&flotilla__sync_request__descriptor, buf,
+				       fields * 3, &tight, &m, &err),
+			 FLT_EPROTO);
+	assert_null(m);
+	/* A few unknown fields (a newer peer's additions) still decode. */
+	assert_int_equal(flt_pb_unpack(&flotilla__sync_request__descriptor, buf,
+				       30, NULL, &m, &err),
+			 0);
+	protobuf_c_message_free_unpacked(m, NULL);
+	free(buf);
+}
+
 static void test_body_repeated_limit(void **state)
 {
-	const size_t max = flt_pb_default_limits.max_repeated;
+	const size_t max = flt_pb_reply_limits.max_repeated / 10;
+	flt_pb_limits_t lim = flt_pb_reply_limits;
+	lim.max_repeated = max;
 	Flotilla__Node empty = FLOTILLA__NODE__INIT;
 	Flotilla__NodeListResponse list = FLOTILLA__NODE_LIST_RESPONSE__INIT;
 	flt_envelope_t env = FLOTILLA__ENVELOPE__INIT, *got;
@@ -703,9 +742,9 @@ static void test_body_repeated_limit(void **state)
 		uint8_t *buf = pack(&env, &list.base, &len);
 		assert_int_equal(unpack(buf, len, &got, &err), 0);
 		ProtobufCMessage *m = NULL;
-		int rc = flt_envelope_body(
-			got, &flotilla__node_list_response__descriptor, &m,
-			&err);
+		int rc = flt_envelope_body_lim(
+			got, &flotilla__node_list_response__descriptor,
+			&lim, &m, &err);
 		if (over) {
 			char want[128];
 			snprintf(want, sizeof(want),
@@ -1569,6 +1608,7 @@ int main(void)
 		cmocka_unit_test(test_pb_check_text),
 		cmocka_unit_test(test_unpack_text),
 		cmocka_unit_test(test_pb_limits),
+		cmocka_unit_test(test_unknown_field_flood),
 		cmocka_unit_test(test_body_repeated_limit),
 		cmocka_unit_test(test_pack_too_big),
 		cmocka_unit_test(test_code_map),
