@@ -39,7 +39,12 @@ int agent_identity_load(flt_store_t *s, agent_identity_t *id,
 			flt_error_t *err);
 int agent_identity_save(flt_store_t *s, const agent_identity_t *id,
 			const char *coordinator, flt_error_t *err);
-int agent_identity_clear(flt_store_t *s, flt_error_t *err);
+
+/*
+ * The id this agent registers under: made (UUID v4) and stored on first
+ * use, so that a Register retried after a lost reply gets the same node.
+ */
+int agent_registration_id(flt_store_t *s, char out[37], flt_error_t *err);
 
 /* ---- sync.c: registration, heartbeats and long-polls ------------------ */
 

@@ -64,16 +64,31 @@ int agent_identity_save(flt_store_t *s, const agent_identity_t *id,
 	return flt_txn_commit(txn, err);
 }
 
-int agent_identity_clear(flt_store_t *s, flt_error_t *err)
+int agent_registration_id(flt_store_t *s, char out[37], flt_error_t *err)
 {
+	static const char key[] = "registration";
 	flt_db_t db;
 	flt_txn_t *txn;
+	const void *v;
+	size_t vl;
 	int rc;
 
 	if ((rc = flt_store_db(s, "identity", &db)) < 0)
 		return flt_err(err, rc, "store has no identity database");
 	if ((rc = flt_txn_begin(s, true, &txn, err)) < 0)
 		return rc;
-	flt_txn_del(txn, db, IDENTITY_KEY, strlen(IDENTITY_KEY));
+	rc = flt_txn_get(txn, db, key, sizeof(key) - 1, &v, &vl);
+	if (rc == 0 && vl == 36) {
+		memcpy(out, v, 36);
+		out[36] = '\0';
+		flt_txn_abort(txn);
+		return 0;
+	}
+	flt_uuid_v4(out);
+	if ((rc = flt_txn_put(txn, db, key, sizeof(key) - 1, out, 36, err)) <
+	    0) {
+		flt_txn_abort(txn);
+		return rc;
+	}
 	return flt_txn_commit(txn, err);
 }

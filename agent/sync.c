@@ -26,6 +26,10 @@
 #include "flotilla/wire.h"
 
 #define CALL_TIMEOUT_MS 5000
+/* Register waits for a durable commit; retries reuse the registration id. */
+#define REGISTER_TIMEOUT_MS 30000
+/* Rejections in a row before the agent concludes it is forgotten. */
+#define AUTH_FAILURES_TO_REJOIN 3
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define FINGERPRINT_EVERY_MS 60000
@@ -41,6 +45,8 @@ typedef struct agent {
 	enum agent_state state;
 	uint32_t interval_ms;
 	int failures;
+	int auth_failures;
+	char reg_id[37];
 	bool send_attrs; /* fingerprint changed or not sent since start */
 	uint8_t attr_hash[16];
 	int64_t next_fp_ms;
@@ -132,13 +138,14 @@ static int do_register(agent_t *a)
 	}
 	c.join_token = (char *)a->o->join_token;
 	req.name = (char *)a->o->name;
+	req.registration_id = a->reg_id;
 	req.fingerprint = &a->fp.fp;
 	req.n_labels = a->o->labels ? a->o->labels->n : 0;
 	req.labels = a->reg_ptrs;
 	int rc = flt_client_call(a->client, FLOTILLA__METHOD__METHOD_REGISTER,
 				 &c, &req.base,
 				 &flotilla__register_response__descriptor,
-				 (ProtobufCMessage **)&resp, CALL_TIMEOUT_MS,
+				 (ProtobufCMessage **)&resp, REGISTER_TIMEOUT_MS,
 				 &err);
 	if (rc == FLT_EAUTH || rc == FLT_EPROTO) {
 		flt_error("registration refused: %s coordinator=%s", err.msg,
@@ -203,8 +210,10 @@ static int do_sync(agent_t *a)
 		flt_error("coordinator rejected this node's credentials: %s "
 			  "node=%s",
 			  err.msg, a->id.node_id);
+		a->auth_failures++;
 		return rc;
 	}
+	a->auth_failures = 0;
 	if (rc < 0) {
 		flt_log(a->failures ? FLT_LOG_DEBUG : FLT_LOG_WARN,
 			"sync failed, backing off: %s", err.msg);
@@ -253,14 +262,22 @@ static void *watch_main(void *arg)
 				usleep(1000 * 1000);
 			continue;
 		}
-		if (resp->changed) {
+		uint64_t idx = resp->index;
+		bool changed = resp->changed;
+		flotilla__watch_response__free_unpacked(resp, NULL);
+		if (changed) {
 			uint64_t one = 1;
 			flt_debug("coordinator pushed a change index=%llu",
-				  (unsigned long long)resp->index);
+				  (unsigned long long)idx);
 			if (write(a->wake_fd, &one, sizeof(one)) < 0)
 				flt_debug("wake failed");
+			/* Until a sync applies it, watching again would
+			 * only return at once: wait for it (or 5 s). */
+			for (int i = 0; i < 100 && !atomic_load(&a->stopping) &&
+					atomic_load(&a->known_index) < idx;
+			     i++)
+				usleep(50 * 1000);
 		}
-		flotilla__watch_response__free_unpacked(resp, NULL);
 	}
 	return NULL;
 }
@@ -279,7 +296,8 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 	atomic_init(&a.known_index, 0);
 	build_labels(&a);
 	refresh_fingerprint(&a);
-	if (agent_identity_load(store, &a.id, &err) < 0) {
+	if (agent_identity_load(store, &a.id, &err) < 0 ||
+	    agent_registration_id(store, a.reg_id, &err) < 0) {
 		flt_error("%s", err.msg);
 		return 1;
 	}
@@ -313,15 +331,22 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 			}
 			if (a.state == ST_SYNCING) {
 				rc = do_sync(&a);
-				if (rc == FLT_EAUTH) {
-					/* Our node is gone from the
-					 * coordinator (its state was reset):
-					 * join again as a new node. */
-					agent_identity_clear(store, NULL);
-					pthread_mutex_lock(&a.id_mtx);
-					memset(&a.id, 0, sizeof(a.id));
-					pthread_mutex_unlock(&a.id_mtx);
+				/*
+				 * Rejected again and again: the coordinator
+				 * has forgotten this node (its state was
+				 * reset). Join as a new node if we hold a
+				 * join token; the old identity stays stored
+				 * until a new one replaces it. Without a
+				 * token, keep trying: an operator can fix
+				 * the coordinator side.
+				 */
+				if (rc == FLT_EAUTH &&
+				    a.auth_failures >= AUTH_FAILURES_TO_REJOIN &&
+				    o->join_token) {
+					flt_warn("registering again as a new "
+						 "node");
 					a.state = ST_UNREGISTERED;
+					a.auth_failures = 0;
 					a.send_attrs = true;
 				}
 			}
@@ -365,8 +390,9 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 		}
 		if (n > 0 && (p[1].revents & POLLIN)) {
 			uint64_t v;
+			/* A push cuts the wait short, never a backoff. */
 			if (read(a.wake_fd, &v, sizeof(v)) > 0 &&
-			    a.state == ST_SYNCING)
+			    a.state == ST_SYNCING && a.failures == 0)
 				next_action = 0;
 		}
 	}

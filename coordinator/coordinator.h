@@ -67,7 +67,12 @@ void coord_nodes_handle_api(flt_request_t *r, void *arg);
  */
 void coord_nodes_tick(coord_nodes_t *n);
 
-/* Answers every parked long-poll (at shutdown, before servers close). */
+/*
+ * Shutdown, before the writer drains and the servers close: agent calls
+ * are refused from now on (ERROR_UNAVAILABLE), every parked long-poll is
+ * answered, and no new work reaches the writer.
+ */
+void coord_nodes_shutdown(coord_nodes_t *n);
 void coord_nodes_release_watches(coord_nodes_t *n);
 
 size_t coord_nodes_count(coord_nodes_t *n, size_t *ready, size_t *down);

@@ -190,10 +190,11 @@ static int run(void)
 out:
 	if (rc)
 		flt_error("%s", err.msg);
-	/* Drain acknowledged work before the sockets go. */
-	coord_writer_stop(writer);
+	/* Refuse new work, drain what was accepted, then close the sockets
+	 * (deferred replies go out before they do). */
 	if (nodes)
-		coord_nodes_release_watches(nodes);
+		coord_nodes_shutdown(nodes);
+	coord_writer_stop(writer);
 	flt_server_close(agents);
 	flt_server_close(api);
 	coord_nodes_close(nodes);

@@ -29,10 +29,12 @@ typedef struct cnode {
 	Flotilla__NodeStatus status;    /* as operators see it now */
 	Flotilla__NodeStatus persisted; /* as last committed */
 	bool flush_queued;
+	int64_t retry_at; /* a failed write is retried by the tick after it */
 	int64_t status_changed_ms;
 	int64_t last_hb_mono; /* 0: never since start (grace runs from load) */
 	int64_t last_hb_wall;
 	char addr[80];
+	char reg_id[FLT_NODE_ID_MAX + 1]; /* the agent's registration id */
 	uint8_t attr_hash[16]; /* of the last stored fingerprint and labels */
 	uint64_t desired_index;
 	flt_request_t *watch; /* parked long-poll, answered on change */
@@ -49,6 +51,7 @@ struct coord_nodes {
 	size_t nslots;
 	uint8_t token_hash[crypto_generichash_BYTES];
 	int64_t grace_from;
+	bool closing; /* shutting down: new work is refused */
 };
 
 /* ---- the table ------------------------------------------------------- */
@@ -168,6 +171,7 @@ static int load_one(const void *key, size_t klen, const void *val,
 	cnode_t *c = flt_xcalloc(1, sizeof(*c));
 	snprintf(c->id, sizeof(c->id), "%s", rec->id);
 	snprintf(c->name, sizeof(c->name), "%s", rec->name);
+	snprintf(c->reg_id, sizeof(c->reg_id), "%s", rec->registration_id);
 	memcpy(c->secret_hash, rec->secret_hash.data, sizeof(c->secret_hash));
 	c->status = c->persisted = rec->status;
 	c->status_changed_ms = rec->status_changed_at_ms;
@@ -247,11 +251,13 @@ typedef struct update_op {
 	coord_nodes_t *t;
 	cnode_t *node;
 	Flotilla__SyncRequest *attrs; /* new fingerprint and labels, or NULL */
+	flt_request_t *r; /* a Sync answered once the attributes are stored */
 	Flotilla__NodeStatus written;
 } update_op_t;
 
 static void queue_update(coord_nodes_t *t, cnode_t *c,
-			 Flotilla__SyncRequest *attrs);
+			 Flotilla__SyncRequest *attrs, flt_request_t *r);
+static void answer_sync(coord_nodes_t *t, flt_request_t *r, uint64_t idx);
 
 static int update_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 {
@@ -307,30 +313,48 @@ static void update_done(void *arg, int rc, uint64_t index,
 	coord_nodes_t *t = u->t;
 	cnode_t *c = u->node;
 	(void)index;
-	(void)err;
 
 	pthread_mutex_lock(&t->mtx);
 	c->flush_queued = false;
-	if (rc == 0)
+	bool again = false;
+	if (rc == 0) {
 		c->persisted = u->written;
-	bool again = c->status != c->persisted;
+		again = c->status != c->persisted && !t->closing;
+	} else {
+		/* Not stored: the tick retries the status after a pause
+		 * (never in a tight loop on a full disk), and the agent
+		 * sends its attributes again. */
+		c->retry_at = flt_now_mono_ms() + 1000;
+		if (u->attrs)
+			memset(c->attr_hash, 0, sizeof(c->attr_hash));
+	}
 	if (again)
 		c->flush_queued = true;
+	uint64_t desired = c->desired_index;
 	pthread_mutex_unlock(&t->mtx);
+	if (u->r) {
+		if (rc == 0)
+			answer_sync(t, u->r, desired);
+		else
+			flt_request_fail(u->r, -EAGAIN,
+					 "node attributes not stored: %s",
+					 err ? err->msg : "write failed");
+	}
 	if (u->attrs)
 		flotilla__sync_request__free_unpacked(u->attrs, NULL);
 	free(u);
 	if (again)
-		queue_update(t, c, NULL);
+		queue_update(t, c, NULL, NULL);
 }
 
 static void queue_update(coord_nodes_t *t, cnode_t *c,
-			 Flotilla__SyncRequest *attrs)
+			 Flotilla__SyncRequest *attrs, flt_request_t *r)
 {
 	update_op_t *u = flt_xcalloc(1, sizeof(*u));
 	u->t = t;
 	u->node = c;
 	u->attrs = attrs;
+	u->r = r;
 	coord_writer_submit(t->o.writer, update_apply, update_done, u);
 }
 
@@ -395,8 +419,31 @@ typedef struct reg_op {
 	flt_request_t *r;
 	Flotilla__RegisterRequest *req;
 	cnode_t *node;
+	bool retry; /* node exists: only its secret is issued anew */
 	uint8_t secret[FLT_NODE_SECRET_LEN];
+	uint8_t secret_hash[crypto_generichash_BYTES];
 } reg_op_t;
+
+/* A retried Register: the first one's reply was lost. */
+static int reissue_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
+{
+	reg_op_t *g = arg;
+	Flotilla__NodeRecord *rec;
+	int rc = flt_txn_get_pb(txn, g->t->db, g->node->id,
+				&flotilla__node_record__descriptor,
+				(ProtobufCMessage **)&rec, err);
+	if (rc < 0)
+		return rc;
+	rec->secret_hash.data = g->secret_hash;
+	rec->secret_hash.len = sizeof(g->secret_hash);
+	rec->modify_index = flt_txn_index(txn);
+	rc = flt_txn_put_pb(txn, g->t->db, g->node->id, &rec->base, err);
+	/* The hash was borrowed: do not let free_unpacked release it. */
+	rec->secret_hash.data = NULL;
+	rec->secret_hash.len = 0;
+	flotilla__node_record__free_unpacked(rec, NULL);
+	return rc;
+}
 
 static int reg_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 {
@@ -414,6 +461,7 @@ static int reg_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 	}
 	rec.id = g->node->id;
 	rec.name = g->node->name;
+	rec.registration_id = g->node->reg_id;
 	rec.secret_hash.data = g->node->secret_hash;
 	rec.secret_hash.len = sizeof(g->node->secret_hash);
 	rec.status = g->node->status;
@@ -432,7 +480,8 @@ static void reg_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 	if (rc < 0) {
 		flt_request_fail(g->r, rc, "registration not stored: %s",
 				 err ? err->msg : "write failed");
-		free(g->node);
+		if (!g->retry)
+			free(g->node);
 	} else {
 		Flotilla__RegisterResponse resp =
 			FLOTILLA__REGISTER_RESPONSE__INIT;
@@ -441,11 +490,17 @@ static void reg_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 		resp.node_secret.len = sizeof(g->secret);
 		resp.heartbeat_interval_ms = g->t->o.interval_ms;
 		pthread_mutex_lock(&g->t->mtx);
-		g->node->persisted = g->node->status;
+		if (g->retry) {
+			memcpy(g->node->secret_hash, g->secret_hash,
+			       sizeof(g->secret_hash));
+		} else {
+			g->node->persisted = g->node->status;
+			table_add(g->t, g->node);
+		}
 		g->node->last_hb_mono = flt_now_mono_ms();
-		table_add(g->t, g->node);
 		pthread_mutex_unlock(&g->t->mtx);
-		flt_info("node registered node=%s name=%s index=%llu",
+		flt_info("node %s node=%s name=%s index=%llu",
+			 g->retry ? "registration retried" : "registered",
 			 g->node->id, g->node->name, (unsigned long long)index);
 		flt_request_reply(g->r, &resp.base);
 	}
@@ -488,18 +543,50 @@ static void handle_register(coord_nodes_t *t, flt_request_t *r)
 		flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
 		goto fail;
 	}
+	if (*req->registration_id &&
+	    !flt_is_name(req->registration_id, FLT_NODE_ID_MAX)) {
+		flt_request_fail(r, FLT_EPROTO,
+				 "registration_id: must be 1 to %u of "
+				 "[A-Za-z0-9._-]",
+				 FLT_NODE_ID_MAX);
+		goto fail;
+	}
 
 	reg_op_t *g = flt_xcalloc(1, sizeof(*g));
 	g->t = t;
 	g->r = r;
 	g->req = req;
+	randombytes_buf(g->secret, sizeof(g->secret));
+	crypto_generichash(g->secret_hash, sizeof(g->secret_hash), g->secret,
+			   sizeof(g->secret), NULL, 0);
+
+	/*
+	 * The same registration id again, for a node that never synced: the
+	 * agent did not get the first reply. Same node, new secret. A node
+	 * that has synced is never handed out again this way.
+	 */
+	if (*req->registration_id) {
+		pthread_mutex_lock(&t->mtx);
+		for (size_t i = 0; i < t->n && !g->node; i++)
+			if (t->v[i]->status ==
+				    FLOTILLA__NODE_STATUS__NODE_STATUS_INITIALIZING &&
+			    strcmp(t->v[i]->reg_id, req->registration_id) == 0)
+				g->node = t->v[i];
+		pthread_mutex_unlock(&t->mtx);
+	}
+	if (g->node) {
+		g->retry = true;
+		flt_request_defer(r);
+		coord_writer_submit(t->o.writer, reissue_apply, reg_done, g);
+		return;
+	}
+
 	g->node = flt_xcalloc(1, sizeof(*g->node));
+	snprintf(g->node->reg_id, sizeof(g->node->reg_id), "%s",
+		 req->registration_id);
 	flt_uuid_v4(g->node->id);
 	snprintf(g->node->name, sizeof(g->node->name), "%s", req->name);
-	randombytes_buf(g->secret, sizeof(g->secret));
-	crypto_generichash(g->node->secret_hash,
-			   sizeof(g->node->secret_hash), g->secret,
-			   sizeof(g->secret), NULL, 0);
+	memcpy(g->node->secret_hash, g->secret_hash, sizeof(g->secret_hash));
 	g->node->status = FLOTILLA__NODE_STATUS__NODE_STATUS_INITIALIZING;
 	g->node->status_changed_ms = flt_now_wall_ms();
 	attr_hash(req->fingerprint, req->n_labels, ENTRIES(req->labels),
@@ -584,17 +671,28 @@ static void handle_sync(coord_nodes_t *t, flt_request_t *r)
 	uint64_t desired = c->desired_index;
 	pthread_mutex_unlock(&t->mtx);
 
-	/* An attribute write carries the current status along. */
-	if (attrs_changed)
-		queue_update(t, c, steal_ptr(&req));
-	else if (flush)
-		queue_update(t, c, NULL);
-	if (req)
-		flotilla__sync_request__free_unpacked(req, NULL);
+	/*
+	 * New attributes are acknowledged only once stored (the agent stops
+	 * sending them on this reply); the write carries the status along.
+	 * A status change alone needs no wait: the next heartbeat or tick
+	 * decides it again if it is lost.
+	 */
+	if (attrs_changed) {
+		flt_request_defer(r);
+		queue_update(t, c, steal_ptr(&req), r);
+		return;
+	}
+	if (flush)
+		queue_update(t, c, NULL, NULL);
+	flotilla__sync_request__free_unpacked(req, NULL);
+	answer_sync(t, r, desired);
+}
 
+static void answer_sync(coord_nodes_t *t, flt_request_t *r, uint64_t idx)
+{
 	Flotilla__SyncResponse resp = FLOTILLA__SYNC_RESPONSE__INIT;
 	resp.heartbeat_interval_ms = t->o.interval_ms;
-	resp.index = desired;
+	resp.index = idx;
 	flt_request_reply(r, &resp.base);
 }
 
@@ -636,6 +734,11 @@ static void handle_watch(coord_nodes_t *t, flt_request_t *r)
 		answer_watch(r, idx, idx > known);
 		return;
 	}
+	if (t->closing) {
+		pthread_mutex_unlock(&t->mtx);
+		answer_watch(r, idx, false);
+		return;
+	}
 	/* One long-poll per node: a newer one replaces the older. */
 	old = c->watch;
 	c->watch = r;
@@ -659,11 +762,24 @@ void coord_nodes_tick(coord_nodes_t *t)
 	} *expired = NULL;
 
 	pthread_mutex_lock(&t->mtx);
+	if (t->closing) {
+		pthread_mutex_unlock(&t->mtx);
+		return;
+	}
 	for (size_t i = 0; i < t->n; i++) {
 		cnode_t *c = t->v[i];
+		bool need = false;
 		if (c->status != FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN &&
 		    now - c->last_hb_mono > t->o.ttl_ms &&
-		    set_status(c, FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN)) {
+		    set_status(c, FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN))
+			need = true;
+		/* A transition whose write failed earlier. */
+		if (!need && !c->flush_queued && c->status != c->persisted &&
+		    now >= c->retry_at) {
+			c->flush_queued = true;
+			need = true;
+		}
+		if (need) {
 			flush = flt_xrealloc(flush,
 					     (nflush + 1) * sizeof(*flush));
 			flush[nflush++] = c;
@@ -678,11 +794,27 @@ void coord_nodes_tick(coord_nodes_t *t)
 	}
 	pthread_mutex_unlock(&t->mtx);
 	for (size_t i = 0; i < nflush; i++)
-		queue_update(t, flush[i], NULL);
+		queue_update(t, flush[i], NULL, NULL);
 	for (size_t i = 0; i < nwatch; i++)
 		answer_watch(expired[i].r, expired[i].idx, false);
 	free(flush);
 	free(expired);
+}
+
+void coord_nodes_shutdown(coord_nodes_t *t)
+{
+	pthread_mutex_lock(&t->mtx);
+	t->closing = true;
+	pthread_mutex_unlock(&t->mtx);
+	coord_nodes_release_watches(t);
+}
+
+static bool closing(coord_nodes_t *t)
+{
+	pthread_mutex_lock(&t->mtx);
+	bool c = t->closing;
+	pthread_mutex_unlock(&t->mtx);
+	return c;
 }
 
 void coord_nodes_release_watches(coord_nodes_t *t)
@@ -701,6 +833,10 @@ void coord_nodes_release_watches(coord_nodes_t *t)
 void coord_nodes_handle_agent(flt_request_t *r, void *arg)
 {
 	coord_nodes_t *t = arg;
+	if (closing(t)) {
+		flt_request_fail(r, -EAGAIN, "coordinator is shutting down");
+		return;
+	}
 	switch (flt_request_envelope(r)->method) {
 	case FLOTILLA__METHOD__METHOD_REGISTER:
 		handle_register(t, r);

@@ -27,6 +27,24 @@ is_status good ready || fail "forged sync disturbed the real node"
 grep -q "node credentials rejected" "$T/coord.log" || fail "refusal not logged"
 pass "sync with another node's id and a wrong secret refused"
 
+# A Register retried after a lost reply (same registration id) returns the
+# same node with a new secret; once that node has synced, the id is spent.
+r1=$("$RAWSEND" --url "$LISTEN" --register retry --token "$TOKEN" --reg-id reg-0001)
+r2=$("$RAWSEND" --url "$LISTEN" --register retry --token "$TOKEN" --reg-id reg-0001)
+n1=${r1#node=}; n1=${n1%% *}; n2=${r2#node=}; n2=${n2%% *}
+s1=${r1##*secret=}; s2=${r2##*secret=}
+[ -n "$n1" ] && [ "$n1" = "$n2" ] || fail "retried Register made another node: $r1 / $r2"
+[ "$s1" != "$s2" ] || fail "retried Register kept the old secret"
+[ "$(count_nodes)" = 2 ] || fail "expected 2 nodes after a retried Register, got $(count_nodes)"
+out=$("$RAWSEND" --url "$LISTEN" --sync --node-id "$n1" --secret-hex "$s1")
+echo "$out" | grep -q "code=2" || fail "the superseded secret still works: $out"
+out=$("$RAWSEND" --url "$LISTEN" --sync --node-id "$n1" --secret-hex "$s2")
+echo "$out" | grep -q "code=0" || fail "the reissued secret does not work: $out"
+r3=$("$RAWSEND" --url "$LISTEN" --register retry --token "$TOKEN" --reg-id reg-0001)
+n3=${r3#node=}; n3=${n3%% *}
+[ -n "$n3" ] && [ "$n3" != "$n1" ] || fail "a synced node was handed out again: $r3"
+pass "retried Register is idempotent until the node has synced"
+
 # The API socket serves no agent methods and the agent socket no operator
 # methods.
 out=$("$RAWSEND" --url "$API" --method 1)

@@ -9,6 +9,8 @@
  *   --version V      a NodeList envelope with protocol version V
  *   --method M       a NodeList envelope with method number M
  *   --sync           a Sync with --node-id and --secret-hex credentials
+ *   --register NAME  a Register with --token and --reg-id; prints
+ *                    "node=<id> secret=<hex>" on success
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,6 +27,9 @@
 static const char *url;
 static long garbage = -1, size = -1, version = -1, method = -1, seed = 1;
 static bool sync_call;
+static const char *register_name;
+static const char *token = "";
+static const char *reg_id = "";
 static const char *node_id = "";
 static const char *secret_hex = "";
 static long timeout_ms = 3000;
@@ -42,6 +47,12 @@ static const flt_flag_t flags[] = {
 	{ "method", FLT_FLAG_INT, &method, "M", "envelope method", 0, 1 << 30,
 	  NULL },
 	{ "sync", FLT_FLAG_BOOL, &sync_call, NULL, "send a Sync", 0, 0, NULL },
+	{ "register", FLT_FLAG_STRING, &register_name, "NAME",
+	  "send a Register", 0, 0, NULL },
+	{ "token", FLT_FLAG_STRING, &token, "TOKEN", "join token", 0, 0,
+	  NULL },
+	{ "reg-id", FLT_FLAG_STRING, &reg_id, "ID", "registration id", 0, 0,
+	  NULL },
 	{ "node-id", FLT_FLAG_STRING, &node_id, "ID", "Sync node id", 0, 0,
 	  NULL },
 	{ "secret-hex", FLT_FLAG_STRING, &secret_hex, "HEX", "Sync secret", 0,
@@ -98,6 +109,44 @@ static int do_sync(void)
 	return 0;
 }
 
+static int do_register(void)
+{
+	flt_client_opts_t o = { .url = url, .tls = &tls };
+	Flotilla__Credentials c = FLOTILLA__CREDENTIALS__INIT;
+	Flotilla__RegisterRequest req = FLOTILLA__REGISTER_REQUEST__INIT;
+	Flotilla__Fingerprint fp = FLOTILLA__FINGERPRINT__INIT;
+	Flotilla__RegisterResponse *resp = NULL;
+	flt_client_t *cl;
+	flt_error_t err;
+
+	c.join_token = (char *)token;
+	fp.hostname = "rawsend";
+	req.name = (char *)register_name;
+	req.fingerprint = &fp;
+	req.registration_id = (char *)reg_id;
+	if (flt_client_open(&o, &cl, &err) < 0) {
+		printf("no reply: %s\n", err.msg);
+		return 3;
+	}
+	int rc = flt_client_call(cl, FLOTILLA__METHOD__METHOD_REGISTER, &c,
+				 &req.base,
+				 &flotilla__register_response__descriptor,
+				 (ProtobufCMessage **)&resp, (int)timeout_ms,
+				 &err);
+	flt_client_close(cl);
+	if (rc < 0) {
+		printf("reply code=%d message=%s\n", flt_wire_code_out(rc),
+		       err.msg);
+		return 0;
+	}
+	printf("node=%s secret=", resp->node_id);
+	for (size_t i = 0; i < resp->node_secret.len; i++)
+		printf("%02x", resp->node_secret.data[i]);
+	printf("\n");
+	flotilla__register_response__free_unpacked(resp, NULL);
+	return 0;
+}
+
 static nng_msg *make_message(void)
 {
 	nng_msg *m = NULL;
@@ -144,6 +193,8 @@ int main(int argc, char **argv)
 	}
 	if (sync_call)
 		return do_sync();
+	if (register_name)
+		return do_register();
 	nng_req0_open(&s);
 	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, (nng_duration)timeout_ms);
 	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, (nng_duration)timeout_ms);
