@@ -1003,7 +1003,8 @@ static void test_json_enums_bytes(void **state)
 	rec.secret_hash.data = (uint8_t *)"\x01\x02\x03\xff";
 	rec.secret_hash.len = 4;
 	json_t *o = flt_pb_to_json(&rec.base);
-	assert_int_equal(json_object_size(o), 10);
+	assert_int_equal(json_object_size(o),
+			 flotilla__node_record__descriptor.n_fields);
 	assert_string_equal(jstr(o, "status"), "ready");
 	assert_string_equal(jstr(o, "secret_hash"), "AQID/w==");
 	assert_int_equal(jint(o, "registered_at_ms"), 1700000000123ll);
