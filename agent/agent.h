@@ -64,4 +64,10 @@ typedef struct agent_opts {
  */
 int agent_run(const agent_opts_t *o, flt_store_t *store);
 
+/* ---- exec.c ----------------------------------------------------------- */
+
+/* Runs the task of spec_path in the foreground; returns its exit status
+ * (128 + signal when killed, 125 when it could not be started). */
+int agent_exec(const char *spec_path, const char *data_dir);
+
 #endif

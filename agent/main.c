@@ -134,11 +134,23 @@ int main(int argc, char **argv)
 	int rc = flt_flags_parse(flags, argc, argv, &next, &err);
 	if (rc == 1) {
 		flt_flags_usage(stdout,
-				"Usage: flotilla-agent [OPTIONS]\n\n"
+				"Usage: flotilla-agent [OPTIONS]\n"
+				"       flotilla-agent [--data-dir DIR] exec "
+				"SPEC.json\n\n"
 				"Joins a Flotilla fleet and keeps this host "
-				"in sync with it.",
+				"in sync with it. exec runs one task spec in "
+				"the agent's sandbox, in the foreground.",
 				flags);
 		return 0;
+	}
+	if (rc == 0 && next < argc && strcmp(argv[next], "exec") == 0) {
+		if (next + 2 != argc) {
+			fprintf(stderr, "usage: flotilla-agent [--data-dir DIR] "
+					"exec SPEC.json\n");
+			return 2;
+		}
+		flt_log_init("flotilla-agent", FLT_LOG_WARN);
+		return agent_exec(argv[next + 1], data_dir);
 	}
 	if (rc < 0 || next < argc) {
 		fprintf(stderr, "flotilla-agent: %s\n",

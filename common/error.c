@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "flotilla/error.h"
-#include "flotilla/util.h"
 
 int flt_err(flt_error_t *err, int code, const char *fmt, ...)
 {
@@ -51,4 +50,18 @@ const char *flt_strerror(int code)
 	case FLT_ECONFLICT: return "conflict";
 	default: return code < 0 ? strerror(-code) : "success";
 	}
+}
+
+void flt_utf8_trim(char *s)
+{
+	size_t n = strlen(s), i = n;
+	/* Walk back over continuation bytes to the lead byte. */
+	while (i > 0 && ((unsigned char)s[i - 1] & 0xc0) == 0x80 && n - i < 3)
+		i--;
+	if (i == 0)
+		return;
+	unsigned char lead = (unsigned char)s[i - 1];
+	size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+	if (lead >= 0x80 && n - (i - 1) < need)
+		s[i - 1] = '\0';
 }

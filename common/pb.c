@@ -326,3 +326,233 @@ json_t *flt_pb_to_json(const ProtobufCMessage *m)
 	}
 	return o;
 }
+
+/* ---- JSON to protobuf ------------------------------------------------- */
+
+static int from_json_msg(const ProtobufCMessageDescriptor *d, json_t *j,
+			 const char *path, ProtobufCMessage **out,
+			 flt_error_t *err);
+
+static const char *type_word(ProtobufCType t)
+{
+	switch (t) {
+	case PROTOBUF_C_TYPE_STRING: return "a string";
+	case PROTOBUF_C_TYPE_BYTES: return "a base64 string";
+	case PROTOBUF_C_TYPE_BOOL: return "true or false";
+	case PROTOBUF_C_TYPE_ENUM: return "one of its names";
+	case PROTOBUF_C_TYPE_MESSAGE: return "an object";
+	case PROTOBUF_C_TYPE_FLOAT:
+	case PROTOBUF_C_TYPE_DOUBLE: return "a number";
+	default: return "a whole number";
+	}
+}
+
+/* Stores one JSON value into the field slot p (sized field_size). */
+static int value_from_json(const ProtobufCFieldDescriptor *f, json_t *v,
+			   void *p, const char *path, flt_error_t *err)
+{
+	json_int_t n = 0;
+	bool is_int = json_is_integer(v);
+	if (is_int)
+		n = json_integer_value(v);
+
+	switch (f->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		if (!is_int || n < INT32_MIN || n > INT32_MAX)
+			break;
+		*(int32_t *)p = (int32_t)n;
+		return 0;
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		if (!is_int || n < 0 || n > (json_int_t)UINT32_MAX)
+			return flt_err(err, -EINVAL,
+				       "%s: must be a whole number from 0 to %u",
+				       path, UINT32_MAX);
+		*(uint32_t *)p = (uint32_t)n;
+		return 0;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		if (!is_int)
+			break;
+		*(int64_t *)p = n;
+		return 0;
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		if (!is_int || n < 0)
+			return flt_err(err, -EINVAL,
+				       "%s: must be a whole number >= 0", path);
+		*(uint64_t *)p = (uint64_t)n;
+		return 0;
+	case PROTOBUF_C_TYPE_FLOAT:
+		if (!json_is_number(v))
+			break;
+		*(float *)p = (float)json_number_value(v);
+		return 0;
+	case PROTOBUF_C_TYPE_DOUBLE:
+		if (!json_is_number(v))
+			break;
+		*(double *)p = json_number_value(v);
+		return 0;
+	case PROTOBUF_C_TYPE_BOOL:
+		if (!json_is_boolean(v))
+			break;
+		*(protobuf_c_boolean *)p = json_is_true(v);
+		return 0;
+	case PROTOBUF_C_TYPE_ENUM: {
+		const ProtobufCEnumDescriptor *ed = f->descriptor;
+		if (is_int && protobuf_c_enum_descriptor_get_value(ed, (int)n)) {
+			*(int *)p = (int)n;
+			return 0;
+		}
+		if (!json_is_string(v))
+			break;
+		for (unsigned i = 0; i < ed->n_values; i++) {
+			json_t *name = enum_json(ed, ed->values[i].value);
+			bool match = json_is_string(name) &&
+				     strcmp(json_string_value(name),
+					    json_string_value(v)) == 0;
+			json_decref(name);
+			if (match) {
+				*(int *)p = ed->values[i].value;
+				return 0;
+			}
+		}
+		return flt_err(err, -EINVAL, "%s: \"%s\" is not a known value",
+			       path, json_string_value(v));
+	}
+	case PROTOBUF_C_TYPE_STRING:
+		if (!json_is_string(v))
+			break;
+		*(char **)p = flt_xstrdup(json_string_value(v));
+		return 0;
+	case PROTOBUF_C_TYPE_BYTES: {
+		if (!json_is_string(v))
+			break;
+		const char *s = json_string_value(v);
+		size_t sl = strlen(s), bl;
+		uint8_t *b = flt_xmalloc(sl + 1);
+		if (sodium_base642bin(b, sl + 1, s, sl, NULL, &bl, NULL,
+				      sodium_base64_VARIANT_ORIGINAL) != 0) {
+			free(b);
+			return flt_err(err, -EINVAL, "%s: not valid base64",
+				       path);
+		}
+		((ProtobufCBinaryData *)p)->data = b;
+		((ProtobufCBinaryData *)p)->len = bl;
+		return 0;
+	}
+	case PROTOBUF_C_TYPE_MESSAGE:
+		if (!json_is_object(v))
+			break;
+		return from_json_msg(f->descriptor, v, path,
+				     (ProtobufCMessage **)p, err);
+	}
+	return flt_err(err, -EINVAL, "%s: must be %s", path,
+		       type_word(f->type));
+}
+
+static int field_from_json(const ProtobufCFieldDescriptor *f, json_t *v,
+			   ProtobufCMessage *m, const char *path,
+			   flt_error_t *err)
+{
+	char *fp = (char *)m + f->offset;
+	char sub[512];
+	int rc;
+
+	if (f->label != PROTOBUF_C_LABEL_REPEATED)
+		return value_from_json(f, v, fp, path, err);
+
+	size_t *count = (size_t *)((char *)m + f->quantifier_offset);
+	size_t sz = field_size(f->type);
+	if (f->type == PROTOBUF_C_TYPE_MESSAGE && is_map_entry(f->descriptor)) {
+		const ProtobufCMessageDescriptor *ed = f->descriptor;
+		if (!json_is_object(v))
+			return flt_err(err, -EINVAL,
+				       "%s: must be an object of names to "
+				       "values",
+				       path);
+		size_t n = json_object_size(v), k = 0;
+		ProtobufCMessage **arr = flt_xcalloc(n, sizeof(*arr));
+		*(ProtobufCMessage ***)fp = arr;
+		const char *key;
+		json_t *val;
+		json_object_foreach(v, key, val)
+		{
+			ProtobufCMessage *e = flt_xcalloc(1, ed->sizeof_message);
+			protobuf_c_message_init(ed, e);
+			arr[k] = e;
+			*count = ++k;
+			*(char **)((char *)e + ed->fields[0].offset) =
+				flt_xstrdup(key);
+			snprintf(sub, sizeof(sub), "%s.%s", path, key);
+			rc = value_from_json(&ed->fields[1], val,
+					     (char *)e + ed->fields[1].offset,
+					     sub, err);
+			if (rc < 0)
+				return rc;
+		}
+		return 0;
+	}
+	if (!json_is_array(v))
+		return flt_err(err, -EINVAL, "%s: must be a list", path);
+	size_t n = json_array_size(v);
+	char *arr = flt_xcalloc(n, sz);
+	*(char **)fp = arr;
+	for (size_t k = 0; k < n; k++) {
+		snprintf(sub, sizeof(sub), "%s[%zu]", path, k);
+		/* Counted first, so that a half-built element is freed. */
+		*count = k + 1;
+		rc = value_from_json(f, json_array_get(v, k), arr + k * sz, sub,
+				     err);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int from_json_msg(const ProtobufCMessageDescriptor *d, json_t *j,
+			 const char *path, ProtobufCMessage **out,
+			 flt_error_t *err)
+{
+	ProtobufCMessage *m = flt_xcalloc(1, d->sizeof_message);
+	const char *key;
+	json_t *v;
+	char sub[512];
+
+	protobuf_c_message_init(d, m);
+	*out = m; /* freed by the caller on failure too */
+	json_object_foreach(j, key, v)
+	{
+		snprintf(sub, sizeof(sub), "%s%s%s", path, *path ? "." : "",
+			 key);
+		const ProtobufCFieldDescriptor *f =
+			protobuf_c_message_descriptor_get_field_by_name(d, key);
+		if (!f)
+			return flt_err(err, -EINVAL, "%s: unknown field", sub);
+		if (json_is_null(v))
+			continue;
+		int rc = field_from_json(f, v, m, sub, err);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int flt_pb_from_json(const ProtobufCMessageDescriptor *desc, json_t *j,
+		     ProtobufCMessage **out, flt_error_t *err)
+{
+	ProtobufCMessage *m = NULL;
+	if (!json_is_object(j))
+		return flt_err(err, -EINVAL, "%s: must be a JSON object",
+			       desc->short_name);
+	int rc = from_json_msg(desc, j, "", &m, err);
+	if (rc < 0) {
+		protobuf_c_message_free_unpacked(m, NULL);
+		return rc;
+	}
+	*out = m;
+	return 0;
+}

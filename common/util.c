@@ -11,44 +11,6 @@
 
 #include "flotilla/util.h"
 
-static void oom(void)
-{
-	fputs("flotilla: out of memory\n", stderr);
-	abort();
-}
-
-void *flt_xmalloc(size_t n)
-{
-	void *p = malloc(n ? n : 1);
-	if (!p)
-		oom();
-	return p;
-}
-
-void *flt_xcalloc(size_t n, size_t size)
-{
-	void *p = calloc(n ? n : 1, size ? size : 1);
-	if (!p)
-		oom();
-	return p;
-}
-
-void *flt_xrealloc(void *p, size_t n)
-{
-	p = realloc(p, n ? n : 1);
-	if (!p)
-		oom();
-	return p;
-}
-
-char *flt_xstrdup(const char *s)
-{
-	char *d = strdup(s);
-	if (!d)
-		oom();
-	return d;
-}
-
 static int64_t clock_ms(clockid_t id)
 {
 	struct timespec ts;
@@ -157,20 +119,6 @@ bool flt_is_text(const char *s, size_t len)
 		i += extra + 1;
 	}
 	return true;
-}
-
-void flt_utf8_trim(char *s)
-{
-	size_t n = strlen(s), i = n;
-	/* Walk back over continuation bytes to the lead byte. */
-	while (i > 0 && ((unsigned char)s[i - 1] & 0xc0) == 0x80 && n - i < 3)
-		i--;
-	if (i == 0)
-		return;
-	unsigned char lead = (unsigned char)s[i - 1];
-	size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
-	if (lead >= 0x80 && n - (i - 1) < need)
-		s[i - 1] = '\0';
 }
 
 int flt_read_file(const char *path, size_t max, char **out)

@@ -37,6 +37,9 @@ int flt_err(flt_error_t *err, int code, const char *fmt, ...)
 int flt_err_prefix(flt_error_t *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Cuts an incomplete UTF-8 sequence off the end of s (after truncation). */
+void flt_utf8_trim(char *s);
+
 /* A short name for a code: strerror for errno values, ours for FLT_E*. */
 const char *flt_strerror(int code);
 

@@ -57,4 +57,14 @@ static inline void flt_pb_freep(void *p)
  */
 json_t *flt_pb_to_json(const ProtobufCMessage *m);
 
+/*
+ * The reverse of flt_pb_to_json: builds a new desc message (owned by the
+ * caller, free with protobuf_c_message_free_unpacked(m, NULL)) from a JSON
+ * object. Unknown keys, wrong types and out-of-range numbers are refused
+ * with the field path: "resources.memory_mb: must be a whole number >= 0".
+ * Absent fields keep their defaults; null is the same as absent.
+ */
+int flt_pb_from_json(const ProtobufCMessageDescriptor *desc, json_t *j,
+		     ProtobufCMessage **out, flt_error_t *err);
+
 #endif

@@ -54,9 +54,6 @@ bool flt_is_name(const char *s, size_t max);
 /* True when s holds only printable ASCII or valid UTF-8, no control chars. */
 bool flt_is_text(const char *s, size_t len);
 
-/* Cuts an incomplete UTF-8 sequence off the end of s (after truncation). */
-void flt_utf8_trim(char *s);
-
 /* Reads a whole small file (at most max bytes); trailing newline trimmed. */
 int flt_read_file(const char *path, size_t max, char **out);
 

@@ -1,0 +1,532 @@
+/*
+ * The task sandbox, modelled on bubblewrap and crun: namespaces, a
+ * read-only root view built on a private tmpfs, a fresh /proc, a minimal
+ * /dev, cgroup limits, an unprivileged user with no capabilities, rlimits,
+ * no_new_privs and a seccomp filter. Everything here runs in the shim's
+ * children, which are single-threaded; setup errors are sent to the shim as
+ * text over a pipe and the child exits.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <linux/securebits.h>
+#include <sys/capability.h>
+
+#include "sandbox.h"
+#include "seccomp.h"
+
+/* Host directories a task never sees: home directories, runtime sockets
+ * (a docker.sock there is root on the host), root's home. */
+static const char *const hidden_top[] = { "proc", "dev", "tmp", "run",
+					  "root", "home", "lost+found" };
+
+static int err_fd = -1; /* where setup failures are reported */
+
+static void __attribute__((noreturn, format(printf, 1, 2)))
+die(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	int e = errno;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	if (e && (size_t)n + 3 < sizeof(buf))
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, ": %s",
+			      strerror(e));
+	if (err_fd >= 0 && write(err_fd, buf, (size_t)n) < 0)
+		_exit(126);
+	_exit(126);
+}
+
+static void mkdir_p_in(const char *root, const char *rel)
+{
+	char p[1024];
+	snprintf(p, sizeof(p), "%s/%s", root, rel);
+	for (char *s = p + strlen(root) + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		mkdir(p, 0755);
+		*s = '/';
+	}
+	if (mkdir(p, 0755) < 0 && errno != EEXIST)
+		die("create mount point %s", rel);
+}
+
+/* Binds src at root/target, read-only, nosuid and nodev down the tree. */
+static void bind_ro(const char *src, const char *root, const char *target)
+{
+	char dst[1024];
+	struct mount_attr attr = {
+		.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+			    MOUNT_ATTR_NODEV,
+	};
+	snprintf(dst, sizeof(dst), "%s/%s", root, target);
+	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+		die("bind %s", src);
+	/* Recursive read-only (Linux 5.12): submounts of src are covered
+	 * too, which a plain MS_RDONLY remount would miss. */
+	if (mount_setattr(AT_FDCWD, dst, AT_RECURSIVE, &attr, sizeof(attr)) < 0)
+		die("make %s read-only", src);
+}
+
+static void bind_dev(const char *root, const char *name)
+{
+	char src[64], dst[1024];
+	snprintf(src, sizeof(src), "/dev/%s", name);
+	snprintf(dst, sizeof(dst), "%s/dev/%s", root, name);
+	int fd = open(dst, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
+	if (fd < 0)
+		die("create %s", dst);
+	close(fd);
+	if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
+		die("bind %s", src);
+}
+
+static void build_root(const shim_conf_t *c, const char *root)
+{
+	char p[1024];
+
+	/* Nothing mounted here may propagate back to the host. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		die("make mounts private");
+	if (mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV,
+		  "mode=0755,size=1m") < 0)
+		die("mount root tmpfs");
+
+	DIR *d = opendir("/");
+	if (!d)
+		die("read /");
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		bool skip = e->d_name[0] == '.';
+		for (size_t i = 0; !skip && i < sizeof(hidden_top) /
+							sizeof(hidden_top[0]);
+		     i++)
+			skip = strcmp(e->d_name, hidden_top[i]) == 0;
+		if (skip)
+			continue;
+		snprintf(p, sizeof(p), "/%s", e->d_name);
+		struct stat st;
+		if (lstat(p, &st) < 0)
+			continue;
+		if (S_ISLNK(st.st_mode)) {
+			char target[1024], dst[1024];
+			ssize_t n = readlink(p, target, sizeof(target) - 1);
+			if (n < 0)
+				continue;
+			target[n] = '\0';
+			snprintf(dst, sizeof(dst), "%s/%s", root, e->d_name);
+			if (symlink(target, dst) < 0)
+				die("symlink %s", dst);
+		} else if (S_ISDIR(st.st_mode)) {
+			mkdir_p_in(root, e->d_name);
+			bind_ro(p, root, e->d_name);
+		}
+	}
+	closedir(d);
+
+	/* Agent state and configuration hold secrets: hide them. */
+	for (size_t i = 0; i < c->nmasks; i++) {
+		snprintf(p, sizeof(p), "%s%s", root, c->masks[i]);
+		struct stat st;
+		if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
+			continue;
+		if (mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
+			  "size=4k,mode=0755") < 0)
+			die("hide %s", c->masks[i]);
+	}
+
+	for (size_t i = 0; i < c->nmounts; i++) {
+		mkdir_p_in(root, c->mounts[i].target + 1);
+		bind_ro(c->mounts[i].source, root, c->mounts[i].target + 1);
+	}
+
+	/* A fresh /proc: the new pid namespace shows only the task. */
+	mkdir_p_in(root, "proc");
+	snprintf(p, sizeof(p), "%s/proc", root);
+	if (mount("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) <
+	    0)
+		die("mount /proc");
+
+	/* A minimal /dev: no disks, no kmsg, no mem. */
+	mkdir_p_in(root, "dev");
+	snprintf(p, sizeof(p), "%s/dev", root);
+	if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NOEXEC,
+		  "mode=0755,size=64k") < 0)
+		die("mount /dev");
+	static const char *const devs[] = { "null", "zero", "full", "random",
+					    "urandom", "tty" };
+	for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++)
+		bind_dev(root, devs[i]);
+	static const char *const links[][2] = {
+		{ "/proc/self/fd", "fd" },    { "/proc/self/fd/0", "stdin" },
+		{ "/proc/self/fd/1", "stdout" }, { "/proc/self/fd/2", "stderr" },
+	};
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+		snprintf(p, sizeof(p), "%s/dev/%s", root, links[i][1]);
+		if (symlink(links[i][0], p) < 0)
+			die("symlink %s", p);
+	}
+	mkdir_p_in(root, "dev/shm");
+	snprintf(p, sizeof(p), "%s/dev/shm", root);
+	if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+		die("mount /dev/shm");
+
+	mkdir_p_in(root, "tmp");
+	snprintf(p, sizeof(p), "%s/tmp", root);
+	if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+		die("mount /tmp");
+
+	/* The allocation directory: the one writable place that lasts. */
+	char alloc[SHIM_PATH_MAX + 8];
+	snprintf(alloc, sizeof(alloc), "%s/alloc", c->task_dir);
+	mkdir_p_in(root, c->alloc_target + 1);
+	snprintf(p, sizeof(p), "%s%s", root, c->alloc_target);
+	if (mount(alloc, p, NULL, MS_BIND, NULL) < 0 ||
+	    mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV,
+		  NULL) < 0)
+		die("bind the allocation directory at %s", c->alloc_target);
+
+	/* Enter the new root; the old one is detached, not just hidden. */
+	if (chdir(root) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
+	    umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+		die("pivot_root");
+	if (mount(NULL, "/", NULL,
+		  MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+		die("make / read-only");
+}
+
+static void loopback_up(void)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr = { 0 };
+	strcpy(ifr.ifr_name, "lo");
+	if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
+		die("loopback");
+	ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+	if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+		die("bring up loopback");
+	close(s);
+}
+
+/*
+ * From root to the task's user with only the kept capabilities; the
+ * order matters: the bounding set needs CAP_SETPCAP (gone after setuid),
+ * and the kept capabilities survive setuid only with KEEPCAPS, then reach
+ * the program through the ambient set.
+ */
+static void drop_privileges(const shim_conf_t *c)
+{
+	for (size_t i = 0; i < c->nrlimits; i++) {
+		struct rlimit rl = { c->rlimits[i].soft, c->rlimits[i].hard };
+		if (setrlimit(c->rlimits[i].resource, &rl) < 0)
+			die("rlimit %d", c->rlimits[i].resource);
+	}
+	for (cap_value_t v = 0; v <= CAP_LAST_CAP; v++)
+		if (!(c->caps & (1ull << v)) && cap_drop_bound(v) < 0 &&
+		    errno != EINVAL)
+			die("drop capability %d from the bounding set", v);
+	/* Root inside the sandbox is no special case: no capabilities come
+	 * back on execve for uid 0, and setuid transitions change nothing. */
+	if (prctl(PR_SET_SECUREBITS,
+		  SECBIT_KEEP_CAPS_LOCKED | SECBIT_NO_SETUID_FIXUP |
+			  SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_NOROOT |
+			  SECBIT_NOROOT_LOCKED) < 0)
+		die("securebits");
+	if (setgroups(0, NULL) < 0 || setresgid(c->gid, c->gid, c->gid) < 0 ||
+	    setresuid(c->uid, c->uid, c->uid) < 0)
+		die("switch to uid %u gid %u", c->uid, c->gid);
+
+	cap_t caps = cap_init();
+	cap_value_t keep[64];
+	int n = 0;
+	for (cap_value_t v = 0; v <= CAP_LAST_CAP && n < 64; v++)
+		if (c->caps & (1ull << v))
+			keep[n++] = v;
+	if (n && (cap_set_flag(caps, CAP_PERMITTED, n, keep, CAP_SET) < 0 ||
+		  cap_set_flag(caps, CAP_EFFECTIVE, n, keep, CAP_SET) < 0 ||
+		  cap_set_flag(caps, CAP_INHERITABLE, n, keep, CAP_SET) < 0))
+		die("capability set");
+	if (cap_set_proc(caps) < 0)
+		die("set capabilities");
+	cap_free(caps);
+	if (cap_reset_ambient() < 0 && errno != EINVAL)
+		die("clear ambient capabilities");
+	for (int i = 0; i < n; i++)
+		if (cap_set_ambient(keep[i], CAP_SET) < 0)
+			die("ambient capability %d", keep[i]);
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		die("no_new_privs");
+}
+
+/* Read while the host's paths are still in view (before pivot_root). */
+static void read_seccomp(const shim_conf_t *c, agent_bpf_t *prog)
+{
+	flt_error_t err;
+	memset(prog, 0, sizeof(*prog));
+	if (!c->seccomp_file[0])
+		return;
+	if (agent_bpf_load_file(c->seccomp_file, prog, &err) < 0) {
+		errno = 0;
+		die("seccomp: %s", err.msg);
+	}
+}
+
+static void install_seccomp(const agent_bpf_t *prog)
+{
+	int rc = agent_bpf_install(prog);
+	if (rc < 0) {
+		errno = -rc;
+		die("install seccomp filter");
+	}
+}
+
+/* Signals the task's pid 1 passes on to the program. */
+static const int forwarded[] = { SIGTERM, SIGINT,  SIGHUP, SIGQUIT,
+				 SIGUSR1, SIGUSR2, SIGWINCH };
+
+/*
+ * pid 1 of the task: reaps every orphan, passes signals on to the program
+ * (a pid 1 without handlers would ignore SIGTERM), and when the program
+ * exits, hands its wait status to the shim and exits, which ends every
+ * other process of the namespace.
+ */
+static void __attribute__((noreturn))
+mini_init(pid_t prog, int result_fd, const sigset_t *set)
+{
+	int status = 0;
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(set, &si);
+		if (sig < 0)
+			continue;
+		if (sig != SIGCHLD) {
+			kill(prog, sig);
+			continue;
+		}
+		for (;;) {
+			int st;
+			pid_t w = waitpid(-1, &st, WNOHANG);
+			if (w <= 0)
+				break;
+			if (w == prog) {
+				status = st;
+				if (write(result_fd, &status, sizeof(status)) <
+				    0)
+					_exit(125);
+				_exit(WIFEXITED(st) ? WEXITSTATUS(st)
+						    : 128 + WTERMSIG(st));
+			}
+		}
+	}
+}
+
+typedef struct child_args {
+	const shim_conf_t *c;
+	int go_fd, err_fd, result_fd, out_fd, errout_fd;
+} child_args_t;
+
+static int child_main(void *arg)
+{
+	child_args_t *a = arg;
+	const shim_conf_t *c = a->c;
+	char go, root[SHIM_PATH_MAX + 16];
+
+	err_fd = a->err_fd;
+	/* Wait until the shim has put us in the task's cgroup. */
+	if (read(a->go_fd, &go, 1) != 1)
+		_exit(126);
+	close(a->go_fd);
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		die("pdeathsig");
+	agent_bpf_t prog_filter;
+	read_seccomp(c, &prog_filter);
+	snprintf(root, sizeof(root), "%s/rootfs", c->task_dir);
+	build_root(c, root);
+	if (sethostname(c->hostname, strlen(c->hostname)) < 0)
+		die("sethostname");
+	if (c->net == SHIM_NET_PRIVATE)
+		loopback_up();
+	drop_privileges(c);
+
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
+		sigaddset(&set, forwarded[i]);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+
+	pid_t prog = fork();
+	if (prog < 0)
+		die("fork");
+	if (prog == 0) {
+		sigprocmask(SIG_UNBLOCK, &set, NULL);
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (null < 0 || dup2(null, 0) < 0 || dup2(a->out_fd, 1) < 0 ||
+		    dup2(a->errout_fd, 2) < 0)
+			die("standard streams");
+		if (chdir(c->workdir[0] ? c->workdir : "/") < 0)
+			die("chdir %s", c->workdir);
+		/* Last: the filter allows execve but little else of
+		 * interest, and nothing after it is ours. */
+		install_seccomp(&prog_filter);
+		execve(c->argv[0], c->argv, c->envp);
+		die("exec %s", c->argv[0]);
+	}
+	close(a->out_fd);
+	close(a->errout_fd);
+	/* pid 1 gets the filter too: a task must not be able to use it. */
+	install_seccomp(&prog_filter);
+	close(a->err_fd);
+	err_fd = -1;
+	mini_init(prog, a->result_fd, &set);
+}
+
+int sandbox_start(const shim_conf_t *c, const agent_cgroup_t *cg, int out_fd,
+		  int errout_fd, sandbox_proc_t *p, char *why, size_t whylen)
+{
+	int go[2], errp[2], res[2];
+	static char stack[256 * 1024] __attribute__((aligned(16)));
+
+	if (pipe2(go, O_CLOEXEC) < 0)
+		return -errno;
+	if (pipe2(errp, O_CLOEXEC) < 0 || pipe2(res, O_CLOEXEC) < 0) {
+		int e = -errno;
+		close(go[0]);
+		close(go[1]);
+		return e;
+	}
+	child_args_t a = { c, go[0], errp[1], res[1], out_fd, errout_fd };
+	int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
+		    SIGCHLD;
+	if (c->net != SHIM_NET_HOST)
+		flags |= CLONE_NEWNET;
+	pid_t pid = clone(child_main, stack + sizeof(stack), flags, &a);
+	int e = errno;
+	close(go[0]);
+	close(errp[1]);
+	close(res[1]);
+	if (pid < 0) {
+		snprintf(why, whylen, "clone: %s", strerror(e));
+		close(go[1]);
+		close(errp[0]);
+		close(res[0]);
+		return -e;
+	}
+	int rc = cg ? agent_cgroup_attach(cg, pid) : 0;
+	if (rc < 0) {
+		snprintf(why, whylen, "join cgroup: %s", strerror(-rc));
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(go[1]);
+		close(errp[0]);
+		close(res[0]);
+		return rc;
+	}
+	if (write(go[1], "g", 1) != 1) {
+		rc = -errno;
+		snprintf(why, whylen, "start: %s", strerror(errno));
+	}
+	close(go[1]);
+	/* EOF: the program was executed (the pipe closes on exec in the
+	 * program and on exit in pid 1); text: why the setup failed. */
+	char msg[512];
+	ssize_t n, got = 0;
+	while ((n = read(errp[0], msg + got, sizeof(msg) - 1 - (size_t)got)) >
+	       0)
+		got += n;
+	close(errp[0]);
+	if (got > 0) {
+		msg[got] = '\0';
+		snprintf(why, whylen, "%s", msg);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(res[0]);
+		return -EINVAL;
+	}
+	if (rc < 0) {
+		close(res[0]);
+		return rc;
+	}
+	p->init = pid;
+	p->result_fd = res[0];
+	return 0;
+}
+
+void sandbox_enter_exec(const shim_conf_t *c, const agent_cgroup_t *cg,
+			pid_t init, char *const argv[])
+{
+	static const struct {
+		const char *name;
+		int type;
+	} nss[] = { { "ipc", CLONE_NEWIPC }, { "uts", CLONE_NEWUTS },
+		    { "net", CLONE_NEWNET }, { "pid", CLONE_NEWPID },
+		    { "mnt", CLONE_NEWNS } };
+	int fds[5];
+	char p[64];
+
+	agent_bpf_t filter;
+	err_fd = 2;
+	read_seccomp(c, &filter);
+	if (cg && agent_cgroup_attach(cg, getpid()) < 0)
+		die("join the task's cgroup");
+	/* Open all first: after entering the mount namespace, the host's
+	 * /proc is out of reach. */
+	for (size_t i = 0; i < 5; i++) {
+		snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)init, nss[i].name);
+		fds[i] = open(p, O_RDONLY | O_CLOEXEC);
+		if (fds[i] < 0)
+			die("open %s", p);
+	}
+	for (size_t i = 0; i < 5; i++) {
+		if (nss[i].type == CLONE_NEWNET && c->net == SHIM_NET_HOST)
+			continue;
+		if (setns(fds[i], nss[i].type) < 0)
+			die("enter the task's %s namespace", nss[i].name);
+		close(fds[i]);
+	}
+	if (chdir("/") < 0)
+		die("chdir /");
+	/* A pid namespace applies to children: fork into it. */
+	pid_t pid = fork();
+	if (pid < 0)
+		die("fork");
+	if (pid > 0) {
+		int st;
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+	}
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		die("pdeathsig");
+	drop_privileges(c);
+	if (chdir(c->workdir[0] ? c->workdir : "/") < 0)
+		die("chdir %s", c->workdir);
+	install_seccomp(&filter);
+	execve(argv[0], argv, c->envp);
+	die("exec %s", argv[0]);
+}

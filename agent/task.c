@@ -1,0 +1,374 @@
+#include <errno.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/capability.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "flotilla/pb.h"
+#include "flotilla/util.h"
+#include "health.h"
+#include "seccomp.h"
+#include "shimconf.h"
+#include "task.h"
+
+#define SPEC_MAX (1u << 20)
+
+static const struct {
+	const char *name;
+	int resource;
+} rlimit_names[] = {
+	{ "as", RLIMIT_AS },	     { "core", RLIMIT_CORE },
+	{ "cpu", RLIMIT_CPU },	     { "data", RLIMIT_DATA },
+	{ "fsize", RLIMIT_FSIZE },   { "locks", RLIMIT_LOCKS },
+	{ "memlock", RLIMIT_MEMLOCK }, { "msgqueue", RLIMIT_MSGQUEUE },
+	{ "nice", RLIMIT_NICE },     { "nofile", RLIMIT_NOFILE },
+	{ "nproc", RLIMIT_NPROC },   { "rss", RLIMIT_RSS },
+	{ "rtprio", RLIMIT_RTPRIO }, { "sigpending", RLIMIT_SIGPENDING },
+	{ "stack", RLIMIT_STACK },
+};
+
+static int rlimit_resource(const char *name)
+{
+	for (size_t i = 0; i < FLT_ARRAY_SIZE(rlimit_names); i++)
+		if (strcmp(rlimit_names[i].name, name) == 0)
+			return rlimit_names[i].resource;
+	return -1;
+}
+
+/* "SIGTERM", "TERM" or "15" -> 15; 0 if unknown. */
+static int signal_number(const char *s)
+{
+	if (!*s)
+		return SIGTERM;
+	char *end;
+	long n = strtol(s, &end, 10);
+	if (!*end)
+		return n > 0 && n < NSIG ? (int)n : 0;
+	if (strncmp(s, "SIG", 3) == 0)
+		s += 3;
+	for (int i = 1; i < NSIG; i++) {
+		const char *abbrev = sigabbrev_np(i);
+		if (abbrev && strcmp(abbrev, s) == 0)
+			return i;
+	}
+	return 0;
+}
+
+static bool abs_clean_path(const char *p)
+{
+	if (p[0] != '/' || strlen(p) >= 256)
+		return false;
+	/* No "..", no "." components, no empty ones beyond the root. */
+	for (const char *c = p; *c;) {
+		while (*c == '/')
+			c++;
+		const char *e = strchrnul(c, '/');
+		size_t n = (size_t)(e - c);
+		if ((n == 1 && c[0] == '.') ||
+		    (n == 2 && c[0] == '.' && c[1] == '.'))
+			return false;
+		c = e;
+	}
+	return flt_is_text(p, strlen(p));
+}
+
+static bool env_name(const char *k)
+{
+	if (!*k || (*k >= '0' && *k <= '9'))
+		return false;
+	for (; *k; k++)
+		if (!((*k >= 'A' && *k <= 'Z') || (*k >= 'a' && *k <= 'z') ||
+		      (*k >= '0' && *k <= '9') || *k == '_'))
+			return false;
+	return true;
+}
+
+#define BAD(...) return flt_err(err, -EINVAL, __VA_ARGS__)
+
+int agent_task_spec_check(Flotilla__TaskSpec *t, flt_error_t *err)
+{
+	if (!flt_is_name(t->name, 63))
+		BAD("name: must be 1 to 63 of [A-Za-z0-9._-]");
+	if (!abs_clean_path(t->command))
+		BAD("command: must be an absolute path");
+	for (size_t i = 0; i < t->n_env; i++)
+		if (!env_name(t->env[i]->key))
+			BAD("env.%s: not a valid variable name", t->env[i]->key);
+	if (*t->workdir && !abs_clean_path(t->workdir))
+		BAD("workdir: must be an absolute path");
+	if (*t->hostname && !flt_is_name(t->hostname, 63))
+		BAD("hostname: must be 1 to 63 of [A-Za-z0-9._-]");
+
+	Flotilla__Resources *r = t->resources;
+	if (r) {
+		if (r->memory_mb && r->memory_mb < 4)
+			BAD("resources.memory_mb: must be 0 (no limit) or at "
+			    "least 4");
+		if (r->memory_mb > (1ull << 40))
+			BAD("resources.memory_mb: too large");
+		if (r->cpu_weight > 10000)
+			BAD("resources.cpu_weight: must be 1 to 10000");
+		if (r->cpu_quota_percent > 100000)
+			BAD("resources.cpu_quota_percent: must be at most "
+			    "100000 (1000 cores)");
+		if (r->max_pids > 4194304)
+			BAD("resources.max_pids: must be at most 4194304");
+	}
+	if (*t->network && strcmp(t->network, "none") &&
+	    strcmp(t->network, "private") && strcmp(t->network, "host"))
+		BAD("network: must be \"none\", \"private\" or \"host\"");
+	for (size_t i = 0; i < t->n_mounts; i++) {
+		Flotilla__Mount *m = t->mounts[i];
+		struct stat st;
+		if (!abs_clean_path(m->source))
+			BAD("mounts[%zu].source: must be an absolute path", i);
+		if (stat(m->source, &st) < 0)
+			BAD("mounts[%zu].source: %s: %s", i, m->source,
+			    strerror(errno));
+		if (!abs_clean_path(m->target) || !strcmp(m->target, "/"))
+			BAD("mounts[%zu].target: must be an absolute path "
+			    "other than /",
+			    i);
+	}
+	if (*t->alloc_dir &&
+	    (!abs_clean_path(t->alloc_dir) || !strcmp(t->alloc_dir, "/")))
+		BAD("alloc_dir: must be an absolute path other than /");
+	for (size_t i = 0; i < t->n_capabilities; i++) {
+		cap_value_t v;
+		if (cap_from_name(t->capabilities[i], &v) < 0)
+			BAD("capabilities[%zu]: unknown capability \"%s\"", i,
+			    t->capabilities[i]);
+	}
+	if (t->seccomp && *t->seccomp->profile &&
+	    strcmp(t->seccomp->profile, "default") &&
+	    strcmp(t->seccomp->profile, "unconfined"))
+		BAD("seccomp.profile: must be \"default\" or \"unconfined\"");
+	for (size_t i = 0; i < t->n_rlimits; i++) {
+		Flotilla__Rlimit *l = t->rlimits[i];
+		if (rlimit_resource(l->name) < 0)
+			BAD("rlimits[%zu].name: unknown limit \"%s\"", i,
+			    l->name);
+		if (l->soft > l->hard)
+			BAD("rlimits[%zu].soft: must not exceed hard", i);
+	}
+	Flotilla__RestartPolicy *rp = t->restart;
+	if (rp) {
+		if (*rp->on && strcmp(rp->on, "failure") &&
+		    strcmp(rp->on, "always") && strcmp(rp->on, "never"))
+			BAD("restart.on: must be \"failure\", \"always\" or "
+			    "\"never\"");
+		if (rp->attempts > 1000)
+			BAD("restart.attempts: must be at most 1000");
+	}
+	if (!signal_number(t->stop_signal))
+		BAD("stop_signal: unknown signal \"%s\"", t->stop_signal);
+	if (t->kill_timeout_ms > 600000)
+		BAD("kill_timeout_ms: must be at most 600000");
+	if (t->logs && t->logs->max_file_bytes &&
+	    t->logs->max_file_bytes < 4096)
+		BAD("logs.max_file_bytes: must be at least 4096");
+	if (t->logs && t->logs->max_files > 100)
+		BAD("logs.max_files: must be at most 100");
+	for (size_t i = 0; i < t->n_checks; i++) {
+		char prefix[32];
+		snprintf(prefix, sizeof(prefix), "checks[%zu]", i);
+		int rc = agent_check_validate(t->checks[i], prefix, err);
+		if (rc < 0)
+			return rc;
+	}
+	if (!t->kill_timeout_ms)
+		t->kill_timeout_ms = 5000;
+	return 0;
+}
+
+int agent_task_spec_load(const char *path, Flotilla__TaskSpec **out,
+			 flt_error_t *err)
+{
+	cleanup_free char *text = NULL;
+	json_error_t je;
+	int rc = flt_read_file(path, SPEC_MAX, &text);
+	if (rc < 0)
+		return flt_err(err, rc, "%s: %s", path,
+			       rc == -EFBIG ? "larger than 1 MiB"
+					    : strerror(-rc));
+	json_t *j = json_loads(text, 0, &je);
+	if (!j)
+		return flt_err(err, -EINVAL, "%s:%d:%d: %s", path, je.line,
+			       je.column, je.text);
+	Flotilla__TaskSpec *t;
+	rc = flt_pb_from_json(&flotilla__task_spec__descriptor, j,
+			      (ProtobufCMessage **)&t, err);
+	json_decref(j);
+	if (rc < 0)
+		return flt_err_prefix(err, "%s", path);
+	if ((rc = agent_task_spec_check(t, err)) < 0) {
+		flotilla__task_spec__free_unpacked(t, NULL);
+		flt_err_prefix(err, "%s", path);
+		return rc;
+	}
+	*out = t;
+	return 0;
+}
+
+/* "name", "uid" or "uid:gid" -> ids. */
+static int resolve_user(const char *user, uid_t *uid, gid_t *gid,
+			flt_error_t *err)
+{
+	char *end;
+	if (!*user)
+		user = "nobody";
+	unsigned long u = strtoul(user, &end, 10);
+	if (end != user && (*end == '\0' || *end == ':')) {
+		*uid = (uid_t)u;
+		*gid = (gid_t)u;
+		if (*end == ':') {
+			unsigned long g = strtoul(end + 1, &end, 10);
+			if (*end)
+				BAD("user: \"%s\" is not uid[:gid]", user);
+			*gid = (gid_t)g;
+		}
+		return 0;
+	}
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	if (getpwnam_r(user, &pw, buf, sizeof(buf), &res) != 0 || !res)
+		BAD("user: no user named \"%s\" on this host", user);
+	*uid = pw.pw_uid;
+	*gid = pw.pw_gid;
+	return 0;
+}
+
+const char *agent_shim_path(void)
+{
+	static char path[PATH_MAX];
+	const char *env = getenv("FLOTILLA_SHIM");
+	if (env && *env)
+		return env;
+	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 32);
+	if (n < 0)
+		return "/usr/sbin/flotilla-shim";
+	path[n] = '\0';
+	char *slash = strrchr(path, '/');
+	strcpy(slash ? slash + 1 : path, "flotilla-shim");
+	return path;
+}
+
+int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
+		       const char *const *masks, flt_error_t *err)
+{
+	shim_conf_t c = { 0 };
+	char p[PATH_MAX];
+	int rc;
+
+	if ((rc = flt_mkdir_p(task_dir, 0700)) < 0)
+		return flt_err(err, rc, "%s: %s", task_dir, strerror(-rc));
+	static const char *const sub[] = { "alloc", "rootfs", "logs" };
+	for (size_t i = 0; i < FLT_ARRAY_SIZE(sub); i++) {
+		snprintf(p, sizeof(p), "%s/%s", task_dir, sub[i]);
+		if (mkdir(p, 0755) < 0 && errno != EEXIST)
+			return flt_err(err, -errno, "%s: %s", p,
+				       strerror(errno));
+	}
+	if ((rc = resolve_user(t->user, &c.uid, &c.gid, err)) < 0)
+		return rc;
+	/* The task's user owns its allocation directory. */
+	snprintf(p, sizeof(p), "%s/alloc", task_dir);
+	if (chown(p, c.uid, c.gid) < 0)
+		return flt_err(err, -errno, "chown %s: %s", p, strerror(errno));
+
+	snprintf(c.name, sizeof(c.name), "%s", t->name);
+	snprintf(c.task_dir, sizeof(c.task_dir), "%s", task_dir);
+	snprintf(c.alloc_target, sizeof(c.alloc_target), "%s",
+		 *t->alloc_dir ? t->alloc_dir : "/alloc");
+	snprintf(c.workdir, sizeof(c.workdir), "%s",
+		 *t->workdir ? t->workdir : "/");
+	snprintf(c.hostname, sizeof(c.hostname), "%s",
+		 *t->hostname ? t->hostname : t->name);
+	snprintf(c.cgroup, sizeof(c.cgroup), "%s", t->name);
+	shim_conf_add_arg(&c, t->command);
+	for (size_t i = 0; i < t->n_args; i++)
+		shim_conf_add_arg(&c, t->args[i]);
+	shim_conf_add_env(&c,
+			  "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:"
+			  "/usr/bin:/sbin:/bin");
+	char kv[8192];
+	snprintf(kv, sizeof(kv), "FLOTILLA_TASK=%s", t->name);
+	shim_conf_add_env(&c, kv);
+	snprintf(kv, sizeof(kv), "FLOTILLA_ALLOC_DIR=%s", c.alloc_target);
+	shim_conf_add_env(&c, kv);
+	for (size_t i = 0; i < t->n_env; i++) {
+		snprintf(kv, sizeof(kv), "%s=%s", t->env[i]->key,
+			 t->env[i]->value);
+		shim_conf_add_env(&c, kv);
+	}
+	for (size_t i = 0; t->mounts && i < t->n_mounts; i++)
+		shim_conf_add_mount(&c, t->mounts[i]->source,
+				    t->mounts[i]->target);
+	for (size_t i = 0; masks && masks[i]; i++)
+		shim_conf_add_mask(&c, masks[i]);
+	for (size_t i = 0; i < t->n_capabilities; i++) {
+		cap_value_t v;
+		if (cap_from_name(t->capabilities[i], &v) == 0 && v < 64)
+			c.caps |= 1ull << v;
+	}
+	for (size_t i = 0; i < t->n_rlimits; i++)
+		shim_conf_add_rlimit(&c, rlimit_resource(t->rlimits[i]->name),
+				     (rlim_t)t->rlimits[i]->soft,
+				     (rlim_t)t->rlimits[i]->hard);
+	c.net = !strcmp(t->network, "host")	 ? SHIM_NET_HOST
+		: !strcmp(t->network, "private") ? SHIM_NET_PRIVATE
+						 : SHIM_NET_NONE;
+	if (t->resources) {
+		c.memory_bytes = t->resources->memory_mb << 20;
+		c.cpu_weight = t->resources->cpu_weight;
+		c.cpu_quota_percent = t->resources->cpu_quota_percent;
+		c.max_pids = t->resources->max_pids;
+	}
+	Flotilla__RestartPolicy *rp = t->restart;
+	c.restart = !rp || !*rp->on || !strcmp(rp->on, "failure")
+			    ? SHIM_RESTART_FAILURE
+		    : !strcmp(rp->on, "always") ? SHIM_RESTART_ALWAYS
+						: SHIM_RESTART_NEVER;
+	c.restart_attempts = rp ? rp->attempts : 0;
+	c.restart_interval_ms = rp && rp->interval_ms ? rp->interval_ms : 60000;
+	c.restart_delay_ms = rp && rp->delay_ms ? rp->delay_ms : 1000;
+	c.stop_signal = signal_number(t->stop_signal);
+	c.kill_timeout_ms = t->kill_timeout_ms ? t->kill_timeout_ms : 5000;
+	c.log_max_bytes = t->logs ? t->logs->max_file_bytes : 0;
+	c.log_max_files = t->logs ? t->logs->max_files : 0;
+
+	const char *profile = t->seccomp ? t->seccomp->profile : "";
+	if (strcmp(profile, "unconfined") != 0) {
+		agent_bpf_t prog;
+		rc = agent_seccomp_compile(
+			profile, t->seccomp ? (const char *const *)t->seccomp->allow
+					    : NULL,
+			t->seccomp ? t->seccomp->n_allow : 0, &prog, err);
+		if (rc < 0) {
+			shim_conf_free(&c);
+			return rc;
+		}
+		snprintf(c.seccomp_file, sizeof(c.seccomp_file),
+			 "%s/seccomp.bpf", task_dir);
+		rc = agent_bpf_save(&prog, c.seccomp_file, err);
+		agent_bpf_free(&prog);
+		if (rc < 0) {
+			shim_conf_free(&c);
+			return rc;
+		}
+	}
+	snprintf(p, sizeof(p), "%s/shim.conf", task_dir);
+	rc = shim_conf_write(&c, p);
+	shim_conf_free(&c);
+	if (rc < 0)
+		return flt_err(err, rc, "%s: %s", p, strerror(-rc));
+	return 0;
+}
