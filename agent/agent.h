@@ -56,6 +56,8 @@ typedef struct agent_opts {
 	const flt_strlist_t *labels;
 	const char *os_release;
 	bool watch;
+	const char *data_dir;
+	const char *task_dir; /* static task specs, or NULL */
 } agent_opts_t;
 
 /*

@@ -18,6 +18,7 @@ static const char *join_token_file;
 static const char *name;
 static flt_strlist_t labels;
 static const char *os_release = "/etc/os-release";
+static const char *task_dir;
 static bool dev;
 static bool no_watch;
 static const char *log_level = "info";
@@ -40,6 +41,8 @@ static const flt_flag_t flags[] = {
 	{ "os-release", FLT_FLAG_STRING, &os_release, "FILE",
 	  "os-release file to fingerprint (default /etc/os-release)", 0, 0,
 	  NULL },
+	{ "task-dir", FLT_FLAG_STRING, &task_dir, "DIR",
+	  "run every task spec (*.json) found in DIR", 0, 0, NULL },
 	{ "tls-ca", FLT_FLAG_STRING, &tls.ca_file, "FILE",
 	  "CA that signs the coordinator's certificate", 0, 0, NULL },
 	{ "tls-cert", FLT_FLAG_STRING, &tls.cert_file, "FILE",
@@ -114,6 +117,8 @@ static int run(void)
 		.labels = &labels,
 		.os_release = os_release,
 		.watch = !no_watch,
+		.data_dir = data_dir,
+		.task_dir = task_dir,
 	};
 	flt_info("agent starting name=%s coordinator=%s data_dir=%s", name,
 		 coordinator, data_dir);

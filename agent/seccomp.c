@@ -203,7 +203,7 @@ static int add_profile(scmp_filter_ctx ctx, const int *extra, size_t nextra,
 			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW,
 					      SCMP_SYS(personality), 1,
 					      SCMP_A0(SCMP_CMP_EQ,
-						      personality_ok[i]));
+						      personality_ok[i], 0));
 			if (rc < 0)
 				return rule_err(err, rc, "personality");
 		}

@@ -379,7 +379,7 @@ static int exec_check(const char *dir, char *const argv[])
 		return 126;
 	}
 	cg.version = agent_cgroup_version();
-	snprintf(cg.name, sizeof(cg.name), "%s", c.cgroup);
+	snprintf(cg.name, sizeof(cg.name), "flotilla/%s", c.cgroup);
 	sandbox_enter_exec(&c, cg.version ? &cg : NULL, init, argv);
 }
 

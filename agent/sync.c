@@ -1,11 +1,11 @@
 /*
  * Registration, heartbeats and long-polls: the agent's side of the wire.
  *
- * The main loop is a small state machine (unregistered -> syncing) driven
- * by one poll over a signalfd and an eventfd: signals stop it, the watch
- * thread's eventfd makes it sync at once, and otherwise it syncs at the
- * interval the coordinator sets. Failures back off exponentially with
- * jitter; nng redials on its own underneath.
+ * Three threads: the main loop (signals, task supervision, the systemd
+ * watchdog), the sync thread (a small state machine, unregistered ->
+ * syncing, at the interval the coordinator sets, backing off with jitter on
+ * failures; nng redials underneath), and the watch thread (the long-poll,
+ * whose answers wake the sync thread through an eventfd).
  */
 #include <errno.h>
 #include <poll.h>
@@ -20,6 +20,7 @@
 #include <sodium.h>
 
 #include "agent.h"
+#include "tasks.h"
 #include "flotilla/log.h"
 #include "flotilla/notify.h"
 #include "flotilla/util.h"
@@ -34,6 +35,7 @@
 #define BACKOFF_MAX_MS 30000
 #define FINGERPRINT_EVERY_MS 60000
 #define WATCH_WAIT_MS 30000
+#define TASKS_EVERY_MS 500
 
 enum agent_state { ST_UNREGISTERED, ST_SYNCING };
 
@@ -51,6 +53,7 @@ typedef struct agent {
 	uint8_t attr_hash[16];
 	int64_t next_fp_ms;
 	agent_fingerprint_t fp;
+	agent_tasks_t *tasks;
 	Flotilla__RegisterRequest__LabelsEntry *reg_entries;
 	Flotilla__RegisterRequest__LabelsEntry **reg_ptrs;
 	Flotilla__SyncRequest__LabelsEntry *sync_entries;
@@ -61,7 +64,9 @@ typedef struct agent {
 	atomic_bool stopping;
 	atomic_uint_fast64_t known_index;
 	pthread_mutex_t id_mtx; /* guards id for the watch thread */
-	int wake_fd;
+	int wake_fd; /* wakes the sync thread (push, shutdown) */
+	int quit_fd; /* the sync thread asks the main loop to exit */
+	int exit_code;
 } agent_t;
 
 static void build_labels(agent_t *a)
@@ -201,11 +206,15 @@ static int do_sync(agent_t *a)
 		req.labels = a->sync_ptrs;
 	}
 	req.known_index = atomic_load(&a->known_index);
+	Flotilla__TaskStatus **ts = NULL;
+	req.n_tasks = agent_tasks_status(a->tasks, &ts);
+	req.tasks = ts;
 	int rc = flt_client_call(a->client, FLOTILLA__METHOD__METHOD_SYNC, &c,
 				 &req.base,
 				 &flotilla__sync_response__descriptor,
 				 (ProtobufCMessage **)&resp, CALL_TIMEOUT_MS,
 				 &err);
+	agent_tasks_status_free(ts, req.n_tasks);
 	if (rc == FLT_EAUTH) {
 		flt_error("coordinator rejected this node's credentials: %s "
 			  "node=%s",
@@ -283,13 +292,92 @@ static void *watch_main(void *arg)
 }
 
 
+/*
+ * The sync loop, on its own thread so that a slow or absent coordinator
+ * never delays task supervision: unregistered -> syncing, at the interval
+ * the coordinator sets, backing off on failures, woken early by a push.
+ */
+static void *sync_main(void *arg)
+{
+	agent_t *a = arg;
+	int64_t next_action = 0;
+	bool announced = false;
+
+	while (!atomic_load(&a->stopping)) {
+		int64_t now = flt_now_mono_ms();
+		if (now >= next_action) {
+			int rc = 0;
+			if (a->state == ST_UNREGISTERED) {
+				rc = do_register(a);
+				if (rc == AGENT_EXIT_CONFIG) {
+					uint64_t one = 1;
+					a->exit_code = AGENT_EXIT_CONFIG;
+					if (write(a->quit_fd, &one,
+						  sizeof(one)) < 0)
+						flt_debug("quit failed");
+					return NULL;
+				}
+				if (rc == 0)
+					a->state = ST_SYNCING;
+			}
+			if (a->state == ST_SYNCING) {
+				rc = do_sync(a);
+				/*
+				 * Rejected again and again: the coordinator
+				 * has forgotten this node (its state was
+				 * reset). Join as a new node if we hold a
+				 * join token; the old identity stays stored
+				 * until a new one replaces it. Without a
+				 * token, keep trying: an operator can fix
+				 * the coordinator side.
+				 */
+				if (rc == FLT_EAUTH &&
+				    a->auth_failures >= AUTH_FAILURES_TO_REJOIN &&
+				    a->o->join_token) {
+					flt_warn("registering again as a new "
+						 "node");
+					a->state = ST_UNREGISTERED;
+					a->auth_failures = 0;
+					a->send_attrs = true;
+				}
+			}
+			now = flt_now_mono_ms();
+			if (rc == 0) {
+				if (a->failures)
+					flt_info("connected to coordinator "
+						 "after %d failed attempts",
+						 a->failures);
+				a->failures = 0;
+				next_action = now + a->interval_ms;
+				if (!announced) {
+					flt_notify_ready("syncing");
+					announced = true;
+				}
+			} else {
+				a->failures++;
+				next_action = now + backoff_ms(a);
+			}
+		}
+		int64_t left = next_action - flt_now_mono_ms();
+		struct pollfd p = { .fd = a->wake_fd, .events = POLLIN };
+		if (poll(&p, 1, left < 0 ? 0 : (int)left) > 0) {
+			uint64_t v;
+			/* A push cuts the wait short, never a backoff. */
+			if (read(a->wake_fd, &v, sizeof(v)) > 0 &&
+			    a->state == ST_SYNCING && a->failures == 0)
+				next_action = 0;
+		}
+	}
+	return NULL;
+}
+
 int agent_run(const agent_opts_t *o, flt_store_t *store)
 {
 	agent_t a = { .o = o, .store = store, .interval_ms = 1000 };
 	flt_client_opts_t co = { .url = o->coordinator, .tls = o->tls,
 				 .background = true };
 	flt_error_t err;
-	int rc = 0;
+	pthread_t sync_thread;
 
 	pthread_mutex_init(&a.id_mtx, NULL);
 	atomic_init(&a.stopping, false);
@@ -308,67 +396,36 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 		flt_error("%s", err.msg);
 		return AGENT_EXIT_CONFIG;
 	}
+	agent_tasks_opts_t to = { .store = store, .data_dir = o->data_dir,
+				  .spec_dir = o->task_dir };
+	if (agent_tasks_open(&to, &a.tasks, &err) < 0) {
+		flt_error("%s", err.msg);
+		flt_client_close(a.client);
+		return 1;
+	}
 	int sfd = flt_signal_fd();
 	a.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	a.quit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (o->watch &&
 	    pthread_create(&a.watch_thread, NULL, watch_main, &a) == 0)
 		a.watch_started = true;
+	if (pthread_create(&sync_thread, NULL, sync_main, &a) != 0) {
+		flt_error("cannot start the sync thread");
+		return 1;
+	}
 
 	flt_notify_ready("starting");
 	int64_t wd = flt_notify_watchdog_interval_ms(), next_wd = 0;
-	int64_t next_action = 0;
-	bool announced = false;
+	int64_t next_tasks = 0;
 
+	/* The main loop: signals, task supervision, the watchdog. */
 	for (;;) {
 		int64_t now = flt_now_mono_ms();
-		if (now >= next_action) {
-			if (a.state == ST_UNREGISTERED) {
-				rc = do_register(&a);
-				if (rc == AGENT_EXIT_CONFIG)
-					break;
-				if (rc == 0)
-					a.state = ST_SYNCING;
-			}
-			if (a.state == ST_SYNCING) {
-				rc = do_sync(&a);
-				/*
-				 * Rejected again and again: the coordinator
-				 * has forgotten this node (its state was
-				 * reset). Join as a new node if we hold a
-				 * join token; the old identity stays stored
-				 * until a new one replaces it. Without a
-				 * token, keep trying: an operator can fix
-				 * the coordinator side.
-				 */
-				if (rc == FLT_EAUTH &&
-				    a.auth_failures >= AUTH_FAILURES_TO_REJOIN &&
-				    o->join_token) {
-					flt_warn("registering again as a new "
-						 "node");
-					a.state = ST_UNREGISTERED;
-					a.auth_failures = 0;
-					a.send_attrs = true;
-				}
-			}
-			now = flt_now_mono_ms();
-			if (rc == 0) {
-				if (a.failures)
-					flt_info("connected to coordinator "
-						 "after %d failed attempts",
-						 a.failures);
-				a.failures = 0;
-				next_action = now + a.interval_ms;
-				if (!announced) {
-					flt_notify_ready("syncing");
-					announced = true;
-				}
-			} else {
-				a.failures++;
-				next_action = now + backoff_ms(&a);
-			}
-			rc = 0;
+		if (now >= next_tasks) {
+			agent_tasks_tick(a.tasks);
+			next_tasks = now + TASKS_EVERY_MS;
 		}
-		int timeout = (int)(next_action - now);
+		int timeout = (int)(next_tasks - now);
 		if (wd) {
 			if (now >= next_wd) {
 				flt_notify_watchdog();
@@ -378,7 +435,7 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 				timeout = (int)(next_wd - now);
 		}
 		struct pollfd p[2] = { { .fd = sfd, .events = POLLIN },
-				       { .fd = a.wake_fd, .events = POLLIN } };
+				       { .fd = a.quit_fd, .events = POLLIN } };
 		int n = poll(p, 2, timeout < 0 ? 0 : timeout);
 		if (n > 0 && (p[0].revents & POLLIN)) {
 			struct signalfd_siginfo si;
@@ -388,27 +445,29 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 				break;
 			}
 		}
-		if (n > 0 && (p[1].revents & POLLIN)) {
-			uint64_t v;
-			/* A push cuts the wait short, never a backoff. */
-			if (read(a.wake_fd, &v, sizeof(v)) > 0 &&
-			    a.state == ST_SYNCING && a.failures == 0)
-				next_action = 0;
-		}
+		if (n > 0 && (p[1].revents & POLLIN))
+			break;
 	}
 	flt_notify_stopping();
 	atomic_store(&a.stopping, true);
+	uint64_t one = 1;
+	if (write(a.wake_fd, &one, sizeof(one)) < 0)
+		flt_debug("wake failed");
 	flt_client_shutdown(a.client);
+	pthread_join(sync_thread, NULL);
 	if (a.watch_started)
 		pthread_join(a.watch_thread, NULL);
 	flt_client_close(a.client);
+	/* Tasks keep running under their shims. */
+	agent_tasks_close(a.tasks);
 	close(sfd);
 	close(a.wake_fd);
+	close(a.quit_fd);
 	free(a.reg_entries);
 	free(a.reg_ptrs);
 	free(a.sync_entries);
 	free(a.sync_ptrs);
 	pthread_mutex_destroy(&a.id_mtx);
 	sodium_memzero(&a.id, sizeof(a.id));
-	return rc == AGENT_EXIT_CONFIG ? AGENT_EXIT_CONFIG : 0;
+	return a.exit_code;
 }

@@ -168,6 +168,32 @@ static int node_status(cli_t *c, int argc, char **argv)
 			printf("  cgroup          = %s\n", f->cgroup_version);
 			printf("  agent.version   = %s\n", f->agent_version);
 		}
+		if (n->n_tasks) {
+			static const char *const states[] = {
+				"unknown", "pending", "running", "restarting",
+				"exited",  "failed",  "stopped"
+			};
+			printf("\nTasks\n  %-20s %-11s %-8s %-8s %-6s %s\n",
+			       "NAME", "STATE", "HEALTHY", "RESTARTS", "EXIT",
+			       "MESSAGE");
+			for (size_t i = 0; i < n->n_tasks; i++) {
+				const Flotilla__TaskStatus *t = n->tasks[i];
+				char exit_s[16] = "-";
+				if (t->exit_signal)
+					snprintf(exit_s, sizeof(exit_s), "sig%d",
+						 t->exit_signal);
+				else if (t->exit_code >= 0)
+					snprintf(exit_s, sizeof(exit_s), "%d",
+						 t->exit_code);
+				unsigned st = (unsigned)t->state < 7
+						      ? (unsigned)t->state
+						      : 0;
+				printf("  %-20s %-11s %-8s %-8u %-6s %s\n",
+				       t->name, states[st],
+				       t->healthy ? "yes" : "no", t->restarts,
+				       exit_s, t->message);
+			}
+		}
 	}
 	flotilla__node_get_response__free_unpacked(resp, NULL);
 	return 0;

@@ -37,6 +37,8 @@ typedef struct cnode {
 	char reg_id[FLT_NODE_ID_MAX + 1]; /* the agent's registration id */
 	uint8_t attr_hash[16]; /* of the last stored fingerprint and labels */
 	uint64_t desired_index;
+	uint8_t *tasks; /* packed NodeTasks of the last Sync */
+	size_t tasks_len;
 	flt_request_t *watch; /* parked long-poll, answered on change */
 	int64_t watch_deadline;
 } cnode_t;
@@ -220,8 +222,10 @@ void coord_nodes_close(coord_nodes_t *t)
 {
 	if (!t)
 		return;
-	for (size_t i = 0; i < t->n; i++)
+	for (size_t i = 0; i < t->n; i++) {
+		free(t->v[i]->tasks);
 		free(t->v[i]);
+	}
 	free(t->v);
 	free(t->slots);
 	pthread_mutex_destroy(&t->mtx);
@@ -653,8 +657,19 @@ static void handle_sync(coord_nodes_t *t, flt_request_t *r)
 		}
 	}
 	const char *peer = flt_request_peer(r);
+	/* Task states are the agent's to report: kept in memory, shown to
+	 * operators, and the input of rollouts later. */
+	Flotilla__NodeTasks nt = FLOTILLA__NODE_TASKS__INIT;
+	nt.n_tasks = req->n_tasks;
+	nt.tasks = req->tasks;
+	size_t tlen = protobuf_c_message_get_packed_size(&nt.base);
+	uint8_t *tbuf = flt_xmalloc(tlen);
+	protobuf_c_message_pack(&nt.base, tbuf);
 
 	pthread_mutex_lock(&t->mtx);
+	free(c->tasks);
+	c->tasks = tbuf;
+	c->tasks_len = tlen;
 	c->last_hb_mono = flt_now_mono_ms();
 	c->last_hb_wall = flt_now_wall_ms();
 	snprintf(c->addr, sizeof(c->addr), "%s", peer);
@@ -860,6 +875,7 @@ void coord_nodes_handle_agent(flt_request_t *r, void *arg)
 typedef struct api_node {
 	Flotilla__Node node;
 	Flotilla__NodeRecord *rec;
+	Flotilla__NodeTasks *tasks;
 	Flotilla__Node__LabelsEntry *entries;
 	Flotilla__Node__LabelsEntry **ptrs;
 	char last_hb[40], registered[40], changed[40];
@@ -900,8 +916,15 @@ static void api_node_fill(coord_nodes_t *t, api_node_t *a,
 		changed = c->status_changed_ms;
 		hb = c->last_hb_wall;
 		snprintf(a->addr, sizeof(a->addr), "%s", c->addr);
+		if (c->tasks)
+			a->tasks = flotilla__node_tasks__unpack(
+				NULL, c->tasks_len, c->tasks);
 	}
 	pthread_mutex_unlock(&t->mtx);
+	if (a->tasks) {
+		a->node.n_tasks = a->tasks->n_tasks;
+		a->node.tasks = a->tasks->tasks;
+	}
 	a->node.status = (char *)status_name(status);
 	a->node.address = a->addr;
 	if (hb)
@@ -915,6 +938,8 @@ static void api_node_free(api_node_t *a)
 {
 	if (a->rec)
 		flotilla__node_record__free_unpacked(a->rec, NULL);
+	if (a->tasks)
+		flotilla__node_tasks__free_unpacked(a->tasks, NULL);
 	free(a->entries);
 	free(a->ptrs);
 }
