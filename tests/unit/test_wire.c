@@ -886,7 +886,8 @@ static void test_json_node(void **state)
 				      "status_changed_at",
 				      "create_index",
 				      "modify_index",
-				      "address" };
+				      "address",
+				      "tasks" };
 	const char *fp_fields[] = { "hostname",	      "os_id",
 				    "os_version",     "os_name",
 				    "kernel",	      "arch",
