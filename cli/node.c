@@ -41,6 +41,8 @@ static int parse(const char *usage, int argc, char **argv, int want_args,
 			return cli_fail("unexpected argument \"%s\"",
 					argv[op + rest]) + 1;
 		*next = op;
+		/* One operand, then only flags. */
+		return want_args == 1 ? -1 : cli_fail("%s", usage) + 1;
 	}
 	if (argc - *next != want_args)
 		return cli_fail("%s", usage) + 1;

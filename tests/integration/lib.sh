@@ -13,8 +13,12 @@ TOKEN="test-join-token-0123456789"
 T=$(mktemp -d /tmp/flotilla-it.XXXXXX)
 declare -A PIDS=()
 
+# Tests add functions here to run at exit, before the processes go.
+CLEANUP_HOOKS=()
+
 cleanup() {
 	local rc=$?
+	for h in "${CLEANUP_HOOKS[@]}"; do "$h" || true; done
 	for p in "${PIDS[@]}"; do
 		{ kill -9 "$p" && wait "$p"; } 2>/dev/null || true
 	done

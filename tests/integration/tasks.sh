@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Task supervision by a running agent: logs and their rotation, the restart
+# policy, stop with grace then kill, a daemonised grandchild dying with its
+# task, health checks of each kind going unhealthy and back, and an agent
+# killed with -9 while tasks run: the tasks keep running, and an exit that
+# happened while it was away is reported with its real status.
+. "$(dirname "$0")/lib.sh"
+
+[ "$(id -u)" = 0 ] || skip "tasks need root (namespaces, cgroups)"
+unshare --pid --fork --mount true 2>/dev/null || skip "namespaces are not permitted here"
+HTTPD="$FLT_BIN/tests/tools/flt-httpd"
+SPECS="$T/specs"
+mkdir -p "$SPECS"
+TASKS="$T/agent/tasks"
+
+task_json() { "$CLI" node status agent --json | jq -c --arg t "$1" '.tasks[] | select(.name == $t)'; }
+task_field() { task_json "$1" | jq -r "$2"; }
+task_is() { [ "$(task_field "$1" .state)" = "$2" ]; }
+check_is() { [ "$(task_field "$1" ".checks[] | select(.name == \"$2\") | .healthy")" = "$3" ]; }
+status_of_file() { sed -n "s/^$2 //p" "$TASKS/$1/status"; }
+file_state_is() { [ "$(status_of_file "$1" state)" = "$2" ]; }
+
+cleanup_tasks() {
+	# Shims are detached by design: stop whatever this test started.
+	pkill -f "flotilla-shim $TASKS" 2>/dev/null || true
+	sleep 0.2
+	pkill -9 -f "flotilla-shim $TASKS" 2>/dev/null || true
+	pkill -9 -f "sleep 1234[0-9]" 2>/dev/null || true
+}
+CLEANUP_HOOKS+=(cleanup_tasks)
+
+start_coord
+start_agent agent --task-dir "$SPECS"
+wait_for 5 "agent ready" is_status agent ready
+
+port=$(free_port)
+cat >"$SPECS/chatty.json" <<J
+{"name": "chatty", "command": "/bin/sh",
+ "args": ["-c", "i=0; while [ \$i -lt 400 ]; do echo line-\$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=\$((i+1)); done; echo err-line >&2; exec sleep 12340"],
+ "logs": {"max_file_bytes": 4096, "max_files": 2}}
+J
+cat >"$SPECS/crash.json" <<J
+{"name": "crash", "command": "/bin/sh", "args": ["-c", "exit 3"],
+ "restart": {"attempts": 2, "interval_ms": 60000, "delay_ms": 100}}
+J
+cat >"$SPECS/graceful.json" <<J
+{"name": "graceful", "command": "/bin/sh",
+ "args": ["-c", "trap 'echo bye; exit 0' TERM; while :; do sleep 0.1; done"],
+ "kill_timeout_ms": 5000}
+J
+cat >"$SPECS/stubborn.json" <<J
+{"name": "stubborn", "command": "/bin/sh",
+ "args": ["-c", "trap '' TERM; while :; do sleep 0.1; done"],
+ "kill_timeout_ms": 1000}
+J
+cat >"$SPECS/daemon.json" <<J
+{"name": "daemon", "command": "/bin/sh",
+ "args": ["-c", "(setsid sh -c 'exec sleep 12345' &) ; exec sleep 12346"]}
+J
+cat >"$SPECS/exiter.json" <<J
+{"name": "exiter", "command": "/bin/sh",
+ "args": ["-c", "while [ ! -e /alloc/go ]; do sleep 0.1; done; exit 7"]}
+J
+cat >"$SPECS/svc.json" <<J
+{"name": "svc", "command": "$HTTPD", "args": ["$port", "/alloc/state"],
+ "network": "private",
+ "checks": [
+  {"name": "exec", "type": "exec", "command": ["/bin/sh", "-c", "test -e /alloc/healthy"],
+   "interval_ms": 300, "timeout_ms": 250, "failures": 1},
+  {"name": "tcp", "type": "tcp", "address": "127.0.0.1:$port",
+   "interval_ms": 300, "timeout_ms": 250, "failures": 1},
+  {"name": "http", "type": "http", "address": "127.0.0.1:$port", "path": "/health",
+   "interval_ms": 300, "timeout_ms": 250, "failures": 1}]}
+J
+
+for t in chatty graceful stubborn daemon exiter svc; do
+	wait_for 10 "$t running" task_is $t running
+done
+pass "six tasks running under their shims"
+
+# Logs: captured, rotated at 4 KiB, two rotated files kept.
+wait_for 10 "stderr captured" grep -q err-line "$TASKS/chatty/logs/stderr.log"
+[ -e "$TASKS/chatty/logs/stdout.log.2" ] || fail "stdout was not rotated twice"
+[ ! -e "$TASKS/chatty/logs/stdout.log.3" ] || fail "more rotated files than max_files"
+for f in "$TASKS"/chatty/logs/stdout.log*; do
+	[ "$(stat -c %s "$f")" -le 4096 ] || fail "$f is larger than 4096 bytes"
+done
+tail -n 1 "$TASKS/chatty/logs/stdout.log" | grep -q "^line-399-" || fail "last line missing"
+pass "logs captured and rotated at the configured size"
+
+# Restart policy: two restarts, then failed.
+wait_for 10 "crash failed" task_is crash failed
+[ "$(task_field crash .restarts)" = 2 ] || fail "crash restarted $(task_field crash .restarts) times"
+[ "$(task_field crash .exit_code)" = 3 ] || fail "crash exit code $(task_field crash .exit_code)"
+task_field crash .message | grep -q "restart policy exhausted" || fail "no reason: $(task_field crash .message)"
+pass "restart policy: 2 restarts, then failed with exit code 3"
+
+# Health checks: each kind goes unhealthy and back.
+echo ok >"$TASKS/svc/alloc/state"
+touch "$TASKS/svc/alloc/healthy"
+for c in exec tcp http; do wait_for 10 "$c healthy" check_is svc $c true; done
+wait_for 5 "svc healthy" [ "$(task_field svc .healthy)" = true ]
+rm "$TASKS/svc/alloc/healthy"
+wait_for 10 "exec unhealthy" check_is svc exec false
+[ "$(task_field svc .healthy)" = false ] || fail "task healthy with a failing check"
+touch "$TASKS/svc/alloc/healthy"
+wait_for 10 "exec healthy again" check_is svc exec true
+echo 503 >"$TASKS/svc/alloc/state"
+wait_for 10 "http unhealthy on 503" check_is svc http false
+check_is svc tcp true || fail "tcp should stay healthy while http answers 503"
+echo down >"$TASKS/svc/alloc/state"
+wait_for 10 "tcp unhealthy when nothing listens" check_is svc tcp false
+echo ok >"$TASKS/svc/alloc/state"
+wait_for 10 "tcp healthy again" check_is svc tcp true
+wait_for 10 "http healthy again" check_is svc http true
+pass "exec, tcp and http checks turn unhealthy and back (task in its own network namespace)"
+
+# The agent dies; tasks live on; an exit in between is not lost.
+svc_pid=$(status_of_file svc init_pid)
+kill9 agent
+sleep 1
+kill -0 "$svc_pid" || fail "a task died with the agent"
+touch "$TASKS/exiter/alloc/go"
+wait_for 10 "exiter exited while the agent was away" file_state_is exiter failed
+start_agent agent --task-dir "$SPECS"
+wait_for 10 "exiter reported" task_is exiter failed
+[ "$(task_field exiter .exit_code)" = 7 ] || fail "exiter reported exit code $(task_field exiter .exit_code), want 7"
+task_is svc running || fail "svc not running after the agent came back"
+[ "$(status_of_file svc init_pid)" = "$svc_pid" ] || fail "svc was restarted"
+grep -q "task re-attached task=svc" "$T/agent.log" || fail "no re-attach logged"
+pass "agent kill -9: tasks kept running, exit status 7 collected after restart"
+
+# Stop: grace, then kill; a daemonised grandchild goes with its task.
+pgrep -f "sleep 12345" >/dev/null || fail "the daemonised grandchild never started"
+wall0=$(( $(date +%s%N) / 1000000 ))
+rm "$SPECS/graceful.json" "$SPECS/stubborn.json" "$SPECS/daemon.json"
+wait_for 10 "graceful stopped" file_state_is graceful stopped
+wait_for 10 "stubborn stopped" file_state_is stubborn stopped
+[ "$(status_of_file graceful exit_code)" = 0 ] || fail "graceful did not exit 0 on SIGTERM"
+[ "$(status_of_file stubborn exit_signal)" = 9 ] || fail "stubborn not killed: $(cat "$TASKS/stubborn/status")"
+s_end=$(status_of_file stubborn finished_at_ms)
+g_end=$(status_of_file graceful finished_at_ms)
+[ $((s_end - wall0)) -ge 1000 ] || fail "stubborn killed $((s_end - wall0)) ms after the stop, before its 1000 ms timeout"
+[ $((g_end - wall0)) -lt 1000 ] || fail "graceful took $((g_end - wall0)) ms to stop"
+wait_for 10 "daemon stopped" file_state_is daemon stopped
+! pgrep -f "sleep 1234[56]" >/dev/null || fail "a process of the daemon task survived its stop"
+pass "stop: SIGTERM honoured (exit 0), ignored SIGTERM killed after the timeout, daemonised grandchild gone"
