@@ -172,6 +172,50 @@ static void build_root(const shim_conf_t *c, const char *root)
 	    0)
 		die("mount /proc");
 
+	/*
+	 * The parts of /proc that reach the kernel itself, as container
+	 * runtimes guard them: sysctls, sysrq and friends read-only; kernel
+	 * memory, keys and timers hidden. (Writing /proc/sys needs only
+	 * file ownership, and core_pattern would run a program on the host.)
+	 */
+	static const char *const proc_ro[] = { "bus", "fs", "irq", "sys",
+					       "sysrq-trigger" };
+	static const char *const proc_hidden[] = {
+		"kcore", "keys", "latency_stats", "timer_list", "timer_stats",
+		"sched_debug", "acpi", "asound", "scsi", "kallsyms",
+		"kpagecount", "kpageflags", "kpagecgroup"
+	};
+	for (size_t i = 0; i < sizeof(proc_ro) / sizeof(proc_ro[0]); i++) {
+		char q[1100];
+		snprintf(q, sizeof(q), "proc/%s", proc_ro[i]);
+		snprintf(p, sizeof(p), "%s/%s", root, q);
+		if (access(p, F_OK) == 0) {
+			struct mount_attr attr = {
+				.attr_set = MOUNT_ATTR_RDONLY |
+					    MOUNT_ATTR_NOSUID |
+					    MOUNT_ATTR_NODEV |
+					    MOUNT_ATTR_NOEXEC,
+			};
+			if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0 ||
+			    mount_setattr(AT_FDCWD, p, AT_RECURSIVE, &attr,
+					  sizeof(attr)) < 0)
+				die("make /%s read-only", q);
+		}
+	}
+	for (size_t i = 0; i < sizeof(proc_hidden) / sizeof(proc_hidden[0]);
+	     i++) {
+		struct stat st;
+		snprintf(p, sizeof(p), "%s/proc/%s", root, proc_hidden[i]);
+		if (stat(p, &st) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode) ?
+			    mount("tmpfs", p, "tmpfs",
+				  MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+				  "size=4k") < 0 :
+			    mount("/dev/null", p, NULL, MS_BIND, NULL) < 0)
+			die("hide /proc/%s", proc_hidden[i]);
+	}
+
 	/* A minimal /dev: no disks, no kmsg, no mem. */
 	mkdir_p_in(root, "dev");
 	snprintf(p, sizeof(p), "%s/dev", root);
@@ -361,6 +405,10 @@ static int child_main(void *arg)
 	if (read(a->go_fd, &go, 1) != 1)
 		_exit(126);
 	close(a->go_fd);
+	/* A session of its own: no controlling terminal, so no TIOCSTI
+	 * into the operator's shell (CVE-2017-5226 in bubblewrap). */
+	if (setsid() < 0)
+		die("setsid");
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		die("pdeathsig");
 	agent_bpf_t prog_filter;
@@ -523,6 +571,8 @@ void sandbox_enter_exec(const shim_conf_t *c, const agent_cgroup_t *cg,
 	}
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		die("pdeathsig");
+	if (setsid() < 0)
+		die("setsid");
 	drop_privileges(c);
 	if (chdir(c->workdir[0] ? c->workdir : "/") < 0)
 		die("chdir %s", c->workdir);

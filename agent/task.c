@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <limits.h>
+#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -93,6 +94,56 @@ static bool env_name(const char *k)
 
 #define BAD(...) return flt_err(err, -EINVAL, __VA_ARGS__)
 
+/* "name", "uid" or "uid:gid" -> ids. */
+static int resolve_user(const char *user, uid_t *uid, gid_t *gid,
+			flt_error_t *err)
+{
+	char *end;
+	if (!*user)
+		user = "nobody";
+	unsigned long u = strtoul(user, &end, 10);
+	if (end != user && (*end == '\0' || *end == ':')) {
+		*uid = (uid_t)u;
+		*gid = (gid_t)u;
+		if (*end == ':') {
+			unsigned long g = strtoul(end + 1, &end, 10);
+			if (*end)
+				BAD("user: \"%s\" is not uid[:gid]", user);
+			*gid = (gid_t)g;
+		}
+		return 0;
+	}
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	if (getpwnam_r(user, &pw, buf, sizeof(buf), &res) != 0 || !res)
+		BAD("user: no user named \"%s\" on this host", user);
+	*uid = pw.pw_uid;
+	*gid = pw.pw_gid;
+	return 0;
+}
+
+/*
+ * Tasks see the host's files, read-only: as uid 0 (or gid 0, or the
+ * shadow group) they could read every secret among them, capabilities or
+ * not. Such users are refused; keep the capabilities a task needs instead.
+ */
+static int check_ids(const char *user, uid_t uid, gid_t gid,
+		     flt_error_t *err)
+{
+	struct group gr, *res = NULL;
+	char buf[4096];
+	if (uid == 0)
+		BAD("user: \"%s\" is root; tasks run as an unprivileged user "
+		    "(keep capabilities with \"capabilities\" instead)",
+		    *user ? user : "root");
+	if (gid == 0)
+		BAD("user: group 0 (root) is refused");
+	if (getgrgid_r(gid, &gr, buf, sizeof(buf), &res) == 0 && res &&
+	    strcmp(gr.gr_name, "shadow") == 0)
+		BAD("user: the shadow group is refused");
+	return 0;
+}
+
 int agent_task_spec_check(Flotilla__TaskSpec *t, flt_error_t *err)
 {
 	if (!flt_is_name(t->name, 63))
@@ -106,6 +157,11 @@ int agent_task_spec_check(Flotilla__TaskSpec *t, flt_error_t *err)
 		BAD("workdir: must be an absolute path");
 	if (*t->hostname && !flt_is_name(t->hostname, 63))
 		BAD("hostname: must be 1 to 63 of [A-Za-z0-9._-]");
+	uid_t uid;
+	gid_t gid;
+	int rc = resolve_user(t->user, &uid, &gid, err);
+	if (rc < 0 || (rc = check_ids(t->user, uid, gid, err)) < 0)
+		return rc;
 
 	Flotilla__Resources *r = t->resources;
 	if (r) {
@@ -180,7 +236,7 @@ int agent_task_spec_check(Flotilla__TaskSpec *t, flt_error_t *err)
 	for (size_t i = 0; i < t->n_checks; i++) {
 		char prefix[32];
 		snprintf(prefix, sizeof(prefix), "checks[%zu]", i);
-		int rc = agent_check_validate(t->checks[i], prefix, err);
+		rc = agent_check_validate(t->checks[i], prefix, err);
 		if (rc < 0)
 			return rc;
 	}
@@ -218,34 +274,6 @@ int agent_task_spec_load(const char *path, Flotilla__TaskSpec **out,
 	return 0;
 }
 
-/* "name", "uid" or "uid:gid" -> ids. */
-static int resolve_user(const char *user, uid_t *uid, gid_t *gid,
-			flt_error_t *err)
-{
-	char *end;
-	if (!*user)
-		user = "nobody";
-	unsigned long u = strtoul(user, &end, 10);
-	if (end != user && (*end == '\0' || *end == ':')) {
-		*uid = (uid_t)u;
-		*gid = (gid_t)u;
-		if (*end == ':') {
-			unsigned long g = strtoul(end + 1, &end, 10);
-			if (*end)
-				BAD("user: \"%s\" is not uid[:gid]", user);
-			*gid = (gid_t)g;
-		}
-		return 0;
-	}
-	struct passwd pw, *res = NULL;
-	char buf[4096];
-	if (getpwnam_r(user, &pw, buf, sizeof(buf), &res) != 0 || !res)
-		BAD("user: no user named \"%s\" on this host", user);
-	*uid = pw.pw_uid;
-	*gid = pw.pw_gid;
-	return 0;
-}
-
 const char *agent_shim_path(void)
 {
 	static char path[PATH_MAX];
@@ -277,7 +305,8 @@ int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
 			return flt_err(err, -errno, "%s: %s", p,
 				       strerror(errno));
 	}
-	if ((rc = resolve_user(t->user, &c.uid, &c.gid, err)) < 0)
+	if ((rc = resolve_user(t->user, &c.uid, &c.gid, err)) < 0 ||
+	    (rc = check_ids(t->user, c.uid, c.gid, err)) < 0)
 		return rc;
 	/* The task's user owns its allocation directory. */
 	snprintf(p, sizeof(p), "%s/alloc", task_dir);

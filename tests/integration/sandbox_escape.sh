@@ -1,0 +1,176 @@
+#!/usr/bin/env bash
+# Escape attempts from inside the task sandbox: each probe of flt-escape
+# (tests/sandbox/escape.c) runs as its own task through `flotilla-agent
+# exec`, as the default user nobody. (Root is refused as a task user: the
+# host's files are visible read-only and uid 0 could read their secrets;
+# the test checks that refusal too.) Every attempt must fail
+# with exactly the error flt-escape --list names. A control run with the
+# filter and capabilities given back must succeed, so that a probe that
+# can never succeed would be noticed. The table of results is printed in
+# full before the verdict.
+. "$(dirname "$0")/lib.sh"
+
+[ "$(id -u)" = 0 ] || skip "needs root: the agent sets up namespaces, mounts and cgroups"
+command -v unshare >/dev/null &&
+	unshare --mount --pid --uts --ipc --net --fork true 2>/dev/null ||
+	skip "creating namespaces is not permitted here"
+cgroups_usable() {
+	local r=/sys/fs/cgroup
+	if [ -f $r/cgroup.controllers ]; then
+		grep -qw memory $r/cgroup.controllers && [ -w $r ]
+	else
+		[ -w $r/memory ] && [ -w $r/cpu ] && [ -w $r/pids ]
+	fi
+}
+cgroups_usable || skip "no writable cgroup hierarchy under /sys/fs/cgroup"
+
+PROBES_DIR=$(realpath "$FLT_BIN/tests/sandbox")
+[ -x "$PROBES_DIR/flt-escape" ] || fail "$PROBES_DIR/flt-escape is not built"
+
+# The build tree is seen in place when it lives in a host directory the
+# sandbox shows; under one it hides (/tmp, /home...), it is bound in.
+MOUNTS='[]'
+case "$PROBES_DIR/" in
+/tmp/* | /home/* | /root/* | /run/* | /dev/* | /proc/* | /lost+found/*)
+	BIN_VISIBLE=0
+	ESCAPE=/flt-probes/flt-escape
+	MOUNTS=$(jq -nc --arg s "$PROBES_DIR" '[{source: $s, target: "/flt-probes"}]')
+	;;
+*)
+	BIN_VISIBLE=1
+	ESCAPE=$PROBES_DIR/flt-escape
+	;;
+esac
+
+# The agent's data directory sits beside the probes, where the task would
+# see it if it were not masked; it holds a marker the task must not read.
+DATA=$(mktemp -d "$PROBES_DIR/data.XXXXXX")
+SUID_HOST=""
+escape_cleanup() {
+	local rc=$?
+	rm -rf "$DATA" ${SUID_HOST:+"$SUID_HOST"}
+	(exit $rc)
+	cleanup
+}
+trap escape_cleanup EXIT
+echo "secret-$$" >"$DATA/flt-escape-secret"
+
+# Setuid-root copies of flt-escape (which, so copied, only says who it
+# runs as): one bound in through the spec's mounts, one lying in the host
+# tree the sandbox shows read-only.
+mkdir -m 0755 "$T/suid"
+install -o root -g root -m 4755 "$PROBES_DIR/flt-escape" "$T/suid/flt-escape"
+if [ $BIN_VISIBLE = 1 ]; then
+	SUID_HOST=$(mktemp -d "$PROBES_DIR/suid.XXXXXX")
+	chmod 0755 "$SUID_HOST"
+	install -o root -g root -m 4755 "$PROBES_DIR/flt-escape" "$SUID_HOST/flt-escape"
+fi
+
+HOST_NAME=$(hostname)
+FAILED=()
+ROWS=()
+n=0
+
+# run_probe LABEL USER PROBE WANT [ARG [JQ]]: one probe as one task, the
+# spec edited by the jq filter JQ; sets RC, LINE and LOG.
+run_probe() {
+	local label=$1 user=$2 probe=$3 want=$4 arg=${5:-} extra=${6:-.}
+	local name="esc-$user-${probe//_/-}-$$-$n" mounts=$MOUNTS spec
+	n=$((n + 1))
+	spec="$T/$name.json"
+	LOG="$T/$name.err" # not *.log: lib.sh would dump every one
+	if [ "${arg#/flt-suid/}" != "$arg" ]; then
+		mounts=$(jq -c --arg s "$T/suid" '. + [{source: $s, target: "/flt-suid"}]' <<<"$mounts")
+	fi
+	jq -n --arg name "$name" --arg cmd "$ESCAPE" --arg probe "$probe" \
+		--arg arg "$arg" --arg user "$user" --arg hp "$$" \
+		--arg dd "$DATA" --argjson mounts "$mounts" \
+		'{name: $name, command: $cmd,
+		  args: ([$probe] + (if $arg == "" then [] else [$arg] end)),
+		  user: $user, mounts: $mounts,
+		  env: {FLT_HOST_PID: $hp, FLT_DATA_DIR: $dd}} | '"$extra" >"$spec"
+	RC=0
+	if [ "$label" = "tty(pty)" ]; then
+		# A terminal of our own, as an operator's shell has one.
+		timeout 30 script -qec "$(printf '%q ' "$AGENT" --data-dir "$DATA" exec "$spec")" \
+			/dev/null >"$T/$name.pty" 2>>"$LOG" </dev/null || RC=$?
+		tr -d '\r' <"$T/$name.pty" | grep '^flotilla-shim ' >>"$LOG" || true
+		# Leading blanks: the terminal's echo of input a probe injected.
+		LINE=$(tr -d '\r' <"$T/$name.pty" | grep -v '^flotilla-shim ' |
+			sed 's/^[[:blank:]]*//' | head -n 1 || true)
+	else
+		# In a session of its own: run from a terminal, ctest would
+		# lend it that terminal (which the pty run covers).
+		LINE=$(setsid -w timeout 30 "$AGENT" --data-dir "$DATA" exec "$spec" 2>>"$LOG") || RC=$?
+		LINE=$(head -n 1 <<<"$LINE")
+	fi
+	ROWS+=("$(printf '%-22s %-7s %-13s rc=%-3s %s' "$label" "$user" "$want" "$RC" "$LINE")")
+}
+
+# check LABEL USER WANT PROBE: the last run refused with the wanted error.
+check() {
+	local label=$1 user=$2 want=$3 probe=$4
+	if [ "$RC" != 0 ] || ! grep -Eq "^$probe refused errno=($want)( |\$)" <<<"$LINE"; then
+		FAILED+=("$label as $user: rc=$RC: ${LINE:-no output; $(tail -n 2 "$LOG" | tr '\n' ' ')}")
+	fi
+}
+
+mapfile -t LIST < <("$PROBES_DIR/flt-escape" --list)
+[ ${#LIST[@]} -ge 50 ] || fail "flt-escape --list names only ${#LIST[@]} probes"
+
+for user in nobody; do
+	for entry in "${LIST[@]}"; do
+		read -r probe want <<<"$entry"
+		case "$user:$probe" in
+		# uid 0 is already what these try to become.
+		root:setuid0 | root:setuid_exec) continue ;;
+		esac
+		if [ "$probe" = setuid_exec ]; then
+			run_probe "setuid_exec(mounts)" "$user" "$probe" "$want" /flt-suid/flt-escape
+			check "setuid_exec(mounts)" "$user" "$want" "$probe"
+			if [ $BIN_VISIBLE = 1 ]; then
+				run_probe "setuid_exec(host)" "$user" "$probe" "$want" "$SUID_HOST/flt-escape"
+				check "setuid_exec(host)" "$user" "$want" "$probe"
+			fi
+			continue
+		fi
+		run_probe "$probe" "$user" "$probe" "$want"
+		check "$probe" "$user" "$want" "$probe"
+		if [ "$probe" = tty ] && [ "$user" = nobody ] && command -v script >/dev/null; then
+			run_probe "tty(pty)" "$user" "$probe" "$want"
+			check "tty(pty)" "$user" "$want" "$probe"
+		fi
+	done
+done
+
+# Root (uid 0, gid 0) is refused before anything runs.
+for u in root 0 65534:0; do
+	jq -n --arg c "$PROBES_DIR/flt-escape" --arg u "$u" \
+		'{name: "asroot", command: $c, args: ["mount"], user: $u}' >"$T/asroot.json"
+	RC=0
+	OUT=$(timeout 30 "$AGENT" --data-dir "$DATA" exec "$T/asroot.json" 2>&1) || RC=$?
+	if [ $RC != 125 ] || ! grep -Eq 'user: .*(refused|is root)' <<<"$OUT"; then
+		FAILED+=("user $u was not refused: rc=$RC $OUT")
+	fi
+	ROWS+=("$(printf '%-22s %-7s %-13s rc=%-3s %s' "user-refused" "$u" "exit-125" "$RC" "$(head -n 1 <<<"$OUT")")")
+done
+
+# Control: with the filter off and CAP_SYS_ADMIN kept, sethostname works
+# (in the task's own UTS namespace): the probe does see a success.
+run_probe "control:sethostname" nobody sethostname "ESCAPED" "" \
+	'. + {seccomp: {profile: "unconfined"}, capabilities: ["CAP_SYS_ADMIN"]}'
+if [ "$RC" != 1 ] || ! grep -q "^sethostname ESCAPED " <<<"$LINE"; then
+	FAILED+=("control run: sethostname with CAP_SYS_ADMIN and no filter did not succeed: rc=$RC $LINE")
+fi
+
+echo "probe                  user    want          status line"
+printf '%s\n' "${ROWS[@]}"
+[ "$(hostname)" = "$HOST_NAME" ] ||
+	FAILED+=("the host's hostname changed: $HOST_NAME -> $(hostname)")
+[ -f "$DATA/flt-escape-secret" ] || FAILED+=("the marker in the data directory is gone")
+
+if [ ${#FAILED[@]} -gt 0 ]; then
+	printf 'FAIL: %s\n' "${FAILED[@]}" >&2
+	fail "${#FAILED[@]} of ${#ROWS[@]} sandbox probes were not refused as expected"
+fi
+pass "${#ROWS[@]} escape probes refused with the expected errors; host hostname unchanged ($HOST_NAME)"

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Resource limits of the task sandbox, each taken to its end by flt-hog
+# (tests/sandbox/hog.c) run through `flotilla-agent exec`: memory (the OOM
+# killer ends the task and the shim says so), processes (a fork bomb stops
+# at max_pids while the host keeps answering) and CPU (a quota holds a busy
+# loop to its share; without one the loop gets a whole CPU).
+. "$(dirname "$0")/lib.sh"
+
+[ "$(id -u)" = 0 ] || skip "needs root: the agent sets up namespaces, mounts and cgroups"
+command -v unshare >/dev/null &&
+	unshare --mount --pid --uts --ipc --net --fork true 2>/dev/null ||
+	skip "creating namespaces is not permitted here"
+cgroups_usable() {
+	local r=/sys/fs/cgroup
+	if [ -f $r/cgroup.controllers ]; then
+		grep -qw memory $r/cgroup.controllers && [ -w $r ]
+	else
+		[ -w $r/memory ] && [ -w $r/cpu ] && [ -w $r/pids ]
+	fi
+}
+cgroups_usable || skip "no writable cgroup hierarchy under /sys/fs/cgroup"
+
+PROBES_DIR=$(realpath "$FLT_BIN/tests/sandbox")
+[ -x "$PROBES_DIR/flt-hog" ] || fail "$PROBES_DIR/flt-hog is not built"
+# Seen in place in a host directory the sandbox shows; bound in otherwise.
+MOUNTS='[]'
+case "$PROBES_DIR/" in
+/tmp/* | /home/* | /root/* | /run/* | /dev/* | /proc/* | /lost+found/*)
+	HOG=/flt-probes/flt-hog
+	MOUNTS=$(jq -nc --arg s "$PROBES_DIR" '[{source: $s, target: "/flt-probes"}]')
+	;;
+*) HOG=$PROBES_DIR/flt-hog ;;
+esac
+
+# hog NAME RESOURCES_JSON ARGS...: writes the spec, prints its path.
+hog_spec() {
+	local name="lim-$1-$$" res=$2
+	shift 2
+	jq -n --arg name "$name" --arg cmd "$HOG" --argjson res "$res" \
+		--argjson mounts "$MOUNTS" '{name: $name, command: $cmd,
+		args: $ARGS.positional, resources: $res, mounts: $mounts}' \
+		--args "$@" >"$T/$name.json"
+	echo "$T/$name.json"
+}
+
+# run SPEC LOG: the task in the foreground; sets RC and OUT.
+run() {
+	RC=0
+	OUT=$(timeout 60 "$AGENT" --data-dir "$T/data" exec "$1" 2>"$2") || RC=$?
+}
+
+### Memory: 32 MiB, and a program that wants 512.
+spec=$(hog_spec mem '{"memory_mb": 32}' mem 512)
+run "$spec" "$T/mem.log"
+last=$(grep -o 'allocated_mb=[0-9]*' <<<"$OUT" | tail -n 1 | cut -d= -f2)
+echo "mem: exit $RC, last report ${last:-none} MiB; $(cat "$T/mem.log")"
+[ "$RC" = 137 ] || fail "memory hog: exit status $RC, want 137 (SIGKILL); output: $OUT"
+grep -q "survived" <<<"$OUT" && fail "memory hog was never stopped: $OUT"
+[ "${last:-0}" -le 32 ] || fail "memory hog reported ${last} MiB under a 32 MiB limit"
+grep -qx "flotilla-shim task=lim-mem-$$ killed by the OOM killer (memory limit 33554432 bytes)" \
+	"$T/mem.log" || fail "the shim did not report the OOM kill: $(cat "$T/mem.log")"
+pass "memory_mb 32: killed by the OOM killer after ${last:-0} MiB, exit status 137"
+
+### Processes: a fork bomb against max_pids 64, for 3 s.
+spec=$(hog_spec fork '{"max_pids": 64}' fork 3)
+t0=$(now_ms)
+timeout 60 "$AGENT" --data-dir "$T/data" exec "$spec" >"$T/fork.out" 2>"$T/fork.log" &
+PIDS[fork]=$!
+# Meanwhile the host answers: a trivial command, every 100 ms.
+worst=0 probes=0
+sleep 0.3
+while kill -0 "${PIDS[fork]}" 2>/dev/null; do
+	a=$(now_ms)
+	date >/dev/null
+	b=$(now_ms)
+	[ $((b - a)) -gt $worst ] && worst=$((b - a))
+	probes=$((probes + 1))
+	sleep 0.1
+done
+RC=0
+wait "${PIDS[fork]}" || RC=$?
+unset 'PIDS[fork]'
+took=$(($(now_ms) - t0))
+OUT=$(cat "$T/fork.out")
+echo "fork: exit $RC after $took ms: $OUT; host: $probes commands, slowest $worst ms"
+[ "$RC" = 0 ] || fail "fork bomb task: exit status $RC: $(cat "$T/fork.log")"
+max=$(grep -o 'procs_max=[0-9]*' <<<"$OUT" | cut -d= -f2)
+fails=$(grep -o 'failures=[0-9]*' <<<"$OUT" | cut -d= -f2)
+[ -n "$max" ] || fail "fork bomb printed no report: $OUT"
+grep -q 'fork_errno=EAGAIN' <<<"$OUT" || fail "forks did not fail with EAGAIN: $OUT"
+[ "$fails" -gt 0 ] || fail "the bomb never hit the limit: $OUT"
+[ "$max" -le 64 ] || fail "$max processes under max_pids 64"
+# Near the limit: the limit, not something else, stopped the bomb.
+[ "$max" -ge 48 ] || fail "the bomb reached only $max processes of 64"
+[ "$probes" -ge 5 ] || fail "only $probes host commands ran during the bomb"
+[ "$worst" -lt 1000 ] || fail "a trivial host command took $worst ms during the bomb"
+pass "max_pids 64: fork bomb stopped at $max processes (EAGAIN); host commands took at most $worst ms"
+
+### CPU: 3 s of spinning, with a 20% quota and without one. The share is
+# the program's own CPU time over its wall time. A busy host can starve the
+# unlimited run or push the quota run low: up to 3 attempts each (a quota
+# that is not applied fails every one).
+cpu_share() { # cpu_share NAME RESOURCES: prints the percentage
+	local spec
+	spec=$(hog_spec "$1" "$2" cpu 3)
+	run "$spec" "$T/$1.log"
+	[ "$RC" = 0 ] || fail "cpu hog $1: exit status $RC: $(cat "$T/$1.log")"
+	local wall cpu
+	wall=$(grep -o 'wall_ms=[0-9]*' <<<"$OUT" | cut -d= -f2)
+	cpu=$(grep -o 'cpu_ms=[0-9]*' <<<"$OUT" | cut -d= -f2)
+	[ -n "$wall" ] && [ -n "$cpu" ] && [ "$wall" -gt 0 ] || fail "cpu hog $1 printed no report: $OUT"
+	echo "cpu $1: $OUT" >&2
+	echo $((cpu * 100 / wall))
+}
+
+for attempt in 1 2 3; do
+	q=$(cpu_share cpu20 '{"cpu_quota_percent": 20}')
+	[ "$q" -ge 12 ] && [ "$q" -le 28 ] && break
+	echo "attempt $attempt: ${q}% with a 20% quota" >&2
+done
+[ "$q" -ge 12 ] && [ "$q" -le 28 ] || fail "cpu_quota_percent 20: the busy loop got ${q}% of a CPU, want 20 +- 8"
+
+for attempt in 1 2 3; do
+	u=$(cpu_share cpufree '{}')
+	[ "$u" -gt 80 ] && break
+	echo "attempt $attempt: ${u}% without a quota" >&2
+done
+[ "$u" -gt 80 ] || fail "without a quota the busy loop got only ${u}% of a CPU"
+pass "cpu_quota_percent 20: ${q}% of a CPU; without a quota: ${u}%"
