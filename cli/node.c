@@ -94,7 +94,8 @@ static int node_list(cli_t *c, int argc, char **argv)
 			   &flotilla__node_list_response__descriptor,
 			   (ProtobufCMessage **)&resp)) != 0)
 		return rc;
-	qsort(resp->nodes, resp->n_nodes, sizeof(*resp->nodes), by_name);
+	if (resp->n_nodes > 1)
+		qsort(resp->nodes, resp->n_nodes, sizeof(*resp->nodes), by_name);
 	if (json_out) {
 		json_t *a = json_array();
 		for (size_t i = 0; i < resp->n_nodes; i++)

@@ -36,6 +36,9 @@ stop() {
 	echo "stopping the dev fleet"
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
+	# Task supervisors outlive their agent by design: stop them too.
+	pkill -TERM -f "flotilla-shim $dir" 2>/dev/null || true
+	for _ in $(seq 50); do pgrep -f "flotilla-shim $dir" >/dev/null || break; sleep 0.1; done
 	rm -rf "$dir"
 }
 trap stop EXIT
@@ -48,17 +51,38 @@ pids+=($!)
 for _ in $(seq 50); do build/cli/flotilla node list >/dev/null 2>&1 && break; sleep 0.1; done
 build/cli/flotilla node list >/dev/null || { cat "$dir/coordinator.log"; exit 1; }
 
+# Each agent runs one sandboxed demo task with a health check.
+tasks=()
+if [ "$(id -u)" = 0 ]; then
+	mkdir -p "$dir/tasks"
+	cat >"$dir/tasks/hello.json" <<'J'
+{"name": "hello", "command": "/bin/sh",
+ "args": ["-c", "echo \"hello from $(hostname), pid $$, uid $(id -u)\"; while :; do date > /alloc/heartbeat; sleep 2; done"],
+ "resources": {"memory_mb": 32, "max_pids": 16},
+ "checks": [{"name": "heartbeat", "type": "exec",
+             "command": ["/bin/sh", "-c", "test -s /alloc/heartbeat"],
+             "interval_ms": 2000, "timeout_ms": 1000}]}
+J
+	tasks=(--task-dir "$dir/tasks")
+else
+	echo "not root: the agents run without the demo task (the sandbox needs root)"
+fi
+
 zones=(eu-west eu-north us-east)
 for i in $(seq 1 "$agents"); do
 	build/agent/flotilla-agent --dev --data-dir "$dir/agent-$i" \
 		--coordinator "$listen" --join-token "$token" --name "agent-$i" \
 		--label "zone=${zones[$(( (i - 1) % 3 ))]}" --label "rack=r$i" \
-		>"$dir/agent-$i.log" 2>&1 &
+		"${tasks[@]}" >"$dir/agent-$i.log" 2>&1 &
 	pids+=($!)
 done
 
 ready() { [ "$(build/cli/flotilla node list --json | jq '[.[] | select(.status == "ready")] | length')" -ge "$agents" ]; }
 for _ in $(seq 100); do ready 2>/dev/null && break; sleep 0.1; done
+healthy() { build/cli/flotilla node status agent-1 --json | jq -e '.tasks[] | select(.name == "hello") | .healthy' >/dev/null; }
+if [ ${#tasks[@]} -gt 0 ]; then
+	for _ in $(seq 100); do healthy 2>/dev/null && break; sleep 0.1; done
+fi
 
 cat <<INFO
 
@@ -73,6 +97,11 @@ build/cli/flotilla node list
 echo
 echo "\$ flotilla node status agent-1"
 build/cli/flotilla node status agent-1
+if [ ${#tasks[@]} -gt 0 ]; then
+	echo
+	echo "\$ cat $dir/agent-1/tasks/hello/logs/stdout.log"
+	cat "$dir/agent-1/tasks/hello/logs/stdout.log"
+fi
 ready || { echo "not every agent became ready" >&2; exit 1; }
 
 if [ $exit_after = 1 ]; then
