@@ -19,6 +19,11 @@ cgroups_usable() {
 	fi
 }
 cgroups_usable || skip "no writable cgroup hierarchy under /sys/fs/cgroup"
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+	echo "cgroup v2 (unified hierarchy): the v2 code path runs"
+else
+	echo "cgroup v1 controllers: the v1 code path runs (v2 is not exercised on this host)"
+fi
 
 PROBES_DIR=$(realpath "$FLT_BIN/tests/sandbox")
 [ -x "$PROBES_DIR/flt-hog" ] || fail "$PROBES_DIR/flt-hog is not built"
