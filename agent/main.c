@@ -5,8 +5,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
 #include "agent.h"
 #include "flotilla/log.h"
 #include "flotilla/util.h"
@@ -130,7 +128,6 @@ static int run(void)
 int main(int argc, char **argv)
 {
 	flt_error_t err;
-	flt_log_level_t level;
 	int next;
 
 	flt_signals_block();
@@ -162,18 +159,8 @@ int main(int argc, char **argv)
 			rc < 0 ? err.msg : "unexpected argument");
 		return 2;
 	}
-	if (flt_log_level_parse(log_level, &level) < 0) {
-		fprintf(stderr,
-			"flotilla-agent: --log-level: \"%s\" is not one of "
-			"error, warn, info, debug\n",
-			log_level);
-		return 2;
-	}
-	flt_log_init("flotilla-agent", level);
-	if (sodium_init() < 0) {
-		fprintf(stderr, "flotilla-agent: libsodium failed\n");
-		return 1;
-	}
+	if ((rc = flt_program_start("flotilla-agent", log_level)) != 0)
+		return rc;
 	rc = run();
 	flt_flags_free(flags);
 	return rc;

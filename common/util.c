@@ -9,6 +9,7 @@
 
 #include <sodium.h>
 
+#include "flotilla/log.h"
 #include "flotilla/util.h"
 
 static int64_t clock_ms(clockid_t id)
@@ -206,4 +207,22 @@ int flt_signal_fd(void)
 	term_signals(&set);
 	int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	return fd < 0 ? -errno : fd;
+}
+
+int flt_program_start(const char *program, const char *log_level)
+{
+	flt_log_level_t level;
+	if (flt_log_level_parse(log_level, &level) < 0) {
+		fprintf(stderr,
+			"%s: --log-level: \"%s\" is not one of error, warn, "
+			"info, debug\n",
+			program, log_level);
+		return 2;
+	}
+	flt_log_init(program, level);
+	if (sodium_init() < 0) {
+		fprintf(stderr, "%s: libsodium cannot start\n", program);
+		return 1;
+	}
+	return 0;
 }

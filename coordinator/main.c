@@ -6,8 +6,6 @@
 #include <string.h>
 #include <sys/signalfd.h>
 
-#include <sodium.h>
-
 #include "coordinator.h"
 #include "flotilla/flags.h"
 #include "flotilla/log.h"
@@ -70,7 +68,6 @@ static const flt_flag_t flags[] = {
 	  "error, warn, info or debug", 0, 0, "FLOTILLA_LOG_LEVEL" },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
-
 
 static int load_token(char **out, flt_error_t *err)
 {
@@ -208,7 +205,6 @@ out:
 int main(int argc, char **argv)
 {
 	flt_error_t err;
-	flt_log_level_t level;
 	int next;
 
 	flt_signals_block();
@@ -228,18 +224,8 @@ int main(int argc, char **argv)
 			rc < 0 ? err.msg : "unexpected argument");
 		return 2;
 	}
-	if (flt_log_level_parse(log_level, &level) < 0) {
-		fprintf(stderr,
-			"flotilla-coordinator: --log-level: \"%s\" is not one "
-			"of error, warn, info, debug\n",
-			log_level);
-		return 2;
-	}
-	flt_log_init("flotilla-coordinator", level);
-	if (sodium_init() < 0) {
-		fprintf(stderr, "flotilla-coordinator: libsodium failed\n");
-		return 1;
-	}
+	if ((rc = flt_program_start("flotilla-coordinator", log_level)) != 0)
+		return rc;
 	rc = run();
 	flt_flags_free(flags);
 	return rc;

@@ -58,6 +58,14 @@ bool flt_is_text(const char *s, size_t len);
 int flt_read_file(const char *path, size_t max, char **out);
 
 /*
+ * The start of a daemon's main after its flags: log level (as given to
+ * --log-level), logging, libsodium. Prints "program: reason" and returns
+ * the exit status (2 for a bad level, 1 otherwise) on failure, 0 on
+ * success.
+ */
+int flt_program_start(const char *program, const char *log_level);
+
+/*
  * Daemons: flt_signals_block, called in main before any thread starts,
  * blocks SIGINT and SIGTERM in every thread (threads inherit the mask) and
  * ignores SIGPIPE; flt_signal_fd then returns a non-blocking signalfd on

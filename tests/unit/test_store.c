@@ -15,6 +15,8 @@
 
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include "flotilla.pb-c.h"
 #include "flotilla/error.h"
 #include "flotilla/store.h"
@@ -30,15 +32,6 @@ typedef struct fixture {
 	flt_store_t *store;
 	flt_db_t nodes, jobs, events;
 } fixture_t;
-
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 static void fx_open(fixture_t *fx)
 {
@@ -78,7 +71,7 @@ static int fx_teardown(void **state)
 	fixture_t *fx = *state;
 	flt_store_close(fx->store);
 	*strrchr(fx->dir, '/') = '\0';
-	int rc = nftw(fx->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	int rc = test_rm_rf(fx->dir);
 	free(fx);
 	return rc;
 }

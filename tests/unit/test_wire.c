@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "testutil.h"
 #include <jansson.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -1058,15 +1060,6 @@ typedef struct slow {
 	int slot;
 } slow_t;
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 /* Replies with a Node named after the request. */
 static void reply_node(flt_request_t *r, const char *name)
 {
@@ -1245,7 +1238,7 @@ static int rpc_teardown(void **state)
 	flt_server_close(rpc->srv);
 	pthread_mutex_destroy(&rpc->mtx);
 	pthread_cond_destroy(&rpc->cond);
-	int rc = nftw(rpc->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	int rc = test_rm_rf(rpc->dir);
 	free(rpc);
 	return rc;
 }
