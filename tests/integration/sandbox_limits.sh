@@ -132,3 +132,15 @@ for attempt in 1 2 3; do
 done
 [ "$u" -gt 80 ] || fail "without a quota the busy loop got only ${u}% of a CPU"
 pass "cpu_quota_percent 20: ${q}% of a CPU; without a quota: ${u}%"
+
+### rlimits, environment and working directory reach the program.
+cat >"$T/rl.json" <<J
+{"name": "rlimits", "command": "/bin/sh",
+ "args": ["-c", "echo nofile=\$(ulimit -n) core=\$(ulimit -c) greeting=\$GREETING pwd=\$(pwd)"],
+ "env": {"GREETING": "hi there"}, "workdir": "/usr",
+ "rlimits": [{"name": "nofile", "soft": 64, "hard": 128}, {"name": "core", "soft": 0, "hard": 0}]}
+J
+run "$T/rl.json" "$T/rl.log"
+[ "$RC" = 0 ] || fail "rlimits task: exit $RC: $(cat "$T/rl.log")"
+[ "$OUT" = "nofile=64 core=0 greeting=hi there pwd=/usr" ] || fail "rlimits/env/workdir not applied: $OUT"
+pass "rlimits, env and workdir applied ($OUT)"
