@@ -42,11 +42,13 @@ RAWSEND="RAWSEND"
 pass() { echo "ok - $*"; }
 skip() { echo "SKIP: $*"; exit 77; }
 
-# A TCP port nobody listens on right now.
+# A TCP port nobody listens on right now, below the kernel's ephemeral
+# range (so outgoing connections of other programs never take it).
 free_port() {
-	local p
+	local p lo
+	lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 	for _ in $(seq 1 100); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % (lo - 10000)))
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			echo "$p"; return 0
 		fi

@@ -1,0 +1,1059 @@
+#include <arpa/inet.h>
+#include <errno.h>
+#include <regex.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "flotilla/job.h"
+#include "flotilla/pb.h"
+#include "flotilla/util.h"
+
+#define NAME_MAX_LEN 63
+#define GROUPS_MAX 100
+#define COUNT_MAX 10000
+#define PRIORITY_MAX 100
+#define PRIORITY_DEFAULT 50
+#define WEIGHT_MAX 100
+#define WEIGHT_DEFAULT 50
+#define MAX_PARALLEL_MAX 1000
+#define MIN_HEALTHY_DEFAULT 10000
+#define HEALTHY_DEADLINE_DEFAULT 300000
+#define PROGRESS_DEADLINE_DEFAULT 600000
+#define RESCHEDULE_ATTEMPTS_DEFAULT 2
+#define RESCHEDULE_INTERVAL_DEFAULT 3600000
+#define RESCHEDULE_DELAY_DEFAULT 30000
+#define CHECK_INTERVAL_DEFAULT 10000
+#define CHECK_TIMEOUT_DEFAULT 2000
+#define KILL_TIMEOUT_MAX 600000
+#define REGEXP_LEN_MAX 1024
+#define REGEXP_COST_MAX 10000
+#define REGEXP_DEPTH_MAX 32
+/* Room for the longest prefix we build: groups[99].tasks[N].checks[N]. */
+#define PATH_LEN 128
+
+/* The names agent/task.c maps to RLIMIT_* (keep the two lists equal). */
+static const char *const rlimit_names[] = {
+	"as",	  "core",   "cpu",    "data",	    "fsize",
+	"locks",  "memlock", "msgqueue", "nice",	    "nofile",
+	"nproc",  "rss",    "rtprio", "sigpending", "stack",
+};
+
+static const char *const operators[] = {
+	"=",	     "!=",	"<",	  ">",		"<=",
+	">=",	     "regexp",	"version", "set_contains", "in",
+	"is_set",    "is_not_set", "distinct_hosts", "distinct_property",
+};
+
+static int bad(flt_error_t *err, const char *prefix, const char *field,
+	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* Fails with "prefix.field: reason"; either part may be empty. */
+static int bad(flt_error_t *err, const char *prefix, const char *field,
+	       const char *fmt, ...)
+{
+	char msg[FLT_ERROR_MSG_MAX];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!prefix)
+		prefix = "";
+	return flt_err(err, -EINVAL, "%s%s%s: %s", prefix,
+		       *prefix && *field ? "." : "", field, msg);
+}
+
+/*
+ * A value given by the submitter, fit to quote in a message: cut to 48
+ * bytes, control characters (possible when the job did not come through
+ * flt_job_parse) shown as '?'.
+ */
+static const char *shown(const char *s, char buf[64])
+{
+	size_t i = 0;
+
+	for (; s[i] && i < 48; i++)
+		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?'
+								   : s[i];
+	buf[i] = '\0';
+	flt_utf8_trim(buf);
+	if (s[i])
+		strcat(buf, "...");
+	return buf;
+}
+
+static bool in_list(const char *s, const char *const *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(s, list[i]) == 0)
+			return true;
+	return false;
+}
+
+/* ---- tasks ------------------------------------------------------------ */
+
+static bool abs_clean_path(const char *p)
+{
+	if (p[0] != '/' || strlen(p) >= 256)
+		return false;
+	/* No "..", no "." components. */
+	for (const char *c = p; *c;) {
+		while (*c == '/')
+			c++;
+		const char *e = strchrnul(c, '/');
+		size_t n = (size_t)(e - c);
+		if ((n == 1 && c[0] == '.') ||
+		    (n == 2 && c[0] == '.' && c[1] == '.'))
+			return false;
+		c = e;
+	}
+	return flt_is_text(p, strlen(p));
+}
+
+static bool env_name(const char *k)
+{
+	if (!*k || (*k >= '0' && *k <= '9'))
+		return false;
+	for (; *k; k++)
+		if (!((*k >= 'A' && *k <= 'Z') || (*k >= 'a' && *k <= 'z') ||
+		      (*k >= '0' && *k <= '9') || *k == '_'))
+			return false;
+	return true;
+}
+
+/* A decimal id below 2^32 - 1, which the kernel reads as "none". */
+static bool parse_id(const char *s, const char **end, unsigned long *id)
+{
+	unsigned long v = 0;
+
+	if (*s < '0' || *s > '9')
+		return false;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		v = v * 10 + (unsigned long)(*s - '0');
+		if (v >= 0xfffffffful)
+			return false;
+	}
+	*end = s;
+	*id = v;
+	return true;
+}
+
+/*
+ * Tasks see the host's files read-only, so root could read every secret
+ * among them (ADR 0006). Without the host's user database only "root", uid
+ * 0 and gid 0 can be refused here; the agent refuses names that resolve to
+ * them, and the shadow group, when it starts the task.
+ */
+static int check_user(const char *user, const char *prefix, flt_error_t *err)
+{
+	const char *end;
+	unsigned long uid, gid;
+	char q[64];
+
+	if (!*user)
+		return 0;
+	if (parse_id(user, &end, &uid) && (*end == '\0' || *end == ':')) {
+		gid = uid;
+		if (*end == ':' && (!parse_id(end + 1, &end, &gid) || *end))
+			return bad(err, prefix, "user",
+				   "\"%s\" is not a name or uid[:gid] (ids "
+				   "below 4294967295)",
+				   shown(user, q));
+	} else {
+		for (const char *c = user; *c; c++)
+			if ((unsigned char)*c <= ' ' || *c == ':' ||
+			    *c == '/' || *c == 0x7f)
+				return bad(err, prefix, "user",
+					   "\"%s\" is not a name or uid[:gid]",
+					   shown(user, q));
+		if (user[0] == '-' || strlen(user) > 255)
+			return bad(err, prefix, "user",
+				   "\"%s\" is not a name or uid[:gid]",
+				   shown(user, q));
+		uid = strcmp(user, "root") == 0 ? 0 : 1;
+		gid = 1;
+	}
+	if (uid == 0)
+		return bad(err, prefix, "user",
+			   "\"%s\" is root; tasks run as an unprivileged user "
+			   "(keep capabilities with \"capabilities\" instead)",
+			   shown(user, q));
+	if (gid == 0)
+		return bad(err, prefix, "user", "group 0 (root) is refused");
+	return 0;
+}
+
+/* As agent/task.c reads it: "", "SIGTERM", "TERM" or "15". */
+static bool signal_known(const char *s)
+{
+	char *end;
+	long n;
+
+	if (!*s)
+		return true;
+	n = strtol(s, &end, 10);
+	if (!*end)
+		return n > 0 && n < NSIG;
+	if (strncmp(s, "SIG", 3) == 0)
+		s += 3;
+	for (int i = 1; i < NSIG; i++) {
+		const char *abbrev = sigabbrev_np(i);
+		if (abbrev && strcmp(abbrev, s) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Libcap is not needed to see that a name has the right shape. */
+static bool capability_name(const char *s)
+{
+	if (strncmp(s, "CAP_", 4) != 0 || !s[4])
+		return false;
+	for (s += 4; *s; s++)
+		if (!((*s >= 'A' && *s <= 'Z') || *s == '_'))
+			return false;
+	return true;
+}
+
+static bool syscall_name(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if (!((s[n] >= 'a' && s[n] <= 'z') ||
+		      (s[n] >= '0' && s[n] <= '9') || s[n] == '_'))
+			return false;
+	return n > 0 && n <= 64;
+}
+
+static bool is_host_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+}
+
+/*
+ * "host:port", "[v6]:port" or "[v6%zone]:port", as the agent's health
+ * checks read them; NULL if fine, else the reason.
+ */
+static const char *address_problem(const char *address)
+{
+	const char *colon, *p;
+	unsigned long port = 0;
+	size_t hlen;
+
+	if (address[0] == '[') {
+		const char *rb = strchr(address, ']');
+		char v6[256];
+
+		if (!rb || rb[1] != ':')
+			return "must be host:port";
+		hlen = (size_t)(rb - address - 1);
+		if (hlen == 0 || hlen >= sizeof(v6))
+			return "bad IPv6 address";
+		memcpy(v6, address + 1, hlen);
+		v6[hlen] = '\0';
+		v6[strcspn(v6, "%")] = '\0';
+		if (inet_pton(AF_INET6, v6, &(struct in6_addr){ 0 }) != 1)
+			return "bad IPv6 address";
+		colon = rb + 1;
+	} else {
+		colon = strrchr(address, ':');
+		if (!colon || colon == address)
+			return "must be host:port";
+		hlen = (size_t)(colon - address);
+		if (memchr(address, ':', hlen))
+			return "IPv6 addresses go in brackets: [::1]:80";
+		if (hlen > 253)
+			return "host name too long";
+		for (p = address; p < colon; p++)
+			if (!is_host_char(*p))
+				return "bad host name";
+	}
+	p = colon + 1;
+	if (!*p || strlen(p) > 5)
+		return "port must be 1-65535";
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return "port must be 1-65535";
+		port = port * 10 + (unsigned long)(*p - '0');
+	}
+	if (port < 1 || port > 65535)
+		return "port must be 1-65535";
+	return NULL;
+}
+
+/* The path goes into the request line: no room for CR/LF injection. */
+static bool http_path_ok(const char *path)
+{
+	const unsigned char *p = (const unsigned char *)path;
+
+	if (p[0] != '/' || strlen(path) > 1024)
+		return false;
+	for (; *p; p++)
+		if (*p <= 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
+/* The rules of the agent's agent_check_validate, with its messages. */
+static int check_health(const Flotilla__HealthCheck *hc, const char *prefix,
+			flt_error_t *err)
+{
+	const char *reason;
+	unsigned interval, timeout;
+
+	if (*hc->name && !flt_is_name(hc->name, NAME_MAX_LEN))
+		return bad(err, prefix, "name",
+			   "must be 1-63 characters of A-Z a-z 0-9 . _ -");
+	if (strcmp(hc->type, "exec") && strcmp(hc->type, "tcp") &&
+	    strcmp(hc->type, "http"))
+		return bad(err, prefix, "type", "must be exec, tcp or http");
+	if (!strcmp(hc->type, "exec")) {
+		if (hc->n_command == 0)
+			return bad(err, prefix, "command", "must not be empty");
+		if (hc->command[0][0] != '/')
+			return bad(err, prefix, "command[0]",
+				   "must be an absolute path");
+	} else {
+		if (!*hc->address)
+			return bad(err, prefix, "address",
+				   "required for %s checks", hc->type);
+		if ((reason = address_problem(hc->address)))
+			return bad(err, prefix, "address", "%s", reason);
+	}
+	if (!strcmp(hc->type, "http") && *hc->path &&
+	    !http_path_ok(hc->path))
+		return bad(err, prefix, "path",
+			   "must start with / and have no spaces or control "
+			   "characters");
+	interval = hc->interval_ms ? hc->interval_ms : CHECK_INTERVAL_DEFAULT;
+	timeout = hc->timeout_ms ? hc->timeout_ms : CHECK_TIMEOUT_DEFAULT;
+	if (timeout >= interval)
+		return bad(err, prefix, "timeout_ms",
+			   "must be less than interval_ms (%u >= %u)", timeout,
+			   interval);
+	return 0;
+}
+
+int flt_task_check(const Flotilla__TaskSpec *t, const char *pre,
+		   flt_error_t *err)
+{
+	char sub[PATH_LEN], q[64];
+	int rc;
+
+	if (!pre)
+		pre = "";
+	if (!flt_is_name(t->name, NAME_MAX_LEN))
+		return bad(err, pre, "name",
+			   "must be 1 to 63 of [A-Za-z0-9._-]");
+	if (!abs_clean_path(t->command))
+		return bad(err, pre, "command", "must be an absolute path");
+	for (size_t i = 0; i < t->n_env; i++) {
+		if (env_name(t->env[i]->key))
+			continue;
+		snprintf(sub, sizeof(sub), "env.%s", shown(t->env[i]->key, q));
+		return bad(err, pre, sub, "not a valid variable name");
+	}
+	if (*t->workdir && !abs_clean_path(t->workdir))
+		return bad(err, pre, "workdir", "must be an absolute path");
+	if ((rc = check_user(t->user, pre, err)) < 0)
+		return rc;
+
+	const Flotilla__Resources *r = t->resources;
+	if (r) {
+		if (r->memory_mb && r->memory_mb < 4)
+			return bad(err, pre, "resources.memory_mb",
+				   "must be 0 (no limit) or at least 4");
+		if (r->memory_mb > (1ull << 40))
+			return bad(err, pre, "resources.memory_mb",
+				   "too large");
+		if (r->cpu_weight > 10000)
+			return bad(err, pre, "resources.cpu_weight",
+				   "must be 1 to 10000");
+		if (r->cpu_quota_percent > 100000)
+			return bad(err, pre, "resources.cpu_quota_percent",
+				   "must be at most 100000 (1000 cores)");
+		if (r->max_pids > 4194304)
+			return bad(err, pre, "resources.max_pids",
+				   "must be at most 4194304");
+	}
+	if (*t->network && strcmp(t->network, "none") &&
+	    strcmp(t->network, "private") && strcmp(t->network, "host"))
+		return bad(err, pre, "network",
+			   "must be \"none\", \"private\" or \"host\"");
+	for (size_t i = 0; i < t->n_mounts; i++) {
+		const Flotilla__Mount *m = t->mounts[i];
+		snprintf(sub, sizeof(sub), "%s%smounts[%zu]", pre,
+			 *pre ? "." : "", i);
+		if (!abs_clean_path(m->source))
+			return bad(err, sub, "source",
+				   "must be an absolute path");
+		if (!abs_clean_path(m->target) || !strcmp(m->target, "/"))
+			return bad(err, sub, "target",
+				   "must be an absolute path other than /");
+	}
+	if (*t->alloc_dir &&
+	    (!abs_clean_path(t->alloc_dir) || !strcmp(t->alloc_dir, "/")))
+		return bad(err, pre, "alloc_dir",
+			   "must be an absolute path other than /");
+	for (size_t i = 0; i < t->n_capabilities; i++) {
+		if (capability_name(t->capabilities[i]))
+			continue;
+		snprintf(sub, sizeof(sub), "capabilities[%zu]", i);
+		return bad(err, pre, sub,
+			   "\"%s\" is not a capability name such as "
+			   "CAP_NET_BIND_SERVICE",
+			   shown(t->capabilities[i], q));
+	}
+	if (t->seccomp) {
+		const Flotilla__Seccomp *s = t->seccomp;
+		if (*s->profile && strcmp(s->profile, "default") &&
+		    strcmp(s->profile, "unconfined"))
+			return bad(err, pre, "seccomp.profile",
+				   "must be \"default\" or \"unconfined\"");
+		for (size_t i = 0; i < s->n_allow; i++) {
+			if (syscall_name(s->allow[i]))
+				continue;
+			snprintf(sub, sizeof(sub), "seccomp.allow[%zu]", i);
+			return bad(err, pre, sub,
+				   "\"%s\" is not a system call name",
+				   shown(s->allow[i], q));
+		}
+	}
+	for (size_t i = 0; i < t->n_rlimits; i++) {
+		const Flotilla__Rlimit *l = t->rlimits[i];
+		snprintf(sub, sizeof(sub), "%s%srlimits[%zu]", pre,
+			 *pre ? "." : "", i);
+		if (!in_list(l->name, rlimit_names,
+			     FLT_ARRAY_SIZE(rlimit_names)))
+			return bad(err, sub, "name", "unknown limit \"%s\"",
+				   shown(l->name, q));
+		if (l->soft > l->hard)
+			return bad(err, sub, "soft", "must not exceed hard");
+	}
+	const Flotilla__RestartPolicy *rp = t->restart;
+	if (rp) {
+		if (*rp->on && strcmp(rp->on, "failure") &&
+		    strcmp(rp->on, "always") && strcmp(rp->on, "never"))
+			return bad(err, pre, "restart.on",
+				   "must be \"failure\", \"always\" or "
+				   "\"never\"");
+		if (rp->attempts > 1000)
+			return bad(err, pre, "restart.attempts",
+				   "must be at most 1000");
+	}
+	if (!signal_known(t->stop_signal))
+		return bad(err, pre, "stop_signal", "unknown signal \"%s\"",
+			   shown(t->stop_signal, q));
+	if (t->kill_timeout_ms > KILL_TIMEOUT_MAX)
+		return bad(err, pre, "kill_timeout_ms",
+			   "must be at most 600000");
+	if (t->logs && t->logs->max_file_bytes &&
+	    t->logs->max_file_bytes < 4096)
+		return bad(err, pre, "logs.max_file_bytes",
+			   "must be at least 4096");
+	if (t->logs && t->logs->max_files > 100)
+		return bad(err, pre, "logs.max_files", "must be at most 100");
+	for (size_t i = 0; i < t->n_checks; i++) {
+		snprintf(sub, sizeof(sub), "%s%schecks[%zu]", pre,
+			 *pre ? "." : "", i);
+		if ((rc = check_health(t->checks[i], sub, err)) < 0)
+			return rc;
+	}
+	if (*t->hostname && !flt_is_name(t->hostname, NAME_MAX_LEN))
+		return bad(err, pre, "hostname",
+			   "must be 1 to 63 of [A-Za-z0-9._-]");
+	return 0;
+}
+
+/* ---- constraints and spreads ------------------------------------------ */
+
+/* "node.name", "node.id", "attr.<Fingerprint field>" or "label.<key>". */
+static int check_attribute(const char *a, const char *prefix,
+			   flt_error_t *err)
+{
+	char q[64];
+
+	if (!strcmp(a, "node.name") || !strcmp(a, "node.id"))
+		return 0;
+	if (!strncmp(a, "attr.", 5)) {
+		if (!protobuf_c_message_descriptor_get_field_by_name(
+			    &flotilla__fingerprint__descriptor, a + 5))
+			return bad(err, prefix, "attribute",
+				   "unknown node attribute \"%s\"",
+				   shown(a, q));
+		return 0;
+	}
+	if (!strncmp(a, "label.", 6)) {
+		if (!flt_is_name(a + 6, NAME_MAX_LEN))
+			return bad(err, prefix, "attribute",
+				   "label keys are 1 to 63 of "
+				   "[A-Za-z0-9._-]");
+		return 0;
+	}
+	return bad(err, prefix, "attribute",
+		   "must be node.name, node.id, attr.<name> or label.<key>");
+}
+
+/* Where the bracket expression starting at p ends (its last byte). */
+static const char *bracket_end(const char *p)
+{
+	p++;
+	if (*p == '^')
+		p++;
+	if (*p == ']')
+		p++;
+	for (; *p && *p != ']'; p++) {
+		if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+			char c = p[1];
+			const char *q = p + 2;
+			while (*q && !(q[0] == c && q[1] == ']'))
+				q++;
+			if (!*q)
+				return q - 1;
+			p = q + 1;
+		}
+	}
+	return *p ? p : p - 1;
+}
+
+/* "{n}", "{n,}" or "{n,m}" at p: the larger bound, and its last byte. */
+static bool interval(const char *p, size_t *n, const char **last)
+{
+	size_t lo = 0, hi = 0;
+	bool comma = false;
+
+	if (p[1] < '0' || p[1] > '9')
+		return false;
+	for (p++; *p >= '0' && *p <= '9'; p++)
+		lo = lo < REGEXP_COST_MAX ? lo * 10 + (size_t)(*p - '0') : lo;
+	if (*p == ',') {
+		comma = true;
+		for (p++; *p >= '0' && *p <= '9'; p++)
+			hi = hi < REGEXP_COST_MAX ? hi * 10 + (size_t)(*p - '0')
+						  : hi;
+	}
+	if (*p != '}')
+		return false;
+	*n = comma && hi > lo ? hi : lo;
+	*last = p;
+	return true;
+}
+
+static size_t cost_add(size_t a, size_t b)
+{
+	return a + b > REGEXP_COST_MAX ? REGEXP_COST_MAX + 1 : a + b;
+}
+
+static size_t cost_mul(size_t a, size_t b)
+{
+	return b && a > REGEXP_COST_MAX / b ? REGEXP_COST_MAX + 1 : a * b;
+}
+
+/*
+ * glibc compiles a counted repetition by copying its operand, so nested
+ * ones multiply: regcomp of "((a{255}){255}){255}" takes seconds and
+ * gigabytes, and job specs come from any client of the coordinator. So the
+ * size of the expanded expression is estimated before compiling. glibc
+ * also takes back-references in EREs, whose matching is exponential;
+ * constraints have no use for them. NULL if fine, else the reason.
+ */
+static const char *regexp_problem(const char *re)
+{
+	size_t total[REGEXP_DEPTH_MAX + 1] = { 0 };
+	size_t last[REGEXP_DEPTH_MAX + 1] = { 0 };
+	unsigned depth = 0;
+
+	if (strlen(re) > REGEXP_LEN_MAX)
+		return "longer than 1024 bytes";
+	for (const char *p = re; *p; p++) {
+		size_t atom = 1, n;
+		const char *end;
+
+		switch (*p) {
+		case '(':
+			if (++depth > REGEXP_DEPTH_MAX)
+				return "groups nested too deeply";
+			total[depth] = last[depth] = 0;
+			continue;
+		case ')':
+			if (depth == 0)
+				break;
+			atom = total[depth] ? total[depth] : 1;
+			depth--;
+			break;
+		case '[':
+			p = bracket_end(p);
+			break;
+		case '\\':
+			if (p[1] >= '1' && p[1] <= '9')
+				return "back-references are not supported";
+			if (p[1])
+				p++;
+			break;
+		case '{':
+			if (!interval(p, &n, &end))
+				break;
+			if (n > 1) {
+				total[depth] = cost_add(
+					total[depth],
+					cost_mul(last[depth], n - 1));
+				last[depth] = cost_mul(last[depth], n);
+			}
+			p = end;
+			if (total[depth] > REGEXP_COST_MAX)
+				return "too complex (counted repetitions "
+				       "expand past 10000)";
+			continue;
+		case '|':
+			last[depth] = 0;
+			continue;
+		case '*':
+		case '+':
+		case '?':
+			continue;
+		}
+		total[depth] = cost_add(total[depth], atom);
+		last[depth] = atom;
+		if (total[depth] > REGEXP_COST_MAX)
+			return "too complex (counted repetitions expand past "
+			       "10000)";
+	}
+	return NULL;
+}
+
+static int check_regexp(const char *re, const char *prefix, flt_error_t *err)
+{
+	const char *problem = regexp_problem(re);
+	char msg[256];
+	regex_t rx;
+	int rc;
+
+	if (problem)
+		return bad(err, prefix, "value", "regular expression %s",
+			   problem);
+	rc = regcomp(&rx, re, REG_EXTENDED | REG_NOSUB);
+	if (rc != 0) {
+		regerror(rc, &rx, msg, sizeof(msg));
+		return bad(err, prefix, "value",
+			   "not a valid regular expression: %s", msg);
+	}
+	regfree(&rx);
+	return 0;
+}
+
+/* A numeric identifier of semver: digits, no leading zero. */
+static bool semver_number(const char **s, const char *end)
+{
+	const char *p = *s;
+
+	if (p == end || *p < '0' || *p > '9')
+		return false;
+	if (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9')
+		return false;
+	while (p < end && *p >= '0' && *p <= '9')
+		p++;
+	*s = p;
+	return true;
+}
+
+/* Dot-separated identifiers of [0-9A-Za-z-] after '-' or '+'. */
+static bool semver_idents(const char **s, const char *end, bool pre)
+{
+	const char *p = *s;
+
+	for (;;) {
+		const char *start = p;
+		bool numeric = true;
+		while (p < end && ((*p >= '0' && *p <= '9') ||
+				   (*p >= 'a' && *p <= 'z') ||
+				   (*p >= 'A' && *p <= 'Z') || *p == '-')) {
+			if (*p < '0' || *p > '9')
+				numeric = false;
+			p++;
+		}
+		if (p == start)
+			return false;
+		if (pre && numeric && *start == '0' && p - start > 1)
+			return false;
+		if (p == end || *p != '.')
+			break;
+		p++;
+	}
+	*s = p;
+	return true;
+}
+
+/*
+ * major[.minor[.patch]][-pre][+build]: semver 2.0.0, with minor and patch
+ * optional as ranges write them ("< 2").
+ */
+static bool semver(const char *p, const char *end)
+{
+	if (!semver_number(&p, end))
+		return false;
+	for (int i = 0; i < 2 && p < end && *p == '.'; i++) {
+		p++;
+		if (!semver_number(&p, end))
+			return false;
+	}
+	if (p < end && *p == '-') {
+		p++;
+		if (!semver_idents(&p, end, true))
+			return false;
+	}
+	if (p < end && *p == '+') {
+		p++;
+		if (!semver_idents(&p, end, false))
+			return false;
+	}
+	return p == end;
+}
+
+/* ">= 1.2.0, < 2": comma-separated clauses, each [op] version. */
+static int check_version_range(const char *range, const char *prefix,
+			       flt_error_t *err)
+{
+	static const char *const ops[] = { "<=", ">=", "!=", "=", "<",
+					   ">",	 "~",  "^" };
+	const char *p = range;
+	char q[64], clause[256];
+
+	for (;;) {
+		const char *start = p, *end = strchrnul(p, ',');
+		const char *v;
+		size_t n;
+
+		while (start < end && *start == ' ')
+			start++;
+		n = (size_t)(end - start);
+		while (n && start[n - 1] == ' ')
+			n--;
+		if (!n)
+			return bad(err, prefix, "value",
+				   "not a valid version range: empty clause");
+		v = start;
+		for (size_t i = 0; i < FLT_ARRAY_SIZE(ops); i++) {
+			size_t k = strlen(ops[i]);
+			if (!strncmp(v, ops[i], k)) {
+				v += k;
+				break;
+			}
+		}
+		while (v < start + n && *v == ' ')
+			v++;
+		if (!semver(v, start + n)) {
+			snprintf(clause, sizeof(clause), "%.*s", (int)n, start);
+			return bad(err, prefix, "value",
+				   "not a valid version range: \"%s\" is not "
+				   "an operator and a version such as "
+				   "\">= 1.2.0\"",
+				   shown(clause, q));
+		}
+		if (!*end)
+			return 0;
+		p = end + 1;
+	}
+}
+
+/* Comma-separated values, none of them empty. */
+static bool value_list(const char *s)
+{
+	for (;;) {
+		const char *end = strchrnul(s, ',');
+		const char *c = s;
+		while (c < end && *c == ' ')
+			c++;
+		if (c == end)
+			return false;
+		if (!*end)
+			return true;
+		s = end + 1;
+	}
+}
+
+static int check_constraint(const Flotilla__Constraint *c,
+			    const char *prefix, flt_error_t *err)
+{
+	const char *op = c->operator_;
+	bool no_attr = !strcmp(op, "distinct_hosts");
+	bool no_value = no_attr || !strcmp(op, "is_set") ||
+			!strcmp(op, "is_not_set");
+	const char *end;
+	unsigned long n;
+	char q[64];
+	int rc;
+
+	if (*c->attribute && !no_attr &&
+	    (rc = check_attribute(c->attribute, prefix, err)) < 0)
+		return rc;
+	if (!*op)
+		return bad(err, prefix, "operator", "required");
+	if (!in_list(op, operators, FLT_ARRAY_SIZE(operators)))
+		return bad(err, prefix, "operator", "unknown operator \"%s\"",
+			   shown(op, q));
+	if (no_attr && *c->attribute)
+		return bad(err, prefix, "attribute",
+			   "distinct_hosts takes no attribute");
+	if (!no_attr && !*c->attribute)
+		return bad(err, prefix, "attribute", "required for \"%s\"", op);
+	if (no_value) {
+		if (*c->value)
+			return bad(err, prefix, "value", "\"%s\" takes no value",
+				   op);
+		return 0;
+	}
+	if (!strcmp(op, "distinct_property")) {
+		if (*c->value && (!parse_id(c->value, &end, &n) || *end || !n))
+			return bad(err, prefix, "value",
+				   "must be empty (1) or a positive whole "
+				   "number");
+		return 0;
+	}
+	if (!*c->value)
+		return bad(err, prefix, "value", "required for \"%s\"", op);
+	if (!strcmp(op, "regexp"))
+		return check_regexp(c->value, prefix, err);
+	if (!strcmp(op, "version"))
+		return check_version_range(c->value, prefix, err);
+	if ((!strcmp(op, "in") || !strcmp(op, "set_contains")) &&
+	    !value_list(c->value))
+		return bad(err, prefix, "value",
+			   "empty item in the comma-separated list");
+	return 0;
+}
+
+static int check_placement(Flotilla__Constraint **cs, size_t n_cs,
+			   Flotilla__Spread **ss, size_t n_ss,
+			   const char *pre, flt_error_t *err)
+{
+	char sub[PATH_LEN];
+	int rc;
+
+	for (size_t i = 0; i < n_cs; i++) {
+		snprintf(sub, sizeof(sub), "%s%sconstraints[%zu]", pre,
+			 *pre ? "." : "", i);
+		if ((rc = check_constraint(cs[i], sub, err)) < 0)
+			return rc;
+	}
+	for (size_t i = 0; i < n_ss; i++) {
+		Flotilla__Spread *s = ss[i];
+		snprintf(sub, sizeof(sub), "%s%sspreads[%zu]", pre,
+			 *pre ? "." : "", i);
+		if (!*s->attribute)
+			return bad(err, sub, "attribute", "required");
+		if ((rc = check_attribute(s->attribute, sub, err)) < 0)
+			return rc;
+		if (s->weight > WEIGHT_MAX)
+			return bad(err, sub, "weight", "must be at most 100");
+		if (!s->weight)
+			s->weight = WEIGHT_DEFAULT;
+	}
+	return 0;
+}
+
+/* ---- jobs ------------------------------------------------------------- */
+
+/* True when the JSON object o (if any) gives key a non-null value. */
+static bool given(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return v && !json_is_null(v);
+}
+
+static int check_group(Flotilla__Job *job, size_t gi, json_t *src,
+		       bool system, flt_error_t *err)
+{
+	Flotilla__TaskGroup *g = job->groups[gi];
+	char pre[PATH_LEN], sub[PATH_LEN];
+	int rc;
+
+	snprintf(pre, sizeof(pre), "groups[%zu]", gi);
+	if (!flt_is_name(g->name, NAME_MAX_LEN))
+		return bad(err, pre, "name",
+			   "must be 1 to 63 of [A-Za-z0-9._-]");
+	for (size_t k = 0; k < gi; k++)
+		if (!strcmp(job->groups[k]->name, g->name))
+			return bad(err, pre, "name",
+				   "\"%s\" is used by groups[%zu]", g->name,
+				   k);
+	if (system) {
+		if (g->count > 1)
+			return bad(err, pre, "count",
+				   "system jobs run one allocation per "
+				   "eligible node; leave count out");
+		g->count = 0;
+	} else {
+		if (g->count > COUNT_MAX || (!g->count && given(src, "count")))
+			return bad(err, pre, "count", "must be 1 to 10000");
+		if (!g->count)
+			g->count = 1;
+	}
+	if (!g->n_tasks)
+		return bad(err, pre, "tasks", "a group needs at least one task");
+	for (size_t i = 0; i < g->n_tasks; i++) {
+		snprintf(sub, sizeof(sub), "%s.tasks[%zu]", pre, i);
+		if ((rc = flt_task_check(g->tasks[i], sub, err)) < 0)
+			return rc;
+		for (size_t k = 0; k < i; k++)
+			if (!strcmp(g->tasks[k]->name, g->tasks[i]->name))
+				return bad(err, sub, "name",
+					   "\"%s\" is used by %s.tasks[%zu]",
+					   g->tasks[i]->name, pre, k);
+	}
+	rc = check_placement(g->constraints, g->n_constraints, g->spreads,
+			     g->n_spreads, pre, err);
+	if (rc < 0)
+		return rc;
+	if (!g->reschedule) {
+		g->reschedule = flt_xmalloc(sizeof(*g->reschedule));
+		flotilla__reschedule_policy__init(g->reschedule);
+	}
+	Flotilla__ReschedulePolicy *rs = g->reschedule;
+	if (!rs->attempts)
+		rs->attempts = RESCHEDULE_ATTEMPTS_DEFAULT;
+	if (!rs->interval_ms)
+		rs->interval_ms = RESCHEDULE_INTERVAL_DEFAULT;
+	if (!rs->delay_ms)
+		rs->delay_ms = RESCHEDULE_DELAY_DEFAULT;
+	return 0;
+}
+
+static int check_update(Flotilla__Job *job, bool batch, bool service,
+			flt_error_t *err)
+{
+	if (!job->update) {
+		job->update = flt_xmalloc(sizeof(*job->update));
+		flotilla__update_policy__init(job->update);
+	}
+	Flotilla__UpdatePolicy *u = job->update;
+
+	if (u->max_parallel > MAX_PARALLEL_MAX)
+		return bad(err, "update", "max_parallel",
+			   "must be at most 1000");
+	if (!u->max_parallel)
+		u->max_parallel = 1;
+	if (batch && u->canary)
+		return bad(err, "update", "canary",
+			   "batch jobs are not updated in place");
+	for (size_t i = 0; service && i < job->n_groups; i++) {
+		uint32_t count = job->groups[i]->count;
+		if (u->canary <= count)
+			continue;
+		if (job->n_groups == 1)
+			return bad(err, "update", "canary",
+				   "must not exceed the group count (%u)",
+				   count);
+		return bad(err, "update", "canary",
+			   "must not exceed the count of groups[%zu] (%u)", i,
+			   count);
+	}
+	if (!u->min_healthy_time_ms)
+		u->min_healthy_time_ms = MIN_HEALTHY_DEFAULT;
+	if (!u->healthy_deadline_ms)
+		u->healthy_deadline_ms = HEALTHY_DEADLINE_DEFAULT;
+	if (!u->progress_deadline_ms)
+		u->progress_deadline_ms = PROGRESS_DEADLINE_DEFAULT;
+	if (u->min_healthy_time_ms >= u->healthy_deadline_ms)
+		return bad(err, "update", "min_healthy_time_ms",
+			   "must be less than healthy_deadline_ms (%u >= %u)",
+			   u->min_healthy_time_ms, u->healthy_deadline_ms);
+	if (u->healthy_deadline_ms > u->progress_deadline_ms)
+		return bad(err, "update", "healthy_deadline_ms",
+			   "must not exceed progress_deadline_ms (%u > %u)",
+			   u->healthy_deadline_ms, u->progress_deadline_ms);
+	if (batch && u->auto_revert)
+		return bad(err, "update", "auto_revert",
+			   "batch jobs are not updated in place");
+	if (batch && u->auto_promote)
+		return bad(err, "update", "auto_promote",
+			   "batch jobs are not updated in place");
+	return 0;
+}
+
+/* src: the JSON the job came from, to tell an explicit 0; may be NULL. */
+static int check_job(Flotilla__Job *job, json_t *src, flt_error_t *err)
+{
+	bool system, batch;
+	json_t *groups = json_object_get(src, "groups");
+	int rc;
+
+	if (!flt_is_name(job->name, NAME_MAX_LEN))
+		return bad(err, "", "name",
+			   "must be 1 to 63 of [A-Za-z0-9._-]");
+	if (*job->type && strcmp(job->type, "service") &&
+	    strcmp(job->type, "batch") && strcmp(job->type, "system"))
+		return bad(err, "", "type",
+			   "must be \"service\", \"batch\" or \"system\"");
+	system = !strcmp(job->type, "system");
+	batch = !strcmp(job->type, "batch");
+	if (job->priority > PRIORITY_MAX ||
+	    (!job->priority && given(src, "priority")))
+		return bad(err, "", "priority", "must be 1 to 100");
+	if (!job->priority)
+		job->priority = PRIORITY_DEFAULT;
+	if (!job->n_groups)
+		return bad(err, "", "groups",
+			   "a job needs at least one group");
+	if (job->n_groups > GROUPS_MAX)
+		return bad(err, "", "groups", "at most 100 groups");
+	for (size_t i = 0; i < job->n_groups; i++) {
+		rc = check_group(job, i, json_array_get(groups, i), system,
+				 err);
+		if (rc < 0)
+			return rc;
+	}
+	rc = check_placement(job->constraints, job->n_constraints,
+			     job->spreads, job->n_spreads, "", err);
+	if (rc < 0)
+		return rc;
+	return check_update(job, batch, !system && !batch, err);
+}
+
+int flt_job_check(Flotilla__Job *job, flt_error_t *err)
+{
+	return check_job(job, NULL, err);
+}
+
+int flt_job_parse(const char *json, size_t len, Flotilla__Job **out,
+		  flt_error_t *err)
+{
+	ProtobufCMessage *m = NULL;
+	json_error_t je;
+	json_t *j;
+	int rc;
+
+	if (len > FLT_JOB_SPEC_MAX)
+		return flt_err(err, -EFBIG, "job spec larger than 1 MiB");
+	/* Duplicate keys are refused: which one wins is nowhere written. */
+	j = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+	if (!j)
+		return flt_err(err, -EINVAL, "line %d column %d: %s", je.line,
+			       je.column, je.text);
+	rc = flt_pb_from_json(&flotilla__job__descriptor, j, &m, err);
+	if (rc < 0)
+		goto out;
+	/* Lengths, and control characters, which JSON escapes allow. */
+	rc = flt_pb_check(m, &flt_pb_default_limits, err);
+	if (rc < 0) {
+		if (err)
+			err->code = -EINVAL;
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = check_job((Flotilla__Job *)m, j, err);
+	if (rc == 0)
+		*out = (Flotilla__Job *)steal_ptr(&m);
+out:
+	if (m)
+		protobuf_c_message_free_unpacked(m, NULL);
+	json_decref(j);
+	return rc;
+}

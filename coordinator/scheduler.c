@@ -1,0 +1,633 @@
+#include <errno.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flotilla/util.h"
+#include "flotilla/version.h"
+#include "scheduler.h"
+
+#define MAX_KEYS 256
+#define DEFAULT_PIDS 1024
+
+typedef struct node {
+	char *id;
+	const char **values; /* by key id; NULL when unset */
+	uint32_t cpu_total, cpu_used;
+	uint64_t mem_total, mem_used;
+	uint32_t pids_total, pids_used;
+	bool eligible;
+} node_t;
+
+struct sched_fleet {
+	node_t *nodes;
+	size_t n, cap;
+	char *keys[MAX_KEYS];
+	size_t nkeys;
+	size_t cursor; /* rotates the start of each scan */
+};
+
+sched_fleet_t *sched_fleet_new(void)
+{
+	return flt_xcalloc(1, sizeof(sched_fleet_t));
+}
+
+void sched_fleet_free(sched_fleet_t *f)
+{
+	if (!f)
+		return;
+	for (size_t i = 0; i < f->n; i++) {
+		for (size_t k = 0; k < f->nkeys; k++)
+			free((char *)f->nodes[i].values[k]);
+		free(f->nodes[i].values);
+		free(f->nodes[i].id);
+	}
+	for (size_t k = 0; k < f->nkeys; k++)
+		free(f->keys[k]);
+	free(f->nodes);
+	free(f);
+}
+
+/* Key id, added when new (-1 when the table is full). */
+static int key_id(sched_fleet_t *f, const char *key, bool add)
+{
+	for (size_t k = 0; k < f->nkeys; k++)
+		if (strcmp(f->keys[k], key) == 0)
+			return (int)k;
+	if (!add || f->nkeys == MAX_KEYS)
+		return -1;
+	f->keys[f->nkeys] = flt_xstrdup(key);
+	/* Every node gets room for the new key. */
+	for (size_t i = 0; i < f->n; i++) {
+		f->nodes[i].values = flt_xrealloc(
+			f->nodes[i].values, (f->nkeys + 1) * sizeof(char *));
+		f->nodes[i].values[f->nkeys] = NULL;
+	}
+	return (int)f->nkeys++;
+}
+
+size_t sched_fleet_add(sched_fleet_t *f, const char *id, size_t nattrs,
+		       const char *const *keys, const char *const *values,
+		       uint32_t cpu, uint64_t memory_mb, uint32_t pids,
+		       bool eligible)
+{
+	for (size_t a = 0; a < nattrs; a++)
+		key_id(f, keys[a], true);
+	if (f->n == f->cap) {
+		f->cap = f->cap ? f->cap * 2 : 64;
+		f->nodes = flt_xrealloc(f->nodes, f->cap * sizeof(*f->nodes));
+	}
+	node_t *n = &f->nodes[f->n];
+	memset(n, 0, sizeof(*n));
+	n->id = flt_xstrdup(id);
+	n->values = flt_xcalloc(f->nkeys ? f->nkeys : 1, sizeof(char *));
+	for (size_t a = 0; a < nattrs; a++) {
+		int k = key_id(f, keys[a], false);
+		if (k >= 0 && values[a])
+			n->values[k] = flt_xstrdup(values[a]);
+	}
+	n->cpu_total = cpu;
+	n->mem_total = memory_mb;
+	n->pids_total = pids;
+	n->eligible = eligible;
+	return f->n++;
+}
+
+size_t sched_fleet_size(const sched_fleet_t *f) { return f->n; }
+
+const char *sched_node_id(const sched_fleet_t *f, size_t node)
+{
+	return f->nodes[node].id;
+}
+
+void sched_node_free_resources(const sched_fleet_t *f, size_t i,
+			       uint32_t *cpu, uint64_t *mem, uint32_t *pids)
+{
+	const node_t *n = &f->nodes[i];
+	*cpu = n->cpu_total - n->cpu_used;
+	*mem = n->mem_total - n->mem_used;
+	*pids = n->pids_total - n->pids_used;
+}
+
+void sched_ask_of(const Flotilla__TaskGroup *g, sched_ask_t *out)
+{
+	memset(out, 0, sizeof(*out));
+	for (size_t i = 0; i < g->n_tasks; i++) {
+		const Flotilla__Resources *r = g->tasks[i]->resources;
+		out->cpu += r ? r->cpu_quota_percent : 0;
+		out->memory_mb += r ? r->memory_mb : 0;
+		out->pids += r && r->max_pids ? r->max_pids : DEFAULT_PIDS;
+	}
+}
+
+void sched_release(sched_fleet_t *f, size_t i, const sched_ask_t *ask)
+{
+	node_t *n = &f->nodes[i];
+	n->cpu_used -= ask->cpu < n->cpu_used ? ask->cpu : n->cpu_used;
+	n->mem_used -= ask->memory_mb < n->mem_used ? ask->memory_mb
+						    : n->mem_used;
+	n->pids_used -= ask->pids < n->pids_used ? ask->pids : n->pids_used;
+}
+
+/* ---- constraints ------------------------------------------------------ */
+
+enum op { OP_EQ, OP_NE, OP_LT, OP_GT, OP_LE, OP_GE, OP_REGEXP, OP_VERSION,
+	  OP_SET_CONTAINS, OP_IN, OP_IS_SET, OP_IS_NOT_SET, OP_DISTINCT_HOSTS,
+	  OP_DISTINCT_PROPERTY };
+
+static const char *const op_names[] = {
+	"=",	  "!=",		  "<",	    ">",      "<=",
+	">=",	  "regexp",	  "version", "set_contains", "in",
+	"is_set", "is_not_set", "distinct_hosts", "distinct_property",
+};
+
+typedef struct cons {
+	const Flotilla__Constraint *c;
+	enum op op;
+	int key; /* -1: the fleet has no such attribute anywhere */
+	regex_t re;
+	bool has_re;
+	double num;
+	bool is_num;
+	uint32_t limit; /* distinct_property */
+	uint32_t filtered;
+} cons_t;
+
+static bool number(const char *s, double *out)
+{
+	char *end;
+	if (!*s)
+		return false;
+	*out = strtod(s, &end);
+	return *end == '\0';
+}
+
+/* Is needle one of the comma-separated items of list? */
+static bool in_list(const char *list, const char *needle)
+{
+	size_t nl = strlen(needle);
+	for (const char *p = list; *p;) {
+		while (*p == ' ')
+			p++;
+		const char *e = strchr(p, ',');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		while (l && p[l - 1] == ' ')
+			l--;
+		if (l == nl && !memcmp(p, needle, l))
+			return true;
+		if (!e)
+			break;
+		p = e + 1;
+	}
+	return false;
+}
+
+static bool static_ok(cons_t *c, const node_t *n)
+{
+	const char *v = c->key >= 0 ? n->values[c->key] : NULL;
+	const char *want = c->c->value;
+	double x;
+	switch (c->op) {
+	case OP_IS_SET: return v != NULL;
+	case OP_IS_NOT_SET: return v == NULL;
+	case OP_DISTINCT_HOSTS:
+	case OP_DISTINCT_PROPERTY: return true; /* depend on placements */
+	default: break;
+	}
+	if (!v)
+		return false;
+	switch (c->op) {
+	case OP_EQ: return strcmp(v, want) == 0;
+	case OP_NE: return strcmp(v, want) != 0;
+	case OP_LT:
+	case OP_GT:
+	case OP_LE:
+	case OP_GE: {
+		int r;
+		if (c->is_num && number(v, &x))
+			r = x < c->num ? -1 : x > c->num ? 1 : 0;
+		else
+			r = strcmp(v, want);
+		return c->op == OP_LT ? r < 0
+		       : c->op == OP_GT ? r > 0
+		       : c->op == OP_LE ? r <= 0
+					: r >= 0;
+	}
+	case OP_REGEXP: return regexec(&c->re, v, 0, NULL, 0) == 0;
+	case OP_VERSION: {
+		bool m = false;
+		return flt_semver_range_match(want, v, &m, NULL) == 0 && m;
+	}
+	case OP_SET_CONTAINS: {
+		/* Every wanted item is in the node's set. */
+		char item[256];
+		for (const char *p = want; *p;) {
+			const char *e = strchr(p, ',');
+			size_t l = e ? (size_t)(e - p) : strlen(p);
+			while (l && *p == ' ')
+				p++, l--;
+			while (l && p[l - 1] == ' ')
+				l--;
+			if (l >= sizeof(item))
+				return false;
+			memcpy(item, p, l);
+			item[l] = '\0';
+			if (l && !in_list(v, item))
+				return false;
+			if (!e)
+				break;
+			p = e + 1;
+		}
+		return true;
+	}
+	case OP_IN: return in_list(want, v);
+	default: return false;
+	}
+}
+
+static int compile(sched_fleet_t *f, const Flotilla__Constraint *src,
+		   const char *where, cons_t *c, flt_error_t *err)
+{
+	memset(c, 0, sizeof(*c));
+	c->c = src;
+	size_t i;
+	for (i = 0; i < FLT_ARRAY_SIZE(op_names); i++)
+		if (!strcmp(op_names[i], src->operator_))
+			break;
+	if (i == FLT_ARRAY_SIZE(op_names))
+		return flt_err(err, -EINVAL, "%s.operator: unknown \"%s\"", where,
+			       src->operator_);
+	c->op = (enum op)i;
+	c->key = *src->attribute ? key_id(f, src->attribute, false) : -1;
+	c->is_num = number(src->value, &c->num);
+	if (c->op == OP_REGEXP) {
+		if (regcomp(&c->re, src->value, REG_EXTENDED | REG_NOSUB) != 0)
+			return flt_err(err, -EINVAL,
+				       "%s.value: not a valid regular expression",
+				       where);
+		c->has_re = true;
+	}
+	if (c->op == OP_VERSION) {
+		bool m;
+		if (flt_semver_range_match(src->value, "0.0.0", &m, err) < 0)
+			return flt_err_prefix(err, "%s.value", where);
+	}
+	if (c->op == OP_DISTINCT_PROPERTY)
+		c->limit = *src->value ? (uint32_t)atoi(src->value) : 1;
+	return 0;
+}
+
+/* ---- placement --------------------------------------------------------- */
+
+typedef struct spread {
+	int key;
+	double weight;
+	/* Value of each node for this key, as an index into counts. */
+	uint32_t *node_value;
+	uint32_t *counts;
+	uint32_t nvalues;
+} spread_t;
+
+typedef struct plan {
+	sched_fleet_t *f;
+	cons_t *cons;
+	size_t ncons;
+	spread_t *spreads;
+	size_t nspreads;
+	size_t *feasible; /* nodes passing the static filters */
+	size_t nfeasible;
+	uint32_t *here;   /* allocations of the group on each node */
+	int distinct_hosts;
+	cons_t *dprop[8];
+	size_t ndprop;
+	uint32_t **dprop_counts; /* per distinct_property: per value */
+	uint32_t **dprop_values; /* per distinct_property: node -> value */
+	sched_ask_t ask;
+	uint32_t total;
+	uint32_t filtered_ineligible, filtered_distinct, exhausted_cpu,
+		exhausted_mem, exhausted_pids;
+} plan_t;
+
+/* Interns the values of key over the fleet: node -> value index. */
+static uint32_t *value_index(sched_fleet_t *f, int key, uint32_t *nvalues)
+{
+	uint32_t *idx = flt_xcalloc(f->n, sizeof(*idx));
+	const char **seen = NULL;
+	uint32_t n = 0;
+	for (size_t i = 0; i < f->n; i++) {
+		const char *v = key >= 0 ? f->nodes[i].values[key] : NULL;
+		if (!v)
+			v = "";
+		uint32_t k;
+		for (k = 0; k < n; k++)
+			if (!strcmp(seen[k], v))
+				break;
+		if (k == n) {
+			seen = flt_xrealloc(seen, (n + 1) * sizeof(*seen));
+			seen[n++] = v;
+		}
+		idx[i] = k;
+	}
+	free(seen);
+	*nvalues = n;
+	return idx;
+}
+
+static bool fits(plan_t *p, const node_t *n, bool count)
+{
+	if (n->cpu_used + p->ask.cpu > n->cpu_total) {
+		p->exhausted_cpu += count;
+		return false;
+	}
+	if (n->mem_used + p->ask.memory_mb > n->mem_total) {
+		p->exhausted_mem += count;
+		return false;
+	}
+	if (n->pids_used + p->ask.pids > n->pids_total) {
+		p->exhausted_pids += count;
+		return false;
+	}
+	return true;
+}
+
+static bool distinct_ok(plan_t *p, size_t i, bool count)
+{
+	if (p->distinct_hosts && p->here[i]) {
+		p->filtered_distinct += count;
+		return false;
+	}
+	for (size_t d = 0; d < p->ndprop; d++)
+		if (p->dprop_counts[d][p->dprop_values[d][i]] >=
+		    p->dprop[d]->limit) {
+			p->filtered_distinct += count;
+			return false;
+		}
+	return true;
+}
+
+static double score(plan_t *p, size_t i)
+{
+	const node_t *n = &p->f->nodes[i];
+	/* Bin packing: how full the node would be (the fuller the better),
+	 * over the resources the node has. */
+	double s = 0, parts = 0;
+	if (n->cpu_total) {
+		s += (double)(n->cpu_used + p->ask.cpu) / n->cpu_total;
+		parts++;
+	}
+	if (n->mem_total) {
+		s += (double)(n->mem_used + p->ask.memory_mb) / n->mem_total;
+		parts++;
+	}
+	s = parts ? s / parts : 0;
+	/* Spread: values below their even share score up, above it down. */
+	for (size_t k = 0; k < p->nspreads; k++) {
+		spread_t *sp = &p->spreads[k];
+		double even = (double)(p->total + 1) / sp->nvalues;
+		double have = sp->counts[sp->node_value[i]];
+		double v = (even - have) / even;
+		if (v < -1)
+			v = -1;
+		s += sp->weight * v;
+	}
+	return s;
+}
+
+static void reserve(plan_t *p, size_t i)
+{
+	node_t *n = &p->f->nodes[i];
+	n->cpu_used += p->ask.cpu;
+	n->mem_used += p->ask.memory_mb;
+	n->pids_used += p->ask.pids;
+	p->here[i]++;
+	p->total++;
+	for (size_t k = 0; k < p->nspreads; k++)
+		p->spreads[k].counts[p->spreads[k].node_value[i]]++;
+	for (size_t d = 0; d < p->ndprop; d++)
+		p->dprop_counts[d][p->dprop_values[d][i]]++;
+}
+
+static void explain(plan_t *p, sched_result_t *out)
+{
+	size_t off = 0, len = sizeof(out->why);
+	out->why[0] = '\0';
+#define ADD(...)                                                              \
+	do {                                                                  \
+		if (off < len)                                                \
+			off += (size_t)snprintf(out->why + off, len - off,    \
+						__VA_ARGS__);                 \
+	} while (0)
+	ADD("%u of %u allocations not placed:", out->unplaced,
+	    out->unplaced + (uint32_t)out->nplaced);
+	if (p->filtered_ineligible)
+		ADD(" %u nodes not ready or not eligible;",
+		    p->filtered_ineligible);
+	for (size_t c = 0; c < p->ncons; c++)
+		if (p->cons[c].filtered)
+			ADD(" constraint %s %s %s filtered %u nodes;",
+			    p->cons[c].c->attribute, p->cons[c].c->operator_,
+			    p->cons[c].c->value, p->cons[c].filtered);
+	if (p->filtered_distinct)
+		ADD(" distinct constraints filtered %u nodes;",
+		    p->filtered_distinct);
+	if (p->exhausted_cpu)
+		ADD(" cpu exhausted on %u nodes;", p->exhausted_cpu);
+	if (p->exhausted_mem)
+		ADD(" memory exhausted on %u nodes;", p->exhausted_mem);
+	if (p->exhausted_pids)
+		ADD(" pids exhausted on %u nodes;", p->exhausted_pids);
+	if (!p->nfeasible && !p->filtered_ineligible && !p->ncons)
+		ADD(" no nodes;");
+	if (off && off < len && out->why[off - 1] == ';')
+		out->why[off - 1] = '\0';
+#undef ADD
+}
+
+static void plan_free(plan_t *p)
+{
+	for (size_t c = 0; c < p->ncons; c++)
+		if (p->cons[c].has_re)
+			regfree(&p->cons[c].re);
+	for (size_t k = 0; k < p->nspreads; k++) {
+		free(p->spreads[k].node_value);
+		free(p->spreads[k].counts);
+	}
+	for (size_t d = 0; d < p->ndprop; d++) {
+		free(p->dprop_counts[d]);
+		free(p->dprop_values[d]);
+	}
+	free(p->dprop_counts);
+	free(p->dprop_values);
+	free(p->cons);
+	free(p->spreads);
+	free(p->feasible);
+	free(p->here);
+}
+
+static int plan_init(plan_t *p, sched_fleet_t *f, const sched_request_t *rq,
+		     flt_error_t *err)
+{
+	const Flotilla__Job *j = rq->job;
+	const Flotilla__TaskGroup *g = rq->group;
+	memset(p, 0, sizeof(*p));
+	p->f = f;
+	sched_ask_of(g, &p->ask);
+	p->cons = flt_xcalloc(j->n_constraints + g->n_constraints + 1,
+			      sizeof(*p->cons));
+	for (size_t c = 0; c < j->n_constraints + g->n_constraints; c++) {
+		bool job_level = c < j->n_constraints;
+		const Flotilla__Constraint *src =
+			job_level ? j->constraints[c]
+				  : g->constraints[c - j->n_constraints];
+		char where[64];
+		snprintf(where, sizeof(where), "%sconstraints[%zu]",
+			 job_level ? "" : "group.",
+			 job_level ? c : c - j->n_constraints);
+		int rc = compile(f, src, where, &p->cons[p->ncons], err);
+		p->ncons++;
+		if (rc < 0)
+			return rc;
+		cons_t *cc = &p->cons[p->ncons - 1];
+		if (cc->op == OP_DISTINCT_HOSTS)
+			p->distinct_hosts = 1;
+		if (cc->op == OP_DISTINCT_PROPERTY &&
+		    p->ndprop < FLT_ARRAY_SIZE(p->dprop))
+			p->dprop[p->ndprop++] = cc;
+	}
+	p->here = flt_xcalloc(f->n ? f->n : 1, sizeof(*p->here));
+	p->dprop_counts = flt_xcalloc(p->ndprop + 1, sizeof(uint32_t *));
+	p->dprop_values = flt_xcalloc(p->ndprop + 1, sizeof(uint32_t *));
+	for (size_t d = 0; d < p->ndprop; d++) {
+		uint32_t nv;
+		p->dprop_values[d] = value_index(f, p->dprop[d]->key, &nv);
+		p->dprop_counts[d] = flt_xcalloc(nv ? nv : 1, sizeof(uint32_t));
+	}
+	size_t ns = j->n_spreads + g->n_spreads;
+	p->spreads = flt_xcalloc(ns + 1, sizeof(*p->spreads));
+	for (size_t s = 0; s < ns; s++) {
+		const Flotilla__Spread *src = s < j->n_spreads
+						      ? j->spreads[s]
+						      : g->spreads[s - j->n_spreads];
+		spread_t *sp = &p->spreads[p->nspreads++];
+		sp->key = key_id(f, src->attribute, false);
+		sp->weight = (src->weight ? src->weight : 50) / 100.0;
+		sp->node_value = value_index(f, sp->key, &sp->nvalues);
+		sp->counts = flt_xcalloc(sp->nvalues ? sp->nvalues : 1,
+					 sizeof(uint32_t));
+	}
+	for (size_t e = 0; e < rq->nexisting; e++)
+		if (rq->existing[e] < f->n) {
+			size_t i = rq->existing[e];
+			p->here[i]++;
+			p->total++;
+			for (size_t k = 0; k < p->nspreads; k++)
+				p->spreads[k].counts[p->spreads[k].node_value[i]]++;
+			for (size_t d = 0; d < p->ndprop; d++)
+				p->dprop_counts[d][p->dprop_values[d][i]]++;
+		}
+	/* Static filters, once per request: eligibility and constraints. */
+	p->feasible = flt_xcalloc(f->n ? f->n : 1, sizeof(*p->feasible));
+	for (size_t i = 0; i < f->n; i++) {
+		if (!f->nodes[i].eligible) {
+			p->filtered_ineligible++;
+			continue;
+		}
+		bool ok = true;
+		for (size_t c = 0; c < p->ncons && ok; c++)
+			if (!static_ok(&p->cons[c], &f->nodes[i])) {
+				p->cons[c].filtered++;
+				ok = false;
+			}
+		if (ok)
+			p->feasible[p->nfeasible++] = i;
+	}
+	return 0;
+}
+
+/* Picks the best of up to `sample` feasible nodes with room; -1 if none. */
+static long pick(plan_t *p, unsigned sample)
+{
+	sched_fleet_t *f = p->f;
+	long best = -1;
+	double best_score = -1e18;
+	unsigned seen = 0;
+	for (size_t k = 0; k < p->nfeasible && seen < sample; k++) {
+		size_t i = p->feasible[(f->cursor + k) % p->nfeasible];
+		if (!distinct_ok(p, i, false) || !fits(p, &f->nodes[i], false))
+			continue;
+		seen++;
+		double s = score(p, i);
+		if (s > best_score) {
+			best_score = s;
+			best = (long)i;
+		}
+	}
+	/* The next scan starts elsewhere, so the sampled nodes vary. */
+	f->cursor += seen ? seen : 1;
+	return best;
+}
+
+static void count_failures(plan_t *p)
+{
+	for (size_t k = 0; k < p->nfeasible; k++) {
+		size_t i = p->feasible[k];
+		if (distinct_ok(p, i, true))
+			fits(p, &p->f->nodes[i], true);
+	}
+}
+
+int sched_place(sched_fleet_t *f, const sched_request_t *rq,
+		sched_result_t *out, flt_error_t *err)
+{
+	plan_t p;
+	memset(out, 0, sizeof(*out));
+	int rc = plan_init(&p, f, rq, err);
+	if (rc < 0) {
+		plan_free(&p);
+		return rc;
+	}
+	f->cursor = rq->seed % (p.nfeasible ? p.nfeasible : 1);
+	bool system = !strcmp(rq->job->type, "system");
+	unsigned sample = rq->sample;
+	if (!sample)
+		sample = p.nspreads ? 16 : 4;
+
+	if (system) {
+		/* One allocation on every feasible node that has none. */
+		out->placed = flt_xcalloc(p.nfeasible + 1, sizeof(size_t));
+		for (size_t k = 0; k < p.nfeasible; k++) {
+			size_t i = p.feasible[k];
+			if (p.here[i])
+				continue;
+			if (!fits(&p, &f->nodes[i], true)) {
+				out->unplaced++;
+				continue;
+			}
+			reserve(&p, i);
+			out->placed[out->nplaced++] = i;
+		}
+	} else {
+		out->placed = flt_xcalloc(rq->count + 1, sizeof(size_t));
+		for (uint32_t a = 0; a < rq->count; a++) {
+			long i = pick(&p, sample);
+			if (i < 0) {
+				out->unplaced = rq->count - a;
+				count_failures(&p);
+				break;
+			}
+			reserve(&p, (size_t)i);
+			out->placed[out->nplaced++] = (size_t)i;
+		}
+	}
+	if (out->unplaced)
+		explain(&p, out);
+	plan_free(&p);
+	return 0;
+}
+
+void sched_result_free(sched_result_t *r)
+{
+	free(r->placed);
+	memset(r, 0, sizeof(*r));
+}

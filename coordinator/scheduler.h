@@ -1,0 +1,87 @@
+/*
+ * The scheduler's core: places the allocations of one task group on a
+ * fleet held in memory. Pure computation (no I/O, no locks): evaluations
+ * feed it a snapshot of the nodes and apply the plan it returns in one
+ * transaction.
+ *
+ * Feasibility: node eligible and ready, constraints on node attributes and
+ * labels, distinct_hosts / distinct_property, then resources (CPU as
+ * percent of a core, memory, pids) against what each node has left.
+ * Ranking: bin packing (the fullest node that fits wins), plus spread over
+ * an attribute when asked. Like Nomad's, it scores a sample of feasible
+ * nodes per placement (from a rotating start) instead of all of them, which
+ * keeps a placement's cost independent of the fleet's size.
+ */
+#ifndef FLOTILLA_SCHEDULER_H
+#define FLOTILLA_SCHEDULER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flotilla.pb-c.h"
+#include "flotilla/error.h"
+
+typedef struct sched_fleet sched_fleet_t;
+
+sched_fleet_t *sched_fleet_new(void);
+void sched_fleet_free(sched_fleet_t *f);
+
+/*
+ * Adds a node; keys are attribute names as constraints use them
+ * ("node.name", "attr.os_id", "label.rack"), values their values (both
+ * copied). cpu in percent of one core (cpu_count * 100), memory in MiB.
+ * Returns the node's index.
+ */
+size_t sched_fleet_add(sched_fleet_t *f, const char *id, size_t nattrs,
+		       const char *const *keys, const char *const *values,
+		       uint32_t cpu, uint64_t memory_mb, uint32_t pids,
+		       bool eligible);
+size_t sched_fleet_size(const sched_fleet_t *f);
+const char *sched_node_id(const sched_fleet_t *f, size_t node);
+/* Resources still free on a node. */
+void sched_node_free_resources(const sched_fleet_t *f, size_t node,
+			       uint32_t *cpu, uint64_t *memory_mb,
+			       uint32_t *pids);
+
+/* What one allocation of a group asks for: the sum of its tasks. */
+typedef struct sched_ask {
+	uint32_t cpu;       /* cpu_quota_percent summed */
+	uint64_t memory_mb; /* memory_mb summed */
+	uint32_t pids;      /* max_pids summed (default 1024 a task) */
+} sched_ask_t;
+void sched_ask_of(const Flotilla__TaskGroup *g, sched_ask_t *out);
+
+typedef struct sched_request {
+	const Flotilla__Job *job;
+	const Flotilla__TaskGroup *group;
+	uint32_t count;            /* allocations to place (not for system) */
+	const size_t *existing;    /* nodes already running this group */
+	size_t nexisting;
+	unsigned sample;           /* candidates scored; 0: automatic */
+	uint64_t seed;             /* start of the rotation */
+} sched_request_t;
+
+typedef struct sched_result {
+	size_t *placed; /* node indexes, one per allocation placed */
+	size_t nplaced;
+	uint32_t unplaced;
+	/* Why allocations could not be placed, by filter: "constraint
+	 * attr.os_id = debian filtered 3 nodes; memory exhausted on 2 nodes". */
+	char why[512];
+} sched_result_t;
+
+/*
+ * Places rq->count allocations (for a system job: one on every feasible
+ * node that has none) and reserves their resources on the fleet. A
+ * malformed constraint (bad regexp, bad version range) fails with -EINVAL;
+ * not finding room is no error: see unplaced and why.
+ */
+int sched_place(sched_fleet_t *f, const sched_request_t *rq,
+		sched_result_t *out, flt_error_t *err);
+void sched_result_free(sched_result_t *r);
+
+/* Gives back what a placement reserved (an allocation stopped). */
+void sched_release(sched_fleet_t *f, size_t node, const sched_ask_t *ask);
+
+#endif

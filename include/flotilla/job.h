@@ -1,0 +1,59 @@
+/* Job specs: the JSON product teams submit, parsed and checked. */
+#ifndef FLOTILLA_JOB_H
+#define FLOTILLA_JOB_H
+
+#include <stddef.h>
+
+#include "flotilla.pb-c.h"
+#include "flotilla/error.h"
+
+/* Largest job spec flt_job_parse accepts, in bytes. */
+#define FLT_JOB_SPEC_MAX (1u << 20)
+
+/*
+ * Parses len bytes of JSON text (need not be NUL-terminated) into a new
+ * Job, mapped field by field from the proto (flt_pb_from_json), and checks
+ * it with flt_job_check. On success *out is owned by the caller (free with
+ * flotilla__job__free_unpacked(job, NULL)); on failure *out is untouched.
+ *
+ * Errors: -EFBIG past FLT_JOB_SPEC_MAX; -EINVAL for everything else, with
+ * "line L column C: <reason>" for JSON syntax (duplicate keys included)
+ * and "<field path>: <reason>" for the rest. Unlike flt_job_check, an
+ * explicit 0 is refused where 0 is out of range ("priority": 0,
+ * "count": 0 outside system jobs) instead of standing for the default.
+ */
+int flt_job_parse(const char *json, size_t len, Flotilla__Job **out,
+		  flt_error_t *err);
+
+/*
+ * Checks every field of job and reports the first error with its full
+ * field path and reason ("groups[1].name: \"web\" is used by groups[0]").
+ * Host-independent: meant for the coordinator, which cannot resolve task
+ * users or see mount sources (the agent checks those when it starts a
+ * task).
+ *
+ * Fills numeric defaults, since proto3 cannot tell 0 from absent: priority
+ * 50, count 1 (0 for system jobs, whose count is ignored), spread weight
+ * 50, update (max_parallel 1, min_healthy_time_ms 10000,
+ * healthy_deadline_ms 300000, progress_deadline_ms 600000) and reschedule
+ * (attempts 2, interval_ms 3600000, delay_ms 30000). A missing update or
+ * reschedule message is allocated with malloc, so job must be freeable by
+ * protobuf-c's default allocator (as parsed and unpacked jobs are). Strings
+ * are left as given ("" type means service). On failure job may be partly
+ * filled.
+ *
+ * Returns 0 or -EINVAL.
+ */
+int flt_job_check(Flotilla__Job *job, flt_error_t *err);
+
+/*
+ * Checks one task spec without touching the host: the rules of the
+ * agent's own check except that the user is not looked up (only root by
+ * name, uid 0 and gid 0 are refused) and mount sources are not looked
+ * for. Error paths start with prefix ("groups[0].tasks[1]"; NULL or ""
+ * for none). Returns 0 or -EINVAL.
+ */
+int flt_task_check(const Flotilla__TaskSpec *t, const char *prefix,
+		   flt_error_t *err);
+
+#endif
