@@ -117,24 +117,27 @@ int agent_cgroup_create(agent_cgroup_t *cg, const char *task,
 		dir_of(cg, NULL, dir, sizeof(dir));
 		if ((rc = mkdir_one(dir)) < 0)
 			FAIL(rc, "mkdir %s: %s", dir, strerror(-rc));
-		if (memory_bytes) {
+		/* Every limit is written, "max" when unset: a reused
+		 * cgroup keeps nothing of an earlier run. */
+		if (memory_bytes)
 			snprintf(val, sizeof(val), "%llu",
 				 (unsigned long long)memory_bytes);
-			if ((rc = write_file(dir, "memory.max", val)) < 0)
-				FAIL(rc, "%s/memory.max: %s", dir,
-				     strerror(-rc));
-			/* Over the limit means OOM, not swapping. */
-			write_file(dir, "memory.swap.max", "0");
-		}
+		else
+			snprintf(val, sizeof(val), "max");
+		if ((rc = write_file(dir, "memory.max", val)) < 0)
+			FAIL(rc, "%s/memory.max: %s", dir, strerror(-rc));
+		/* Over the limit means OOM, not swapping. */
+		write_file(dir, "memory.swap.max", memory_bytes ? "0" : "max");
 		snprintf(val, sizeof(val), "%u", cpu_weight);
 		if ((rc = write_file(dir, "cpu.weight", val)) < 0)
 			FAIL(rc, "%s/cpu.weight: %s", dir, strerror(-rc));
-		if (cpu_quota_percent) {
+		if (cpu_quota_percent)
 			snprintf(val, sizeof(val), "%u 100000",
 				 cpu_quota_percent * 1000);
-			if ((rc = write_file(dir, "cpu.max", val)) < 0)
-				FAIL(rc, "%s/cpu.max: %s", dir, strerror(-rc));
-		}
+		else
+			snprintf(val, sizeof(val), "max 100000");
+		if ((rc = write_file(dir, "cpu.max", val)) < 0)
+			FAIL(rc, "%s/cpu.max: %s", dir, strerror(-rc));
 		snprintf(val, sizeof(val), "%u", max_pids);
 		if ((rc = write_file(dir, "pids.max", val)) < 0)
 			FAIL(rc, "%s/pids.max: %s", dir, strerror(-rc));
@@ -151,12 +154,16 @@ int agent_cgroup_create(agent_cgroup_t *cg, const char *task,
 			FAIL(rc, "mkdir %s: %s", dir, strerror(-rc));
 	}
 	dir_of(cg, "memory", dir, sizeof(dir));
-	if (memory_bytes) {
+	if (memory_bytes)
 		snprintf(val, sizeof(val), "%llu",
 			 (unsigned long long)memory_bytes);
-		if ((rc = write_file(dir, "memory.limit_in_bytes", val)) < 0)
-			FAIL(rc, "%s/memory.limit_in_bytes: %s", dir,
-			     strerror(-rc));
+	else
+		snprintf(val, sizeof(val), "-1");
+	/* memsw must stay >= the memory limit: lift it first. */
+	write_file(dir, "memory.memsw.limit_in_bytes", "-1");
+	if ((rc = write_file(dir, "memory.limit_in_bytes", val)) < 0)
+		FAIL(rc, "%s/memory.limit_in_bytes: %s", dir, strerror(-rc));
+	if (memory_bytes) {
 		/* Where swap accounting exists, forbid swap as on v2. */
 		write_file(dir, "memory.memsw.limit_in_bytes", val);
 		write_file(dir, "memory.swappiness", "0");

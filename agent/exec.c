@@ -38,6 +38,11 @@ int agent_exec(const char *spec_path, const char *data_dir)
 	}
 	snprintf(dir, sizeof(dir), "%s/exec/%s-%d", data_dir, t->name,
 		 (int)getpid());
+	if (flt_mkdir_p(dir, 0700) < 0) {
+		fprintf(stderr, "flotilla-agent exec: %s: %s\n", dir,
+			strerror(errno));
+		return 125;
+	}
 	const char *masks[] = { data_dir, "/etc/flotilla", NULL };
 	int rc = agent_task_prepare(t, dir, masks, &err);
 	flotilla__task_spec__free_unpacked(t, NULL);
@@ -57,6 +62,7 @@ int agent_exec(const char *spec_path, const char *data_dir)
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		close_range(3, ~0U, 0);
 		execl(shim, "flotilla-shim", "--foreground", dir, (char *)NULL);
 		fprintf(stderr, "flotilla-agent exec: %s: %s\n", shim,
 			strerror(errno));

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -27,6 +28,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <linux/openat2.h>
 #include <linux/securebits.h>
 #include <sys/capability.h>
 
@@ -76,6 +78,57 @@ static void mkdir_p_in(const char *root, const char *rel)
 		die("create mount point %s", rel);
 }
 
+/*
+ * Opens rel (components under root), creating missing directories when
+ * create is set, without ever following a symlink or a magic link: a path
+ * chosen by a spec (a mount target, the allocation directory) must land
+ * inside the new root, not wherever a link in a bound host directory
+ * points. Returns an O_PATH descriptor, or -errno (-ENOENT when missing
+ * and not created).
+ */
+static int open_beneath(const char *root, const char *rel, bool create)
+{
+	struct open_how how = {
+		.flags = O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW,
+		.resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS |
+			   RESOLVE_BENEATH,
+	};
+	int fd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	char comp[256];
+	for (const char *s = rel; *s;) {
+		while (*s == '/')
+			s++;
+		if (!*s)
+			break;
+		size_t n = strcspn(s, "/");
+		if (n >= sizeof(comp)) {
+			close(fd);
+			return -ENAMETOOLONG;
+		}
+		memcpy(comp, s, n);
+		comp[n] = '\0';
+		s += n;
+		int next = (int)syscall(SYS_openat2, fd, comp, &how, sizeof(how));
+		if (next < 0 && errno == ENOENT && create) {
+			if (mkdirat(fd, comp, 0755) < 0 && errno != EEXIST) {
+				int e = -errno;
+				close(fd);
+				return e;
+			}
+			next = (int)syscall(SYS_openat2, fd, comp, &how,
+					    sizeof(how));
+		}
+		int e = -errno;
+		close(fd);
+		if (next < 0)
+			return e;
+		fd = next;
+	}
+	return fd;
+}
+
 /* Binds src at root/target, read-only, nosuid and nodev down the tree. */
 static void bind_ro(const char *src, const char *root, const char *target)
 {
@@ -84,11 +137,22 @@ static void bind_ro(const char *src, const char *root, const char *target)
 		.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
 			    MOUNT_ATTR_NODEV,
 	};
-	snprintf(dst, sizeof(dst), "%s/%s", root, target);
+	int fd = open_beneath(root, target, true);
+	if (fd < 0) {
+		errno = -fd;
+		die("mount point /%s (it must not go through a symlink or a "
+		    "read-only host directory)",
+		    target);
+	}
+	/* Mount on exactly the directory resolved above. */
+	snprintf(dst, sizeof(dst), "/proc/self/fd/%d", fd);
 	if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
 		die("bind %s", src);
 	/* Recursive read-only (Linux 5.12): submounts of src are covered
 	 * too, which a plain MS_RDONLY remount would miss. */
+	close(fd);
+	/* The new mount sits on root/target now: no link left to follow. */
+	snprintf(dst, sizeof(dst), "%s/%s", root, target);
 	if (mount_setattr(AT_FDCWD, dst, AT_RECURSIVE, &attr, sizeof(attr)) < 0)
 		die("make %s read-only", src);
 }
@@ -149,20 +213,25 @@ static void build_root(const shim_conf_t *c, const char *root)
 	}
 	closedir(d);
 
-	/* Agent state and configuration hold secrets: hide them. */
+	for (size_t i = 0; i < c->nmounts; i++)
+		bind_ro(c->mounts[i].source, root, c->mounts[i].target + 1);
+
+	/* Agent state and configuration hold secrets: hide them, after the
+	 * spec's mounts, and fail closed. (The agent gives canonical paths
+	 * and refuses mounts that would show them elsewhere.) */
 	for (size_t i = 0; i < c->nmasks; i++) {
-		snprintf(p, sizeof(p), "%s%s", root, c->masks[i]);
-		struct stat st;
-		if (stat(p, &st) < 0 || !S_ISDIR(st.st_mode))
-			continue;
+		int fd = open_beneath(root, c->masks[i] + 1, false);
+		if (fd == -ENOENT || fd == -ENOTDIR)
+			continue; /* nothing there to hide */
+		if (fd < 0) {
+			errno = -fd;
+			die("hide %s", c->masks[i]);
+		}
+		snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
 		if (mount("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
 			  "size=4k,mode=0755") < 0)
 			die("hide %s", c->masks[i]);
-	}
-
-	for (size_t i = 0; i < c->nmounts; i++) {
-		mkdir_p_in(root, c->mounts[i].target + 1);
-		bind_ro(c->mounts[i].source, root, c->mounts[i].target + 1);
+		close(fd);
 	}
 
 	/* A fresh /proc: the new pid namespace shows only the task. */
@@ -248,10 +317,19 @@ static void build_root(const shim_conf_t *c, const char *root)
 	/* The allocation directory: the one writable place that lasts. */
 	char alloc[SHIM_PATH_MAX + 8];
 	snprintf(alloc, sizeof(alloc), "%s/alloc", c->task_dir);
-	mkdir_p_in(root, c->alloc_target + 1);
+	int afd = open_beneath(root, c->alloc_target + 1, true);
+	if (afd < 0) {
+		errno = -afd;
+		die("allocation directory %s (it must not go through a symlink "
+		    "or a read-only host directory)",
+		    c->alloc_target);
+	}
+	snprintf(p, sizeof(p), "/proc/self/fd/%d", afd);
+	if (mount(alloc, p, NULL, MS_BIND, NULL) < 0)
+		die("bind the allocation directory at %s", c->alloc_target);
+	close(afd);
 	snprintf(p, sizeof(p), "%s%s", root, c->alloc_target);
-	if (mount(alloc, p, NULL, MS_BIND, NULL) < 0 ||
-	    mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV,
+	if (mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV,
 		  NULL) < 0)
 		die("bind the allocation directory at %s", c->alloc_target);
 
@@ -304,6 +382,16 @@ static void drop_privileges(const shim_conf_t *c)
 	if (setgroups(0, NULL) < 0 || setresgid(c->gid, c->gid, c->gid) < 0 ||
 	    setresuid(c->uid, c->uid, c->uid) < 0)
 		die("switch to uid %u gid %u", c->uid, c->gid);
+	/* Trust but verify: (uid_t)-1 would have meant "unchanged". */
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
+	if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 ||
+	    ru != c->uid || eu != c->uid || su != c->uid || rg != c->gid ||
+	    eg != c->gid || sg != c->gid || ru == 0 || rg == 0) {
+		errno = 0;
+		die("user switch did not take effect (uid %u gid %u)", c->uid,
+		    c->gid);
+	}
 
 	cap_t caps = cap_init();
 	cap_value_t keep[64];
@@ -349,9 +437,17 @@ static void install_seccomp(const agent_bpf_t *prog)
 	}
 }
 
-/* Signals the task's pid 1 passes on to the program. */
-static const int forwarded[] = { SIGTERM, SIGINT,  SIGHUP, SIGQUIT,
-				 SIGUSR1, SIGUSR2, SIGWINCH };
+/*
+ * The task's pid 1 takes every signal it can and passes it on to the
+ * program: the kernel drops a signal sent to a namespace's init that the
+ * init does not handle, whatever the stop signal a spec chose.
+ */
+static void forwardable(sigset_t *set)
+{
+	sigfillset(set);
+	sigdelset(set, SIGKILL);
+	sigdelset(set, SIGSTOP);
+}
 
 /*
  * pid 1 of the task: reaps every orphan, passes signals on to the program
@@ -392,7 +488,24 @@ mini_init(pid_t prog, int result_fd, const sigset_t *set)
 typedef struct child_args {
 	const shim_conf_t *c;
 	int go_fd, err_fd, result_fd, out_fd, errout_fd;
+	int life_fd; /* read end; EOF once the shim is gone */
+	int life_w;  /* the shim's write end: closed at once in the child */
 } child_args_t;
+
+/*
+ * Die with the parent. The death signal must be set after the switch of
+ * user (which clears it), and the parent may already be gone by then:
+ * the life pipe, whose write end only the parent holds, tells.
+ */
+static void die_with_parent(int life_fd)
+{
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+		die("pdeathsig");
+	struct pollfd p = { .fd = life_fd, .events = POLLIN };
+	if (poll(&p, 1, 0) != 0)
+		_exit(126); /* hung up: the parent died */
+	close(life_fd);
+}
 
 static int child_main(void *arg)
 {
@@ -401,6 +514,7 @@ static int child_main(void *arg)
 	char go, root[SHIM_PATH_MAX + 16];
 
 	err_fd = a->err_fd;
+	close(a->life_w);
 	/* Wait until the shim has put us in the task's cgroup. */
 	if (read(a->go_fd, &go, 1) != 1)
 		_exit(126);
@@ -420,12 +534,10 @@ static int child_main(void *arg)
 	if (c->net == SHIM_NET_PRIVATE)
 		loopback_up();
 	drop_privileges(c);
+	die_with_parent(a->life_fd);
 
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	for (size_t i = 0; i < sizeof(forwarded) / sizeof(forwarded[0]); i++)
-		sigaddset(&set, forwarded[i]);
+	forwardable(&set);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
 	pid_t prog = fork();
@@ -454,6 +566,10 @@ static int child_main(void *arg)
 	mini_init(prog, a->result_fd, &set);
 }
 
+/* The shim keeps the write end for its whole life (closed only on exec):
+ * its children see EOF on the read end exactly when it is gone. */
+static int life[2] = { -1, -1 };
+
 int sandbox_start(const shim_conf_t *c, const agent_cgroup_t *cg, int out_fd,
 		  int errout_fd, sandbox_proc_t *p, char *why, size_t whylen)
 {
@@ -468,7 +584,18 @@ int sandbox_start(const shim_conf_t *c, const agent_cgroup_t *cg, int out_fd,
 		close(go[1]);
 		return e;
 	}
-	child_args_t a = { c, go[0], errp[1], res[1], out_fd, errout_fd };
+	if (life[0] < 0 && pipe2(life, O_CLOEXEC) < 0) {
+		int e = -errno;
+		close(go[0]);
+		close(go[1]);
+		close(errp[0]);
+		close(errp[1]);
+		close(res[0]);
+		close(res[1]);
+		return e;
+	}
+	child_args_t a = { c, go[0], errp[1], res[1], out_fd, errout_fd,
+			   life[0], life[1] };
 	int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
 		    SIGCHLD;
 	if (c->net != SHIM_NET_HOST)
@@ -560,6 +687,9 @@ void sandbox_enter_exec(const shim_conf_t *c, const agent_cgroup_t *cg,
 	if (chdir("/") < 0)
 		die("chdir /");
 	/* A pid namespace applies to children: fork into it. */
+	int alive[2];
+	if (pipe2(alive, O_CLOEXEC) < 0)
+		die("pipe");
 	pid_t pid = fork();
 	if (pid < 0)
 		die("fork");
@@ -569,11 +699,12 @@ void sandbox_enter_exec(const shim_conf_t *c, const agent_cgroup_t *cg,
 			;
 		_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
 	}
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-		die("pdeathsig");
+	close(alive[1]);
 	if (setsid() < 0)
 		die("setsid");
 	drop_privileges(c);
+	/* Killed with the check process when its timeout passes. */
+	die_with_parent(alive[0]);
 	if (chdir(c->workdir[0] ? c->workdir : "/") < 0)
 		die("chdir %s", c->workdir);
 	install_seccomp(&filter);

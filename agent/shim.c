@@ -356,6 +356,10 @@ static int supervise(shim_t *s)
 
 static int exec_check(const char *dir, char *const argv[])
 {
+	close_range(3, ~0U, 0);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
 	char path[SHIM_PATH_MAX + 16], why[512], line[256];
 	shim_conf_t c;
 	agent_cgroup_t cg;
@@ -410,6 +414,12 @@ int main(int argc, char **argv)
 	}
 	s.exit_code = -1;
 	s.proc.result_fd = -1;
+	/* Nothing of the agent reaches the task: no inherited descriptor,
+	 * no ignored signal (ignoring survives execve). */
+	close_range(3, ~0U, 0);
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
 	if (agent_cgroup_create(&s.cg, s.c.cgroup, s.c.memory_bytes,
 				s.c.cpu_weight, s.c.cpu_quota_percent,
 				s.c.max_pids, why, sizeof(why)) < 0) {
@@ -417,6 +427,12 @@ int main(int argc, char **argv)
 		shim_log(&s, "%s", s.message);
 		set_state(&s, S_FAILED);
 		return s.foreground ? 126 : 0;
+	}
+	/* The cgroup is this task directory's alone: anything still in it
+	 * is left from a supervisor that died. */
+	if (!agent_cgroup_empty(&s.cg)) {
+		shim_log(&s, "killing processes left in the cgroup");
+		agent_cgroup_kill(&s.cg, 2000);
 	}
 	if (!s.foreground) {
 		flt_error_t err;

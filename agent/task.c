@@ -98,19 +98,30 @@ static bool env_name(const char *k)
 static int resolve_user(const char *user, uid_t *uid, gid_t *gid,
 			flt_error_t *err)
 {
-	char *end;
 	if (!*user)
 		user = "nobody";
-	unsigned long u = strtoul(user, &end, 10);
-	if (end != user && (*end == '\0' || *end == ':')) {
-		*uid = (uid_t)u;
-		*gid = (gid_t)u;
-		if (*end == ':') {
-			unsigned long g = strtoul(end + 1, &end, 10);
-			if (*end)
+	if (*user >= '0' && *user <= '9') {
+		/* Digits only: strtoul would take "-1", which setresuid reads
+		 * as "leave unchanged" (root). */
+		unsigned long long u = 0, g;
+		const char *p = user;
+		while (*p >= '0' && *p <= '9' && u < 0x7fffffff)
+			u = u * 10 + (unsigned)(*p++ - '0');
+		g = u;
+		if (*p == ':') {
+			const char *q = ++p;
+			g = 0;
+			while (*p >= '0' && *p <= '9' && g < 0x7fffffff)
+				g = g * 10 + (unsigned)(*p++ - '0');
+			if (p == q)
 				BAD("user: \"%s\" is not uid[:gid]", user);
-			*gid = (gid_t)g;
 		}
+		if (*p || u >= 0x7fffffff || g >= 0x7fffffff)
+			BAD("user: \"%s\" is not uid[:gid] (numbers below "
+			    "2147483647)",
+			    user);
+		*uid = (uid_t)u;
+		*gid = (gid_t)g;
 		return 0;
 	}
 	struct passwd pw, *res = NULL;
@@ -321,7 +332,13 @@ int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
 		 *t->workdir ? t->workdir : "/");
 	snprintf(c.hostname, sizeof(c.hostname), "%s",
 		 *t->hostname ? t->hostname : t->name);
-	snprintf(c.cgroup, sizeof(c.cgroup), "%s", t->name);
+	/* Unique per task directory: an exec of the same name, or a second
+	 * agent on the host, never shares (and kills) another's cgroup. */
+	uint64_t h = 1469598103934665603ull;
+	for (const char *q = task_dir; *q; q++)
+		h = (h ^ (unsigned char)*q) * 1099511628211ull;
+	snprintf(c.cgroup, sizeof(c.cgroup), "%s-%08llx", t->name,
+		 (unsigned long long)(h & 0xffffffffull));
 	shim_conf_add_arg(&c, t->command);
 	for (size_t i = 0; i < t->n_args; i++)
 		shim_conf_add_arg(&c, t->args[i]);
@@ -338,11 +355,37 @@ int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
 			 t->env[i]->value);
 		shim_conf_add_env(&c, kv);
 	}
-	for (size_t i = 0; t->mounts && i < t->n_mounts; i++)
-		shim_conf_add_mount(&c, t->mounts[i]->source,
-				    t->mounts[i]->target);
-	for (size_t i = 0; masks && masks[i]; i++)
-		shim_conf_add_mask(&c, masks[i]);
+	/* Hidden paths, canonical (the sandbox follows no symlink to
+	 * them); a mount may neither lie inside one nor contain one. */
+	char canon[16][PATH_MAX];
+	size_t ncanon = 0;
+	for (size_t i = 0; masks && masks[i] && ncanon < 16; i++)
+		if (realpath(masks[i], canon[ncanon]))
+			shim_conf_add_mask(&c, canon[ncanon++]);
+	for (size_t i = 0; t->mounts && i < t->n_mounts; i++) {
+		char src[PATH_MAX];
+		if (!realpath(t->mounts[i]->source, src)) {
+			shim_conf_free(&c);
+			return flt_err(err, -errno, "mounts[%zu].source: %s: %s",
+				       i, t->mounts[i]->source,
+				       strerror(errno));
+		}
+		for (size_t k = 0; k < ncanon; k++) {
+			size_t ls = strlen(src), lm = strlen(canon[k]);
+			size_t l = ls < lm ? ls : lm;
+			if (!strncmp(src, canon[k], l) &&
+			    (src[l] == '/' || src[l] == '\0' || l == 1) &&
+			    (canon[k][l] == '/' || canon[k][l] == '\0' ||
+			     l == 1)) {
+				shim_conf_free(&c);
+				return flt_err(err, -EPERM,
+					       "mounts[%zu].source: %s would show "
+					       "the agent's own state (%s)",
+					       i, src, canon[k]);
+			}
+		}
+		shim_conf_add_mount(&c, src, t->mounts[i]->target);
+	}
 	for (size_t i = 0; i < t->n_capabilities; i++) {
 		cap_value_t v;
 		if (cap_from_name(t->capabilities[i], &v) == 0 && v < 64)

@@ -95,8 +95,11 @@ static unsigned long long proc_start_time(pid_t pid)
 	if (n <= 0)
 		return 0;
 	buf[n] = '\0';
-	/* Field 22, counted after the ")" that ends the command name. */
+	/* Field 22, counted after the ")" that ends the command name; a
+	 * zombie (state Z, field 3) is as good as gone. */
 	char *s = strrchr(buf, ')');
+	if (!s || (s[1] == ' ' && (s[2] == 'Z' || s[2] == 'X')))
+		return 0;
 	unsigned long long v = 0;
 	for (int field = 2; s && *s; s++)
 		if (*s == ' ' && ++field == 22) {
@@ -109,7 +112,7 @@ static unsigned long long proc_start_time(pid_t pid)
 static bool shim_alive(const task_t *k)
 {
 	return k->shim_pid > 0 && kill(k->shim_pid, 0) == 0 &&
-	       proc_start_time(k->shim_pid) == k->shim_start;
+	       k->shim_start && proc_start_time(k->shim_pid) == k->shim_start;
 }
 
 static task_t *find(agent_tasks_t *t, const char *name)
@@ -195,6 +198,8 @@ static int spawn_shim(agent_tasks_t *t, task_t *k, flt_error_t *err)
 		if (null < 0 || out < 0 || dup2(null, 0) < 0 ||
 		    dup2(out, 1) < 0 || dup2(out, 2) < 0)
 			_exit(127);
+		/* The agent's sockets and files are not the shim's. */
+		close_range(3, ~0U, 0);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -375,8 +380,10 @@ void agent_tasks_tick(agent_tasks_t *t)
 	pthread_mutex_lock(&t->mtx);
 	for (size_t i = 0; i < t->n;) {
 		task_t *k = t->v[i];
-		read_status(k);
+		/* Liveness first: a shim that wrote its final state and left
+		 * between the two looks would otherwise be "lost". */
 		bool alive = shim_alive(k);
+		read_status(k);
 		if (!alive && !final_state(k->state)) {
 			/* The supervisor itself is gone (killed, or the host
 			 * rebooted): the task is gone with it. */
@@ -430,6 +437,7 @@ static int run_exec_check(const task_t *k, const Flotilla__HealthCheck *hc,
 			dup2(null, 1);
 			dup2(null, 2);
 		}
+		close_range(3, ~0U, 0);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -486,6 +494,18 @@ static int run_check(const task_t *k, const Flotilla__HealthCheck *hc,
 	return rc == 0 ? 0 : 1;
 }
 
+static Flotilla__HealthCheck *dup_check(const Flotilla__HealthCheck *hc)
+{
+	size_t len = flotilla__health_check__get_packed_size(hc);
+	cleanup_free uint8_t *buf = flt_xmalloc(len);
+	flotilla__health_check__pack(hc, buf);
+	Flotilla__HealthCheck *copy =
+		flotilla__health_check__unpack(NULL, len, buf);
+	if (!copy)
+		abort(); /* it was packed just above */
+	return copy;
+}
+
 /* Runs due checks one at a time, off the main loop (a check may take its
  * whole timeout). */
 static void *health_main(void *arg)
@@ -502,9 +522,11 @@ static void *health_main(void *arg)
 				int64_t now = flt_now_mono_ms();
 				if (!agent_check_due(&k->checks[c], now))
 					continue;
-				/* Copy what the check needs, then unlock. */
+				/* Copy what the check needs, then unlock: the
+				 * task (and its spec) may go meanwhile. */
 				task_t copy = *k;
-				Flotilla__HealthCheck *hc = k->spec->checks[c];
+				Flotilla__HealthCheck *hc = dup_check(
+					k->spec->checks[c]);
 				bool host = !strcmp(k->spec->network, "host");
 				char name[64];
 				snprintf(name, sizeof(name), "%s", k->name);
@@ -526,6 +548,7 @@ static void *health_main(void *arg)
 						"check=%s healthy=%d output=\"%s\"",
 						name, hc->name,
 						k->checks[c].healthy, why);
+				flotilla__health_check__free_unpacked(hc, NULL);
 				ran = true;
 			}
 		}

@@ -152,15 +152,21 @@ static bool parse_id(const char *s, const char **end, unsigned long *id)
  */
 static int check_user(const char *user, const char *prefix, flt_error_t *err)
 {
+	size_t digits = strspn(user, "0123456789");
 	const char *end;
-	unsigned long uid, gid;
+	unsigned long uid = 0, gid = 0;
 	char q[64];
 
 	if (!*user)
 		return 0;
-	if (parse_id(user, &end, &uid) && (*end == '\0' || *end == ':')) {
+	if (digits && (user[digits] == '\0' || user[digits] == ':')) {
+		/* (uid_t)-1 would make setresuid change nothing: refused
+		 * along with every id that does not fit. */
+		bool ok = parse_id(user, &end, &uid);
 		gid = uid;
-		if (*end == ':' && (!parse_id(end + 1, &end, &gid) || *end))
+		if (ok && *end == ':')
+			ok = parse_id(end + 1, &end, &gid) && !*end;
+		if (!ok)
 			return bad(err, prefix, "user",
 				   "\"%s\" is not a name or uid[:gid] (ids "
 				   "below 4294967295)",
@@ -649,7 +655,10 @@ static int check_regexp(const char *re, const char *prefix, flt_error_t *err)
 	return 0;
 }
 
-/* A numeric identifier of semver: digits, no leading zero. */
+/*
+ * A numeric identifier of semver: digits, no leading zero, and at most 18
+ * of them so that the scheduler's 64-bit numbers hold it.
+ */
 static bool semver_number(const char **s, const char *end)
 {
 	const char *p = *s;
@@ -660,6 +669,8 @@ static bool semver_number(const char **s, const char *end)
 		return false;
 	while (p < end && *p >= '0' && *p <= '9')
 		p++;
+	if (p - *s > 18)
+		return false;
 	*s = p;
 	return true;
 }
@@ -692,11 +703,14 @@ static bool semver_idents(const char **s, const char *end, bool pre)
 }
 
 /*
- * major[.minor[.patch]][-pre][+build]: semver 2.0.0, with minor and patch
- * optional as ranges write them ("< 2").
+ * [v]major[.minor[.patch]][-pre][+build]: semver 2.0.0, with minor and
+ * patch optional and a leading "v" allowed, as people write ranges ("< 2",
+ * ">= v1.2") and as flt_semver_range_match reads them.
  */
 static bool semver(const char *p, const char *end)
 {
+	if (p < end && (*p == 'v' || *p == 'V'))
+		p++;
 	if (!semver_number(&p, end))
 		return false;
 	for (int i = 0; i < 2 && p < end && *p == '.'; i++) {
@@ -811,10 +825,11 @@ static int check_constraint(const Flotilla__Constraint *c,
 		return 0;
 	}
 	if (!strcmp(op, "distinct_property")) {
-		if (*c->value && (!parse_id(c->value, &end, &n) || *end || !n))
+		if (*c->value && (!parse_id(c->value, &end, &n) || *end ||
+				  !n || n > COUNT_MAX))
 			return bad(err, prefix, "value",
-				   "must be empty (1) or a positive whole "
-				   "number");
+				   "must be empty (1) or a whole number from 1 "
+				   "to 10000");
 		return 0;
 	}
 	if (!*c->value)

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -92,6 +93,11 @@ int flt_store_open(const char *dir, const flt_store_opts_t *opts,
 		store_err(err, rc, dir);
 		goto fail_rc;
 	}
+	/* LMDB leaves its file open across exec: no child (a task's
+	 * supervisor above all) may inherit the state it holds. */
+	mdb_filehandle_t fd;
+	if (mdb_env_get_fd(s->env, &fd) == 0)
+		fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
 		store_err(err, rc, "begin");
 		goto fail_rc;

@@ -144,16 +144,37 @@ for user in nobody; do
 done
 
 # Root (uid 0, gid 0) is refused before anything runs.
-for u in root 0 65534:0; do
+for u in root 0 65534:0 -1 4294967295 65534:4294967295; do
 	jq -n --arg c "$PROBES_DIR/flt-escape" --arg u "$u" \
 		'{name: "asroot", command: $c, args: ["mount"], user: $u}' >"$T/asroot.json"
 	RC=0
 	OUT=$(timeout 30 "$AGENT" --data-dir "$DATA" exec "$T/asroot.json" 2>&1) || RC=$?
-	if [ $RC != 125 ] || ! grep -Eq 'user: .*(refused|is root)' <<<"$OUT"; then
+	if [ $RC != 125 ] || ! grep -Eq 'user: .*(refused|is root|not uid|no user)' <<<"$OUT"; then
 		FAILED+=("user $u was not refused: rc=$RC $OUT")
 	fi
 	ROWS+=("$(printf '%-22s %-7s %-13s rc=%-3s %s' "user-refused" "$u" "exit-125" "$RC" "$(head -n 1 <<<"$OUT")")")
 done
+
+# Paths chosen by a spec never lead out of the new root: not through a
+# magic link of /proc, nor through a symlink.
+for ad in /proc/self/root/tmp/flt-escape-alloc /proc/1/cwd/x; do
+	jq -n --arg ad "$ad" '{name: "linkalloc", command: "/bin/true", alloc_dir: $ad}' >"$T/linkalloc.json"
+	RC=0
+	OUT=$(timeout 30 "$AGENT" --data-dir "$DATA" exec "$T/linkalloc.json" 2>&1) || RC=$?
+	if [ $RC = 0 ] || ! grep -q "must not go through a symlink" <<<"$OUT"; then
+		FAILED+=("alloc_dir $ad was not refused: rc=$RC $OUT")
+	fi
+	[ ! -e /tmp/flt-escape-alloc ] || FAILED+=("alloc_dir $ad created a directory on the host")
+	ROWS+=("$(printf '%-22s %-7s %-13s rc=%-3s %s' "alloc-dir-link" nobody "refused" "$RC" "$(tail -n 1 <<<"$OUT")")")
+done
+# A mount that would show the agent's data directory is refused.
+jq -n --arg s "$DATA" '{name: "showdata", command: "/bin/true", mounts: [{source: $s, target: "/data"}]}' >"$T/showdata.json"
+RC=0
+OUT=$(timeout 30 "$AGENT" --data-dir "$DATA" exec "$T/showdata.json" 2>&1) || RC=$?
+if [ $RC != 125 ] || ! grep -q "would show the agent's own state" <<<"$OUT"; then
+	FAILED+=("a mount of the data directory was not refused: rc=$RC $OUT")
+fi
+ROWS+=("$(printf '%-22s %-7s %-13s rc=%-3s %s' "mount-data-dir" nobody "exit-125" "$RC" "$(head -n 1 <<<"$OUT")")")
 
 # Control: with the filter off and CAP_SYS_ADMIN kept, sethostname works
 # (in the task's own UTS namespace): the probe does see a success.

@@ -136,11 +136,14 @@ pass "cpu_quota_percent 20: ${q}% of a CPU; without a quota: ${u}%"
 ### rlimits, environment and working directory reach the program.
 cat >"$T/rl.json" <<J
 {"name": "rlimits", "command": "/bin/sh",
- "args": ["-c", "echo nofile=\$(ulimit -n) core=\$(ulimit -c) greeting=\$GREETING pwd=\$(pwd)"],
+ "args": ["-c", "echo nofile=\$(ulimit -n) core=\$(ulimit -c) greeting=\$GREETING pwd=\$(pwd) fds=\$(ls /proc/self/fd | wc -l) \$(grep SigIgn /proc/self/status | tr -d '\\t')"],
  "env": {"GREETING": "hi there"}, "workdir": "/usr",
  "rlimits": [{"name": "nofile", "soft": 64, "hard": 128}, {"name": "core", "soft": 0, "hard": 0}]}
 J
 run "$T/rl.json" "$T/rl.log"
 [ "$RC" = 0 ] || fail "rlimits task: exit $RC: $(cat "$T/rl.log")"
-[ "$OUT" = "nofile=64 core=0 greeting=hi there pwd=/usr" ] || fail "rlimits/env/workdir not applied: $OUT"
-pass "rlimits, env and workdir applied ($OUT)"
+# fds: 0, 1, 2 and the one ls reads /proc/self/fd with; nothing of the
+# agent's. No signal ignored (SIGPIPE above all).
+[ "$OUT" = "nofile=64 core=0 greeting=hi there pwd=/usr fds=4 SigIgn:0000000000000000" ] ||
+	fail "rlimits/env/workdir/fds/signals not as set: $OUT"
+pass "rlimits, env and workdir applied; no inherited descriptor or ignored signal ($OUT)"

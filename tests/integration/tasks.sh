@@ -61,6 +61,11 @@ cat >"$SPECS/exiter.json" <<J
 {"name": "exiter", "command": "/bin/sh",
  "args": ["-c", "while [ ! -e /alloc/go ]; do sleep 0.1; done; exit 7"]}
 J
+cat >"$SPECS/pwr.json" <<J
+{"name": "pwr", "command": "/bin/sh",
+ "args": ["-c", "trap 'exit 0' PWR; while :; do sleep 0.1; done"],
+ "stop_signal": "SIGPWR", "kill_timeout_ms": 5000}
+J
 cat >"$SPECS/svc.json" <<J
 {"name": "svc", "command": "$HTTPD", "args": ["$port", "/alloc/state"],
  "network": "private",
@@ -73,10 +78,10 @@ cat >"$SPECS/svc.json" <<J
    "interval_ms": 300, "timeout_ms": 250, "failures": 1}]}
 J
 
-for t in chatty graceful stubborn daemon exiter svc; do
+for t in chatty graceful stubborn daemon exiter svc pwr; do
 	wait_for 10 "$t running" task_is $t running
 done
-pass "six tasks running under their shims"
+pass "seven tasks running under their shims"
 
 # Logs: captured, rotated at 4 KiB, two rotated files kept.
 wait_for 10 "stderr captured" grep -q err-line "$TASKS/chatty/logs/stderr.log"
@@ -145,3 +150,27 @@ g_end=$(status_of_file graceful finished_at_ms)
 wait_for 10 "daemon stopped" file_state_is daemon stopped
 ! pgrep -f "sleep 1234[56]" >/dev/null || fail "a process of the daemon task survived its stop"
 pass "stop: SIGTERM honoured (exit 0), ignored SIGTERM killed after the timeout, daemonised grandchild gone"
+
+# Any stop signal reaches the program (pid 1 forwards them all).
+rm "$SPECS/pwr.json"
+wait_for 10 "pwr stopped" file_state_is pwr stopped
+[ "$(status_of_file pwr exit_code)" = 0 ] || fail "SIGPWR did not reach the task: $(cat "$TASKS/pwr/status")"
+pass "a stop signal outside the common ones (SIGPWR) is delivered"
+
+# A foreground exec of the same name has a cgroup of its own.
+svc_pid=$(status_of_file svc init_pid)
+echo '{"name": "svc", "command": "/bin/true"}' >"$T/svc-exec.json"
+"$AGENT" --data-dir "$T/other" exec "$T/svc-exec.json" || fail "exec of a same-named task failed"
+sleep 1
+task_is svc running && [ "$(status_of_file svc init_pid)" = "$svc_pid" ] ||
+	fail "an exec of the same name disturbed the running task"
+pass "same-named exec leaves the running task alone"
+
+# A supervisor killed outright takes its task with it.
+chatty_shim=$(status_of_file chatty shim_pid)
+pgrep -f "sleep 12340" >/dev/null || fail "chatty is not running"
+kill -9 "$chatty_shim"
+wait_for 5 "chatty's program gone with its supervisor" bash -c '! pgrep -f "[s]leep 12340"'
+wait_for 10 "chatty reported failed" task_is chatty failed
+task_field chatty .message | grep -q "supervisor exited unexpectedly" || fail "no reason: $(task_field chatty .message)"
+pass "kill -9 of a shim ends its task, reported as failed"
