@@ -14,11 +14,22 @@
 typedef struct node {
 	char *id;
 	const char **values; /* by key id; NULL when unset */
+	uint32_t cls;        /* nodes alike but for name and id share one */
 	uint32_t cpu_total, cpu_used;
 	uint64_t mem_total, mem_used;
 	uint32_t pids_total, pids_used;
 	bool eligible;
 } node_t;
+
+/* The values of one key, interned: node -> value index. */
+typedef struct vcache {
+	uint32_t *node_value;
+	size_t nodes;      /* nodes covered so far */
+	const char **vals; /* index -> value (borrowed from a node) */
+	uint32_t nvals;
+	uint32_t *slots;   /* open addressing: value index + 1 */
+	size_t nslots;
+} vcache_t;
 
 struct sched_fleet {
 	node_t *nodes;
@@ -26,7 +37,151 @@ struct sched_fleet {
 	char *keys[MAX_KEYS];
 	size_t nkeys;
 	size_t cursor; /* rotates the start of each scan */
+	/*
+	 * Node classes, as Nomad computes them: nodes whose attributes are
+	 * equal but for name and id are feasible for the same constraints,
+	 * so a job evaluates each class once, not each node.
+	 */
+	uint32_t *class_rep; /* class -> a node of it */
+	uint32_t nclasses, class_cap;
+	uint32_t *class_slots; /* hash -> class + 1 */
+	size_t nclass_slots;
+	vcache_t vc[MAX_KEYS];
 };
+
+static bool unique_key(const char *k)
+{
+	return !strcmp(k, "node.name") || !strcmp(k, "node.id");
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 1099511628211ull;
+	return h;
+}
+
+static uint64_t class_hash(const sched_fleet_t *f, const node_t *n)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t k = 0; k < f->nkeys; k++) {
+		if (!n->values[k] || unique_key(f->keys[k]))
+			continue;
+		h = fnv(h, &k, sizeof(k));
+		h = fnv(h, n->values[k], strlen(n->values[k]) + 1);
+	}
+	return h;
+}
+
+static bool same_class(const sched_fleet_t *f, const node_t *a,
+		       const node_t *b)
+{
+	for (size_t k = 0; k < f->nkeys; k++) {
+		if (unique_key(f->keys[k]))
+			continue;
+		const char *x = a->values[k], *y = b->values[k];
+		if ((x == NULL) != (y == NULL) || (x && strcmp(x, y)))
+			return false;
+	}
+	return true;
+}
+
+static void class_insert(sched_fleet_t *f, uint32_t cls, uint64_t h)
+{
+	size_t s = h & (f->nclass_slots - 1);
+	while (f->class_slots[s])
+		s = (s + 1) & (f->nclass_slots - 1);
+	f->class_slots[s] = cls + 1;
+}
+
+static void class_rehash(sched_fleet_t *f)
+{
+	free(f->class_slots);
+	f->nclass_slots = f->nclass_slots ? f->nclass_slots * 2 : 256;
+	f->class_slots = flt_xcalloc(f->nclass_slots, sizeof(uint32_t));
+	for (uint32_t c = 0; c < f->nclasses; c++)
+		class_insert(f, c, class_hash(f, &f->nodes[f->class_rep[c]]));
+}
+
+/* Finds or makes the class of node i. */
+static uint32_t classify(sched_fleet_t *f, size_t i)
+{
+	node_t *n = &f->nodes[i];
+	uint64_t h = class_hash(f, n);
+	if (f->nclass_slots) {
+		size_t s = h & (f->nclass_slots - 1);
+		while (f->class_slots[s]) {
+			uint32_t c = f->class_slots[s] - 1;
+			if (same_class(f, n, &f->nodes[f->class_rep[c]]))
+				return c;
+			s = (s + 1) & (f->nclass_slots - 1);
+		}
+	}
+	if (f->nclasses == f->class_cap) {
+		f->class_cap = f->class_cap ? f->class_cap * 2 : 64;
+		f->class_rep = flt_xrealloc(f->class_rep,
+					    f->class_cap * sizeof(uint32_t));
+	}
+	uint32_t c = f->nclasses++;
+	f->class_rep[c] = (uint32_t)i;
+	if ((size_t)f->nclasses * 2 > f->nclass_slots)
+		class_rehash(f);
+	else
+		class_insert(f, c, h);
+	return c;
+}
+
+/* Brings the value cache of key up to date with the fleet. */
+static vcache_t *values_of(sched_fleet_t *f, int key)
+{
+	static vcache_t none;
+	if (key < 0)
+		return &none;
+	vcache_t *v = &f->vc[key];
+	if (v->nodes == f->n)
+		return v;
+	v->node_value = flt_xrealloc(v->node_value,
+				     (f->n ? f->n : 1) * sizeof(uint32_t));
+	for (size_t i = v->nodes; i < f->n; i++) {
+		const char *val = f->nodes[i].values[key];
+		if (!val)
+			val = "";
+		if ((size_t)(v->nvals + 1) * 2 > v->nslots) {
+			free(v->slots);
+			v->nslots = v->nslots ? v->nslots * 2 : 64;
+			v->slots = flt_xcalloc(v->nslots, sizeof(uint32_t));
+			for (uint32_t k = 0; k < v->nvals; k++) {
+				size_t s = fnv(1469598103934665603ull, v->vals[k],
+					       strlen(v->vals[k])) &
+					   (v->nslots - 1);
+				while (v->slots[s])
+					s = (s + 1) & (v->nslots - 1);
+				v->slots[s] = k + 1;
+			}
+		}
+		size_t s = fnv(1469598103934665603ull, val, strlen(val)) &
+			   (v->nslots - 1);
+		uint32_t found = 0;
+		while (v->slots[s]) {
+			if (!strcmp(v->vals[v->slots[s] - 1], val)) {
+				found = v->slots[s];
+				break;
+			}
+			s = (s + 1) & (v->nslots - 1);
+		}
+		if (!found) {
+			v->vals = flt_xrealloc(v->vals,
+					       (v->nvals + 1) * sizeof(char *));
+			v->vals[v->nvals] = val;
+			found = ++v->nvals;
+			v->slots[s] = found;
+		}
+		v->node_value[i] = found - 1;
+	}
+	v->nodes = f->n;
+	return v;
+}
 
 sched_fleet_t *sched_fleet_new(void)
 {
@@ -43,8 +198,14 @@ void sched_fleet_free(sched_fleet_t *f)
 		free(f->nodes[i].values);
 		free(f->nodes[i].id);
 	}
-	for (size_t k = 0; k < f->nkeys; k++)
+	for (size_t k = 0; k < f->nkeys; k++) {
 		free(f->keys[k]);
+		free(f->vc[k].node_value);
+		free(f->vc[k].vals);
+		free(f->vc[k].slots);
+	}
+	free(f->class_rep);
+	free(f->class_slots);
 	free(f->nodes);
 	free(f);
 }
@@ -91,6 +252,7 @@ size_t sched_fleet_add(sched_fleet_t *f, const char *id, size_t nattrs,
 	n->mem_total = memory_mb;
 	n->pids_total = pids;
 	n->eligible = eligible;
+	n->cls = classify(f, f->n);
 	return f->n++;
 }
 
@@ -281,57 +443,58 @@ static int compile(sched_fleet_t *f, const Flotilla__Constraint *src,
 /* ---- placement --------------------------------------------------------- */
 
 typedef struct spread {
-	int key;
 	double weight;
-	/* Value of each node for this key, as an index into counts. */
-	uint32_t *node_value;
-	uint32_t *counts;
+	const uint32_t *node_value; /* from the fleet's value cache */
+	uint32_t *counts;           /* allocations per value */
 	uint32_t nvalues;
 } spread_t;
+
+/* Allocations of the group per node: a small map, not an array of the
+ * fleet's size, so that a job's cost does not grow with the fleet. */
+typedef struct here {
+	uint32_t *keys; /* node + 1 */
+	uint32_t *counts;
+	size_t cap;
+} here_t;
 
 typedef struct plan {
 	sched_fleet_t *f;
 	cons_t *cons;
 	size_t ncons;
+	bool per_node; /* some constraint names node.name or node.id */
+	uint8_t *verdict; /* per class: 0 unknown, 1 feasible, 2 + filter */
 	spread_t *spreads;
 	size_t nspreads;
-	size_t *feasible; /* nodes passing the static filters */
-	size_t nfeasible;
-	uint32_t *here;   /* allocations of the group on each node */
+	here_t here;
 	int distinct_hosts;
 	cons_t *dprop[8];
 	size_t ndprop;
-	uint32_t **dprop_counts; /* per distinct_property: per value */
-	uint32_t **dprop_values; /* per distinct_property: node -> value */
+	uint32_t *dprop_counts[8];
+	const uint32_t *dprop_values[8];
 	sched_ask_t ask;
 	uint32_t total;
 	uint32_t filtered_ineligible, filtered_distinct, exhausted_cpu,
 		exhausted_mem, exhausted_pids;
 } plan_t;
 
-/* Interns the values of key over the fleet: node -> value index. */
-static uint32_t *value_index(sched_fleet_t *f, int key, uint32_t *nvalues)
+static uint32_t *here_slot(here_t *h, size_t node, bool add)
 {
-	uint32_t *idx = flt_xcalloc(f->n, sizeof(*idx));
-	const char **seen = NULL;
-	uint32_t n = 0;
-	for (size_t i = 0; i < f->n; i++) {
-		const char *v = key >= 0 ? f->nodes[i].values[key] : NULL;
-		if (!v)
-			v = "";
-		uint32_t k;
-		for (k = 0; k < n; k++)
-			if (!strcmp(seen[k], v))
-				break;
-		if (k == n) {
-			seen = flt_xrealloc(seen, (n + 1) * sizeof(*seen));
-			seen[n++] = v;
-		}
-		idx[i] = k;
+	size_t s = (node * 2654435761u) & (h->cap - 1);
+	while (h->keys[s]) {
+		if (h->keys[s] == node + 1)
+			return &h->counts[s];
+		s = (s + 1) & (h->cap - 1);
 	}
-	free(seen);
-	*nvalues = n;
-	return idx;
+	if (!add)
+		return NULL;
+	h->keys[s] = (uint32_t)node + 1;
+	return &h->counts[s];
+}
+
+static uint32_t here_get(here_t *h, size_t node)
+{
+	uint32_t *c = here_slot(h, node, false);
+	return c ? *c : 0;
 }
 
 static bool fits(plan_t *p, const node_t *n, bool count)
@@ -353,7 +516,7 @@ static bool fits(plan_t *p, const node_t *n, bool count)
 
 static bool distinct_ok(plan_t *p, size_t i, bool count)
 {
-	if (p->distinct_hosts && p->here[i]) {
+	if (p->distinct_hosts && here_get(&p->here, i)) {
 		p->filtered_distinct += count;
 		return false;
 	}
@@ -364,6 +527,41 @@ static bool distinct_ok(plan_t *p, size_t i, bool count)
 			return false;
 		}
 	return true;
+}
+
+/*
+ * Eligibility and the constraints that do not depend on placements:
+ * evaluated once per class (nodes alike but for name and id), and per
+ * node only for constraints on node.name or node.id. Returns 0 when
+ * feasible, else 1 (not eligible) or 2 + the index of the constraint.
+ */
+static unsigned static_verdict(plan_t *p, size_t i)
+{
+	const node_t *n = &p->f->nodes[i];
+	if (!n->eligible)
+		return 1;
+	uint8_t *v = &p->verdict[n->cls];
+	if (!*v) {
+		*v = 1;
+		for (size_t c = 0; c < p->ncons; c++) {
+			if (p->cons[c].key >= 0 &&
+			    unique_key(p->f->keys[p->cons[c].key]))
+				continue;
+			if (!static_ok(&p->cons[c], n)) {
+				*v = (uint8_t)(2 + (c < 250 ? c : 250));
+				break;
+			}
+		}
+	}
+	if (*v != 1)
+		return *v;
+	if (p->per_node)
+		for (size_t c = 0; c < p->ncons; c++)
+			if (p->cons[c].key >= 0 &&
+			    unique_key(p->f->keys[p->cons[c].key]) &&
+			    !static_ok(&p->cons[c], n))
+				return (unsigned)(2 + c);
+	return 0;
 }
 
 static double score(plan_t *p, size_t i)
@@ -394,18 +592,23 @@ static double score(plan_t *p, size_t i)
 	return s;
 }
 
+static void count_here(plan_t *p, size_t i)
+{
+	(*here_slot(&p->here, i, true))++;
+	p->total++;
+	for (size_t k = 0; k < p->nspreads; k++)
+		p->spreads[k].counts[p->spreads[k].node_value[i]]++;
+	for (size_t d = 0; d < p->ndprop; d++)
+		p->dprop_counts[d][p->dprop_values[d][i]]++;
+}
+
 static void reserve(plan_t *p, size_t i)
 {
 	node_t *n = &p->f->nodes[i];
 	n->cpu_used += p->ask.cpu;
 	n->mem_used += p->ask.memory_mb;
 	n->pids_used += p->ask.pids;
-	p->here[i]++;
-	p->total++;
-	for (size_t k = 0; k < p->nspreads; k++)
-		p->spreads[k].counts[p->spreads[k].node_value[i]]++;
-	for (size_t d = 0; d < p->ndprop; d++)
-		p->dprop_counts[d][p->dprop_values[d][i]]++;
+	count_here(p, i);
 }
 
 static void explain(plan_t *p, sched_result_t *out)
@@ -437,7 +640,7 @@ static void explain(plan_t *p, sched_result_t *out)
 		ADD(" memory exhausted on %u nodes;", p->exhausted_mem);
 	if (p->exhausted_pids)
 		ADD(" pids exhausted on %u nodes;", p->exhausted_pids);
-	if (!p->nfeasible && !p->filtered_ineligible && !p->ncons)
+	if (!p->f->n)
 		ADD(" no nodes;");
 	if (off && off < len && out->why[off - 1] == ';')
 		out->why[off - 1] = '\0';
@@ -449,20 +652,15 @@ static void plan_free(plan_t *p)
 	for (size_t c = 0; c < p->ncons; c++)
 		if (p->cons[c].has_re)
 			regfree(&p->cons[c].re);
-	for (size_t k = 0; k < p->nspreads; k++) {
-		free(p->spreads[k].node_value);
+	for (size_t k = 0; k < p->nspreads; k++)
 		free(p->spreads[k].counts);
-	}
-	for (size_t d = 0; d < p->ndprop; d++) {
+	for (size_t d = 0; d < p->ndprop; d++)
 		free(p->dprop_counts[d]);
-		free(p->dprop_values[d]);
-	}
-	free(p->dprop_counts);
-	free(p->dprop_values);
 	free(p->cons);
 	free(p->spreads);
-	free(p->feasible);
-	free(p->here);
+	free(p->verdict);
+	free(p->here.keys);
+	free(p->here.counts);
 }
 
 static int plan_init(plan_t *p, sched_fleet_t *f, const sched_request_t *rq,
@@ -489,19 +687,28 @@ static int plan_init(plan_t *p, sched_fleet_t *f, const sched_request_t *rq,
 		if (rc < 0)
 			return rc;
 		cons_t *cc = &p->cons[p->ncons - 1];
+		if (cc->key >= 0 && unique_key(f->keys[cc->key]))
+			p->per_node = true;
 		if (cc->op == OP_DISTINCT_HOSTS)
 			p->distinct_hosts = 1;
 		if (cc->op == OP_DISTINCT_PROPERTY &&
 		    p->ndprop < FLT_ARRAY_SIZE(p->dprop))
 			p->dprop[p->ndprop++] = cc;
 	}
-	p->here = flt_xcalloc(f->n ? f->n : 1, sizeof(*p->here));
-	p->dprop_counts = flt_xcalloc(p->ndprop + 1, sizeof(uint32_t *));
-	p->dprop_values = flt_xcalloc(p->ndprop + 1, sizeof(uint32_t *));
+	p->verdict = flt_xcalloc(f->nclasses ? f->nclasses : 1, 1);
+	size_t want = 2 * ((size_t)rq->count + rq->nexisting + 1);
+	if (!strcmp(j->type, "system"))
+		want = 2 * (f->n + 1);
+	p->here.cap = 16;
+	while (p->here.cap < want)
+		p->here.cap *= 2;
+	p->here.keys = flt_xcalloc(p->here.cap, sizeof(uint32_t));
+	p->here.counts = flt_xcalloc(p->here.cap, sizeof(uint32_t));
 	for (size_t d = 0; d < p->ndprop; d++) {
-		uint32_t nv;
-		p->dprop_values[d] = value_index(f, p->dprop[d]->key, &nv);
-		p->dprop_counts[d] = flt_xcalloc(nv ? nv : 1, sizeof(uint32_t));
+		vcache_t *v = values_of(f, p->dprop[d]->key);
+		p->dprop_values[d] = v->node_value;
+		p->dprop_counts[d] =
+			flt_xcalloc(v->nvals ? v->nvals : 1, sizeof(uint32_t));
 	}
 	size_t ns = j->n_spreads + g->n_spreads;
 	p->spreads = flt_xcalloc(ns + 1, sizeof(*p->spreads));
@@ -509,52 +716,37 @@ static int plan_init(plan_t *p, sched_fleet_t *f, const sched_request_t *rq,
 		const Flotilla__Spread *src = s < j->n_spreads
 						      ? j->spreads[s]
 						      : g->spreads[s - j->n_spreads];
+		int key = key_id(f, src->attribute, false);
+		if (key < 0)
+			continue; /* no node has it: nothing to spread over */
+		vcache_t *v = values_of(f, key);
 		spread_t *sp = &p->spreads[p->nspreads++];
-		sp->key = key_id(f, src->attribute, false);
 		sp->weight = (src->weight ? src->weight : 50) / 100.0;
-		sp->node_value = value_index(f, sp->key, &sp->nvalues);
-		sp->counts = flt_xcalloc(sp->nvalues ? sp->nvalues : 1,
-					 sizeof(uint32_t));
+		sp->node_value = v->node_value;
+		sp->nvalues = v->nvals ? v->nvals : 1;
+		sp->counts = flt_xcalloc(sp->nvalues, sizeof(uint32_t));
 	}
 	for (size_t e = 0; e < rq->nexisting; e++)
-		if (rq->existing[e] < f->n) {
-			size_t i = rq->existing[e];
-			p->here[i]++;
-			p->total++;
-			for (size_t k = 0; k < p->nspreads; k++)
-				p->spreads[k].counts[p->spreads[k].node_value[i]]++;
-			for (size_t d = 0; d < p->ndprop; d++)
-				p->dprop_counts[d][p->dprop_values[d][i]]++;
-		}
-	/* Static filters, once per request: eligibility and constraints. */
-	p->feasible = flt_xcalloc(f->n ? f->n : 1, sizeof(*p->feasible));
-	for (size_t i = 0; i < f->n; i++) {
-		if (!f->nodes[i].eligible) {
-			p->filtered_ineligible++;
-			continue;
-		}
-		bool ok = true;
-		for (size_t c = 0; c < p->ncons && ok; c++)
-			if (!static_ok(&p->cons[c], &f->nodes[i])) {
-				p->cons[c].filtered++;
-				ok = false;
-			}
-		if (ok)
-			p->feasible[p->nfeasible++] = i;
-	}
+		if (rq->existing[e] < f->n)
+			count_here(p, rq->existing[e]);
 	return 0;
 }
 
-/* Picks the best of up to `sample` feasible nodes with room; -1 if none. */
+/*
+ * Picks the best of up to `sample` feasible nodes with room, scanning the
+ * fleet from a rotating start; -1 if none has room.
+ */
 static long pick(plan_t *p, unsigned sample)
 {
 	sched_fleet_t *f = p->f;
 	long best = -1;
 	double best_score = -1e18;
 	unsigned seen = 0;
-	for (size_t k = 0; k < p->nfeasible && seen < sample; k++) {
-		size_t i = p->feasible[(f->cursor + k) % p->nfeasible];
-		if (!distinct_ok(p, i, false) || !fits(p, &f->nodes[i], false))
+	size_t k;
+	for (k = 0; k < f->n && seen < sample; k++) {
+		size_t i = (f->cursor + k) % f->n;
+		if (static_verdict(p, i) || !distinct_ok(p, i, false) ||
+		    !fits(p, &f->nodes[i], false))
 			continue;
 		seen++;
 		double s = score(p, i);
@@ -563,16 +755,21 @@ static long pick(plan_t *p, unsigned sample)
 			best = (long)i;
 		}
 	}
-	/* The next scan starts elsewhere, so the sampled nodes vary. */
-	f->cursor += seen ? seen : 1;
+	/* The next scan starts where this one stopped. */
+	f->cursor = f->n ? (f->cursor + k) % f->n : 0;
 	return best;
 }
 
+/* Why nothing fits: one pass over the fleet, on failure only. */
 static void count_failures(plan_t *p)
 {
-	for (size_t k = 0; k < p->nfeasible; k++) {
-		size_t i = p->feasible[k];
-		if (distinct_ok(p, i, true))
+	for (size_t i = 0; i < p->f->n; i++) {
+		unsigned v = static_verdict(p, i);
+		if (v == 1)
+			p->filtered_ineligible++;
+		else if (v >= 2)
+			p->cons[v - 2].filtered++;
+		else if (distinct_ok(p, i, true))
 			fits(p, &p->f->nodes[i], true);
 	}
 }
@@ -587,7 +784,7 @@ int sched_place(sched_fleet_t *f, const sched_request_t *rq,
 		plan_free(&p);
 		return rc;
 	}
-	f->cursor = rq->seed % (p.nfeasible ? p.nfeasible : 1);
+	f->cursor = f->n ? rq->seed % f->n : 0;
 	bool system = !strcmp(rq->job->type, "system");
 	unsigned sample = rq->sample;
 	if (!sample)
@@ -595,12 +792,11 @@ int sched_place(sched_fleet_t *f, const sched_request_t *rq,
 
 	if (system) {
 		/* One allocation on every feasible node that has none. */
-		out->placed = flt_xcalloc(p.nfeasible + 1, sizeof(size_t));
-		for (size_t k = 0; k < p.nfeasible; k++) {
-			size_t i = p.feasible[k];
-			if (p.here[i])
+		out->placed = flt_xcalloc(f->n + 1, sizeof(size_t));
+		for (size_t i = 0; i < f->n; i++) {
+			if (static_verdict(&p, i) || here_get(&p.here, i))
 				continue;
-			if (!fits(&p, &f->nodes[i], true)) {
+			if (!fits(&p, &f->nodes[i], false)) {
 				out->unplaced++;
 				continue;
 			}
@@ -620,8 +816,11 @@ int sched_place(sched_fleet_t *f, const sched_request_t *rq,
 			out->placed[out->nplaced++] = (size_t)i;
 		}
 	}
-	if (out->unplaced)
+	if (out->unplaced) {
+		if (system)
+			count_failures(&p);
 		explain(&p, out);
+	}
 	plan_free(&p);
 	return 0;
 }
