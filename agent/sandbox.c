@@ -511,14 +511,11 @@ static int child_main(void *arg)
 {
 	child_args_t *a = arg;
 	const shim_conf_t *c = a->c;
-	char go, root[SHIM_PATH_MAX + 16];
+	char root[SHIM_PATH_MAX + 16];
 
 	err_fd = a->err_fd;
 	close(a->life_w);
-	/* Wait until the shim has put us in the task's cgroup. */
-	if (read(a->go_fd, &go, 1) != 1)
-		_exit(126);
-	close(a->go_fd);
+	signal(SIGPIPE, SIG_DFL); /* the shim ignores it, the task must not */
 	/* A session of its own: no controlling terminal, so no TIOCSTI
 	 * into the operator's shell (CVE-2017-5226 in bubblewrap). */
 	if (setsid() < 0)
@@ -540,6 +537,18 @@ static int child_main(void *arg)
 	forwardable(&set);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 
+	/* The cgroup join (a slow write for the shim: the kernel waits out
+	 * an RCU grace period) overlapped everything above; the program
+	 * must not start before it is done. */
+	char go;
+	if (read(a->go_fd, &go, 1) != 1)
+		_exit(126);
+	close(a->go_fd);
+
+	/* Once, for pid 1 and (inherited over fork and exec) the program:
+	 * a task must not be able to use pid 1 either. */
+	install_seccomp(&prog_filter);
+
 	pid_t prog = fork();
 	if (prog < 0)
 		die("fork");
@@ -551,16 +560,11 @@ static int child_main(void *arg)
 			die("standard streams");
 		if (chdir(c->workdir[0] ? c->workdir : "/") < 0)
 			die("chdir %s", c->workdir);
-		/* Last: the filter allows execve but little else of
-		 * interest, and nothing after it is ours. */
-		install_seccomp(&prog_filter);
 		execve(c->argv[0], c->argv, c->envp);
 		die("exec %s", c->argv[0]);
 	}
 	close(a->out_fd);
 	close(a->errout_fd);
-	/* pid 1 gets the filter too: a task must not be able to use it. */
-	install_seccomp(&prog_filter);
 	close(a->err_fd);
 	err_fd = -1;
 	mini_init(prog, a->result_fd, &set);

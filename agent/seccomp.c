@@ -219,6 +219,11 @@ static int set_attrs(scmp_filter_ctx ctx, flt_error_t *err)
 	rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_NNP, 0);
 	if (rc == 0)
 		rc = seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
+	/* A binary tree over syscall numbers: fewer instructions run per
+	 * syscall, and the filter installs faster. Older libseccomp lacks
+	 * it; the linear filter is as correct. */
+	if (rc == 0)
+		seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
 	if (rc < 0)
 		return flt_err(err, rc, "seccomp: cannot set attribute: %s",
 			       strerror(-rc));

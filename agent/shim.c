@@ -117,7 +117,11 @@ static void write_status(shim_t *s)
 		(long long)s->started_at, (long long)s->finished_at,
 		s->message);
 	fflush(f);
-	fsync(fileno(f));
+	/* Final states must survive a crash of the host; intermediate ones
+	 * are rewritten soon anyway, and a foreground run has no reader. */
+	if (!s->foreground && (s->state == S_EXITED || s->state == S_FAILED ||
+			       s->state == S_STOPPED))
+		fsync(fileno(f));
 	fclose(f);
 	rename(tmp, path);
 }
@@ -420,6 +424,9 @@ int main(int argc, char **argv)
 	for (int sig = 1; sig < NSIG; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			signal(sig, SIG_DFL);
+	/* A task that dies early closes pipes the shim still writes to; the
+	 * task's own pid 1 restores the default before anything runs. */
+	signal(SIGPIPE, SIG_IGN);
 	if (agent_cgroup_create(&s.cg, s.c.cgroup, s.c.memory_bytes,
 				s.c.cpu_weight, s.c.cpu_quota_percent,
 				s.c.max_pids, why, sizeof(why)) < 0) {
