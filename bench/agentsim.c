@@ -146,7 +146,7 @@ typedef struct sim_agent {
 	enum call_op op;
 	enum call_state state;
 	bool in_window; /* sent inside the measured window */
-	bool registered;
+	atomic_bool registered; /* node_id and secret are set */
 	int attempts;
 	uint64_t next_id, req_id;
 	int64_t t_send;
@@ -457,7 +457,7 @@ static void reg_reply(sim_agent_t *a, const flt_envelope_t *rep, int64_t now)
 	if (ok) {
 		snprintf(a->node_id, sizeof(a->node_id), "%s", resp->node_id);
 		memcpy(a->secret, resp->node_secret.data, sizeof(a->secret));
-		a->registered = true;
+		atomic_store(&a->registered, true);
 		samples_add(&a->sim->reg_lat, now - a->t_send);
 	} else {
 		note_error(a->sim, "register %s: malformed identity", a->name);
@@ -472,7 +472,7 @@ static void sync_fire(sim_agent_t *a, int64_t now)
 	Flotilla__Credentials c = FLOTILLA__CREDENTIALS__INIT;
 	sim_t *s = a->sim;
 
-	if (!a->registered || atomic_load(&a->killed))
+	if (!atomic_load(&a->registered) || atomic_load(&a->killed))
 		return;
 	bool win = now >= s->meas_start && now < s->meas_end;
 	if (atomic_exchange(&a->busy, true)) {
@@ -830,7 +830,8 @@ static void poll_get(sim_t *s, flt_client_t *api)
 		Flotilla__NodeGetResponse *resp;
 		flt_error_t err;
 
-		if (s->seen[i].down_at || !s->agents[i].registered)
+		if (s->seen[i].down_at ||
+		    !atomic_load(&s->agents[i].registered))
 			continue;
 		req.node = s->agents[i].node_id;
 		int64_t c0 = now_ns();
@@ -1343,7 +1344,7 @@ out:
 	 * the process exit releases everything.
 	 */
 	t0 = now_ns();
-	if (s->closer_started && !join_within(s->closer, CLOSE_WAIT_NS))
+	if (s->closer_started || s->lost_at)
 		return rc;
 	if (pthread_create(&closer, NULL, close_all_main, s) != 0 ||
 	    !join_within(closer, CLOSE_WAIT_NS)) {

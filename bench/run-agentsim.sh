@@ -137,7 +137,7 @@ sample() {
 # epoch ms of the simulator's log line carrying msg=WHAT.
 mark_ms() {
 	local ts
-	ts=$(grep -m1 "msg=$2" "$out/$1.agentsim.log" | awk '{ print $1 }')
+	ts=$(grep -m1 "msg=$2" "$out/$1.agentsim.log" | awk '{ print $1 }' || true)
 	[ -n "$ts" ] && date -d "$ts" +%s%3N || echo 0
 }
 
@@ -169,7 +169,7 @@ window_stats() {
 # of the measured window: "all not_killed", the second being flaps.
 downs() {
 	local end
-	end=$(grep -m1 'msg=measured' "$out/$1.agentsim.log" | awk '{ print $1 }')
+	end=$(grep -m1 'msg=measured' "$out/$1.agentsim.log" | awk '{ print $1 }' || true)
 	awk -v end="${end:-9}" 'FNR == NR {
 		if (match($0, /killed agent name=[^ ]*/))
 			killed[substr($0, RSTART + 18, RLENGTH - 18)] = 1
@@ -213,11 +213,13 @@ run() {
 	wait "$smp" || true
 	local ovf=$(($(overflows) - ovf0))
 	local ccpu crss scpu ocpu rss_end
-	read -r ccpu crss scpu ocpu < <(window_stats "$name")
+	read -r ccpu crss scpu ocpu < <(window_stats "$name") || true
+	: "${ccpu:=0}" "${crss:=0}" "${scpu:=0}" "${ocpu:=0}"
 	rss_end=$(($(rss_kb "$coord_pid") / 1024))
 	stop_coordinator
 	local ndown logflaps
-	read -r ndown logflaps < <(downs "$name")
+	read -r ndown logflaps < <(downs "$name") || true
+	: "${ndown:=0}" "${logflaps:=0}"
 	grep -v '^{' "$out/$name.txt" || true
 	echo "  coordinator: ${ccpu}% of one core, RSS max ${crss} MB over the measured window; agentsim: ${scpu}%; other processes: ${ocpu}%"
 	echo "  listen queue: $ovf connection attempts dropped by the kernel (listen backlog full; nng listens with a backlog of 128)"

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Sandbox start latency and memory (docs/benchmarks.md): /bin/true under
 # the full Flotilla sandbox against unshare (the floor), bubblewrap and
-# crun with Docker's default seccomp profile and capabilities, in one
-# harness run; then the idle agent's RSS and the RSS of each task's shim.
+# crun with Docker's default seccomp profile and capabilities, all in one
+# harness run that interleaves them; once back to back, once with a pause
+# before every start (isolated starts, as on a node), then a breakdown of
+# the costs; then the idle agent's RSS and the RSS of each task's shim.
 #
 #   bench/run-sandbox-bench.sh [BUILD_DIR]
 #
@@ -60,7 +62,12 @@ cleanup() {
 		done
 	fi
 	[ -z "${SHM:-}" ] || rm -rf "$SHM"
-	[ "$OUT" = "$W/out" ] || rm -rf "$W"
+	[ -z "${PROBE_CG:-}" ] || rmdir "$PROBE_CG" 2>/dev/null || true
+	if [ "$OUT" = "$W/out" ]; then
+		find "$W" -mindepth 1 -maxdepth 1 ! -name out -exec rm -rf {} +
+	else
+		rm -rf "$W"
+	fi
 }
 trap cleanup EXIT
 
@@ -211,7 +218,15 @@ S
 # What the parts cost: the same sandbox with its task directory on tmpfs
 # (no fsync cost) and without seccomp; crun without seccomp; the agent's
 # process start alone; its preparation of a task directory (spec, seccomp
-# compile, files) with a shim that does nothing, with and without seccomp.
+# compile, files) with a shim that does nothing, with and without seccomp;
+# and a shell that moves itself into a cgroup v1 cgroup before it execs,
+# against one that does not: the price of one cgroup migration.
+if [ -d /sys/fs/cgroup/pids ]; then
+	PROBE_CG=/sys/fs/cgroup/pids/flt-sbench-probe-$$
+else
+	PROBE_CG=/sys/fs/cgroup/flt-sbench-probe-$$
+fi
+mkdir "$PROBE_CG"
 cat >"$W/breakdown.sh" <<S
 #!/bin/sh
 umount /sys/fs/cgroup/unified 2>/dev/null || true
@@ -225,6 +240,8 @@ exec "$BENCH" "\$@" \\
   :: crun-noseccomp \$CRUN run --bundle $W/crun-noseccomp sn-{n} \\
   :: agent-help $AGENT --help \\
   :: env-true env /bin/true \\
+  :: sh-true sh -c 'exec /bin/true' \\
+  :: sh-cgroup-join sh -c 'echo \$\$ >$PROBE_CG/cgroup.procs && exec /bin/true' \\
   :: agent-prepare env FLOTILLA_SHIM=/bin/true $AGENT --data-dir $W/data exec $W/spec.json \\
   :: agent-prep-noseccomp env FLOTILLA_SHIM=/bin/true $AGENT --data-dir $W/data exec $W/spec-unconfined.json
 S
@@ -258,12 +275,12 @@ LISTEN="tcp://127.0.0.1:$(port)"
 TOKEN="sbench-join-token-0123456789"
 "$COORD" --dev --data-dir "$R/coord" --listen "$LISTEN" --api "ipc://$R/api.sock" \
 	--join-token "$TOKEN" >"$R/coord.log" 2>&1 &
-PIDS+=($!)
+PIDS+=("$!")
 sleep 1
 "$AGENT" --dev --data-dir "$R/data" --coordinator "$LISTEN" --join-token "$TOKEN" \
 	--name sbench --task-dir "$R/specs" >"$R/agent.log" 2>&1 &
 APID=$!
-PIDS+=($APID)
+PIDS+=("$APID")
 
 kib() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 pss() { awk '$1 == "Pss:" {print $2}' "/proc/$1/smaps_rollup"; }

@@ -6,13 +6,14 @@
  *
  * Each contender is a name and an argv (run with execvp, no shell). The
  * contenders take turns, one run each per round in a new random order
- * (fixed seed), so that they all see the same machine state (page cache, cgroup and mount churn, CPU frequency)
- * rather than one after the other. Each run is timed from just before
- * fork to just after waitpid with CLOCK_MONOTONIC; WARMUP rounds run
- * first and are not counted. -g sleeps GAP_MS (untimed) before every run:
- * starts spaced out as on a real node, where kernel state that
- * back-to-back starts keep warm (RCU-synchronised locks taken by cgroup
- * migration, for one) has gone cold again. Every run must exit 0: failures are counted,
+ * (fixed seed), so that they all see the same machine state (page cache,
+ * cgroup and mount churn, CPU frequency, other load) rather than one
+ * after the other. Each run is timed from just before fork to just after
+ * waitpid with CLOCK_MONOTONIC; WARMUP rounds run first and are not
+ * counted. -g sleeps GAP_MS (untimed) before every run: starts spaced out
+ * as on a real node, where kernel state that back-to-back starts keep
+ * warm (the RCU-synchronised lock that cgroup migration takes, for one)
+ * has gone cold again. Every run must exit 0: failures are counted,
  * reported, left out of the statistics and make startbench exit 1.
  *
  * "{n}" in an argument becomes a number unique to the run (container ids).
@@ -36,7 +37,7 @@
 
 typedef struct contender {
 	const char *name;
-	char **argv; /* borrowed from main's argv, NULL-terminated copy */
+	char **argv; /* argc entries borrowed from main's argv */
 	size_t argc;
 	double *ms;  /* successful runs */
 	size_t n;
@@ -89,7 +90,8 @@ static char **expand(const contender_t *c, unsigned long run)
 static double run_once(const contender_t *c, unsigned long run, int *status)
 {
 	if (gap_ms > 0) {
-		struct timespec gap = { gap_ms / 1000, (gap_ms % 1000) * 1000000 };
+		struct timespec gap = { gap_ms / 1000,
+					(gap_ms % 1000) * 1000000 };
 		while (nanosleep(&gap, &gap) < 0 && errno == EINTR)
 			;
 	}
@@ -101,15 +103,17 @@ static double run_once(const contender_t *c, unsigned long run, int *status)
 	}
 	if (pid == 0) {
 		char **argv = expand(c, run);
+		/* Our own stderr stays open (close-on-exec) for the one
+		 * message that matters: that the exec failed. */
+		int err = fcntl(2, F_DUPFD_CLOEXEC, 3);
 		if (!verbose) {
 			int null = open("/dev/null", O_RDWR);
-			if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 ||
-			    dup2(null, 2) < 0)
+			if (null < 0 || dup2(null, 0) < 0 ||
+			    dup2(null, 1) < 0 || dup2(null, 2) < 0)
 				_exit(127);
 		}
 		execvp(argv[0], argv);
-		fprintf(stderr, "startbench: %s: %s\n", argv[0],
-			strerror(errno));
+		dprintf(err, "startbench: %s: %s\n", argv[0], strerror(errno));
 		_exit(127);
 	}
 	int st;
@@ -152,49 +156,63 @@ static void describe_status(int st, char *buf, size_t len)
 		snprintf(buf, len, "status 0x%x", st);
 }
 
+typedef struct stats {
+	double p50, p90, p99, mean, min, max;
+} stats_t;
+
+/* Sorts c->ms. */
+static stats_t stats_of(contender_t *c)
+{
+	stats_t s = { 0 };
+	double sum = 0;
+	if (!c->n)
+		return s;
+	qsort(c->ms, c->n, sizeof(double), cmp_double);
+	for (size_t k = 0; k < c->n; k++)
+		sum += c->ms[k];
+	s.p50 = pct(c->ms, c->n, 50);
+	s.p90 = pct(c->ms, c->n, 90);
+	s.p99 = pct(c->ms, c->n, 99);
+	s.mean = sum / (double)c->n;
+	s.min = c->ms[0];
+	s.max = c->ms[c->n - 1];
+	return s;
+}
+
 static void report(contender_t *cs, size_t nc, FILE *json_out)
 {
+	stats_t st[MAX_CONTENDERS];
 	printf("%-22s %6s %5s %8s %8s %8s %8s %8s\n", "contender", "count",
 	       "fail", "p50", "p90", "p99", "mean", "max");
 	for (size_t i = 0; i < nc; i++) {
-		contender_t *c = &cs[i];
-		qsort(c->ms, c->n, sizeof(double), cmp_double);
-		double sum = 0;
-		for (size_t k = 0; k < c->n; k++)
-			sum += c->ms[k];
-		double mean = c->n ? sum / (double)c->n : 0;
-		double max = c->n ? c->ms[c->n - 1] : 0;
+		st[i] = stats_of(&cs[i]);
 		printf("%-22s %6zu %5zu %8.2f %8.2f %8.2f %8.2f %8.2f\n",
-		       c->name, c->n, c->failures, pct(c->ms, c->n, 50),
-		       pct(c->ms, c->n, 90), pct(c->ms, c->n, 99), mean, max);
+		       cs[i].name, cs[i].n, cs[i].failures, st[i].p50,
+		       st[i].p90, st[i].p99, st[i].mean, st[i].max);
 	}
 	for (size_t i = 0; i < nc; i++) {
-		contender_t *c = &cs[i];
-		double sum = 0;
-		for (size_t k = 0; k < c->n; k++)
-			sum += c->ms[k];
 		char line[1024];
 		snprintf(line, sizeof(line),
 			 "{\"name\":\"%s\",\"gap_ms\":%ld,\"count\":%zu,"
-			 "\"failures\":%zu,"
-			 "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,"
-			 "\"mean_ms\":%.3f,\"min_ms\":%.3f,\"max_ms\":%.3f}",
-			 c->name, gap_ms, c->n, c->failures,
-			 pct(c->ms, c->n, 50), pct(c->ms, c->n, 90),
-			 pct(c->ms, c->n, 99), c->n ? sum / (double)c->n : 0, c->n ? c->ms[0] : 0,
-			 c->n ? c->ms[c->n - 1] : 0);
+			 "\"failures\":%zu,\"p50_ms\":%.3f,\"p90_ms\":%.3f,"
+			 "\"p99_ms\":%.3f,\"mean_ms\":%.3f,\"min_ms\":%.3f,"
+			 "\"max_ms\":%.3f}",
+			 cs[i].name, gap_ms, cs[i].n, cs[i].failures, st[i].p50,
+			 st[i].p90, st[i].p99, st[i].mean, st[i].min,
+			 st[i].max);
 		printf("%s\n", line);
 		if (json_out)
 			fprintf(json_out, "%s\n", line);
 	}
+	fflush(stdout);
 }
 
 static void usage(void)
 {
 	fprintf(stderr,
-		"usage: startbench [-n RUNS] [-w WARMUP] [-g GAP_MS] [-o FILE] "
-		"[-v] "
-		":: NAME ARGV... [:: NAME ARGV...]...\n");
+		"usage: startbench [-n RUNS] [-w WARMUP] [-g GAP_MS] "
+		"[-o FILE] [-v]\n"
+		"                  :: NAME ARGV... [:: NAME ARGV...]...\n");
 	exit(2);
 }
 

@@ -50,6 +50,7 @@ struct coord_nodes {
 	cnode_t **v;
 	size_t n, cap;
 	uint32_t *slots; /* open addressing over v: index + 1, 0 empty */
+	uint32_t *reg_slots; /* the same, by registration id */
 	size_t nslots;
 	uint8_t token_hash[crypto_generichash_BYTES];
 	int64_t grace_from;
@@ -66,16 +67,26 @@ static uint64_t hash_str(const char *s)
 	return h;
 }
 
+static void slot_put(uint32_t *slots, size_t nslots, const char *key,
+		     size_t idx)
+{
+	size_t s = hash_str(key) & (nslots - 1);
+	while (slots[s])
+		s = (s + 1) & (nslots - 1);
+	slots[s] = (uint32_t)(idx + 1);
+}
+
 static void table_rehash(coord_nodes_t *t, size_t nslots)
 {
 	free(t->slots);
+	free(t->reg_slots);
 	t->slots = flt_xcalloc(nslots, sizeof(*t->slots));
+	t->reg_slots = flt_xcalloc(nslots, sizeof(*t->reg_slots));
 	t->nslots = nslots;
 	for (size_t i = 0; i < t->n; i++) {
-		size_t s = hash_str(t->v[i]->id) & (nslots - 1);
-		while (t->slots[s])
-			s = (s + 1) & (nslots - 1);
-		t->slots[s] = (uint32_t)(i + 1);
+		slot_put(t->slots, nslots, t->v[i]->id, i);
+		if (t->v[i]->reg_id[0])
+			slot_put(t->reg_slots, nslots, t->v[i]->reg_id, i);
 	}
 }
 
@@ -87,14 +98,30 @@ static void table_add(coord_nodes_t *t, cnode_t *node)
 		t->v = flt_xrealloc(t->v, t->cap * sizeof(*t->v));
 	}
 	t->v[t->n++] = node;
-	if (t->n * 2 > t->nslots)
+	if (t->n * 2 > t->nslots) {
 		table_rehash(t, t->nslots ? t->nslots * 2 : 128);
-	else {
-		size_t s = hash_str(node->id) & (t->nslots - 1);
-		while (t->slots[s])
-			s = (s + 1) & (t->nslots - 1);
-		t->slots[s] = (uint32_t)t->n;
+	} else {
+		slot_put(t->slots, t->nslots, node->id, t->n - 1);
+		if (node->reg_id[0])
+			slot_put(t->reg_slots, t->nslots, node->reg_id,
+				 t->n - 1);
 	}
+}
+
+/* A node registered under reg_id that has never synced, or NULL. */
+static cnode_t *table_find_unsynced(coord_nodes_t *t, const char *reg_id)
+{
+	if (!t->nslots)
+		return NULL;
+	size_t s = hash_str(reg_id) & (t->nslots - 1);
+	while (t->reg_slots[s]) {
+		cnode_t *c = t->v[t->reg_slots[s] - 1];
+		if (c->status == FLOTILLA__NODE_STATUS__NODE_STATUS_INITIALIZING &&
+		    strcmp(c->reg_id, reg_id) == 0)
+			return c;
+		s = (s + 1) & (t->nslots - 1);
+	}
+	return NULL;
 }
 
 static cnode_t *table_find(coord_nodes_t *t, const char *id)
@@ -228,6 +255,7 @@ void coord_nodes_close(coord_nodes_t *t)
 	}
 	free(t->v);
 	free(t->slots);
+	free(t->reg_slots);
 	pthread_mutex_destroy(&t->mtx);
 	free(t);
 }
@@ -571,11 +599,7 @@ static void handle_register(coord_nodes_t *t, flt_request_t *r)
 	 */
 	if (*req->registration_id) {
 		pthread_mutex_lock(&t->mtx);
-		for (size_t i = 0; i < t->n && !g->node; i++)
-			if (t->v[i]->status ==
-				    FLOTILLA__NODE_STATUS__NODE_STATUS_INITIALIZING &&
-			    strcmp(t->v[i]->reg_id, req->registration_id) == 0)
-				g->node = t->v[i];
+		g->node = table_find_unsynced(t, req->registration_id);
 		pthread_mutex_unlock(&t->mtx);
 	}
 	if (g->node) {
@@ -946,7 +970,9 @@ static void api_node_free(api_node_t *a)
 
 typedef struct list_ctx {
 	coord_nodes_t *t;
-	api_node_t *v;
+	api_node_t **v; /* one allocation per node: an api_node_t points
+			 * into itself, so growing the array must not move
+			 * them */
 	size_t n, cap;
 } list_ctx_t;
 
@@ -964,7 +990,8 @@ static int list_one(const void *key, size_t klen, const void *val,
 		l->cap = l->cap ? l->cap * 2 : 16;
 		l->v = flt_xrealloc(l->v, l->cap * sizeof(*l->v));
 	}
-	api_node_fill(l->t, &l->v[l->n++], rec);
+	l->v[l->n] = flt_xmalloc(sizeof(*l->v[l->n]));
+	api_node_fill(l->t, l->v[l->n++], rec);
 	return 0;
 }
 
@@ -988,15 +1015,17 @@ static void handle_list(coord_nodes_t *t, flt_request_t *r)
 			FLOTILLA__NODE_LIST_RESPONSE__INIT;
 		Flotilla__Node **ptrs = flt_xcalloc(l.n, sizeof(*ptrs));
 		for (size_t i = 0; i < l.n; i++)
-			ptrs[i] = &l.v[i].node;
+			ptrs[i] = &l.v[i]->node;
 		resp.nodes = ptrs;
 		resp.n_nodes = l.n;
 		resp.index = index;
 		flt_request_reply(r, &resp.base);
 		free(ptrs);
 	}
-	for (size_t i = 0; i < l.n; i++)
-		api_node_free(&l.v[i]);
+	for (size_t i = 0; i < l.n; i++) {
+		api_node_free(l.v[i]);
+		free(l.v[i]);
+	}
 	free(l.v);
 }
 

@@ -50,3 +50,14 @@ pass "retried Register is idempotent until the node has synced"
 out=$("$RAWSEND" --url "$API" --method 1)
 echo "$out" | grep -q "code=5" || fail "register on the API port: $out"
 pass "methods are served only on their own socket"
+
+# Many nodes: the list grows past any small buffer and stays intact.
+for i in $(seq 1 40); do
+	"$RAWSEND" --url "$LISTEN" --register "bulk-$i" --token "$TOKEN" --reg-id "bulk-reg-$i" >/dev/null
+done
+n=$(nodes_json | jq '[.[] | select(.name | startswith("bulk-"))] | length')
+[ "$n" = 40 ] || fail "listed $n of 40 registered nodes"
+nodes_json | jq -e 'all(.[]; (.registered_at | length) == 24 and (.id | length) == 36)' >/dev/null ||
+	fail "listed nodes are garbled"
+"$CLI" node list | grep -c "bulk-" | grep -qx 40 || fail "human list lacks nodes"
+pass "a 40-node list is complete and intact"
