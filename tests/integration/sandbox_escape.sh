@@ -44,7 +44,13 @@ esac
 
 # The agent's data directory sits beside the probes, where the task would
 # see it if it were not masked; it holds a marker the task must not read.
-DATA=$(mktemp -d "$PROBES_DIR/data.XXXXXX")
+# (When the probes are bound in, the agent refuses a mount that would show
+# its data directory, so it goes elsewhere.)
+if [ $BIN_VISIBLE = 1 ]; then
+	DATA=$(mktemp -d "$PROBES_DIR/data.XXXXXX")
+else
+	DATA=$(mktemp -d "$T/data.XXXXXX")
+fi
 SUID_HOST=""
 escape_cleanup() {
 	local rc=$?

@@ -9,6 +9,15 @@
 [ "$(id -u)" = 0 ] || skip "tasks need root (namespaces, cgroups)"
 unshare --pid --fork --mount true 2>/dev/null || skip "namespaces are not permitted here"
 HTTPD="$FLT_BIN/tests/tools/flt-httpd"
+# Tasks see the host's top-level directories except /tmp, /home, /root and
+# /run: a build tree there is bound in read-only.
+TOOLS_MOUNT='[]'
+case "$(realpath "$FLT_BIN")/" in
+/tmp/* | /home/* | /root/* | /run/*)
+	TOOLS_MOUNT=$(jq -nc --arg s "$(realpath "$FLT_BIN/tests/tools")" '[{source: $s, target: "/flt-tools"}]')
+	HTTPD=/flt-tools/flt-httpd
+	;;
+esac
 SPECS="$T/specs"
 mkdir -p "$SPECS"
 TASKS="$T/agent/tasks"
@@ -68,7 +77,7 @@ cat >"$SPECS/pwr.json" <<J
 J
 cat >"$SPECS/svc.json" <<J
 {"name": "svc", "command": "$HTTPD", "args": ["$port", "/alloc/state"],
- "network": "private",
+ "network": "private", "mounts": $TOOLS_MOUNT,
  "checks": [
   {"name": "exec", "type": "exec", "command": ["/bin/sh", "-c", "test -e /alloc/healthy"],
    "interval_ms": 300, "timeout_ms": 250, "failures": 1},
