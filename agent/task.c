@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "flotilla/job.h"
 #include "flotilla/pb.h"
 #include "flotilla/util.h"
 #include "health.h"
@@ -21,76 +22,6 @@
 #include "task.h"
 
 #define SPEC_MAX (1u << 20)
-
-static const struct {
-	const char *name;
-	int resource;
-} rlimit_names[] = {
-	{ "as", RLIMIT_AS },	     { "core", RLIMIT_CORE },
-	{ "cpu", RLIMIT_CPU },	     { "data", RLIMIT_DATA },
-	{ "fsize", RLIMIT_FSIZE },   { "locks", RLIMIT_LOCKS },
-	{ "memlock", RLIMIT_MEMLOCK }, { "msgqueue", RLIMIT_MSGQUEUE },
-	{ "nice", RLIMIT_NICE },     { "nofile", RLIMIT_NOFILE },
-	{ "nproc", RLIMIT_NPROC },   { "rss", RLIMIT_RSS },
-	{ "rtprio", RLIMIT_RTPRIO }, { "sigpending", RLIMIT_SIGPENDING },
-	{ "stack", RLIMIT_STACK },
-};
-
-static int rlimit_resource(const char *name)
-{
-	for (size_t i = 0; i < FLT_ARRAY_SIZE(rlimit_names); i++)
-		if (strcmp(rlimit_names[i].name, name) == 0)
-			return rlimit_names[i].resource;
-	return -1;
-}
-
-/* "SIGTERM", "TERM" or "15" -> 15; 0 if unknown. */
-static int signal_number(const char *s)
-{
-	if (!*s)
-		return SIGTERM;
-	char *end;
-	long n = strtol(s, &end, 10);
-	if (!*end)
-		return n > 0 && n < NSIG ? (int)n : 0;
-	if (strncmp(s, "SIG", 3) == 0)
-		s += 3;
-	for (int i = 1; i < NSIG; i++) {
-		const char *abbrev = sigabbrev_np(i);
-		if (abbrev && strcmp(abbrev, s) == 0)
-			return i;
-	}
-	return 0;
-}
-
-static bool abs_clean_path(const char *p)
-{
-	if (p[0] != '/' || strlen(p) >= 256)
-		return false;
-	/* No "..", no "." components, no empty ones beyond the root. */
-	for (const char *c = p; *c;) {
-		while (*c == '/')
-			c++;
-		const char *e = strchrnul(c, '/');
-		size_t n = (size_t)(e - c);
-		if ((n == 1 && c[0] == '.') ||
-		    (n == 2 && c[0] == '.' && c[1] == '.'))
-			return false;
-		c = e;
-	}
-	return flt_is_text(p, strlen(p));
-}
-
-static bool env_name(const char *k)
-{
-	if (!*k || (*k >= '0' && *k <= '9'))
-		return false;
-	for (; *k; k++)
-		if (!((*k >= 'A' && *k <= 'Z') || (*k >= 'a' && *k <= 'z') ||
-		      (*k >= '0' && *k <= '9') || *k == '_'))
-			return false;
-	return true;
-}
 
 #define BAD(...) return flt_err(err, -EINVAL, __VA_ARGS__)
 
@@ -157,99 +88,27 @@ static int check_ids(const char *user, uid_t uid, gid_t gid,
 
 int agent_task_spec_check(Flotilla__TaskSpec *t, flt_error_t *err)
 {
-	if (!flt_is_name(t->name, 63))
-		BAD("name: must be 1 to 63 of [A-Za-z0-9._-]");
-	if (!abs_clean_path(t->command))
-		BAD("command: must be an absolute path");
-	for (size_t i = 0; i < t->n_env; i++)
-		if (!env_name(t->env[i]->key))
-			BAD("env.%s: not a valid variable name", t->env[i]->key);
-	if (*t->workdir && !abs_clean_path(t->workdir))
-		BAD("workdir: must be an absolute path");
-	if (*t->hostname && !flt_is_name(t->hostname, 63))
-		BAD("hostname: must be 1 to 63 of [A-Za-z0-9._-]");
+	/* The rules every task obeys, wherever it is checked (job.c)... */
+	int rc = flt_task_check(t, "", err);
+	if (rc < 0)
+		return rc;
+	/* ...and what only this host can answer. */
 	uid_t uid;
 	gid_t gid;
-	int rc = resolve_user(t->user, &uid, &gid, err);
+	rc = resolve_user(t->user, &uid, &gid, err);
 	if (rc < 0 || (rc = check_ids(t->user, uid, gid, err)) < 0)
 		return rc;
-
-	Flotilla__Resources *r = t->resources;
-	if (r) {
-		if (r->memory_mb && r->memory_mb < 4)
-			BAD("resources.memory_mb: must be 0 (no limit) or at "
-			    "least 4");
-		if (r->memory_mb > (1ull << 40))
-			BAD("resources.memory_mb: too large");
-		if (r->cpu_weight > 10000)
-			BAD("resources.cpu_weight: must be 1 to 10000");
-		if (r->cpu_quota_percent > 100000)
-			BAD("resources.cpu_quota_percent: must be at most "
-			    "100000 (1000 cores)");
-		if (r->max_pids > 4194304)
-			BAD("resources.max_pids: must be at most 4194304");
-	}
-	if (*t->network && strcmp(t->network, "none") &&
-	    strcmp(t->network, "private") && strcmp(t->network, "host"))
-		BAD("network: must be \"none\", \"private\" or \"host\"");
 	for (size_t i = 0; i < t->n_mounts; i++) {
-		Flotilla__Mount *m = t->mounts[i];
 		struct stat st;
-		if (!abs_clean_path(m->source))
-			BAD("mounts[%zu].source: must be an absolute path", i);
-		if (stat(m->source, &st) < 0)
-			BAD("mounts[%zu].source: %s: %s", i, m->source,
-			    strerror(errno));
-		if (!abs_clean_path(m->target) || !strcmp(m->target, "/"))
-			BAD("mounts[%zu].target: must be an absolute path "
-			    "other than /",
-			    i);
+		if (stat(t->mounts[i]->source, &st) < 0)
+			BAD("mounts[%zu].source: %s: %s", i,
+			    t->mounts[i]->source, strerror(errno));
 	}
-	if (*t->alloc_dir &&
-	    (!abs_clean_path(t->alloc_dir) || !strcmp(t->alloc_dir, "/")))
-		BAD("alloc_dir: must be an absolute path other than /");
 	for (size_t i = 0; i < t->n_capabilities; i++) {
 		cap_value_t v;
 		if (cap_from_name(t->capabilities[i], &v) < 0)
 			BAD("capabilities[%zu]: unknown capability \"%s\"", i,
 			    t->capabilities[i]);
-	}
-	if (t->seccomp && *t->seccomp->profile &&
-	    strcmp(t->seccomp->profile, "default") &&
-	    strcmp(t->seccomp->profile, "unconfined"))
-		BAD("seccomp.profile: must be \"default\" or \"unconfined\"");
-	for (size_t i = 0; i < t->n_rlimits; i++) {
-		Flotilla__Rlimit *l = t->rlimits[i];
-		if (rlimit_resource(l->name) < 0)
-			BAD("rlimits[%zu].name: unknown limit \"%s\"", i,
-			    l->name);
-		if (l->soft > l->hard)
-			BAD("rlimits[%zu].soft: must not exceed hard", i);
-	}
-	Flotilla__RestartPolicy *rp = t->restart;
-	if (rp) {
-		if (*rp->on && strcmp(rp->on, "failure") &&
-		    strcmp(rp->on, "always") && strcmp(rp->on, "never"))
-			BAD("restart.on: must be \"failure\", \"always\" or "
-			    "\"never\"");
-		if (rp->attempts > 1000)
-			BAD("restart.attempts: must be at most 1000");
-	}
-	if (!signal_number(t->stop_signal))
-		BAD("stop_signal: unknown signal \"%s\"", t->stop_signal);
-	if (t->kill_timeout_ms > 600000)
-		BAD("kill_timeout_ms: must be at most 600000");
-	if (t->logs && t->logs->max_file_bytes &&
-	    t->logs->max_file_bytes < 4096)
-		BAD("logs.max_file_bytes: must be at least 4096");
-	if (t->logs && t->logs->max_files > 100)
-		BAD("logs.max_files: must be at most 100");
-	for (size_t i = 0; i < t->n_checks; i++) {
-		char prefix[32];
-		snprintf(prefix, sizeof(prefix), "checks[%zu]", i);
-		rc = agent_check_validate(t->checks[i], prefix, err);
-		if (rc < 0)
-			return rc;
 	}
 	if (!t->kill_timeout_ms)
 		t->kill_timeout_ms = 5000;
@@ -392,7 +251,7 @@ int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
 			c.caps |= 1ull << v;
 	}
 	for (size_t i = 0; i < t->n_rlimits; i++)
-		shim_conf_add_rlimit(&c, rlimit_resource(t->rlimits[i]->name),
+		shim_conf_add_rlimit(&c, flt_rlimit_resource(t->rlimits[i]->name),
 				     (rlim_t)t->rlimits[i]->soft,
 				     (rlim_t)t->rlimits[i]->hard);
 	c.net = !strcmp(t->network, "host")	 ? SHIM_NET_HOST
@@ -412,7 +271,7 @@ int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
 	c.restart_attempts = rp ? rp->attempts : 0;
 	c.restart_interval_ms = rp && rp->interval_ms ? rp->interval_ms : 60000;
 	c.restart_delay_ms = rp && rp->delay_ms ? rp->delay_ms : 1000;
-	c.stop_signal = signal_number(t->stop_signal);
+	c.stop_signal = flt_signal_number(t->stop_signal);
 	c.kill_timeout_ms = t->kill_timeout_ms ? t->kill_timeout_ms : 5000;
 	c.log_max_bytes = t->logs ? t->logs->max_file_bytes : 0;
 	c.log_max_files = t->logs ? t->logs->max_files : 0;

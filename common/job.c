@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <jansson.h>
 
@@ -37,12 +38,28 @@
 /* Room for the longest prefix we build: groups[99].tasks[N].checks[N]. */
 #define PATH_LEN 128
 
-/* The names agent/task.c maps to RLIMIT_* (keep the two lists equal). */
-static const char *const rlimit_names[] = {
-	"as",	  "core",   "cpu",    "data",	    "fsize",
-	"locks",  "memlock", "msgqueue", "nice",	    "nofile",
-	"nproc",  "rss",    "rtprio", "sigpending", "stack",
+/* Task rlimit names and their RLIMIT_* numbers. */
+static const struct {
+	const char *name;
+	int resource;
+} rlimits[] = {
+	{ "as", RLIMIT_AS },	     { "core", RLIMIT_CORE },
+	{ "cpu", RLIMIT_CPU },	     { "data", RLIMIT_DATA },
+	{ "fsize", RLIMIT_FSIZE },   { "locks", RLIMIT_LOCKS },
+	{ "memlock", RLIMIT_MEMLOCK }, { "msgqueue", RLIMIT_MSGQUEUE },
+	{ "nice", RLIMIT_NICE },     { "nofile", RLIMIT_NOFILE },
+	{ "nproc", RLIMIT_NPROC },   { "rss", RLIMIT_RSS },
+	{ "rtprio", RLIMIT_RTPRIO }, { "sigpending", RLIMIT_SIGPENDING },
+	{ "stack", RLIMIT_STACK },
 };
+
+int flt_rlimit_resource(const char *name)
+{
+	for (size_t i = 0; i < FLT_ARRAY_SIZE(rlimits); i++)
+		if (strcmp(rlimits[i].name, name) == 0)
+			return rlimits[i].resource;
+	return -1;
+}
 
 static const char *const operators[] = {
 	"=",	     "!=",	"<",	  ">",		"<=",
@@ -195,25 +212,29 @@ static int check_user(const char *user, const char *prefix, flt_error_t *err)
 	return 0;
 }
 
-/* As agent/task.c reads it: "", "SIGTERM", "TERM" or "15". */
-static bool signal_known(const char *s)
+int flt_signal_number(const char *s)
 {
 	char *end;
 	long n;
 
 	if (!*s)
-		return true;
+		return SIGTERM;
 	n = strtol(s, &end, 10);
 	if (!*end)
-		return n > 0 && n < NSIG;
+		return n > 0 && n < NSIG ? (int)n : 0;
 	if (strncmp(s, "SIG", 3) == 0)
 		s += 3;
 	for (int i = 1; i < NSIG; i++) {
 		const char *abbrev = sigabbrev_np(i);
 		if (abbrev && strcmp(abbrev, s) == 0)
-			return true;
+			return i;
 	}
-	return false;
+	return 0;
+}
+
+static bool signal_known(const char *s)
+{
+	return flt_signal_number(s) != 0;
 }
 
 /* Libcap is not needed to see that a name has the right shape. */
@@ -437,8 +458,7 @@ int flt_task_check(const Flotilla__TaskSpec *t, const char *pre,
 		const Flotilla__Rlimit *l = t->rlimits[i];
 		snprintf(sub, sizeof(sub), "%s%srlimits[%zu]", pre,
 			 *pre ? "." : "", i);
-		if (!in_list(l->name, rlimit_names,
-			     FLT_ARRAY_SIZE(rlimit_names)))
+		if (flt_rlimit_resource(l->name) < 0)
 			return bad(err, sub, "name", "unknown limit \"%s\"",
 				   shown(l->name, q));
 		if (l->soft > l->hard)

@@ -56,4 +56,10 @@ int flt_job_check(Flotilla__Job *job, flt_error_t *err);
 int flt_task_check(const Flotilla__TaskSpec *t, const char *prefix,
 		   flt_error_t *err);
 
+/* RLIMIT_* of a task rlimit name ("nofile"), or -1. */
+int flt_rlimit_resource(const char *name);
+
+/* "SIGTERM", "TERM" or "15" (and "" for SIGTERM) -> 15; 0 if unknown. */
+int flt_signal_number(const char *name);
+
 #endif

@@ -155,7 +155,7 @@ for u in root 0 65534:0 -1 4294967295 65534:4294967295; do
 		'{name: "asroot", command: $c, args: ["mount"], user: $u}' >"$T/asroot.json"
 	RC=0
 	OUT=$(timeout 30 "$AGENT" --data-dir "$DATA" exec "$T/asroot.json" 2>&1) || RC=$?
-	if [ $RC != 125 ] || ! grep -Eq 'user: .*(refused|is root|not uid|no user)' <<<"$OUT"; then
+	if [ $RC != 125 ] || ! grep -Eq 'user: .*(refused|is root|not uid|not a name or uid|no user)' <<<"$OUT"; then
 		FAILED+=("user $u was not refused: rc=$RC $OUT")
 	fi
 	ROWS+=("$(printf '%-22s %-7s %-13s rc=%-3s %s' "user-refused" "$u" "exit-125" "$RC" "$(head -n 1 <<<"$OUT")")")
