@@ -24,6 +24,7 @@ typedef struct cli_cmd {
 } cli_cmd_t;
 
 extern const cli_cmd_t cli_node_cmds[];
+extern const cli_cmd_t cli_job_cmds[];
 
 /* Calls the coordinator; on failure prints "flotilla: <reason>" and
  * returns non-zero. */

@@ -26,7 +26,8 @@ static const flt_flag_t flags[] = {
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
 
-static const cli_cmd_t *const groups[] = { cli_node_cmds, NULL };
+static const cli_cmd_t *const groups[] = { cli_node_cmds, cli_job_cmds,
+					   NULL };
 
 int cli_fail(const char *fmt, ...)
 {

@@ -77,4 +77,18 @@ void coord_nodes_release_watches(coord_nodes_t *n);
 
 size_t coord_nodes_count(coord_nodes_t *n, size_t *ready, size_t *down);
 
+/*
+ * The scheduler's view of the fleet now: every stored node with its
+ * attributes (node.name, node.id, attr.<fingerprint field>, label.<key>)
+ * and capacity; eligible when ready. NULL on a store failure (err set).
+ * Free with sched_fleet_free.
+ */
+struct sched_fleet;
+struct sched_fleet *coord_nodes_fleet(coord_nodes_t *n, flt_error_t *err);
+
+/* ---- jobs.c: operator methods on jobs --------------------------------- */
+
+/* JobPlan: checks the job and shows where its allocations would go. */
+void coord_jobs_plan(coord_nodes_t *n, flt_request_t *r);
+
 #endif

@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "coordinator.h"
+#include "scheduler.h"
 #include "flotilla/log.h"
 #include "flotilla/util.h"
 
@@ -1114,9 +1115,77 @@ void coord_nodes_handle_api(flt_request_t *r, void *arg)
 	case FLOTILLA__METHOD__METHOD_NODE_GET:
 		handle_get(t, r);
 		return;
+	case FLOTILLA__METHOD__METHOD_JOB_PLAN:
+		coord_jobs_plan(t, r);
+		return;
 	default:
 		flt_request_fail(r, FLT_EMETHOD,
 				 "method %s is not served on the API port",
 				 flt_method_name(flt_request_envelope(r)->method));
 	}
+}
+
+/* ---- the scheduler's view ------------------------------------------------ */
+
+static int fleet_one(const void *key, size_t klen, const void *val,
+		     size_t vlen, void *arg)
+{
+	struct { coord_nodes_t *t; sched_fleet_t *f; } *x = arg;
+	(void)key;
+	(void)klen;
+	Flotilla__NodeRecord *rec =
+		flotilla__node_record__unpack(NULL, vlen, val);
+	if (!rec)
+		return 0;
+	const Flotilla__Fingerprint *fp = rec->fingerprint;
+	const char *keys[16 + MAX_LABELS], *vals[16 + MAX_LABELS];
+	char lk[MAX_LABELS][NAME_MAX_LEN + 8], cpus[16], mem[32];
+	size_t n = 0;
+	keys[n] = "node.name", vals[n++] = rec->name;
+	keys[n] = "node.id", vals[n++] = rec->id;
+	if (fp) {
+		snprintf(cpus, sizeof(cpus), "%u", fp->cpu_count);
+		snprintf(mem, sizeof(mem), "%llu",
+			 (unsigned long long)fp->memory_bytes);
+		keys[n] = "attr.hostname", vals[n++] = fp->hostname;
+		keys[n] = "attr.os_id", vals[n++] = fp->os_id;
+		keys[n] = "attr.os_version", vals[n++] = fp->os_version;
+		keys[n] = "attr.os_name", vals[n++] = fp->os_name;
+		keys[n] = "attr.kernel", vals[n++] = fp->kernel;
+		keys[n] = "attr.arch", vals[n++] = fp->arch;
+		keys[n] = "attr.cpu_count", vals[n++] = cpus;
+		keys[n] = "attr.memory_bytes", vals[n++] = mem;
+		keys[n] = "attr.cgroup_version", vals[n++] = fp->cgroup_version;
+		keys[n] = "attr.agent_version", vals[n++] = fp->agent_version;
+	}
+	for (size_t i = 0; i < rec->n_labels && i < MAX_LABELS; i++) {
+		snprintf(lk[i], sizeof(lk[i]), "label.%s", rec->labels[i]->key);
+		keys[n] = lk[i], vals[n++] = rec->labels[i]->value;
+	}
+	pthread_mutex_lock(&x->t->mtx);
+	cnode_t *c = table_find(x->t, rec->id);
+	bool ready = c && c->status == FLOTILLA__NODE_STATUS__NODE_STATUS_READY;
+	pthread_mutex_unlock(&x->t->mtx);
+	sched_fleet_add(x->f, rec->id, n, keys, vals,
+			fp ? fp->cpu_count * 100 : 0,
+			fp ? fp->memory_bytes >> 20 : 0, 4194304, ready);
+	flotilla__node_record__free_unpacked(rec, NULL);
+	return 0;
+}
+
+sched_fleet_t *coord_nodes_fleet(coord_nodes_t *t, flt_error_t *err)
+{
+	flt_txn_t *txn;
+	if (flt_txn_begin(t->o.store, false, &txn, err) < 0)
+		return NULL;
+	struct { coord_nodes_t *t; sched_fleet_t *f; } x = { t,
+							      sched_fleet_new() };
+	int rc = flt_txn_foreach(txn, t->db, NULL, 0, fleet_one, &x);
+	flt_txn_abort(txn);
+	if (rc < 0) {
+		sched_fleet_free(x.f);
+		flt_err(err, rc, "reading nodes failed");
+		return NULL;
+	}
+	return x.f;
 }
