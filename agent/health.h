@@ -1,7 +1,8 @@
 /*
  * Health checks of tasks: the tcp and http probes, the per-check state
  * (failure threshold, next due time) and validation of HealthCheck specs.
- * exec checks are run by the sandbox code; here they are only validated.
+ * exec checks are run by the sandbox code; specs are checked by
+ * flt_check_validate (common/job.c).
  */
 #ifndef FLOTILLA_AGENT_HEALTH_H
 #define FLOTILLA_AGENT_HEALTH_H
@@ -90,18 +91,5 @@ bool agent_check_due(const agent_check_state_t *s, int64_t now_ms);
 bool agent_check_record(agent_check_state_t *s,
 			const Flotilla__HealthCheck *hc, int result,
 			const char *why, int64_t now_ms);
-
-/*
- * Validates a spec. Messages start with prefix (e.g. "checks[1]", may be
- * NULL) and the field: "checks[1].address: must be host:port". Checks:
- * name (if set) is a name; type is exec, tcp or http; exec has a command
- * whose argv[0] is an absolute path; tcp and http have a valid address;
- * http's path (if set) starts with '/' and has no spaces or control
- * characters; the effective timeout_ms is below the effective interval_ms.
- * failures 0 means the default, so any value is valid.
- * Returns 0 or -EINVAL.
- */
-int agent_check_validate(const Flotilla__HealthCheck *hc, const char *prefix,
-			 flt_error_t *err);
 
 #endif

@@ -330,10 +330,13 @@ static bool http_path_ok(const char *path)
 }
 
 /* The rules of the agent's agent_check_validate, with its messages. */
-static int check_health(const Flotilla__HealthCheck *hc, const char *prefix,
-			flt_error_t *err)
+int flt_check_validate(const Flotilla__HealthCheck *hc, const char *prefix,
+		       flt_error_t *err)
 {
 	const char *reason;
+
+	if (!hc)
+		return bad(err, prefix, "", "missing");
 	unsigned interval, timeout;
 
 	if (*hc->name && !flt_is_name(hc->name, NAME_MAX_LEN))
@@ -490,7 +493,7 @@ int flt_task_check(const Flotilla__TaskSpec *t, const char *pre,
 	for (size_t i = 0; i < t->n_checks; i++) {
 		snprintf(sub, sizeof(sub), "%s%schecks[%zu]", pre,
 			 *pre ? "." : "", i);
-		if ((rc = check_health(t->checks[i], sub, err)) < 0)
+		if ((rc = flt_check_validate(t->checks[i], sub, err)) < 0)
 			return rc;
 	}
 	if (*t->hostname && !flt_is_name(t->hostname, NAME_MAX_LEN))

@@ -56,6 +56,13 @@ int flt_job_check(Flotilla__Job *job, flt_error_t *err);
 int flt_task_check(const Flotilla__TaskSpec *t, const char *prefix,
 		   flt_error_t *err);
 
+/*
+ * Checks one health check; prefix like "groups[0].tasks[1].checks[2]"
+ * (NULL or "" for none).
+ */
+int flt_check_validate(const Flotilla__HealthCheck *hc, const char *prefix,
+		       flt_error_t *err);
+
 /* RLIMIT_* of a task rlimit name ("nofile"), or -1. */
 int flt_rlimit_resource(const char *name);
 

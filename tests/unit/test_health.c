@@ -21,6 +21,7 @@
 
 #include "flotilla/util.h"
 #include "../../agent/health.h"
+#include "flotilla/job.h"
 
 /* ---- a listening socket and a tiny HTTP server ------------------------ */
 
@@ -662,11 +663,11 @@ static void test_validate_bad(void **state)
 		flt_error_t err = { 0 };
 
 		make(&hc, &cases[i].sp, argv);
-		assert_int_equal(agent_check_validate(&hc, "checks[1]", &err),
+		assert_int_equal(flt_check_validate(&hc, "checks[1]", &err),
 				 -EINVAL);
 		assert_int_equal(err.code, -EINVAL);
 		assert_string_equal(err.msg, cases[i].msg);
-		assert_int_equal(agent_check_validate(&hc, NULL, NULL),
+		assert_int_equal(flt_check_validate(&hc, NULL, NULL),
 				 -EINVAL);
 	}
 }
@@ -680,15 +681,15 @@ static void test_validate_prefixes(void **state)
 
 	(void)state;
 	make(&hc, &sp, argv);
-	assert_int_equal(agent_check_validate(&hc, NULL, &err), -EINVAL);
+	assert_int_equal(flt_check_validate(&hc, NULL, &err), -EINVAL);
 	assert_string_equal(err.msg, "address: must be host:port");
-	assert_int_equal(agent_check_validate(&hc, "", &err), -EINVAL);
+	assert_int_equal(flt_check_validate(&hc, "", &err), -EINVAL);
 	assert_string_equal(err.msg, "address: must be host:port");
-	assert_int_equal(agent_check_validate(&hc, "task web: checks[0]", &err),
+	assert_int_equal(flt_check_validate(&hc, "task web: checks[0]", &err),
 			 -EINVAL);
 	assert_string_equal(err.msg,
 			    "task web: checks[0].address: must be host:port");
-	assert_int_equal(agent_check_validate(NULL, "checks[2]", &err),
+	assert_int_equal(flt_check_validate(NULL, "checks[2]", &err),
 			 -EINVAL);
 	assert_string_equal(err.msg, "checks[2]: missing");
 }
@@ -722,7 +723,7 @@ static void test_validate_good(void **state)
 		flt_error_t err = { .code = 42, .msg = "untouched" };
 
 		make(&hc, &good[i], argv);
-		assert_int_equal(agent_check_validate(&hc, "checks[0]", &err),
+		assert_int_equal(flt_check_validate(&hc, "checks[0]", &err),
 				 0);
 		assert_int_equal(err.code, 42);
 		assert_string_equal(err.msg, "untouched");
