@@ -1,6 +1,6 @@
 /*
  * Health checks of tasks: the tcp and http probes, the per-check state
- * (failure threshold, next due time) and validation of HealthCheck specs.
+ * (failure threshold, next due time).
  * exec checks are run by the sandbox code; specs are checked by
  * flt_check_validate (common/job.c).
  */
