@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "flotilla/job.h"
+#include "flotilla/version.h"
 #include "flotilla/pb.h"
 #include "flotilla/util.h"
 
@@ -678,94 +679,14 @@ static int check_regexp(const char *re, const char *prefix, flt_error_t *err)
 	return 0;
 }
 
-/*
- * A numeric identifier of semver: digits, no leading zero, and at most 18
- * of them so that the scheduler's 64-bit numbers hold it.
- */
-static bool semver_number(const char **s, const char *end)
-{
-	const char *p = *s;
-
-	if (p == end || *p < '0' || *p > '9')
-		return false;
-	if (*p == '0' && p + 1 < end && p[1] >= '0' && p[1] <= '9')
-		return false;
-	while (p < end && *p >= '0' && *p <= '9')
-		p++;
-	if (p - *s > 18)
-		return false;
-	*s = p;
-	return true;
-}
-
-/* Dot-separated identifiers of [0-9A-Za-z-] after '-' or '+'. */
-static bool semver_idents(const char **s, const char *end, bool pre)
-{
-	const char *p = *s;
-
-	for (;;) {
-		const char *start = p;
-		bool numeric = true;
-		while (p < end && ((*p >= '0' && *p <= '9') ||
-				   (*p >= 'a' && *p <= 'z') ||
-				   (*p >= 'A' && *p <= 'Z') || *p == '-')) {
-			if (*p < '0' || *p > '9')
-				numeric = false;
-			p++;
-		}
-		if (p == start)
-			return false;
-		if (pre && numeric && *start == '0' && p - start > 1)
-			return false;
-		if (p == end || *p != '.')
-			break;
-		p++;
-	}
-	*s = p;
-	return true;
-}
-
-/*
- * [v]major[.minor[.patch]][-pre][+build]: semver 2.0.0, with minor and
- * patch optional and a leading "v" allowed, as people write ranges ("< 2",
- * ">= v1.2") and as flt_semver_range_match reads them.
- */
-static bool semver(const char *p, const char *end)
-{
-	if (p < end && (*p == 'v' || *p == 'V'))
-		p++;
-	if (!semver_number(&p, end))
-		return false;
-	for (int i = 0; i < 2 && p < end && *p == '.'; i++) {
-		p++;
-		if (!semver_number(&p, end))
-			return false;
-	}
-	if (p < end && *p == '-') {
-		p++;
-		if (!semver_idents(&p, end, true))
-			return false;
-	}
-	if (p < end && *p == '+') {
-		p++;
-		if (!semver_idents(&p, end, false))
-			return false;
-	}
-	return p == end;
-}
-
-/* ">= 1.2.0, < 2": comma-separated clauses, each [op] version. */
 static int check_version_range(const char *range, const char *prefix,
 			       flt_error_t *err)
 {
-	static const char *const ops[] = { "<=", ">=", "!=", "=", "<",
-					   ">",	 "~",  "^" };
 	const char *p = range;
 	char q[64], clause[256];
 
 	for (;;) {
 		const char *start = p, *end = strchrnul(p, ',');
-		const char *v;
 		size_t n;
 
 		while (start < end && *start == ' ')
@@ -776,18 +697,12 @@ static int check_version_range(const char *range, const char *prefix,
 		if (!n)
 			return bad(err, prefix, "value",
 				   "not a valid version range: empty clause");
-		v = start;
-		for (size_t i = 0; i < FLT_ARRAY_SIZE(ops); i++) {
-			size_t k = strlen(ops[i]);
-			if (!strncmp(v, ops[i], k)) {
-				v += k;
-				break;
-			}
-		}
-		while (v < start + n && *v == ' ')
-			v++;
-		if (!semver(v, start + n)) {
-			snprintf(clause, sizeof(clause), "%.*s", (int)n, start);
+		/* Each clause is parsed by the same code that evaluates
+		 * ranges (common/version.c), so what passes here works. */
+		snprintf(clause, sizeof(clause), "%.*s", (int)n, start);
+		bool match;
+		if (strchr(clause, ',') ||
+		    flt_semver_range_match(clause, "0.0.0", &match, NULL) < 0) {
 			return bad(err, prefix, "value",
 				   "not a valid version range: \"%s\" is not "
 				   "an operator and a version such as "
