@@ -701,8 +701,7 @@ static int check_version_range(const char *range, const char *prefix,
 		 * ranges (common/version.c), so what passes here works. */
 		snprintf(clause, sizeof(clause), "%.*s", (int)n, start);
 		bool match;
-		if (strchr(clause, ',') ||
-		    flt_semver_range_match(clause, "0.0.0", &match, NULL) < 0) {
+		if (flt_semver_range_match(clause, "0.0.0", &match, NULL) < 0) {
 			return bad(err, prefix, "value",
 				   "not a valid version range: \"%s\" is not "
 				   "an operator and a version such as "
