@@ -167,7 +167,7 @@ static int load_one(const void *key, size_t klen, const void *val,
 
 /* ---- the shim ---------------------------------------------------------- */
 
-static int spawn_shim(agent_tasks_t *t, task_t *k, flt_error_t *err)
+static int spawn_shim(task_t *k, flt_error_t *err)
 {
 	const char *shim_path = agent_shim_path();
 	char log[1100];
@@ -215,7 +215,6 @@ static int spawn_shim(agent_tasks_t *t, task_t *k, flt_error_t *err)
 		return flt_err(err, -ECHILD, "could not start %s", shim_path);
 	k->shim_pid = shim;
 	k->shim_start = proc_start_time(shim);
-	(void)t;
 	return 0;
 }
 
@@ -227,7 +226,7 @@ static void start_task(agent_tasks_t *t, task_t *k)
 	snprintf(p, sizeof(p), "%s/status", k->dir);
 	unlink(p);
 	if (agent_task_prepare(k->spec, k->dir, t->masks, &err) < 0 ||
-	    spawn_shim(t, k, &err) < 0) {
+	    spawn_shim(k, &err) < 0) {
 		flt_error("task could not start task=%s error=\"%s\"", k->name,
 			  err.msg);
 		snprintf(k->state, sizeof(k->state), "failed");

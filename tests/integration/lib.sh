@@ -93,6 +93,31 @@ wait_for() {
 	fail "timed out after ${secs}s waiting for $what"
 }
 
+# Skips (77) unless this host can run sandboxed tasks: root, namespaces,
+# and a writable cgroup hierarchy (v2 with memory, or v1 memory/cpu/pids).
+require_sandbox() {
+	[ "$(id -u)" = 0 ] || skip "needs root: the agent sets up namespaces, mounts and cgroups"
+	command -v unshare >/dev/null &&
+		unshare --mount --pid --uts --ipc --net --fork true 2>/dev/null ||
+		skip "creating namespaces is not permitted here"
+	local r=/sys/fs/cgroup
+	if [ -f $r/cgroup.controllers ]; then
+		grep -qw memory $r/cgroup.controllers && [ -w $r ]
+	else
+		[ -w $r/memory ] && [ -w $r/cpu ] && [ -w $r/pids ]
+	fi || skip "no writable cgroup hierarchy under /sys/fs/cgroup"
+}
+
+# "yes" when PATH lies in a top-level directory tasks do not see (the
+# sandbox leaves out /tmp, /home, /root, /run, /dev, /proc): tests then
+# bind what they need in with a "mounts" entry.
+hidden_from_tasks() {
+	case "$(realpath "$1")/" in
+	/tmp/* | /home/* | /root/* | /run/* | /dev/* | /proc/* | /lost+found/*) echo yes ;;
+	*) echo no ;;
+	esac
+}
+
 nodes_json() { "$CLI" node list --json; }
 status_of() { nodes_json | jq -r --arg n "$1" '.[] | select(.name == $n) | .status'; }
 id_of() { nodes_json | jq -r --arg n "$1" '.[] | select(.name == $n) | .id'; }

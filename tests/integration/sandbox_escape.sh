@@ -10,19 +10,7 @@
 # full before the verdict.
 . "$(dirname "$0")/lib.sh"
 
-[ "$(id -u)" = 0 ] || skip "needs root: the agent sets up namespaces, mounts and cgroups"
-command -v unshare >/dev/null &&
-	unshare --mount --pid --uts --ipc --net --fork true 2>/dev/null ||
-	skip "creating namespaces is not permitted here"
-cgroups_usable() {
-	local r=/sys/fs/cgroup
-	if [ -f $r/cgroup.controllers ]; then
-		grep -qw memory $r/cgroup.controllers && [ -w $r ]
-	else
-		[ -w $r/memory ] && [ -w $r/cpu ] && [ -w $r/pids ]
-	fi
-}
-cgroups_usable || skip "no writable cgroup hierarchy under /sys/fs/cgroup"
+require_sandbox
 
 PROBES_DIR=$(realpath "$FLT_BIN/tests/sandbox")
 [ -x "$PROBES_DIR/flt-escape" ] || fail "$PROBES_DIR/flt-escape is not built"
@@ -30,8 +18,8 @@ PROBES_DIR=$(realpath "$FLT_BIN/tests/sandbox")
 # The build tree is seen in place when it lives in a host directory the
 # sandbox shows; under one it hides (/tmp, /home...), it is bound in.
 MOUNTS='[]'
-case "$PROBES_DIR/" in
-/tmp/* | /home/* | /root/* | /run/* | /dev/* | /proc/* | /lost+found/*)
+case "$(hidden_from_tasks "$PROBES_DIR")" in
+yes)
 	BIN_VISIBLE=0
 	ESCAPE=/flt-probes/flt-escape
 	MOUNTS=$(jq -nc --arg s "$PROBES_DIR" '[{source: $s, target: "/flt-probes"}]')

@@ -6,19 +6,7 @@
 # loop to its share; without one the loop gets a whole CPU).
 . "$(dirname "$0")/lib.sh"
 
-[ "$(id -u)" = 0 ] || skip "needs root: the agent sets up namespaces, mounts and cgroups"
-command -v unshare >/dev/null &&
-	unshare --mount --pid --uts --ipc --net --fork true 2>/dev/null ||
-	skip "creating namespaces is not permitted here"
-cgroups_usable() {
-	local r=/sys/fs/cgroup
-	if [ -f $r/cgroup.controllers ]; then
-		grep -qw memory $r/cgroup.controllers && [ -w $r ]
-	else
-		[ -w $r/memory ] && [ -w $r/cpu ] && [ -w $r/pids ]
-	fi
-}
-cgroups_usable || skip "no writable cgroup hierarchy under /sys/fs/cgroup"
+require_sandbox
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
 	echo "cgroup v2 (unified hierarchy): the v2 code path runs"
 else
@@ -29,8 +17,8 @@ PROBES_DIR=$(realpath "$FLT_BIN/tests/sandbox")
 [ -x "$PROBES_DIR/flt-hog" ] || fail "$PROBES_DIR/flt-hog is not built"
 # Seen in place in a host directory the sandbox shows; bound in otherwise.
 MOUNTS='[]'
-case "$PROBES_DIR/" in
-/tmp/* | /home/* | /root/* | /run/* | /dev/* | /proc/* | /lost+found/*)
+case "$(hidden_from_tasks "$PROBES_DIR")" in
+yes)
 	HOG=/flt-probes/flt-hog
 	MOUNTS=$(jq -nc --arg s "$PROBES_DIR" '[{source: $s, target: "/flt-probes"}]')
 	;;

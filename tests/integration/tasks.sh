@@ -6,14 +6,13 @@
 # happened while it was away is reported with its real status.
 . "$(dirname "$0")/lib.sh"
 
-[ "$(id -u)" = 0 ] || skip "tasks need root (namespaces, cgroups)"
-unshare --pid --fork --mount true 2>/dev/null || skip "namespaces are not permitted here"
+require_sandbox
 HTTPD="$FLT_BIN/tests/tools/flt-httpd"
 # Tasks see the host's top-level directories except /tmp, /home, /root and
 # /run: a build tree there is bound in read-only.
 TOOLS_MOUNT='[]'
-case "$(realpath "$FLT_BIN")/" in
-/tmp/* | /home/* | /root/* | /run/*)
+case "$(hidden_from_tasks "$FLT_BIN")" in
+yes)
 	TOOLS_MOUNT=$(jq -nc --arg s "$(realpath "$FLT_BIN/tests/tools")" '[{source: $s, target: "/flt-tools"}]')
 	HTTPD=/flt-tools/flt-httpd
 	;;
