@@ -18,6 +18,7 @@ const flt_pb_limits_t flt_pb_default_limits = {
 
 const flt_pb_limits_t flt_pb_reply_limits = {
 	.max_string = 64 * 1024,
+	.max_bytes = 2u << 20,
 	.max_repeated = 1000000,
 	.max_depth = 16,
 	.alloc_factor = 128,
@@ -70,10 +71,10 @@ static int check_value(const ProtobufCFieldDescriptor *f, const void *p,
 	}
 	case PROTOBUF_C_TYPE_BYTES: {
 		const ProtobufCBinaryData *b = p;
-		if (b->len > lim->max_string)
+		size_t max = lim->max_bytes ? lim->max_bytes : lim->max_string;
+		if (b->len > max)
 			return flt_err(err, FLT_EPROTO,
-				       "%s: longer than %zu bytes", path,
-				       lim->max_string);
+				       "%s: longer than %zu bytes", path, max);
 		return 0;
 	}
 	case PROTOBUF_C_TYPE_MESSAGE: {

@@ -20,6 +20,7 @@ const char *flt_method_name(Flotilla__Method m)
 	case FLOTILLA__METHOD__METHOD_SYNC: return "sync";
 	case FLOTILLA__METHOD__METHOD_WATCH: return "watch";
 	case FLOTILLA__METHOD__METHOD_FETCH_CHUNK: return "fetch_chunk";
+	case FLOTILLA__METHOD__METHOD_AGENT_LOGS: return "agent_logs";
 	case FLOTILLA__METHOD__METHOD_NODE_LIST: return "node_list";
 	case FLOTILLA__METHOD__METHOD_NODE_GET: return "node_get";
 	case FLOTILLA__METHOD__METHOD_JOB_PLAN: return "job_plan";

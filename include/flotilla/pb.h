@@ -10,7 +10,8 @@
 #include "flotilla/error.h"
 
 typedef struct flt_pb_limits {
-	size_t max_string; /* bytes of any string or bytes field */
+	size_t max_string; /* bytes of any string field */
+	size_t max_bytes;  /* bytes of any bytes field; 0: max_string */
 	size_t max_repeated; /* elements of any repeated field */
 	unsigned max_depth;  /* nesting of messages */
 	/* Decoding may allocate at most alloc_factor * length + alloc_slack
@@ -22,7 +23,8 @@ typedef struct flt_pb_limits {
 
 /* Limits for requests from the network (any peer). */
 extern const flt_pb_limits_t flt_pb_default_limits;
-/* Limits for replies from the coordinator (lists may be long and sparse). */
+/* Limits for replies from the coordinator (lists may be long and sparse)
+ * and from agents (log chunks of up to 1 MiB in bytes fields). */
 extern const flt_pb_limits_t flt_pb_reply_limits;
 
 /*

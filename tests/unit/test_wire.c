@@ -672,6 +672,19 @@ static void test_pb_limits(void **state)
 	rec.secret_hash.len = 5;
 	assert_int_equal(flt_pb_check(&rec.base, &lim, &err), FLT_EPROTO);
 	assert_string_equal(err.msg, "secret_hash: longer than 4 bytes");
+	/* Bytes fields may have a limit of their own (log chunks). */
+	flt_pb_limits_t wide = lim;
+	wide.max_bytes = 5;
+	assert_int_equal(flt_pb_check(&rec.base, &wide, &err), 0);
+	rec.secret_hash.len = 6;
+	rec.secret_hash.data = (uint8_t *)"123456";
+	assert_int_equal(flt_pb_check(&rec.base, &wide, &err), FLT_EPROTO);
+	assert_string_equal(err.msg, "secret_hash: longer than 5 bytes");
+	Flotilla__AllocLogsResponse logs = FLOTILLA__ALLOC_LOGS_RESPONSE__INIT;
+	logs.data.len = 1u << 20;
+	logs.data.data = NULL; /* not read by the check */
+	assert_int_equal(flt_pb_check(&logs.base, &flt_pb_reply_limits, &err),
+			 0);
 
 	/* Depth: list (0) -> node (1) -> fingerprint (2). */
 	nodes[0].attributes = &fp;
@@ -889,12 +902,17 @@ static void test_json_node(void **state)
 				      "create_index",
 				      "modify_index",
 				      "address",
-				      "tasks" };
+				      "tasks",
+				      "eligible",
+				      "draining",
+				      "drain_deadline",
+				      "api_address" };
 	const char *fp_fields[] = { "hostname",	      "os_id",
 				    "os_version",     "os_name",
 				    "kernel",	      "arch",
 				    "cpu_count",      "memory_bytes",
-				    "cgroup_version", "agent_version" };
+				    "cgroup_version", "agent_version",
+				    "api_address" };
 	(void)state;
 
 	l[0].key = "zone";
