@@ -3,7 +3,10 @@
 #define FLOTILLA_CLI_H
 
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 
+#include "flotilla/flags.h"
 #include "flotilla/tls.h"
 #include "flotilla/wire.h"
 
@@ -15,16 +18,29 @@ typedef struct cli {
 } cli_t;
 
 /* One subcommand: "node list" is { "node", "list", ... }. */
-typedef struct cli_cmd {
+typedef struct cli_cmd cli_cmd_t;
+struct cli_cmd {
 	const char *group;
 	const char *name;
-	const char *args; /* for usage: "[--json]" */
-	const char *help;
-	int (*run)(cli_t *c, int argc, char **argv);
-} cli_cmd_t;
+	const char *args; /* for usage: "NODE [--json]" */
+	const char *help; /* one line */
+	int (*run)(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv);
+};
 
 extern const cli_cmd_t cli_node_cmds[];
 extern const cli_cmd_t cli_job_cmds[];
+extern const cli_cmd_t cli_alloc_cmds[];
+extern const cli_cmd_t cli_deployment_cmds[];
+
+/* Exit statuses. */
+enum {
+	CLI_EXIT_OK = 0,
+	CLI_EXIT_FAIL = 1,  /* runtime failure, or a rollout that failed */
+	CLI_EXIT_USAGE = 2, /* bad command line */
+	CLI_EXIT_INTERRUPTED = 130,
+};
+
+/* ---- main.c ------------------------------------------------------------ */
 
 /* Calls the coordinator; on failure prints "flotilla: <reason>" and
  * returns non-zero. */
@@ -37,5 +53,139 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Prints JSON (and a newline) to stdout and releases it. */
 void cli_print_json(json_t *j);
+
+/* ---- args.c: command lines ------------------------------------------- */
+
+/* The "--json" flag, common to every command that prints something. */
+#define CLI_FLAG_JSON(dest)                                                  \
+	{ "json", FLT_FLAG_BOOL, (dest), NULL, "print JSON", 0, 0, NULL }
+#define CLI_FLAG_END { NULL, 0, NULL, NULL, NULL, 0, 0, NULL }
+
+/*
+ * Parses a subcommand's arguments (argv[0] is its name): flags from the
+ * table anywhere among the operands ("job status web --json"), and between
+ * min_ops and max_ops operands, stored in ops (unused slots NULL).
+ * Returns -1 to go on, CLI_EXIT_OK after printing --help, or
+ * CLI_EXIT_USAGE after printing a one-line usage error.
+ */
+int cli_args(const cli_cmd_t *cmd, const flt_flag_t *flags, int argc,
+	     char **argv, int min_ops, int max_ops, const char **ops);
+
+/* Prints a one-line usage error about cmd and returns CLI_EXIT_USAGE. */
+int cli_usage_fail(const cli_cmd_t *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/*
+ * Parses a duration such as "90s", "5m", "1h30m" or "250ms" (units ms, s,
+ * m, h, d; at least one; no sign, no fraction) into milliseconds, at most
+ * max_ms. Returns 0, or -EINVAL with the reason in err.
+ */
+int cli_parse_duration(const char *s, uint64_t max_ms, uint64_t *ms,
+		       flt_error_t *err);
+
+/* ---- render.c: what people read -------------------------------------- */
+
+/* s, or "-" when it is NULL or empty. */
+const char *cli_dash(const char *s);
+
+/* Unix ms of an RFC 3339 UTC time as the coordinator writes it; 0 for "". */
+int64_t cli_parse_time(const char *s);
+
+/* "3.2s ago" for Unix ms (flt_format_age against now); "-" for 0. */
+void cli_age(int64_t unix_ms, char *buf, size_t len);
+
+/* "1h02m" style, for durations (not ages). */
+void cli_format_duration(int64_t ms, char *buf, size_t len);
+
+/* Prints "Key            = value" (key padded to a fixed width). */
+void cli_kv(const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/*
+ * A table: cells are copied in, columns sized to their widest cell, empty
+ * cells shown as "-", the last column not padded.
+ */
+typedef struct cli_table {
+	size_t ncols, ncells, cap;
+	char **cells;
+} cli_table_t;
+
+/* Starts a table with ncols column headers (const char *). */
+void cli_table_init(cli_table_t *t, size_t ncols, ...);
+/* Adds one row of t->ncols cells (const char *). */
+void cli_table_row(cli_table_t *t, ...);
+/* Prints every line prefixed by indent, and releases the table. */
+void cli_table_print(cli_table_t *t, const char *indent);
+
+/* "yes" or "no". */
+static inline const char *cli_yes(bool b) { return b ? "yes" : "no"; }
+
+/* A task state's name ("running"). */
+const char *cli_task_state(Flotilla__TaskState s);
+
+/* The tasks table of node status and alloc status (ALLOC column when any
+ * task belongs to an allocation). */
+void cli_print_tasks(Flotilla__TaskStatus *const *tasks, size_t n);
+
+/*
+ * The allocations table of job status: live allocations first (by group
+ * and index), then those told to stop that have finished (newest first),
+ * of which only the last 10 unless all. Sorts allocs in place.
+ */
+void cli_print_allocs(Flotilla__Alloc **allocs, size_t n, bool all);
+
+/* True for the final client statuses: complete, failed, lost. */
+bool cli_alloc_finished(const Flotilla__Alloc *a);
+
+/* One line about a node: "node web-1 (1a2b3c4d): ready, eligible, ...". */
+void cli_print_node_line(const Flotilla__Node *n);
+
+/* "deployment 1a2b3c4d (web version 3) running: <description>". */
+void cli_deployment_line(const Flotilla__Deployment *d, char *buf,
+			 size_t len);
+
+/* True for successful, failed and cancelled. */
+bool cli_deployment_done(const Flotilla__Deployment *d);
+
+/*
+ * Live progress of a deployment: one header line and one line per group.
+ * On a terminal the lines are redrawn in place (with a progress bar);
+ * otherwise a line is printed only when it changes.
+ */
+typedef struct cli_progress {
+	bool tty;
+	int drawn;    /* lines drawn last time (terminal) */
+	size_t nlast; /* lines printed last time (not a terminal) */
+	char **last;
+} cli_progress_t;
+
+void cli_progress_init(cli_progress_t *p, FILE *f);
+void cli_progress_draw(cli_progress_t *p, const Flotilla__Deployment *d);
+void cli_progress_end(cli_progress_t *p);
+
+/* ---- monitor.c: following a rollout ------------------------------------ */
+
+/* Catches SIGINT from now on: waits return early and cli_interrupted()
+ * says so. */
+void cli_catch_interrupt(void);
+bool cli_interrupted(void);
+
+/* Sleeps ms, or less when SIGINT arrives. */
+void cli_sleep_ms(int ms);
+
+/*
+ * Shows the progress of deployment id until it is successful (returns 0),
+ * failed or cancelled (1), or wait_s seconds have passed (1); SIGINT
+ * returns CLI_EXIT_INTERRUPTED.
+ */
+int cli_watch_deployment(cli_t *c, const char *id, long wait_s);
+
+/*
+ * Waits until every allocation of job that is to run has started (or
+ * finished) and every one told to stop has finished, or wait_s seconds,
+ * then prints the allocations table. Returns 0, or 1 when an allocation
+ * failed or the wait ran out.
+ */
+int cli_watch_allocs(cli_t *c, const char *job, long wait_s);
 
 #endif

@@ -1,6 +1,7 @@
 /* flotilla: the command line for people and scripts. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -26,8 +27,9 @@ static const flt_flag_t flags[] = {
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
 
-static const cli_cmd_t *const groups[] = { cli_node_cmds, cli_job_cmds,
-					   NULL };
+static const cli_cmd_t *const groups[] = {
+	cli_node_cmds, cli_job_cmds, cli_alloc_cmds, cli_deployment_cmds, NULL
+};
 
 int cli_fail(const char *fmt, ...)
 {
@@ -65,18 +67,26 @@ void cli_print_json(json_t *j)
 
 static void usage(FILE *f)
 {
-	flt_flags_usage(f,
-			"Usage: flotilla [OPTIONS] COMMAND [ARGS]\n\n"
-			"Commands:",
-			flags);
-	fputc('\n', f);
+	char *text = NULL;
+	size_t len = 0, w = 0;
+	FILE *m = open_memstream(&text, &len);
+	if (!m)
+		return;
 	for (size_t g = 0; groups[g]; g++)
-		for (const cli_cmd_t *c = groups[g]; c->group; c++) {
-			char left[64];
-			snprintf(left, sizeof(left), "%s %s %s", c->group,
-				 c->name, c->args);
-			fprintf(f, "  %-30s %s\n", left, c->help);
-		}
+		for (const cli_cmd_t *c = groups[g]; c->group; c++)
+			if (strlen(c->group) + strlen(c->name) + 1 > w)
+				w = strlen(c->group) + strlen(c->name) + 1;
+	fprintf(m, "Usage: flotilla [OPTIONS] COMMAND [ARGS]\n\nCommands:\n");
+	for (size_t g = 0; groups[g]; g++)
+		for (const cli_cmd_t *c = groups[g]; c->group; c++)
+			fprintf(m, "  %s %-*s  %s\n", c->group,
+				(int)(w - strlen(c->group) - 1), c->name,
+				c->help);
+	fprintf(m, "\n\"flotilla COMMAND --help\" shows a command's "
+		   "arguments and options.");
+	fclose(m);
+	flt_flags_usage(f, text, flags);
+	free(text);
 }
 
 int main(int argc, char **argv)
@@ -106,7 +116,7 @@ int main(int argc, char **argv)
 				continue;
 			group_known = true;
 			if (strcmp(c->name, name) == 0) {
-				rc = c->run(&cli, argc - next - 1,
+				rc = c->run(&cli, c, argc - next - 1,
 					    argv + next + 1);
 				break;
 			}

@@ -2,52 +2,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
-#include "flotilla/flags.h"
 #include "flotilla/util.h"
 
-static bool json_out;
-static bool verbose;
-
-static const flt_flag_t list_flags[] = {
-	{ "json", FLT_FLAG_BOOL, &json_out, NULL, "print JSON", 0, 0, NULL },
-	{ "verbose", FLT_FLAG_BOOL, &verbose, NULL, "print full ids", 0, 0,
-	  NULL },
-	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
-};
-
-static int parse(const char *usage, int argc, char **argv, int want_args,
-		 int *next)
-{
-	flt_error_t err;
-	int rc = flt_flags_parse(list_flags, argc, argv, next, &err);
-	if (rc == 1) {
-		flt_flags_usage(stdout, usage, list_flags);
-		return 0;
-	}
-	if (rc < 0)
-		return cli_fail("%s", err.msg) + 1;
-	/* Flags may also follow the operand: "node status web-1 --json". */
-	if (*next < argc && want_args) {
-		int op = *next;
-		int rest;
-		rc = flt_flags_parse(list_flags, argc - op, argv + op, &rest,
-				     &err);
-		if (rc < 0)
-			return cli_fail("%s", err.msg) + 1;
-		if (op + rest != argc)
-			return cli_fail("unexpected argument \"%s\"",
-					argv[op + rest]) + 1;
-		*next = op;
-		/* One operand, then only flags. */
-		return want_args == 1 ? -1 : cli_fail("%s", usage) + 1;
-	}
-	if (argc - *next != want_args)
-		return cli_fail("%s", usage) + 1;
-	return -1;
-}
+/* NodeDrainRequest.deadline_ms is a uint32. */
+#define DRAIN_DEADLINE_MAX_MS 0xffffffffull
 
 static void labels_str(const Flotilla__Node *n, char *buf, size_t len)
 {
@@ -57,20 +17,6 @@ static void labels_str(const Flotilla__Node *n, char *buf, size_t len)
 		off += (size_t)snprintf(buf + off, len - off, "%s%s=%s",
 					i ? "," : "", n->labels[i]->key,
 					n->labels[i]->value);
-	if (!n->n_labels)
-		snprintf(buf, len, "-");
-}
-
-static int64_t parse_time(const char *s)
-{
-	struct tm tm = { 0 };
-	int ms = 0;
-	if (!*s || !strptime(s, "%Y-%m-%dT%H:%M:%S", &tm))
-		return 0;
-	const char *dot = strchr(s, '.');
-	if (dot)
-		ms = atoi(dot + 1);
-	return (int64_t)timegm(&tm) * 1000 + ms;
 }
 
 static int by_name(const void *a, const void *b)
@@ -81,13 +27,35 @@ static int by_name(const void *a, const void *b)
 	return r ? r : strcmp(x->id, y->id);
 }
 
-static int node_list(cli_t *c, int argc, char **argv)
+static void print_nodes(const Flotilla__NodeListResponse *r, bool verbose)
+{
+	cli_table_t t;
+	cli_table_init(&t, 8, "ID", "NAME", "STATUS", "ELIGIBLE", "DRAIN",
+		       "ADDRESS", "LAST HEARTBEAT", "LABELS");
+	for (size_t i = 0; i < r->n_nodes; i++) {
+		const Flotilla__Node *n = r->nodes[i];
+		char id[40], age[32], labels[512];
+		snprintf(id, sizeof(id), "%.*s", verbose ? 36 : 8, n->id);
+		cli_age(cli_parse_time(n->last_heartbeat), age, sizeof(age));
+		labels_str(n, labels, sizeof(labels));
+		cli_table_row(&t, id, n->name, n->status, cli_yes(n->eligible),
+			      cli_yes(n->draining), n->address, age, labels);
+	}
+	cli_table_print(&t, "");
+}
+
+static int node_list(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 {
 	Flotilla__NodeListRequest req = FLOTILLA__NODE_LIST_REQUEST__INIT;
 	Flotilla__NodeListResponse *resp;
-	int next;
-	int rc = parse("Usage: flotilla node list [--json] [--verbose]", argc,
-		       argv, 0, &next);
+	bool json = false, verbose = false;
+	const flt_flag_t flags[] = {
+		CLI_FLAG_JSON(&json),
+		{ "verbose", FLT_FLAG_BOOL, &verbose, NULL, "print full ids",
+		  0, 0, NULL },
+		CLI_FLAG_END,
+	};
+	int rc = cli_args(cmd, flags, argc, argv, 0, 0, NULL);
 	if (rc >= 0)
 		return rc;
 	if ((rc = cli_call(c, FLOTILLA__METHOD__METHOD_NODE_LIST, &req.base,
@@ -95,116 +63,171 @@ static int node_list(cli_t *c, int argc, char **argv)
 			   (ProtobufCMessage **)&resp)) != 0)
 		return rc;
 	if (resp->n_nodes > 1)
-		qsort(resp->nodes, resp->n_nodes, sizeof(*resp->nodes), by_name);
-	if (json_out) {
+		qsort(resp->nodes, resp->n_nodes, sizeof(*resp->nodes),
+		      by_name);
+	if (json) {
 		json_t *a = json_array();
 		for (size_t i = 0; i < resp->n_nodes; i++)
 			json_array_append_new(
 				a, flt_pb_to_json(&resp->nodes[i]->base));
 		cli_print_json(a);
 	} else {
-		int64_t now = flt_now_wall_ms();
-		int idw = verbose ? 36 : 8;
-		printf("%-*s  %-20s  %-12s  %-22s  %-14s  %s\n", idw, "ID",
-		       "NAME", "STATUS", "ADDRESS", "LAST HEARTBEAT",
-		       "LABELS");
-		for (size_t i = 0; i < resp->n_nodes; i++) {
-			const Flotilla__Node *n = resp->nodes[i];
-			char age[32], labels[512];
-			flt_format_age(parse_time(n->last_heartbeat), now, age,
-				       sizeof(age));
-			labels_str(n, labels, sizeof(labels));
-			printf("%-*.*s  %-20s  %-12s  %-22s  %-14s  %s\n", idw,
-			       idw, n->id, n->name, n->status,
-			       *n->address ? n->address : "-", age, labels);
-		}
+		print_nodes(resp, verbose);
 	}
 	flotilla__node_list_response__free_unpacked(resp, NULL);
 	return 0;
 }
 
-static int node_status(cli_t *c, int argc, char **argv)
+static void print_attributes(const Flotilla__Fingerprint *f)
+{
+	printf("\nAttributes\n");
+	printf("  hostname        = %s\n", f->hostname);
+	printf("  os              = %s (%s %s)\n", f->os_name, f->os_id,
+	       f->os_version);
+	printf("  kernel          = %s\n", f->kernel);
+	printf("  arch            = %s\n", f->arch);
+	printf("  cpu.count       = %u\n", f->cpu_count);
+	printf("  memory          = %.1f GiB\n",
+	       (double)f->memory_bytes / (1 << 30));
+	printf("  cgroup          = %s\n", f->cgroup_version);
+	printf("  agent.version   = %s\n", f->agent_version);
+}
+
+static void print_node(const Flotilla__Node *n)
+{
+	char age[32], labels[512];
+	cli_age(cli_parse_time(n->last_heartbeat), age, sizeof(age));
+	labels_str(n, labels, sizeof(labels));
+	cli_kv("ID", "%s", n->id);
+	cli_kv("Name", "%s", n->name);
+	cli_kv("Status", "%s (since %s)", n->status, n->status_changed_at);
+	cli_kv("Eligible", "%s", cli_yes(n->eligible));
+	if (n->draining)
+		cli_kv("Draining", "yes (deadline %s)",
+		       cli_dash(n->drain_deadline));
+	else
+		cli_kv("Draining", "no");
+	cli_kv("Last heartbeat", "%s", age);
+	cli_kv("Address", "%s", cli_dash(n->address));
+	cli_kv("Agent API", "%s", cli_dash(n->api_address));
+	cli_kv("Registered", "%s", n->registered_at);
+	cli_kv("Labels", "%s", cli_dash(labels));
+	if (n->attributes)
+		print_attributes(n->attributes);
+	if (n->n_tasks) {
+		printf("\nTasks\n");
+		cli_print_tasks(n->tasks, n->n_tasks);
+	}
+}
+
+/* Prints the node a NodeGetResponse carries, as JSON or as one line
+ * (long: every field), and releases the reply. */
+static int show_node(Flotilla__NodeGetResponse *resp, bool json, bool long_)
+{
+	const Flotilla__Node *n = resp->node;
+	int rc = 0;
+	if (!n)
+		rc = cli_fail("bad reply: no node");
+	else if (json)
+		cli_print_json(flt_pb_to_json(&n->base));
+	else if (long_)
+		print_node(n);
+	else
+		cli_print_node_line(n);
+	flotilla__node_get_response__free_unpacked(resp, NULL);
+	return rc;
+}
+
+static int node_status(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 {
 	Flotilla__NodeGetRequest req = FLOTILLA__NODE_GET_REQUEST__INIT;
 	Flotilla__NodeGetResponse *resp;
-	int next;
-	int rc = parse("Usage: flotilla node status NODE [--json]", argc, argv,
-		       1, &next);
+	bool json = false;
+	const flt_flag_t flags[] = { CLI_FLAG_JSON(&json), CLI_FLAG_END };
+	int rc = cli_args(cmd, flags, argc, argv, 1, 1,
+			  (const char **)&req.node);
 	if (rc >= 0)
 		return rc;
-	req.node = argv[next];
 	if ((rc = cli_call(c, FLOTILLA__METHOD__METHOD_NODE_GET, &req.base,
 			   &flotilla__node_get_response__descriptor,
 			   (ProtobufCMessage **)&resp)) != 0)
 		return rc;
-	const Flotilla__Node *n = resp->node;
-	if (!n) {
-		flotilla__node_get_response__free_unpacked(resp, NULL);
-		return cli_fail("bad reply: no node");
+	return show_node(resp, json, true);
+}
+
+static int node_drain(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
+{
+	Flotilla__NodeDrainRequest req = FLOTILLA__NODE_DRAIN_REQUEST__INIT;
+	Flotilla__NodeGetResponse *resp;
+	bool json = false, disable = false;
+	const char *deadline = NULL;
+	const flt_flag_t flags[] = {
+		{ "deadline", FLT_FLAG_STRING, &deadline, "DURATION",
+		  "stop what is left after this long (30s, 5m, 1h; default "
+		  "1h)",
+		  0, 0, NULL },
+		{ "disable", FLT_FLAG_BOOL, &disable, NULL,
+		  "cancel a drain (the node stays ineligible)", 0, 0, NULL },
+		CLI_FLAG_JSON(&json),
+		CLI_FLAG_END,
+	};
+	int rc = cli_args(cmd, flags, argc, argv, 1, 1,
+			  (const char **)&req.node);
+	if (rc >= 0)
+		return rc;
+	if (deadline && disable)
+		return cli_usage_fail(cmd, "--deadline: not with --disable");
+	if (deadline) {
+		uint64_t ms;
+		flt_error_t err;
+		if (cli_parse_duration(deadline, DRAIN_DEADLINE_MAX_MS, &ms,
+				       &err) < 0)
+			return cli_usage_fail(cmd, "--deadline: %s", err.msg);
+		req.deadline_ms = (uint32_t)ms;
 	}
-	if (json_out) {
-		cli_print_json(flt_pb_to_json(&n->base));
-	} else {
-		char age[32], labels[512];
-		flt_format_age(parse_time(n->last_heartbeat),
-			       flt_now_wall_ms(), age, sizeof(age));
-		labels_str(n, labels, sizeof(labels));
-		printf("ID              = %s\n", n->id);
-		printf("Name            = %s\n", n->name);
-		printf("Status          = %s (since %s)\n", n->status,
-		       n->status_changed_at);
-		printf("Last heartbeat  = %s\n", age);
-		printf("Address         = %s\n", *n->address ? n->address : "-");
-		printf("Registered      = %s\n", n->registered_at);
-		printf("Labels          = %s\n", labels);
-		const Flotilla__Fingerprint *f = n->attributes;
-		if (f) {
-			printf("\nAttributes\n");
-			printf("  hostname        = %s\n", f->hostname);
-			printf("  os              = %s (%s %s)\n", f->os_name,
-			       f->os_id, f->os_version);
-			printf("  kernel          = %s\n", f->kernel);
-			printf("  arch            = %s\n", f->arch);
-			printf("  cpu.count       = %u\n", f->cpu_count);
-			printf("  memory          = %.1f GiB\n",
-			       (double)f->memory_bytes / (1 << 30));
-			printf("  cgroup          = %s\n", f->cgroup_version);
-			printf("  agent.version   = %s\n", f->agent_version);
-		}
-		if (n->n_tasks) {
-			static const char *const states[] = {
-				"unknown", "pending", "running", "restarting",
-				"exited",  "failed",  "stopped"
-			};
-			printf("\nTasks\n  %-20s %-11s %-8s %-8s %-6s %s\n",
-			       "NAME", "STATE", "HEALTHY", "RESTARTS", "EXIT",
-			       "MESSAGE");
-			for (size_t i = 0; i < n->n_tasks; i++) {
-				const Flotilla__TaskStatus *t = n->tasks[i];
-				char exit_s[16] = "-";
-				if (t->exit_signal)
-					snprintf(exit_s, sizeof(exit_s), "sig%d",
-						 t->exit_signal);
-				else if (t->exit_code >= 0)
-					snprintf(exit_s, sizeof(exit_s), "%d",
-						 t->exit_code);
-				unsigned st = (unsigned)t->state < 7
-						      ? (unsigned)t->state
-						      : 0;
-				printf("  %-20s %-11s %-8s %-8u %-6s %s\n",
-				       t->name, states[st],
-				       t->healthy ? "yes" : "no", t->restarts,
-				       exit_s, t->message);
-			}
-		}
-	}
-	flotilla__node_get_response__free_unpacked(resp, NULL);
-	return 0;
+	req.enable = !disable;
+	if ((rc = cli_call(c, FLOTILLA__METHOD__METHOD_NODE_DRAIN, &req.base,
+			   &flotilla__node_get_response__descriptor,
+			   (ProtobufCMessage **)&resp)) != 0)
+		return rc;
+	return show_node(resp, json, false);
+}
+
+static int node_eligibility(cli_t *c, const cli_cmd_t *cmd, int argc,
+			    char **argv)
+{
+	Flotilla__NodeEligibilityRequest req =
+		FLOTILLA__NODE_ELIGIBILITY_REQUEST__INIT;
+	Flotilla__NodeGetResponse *resp;
+	bool json = false;
+	const char *ops[2];
+	const flt_flag_t flags[] = { CLI_FLAG_JSON(&json), CLI_FLAG_END };
+	int rc = cli_args(cmd, flags, argc, argv, 2, 2, ops);
+	if (rc >= 0)
+		return rc;
+	if (strcmp(ops[1], "on") == 0)
+		req.eligible = true;
+	else if (strcmp(ops[1], "off") != 0)
+		return cli_usage_fail(cmd, "\"%s\": expected on or off",
+				      ops[1]);
+	req.node = (char *)ops[0];
+	if ((rc = cli_call(c, FLOTILLA__METHOD__METHOD_NODE_ELIGIBILITY,
+			   &req.base, &flotilla__node_get_response__descriptor,
+			   (ProtobufCMessage **)&resp)) != 0)
+		return rc;
+	return show_node(resp, json, false);
 }
 
 const cli_cmd_t cli_node_cmds[] = {
-	{ "node", "list", "[--json]", "list the fleet's nodes", node_list },
+	{ "node", "list", "[--json] [--verbose]", "list the fleet's nodes",
+	  node_list },
 	{ "node", "status", "NODE [--json]",
 	  "show one node (id, id prefix or name)", node_status },
+	{ "node", "drain", "NODE [--deadline DURATION] [--disable] [--json]",
+	  "move a node's allocations elsewhere and keep new ones off it",
+	  node_drain },
+	{ "node", "eligibility", "NODE on|off [--json]",
+	  "let the scheduler place new allocations on a node, or not",
+	  node_eligibility },
 	{ NULL, NULL, NULL, NULL, NULL },
 };

@@ -1,0 +1,218 @@
+/* flotilla alloc ...: allocations, and their logs from the agents. */
+#include <string.h>
+
+#include "cli.h"
+#include "flotilla/util.h"
+
+/* Bytes asked of the agent per call (the proto's cap). */
+#define LOG_CHUNK (1u << 20)
+#define LOG_POLL_MS 250
+
+static int get_alloc(cli_t *c, const char *id, Flotilla__AllocGetResponse **r)
+{
+	Flotilla__AllocGetRequest req = FLOTILLA__ALLOC_GET_REQUEST__INIT;
+	req.id = (char *)id;
+	int rc = cli_call(c, FLOTILLA__METHOD__METHOD_ALLOC_GET, &req.base,
+			  &flotilla__alloc_get_response__descriptor,
+			  (ProtobufCMessage **)r);
+	if (rc == 0 && !(*r)->alloc) {
+		flotilla__alloc_get_response__free_unpacked(*r, NULL);
+		return cli_fail("bad reply: no allocation");
+	}
+	return rc;
+}
+
+static void print_alloc(const Flotilla__Alloc *a)
+{
+	char created[32], modified[32];
+	cli_age(a->create_ms, created, sizeof(created));
+	cli_age(a->modify_ms, modified, sizeof(modified));
+	cli_kv("ID", "%s", a->id);
+	cli_kv("Name", "%s.%s[%u]", a->job, a->group, a->index);
+	cli_kv("Job", "%s (version %llu)", a->job,
+	       (unsigned long long)a->job_version);
+	cli_kv("Node", "%s (%.8s)", cli_dash(a->node_name), a->node_id);
+	cli_kv("Desired", "%s%s%s%s", a->desired,
+	       *a->desired_reason ? " (" : "", a->desired_reason,
+	       *a->desired_reason ? ")" : "");
+	cli_kv("Status", "%s%s%s", a->client_status,
+	       *a->client_message ? ": " : "", a->client_message);
+	cli_kv("Health", "%s%s", cli_dash(a->health),
+	       a->canary ? " (canary)" : "");
+	cli_kv("Deployment", "%.8s", cli_dash(a->deployment_id));
+	cli_kv("Created", "%s", created);
+	cli_kv("Modified", "%s", modified);
+	if (*a->previous_alloc)
+		cli_kv("Replaces", "%.8s", a->previous_alloc);
+	if (*a->next_alloc)
+		cli_kv("Replaced by", "%.8s", a->next_alloc);
+	if (a->reschedule_attempts)
+		cli_kv("Reschedules", "%u", a->reschedule_attempts);
+	if (a->migrating)
+		cli_kv("Migrating", "yes (off a draining node)");
+}
+
+static int alloc_status(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
+{
+	Flotilla__AllocGetResponse *resp;
+	bool json = false;
+	const char *id;
+	const flt_flag_t flags[] = { CLI_FLAG_JSON(&json), CLI_FLAG_END };
+	int rc = cli_args(cmd, flags, argc, argv, 1, 1, &id);
+	if (rc >= 0)
+		return rc;
+	if ((rc = get_alloc(c, id, &resp)) != 0)
+		return rc;
+	if (json) {
+		cli_print_json(flt_pb_to_json(&resp->alloc->base));
+	} else {
+		print_alloc(resp->alloc);
+		if (resp->alloc->n_tasks) {
+			printf("\nTasks\n");
+			cli_print_tasks(resp->alloc->tasks,
+					resp->alloc->n_tasks);
+		}
+	}
+	flotilla__alloc_get_response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+/* The transport's messages say "coordinator"; here the peer is an agent. */
+static int agent_fail(const char *node, const flt_error_t *err)
+{
+	static const char who[] = "coordinator at ";
+	const char *w = strstr(err->msg, who);
+	if (!w)
+		return cli_fail("agent of node %s: %s", node, err->msg);
+	return cli_fail("%.*sagent of node %s at %s", (int)(w - err->msg),
+			err->msg, node, w + strlen(who));
+}
+
+/* The agent's API address of the node that runs alloc a. */
+static int agent_address(cli_t *c, const Flotilla__Alloc *a, char **out)
+{
+	Flotilla__NodeGetRequest req = FLOTILLA__NODE_GET_REQUEST__INIT;
+	Flotilla__NodeGetResponse *resp;
+	req.node = a->node_id;
+	if (!*a->node_id)
+		return cli_fail("allocation %.8s is not placed on a node",
+				a->id);
+	int rc = cli_call(c, FLOTILLA__METHOD__METHOD_NODE_GET, &req.base,
+			  &flotilla__node_get_response__descriptor,
+			  (ProtobufCMessage **)&resp);
+	if (rc != 0)
+		return rc;
+	if (!resp->node || !*resp->node->api_address)
+		rc = cli_fail("node %s has no agent API (start the agent with "
+			      "--api)",
+			      cli_dash(a->node_name));
+	else
+		*out = flt_xstrdup(resp->node->api_address);
+	flotilla__node_get_response__free_unpacked(resp, NULL);
+	return rc;
+}
+
+typedef struct logs_opts {
+	const char *task;
+	bool stderr_;
+	bool follow;
+	long tail;
+} logs_opts_t;
+
+/* Copies the log to stdout, then (follow) polls for more until SIGINT. */
+static int copy_logs(flt_client_t *agent, const Flotilla__Alloc *a,
+		     const logs_opts_t *o, long timeout_ms)
+{
+	Flotilla__AllocLogsRequest req = FLOTILLA__ALLOC_LOGS_REQUEST__INIT;
+	flt_error_t err;
+
+	req.alloc_id = a->id;
+	req.task = (char *)(o->task ? o->task : "");
+	req.stderr = o->stderr_;
+	req.offset = o->tail ? -1 : 0;
+	req.tail = (uint32_t)o->tail;
+	req.max_bytes = LOG_CHUNK;
+	if (o->follow)
+		cli_catch_interrupt();
+	while (!cli_interrupted()) {
+		Flotilla__AllocLogsResponse *resp;
+		if (flt_client_call(agent, FLOTILLA__METHOD__METHOD_AGENT_LOGS,
+				    NULL, &req.base,
+				    &flotilla__alloc_logs_response__descriptor,
+				    (ProtobufCMessage **)&resp,
+				    (int)timeout_ms, &err) < 0)
+			return agent_fail(cli_dash(a->node_name), &err);
+		if (resp->data.len)
+			fwrite(resp->data.data, 1, resp->data.len, stdout);
+		fflush(stdout);
+		/* Read until a reply comes back empty: the agent may send
+		 * less than asked. After a rotation the returned offset is
+		 * in the new file. */
+		bool more = resp->data.len > 0;
+		req.offset = resp->offset;
+		req.tail = 0;
+		flotilla__alloc_logs_response__free_unpacked(resp, NULL);
+		if (more)
+			continue;
+		if (!o->follow)
+			break;
+		cli_sleep_ms(LOG_POLL_MS);
+	}
+	return CLI_EXIT_OK;
+}
+
+static int alloc_logs(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
+{
+	Flotilla__AllocGetResponse *resp;
+	logs_opts_t o = { 0 };
+	const char *id;
+	const flt_flag_t flags[] = {
+		{ "task", FLT_FLAG_STRING, &o.task, "TASK",
+		  "the task (default: the allocation's first)", 0, 0, NULL },
+		{ "stderr", FLT_FLAG_BOOL, &o.stderr_, NULL,
+		  "standard error instead of standard output", 0, 0, NULL },
+		{ "follow", FLT_FLAG_BOOL, &o.follow, NULL,
+		  "(-f) keep printing what the task writes, until Ctrl-C", 0,
+		  0, NULL },
+		{ "tail", FLT_FLAG_INT, &o.tail, "BYTES",
+		  "start this many bytes before the end (default: the whole "
+		  "current file)",
+		  1, 16 << 20, NULL },
+		CLI_FLAG_END,
+	};
+	/* -f as in tail(1): the flag tables know long names only. */
+	char *args[argc + 1];
+	for (int i = 0; i < argc; i++)
+		args[i] = strcmp(argv[i], "-f") == 0 ? (char *)"--follow"
+						     : argv[i];
+	args[argc] = NULL;
+	int rc = cli_args(cmd, flags, argc, args, 1, 1, &id);
+	if (rc >= 0)
+		return rc;
+	if ((rc = get_alloc(c, id, &resp)) != 0)
+		return rc;
+	cleanup_free char *url = NULL;
+	flt_client_t *agent = NULL;
+	flt_error_t err;
+	if ((rc = agent_address(c, resp->alloc, &url)) == 0) {
+		flt_client_opts_t opts = { .url = url, .tls = &c->tls };
+		if (flt_client_open(&opts, &agent, &err) < 0)
+			rc = agent_fail(cli_dash(resp->alloc->node_name), &err);
+		else
+			rc = copy_logs(agent, resp->alloc, &o, c->timeout_ms);
+	}
+	flt_client_close(agent);
+	flotilla__alloc_get_response__free_unpacked(resp, NULL);
+	return rc;
+}
+
+const cli_cmd_t cli_alloc_cmds[] = {
+	{ "alloc", "status", "ID [--json]",
+	  "show an allocation (id or unique id prefix) and its tasks",
+	  alloc_status },
+	{ "alloc", "logs",
+	  "ID [--task TASK] [--stderr] [-f] [--tail BYTES]",
+	  "print a task's output, read from the agent that runs it",
+	  alloc_logs },
+	{ NULL, NULL, NULL, NULL, NULL },
+};

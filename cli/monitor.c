@@ -1,0 +1,167 @@
+/* Following a rollout: a deployment's progress, or a job's allocations. */
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "flotilla/util.h"
+
+#define POLL_MS 250
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+void cli_catch_interrupt(void)
+{
+	/* No SA_RESTART: a sleep ends at once. */
+	struct sigaction sa = { .sa_handler = on_sigint };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+bool cli_interrupted(void) { return interrupted != 0; }
+
+void cli_sleep_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	if (!interrupted)
+		nanosleep(&ts, NULL);
+}
+
+static int get_deployment(cli_t *c, const char *id,
+			  Flotilla__DeploymentGetResponse **resp)
+{
+	Flotilla__DeploymentGetRequest req =
+		FLOTILLA__DEPLOYMENT_GET_REQUEST__INIT;
+	req.id = (char *)id;
+	int rc = cli_call(c, FLOTILLA__METHOD__METHOD_DEPLOYMENT_GET, &req.base,
+			  &flotilla__deployment_get_response__descriptor,
+			  (ProtobufCMessage **)resp);
+	if (rc == 0 && !(*resp)->deployment) {
+		flotilla__deployment_get_response__free_unpacked(*resp, NULL);
+		return cli_fail("bad reply: no deployment");
+	}
+	return rc;
+}
+
+/* The exit status for a finished deployment, after saying how it ended. */
+static int deployment_result(const Flotilla__Deployment *d)
+{
+	if (strcmp(d->status, "successful") == 0)
+		return CLI_EXIT_OK;
+	if (d->reverted_to)
+		printf("job %s reverted to version %llu\n", d->job,
+		       (unsigned long long)d->reverted_to);
+	return CLI_EXIT_FAIL;
+}
+
+int cli_watch_deployment(cli_t *c, const char *id, long wait_s)
+{
+	cli_progress_t p;
+	int64_t deadline = flt_now_mono_ms() + (int64_t)wait_s * 1000;
+	int rc = CLI_EXIT_FAIL;
+
+	cli_catch_interrupt();
+	cli_progress_init(&p, stdout);
+	for (;;) {
+		Flotilla__DeploymentGetResponse *resp;
+		if (get_deployment(c, id, &resp) != 0)
+			break;
+		const Flotilla__Deployment *d = resp->deployment;
+		cli_progress_draw(&p, d);
+		bool done = cli_deployment_done(d);
+		if (done)
+			rc = deployment_result(d);
+		char short_id[9];
+		snprintf(short_id, sizeof(short_id), "%.8s", d->id);
+		flotilla__deployment_get_response__free_unpacked(resp, NULL);
+		if (done)
+			break;
+		if (flt_now_mono_ms() >= deadline) {
+			cli_fail("deployment %s still running after %ld s "
+				 "(flotilla deployment status %s --watch "
+				 "follows it)",
+				 short_id, wait_s, short_id);
+			break;
+		}
+		cli_sleep_ms(POLL_MS);
+		if (cli_interrupted()) {
+			cli_fail("stopped watching; the deployment goes on "
+				 "(flotilla deployment status %s --watch)",
+				 short_id);
+			rc = CLI_EXIT_INTERRUPTED;
+			break;
+		}
+	}
+	cli_progress_end(&p);
+	return rc;
+}
+
+/* Settled: every allocation to run has left pending, every allocation to
+ * stop has finished. */
+static bool allocs_settled(const Flotilla__JobGetResponse *j)
+{
+	for (size_t i = 0; i < j->n_allocs; i++) {
+		const Flotilla__Alloc *a = j->allocs[i];
+		bool run = strcmp(a->desired, "run") == 0;
+		if (run && strcmp(a->client_status, "pending") == 0)
+			return false;
+		if (!run && !cli_alloc_finished(a))
+			return false;
+	}
+	return true;
+}
+
+static size_t allocs_failed(const Flotilla__JobGetResponse *j)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < j->n_allocs; i++) {
+		const Flotilla__Alloc *a = j->allocs[i];
+		n += strcmp(a->desired, "run") == 0 &&
+		     (strcmp(a->client_status, "failed") == 0 ||
+		      strcmp(a->client_status, "lost") == 0);
+	}
+	return n;
+}
+
+int cli_watch_allocs(cli_t *c, const char *job, long wait_s)
+{
+	Flotilla__JobGetRequest req = FLOTILLA__JOB_GET_REQUEST__INIT;
+	Flotilla__JobGetResponse *resp = NULL;
+	int64_t deadline = flt_now_mono_ms() + (int64_t)wait_s * 1000;
+	bool settled = false;
+
+	req.name = (char *)job;
+	cli_catch_interrupt();
+	for (;;) {
+		if (cli_call(c, FLOTILLA__METHOD__METHOD_JOB_GET, &req.base,
+			     &flotilla__job_get_response__descriptor,
+			     (ProtobufCMessage **)&resp) != 0)
+			return CLI_EXIT_FAIL;
+		settled = allocs_settled(resp);
+		if (settled || flt_now_mono_ms() >= deadline)
+			break;
+		cli_sleep_ms(POLL_MS);
+		if (cli_interrupted())
+			break;
+		flotilla__job_get_response__free_unpacked(resp, NULL);
+	}
+	cli_print_allocs(resp->allocs, resp->n_allocs, false);
+	size_t failed = allocs_failed(resp);
+	flotilla__job_get_response__free_unpacked(resp, NULL);
+	if (cli_interrupted())
+		return CLI_EXIT_INTERRUPTED;
+	if (!settled)
+		return cli_fail("job %s: allocations still pending after %ld s",
+				job, wait_s);
+	if (failed)
+		return cli_fail("job %s: %zu allocation%s failed", job, failed,
+				failed == 1 ? "" : "s");
+	return CLI_EXIT_OK;
+}
