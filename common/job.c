@@ -944,6 +944,12 @@ static int check_job(Flotilla__Job *job, json_t *src, flt_error_t *err)
 	    strcmp(job->type, "batch") && strcmp(job->type, "system"))
 		return bad(err, "", "type",
 			   "must be \"service\", \"batch\" or \"system\"");
+	if (!*job->type) {
+		/* Stored explicitly: what runs never depends on a default. */
+		if (job->type != protobuf_c_empty_string)
+			free(job->type);
+		job->type = flt_xstrdup("service");
+	}
 	system = !strcmp(job->type, "system");
 	batch = !strcmp(job->type, "batch");
 	if (job->priority > PRIORITY_MAX ||

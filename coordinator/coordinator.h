@@ -77,6 +77,14 @@ void coord_nodes_release_watches(coord_nodes_t *n);
 
 size_t coord_nodes_count(coord_nodes_t *n, size_t *ready, size_t *down);
 
+/* The engine that serves jobs; set before the servers open. */
+struct coord_engine;
+void coord_nodes_set_engine(coord_nodes_t *n, struct coord_engine *e);
+/* The allocations of node_id changed at index: wake its long-poll. */
+void coord_nodes_push(coord_nodes_t *n, const char *node_id, uint64_t index);
+/* A draining node has nothing left: the drain is complete. */
+void coord_nodes_drained(coord_nodes_t *n, const char *node_id);
+
 /*
  * The scheduler's view of the fleet now: every stored node with its
  * attributes (node.name, node.id, attr.<fingerprint field>, label.<key>)

@@ -7,6 +7,7 @@
 #include <sys/signalfd.h>
 
 #include "coordinator.h"
+#include "engine.h"
 #include "flotilla/flags.h"
 #include "flotilla/log.h"
 #include "flotilla/notify.h"
@@ -97,9 +98,25 @@ static int load_token(char **out, flt_error_t *err)
 	return 0;
 }
 
+static sched_fleet_t *fleet_of(void *ctx, flt_error_t *err)
+{
+	return coord_nodes_fleet(ctx, err);
+}
+
+static void push_to(void *ctx, const char *node_id, uint64_t index)
+{
+	coord_nodes_push(ctx, node_id, index);
+}
+
+static void drained(void *ctx, const char *node_id)
+{
+	coord_nodes_drained(ctx, node_id);
+}
+
 static int run(void)
 {
-	static const char *const dbs[] = { "nodes", "jobs", "allocs",
+	static const char *const dbs[] = { "nodes", "jobs", "job_versions",
+					   "allocs", "evals",
 					   "deployments", "packages", "blobs",
 					   "campaigns", "campaign_targets",
 					   "events", "tokens", NULL };
@@ -108,6 +125,7 @@ static int run(void)
 	flt_store_t *store = NULL;
 	coord_writer_t *writer = NULL;
 	coord_nodes_t *nodes = NULL;
+	coord_engine_t *engine = NULL;
 	flt_server_t *agents = NULL, *api = NULL;
 	cleanup_free char *token = NULL;
 	flt_error_t err;
@@ -143,6 +161,17 @@ static int run(void)
 	};
 	if (coord_nodes_open(&no, &nodes, &err) < 0)
 		goto out;
+	coord_engine_opts_t eo = {
+		.store = store,
+		.writer = writer,
+		.fleet = fleet_of,
+		.push = push_to,
+		.drained = drained,
+		.ctx = nodes,
+	};
+	if (coord_engine_open(&eo, &engine, &err) < 0)
+		goto out;
+	coord_nodes_set_engine(nodes, engine);
 	flt_server_opts_t ao = { .url = listen_url, .tls = &tls,
 				 .workers = (unsigned)workers,
 				 .handler = coord_nodes_handle_agent,
@@ -191,9 +220,11 @@ out:
 	 * (deferred replies go out before they do). */
 	if (nodes)
 		coord_nodes_shutdown(nodes);
+	coord_engine_stop(engine);
 	coord_writer_stop(writer);
 	flt_server_close(agents);
 	flt_server_close(api);
+	coord_engine_free(engine);
 	coord_nodes_close(nodes);
 	coord_writer_free(writer);
 	flt_store_close(store);

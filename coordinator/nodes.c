@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "coordinator.h"
+#include "engine.h"
 #include "scheduler.h"
 #include "flotilla/log.h"
 #include "flotilla/util.h"
@@ -56,7 +57,13 @@ struct coord_nodes {
 	uint8_t token_hash[crypto_generichash_BYTES];
 	int64_t grace_from;
 	bool closing; /* shutting down: new work is refused */
+	coord_engine_t *engine;
 };
+
+void coord_nodes_set_engine(coord_nodes_t *t, coord_engine_t *e)
+{
+	t->engine = e;
+}
 
 /* ---- the table ------------------------------------------------------- */
 
@@ -242,6 +249,11 @@ int coord_nodes_open(const coord_nodes_opts_t *o, coord_nodes_t **out,
 		coord_nodes_close(t);
 		return flt_err(err, rc, "loading nodes failed");
 	}
+	/* Whatever an agent saw before the restart, it fetches its
+	 * allocations again: the index it knows is at most this one. */
+	uint64_t idx = flt_store_index(o->store);
+	for (size_t i = 0; i < t->n; i++)
+		t->v[i]->desired_index = idx;
 	*out = t;
 	return 0;
 }
@@ -290,7 +302,8 @@ typedef struct update_op {
 
 static void queue_update(coord_nodes_t *t, cnode_t *c,
 			 Flotilla__SyncRequest *attrs, flt_request_t *r);
-static void answer_sync(coord_nodes_t *t, flt_request_t *r, uint64_t idx);
+static void answer_sync(coord_nodes_t *t, flt_request_t *r, uint64_t idx,
+			uint64_t known, const char *node_id);
 
 static int update_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 {
@@ -367,7 +380,8 @@ static void update_done(void *arg, int rc, uint64_t index,
 	pthread_mutex_unlock(&t->mtx);
 	if (u->r) {
 		if (rc == 0)
-			answer_sync(t, u->r, desired);
+			answer_sync(t, u->r, desired, u->attrs->known_index,
+				    c->id);
 		else
 			flt_request_fail(u->r, -EAGAIN,
 					 "node attributes not stored: %s",
@@ -698,6 +712,7 @@ static void handle_sync(coord_nodes_t *t, flt_request_t *r)
 	c->last_hb_mono = flt_now_mono_ms();
 	c->last_hb_wall = flt_now_wall_ms();
 	snprintf(c->addr, sizeof(c->addr), "%s", peer);
+	bool came_up = c->status != FLOTILLA__NODE_STATUS__NODE_STATUS_READY;
 	bool flush = set_status(c, FLOTILLA__NODE_STATUS__NODE_STATUS_READY);
 	if (req->fingerprint) {
 		uint8_t h[16];
@@ -710,6 +725,14 @@ static void handle_sync(coord_nodes_t *t, flt_request_t *r)
 	}
 	uint64_t desired = c->desired_index;
 	pthread_mutex_unlock(&t->mtx);
+
+	if (t->engine) {
+		coord_engine_report(t->engine, c->id, req->tasks, req->n_tasks);
+		if (came_up)
+			coord_engine_node_event(t->engine, c->id,
+						COORD_NODE_UP);
+	}
+	uint64_t known = req->known_index;
 
 	/*
 	 * New attributes are acknowledged only once stored (the agent stops
@@ -725,15 +748,22 @@ static void handle_sync(coord_nodes_t *t, flt_request_t *r)
 	if (flush)
 		queue_update(t, c, NULL, NULL);
 	flotilla__sync_request__free_unpacked(req, NULL);
-	answer_sync(t, r, desired);
+	answer_sync(t, r, desired, known, c->id);
 }
 
-static void answer_sync(coord_nodes_t *t, flt_request_t *r, uint64_t idx)
+/* An agent behind the node's index gets every allocation it must run. */
+static void answer_sync(coord_nodes_t *t, flt_request_t *r, uint64_t idx,
+			uint64_t known, const char *node_id)
 {
 	Flotilla__SyncResponse resp = FLOTILLA__SYNC_RESPONSE__INIT;
 	resp.heartbeat_interval_ms = t->o.interval_ms;
 	resp.index = idx;
+	bool send = t->engine && known < idx;
+	if (send)
+		coord_engine_node_allocs(t->engine, node_id, &resp);
 	flt_request_reply(r, &resp.base);
+	if (send)
+		coord_engine_node_allocs_free(&resp);
 }
 
 /* ---- Watch (the long-poll that carries prompt changes) --------------- */
@@ -794,8 +824,8 @@ static void handle_watch(coord_nodes_t *t, flt_request_t *r)
 void coord_nodes_tick(coord_nodes_t *t)
 {
 	int64_t now = flt_now_mono_ms();
-	size_t nflush = 0, nwatch = 0;
-	cnode_t **flush = NULL;
+	size_t nflush = 0, nwatch = 0, ndown = 0;
+	cnode_t **flush = NULL, **down = NULL;
 	struct {
 		flt_request_t *r;
 		uint64_t idx;
@@ -810,9 +840,12 @@ void coord_nodes_tick(coord_nodes_t *t)
 		cnode_t *c = t->v[i];
 		bool need = false;
 		if (c->status != FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN &&
-		    now - c->last_hb_mono > t->o.ttl_ms &&
-		    set_status(c, FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN))
-			need = true;
+		    now - c->last_hb_mono > t->o.ttl_ms) {
+			need = set_status(c,
+					  FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN);
+			down = flt_xrealloc(down, (ndown + 1) * sizeof(*down));
+			down[ndown++] = c;
+		}
 		/* A transition whose write failed earlier. */
 		if (!need && !c->flush_queued && c->status != c->persisted &&
 		    now >= c->retry_at) {
@@ -837,7 +870,11 @@ void coord_nodes_tick(coord_nodes_t *t)
 		queue_update(t, flush[i], NULL, NULL);
 	for (size_t i = 0; i < nwatch; i++)
 		answer_watch(expired[i].r, expired[i].idx, false);
+	for (size_t i = 0; i < ndown && t->engine; i++)
+		coord_engine_node_event(t->engine, down[i]->id,
+					COORD_NODE_DOWN);
 	free(flush);
+	free(down);
 	free(expired);
 }
 
@@ -903,7 +940,7 @@ typedef struct api_node {
 	Flotilla__NodeTasks *tasks;
 	Flotilla__Node__LabelsEntry *entries;
 	Flotilla__Node__LabelsEntry **ptrs;
-	char last_hb[40], registered[40], changed[40];
+	char last_hb[40], registered[40], changed[40], deadline[40];
 	char addr[80];
 } api_node_t;
 
@@ -931,6 +968,14 @@ static void api_node_fill(coord_nodes_t *t, api_node_t *a,
 	}
 	a->node.n_labels = rec->n_labels;
 	a->node.labels = a->ptrs;
+	a->node.eligible = !rec->ineligible;
+	a->node.draining = rec->draining;
+	if (rec->draining)
+		flt_format_time(rec->drain_deadline_ms, a->deadline,
+				sizeof(a->deadline));
+	a->node.drain_deadline = a->deadline;
+	if (rec->fingerprint)
+		a->node.api_address = rec->fingerprint->api_address;
 
 	Flotilla__NodeStatus status = rec->status;
 	int64_t changed = rec->status_changed_at_ms, hb = 0;
@@ -1066,6 +1111,8 @@ static int resolve(coord_nodes_t *t, const char *q, char id[37],
 	return flt_err(err, FLT_ENOTFOUND, "no node matches \"%s\"", q);
 }
 
+static void reply_node(coord_nodes_t *t, flt_request_t *r, const char *id);
+
 static void handle_get(coord_nodes_t *t, flt_request_t *r)
 {
 	Flotilla__NodeGetRequest *req;
@@ -1085,8 +1132,15 @@ static void handle_get(coord_nodes_t *t, flt_request_t *r)
 		flt_request_fail(r, rc, "%s", err.msg);
 		return;
 	}
+	reply_node(t, r, id);
+}
+
+static void reply_node(coord_nodes_t *t, flt_request_t *r, const char *id)
+{
 	flt_txn_t *txn = NULL;
 	Flotilla__NodeRecord *rec;
+	flt_error_t err;
+	int rc;
 	if ((rc = flt_txn_begin(t->o.store, false, &txn, &err)) < 0 ||
 	    (rc = flt_txn_get_pb(txn, t->db, id,
 				 &flotilla__node_record__descriptor,
@@ -1105,10 +1159,183 @@ static void handle_get(coord_nodes_t *t, flt_request_t *r)
 	api_node_free(&a);
 }
 
+/* ---- drain and eligibility ------------------------------------------------- */
+
+enum edit_kind { EDIT_DRAIN, EDIT_ELIGIBILITY, EDIT_DRAINED };
+
+typedef struct edit_op {
+	coord_nodes_t *t;
+	enum edit_kind kind;
+	char id[37];
+	bool enable;
+	int64_t deadline_ms;
+	flt_request_t *r;
+	int rc;
+	flt_error_t err;
+} edit_op_t;
+
+static int edit_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
+{
+	edit_op_t *o = arg;
+	Flotilla__NodeRecord *rec;
+	int rc = flt_txn_get_pb(txn, o->t->db, o->id,
+				&flotilla__node_record__descriptor,
+				(ProtobufCMessage **)&rec, err);
+	if (rc < 0)
+		return rc;
+	o->rc = 0;
+	switch (o->kind) {
+	case EDIT_DRAIN:
+		rec->draining = o->enable;
+		if (o->enable) {
+			rec->ineligible = true;
+			rec->drain_deadline_ms = o->deadline_ms;
+		} else {
+			rec->drain_deadline_ms = 0;
+		}
+		break;
+	case EDIT_ELIGIBILITY:
+		if (o->enable && rec->draining) {
+			/* Not an error of the transaction: nothing written. */
+			o->rc = flt_err(&o->err, FLT_ECONFLICT,
+					"node %s is draining; cancel the drain "
+					"first (node drain --disable)",
+					rec->name);
+			flotilla__node_record__free_unpacked(rec, NULL);
+			return 0;
+		}
+		rec->ineligible = !o->enable;
+		break;
+	case EDIT_DRAINED:
+		if (!rec->draining) {
+			flotilla__node_record__free_unpacked(rec, NULL);
+			return 0;
+		}
+		rec->draining = false;
+		rec->drain_deadline_ms = 0;
+		break;
+	}
+	rec->modify_index = flt_txn_index(txn);
+	rc = flt_txn_put_pb(txn, o->t->db, o->id, &rec->base, err);
+	flotilla__node_record__free_unpacked(rec, NULL);
+	return rc;
+}
+
+static void edit_done(void *arg, int rc, uint64_t index,
+		      const flt_error_t *err)
+{
+	edit_op_t *o = arg;
+	(void)index;
+	if (rc == 0 && o->rc == 0) {
+		flt_info("node %s node=%s%s",
+			 o->kind == EDIT_DRAIN	       ? (o->enable ? "drain started"
+							: "drain cancelled")
+			 : o->kind == EDIT_DRAINED ? "drain complete"
+			 : o->enable		   ? "eligible"
+						   : "ineligible",
+			 o->id, "");
+		if (o->t->engine && o->kind != EDIT_DRAINED)
+			coord_engine_node_event(o->t->engine, o->id,
+						o->kind == EDIT_DRAIN ||
+								!o->enable
+							? COORD_NODE_DRAIN
+							: COORD_NODE_ELIGIBLE);
+	}
+	if (o->r) {
+		if (rc < 0)
+			flt_request_fail(o->r, rc, "%s",
+					 err ? err->msg : "write failed");
+		else if (o->rc < 0)
+			flt_request_fail(o->r, o->rc, "%s", o->err.msg);
+		else
+			reply_node(o->t, o->r, o->id);
+	}
+	free(o);
+}
+
+static void handle_edit(coord_nodes_t *t, flt_request_t *r)
+{
+	const flt_envelope_t *env = flt_request_envelope(r);
+	flt_error_t err;
+	edit_op_t *o = flt_xcalloc(1, sizeof(*o));
+	o->t = t;
+	o->r = r;
+	char query[256];
+	if (env->method == FLOTILLA__METHOD__METHOD_NODE_DRAIN) {
+		Flotilla__NodeDrainRequest *req;
+		if (flt_envelope_body(env, &flotilla__node_drain_request__descriptor,
+				      (ProtobufCMessage **)&req, &err) < 0) {
+			free(o);
+			flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+			return;
+		}
+		o->kind = EDIT_DRAIN;
+		o->enable = req->enable;
+		uint32_t d = req->deadline_ms ? req->deadline_ms : 3600000;
+		o->deadline_ms = flt_now_wall_ms() + d;
+		snprintf(query, sizeof(query), "%s", req->node);
+		flotilla__node_drain_request__free_unpacked(req, NULL);
+	} else {
+		Flotilla__NodeEligibilityRequest *req;
+		if (flt_envelope_body(env,
+				      &flotilla__node_eligibility_request__descriptor,
+				      (ProtobufCMessage **)&req, &err) < 0) {
+			free(o);
+			flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+			return;
+		}
+		o->kind = EDIT_ELIGIBILITY;
+		o->enable = req->eligible;
+		snprintf(query, sizeof(query), "%s", req->node);
+		flotilla__node_eligibility_request__free_unpacked(req, NULL);
+	}
+	int rc = *query ? resolve(t, query, o->id, &err)
+			: flt_err(&err, FLT_EPROTO, "node: required");
+	if (rc < 0) {
+		free(o);
+		flt_request_fail(r, rc, "%s", err.msg);
+		return;
+	}
+	flt_request_defer(r);
+	coord_writer_submit(t->o.writer, edit_apply, edit_done, o);
+}
+
+void coord_nodes_push(coord_nodes_t *t, const char *node_id, uint64_t index)
+{
+	pthread_mutex_lock(&t->mtx);
+	cnode_t *c = table_find(t, node_id);
+	if (c && index > c->desired_index) {
+		c->desired_index = index;
+		if (c->watch) {
+			answer_watch(c->watch, index, true);
+			c->watch = NULL;
+		}
+	}
+	pthread_mutex_unlock(&t->mtx);
+}
+
+void coord_nodes_drained(coord_nodes_t *t, const char *node_id)
+{
+	edit_op_t *o = flt_xcalloc(1, sizeof(*o));
+	o->t = t;
+	o->kind = EDIT_DRAINED;
+	snprintf(o->id, sizeof(o->id), "%s", node_id);
+	coord_writer_submit(t->o.writer, edit_apply, edit_done, o);
+}
+
 void coord_nodes_handle_api(flt_request_t *r, void *arg)
 {
 	coord_nodes_t *t = arg;
-	switch (flt_request_envelope(r)->method) {
+	Flotilla__Method m = flt_request_envelope(r)->method;
+	if (t->engine && coord_engine_serves(m)) {
+		coord_engine_handle_api(t->engine, r);
+		return;
+	}
+	switch (m) {
+	case FLOTILLA__METHOD__METHOD_NODE_DRAIN:
+	case FLOTILLA__METHOD__METHOD_NODE_ELIGIBILITY:
+		handle_edit(t, r);
+		return;
 	case FLOTILLA__METHOD__METHOD_NODE_LIST:
 		handle_list(t, r);
 		return;
@@ -1165,10 +1392,14 @@ static int fleet_one(const void *key, size_t klen, const void *val,
 	pthread_mutex_lock(&x->t->mtx);
 	cnode_t *c = table_find(x->t, rec->id);
 	bool ready = c && c->status == FLOTILLA__NODE_STATUS__NODE_STATUS_READY;
+	bool down = !c || c->status == FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN;
 	pthread_mutex_unlock(&x->t->mtx);
-	sched_fleet_add(x->f, rec->id, n, keys, vals,
-			fp ? fp->cpu_count * 100 : 0,
-			fp ? fp->memory_bytes >> 20 : 0, 4194304, ready);
+	size_t i = sched_fleet_add(x->f, rec->id, n, keys, vals,
+				   fp ? fp->cpu_count * 100 : 0,
+				   fp ? fp->memory_bytes >> 20 : 0, 4194304,
+				   ready && !rec->ineligible && !rec->draining);
+	sched_node_set_state(x->f, i, down, rec->draining,
+			     rec->drain_deadline_ms);
 	flotilla__node_record__free_unpacked(rec, NULL);
 	return 0;
 }

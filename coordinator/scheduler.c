@@ -19,6 +19,8 @@ typedef struct node {
 	uint64_t mem_total, mem_used;
 	uint32_t pids_total, pids_used;
 	bool eligible;
+	bool down, draining;
+	int64_t drain_deadline_ms;
 } node_t;
 
 /* The values of one key, interned: node -> value index. */
@@ -46,6 +48,8 @@ struct sched_fleet {
 	uint32_t nclasses, class_cap;
 	uint32_t *class_slots; /* hash -> class + 1 */
 	size_t nclass_slots;
+	uint32_t *id_slots; /* node id hash -> node + 1, built on demand */
+	size_t nid_slots, id_nodes;
 	vcache_t vc[MAX_KEYS];
 };
 
@@ -206,6 +210,7 @@ void sched_fleet_free(sched_fleet_t *f)
 	}
 	free(f->class_rep);
 	free(f->class_slots);
+	free(f->id_slots);
 	free(f->nodes);
 	free(f);
 }
@@ -261,6 +266,75 @@ size_t sched_fleet_size(const sched_fleet_t *f) { return f->n; }
 const char *sched_node_id(const sched_fleet_t *f, size_t node)
 {
 	return f->nodes[node].id;
+}
+
+void sched_node_set_state(sched_fleet_t *f, size_t node, bool down,
+			  bool draining, int64_t drain_deadline_ms)
+{
+	f->nodes[node].down = down;
+	f->nodes[node].draining = draining;
+	f->nodes[node].drain_deadline_ms = drain_deadline_ms;
+}
+
+bool sched_node_down(const sched_fleet_t *f, size_t node)
+{
+	return f->nodes[node].down;
+}
+
+bool sched_node_draining(const sched_fleet_t *f, size_t node,
+			 int64_t *deadline_ms)
+{
+	if (deadline_ms)
+		*deadline_ms = f->nodes[node].drain_deadline_ms;
+	return f->nodes[node].draining;
+}
+
+const char *sched_node_attr(const sched_fleet_t *f, size_t node,
+			    const char *key)
+{
+	for (size_t k = 0; k < f->nkeys; k++)
+		if (strcmp(f->keys[k], key) == 0)
+			return f->nodes[node].values[k];
+	return NULL;
+}
+
+static uint64_t hash_id(const char *s)
+{
+	return fnv(1469598103934665603ull, s, strlen(s));
+}
+
+long sched_fleet_find(sched_fleet_t *f, const char *id)
+{
+	if (f->id_nodes != f->n) {
+		free(f->id_slots);
+		f->nid_slots = 64;
+		while (f->nid_slots < f->n * 2)
+			f->nid_slots *= 2;
+		f->id_slots = flt_xcalloc(f->nid_slots, sizeof(uint32_t));
+		for (size_t i = 0; i < f->n; i++) {
+			size_t s = hash_id(f->nodes[i].id) & (f->nid_slots - 1);
+			while (f->id_slots[s])
+				s = (s + 1) & (f->nid_slots - 1);
+			f->id_slots[s] = (uint32_t)i + 1;
+		}
+		f->id_nodes = f->n;
+	}
+	size_t s = hash_id(id) & (f->nid_slots - 1);
+	while (f->id_slots[s]) {
+		size_t i = f->id_slots[s] - 1;
+		if (strcmp(f->nodes[i].id, id) == 0)
+			return (long)i;
+		s = (s + 1) & (f->nid_slots - 1);
+	}
+	return -1;
+}
+
+void sched_reserve(sched_fleet_t *f, size_t i, const sched_ask_t *ask)
+{
+	node_t *n = &f->nodes[i];
+	n->cpu_used += ask->cpu;
+	n->mem_used += ask->memory_mb;
+	n->pids_used += ask->pids;
 }
 
 void sched_node_free_resources(const sched_fleet_t *f, size_t i,

@@ -39,6 +39,18 @@ size_t sched_fleet_add(sched_fleet_t *f, const char *id, size_t nattrs,
 		       bool eligible);
 size_t sched_fleet_size(const sched_fleet_t *f);
 const char *sched_node_id(const sched_fleet_t *f, size_t node);
+/* Where the node stands, for evaluations (the fleet view fills it). */
+void sched_node_set_state(sched_fleet_t *f, size_t node, bool down,
+			  bool draining, int64_t drain_deadline_ms);
+bool sched_node_down(const sched_fleet_t *f, size_t node);
+bool sched_node_draining(const sched_fleet_t *f, size_t node,
+			 int64_t *deadline_ms);
+/* An attribute's value ("node.name"), or NULL. */
+const char *sched_node_attr(const sched_fleet_t *f, size_t node,
+			    const char *key);
+/* The index of node id, or -1. */
+long sched_fleet_find(sched_fleet_t *f, const char *id);
+
 /* Resources still free on a node. */
 void sched_node_free_resources(const sched_fleet_t *f, size_t node,
 			       uint32_t *cpu, uint64_t *memory_mb,
@@ -81,6 +93,8 @@ int sched_place(sched_fleet_t *f, const sched_request_t *rq,
 		sched_result_t *out, flt_error_t *err);
 void sched_result_free(sched_result_t *r);
 
+/* Takes what an existing allocation holds. */
+void sched_reserve(sched_fleet_t *f, size_t node, const sched_ask_t *ask);
 /* Gives back what a placement reserved (an allocation stopped). */
 void sched_release(sched_fleet_t *f, size_t node, const sched_ask_t *ask);
 

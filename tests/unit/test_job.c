@@ -159,7 +159,7 @@ static void test_minimal_defaults(void **state)
 
 	(void)state;
 	assert_int_equal(parse(text, &job, &err), 0);
-	assert_string_equal(job->type, "");
+	assert_string_equal(job->type, "service");
 	assert_int_equal(job->priority, 50);
 	assert_int_equal(job->groups[0]->count, 1);
 	assert_non_null(job->update);

@@ -1,0 +1,83 @@
+/*
+ * The engine: jobs, allocations, deployments and evaluations.
+ *
+ * One thread owns every change to them. Operator requests, node events
+ * and the agents' reports queue work; each cycle the engine evaluates the
+ * jobs concerned (reconcile: placements, stops, in-place updates,
+ * deployment steps), commits the whole plan in one LMDB transaction
+ * through the writer, then makes it visible: readers see committed state
+ * only, and the nodes whose allocations changed are pushed.
+ */
+#ifndef FLOTILLA_ENGINE_H
+#define FLOTILLA_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "coordinator.h"
+#include "scheduler.h"
+
+typedef struct coord_engine coord_engine_t;
+
+typedef struct coord_engine_opts {
+	flt_store_t *store;
+	coord_writer_t *writer;
+	/* The fleet now: every node with attributes, capacity, eligibility
+	 * and state (sched_node_set_state). NULL with err on failure. */
+	sched_fleet_t *(*fleet)(void *ctx, flt_error_t *err);
+	/* The allocations of node_id changed in the commit of index. */
+	void (*push)(void *ctx, const char *node_id, uint64_t index);
+	/* A draining node holds no allocation any more. */
+	void (*drained)(void *ctx, const char *node_id);
+	void *ctx;
+	/* How often running deployments and timers are looked at. */
+	uint32_t tick_ms; /* default 200 */
+} coord_engine_opts_t;
+
+/* Loads the stored state and starts the engine thread. */
+int coord_engine_open(const coord_engine_opts_t *o, coord_engine_t **out,
+		      flt_error_t *err);
+/* Finishes the cycle under way and stops the thread. */
+void coord_engine_stop(coord_engine_t *e);
+void coord_engine_free(coord_engine_t *e);
+
+/* Operator methods: jobs, allocations, deployments. */
+bool coord_engine_serves(Flotilla__Method m);
+void coord_engine_handle_api(coord_engine_t *e, flt_request_t *r);
+
+/* ---- from the node table ----------------------------------------------- */
+
+enum coord_node_event {
+	COORD_NODE_DOWN,
+	COORD_NODE_UP,      /* ready again, or joined */
+	COORD_NODE_DRAIN,   /* drain started or its deadline changed */
+	COORD_NODE_ELIGIBLE,
+};
+void coord_engine_node_event(coord_engine_t *e, const char *node_id,
+			     enum coord_node_event ev);
+
+/*
+ * A node's Sync: the statuses of every task it runs. Cheap when nothing
+ * changed; never blocks on the engine's cycle.
+ */
+void coord_engine_report(coord_engine_t *e, const char *node_id,
+			 Flotilla__TaskStatus *const *tasks, size_t n);
+
+/* Fills resp->allocs with what node_id must run (allocs_set true). */
+void coord_engine_node_allocs(coord_engine_t *e, const char *node_id,
+			      Flotilla__SyncResponse *resp);
+void coord_engine_node_allocs_free(Flotilla__SyncResponse *resp);
+
+/* ---- direct calls (tests, benchmarks) ------------------------------------ */
+
+/* Registers a checked job and waits for the commit. */
+int coord_engine_register(coord_engine_t *e, const Flotilla__Job *job,
+			  Flotilla__JobRegisterResponse **out,
+			  flt_error_t *err);
+/* The same as METHOD_JOB_GET; free with ..._free_unpacked. */
+int coord_engine_job(coord_engine_t *e, const char *name,
+		     Flotilla__JobGetResponse **out, flt_error_t *err);
+/* Waits until the queued work and the cycle it starts are done. */
+void coord_engine_settle(coord_engine_t *e);
+
+#endif

@@ -1,0 +1,589 @@
+/*
+ * The engine on a real LMDB store and writer, with a synthetic fleet the
+ * test controls (nodes up, down, draining) and the agents' reports fed in
+ * directly: placement, rescheduling on node down and on failure, drain,
+ * system jobs, canary deployments, automatic revert, and a restart in the
+ * middle of a deployment.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "engine.h"
+#include "flotilla/job.h"
+#include "flotilla/util.h"
+#include "testutil.h"
+
+#define MAX_NODES 16
+
+typedef struct tnode {
+	char id[37], name[16];
+	bool down, draining;
+	int64_t deadline;
+	char rack[8];
+} tnode_t;
+
+typedef struct fixture {
+	char *dir;
+	flt_store_t *store;
+	coord_writer_t *writer;
+	coord_engine_t *engine;
+	pthread_mutex_t mtx;
+	tnode_t nodes[MAX_NODES];
+	size_t nnodes;
+	unsigned pushes;
+	char drained[MAX_NODES][37];
+	size_t ndrained;
+} fixture_t;
+
+static sched_fleet_t *fleet_cb(void *ctx, flt_error_t *err)
+{
+	fixture_t *f = ctx;
+	(void)err;
+	sched_fleet_t *fl = sched_fleet_new();
+	pthread_mutex_lock(&f->mtx);
+	for (size_t i = 0; i < f->nnodes; i++) {
+		tnode_t *n = &f->nodes[i];
+		const char *k[] = { "node.name", "node.id", "label.rack" };
+		const char *v[] = { n->name, n->id, n->rack };
+		size_t x = sched_fleet_add(fl, n->id, 3, k, v, 400, 4096,
+					   1 << 20, !n->down && !n->draining);
+		sched_node_set_state(fl, x, n->down, n->draining, n->deadline);
+	}
+	pthread_mutex_unlock(&f->mtx);
+	return fl;
+}
+
+static void push_cb(void *ctx, const char *node, uint64_t index)
+{
+	fixture_t *f = ctx;
+	(void)node;
+	(void)index;
+	pthread_mutex_lock(&f->mtx);
+	f->pushes++;
+	pthread_mutex_unlock(&f->mtx);
+}
+
+static void drained_cb(void *ctx, const char *node)
+{
+	fixture_t *f = ctx;
+	pthread_mutex_lock(&f->mtx);
+	for (size_t i = 0; i < f->nnodes; i++)
+		if (!strcmp(f->nodes[i].id, node) && f->nodes[i].draining) {
+			f->nodes[i].draining = false;
+			snprintf(f->drained[f->ndrained++], 37, "%s", node);
+		}
+	pthread_mutex_unlock(&f->mtx);
+}
+
+static void engine_start(fixture_t *f)
+{
+	flt_error_t err;
+	coord_engine_opts_t o = { .store = f->store, .writer = f->writer,
+				  .fleet = fleet_cb, .push = push_cb,
+				  .drained = drained_cb, .ctx = f,
+				  .tick_ms = 20 };
+	assert_int_equal(coord_engine_open(&o, &f->engine, &err), 0);
+}
+
+static void open_all(fixture_t *f)
+{
+	static const char *const dbs[] = { "nodes", "jobs", "job_versions",
+					   "allocs", "evals", "deployments",
+					   NULL };
+	flt_store_opts_t so = { .dbs = dbs, .map_size = 64 << 20 };
+	flt_error_t err;
+	assert_int_equal(flt_store_open(f->dir, &so, &f->store, &err), 0);
+	assert_int_equal(coord_writer_start(f->store, &f->writer, &err), 0);
+	engine_start(f);
+}
+
+static void close_all(fixture_t *f)
+{
+	coord_engine_stop(f->engine);
+	coord_writer_stop(f->writer);
+	coord_engine_free(f->engine);
+	coord_writer_free(f->writer);
+	flt_store_close(f->store);
+}
+
+static int setup(void **state)
+{
+	fixture_t *f = calloc(1, sizeof(*f));
+	if (tmpdir_setup((void **)&f->dir) < 0)
+		return -1;
+	pthread_mutex_init(&f->mtx, NULL);
+	for (size_t i = 0; i < 4; i++) {
+		tnode_t *n = &f->nodes[f->nnodes++];
+		flt_uuid_v4(n->id);
+		snprintf(n->name, sizeof(n->name), "n%zu", i);
+		snprintf(n->rack, sizeof(n->rack), "r%zu", i % 2);
+	}
+	open_all(f);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture_t *f = *state;
+	close_all(f);
+	void *d = f->dir;
+	tmpdir_teardown(&d);
+	free(f);
+	return 0;
+}
+
+/* ---- helpers -------------------------------------------------------------- */
+
+static Flotilla__Job *job_of(const char *json)
+{
+	Flotilla__Job *j;
+	flt_error_t err;
+	if (flt_job_parse(json, strlen(json), &j, &err) < 0 ||
+	    flt_job_check(j, &err) < 0)
+		fail_msg("job: %s", err.msg);
+	return j;
+}
+
+#define SERVICE(name, count, cmd, update)                                     \
+	"{\"name\":\"" name "\",\"groups\":[{\"name\":\"web\",\"count\":"     \
+	#count ",\"reschedule\":{\"attempts\":2,\"delay_ms\":1},"             \
+	"\"tasks\":[{\"name\":\"srv\",\"command\":\"" cmd "\"}]}],"          \
+	"\"update\":{" update "}}"
+
+static Flotilla__JobRegisterResponse *run_job(fixture_t *f, const char *json)
+{
+	Flotilla__Job *j = job_of(json);
+	Flotilla__JobRegisterResponse *r;
+	flt_error_t err;
+	if (coord_engine_register(f->engine, j, &r, &err) < 0)
+		fail_msg("register: %s", err.msg);
+	flotilla__job__free_unpacked(j, NULL);
+	return r;
+}
+
+static Flotilla__JobGetResponse *get(fixture_t *f, const char *name)
+{
+	Flotilla__JobGetResponse *g;
+	flt_error_t err;
+	coord_engine_settle(f->engine);
+	if (coord_engine_job(f->engine, name, &g, &err) < 0)
+		fail_msg("get: %s", err.msg);
+	return g;
+}
+
+static size_t count_allocs(const Flotilla__JobGetResponse *g,
+			   const char *desired, const char *status)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < g->n_allocs; i++)
+		n += (!desired || !strcmp(g->allocs[i]->desired, desired)) &&
+		     (!status || !strcmp(g->allocs[i]->client_status, status));
+	return n;
+}
+
+/* What an agent would say of every running allocation on its node. */
+static void report_node(fixture_t *f, const char *node,
+			const Flotilla__JobGetResponse *g,
+			Flotilla__TaskState state, bool healthy,
+			uint64_t only_version)
+{
+	Flotilla__TaskStatus ts[32], *tp[32];
+	size_t n = 0;
+	for (size_t i = 0; i < g->n_allocs && n < 32; i++) {
+		const Flotilla__Alloc *a = g->allocs[i];
+		if (strcmp(a->node_id, node) || strcmp(a->desired, "run"))
+			continue;
+		flotilla__task_status__init(&ts[n]);
+		ts[n].name = "srv";
+		ts[n].alloc_id = a->id;
+		bool mine = !only_version || a->job_version == only_version;
+		ts[n].state = mine ? state
+				   : FLOTILLA__TASK_STATE__TASK_STATE_RUNNING;
+		ts[n].healthy = mine ? healthy : true;
+		ts[n].message = mine && !healthy ? "check failed" : "";
+		tp[n] = &ts[n];
+		n++;
+	}
+	coord_engine_report(f->engine, node, tp, n);
+}
+
+static void report_all(fixture_t *f, const char *job,
+		       Flotilla__TaskState state, bool healthy,
+		       uint64_t only_version)
+{
+	Flotilla__JobGetResponse *g = get(f, job);
+	for (size_t i = 0; i < f->nnodes; i++)
+		if (!f->nodes[i].down)
+			report_node(f, f->nodes[i].id, g, state, healthy,
+				    only_version);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+}
+
+#define RUNNING FLOTILLA__TASK_STATE__TASK_STATE_RUNNING
+#define FAILED FLOTILLA__TASK_STATE__TASK_STATE_FAILED
+
+/* Reports every allocation running and healthy until the deployment
+ * leaves "running" (or the time runs out); returns its status. */
+static char *await_deployment(fixture_t *f, const char *job, bool healthy,
+			      uint64_t only_version, int ms)
+{
+	static char status[32];
+	for (int t = 0; t < ms; t += 20) {
+		report_all(f, job, healthy ? RUNNING : FAILED, healthy,
+			   only_version);
+		Flotilla__JobGetResponse *g = get(f, job);
+		snprintf(status, sizeof(status), "%s",
+			 g->deployment ? g->deployment->status : "none");
+		bool waiting = g->deployment &&
+			       strstr(g->deployment->status_description,
+				      "promotion");
+		flotilla__job_get_response__free_unpacked(g, NULL);
+		if (strcmp(status, "running") || waiting)
+			return status;
+		usleep(20 * 1000);
+	}
+	return status;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void test_place_and_succeed(void **state)
+{
+	fixture_t *f = *state;
+	Flotilla__JobRegisterResponse *r = run_job(
+		f, SERVICE("web", 3, "/bin/true", "\"min_healthy_time_ms\":50"));
+	assert_int_equal(r->job_version, 1);
+	assert_int_equal(r->placed, 3);
+	assert_int_equal(r->unplaced, 0);
+	assert_true(r->eval_id[0]);
+	assert_true(r->deployment_id[0]);
+	flotilla__job_register_response__free_unpacked(r, NULL);
+
+	Flotilla__JobGetResponse *g = get(f, "web");
+	assert_int_equal(count_allocs(g, "run", "pending"), 3);
+	assert_true(f->pushes >= 3);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+
+	/* Submitting the same spec again changes nothing. */
+	r = run_job(f, SERVICE("web", 3, "/bin/true",
+			       "\"min_healthy_time_ms\":50"));
+	assert_true(r->unchanged);
+	assert_int_equal(r->job_version, 1);
+	flotilla__job_register_response__free_unpacked(r, NULL);
+
+	assert_string_equal(await_deployment(f, "web", true, 0, 3000),
+			    "successful");
+	g = get(f, "web");
+	assert_true(g->record->stable);
+	assert_int_equal(g->summary->running, 3);
+	assert_int_equal(g->summary->healthy, 3);
+	assert_string_equal(g->summary->status, "running");
+	flotilla__job_get_response__free_unpacked(g, NULL);
+}
+
+static void test_node_down_reschedules(void **state)
+{
+	fixture_t *f = *state;
+	Flotilla__JobRegisterResponse *r = run_job(
+		f, "{\"name\":\"api\",\"groups\":[{\"name\":\"g\",\"count\":2,"
+		   "\"constraints\":[{\"operator\":\"distinct_hosts\"}],"
+		   "\"tasks\":[{\"name\":\"srv\",\"command\":\"/bin/true\"}]}],"
+		   "\"update\":{\"min_healthy_time_ms\":20}}");
+	flotilla__job_register_response__free_unpacked(r, NULL);
+	assert_string_equal(await_deployment(f, "api", true, 0, 3000),
+			    "successful");
+	Flotilla__JobGetResponse *g = get(f, "api");
+	const char *victim = g->allocs[0]->node_id;
+	char victim_id[37];
+	snprintf(victim_id, sizeof(victim_id), "%s", victim);
+	char lost_alloc[37];
+	snprintf(lost_alloc, sizeof(lost_alloc), "%s", g->allocs[0]->id);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+
+	pthread_mutex_lock(&f->mtx);
+	for (size_t i = 0; i < f->nnodes; i++)
+		if (!strcmp(f->nodes[i].id, victim_id))
+			f->nodes[i].down = true;
+	pthread_mutex_unlock(&f->mtx);
+	coord_engine_node_event(f->engine, victim_id, COORD_NODE_DOWN);
+
+	g = get(f, "api");
+	size_t lost = 0, live = 0;
+	for (size_t i = 0; i < g->n_allocs; i++) {
+		const Flotilla__Alloc *a = g->allocs[i];
+		if (!strcmp(a->id, lost_alloc)) {
+			assert_string_equal(a->client_status, "lost");
+			assert_string_equal(a->desired, "stop");
+			assert_true(a->next_alloc[0]);
+			lost++;
+		} else if (!strcmp(a->desired, "run")) {
+			assert_string_not_equal(a->node_id, victim_id);
+			live++;
+		}
+	}
+	assert_int_equal(lost, 1);
+	assert_int_equal(live, 2);
+	/* The replacement keeps the name (index) of the allocation lost. */
+	assert_int_equal(g->n_evals >= 2, 1);
+	assert_string_equal(g->evals[g->n_evals - 1]->trigger, "node-down");
+	flotilla__job_get_response__free_unpacked(g, NULL);
+}
+
+static void test_failure_reschedules_then_gives_up(void **state)
+{
+	fixture_t *f = *state;
+	Flotilla__JobRegisterResponse *r = run_job(
+		f, "{\"name\":\"b\",\"type\":\"batch\",\"groups\":[{\"name\":"
+		   "\"g\",\"count\":1,\"reschedule\":{\"attempts\":2,"
+		   "\"interval_ms\":600000,\"delay_ms\":1},\"tasks\":[{"
+		   "\"name\":\"srv\",\"command\":\"/bin/false\"}]}]}");
+	assert_int_equal(r->placed, 1);
+	assert_false(r->deployment_id[0]); /* batch: no deployment */
+	flotilla__job_register_response__free_unpacked(r, NULL);
+
+	/* Fails three times: replaced twice (attempts 1, 2), then kept. */
+	for (int round = 0; round < 3; round++) {
+		report_all(f, "b", FAILED, false, 0);
+		usleep(30 * 1000);
+		coord_engine_settle(f->engine);
+	}
+	Flotilla__JobGetResponse *g = get(f, "b");
+	assert_int_equal(g->n_allocs, 3);
+	uint32_t max_attempts = 0;
+	for (size_t i = 0; i < g->n_allocs; i++) {
+		assert_string_equal(g->allocs[i]->client_status, "failed");
+		if (g->allocs[i]->reschedule_attempts > max_attempts)
+			max_attempts = g->allocs[i]->reschedule_attempts;
+	}
+	assert_int_equal(max_attempts, 2);
+	assert_int_equal(count_allocs(g, "run", "failed"), 1);
+	assert_int_equal(g->summary->failed, 1);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+}
+
+static void test_drain_migrates_first(void **state)
+{
+	fixture_t *f = *state;
+	Flotilla__JobRegisterResponse *r = run_job(
+		f, SERVICE("d", 4, "/bin/true", "\"min_healthy_time_ms\":20"));
+	flotilla__job_register_response__free_unpacked(r, NULL);
+	assert_string_equal(await_deployment(f, "d", true, 0, 3000),
+			    "successful");
+	Flotilla__JobGetResponse *g = get(f, "d");
+	char node[37];
+	snprintf(node, sizeof(node), "%s", g->allocs[0]->node_id);
+	size_t on_node = 0;
+	for (size_t i = 0; i < g->n_allocs; i++)
+		on_node += !strcmp(g->allocs[i]->node_id, node);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+
+	pthread_mutex_lock(&f->mtx);
+	for (size_t i = 0; i < f->nnodes; i++)
+		if (!strcmp(f->nodes[i].id, node)) {
+			f->nodes[i].draining = true;
+			f->nodes[i].deadline = flt_now_wall_ms() + 60000;
+		}
+	pthread_mutex_unlock(&f->mtx);
+	coord_engine_node_event(f->engine, node, COORD_NODE_DRAIN);
+
+	/* Replacements are placed; the old ones keep running until the
+	 * replacements are healthy. */
+	g = get(f, "d");
+	size_t old_running = 0, new_pending = 0;
+	for (size_t i = 0; i < g->n_allocs; i++) {
+		const Flotilla__Alloc *a = g->allocs[i];
+		if (!strcmp(a->node_id, node))
+			old_running += !strcmp(a->desired, "run");
+		else
+			new_pending += !strcmp(a->client_status, "pending");
+	}
+	assert_int_equal(old_running, on_node);
+	assert_int_equal(new_pending, on_node);
+	assert_int_equal(f->ndrained, 0);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+
+	for (int t = 0; t < 100 && !f->ndrained; t++) {
+		report_all(f, "d", RUNNING, true, 0);
+		usleep(20 * 1000);
+		coord_engine_settle(f->engine);
+	}
+	assert_int_equal(f->ndrained, 1);
+	assert_string_equal(f->drained[0], node);
+	g = get(f, "d");
+	size_t live = 0;
+	for (size_t i = 0; i < g->n_allocs; i++) {
+		const Flotilla__Alloc *a = g->allocs[i];
+		if (!strcmp(a->desired, "run")) {
+			assert_string_not_equal(a->node_id, node);
+			live++;
+		} else {
+			assert_string_equal(a->desired_reason, "node drained");
+		}
+	}
+	assert_int_equal(live, 4);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+}
+
+static void test_system_job_on_every_node(void **state)
+{
+	fixture_t *f = *state;
+	Flotilla__JobRegisterResponse *r = run_job(
+		f, "{\"name\":\"s\",\"type\":\"system\",\"groups\":[{\"name\":"
+		   "\"g\",\"tasks\":[{\"name\":\"srv\",\"command\":"
+		   "\"/bin/true\"}]}]}");
+	assert_int_equal(r->placed, 4);
+	flotilla__job_register_response__free_unpacked(r, NULL);
+
+	/* A node that joins later gets one too. */
+	pthread_mutex_lock(&f->mtx);
+	tnode_t *n = &f->nodes[f->nnodes++];
+	flt_uuid_v4(n->id);
+	snprintf(n->name, sizeof(n->name), "late");
+	snprintf(n->rack, sizeof(n->rack), "r9");
+	pthread_mutex_unlock(&f->mtx);
+	coord_engine_node_event(f->engine, n->id, COORD_NODE_UP);
+	Flotilla__JobGetResponse *g = get(f, "s");
+	assert_int_equal(count_allocs(g, "run", NULL), 5);
+	size_t on_late = 0;
+	for (size_t i = 0; i < g->n_allocs; i++)
+		on_late += !strcmp(g->allocs[i]->node_id, n->id);
+	assert_int_equal(on_late, 1);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+}
+
+static void test_canary_then_auto_revert(void **state)
+{
+	fixture_t *f = *state;
+	Flotilla__JobRegisterResponse *r = run_job(
+		f, SERVICE("c", 3, "/bin/v1",
+			   "\"canary\":1,\"auto_promote\":true,"
+			   "\"auto_revert\":true,\"min_healthy_time_ms\":20"));
+	flotilla__job_register_response__free_unpacked(r, NULL);
+	assert_string_equal(await_deployment(f, "c", true, 0, 3000),
+			    "successful");
+
+	/* v2 is healthy: one canary first, beside the three of v1. */
+	r = run_job(f, SERVICE("c", 3, "/bin/v2",
+			       "\"canary\":1,\"auto_promote\":true,"
+			       "\"auto_revert\":true,\"min_healthy_time_ms\":20"));
+	assert_int_equal(r->job_version, 2);
+	assert_int_equal(r->placed, 1);
+	flotilla__job_register_response__free_unpacked(r, NULL);
+	Flotilla__JobGetResponse *g = get(f, "c");
+	size_t v1 = 0, canaries = 0;
+	for (size_t i = 0; i < g->n_allocs; i++) {
+		const Flotilla__Alloc *a = g->allocs[i];
+		if (strcmp(a->desired, "run"))
+			continue;
+		v1 += a->job_version == 1;
+		canaries += a->canary && a->job_version == 2;
+	}
+	assert_int_equal(v1, 3);
+	assert_int_equal(canaries, 1);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+	assert_string_equal(await_deployment(f, "c", true, 0, 5000),
+			    "successful");
+	g = get(f, "c");
+	assert_int_equal(count_allocs(g, "run", NULL), 3);
+	for (size_t i = 0; i < g->n_allocs; i++)
+		if (!strcmp(g->allocs[i]->desired, "run"))
+			assert_int_equal(g->allocs[i]->job_version, 2);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+
+	/* v3 fails its checks: the canary is unhealthy, the deployment
+	 * fails, and the job reverts to v2, which never stopped serving. */
+	r = run_job(f, SERVICE("c", 3, "/bin/v3",
+			       "\"canary\":1,\"auto_promote\":true,"
+			       "\"auto_revert\":true,\"min_healthy_time_ms\":20,"
+			       "\"healthy_deadline_ms\":300"));
+	flotilla__job_register_response__free_unpacked(r, NULL);
+	/* The revert is a deployment of its own, which succeeds. */
+	assert_string_equal(await_deployment(f, "c", false, 3, 5000),
+			    "successful");
+	g = get(f, "c");
+	assert_int_equal(g->record->version, 4);
+	assert_non_null(strstr(g->record->description, "reverted to version 2"));
+	size_t bad = 0;
+	for (size_t i = 0; i < g->n_allocs; i++)
+		if (g->allocs[i]->job_version == 3) {
+			assert_true(g->allocs[i]->canary);
+			assert_string_equal(g->allocs[i]->health, "unhealthy");
+			assert_string_equal(g->allocs[i]->desired, "stop");
+			bad++;
+		}
+	assert_int_equal(bad, 1);
+	assert_string_equal(g->record->job->groups[0]->tasks[0]->command,
+			    "/bin/v2");
+	size_t serving = 0;
+	for (size_t i = 0; i < g->n_allocs; i++) {
+		const Flotilla__Alloc *a = g->allocs[i];
+		if (!strcmp(a->desired, "run")) {
+			/* Updated in place: the same allocations as v2. */
+			assert_int_equal(a->job_version, 4);
+			assert_false(a->canary);
+			serving++;
+		}
+	}
+	assert_int_equal(serving, 3);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+}
+
+static void test_restart_resumes_deployment(void **state)
+{
+	fixture_t *f = *state;
+	Flotilla__JobRegisterResponse *r = run_job(
+		f, SERVICE("p", 2, "/bin/v1", "\"min_healthy_time_ms\":20"));
+	flotilla__job_register_response__free_unpacked(r, NULL);
+	assert_string_equal(await_deployment(f, "p", true, 0, 3000),
+			    "successful");
+	r = run_job(f, SERVICE("p", 2, "/bin/v2",
+			       "\"canary\":1,\"min_healthy_time_ms\":20"));
+	char dep[37];
+	snprintf(dep, sizeof(dep), "%s", r->deployment_id);
+	flotilla__job_register_response__free_unpacked(r, NULL);
+	/* Waits for promotion (auto_promote is off). */
+	assert_string_equal(await_deployment(f, "p", true, 0, 3000),
+			    "running");
+
+	/* The coordinator goes away and comes back on the same store. */
+	close_all(f);
+	open_all(f);
+	Flotilla__JobGetResponse *g = get(f, "p");
+	assert_string_equal(g->deployment->id, dep);
+	assert_string_equal(g->deployment->status, "running");
+	assert_int_equal(g->deployment->groups[0]->healthy, 1);
+	assert_int_equal(count_allocs(g, "run", NULL), 3);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_place_and_succeed, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_node_down_reschedules,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_failure_reschedules_then_gives_up, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_drain_migrates_first,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_system_job_on_every_node,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_canary_then_auto_revert,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_restart_resumes_deployment, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
