@@ -58,6 +58,7 @@ typedef struct agent_opts {
 	bool watch;
 	const char *data_dir;
 	const char *task_dir; /* static task specs, or NULL */
+	const char *api_url;  /* the agent's own API (logs), or NULL */
 } agent_opts_t;
 
 /*

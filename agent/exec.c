@@ -44,7 +44,7 @@ int agent_exec(const char *spec_path, const char *data_dir)
 		return 125;
 	}
 	const char *masks[] = { data_dir, "/etc/flotilla", NULL };
-	int rc = agent_task_prepare(t, dir, masks, &err);
+	int rc = agent_task_prepare(t, dir, masks, NULL, &err);
 	flotilla__task_spec__free_unpacked(t, NULL);
 	if (rc < 0) {
 		fprintf(stderr, "flotilla-agent exec: %s\n", err.msg);

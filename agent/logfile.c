@@ -248,3 +248,64 @@ ssize_t agent_logfile_pump(agent_logfile_t *l, int fd)
 	}
 	return total;
 }
+
+int agent_logfile_read(const char *dir, const char *name, int64_t offset,
+		       size_t tail, size_t max, agent_log_chunk_t *out)
+{
+	struct stat st;
+	char path[PATH_MAX];
+	int64_t start;
+	int fd, rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (offset < -1 || strchr(name, '/'))
+		return -EINVAL;
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >=
+	    sizeof(path))
+		return -ENAMETOOLONG;
+	/* The same precautions as the writer's: no link, no FIFO. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
+				O_NONBLOCK);
+	if (fd < 0)
+		return errno == ENXIO ? -EINVAL : -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		rc = S_ISREG(st.st_mode) ? -errno : -EINVAL;
+		goto out;
+	}
+	int64_t size = (int64_t)st.st_size;
+	if (offset == -1) {
+		size_t want = tail < max ? tail : max;
+		start = size > (int64_t)want ? size - (int64_t)want : 0;
+	} else if (offset > size) {
+		out->rotated = true;
+		start = 0;
+	} else {
+		start = offset;
+	}
+	size_t n = (size_t)(size - start) < max ? (size_t)(size - start) : max;
+	out->data = malloc(n ? n : 1);
+	if (!out->data) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	while (out->len < n) {
+		ssize_t got = pread(fd, out->data + out->len, n - out->len,
+				    (off_t)(start + (int64_t)out->len));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			rc = -errno;
+			free(out->data);
+			out->data = NULL;
+			out->len = 0;
+			goto out;
+		}
+		if (got == 0)
+			break; /* truncated meanwhile */
+		out->len += (size_t)got;
+	}
+	out->next_offset = start + (int64_t)out->len;
+out:
+	close(fd);
+	return rc;
+}

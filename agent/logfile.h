@@ -11,6 +11,7 @@
 #ifndef FLOTILLA_AGENT_LOGFILE_H
 #define FLOTILLA_AGENT_LOGFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -70,5 +71,27 @@ ssize_t agent_logfile_pump(agent_logfile_t *l, int fd);
 
 /* Closes the file; NULL is allowed. */
 void agent_logfile_close(agent_logfile_t *l);
+
+/* A piece of a log read back (agent_logfile_read). */
+typedef struct agent_log_chunk {
+	char *data;          /* len bytes, malloc'd, owned by the caller */
+	size_t len;
+	int64_t next_offset; /* where the following read starts */
+	bool rotated;        /* offset lay past the end: read from 0 */
+} agent_log_chunk_t;
+
+/*
+ * Reads up to max bytes of the current file dir/name (not the rotated
+ * ones). offset >= 0 reads from there; an offset past the end means the
+ * file was rotated since, so reading starts at 0 and out->rotated is set.
+ * offset -1 reads the last min(tail, max) bytes. Any thread may call it,
+ * while the supervisor writes.
+ *
+ * Returns 0 (out filled; out->len may be 0 at the end of the file), or
+ * -ENOENT when the file does not exist, -ELOOP for a symlink, -EINVAL for
+ * anything but a regular file or an offset below -1, -ENOMEM, -errno.
+ */
+int agent_logfile_read(const char *dir, const char *name, int64_t offset,
+		       size_t tail, size_t max, agent_log_chunk_t *out);
 
 #endif

@@ -17,6 +17,7 @@ static const char *name;
 static flt_strlist_t labels;
 static const char *os_release = "/etc/os-release";
 static const char *task_dir;
+static const char *api_url;
 static bool dev;
 static bool no_watch;
 static const char *log_level = "info";
@@ -41,10 +42,17 @@ static const flt_flag_t flags[] = {
 	  NULL },
 	{ "task-dir", FLT_FLAG_STRING, &task_dir, "DIR",
 	  "run every task spec (*.json) found in DIR", 0, 0, NULL },
+	{ "api", FLT_FLAG_STRING, &api_url, "URL",
+	  "serve allocation logs here (e.g. tcp://127.0.0.1:4811); no "
+	  "credentials are asked: use loopback or tls+tcp://",
+	  0, 0, NULL },
 	{ "tls-ca", FLT_FLAG_STRING, &tls.ca_file, "FILE",
-	  "CA that signs the coordinator's certificate", 0, 0, NULL },
+	  "CA that signs the coordinator's certificate (and --api's "
+	  "clients)",
+	  0, 0, NULL },
 	{ "tls-cert", FLT_FLAG_STRING, &tls.cert_file, "FILE",
-	  "this agent's client certificate (PEM)", 0, 0, NULL },
+	  "this agent's certificate (PEM), for the coordinator and --api",
+	  0, 0, NULL },
 	{ "tls-key", FLT_FLAG_STRING, &tls.key_file, "FILE",
 	  "this agent's private key (PEM)", 0, 0, NULL },
 	{ "tls-server-name", FLT_FLAG_STRING, &tls.server_name, "NAME",
@@ -99,7 +107,8 @@ static int run(void)
 			  name);
 		return AGENT_EXIT_CONFIG;
 	}
-	if (flt_tls_check("--coordinator", coordinator, &tls, dev, &err) < 0) {
+	if (flt_tls_check("--coordinator", coordinator, &tls, dev, &err) < 0 ||
+	    (api_url && flt_tls_check("--api", api_url, &tls, dev, &err) < 0)) {
 		flt_error("%s", err.msg);
 		return AGENT_EXIT_CONFIG;
 	}
@@ -117,6 +126,7 @@ static int run(void)
 		.watch = !no_watch,
 		.data_dir = data_dir,
 		.task_dir = task_dir,
+		.api_url = api_url,
 	};
 	flt_info("agent starting name=%s coordinator=%s data_dir=%s", name,
 		 coordinator, data_dir);

@@ -5,7 +5,9 @@
  * watchdog), the sync thread (a small state machine, unregistered ->
  * syncing, at the interval the coordinator sets, backing off with jitter on
  * failures; nng redials underneath), and the watch thread (the long-poll,
- * whose answers wake the sync thread through an eventfd).
+ * whose answers wake the sync thread through an eventfd). A change in what
+ * the agent reports of its tasks wakes the sync thread too (another
+ * eventfd), at most every STATUS_GAP_MS: rollouts wait on those reports.
  */
 #include <errno.h>
 #include <poll.h>
@@ -20,6 +22,7 @@
 #include <sodium.h>
 
 #include "agent.h"
+#include "api.h"
 #include "tasks.h"
 #include "flotilla/log.h"
 #include "flotilla/notify.h"
@@ -36,6 +39,9 @@
 #define FINGERPRINT_EVERY_MS 60000
 #define WATCH_WAIT_MS 30000
 #define TASKS_EVERY_MS 500
+/* Least time between two syncs brought forward by task changes: a
+ * flapping task costs the coordinator at most 10 syncs a second. */
+#define STATUS_GAP_MS 100
 
 enum agent_state { ST_UNREGISTERED, ST_SYNCING };
 
@@ -53,6 +59,7 @@ typedef struct agent {
 	uint8_t attr_hash[16];
 	int64_t next_fp_ms;
 	agent_fingerprint_t fp;
+	char api_address[512]; /* what fp reports of --api */
 	agent_tasks_t *tasks;
 	Flotilla__RegisterRequest__LabelsEntry *reg_entries;
 	Flotilla__RegisterRequest__LabelsEntry **reg_ptrs;
@@ -65,7 +72,9 @@ typedef struct agent {
 	atomic_uint_fast64_t known_index;
 	pthread_mutex_t id_mtx; /* guards id for the watch thread */
 	int wake_fd; /* wakes the sync thread (push, shutdown) */
+	int status_fd; /* a task's reported state or health changed */
 	int quit_fd; /* the sync thread asks the main loop to exit */
+	int64_t last_sync_ms;
 	int exit_code;
 } agent_t;
 
@@ -98,6 +107,11 @@ static void refresh_fingerprint(agent_t *a)
 {
 	uint8_t h[16];
 	agent_fingerprint_read(&a->fp, a->o->os_release);
+	if (a->o->api_url) {
+		agent_api_advertised(a->o->api_url, a->fp.hostname,
+				     a->api_address, sizeof(a->api_address));
+		a->fp.fp.api_address = a->api_address;
+	}
 	size_t len = protobuf_c_message_get_packed_size(&a->fp.fp.base);
 	cleanup_free uint8_t *b = flt_xmalloc(len);
 	protobuf_c_message_pack(&a->fp.fp.base, b);
@@ -230,7 +244,18 @@ static int do_sync(agent_t *a)
 	}
 	if (resp->heartbeat_interval_ms >= 100)
 		a->interval_ms = resp->heartbeat_interval_ms;
-	atomic_store(&a->known_index, resp->index);
+	/* The index is ours only once its allocations are applied: a set
+	 * that failed comes again with the next sync. */
+	bool applied = true;
+	if (resp->allocs_set &&
+	    agent_tasks_set_allocs(a->tasks, resp->allocs, resp->n_allocs,
+				   &err) < 0) {
+		flt_warn("allocations not applied, will retry: %s index=%llu",
+			 err.msg, (unsigned long long)resp->index);
+		applied = false;
+	}
+	if (applied)
+		atomic_store(&a->known_index, resp->index);
 	flotilla__sync_response__free_unpacked(resp, NULL);
 	if (attrs)
 		a->send_attrs = false;
@@ -292,6 +317,15 @@ static void *watch_main(void *arg)
 }
 
 
+/* Tasks: what is reported of a task changed. Any thread. */
+static void on_task_change(void *arg)
+{
+	agent_t *a = arg;
+	uint64_t one = 1;
+	if (write(a->status_fd, &one, sizeof(one)) < 0)
+		flt_debug("status wake failed");
+}
+
 /*
  * The sync loop, on its own thread so that a slow or absent coordinator
  * never delays task supervision: unregistered -> syncing, at the interval
@@ -321,6 +355,7 @@ static void *sync_main(void *arg)
 					a->state = ST_SYNCING;
 			}
 			if (a->state == ST_SYNCING) {
+				a->last_sync_ms = flt_now_mono_ms();
 				rc = do_sync(a);
 				/*
 				 * Rejected again and again: the coordinator
@@ -359,13 +394,23 @@ static void *sync_main(void *arg)
 			}
 		}
 		int64_t left = next_action - flt_now_mono_ms();
-		struct pollfd p = { .fd = a->wake_fd, .events = POLLIN };
-		if (poll(&p, 1, left < 0 ? 0 : (int)left) > 0) {
+		struct pollfd p[2] = { { .fd = a->wake_fd, .events = POLLIN },
+				       { .fd = a->status_fd, .events = POLLIN } };
+		if (poll(p, 2, left < 0 ? 0 : (int)left) > 0) {
 			uint64_t v;
-			/* A push cuts the wait short, never a backoff. */
-			if (read(a->wake_fd, &v, sizeof(v)) > 0 &&
-			    a->state == ST_SYNCING && a->failures == 0)
+			bool pushed = (p[0].revents & POLLIN) &&
+				      read(a->wake_fd, &v, sizeof(v)) > 0;
+			bool changed = (p[1].revents & POLLIN) &&
+				       read(a->status_fd, &v, sizeof(v)) > 0;
+			/* A push or a task change cuts the wait short, never
+			 * a backoff. */
+			bool now_ok = a->state == ST_SYNCING &&
+				      a->failures == 0;
+			if (pushed && now_ok)
 				next_action = 0;
+			if (changed && now_ok &&
+			    a->last_sync_ms + STATUS_GAP_MS < next_action)
+				next_action = a->last_sync_ms + STATUS_GAP_MS;
 		}
 	}
 	return NULL;
@@ -396,16 +441,31 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 		flt_error("%s", err.msg);
 		return AGENT_EXIT_CONFIG;
 	}
+	a.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	a.status_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	a.quit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (a.wake_fd < 0 || a.status_fd < 0 || a.quit_fd < 0) {
+		flt_error("eventfd: %s", strerror(errno));
+		return 1;
+	}
 	agent_tasks_opts_t to = { .store = store, .data_dir = o->data_dir,
-				  .spec_dir = o->task_dir };
+				  .spec_dir = o->task_dir,
+				  .on_change = on_task_change,
+				  .change_arg = &a };
 	if (agent_tasks_open(&to, &a.tasks, &err) < 0) {
 		flt_error("%s", err.msg);
 		flt_client_close(a.client);
 		return 1;
 	}
+	agent_api_t *api = NULL;
+	if (o->api_url &&
+	    agent_api_open(o->api_url, o->tls, a.tasks, &api, &err) < 0) {
+		flt_error("--api: %s", err.msg);
+		agent_tasks_close(a.tasks);
+		flt_client_close(a.client);
+		return err.code == FLT_EUSAGE ? AGENT_EXIT_CONFIG : 1;
+	}
 	int sfd = flt_signal_fd();
-	a.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	a.quit_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (o->watch &&
 	    pthread_create(&a.watch_thread, NULL, watch_main, &a) == 0)
 		a.watch_started = true;
@@ -458,10 +518,12 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 	if (a.watch_started)
 		pthread_join(a.watch_thread, NULL);
 	flt_client_close(a.client);
+	agent_api_close(api);
 	/* Tasks keep running under their shims. */
 	agent_tasks_close(a.tasks);
 	close(sfd);
 	close(a.wake_fd);
+	close(a.status_fd);
 	close(a.quit_fd);
 	free(a.reg_entries);
 	free(a.reg_ptrs);

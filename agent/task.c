@@ -159,13 +159,29 @@ const char *agent_shim_path(void)
 	return path;
 }
 
+/* True when one of kvs ("KEY=VALUE", NULL-ended) sets key. */
+static bool env_has(const char *const *kvs, const char *key)
+{
+	size_t n = strlen(key);
+	for (size_t i = 0; kvs && kvs[i]; i++)
+		if (!strncmp(kvs[i], key, n) && kvs[i][n] == '=')
+			return true;
+	return false;
+}
+
 int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
-		       const char *const *masks, flt_error_t *err)
+		       const char *const *masks, const char *const *env,
+		       flt_error_t *err)
 {
 	shim_conf_t c = { 0 };
 	char p[PATH_MAX];
 	int rc;
 
+	/* The shim's paths are bounded; room for "/seccomp.bpf" and such. */
+	if (strlen(task_dir) >= SHIM_PATH_MAX - 32)
+		return flt_err(err, -ENAMETOOLONG,
+			       "task directory %s: longer than %d bytes",
+			       task_dir, SHIM_PATH_MAX - 32);
 	if ((rc = flt_mkdir_p(task_dir, 0700)) < 0)
 		return flt_err(err, rc, "%s: %s", task_dir, strerror(-rc));
 	static const char *const sub[] = { "alloc", "rootfs", "logs" };
@@ -201,19 +217,29 @@ int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
 	shim_conf_add_arg(&c, t->command);
 	for (size_t i = 0; i < t->n_args; i++)
 		shim_conf_add_arg(&c, t->args[i]);
-	shim_conf_add_env(&c,
-			  "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:"
-			  "/usr/bin:/sbin:/bin");
+	/* One entry per name: with duplicates, which one a program sees
+	 * depends on how it reads its environment. */
+	bool own_path = false;
+	for (size_t i = 0; i < t->n_env; i++)
+		own_path = own_path || !strcmp(t->env[i]->key, "PATH");
+	if (!own_path)
+		shim_conf_add_env(&c, "PATH=/usr/local/sbin:/usr/local/bin:"
+				      "/usr/sbin:/usr/bin:/sbin:/bin");
 	char kv[8192];
+	for (size_t i = 0; i < t->n_env; i++) {
+		const char *k = t->env[i]->key;
+		if (!strcmp(k, "FLOTILLA_TASK") ||
+		    !strcmp(k, "FLOTILLA_ALLOC_DIR") || env_has(env, k))
+			continue;
+		snprintf(kv, sizeof(kv), "%s=%s", k, t->env[i]->value);
+		shim_conf_add_env(&c, kv);
+	}
 	snprintf(kv, sizeof(kv), "FLOTILLA_TASK=%s", t->name);
 	shim_conf_add_env(&c, kv);
 	snprintf(kv, sizeof(kv), "FLOTILLA_ALLOC_DIR=%s", c.alloc_target);
 	shim_conf_add_env(&c, kv);
-	for (size_t i = 0; i < t->n_env; i++) {
-		snprintf(kv, sizeof(kv), "%s=%s", t->env[i]->key,
-			 t->env[i]->value);
-		shim_conf_add_env(&c, kv);
-	}
+	for (size_t i = 0; env && env[i]; i++)
+		shim_conf_add_env(&c, env[i]);
 	/* Hidden paths, canonical (the sandbox follows no symlink to
 	 * them); a mount may neither lie inside one nor contain one. */
 	char canon[16][PATH_MAX];

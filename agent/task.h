@@ -18,11 +18,18 @@ int agent_task_spec_check(Flotilla__TaskSpec *t, flt_error_t *err);
 
 /*
  * Creates task_dir with what the shim needs: shim.conf (user resolved,
- * capabilities as numbers), the compiled seccomp filter, alloc/ and
+ * capabilities as numbers), the compiled seccomp filter, alloc/, logs/ and
  * rootfs/. masks are host paths hidden from the task (NULL-ended).
+ *
+ * The task's environment: PATH (a default unless the spec sets it), the
+ * spec's env, FLOTILLA_TASK, FLOTILLA_ALLOC_DIR and env ("KEY=VALUE",
+ * NULL-ended; may be NULL). Variables the agent sets (the FLOTILLA_ ones
+ * and env) win over the spec's of the same name, which are dropped: a task
+ * can rely on them.
  */
 int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
-		       const char *const *masks, flt_error_t *err);
+		       const char *const *masks, const char *const *env,
+		       flt_error_t *err);
 
 /* Path of flotilla-shim: $FLOTILLA_SHIM, else beside this executable. */
 const char *agent_shim_path(void);

@@ -1,6 +1,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -20,9 +22,18 @@
 #include "tasks.h"
 
 #define MAX_TASKS 1024
+/* Static tasks are keyed by their name; alloc tasks by "<alloc id>/<task>",
+ * which no name can equal (names have no '/'). */
+#define KEY_MAX (36 + 1 + 63 + 1)
 
 typedef struct task {
-	char name[64];
+	char key[KEY_MAX];
+	char name[64];     /* the task's own name */
+	char alloc_id[37]; /* "" for static tasks */
+	char job[64], group[64];
+	uint32_t alloc_index;
+	unsigned order;    /* place in its allocation (the default for logs) */
+	bool refused;      /* spec refused by this host: reported, never run */
 	char dir[1024];
 	uint8_t spec_hash[16];
 	Flotilla__TaskSpec *spec; /* NULL when re-attached without a spec */
@@ -41,6 +52,9 @@ typedef struct task {
 	agent_check_state_t *checks;
 	size_t nchecks;
 	bool removed;
+	/* What the last look found to report, to notice changes. */
+	Flotilla__TaskState rep_state;
+	bool rep_healthy;
 } task_t;
 
 struct agent_tasks {
@@ -52,21 +66,35 @@ struct agent_tasks {
 	pthread_t health_thread;
 	atomic_bool stopping;
 	const char *masks[3];
+	/* The allocations to run (copies), once the coordinator said. */
+	Flotilla__AllocSpec **want;
+	size_t nwant;
+	bool allocs_known;
+	bool cap_warned;
+	bool changed; /* something to report: call on_change */
+	unsigned gc_seq;
 };
 
 /* ---- records ---------------------------------------------------------- */
 
-/* The record of a task: "dir\nshim_pid\nshim_start\nhash-hex". */
+/*
+ * The record of a task, under its key: "dir\nshim_pid\nshim_start\nhash-hex"
+ * and, for alloc tasks, "\nalloc_id\nname\norder", so that a restarted
+ * agent re-attaches to the shim and still reports the allocation.
+ */
 static void save_record(agent_tasks_t *t, const task_t *k)
 {
-	char val[1200], hex[33];
+	char val[1400], hex[33];
 	flt_txn_t *txn;
 	sodium_bin2hex(hex, sizeof(hex), k->spec_hash, sizeof(k->spec_hash));
-	snprintf(val, sizeof(val), "%s\n%d\n%llu\n%s", k->dir,
-		 (int)k->shim_pid, k->shim_start, hex);
+	int n = snprintf(val, sizeof(val), "%s\n%d\n%llu\n%s", k->dir,
+			 (int)k->shim_pid, k->shim_start, hex);
+	if (k->alloc_id[0])
+		snprintf(val + n, sizeof(val) - (size_t)n, "\n%s\n%s\n%u",
+			 k->alloc_id, k->name, k->order);
 	if (flt_txn_begin(t->o.store, true, &txn, NULL) < 0)
 		return;
-	if (flt_txn_put(txn, t->db, k->name, strlen(k->name), val,
+	if (flt_txn_put(txn, t->db, k->key, strlen(k->key), val,
 			strlen(val), NULL) < 0) {
 		flt_txn_abort(txn);
 		return;
@@ -115,12 +143,39 @@ static bool shim_alive(const task_t *k)
 	       k->shim_start && proc_start_time(k->shim_pid) == k->shim_start;
 }
 
-static task_t *find(agent_tasks_t *t, const char *name)
+static task_t *find(agent_tasks_t *t, const char *key)
 {
 	for (size_t i = 0; i < t->n; i++)
-		if (strcmp(t->v[i]->name, name) == 0)
+		if (strcmp(t->v[i]->key, key) == 0)
 			return t->v[i];
 	return NULL;
+}
+
+bool agent_is_uuid(const char *s)
+{
+	for (int i = 0; i < 36; i++) {
+		bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+		char c = s[i];
+		if (dash ? c != '-'
+			 : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+			     (c >= 'A' && c <= 'F')))
+			return false;
+	}
+	return s[36] == '\0';
+}
+
+/* A deep copy, by packing (the message came from the network or is
+ * about to be freed by its owner). */
+static void *dup_msg(const ProtobufCMessage *m)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+	cleanup_free uint8_t *buf = flt_xmalloc(len ? len : 1);
+	protobuf_c_message_pack(m, buf);
+	ProtobufCMessage *copy =
+		protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
+	if (!copy)
+		abort(); /* it was packed just above */
+	return copy;
 }
 
 static void reset_checks(task_t *k)
@@ -141,25 +196,37 @@ static int load_one(const void *key, size_t klen, const void *val,
 		    size_t vlen, void *arg)
 {
 	agent_tasks_t *t = arg;
-	char buf[1200], hex[64] = "";
-	if (klen >= 64 || vlen >= sizeof(buf) || t->n >= MAX_TASKS)
+	char buf[1400], *f[7] = { 0 };
+	size_t nf = 0;
+	if (klen >= KEY_MAX || vlen >= sizeof(buf) || t->n >= MAX_TASKS)
 		return 0;
-	task_t *k = flt_xcalloc(1, sizeof(*k));
-	memcpy(k->name, key, klen);
 	memcpy(buf, val, vlen);
 	buf[vlen] = '\0';
-	int pid = 0;
-	char *nl = strchr(buf, '\n');
-	if (!nl) {
-		free(k);
-		return 0;
+	for (char *p = buf; p && nf < FLT_ARRAY_SIZE(f); nf++) {
+		f[nf] = p;
+		if ((p = strchr(p, '\n')))
+			*p++ = '\0';
 	}
-	*nl = '\0';
-	snprintf(k->dir, sizeof(k->dir), "%s", buf);
-	sscanf(nl + 1, "%d\n%llu\n%63s", &pid, &k->shim_start, hex);
-	k->shim_pid = pid;
-	sodium_hex2bin(k->spec_hash, sizeof(k->spec_hash), hex, strlen(hex),
+	if (nf < 4 || (nf > 4 && nf != 7))
+		return 0;
+	task_t *k = flt_xcalloc(1, sizeof(*k));
+	memcpy(k->key, key, klen);
+	snprintf(k->dir, sizeof(k->dir), "%s", f[0]);
+	k->shim_pid = atoi(f[1]);
+	k->shim_start = strtoull(f[2], NULL, 10);
+	sodium_hex2bin(k->spec_hash, sizeof(k->spec_hash), f[3], strlen(f[3]),
 		       NULL, NULL, NULL);
+	if (nf == 7) {
+		if (!agent_is_uuid(f[4]) || !flt_is_name(f[5], 63)) {
+			free(k);
+			return 0;
+		}
+		snprintf(k->alloc_id, sizeof(k->alloc_id), "%s", f[4]);
+		snprintf(k->name, sizeof(k->name), "%s", f[5]);
+		k->order = (unsigned)atoi(f[6]);
+	} else {
+		snprintf(k->name, sizeof(k->name), "%s", k->key);
+	}
 	k->want_running = true;
 	t->v[t->n++] = k;
 	return 0;
@@ -218,6 +285,7 @@ static int spawn_shim(task_t *k, flt_error_t *err)
 	return 0;
 }
 
+/* Called with the table lock held. */
 static void start_task(agent_tasks_t *t, task_t *k)
 {
 	flt_error_t err;
@@ -225,9 +293,19 @@ static void start_task(agent_tasks_t *t, task_t *k)
 	char p[1100];
 	snprintf(p, sizeof(p), "%s/status", k->dir);
 	unlink(p);
-	if (agent_task_prepare(k->spec, k->dir, t->masks, &err) < 0 ||
+	/* What the allocation is, for the task; the agent's values win over
+	 * the spec's (agent_task_prepare). */
+	char e_id[64], e_job[96], e_group[96], e_index[48];
+	const char *env[] = { e_id, e_job, e_group, e_index, NULL };
+	snprintf(e_id, sizeof(e_id), "FLOTILLA_ALLOC_ID=%s", k->alloc_id);
+	snprintf(e_job, sizeof(e_job), "FLOTILLA_JOB=%s", k->job);
+	snprintf(e_group, sizeof(e_group), "FLOTILLA_GROUP=%s", k->group);
+	snprintf(e_index, sizeof(e_index), "FLOTILLA_ALLOC_INDEX=%u",
+		 k->alloc_index);
+	if (agent_task_prepare(k->spec, k->dir, t->masks,
+			       k->alloc_id[0] ? env : NULL, &err) < 0 ||
 	    spawn_shim(k, &err) < 0) {
-		flt_error("task could not start task=%s error=\"%s\"", k->name,
+		flt_error("task could not start task=%s error=\"%s\"", k->key,
 			  err.msg);
 		snprintf(k->state, sizeof(k->state), "failed");
 		snprintf(k->message, sizeof(k->message), "%s", err.msg);
@@ -236,7 +314,7 @@ static void start_task(agent_tasks_t *t, task_t *k)
 	k->stop_sent = false;
 	snprintf(k->state, sizeof(k->state), "starting");
 	save_record(t, k);
-	flt_info("task started task=%s shim_pid=%d", k->name, (int)k->shim_pid);
+	flt_info("task started task=%s shim_pid=%d", k->key, (int)k->shim_pid);
 }
 
 static void read_status(task_t *k)
@@ -279,7 +357,7 @@ static void read_status(task_t *k)
 						    : FLT_LOG_INFO,
 			"task %s task=%s exit_code=%d exit_signal=%d oom=%d "
 			"restarts=%u message=\"%s\"",
-			k->state, k->name, k->exit_code, k->exit_signal,
+			k->state, k->key, k->exit_code, k->exit_signal,
 			k->oom, k->restarts, k->message);
 }
 
@@ -289,7 +367,80 @@ static bool final_state(const char *s)
 	       !strcmp(s, "stopped");
 }
 
+static Flotilla__TaskState state_of(const char *s)
+{
+	static const struct {
+		const char *name;
+		Flotilla__TaskState st;
+	} m[] = {
+		{ "starting", FLOTILLA__TASK_STATE__TASK_STATE_PENDING },
+		{ "running", FLOTILLA__TASK_STATE__TASK_STATE_RUNNING },
+		{ "stopping", FLOTILLA__TASK_STATE__TASK_STATE_RUNNING },
+		{ "restarting", FLOTILLA__TASK_STATE__TASK_STATE_RESTARTING },
+		{ "exited", FLOTILLA__TASK_STATE__TASK_STATE_EXITED },
+		{ "failed", FLOTILLA__TASK_STATE__TASK_STATE_FAILED },
+		{ "stopped", FLOTILLA__TASK_STATE__TASK_STATE_STOPPED },
+	};
+	for (size_t i = 0; i < FLT_ARRAY_SIZE(m); i++)
+		if (!strcmp(m[i].name, s))
+			return m[i].st;
+	return FLOTILLA__TASK_STATE__TASK_STATE_UNKNOWN;
+}
+
+/* Healthy: running, and every check has passed its last verdict (a check
+ * that has not run yet is not healthy). */
+static bool task_healthy(const task_t *k)
+{
+	if (strcmp(k->state, "running") != 0)
+		return false;
+	for (size_t c = 0; c < k->nchecks; c++)
+		if (!k->checks[c].healthy)
+			return false;
+	return true;
+}
+
+/* Lock held: notes whether what is reported of k changed. */
+static void note(agent_tasks_t *t, task_t *k)
+{
+	Flotilla__TaskState st = state_of(k->state);
+	bool healthy = task_healthy(k);
+	if (st != k->rep_state || healthy != k->rep_healthy) {
+		k->rep_state = st;
+		k->rep_healthy = healthy;
+		t->changed = true;
+	}
+}
+
+/* Lock not held: tells the owner when there is something new to report. */
+static void notify(agent_tasks_t *t)
+{
+	pthread_mutex_lock(&t->mtx);
+	bool changed = t->changed;
+	t->changed = false;
+	pthread_mutex_unlock(&t->mtx);
+	if (changed && t->o.on_change)
+		t->o.on_change(t->o.change_arg);
+}
+
+/* Lock held: the stop signal for every task that should not run. */
+static void stop_unwanted(agent_tasks_t *t)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		task_t *k = t->v[i];
+		if (k->want_running || k->stop_sent || !shim_alive(k))
+			continue;
+		flt_info("stopping task task=%s", k->key);
+		kill(k->shim_pid, SIGTERM);
+		k->stop_sent = true;
+	}
+}
+
 /* ---- reconciling with the spec directory ------------------------------ */
+
+static bool is_static(const task_t *k)
+{
+	return !k->alloc_id[0];
+}
 
 static void scan_specs(agent_tasks_t *t)
 {
@@ -297,8 +448,11 @@ static void scan_specs(agent_tasks_t *t)
 	struct dirent *e;
 	if (!d)
 		return;
+	pthread_mutex_lock(&t->mtx);
 	for (size_t i = 0; i < t->n; i++)
-		t->v[i]->seen = false;
+		if (is_static(t->v[i]))
+			t->v[i]->seen = false;
+	pthread_mutex_unlock(&t->mtx);
 	while ((e = readdir(d))) {
 		size_t len = strlen(e->d_name);
 		if (len < 6 || strcmp(e->d_name + len - 5, ".json") != 0)
@@ -316,7 +470,8 @@ static void scan_specs(agent_tasks_t *t)
 		pthread_mutex_lock(&t->mtx);
 		task_t *k = NULL;
 		for (size_t i = 0; i < t->n; i++)
-			if (!memcmp(t->v[i]->spec_hash, h, sizeof(h)))
+			if (is_static(t->v[i]) &&
+			    !memcmp(t->v[i]->spec_hash, h, sizeof(h)))
 				k = t->v[i];
 		if (k) {
 			k->seen = true;
@@ -347,10 +502,14 @@ static void scan_specs(agent_tasks_t *t)
 		}
 		if (t->n >= MAX_TASKS) {
 			pthread_mutex_unlock(&t->mtx);
+			flt_warn("task limit reached: %d tasks on this node, "
+				 "not started file=%s",
+				 MAX_TASKS, path);
 			flotilla__task_spec__free_unpacked(spec, NULL);
 			continue;
 		}
 		k = flt_xcalloc(1, sizeof(*k));
+		snprintf(k->key, sizeof(k->key), "%s", spec->name);
 		snprintf(k->name, sizeof(k->name), "%s", spec->name);
 		snprintf(k->dir, sizeof(k->dir), "%s/tasks/%s", t->o.data_dir,
 			 spec->name);
@@ -361,19 +520,350 @@ static void scan_specs(agent_tasks_t *t)
 		k->exit_code = -1;
 		reset_checks(k);
 		t->v[t->n++] = k;
-		pthread_mutex_unlock(&t->mtx);
+		t->changed = true;
 		start_task(t, k);
+		pthread_mutex_unlock(&t->mtx);
 	}
 	closedir(d);
 	pthread_mutex_lock(&t->mtx);
 	for (size_t i = 0; i < t->n; i++)
-		if (!t->v[i]->seen)
+		if (is_static(t->v[i]) && !t->v[i]->seen)
 			t->v[i]->want_running = false;
 	pthread_mutex_unlock(&t->mtx);
 }
 
+/* ---- reconciling with the allocations ---------------------------------- */
+
+/*
+ * What makes a running alloc task stale: its spec, and the values its
+ * environment gets from the allocation. The job version is not among
+ * them: a new version with the same task spec leaves the task running.
+ */
+static void alloc_task_hash(const Flotilla__AllocSpec *a,
+			    const Flotilla__TaskSpec *s, uint8_t h[16])
+{
+	crypto_generichash_state st;
+	size_t len = flotilla__task_spec__get_packed_size(s);
+	cleanup_free uint8_t *buf = flt_xmalloc(len ? len : 1);
+	char meta[200];
+
+	flotilla__task_spec__pack(s, buf);
+	int n = snprintf(meta, sizeof(meta), "\n%s\n%s\n%u", a->job, a->group,
+			 a->index);
+	crypto_generichash_init(&st, NULL, 0, 16);
+	crypto_generichash_update(&st, buf, len);
+	crypto_generichash_update(&st, (const uint8_t *)meta, (size_t)n);
+	crypto_generichash_final(&st, h, 16);
+}
+
+static task_t *new_alloc_task(agent_tasks_t *t, const Flotilla__AllocSpec *a,
+			      unsigned j, const uint8_t h[16])
+{
+	task_t *k = flt_xcalloc(1, sizeof(*k));
+	const char *name = a->tasks[j]->name;
+
+	snprintf(k->key, sizeof(k->key), "%s/%s", a->id, name);
+	snprintf(k->name, sizeof(k->name), "%s", name);
+	snprintf(k->alloc_id, sizeof(k->alloc_id), "%s", a->id);
+	snprintf(k->job, sizeof(k->job), "%s", a->job);
+	snprintf(k->group, sizeof(k->group), "%s", a->group);
+	k->alloc_index = a->index;
+	k->order = j;
+	snprintf(k->dir, sizeof(k->dir), "%s/allocs/%s/%s", t->o.data_dir,
+		 a->id, name);
+	memcpy(k->spec_hash, h, 16);
+	k->want_running = true;
+	k->seen = true;
+	k->exit_code = -1;
+	t->v[t->n++] = k;
+	t->changed = true;
+	return k;
+}
+
+/* Lock held: one task of a listed allocation. */
+static void reconcile_alloc_task(agent_tasks_t *t, const Flotilla__AllocSpec *a,
+				 unsigned j)
+{
+	const Flotilla__TaskSpec *s = a->tasks[j];
+	char key[KEY_MAX];
+	uint8_t h[16];
+	flt_error_t err;
+
+	snprintf(key, sizeof(key), "%s/%s", a->id, s->name);
+	alloc_task_hash(a, s, h);
+	task_t *k = find(t, key);
+	if (k) {
+		k->seen = true;
+		if (memcmp(k->spec_hash, h, sizeof(h)) != 0) {
+			/* Changed in place: stop it; once it is gone, it
+			 * starts anew with this spec. */
+			if (k->want_running)
+				flt_info("task spec changed, restarting "
+					 "task=%s",
+					 k->key);
+			k->want_running = false;
+			return;
+		}
+		if (!k->spec && !k->refused) {
+			/* Re-attached after a restart: its checks need the
+			 * spec, which the records do not keep. */
+			k->spec = dup_msg(&s->base);
+			if (agent_task_spec_check(k->spec, &err) < 0)
+				flt_warn("running task no longer passes this "
+					 "host's checks, left running task=%s "
+					 "error=\"%s\"",
+					 k->key, err.msg);
+			snprintf(k->job, sizeof(k->job), "%s", a->job);
+			snprintf(k->group, sizeof(k->group), "%s", a->group);
+			k->alloc_index = a->index;
+			k->order = j;
+			reset_checks(k);
+		}
+		return;
+	}
+	if (t->n >= MAX_TASKS) {
+		if (!t->cap_warned)
+			flt_warn("task limit reached: %d tasks on this node, "
+				 "not started alloc=%s task=%s (nor any other "
+				 "past the limit)",
+				 MAX_TASKS, a->id, s->name);
+		t->cap_warned = true;
+		return;
+	}
+	k = new_alloc_task(t, a, j, h);
+	Flotilla__TaskSpec *spec = dup_msg(&s->base);
+	if (agent_task_spec_check(spec, &err) < 0) {
+		/* Reported, so that the coordinator sees why. */
+		k->refused = true;
+		snprintf(k->state, sizeof(k->state), "failed");
+		snprintf(k->message, sizeof(k->message),
+			 "refused by this node: %s", err.msg);
+		flt_warn("task refused task=%s error=\"%s\"", k->key, err.msg);
+		flotilla__task_spec__free_unpacked(spec, NULL);
+		return;
+	}
+	k->spec = spec;
+	reset_checks(k);
+	start_task(t, k);
+}
+
+/* Lock held: starts what the allocations want, stops what they do not. */
+static void reconcile_allocs(agent_tasks_t *t)
+{
+	/* Before the coordinator has spoken, re-attached tasks stay as they
+	 * are: an unreachable coordinator must not stop the fleet. */
+	if (!t->allocs_known)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		if (!is_static(t->v[i]))
+			t->v[i]->seen = false;
+	for (size_t i = 0; i < t->nwant; i++)
+		for (size_t j = 0; j < t->want[i]->n_tasks; j++)
+			reconcile_alloc_task(t, t->want[i], (unsigned)j);
+	for (size_t i = 0; i < t->n; i++)
+		if (!is_static(t->v[i]) && !t->v[i]->seen)
+			t->v[i]->want_running = false;
+	stop_unwanted(t);
+}
+
+/* Names the first reason a is unusable, given the allocations before it. */
+static int alloc_check(Flotilla__AllocSpec *const *allocs, size_t i,
+		       flt_error_t *err)
+{
+	const Flotilla__AllocSpec *a = allocs[i];
+	if (!agent_is_uuid(a->id))
+		return flt_err(err, -EINVAL,
+			       "allocs[%zu].id: not an allocation id (UUID)",
+			       i);
+	for (size_t k = 0; k < i; k++)
+		if (!strcmp(allocs[k]->id, a->id))
+			return flt_err(err, -EINVAL,
+				       "alloc %s: listed twice", a->id);
+	if (!flt_is_name(a->job, 63))
+		return flt_err(err, -EINVAL, "alloc %s: job: not a name",
+			       a->id);
+	if (!flt_is_name(a->group, 63))
+		return flt_err(err, -EINVAL, "alloc %s: group: not a name",
+			       a->id);
+	if (a->n_tasks == 0)
+		return flt_err(err, -EINVAL, "alloc %s: no tasks", a->id);
+	for (size_t j = 0; j < a->n_tasks; j++) {
+		if (!flt_is_name(a->tasks[j]->name, 63))
+			return flt_err(err, -EINVAL,
+				       "alloc %s: tasks[%zu].name: not a name",
+				       a->id, j);
+		for (size_t k = 0; k < j; k++)
+			if (!strcmp(a->tasks[k]->name, a->tasks[j]->name))
+				return flt_err(err, -EINVAL,
+					       "alloc %s: tasks[%zu].name: "
+					       "\"%s\" is used by tasks[%zu]",
+					       a->id, j, a->tasks[j]->name, k);
+	}
+	return 0;
+}
+
+static void free_want(Flotilla__AllocSpec **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		flotilla__alloc_spec__free_unpacked(v[i], NULL);
+	free(v);
+}
+
+int agent_tasks_set_allocs(agent_tasks_t *t, Flotilla__AllocSpec *const *allocs,
+			   size_t n, flt_error_t *err)
+{
+	Flotilla__AllocSpec **want = flt_xcalloc(n ? n : 1, sizeof(*want));
+	size_t nwant = 0, ntasks = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		flt_error_t e;
+		if (alloc_check(allocs, i, &e) < 0) {
+			flt_error("allocation refused: %s", e.msg);
+			if (rc == 0)
+				rc = flt_err(err, -EINVAL, "%s", e.msg);
+			continue;
+		}
+		want[nwant] = dup_msg(&allocs[i]->base);
+		ntasks += want[nwant++]->n_tasks;
+	}
+	pthread_mutex_lock(&t->mtx);
+	free_want(t->want, t->nwant);
+	t->want = want;
+	t->nwant = nwant;
+	t->allocs_known = true;
+	t->cap_warned = false;
+	reconcile_allocs(t);
+	pthread_mutex_unlock(&t->mtx);
+	flt_info("allocations set allocs=%zu tasks=%zu", nwant, ntasks);
+	notify(t);
+	return rc;
+}
+
+/* ---- forgetting alloc tasks --------------------------------------------- */
+
+/*
+ * True when anything is mounted at or below dir. The sandbox's mounts live
+ * in the shim's own namespace and go with it, but a directory to delete
+ * that still had one (a bind of the host's root, say) would take the host
+ * with it: better keep it.
+ */
+static bool mounted_below(const char *dir)
+{
+	char real[PATH_MAX], line[8192];
+	bool found = false;
+	if (!realpath(dir, real))
+		return false;
+	size_t rlen = strlen(real);
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	if (!f)
+		return true;
+	while (!found && fgets(line, sizeof(line), f)) {
+		/* Field 5 is the mount point, with octal escapes. */
+		char *p = line;
+		for (int field = 1; field < 5 && p; field++)
+			if ((p = strchr(p, ' ')))
+				p++;
+		if (!p)
+			continue;
+		char mp[PATH_MAX];
+		size_t n = 0;
+		for (; *p && *p != ' ' && n + 1 < sizeof(mp); p++) {
+			if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' &&
+			    p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
+			    p[3] <= '7') {
+				mp[n++] = (char)((p[1] - '0') * 64 +
+						 (p[2] - '0') * 8 + (p[3] - '0'));
+				p += 3;
+			} else {
+				mp[n++] = *p;
+			}
+		}
+		mp[n] = '\0';
+		found = !strncmp(mp, real, rlen) &&
+			(mp[rlen] == '\0' || mp[rlen] == '/');
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ * Lock held: moves the directory of a forgotten alloc task aside (a rename
+ * is quick), so that a task started anew under the same name gets a fresh
+ * one; returns the new path for the caller to delete after unlocking, or
+ * NULL.
+ */
+static char *retire_dir(agent_tasks_t *t, const task_t *k)
+{
+	struct stat st;
+	char parent[1200];
+	if (lstat(k->dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return NULL;
+	if (mounted_below(k->dir)) {
+		flt_warn("task directory kept: something is mounted in it "
+			 "task=%s dir=%s",
+			 k->key, k->dir);
+		return NULL;
+	}
+	size_t len = strlen(t->o.data_dir) + 64;
+	char *to = flt_xmalloc(len);
+	snprintf(to, len, "%s/allocs/.gc-%d-%u", t->o.data_dir, (int)getpid(),
+		 ++t->gc_seq);
+	if (rename(k->dir, to) < 0) {
+		flt_warn("task directory kept task=%s dir=%s error=\"%s\"",
+			 k->key, k->dir, strerror(errno));
+		free(to);
+		return NULL;
+	}
+	/* The allocation's directory goes with its last task. */
+	snprintf(parent, sizeof(parent), "%s/allocs/%s", t->o.data_dir,
+		 k->alloc_id);
+	rmdir(parent);
+	return to;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag,
+		    struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	remove(path);
+	return 0;
+}
+
+/* Deletes a retired directory: no symlink followed, no mount crossed. */
+static void remove_tree(const char *path)
+{
+	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+}
+
+/* Directories retired but not deleted when the agent last stopped. */
+static void remove_retired(agent_tasks_t *t)
+{
+	char dir[1200];
+	snprintf(dir, sizeof(dir), "%s/allocs", t->o.data_dir);
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, ".gc-", 4) != 0)
+			continue;
+		char p[1500];
+		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+		if (!mounted_below(p))
+			remove_tree(p);
+	}
+	closedir(d);
+}
+
 void agent_tasks_tick(agent_tasks_t *t)
 {
+	char *trash[64];
+	size_t ntrash = 0;
+	bool removed = false;
+
 	if (t->o.spec_dir)
 		scan_specs(t);
 	pthread_mutex_lock(&t->mtx);
@@ -389,28 +879,44 @@ void agent_tasks_tick(agent_tasks_t *t)
 			snprintf(k->state, sizeof(k->state), "failed");
 			snprintf(k->message, sizeof(k->message),
 				 "supervisor exited unexpectedly");
-			flt_warn("task failed task=%s message=\"%s\"", k->name,
+			flt_warn("task failed task=%s message=\"%s\"", k->key,
 				 k->message);
 		}
+		note(t, k);
 		if (!k->want_running && alive && !k->stop_sent) {
-			flt_info("stopping task task=%s", k->name);
+			flt_info("stopping task task=%s", k->key);
 			kill(k->shim_pid, SIGTERM);
 			k->stop_sent = true;
 		}
-		if (!k->want_running && !alive) {
-			/* Gone from the specs and stopped: forget it. */
-			delete_record(t, k->name);
-			flt_info("task removed task=%s state=%s", k->name,
+		/* Retired directories are deleted after unlocking, a few a
+		 * tick: the rest wait for the next one. */
+		if (!k->want_running && !alive &&
+		    (is_static(k) || ntrash < FLT_ARRAY_SIZE(trash))) {
+			/* Unwanted and stopped: forget it. */
+			delete_record(t, k->key);
+			if (!is_static(k) && (trash[ntrash] = retire_dir(t, k)))
+				ntrash++;
+			flt_info("task removed task=%s state=%s", k->key,
 				 k->state);
 			flotilla__task_spec__free_unpacked(k->spec, NULL);
 			free(k->checks);
 			free(k);
 			t->v[i] = t->v[--t->n];
+			t->changed = true;
+			removed = true;
 			continue;
 		}
 		i++;
 	}
+	/* Room for tasks whose spec changed, or that waited for a slot. */
+	if (removed)
+		reconcile_allocs(t);
 	pthread_mutex_unlock(&t->mtx);
+	for (size_t i = 0; i < ntrash; i++) {
+		remove_tree(trash[i]);
+		free(trash[i]);
+	}
+	notify(t);
 }
 
 /* ---- health ------------------------------------------------------------ */
@@ -493,18 +999,6 @@ static int run_check(const task_t *k, const Flotilla__HealthCheck *hc,
 	return rc == 0 ? 0 : 1;
 }
 
-static Flotilla__HealthCheck *dup_check(const Flotilla__HealthCheck *hc)
-{
-	size_t len = flotilla__health_check__get_packed_size(hc);
-	cleanup_free uint8_t *buf = flt_xmalloc(len);
-	flotilla__health_check__pack(hc, buf);
-	Flotilla__HealthCheck *copy =
-		flotilla__health_check__unpack(NULL, len, buf);
-	if (!copy)
-		abort(); /* it was packed just above */
-	return copy;
-}
-
 /* Runs due checks one at a time, off the main loop (a check may take its
  * whole timeout). */
 static void *health_main(void *arg)
@@ -524,34 +1018,37 @@ static void *health_main(void *arg)
 				/* Copy what the check needs, then unlock: the
 				 * task (and its spec) may go meanwhile. */
 				task_t copy = *k;
-				Flotilla__HealthCheck *hc = dup_check(
-					k->spec->checks[c]);
+				Flotilla__HealthCheck *hc =
+					dup_msg(&k->spec->checks[c]->base);
 				bool host = !strcmp(k->spec->network, "host");
-				char name[64];
-				snprintf(name, sizeof(name), "%s", k->name);
+				char key[KEY_MAX];
+				snprintf(key, sizeof(key), "%s", k->key);
 				pthread_mutex_unlock(&t->mtx);
 				char why[256] = "";
 				int res = run_check(&copy, hc, copy.init_pid,
 						    host, why, sizeof(why));
 				pthread_mutex_lock(&t->mtx);
 				/* The task may have gone meanwhile. */
-				task_t *cur = find(t, name);
+				task_t *cur = find(t, key);
 				if (cur == k && c < k->nchecks &&
 				    agent_check_record(&k->checks[c], hc, res,
 						       why,
-						       flt_now_mono_ms()))
+						       flt_now_mono_ms())) {
 					flt_log(k->checks[c].healthy
 							? FLT_LOG_INFO
 							: FLT_LOG_WARN,
 						"task health changed task=%s "
 						"check=%s healthy=%d output=\"%s\"",
-						name, hc->name,
+						key, hc->name,
 						k->checks[c].healthy, why);
+					note(t, k);
+				}
 				flotilla__health_check__free_unpacked(hc, NULL);
 				ran = true;
 			}
 		}
 		pthread_mutex_unlock(&t->mtx);
+		notify(t);
 		if (!ran)
 			usleep(50 * 1000);
 	}
@@ -559,26 +1056,6 @@ static void *health_main(void *arg)
 }
 
 /* ---- reporting --------------------------------------------------------- */
-
-static Flotilla__TaskState state_of(const char *s)
-{
-	static const struct {
-		const char *name;
-		Flotilla__TaskState st;
-	} m[] = {
-		{ "starting", FLOTILLA__TASK_STATE__TASK_STATE_PENDING },
-		{ "running", FLOTILLA__TASK_STATE__TASK_STATE_RUNNING },
-		{ "stopping", FLOTILLA__TASK_STATE__TASK_STATE_RUNNING },
-		{ "restarting", FLOTILLA__TASK_STATE__TASK_STATE_RESTARTING },
-		{ "exited", FLOTILLA__TASK_STATE__TASK_STATE_EXITED },
-		{ "failed", FLOTILLA__TASK_STATE__TASK_STATE_FAILED },
-		{ "stopped", FLOTILLA__TASK_STATE__TASK_STATE_STOPPED },
-	};
-	for (size_t i = 0; i < FLT_ARRAY_SIZE(m); i++)
-		if (!strcmp(m[i].name, s))
-			return m[i].st;
-	return FLOTILLA__TASK_STATE__TASK_STATE_UNKNOWN;
-}
 
 size_t agent_tasks_status(agent_tasks_t *t, Flotilla__TaskStatus ***out)
 {
@@ -590,6 +1067,7 @@ size_t agent_tasks_status(agent_tasks_t *t, Flotilla__TaskStatus ***out)
 		Flotilla__TaskStatus *s = flt_xcalloc(1, sizeof(*s));
 		flotilla__task_status__init(s);
 		s->name = flt_xstrdup(k->name);
+		s->alloc_id = flt_xstrdup(k->alloc_id);
 		s->state = state_of(k->state);
 		s->exit_code = k->exit_code;
 		s->exit_signal = k->exit_signal;
@@ -599,9 +1077,6 @@ size_t agent_tasks_status(agent_tasks_t *t, Flotilla__TaskStatus ***out)
 		s->finished_at_ms = k->finished_at;
 		s->pid = k->init_pid;
 		s->message = flt_xstrdup(k->message);
-		/* Healthy: running, and every check has passed its last
-		 * verdict (a check that has not run yet is not healthy). */
-		bool healthy = !strcmp(k->state, "running");
 		s->n_checks = k->nchecks;
 		s->checks = flt_xcalloc(k->nchecks, sizeof(*s->checks));
 		for (size_t c = 0; c < k->nchecks; c++) {
@@ -612,15 +1087,45 @@ size_t agent_tasks_status(agent_tasks_t *t, Flotilla__TaskStatus ***out)
 			cs->consecutive_failures =
 				k->checks[c].consecutive_failures;
 			cs->output = flt_xstrdup(k->checks[c].last_output);
-			healthy = healthy && cs->healthy;
 			s->checks[c] = cs;
 		}
-		s->healthy = healthy;
+		s->healthy = task_healthy(k);
 		v[i] = s;
 	}
 	pthread_mutex_unlock(&t->mtx);
 	*out = v;
 	return n;
+}
+
+int agent_tasks_log_dir(agent_tasks_t *t, const char *alloc_id,
+			const char *task, char *dir, size_t len,
+			flt_error_t *err)
+{
+	const task_t *best = NULL;
+	bool alloc_seen = false;
+
+	pthread_mutex_lock(&t->mtx);
+	for (size_t i = 0; i < t->n; i++) {
+		const task_t *k = t->v[i];
+		if (!*alloc_id || strcmp(k->alloc_id, alloc_id) != 0)
+			continue;
+		alloc_seen = true;
+		if (*task ? !strcmp(k->name, task)
+			  : !best || k->order < best->order)
+			best = k;
+	}
+	if (best)
+		snprintf(dir, len, "%s/logs", best->dir);
+	pthread_mutex_unlock(&t->mtx);
+	if (!alloc_seen)
+		return flt_err(err, FLT_ENOTFOUND,
+			       "allocation %s does not run on this node",
+			       alloc_id);
+	if (!best)
+		return flt_err(err, FLT_ENOTFOUND,
+			       "allocation %s has no task %s on this node",
+			       alloc_id, task);
+	return 0;
 }
 
 void agent_tasks_status_free(Flotilla__TaskStatus **v, size_t n)
@@ -654,9 +1159,12 @@ int agent_tasks_open(const agent_tasks_opts_t *o, agent_tasks_t **out,
 	for (size_t i = 0; i < t->n; i++) {
 		task_t *k = t->v[i];
 		read_status(k);
+		k->rep_state = state_of(k->state);
+		k->rep_healthy = task_healthy(k);
 		flt_info("task re-attached task=%s shim_pid=%d alive=%d state=%s",
-			 k->name, (int)k->shim_pid, shim_alive(k), k->state);
+			 k->key, (int)k->shim_pid, shim_alive(k), k->state);
 	}
+	remove_retired(t);
 	if (pthread_create(&t->health_thread, NULL, health_main, t) != 0) {
 		agent_tasks_close(t);
 		return flt_err(err, -EAGAIN, "health thread");
@@ -678,6 +1186,7 @@ void agent_tasks_close(agent_tasks_t *t)
 		free(t->v[i]->checks);
 		free(t->v[i]);
 	}
+	free_want(t->want, t->nwant);
 	pthread_mutex_destroy(&t->mtx);
 	free(t);
 }

@@ -469,6 +469,74 @@ static void test_open_mode(void **state)
 	agent_logfile_close(l);
 }
 
+/* ---- reading back ----------------------------------------------------- */
+
+static void test_read(void **state)
+{
+	const char *dir = *state;
+	agent_log_chunk_t c;
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/out.log", dir);
+	write_file(path, "0123456789", 10);
+
+	/* From an offset, bounded by max. */
+	assert_int_equal(agent_logfile_read(dir, "out.log", 2, 0, 5, &c), 0);
+	assert_int_equal(c.len, 5);
+	assert_memory_equal(c.data, "23456", 5);
+	assert_int_equal(c.next_offset, 7);
+	assert_false(c.rotated);
+	free(c.data);
+	assert_int_equal(agent_logfile_read(dir, "out.log", 7, 0, 100, &c), 0);
+	assert_int_equal(c.len, 3);
+	assert_int_equal(c.next_offset, 10);
+	free(c.data);
+	/* At the end: nothing, same offset. */
+	assert_int_equal(agent_logfile_read(dir, "out.log", 10, 0, 100, &c), 0);
+	assert_int_equal(c.len, 0);
+	assert_int_equal(c.next_offset, 10);
+	assert_false(c.rotated);
+	free(c.data);
+
+	/* The tail, never more than max. */
+	assert_int_equal(agent_logfile_read(dir, "out.log", -1, 4, 100, &c), 0);
+	assert_memory_equal(c.data, "6789", 4);
+	assert_int_equal(c.next_offset, 10);
+	free(c.data);
+	assert_int_equal(agent_logfile_read(dir, "out.log", -1, 400, 3, &c), 0);
+	assert_memory_equal(c.data, "789", 3);
+	free(c.data);
+	assert_int_equal(agent_logfile_read(dir, "out.log", -1, 400, 100, &c), 0);
+	assert_int_equal(c.len, 10);
+	free(c.data);
+
+	/* Shorter than the offset: rotated since, read from the start. */
+	write_file(path, "abc", 3);
+	assert_int_equal(agent_logfile_read(dir, "out.log", 10, 0, 100, &c), 0);
+	assert_true(c.rotated);
+	assert_memory_equal(c.data, "abc", 3);
+	assert_int_equal(c.next_offset, 3);
+	free(c.data);
+
+	assert_int_equal(agent_logfile_read(dir, "out.log", -2, 0, 100, &c),
+			 -EINVAL);
+	assert_int_equal(agent_logfile_read(dir, "../out.log", 0, 0, 100, &c),
+			 -EINVAL);
+	assert_int_equal(agent_logfile_read(dir, "none.log", 0, 0, 100, &c),
+			 -ENOENT);
+
+	/* No link is followed, no FIFO hangs the read. */
+	char link[512];
+	snprintf(link, sizeof(link), "%s/link.log", dir);
+	assert_int_equal(symlink(path, link), 0);
+	assert_int_equal(agent_logfile_read(dir, "link.log", 0, 0, 100, &c),
+			 -ELOOP);
+	snprintf(path, sizeof(path), "%s/fifo.log", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(agent_logfile_read(dir, "fifo.log", 0, 0, 100, &c),
+			 -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -488,6 +556,7 @@ int main(void)
 		T(test_pump_rotates),
 		T(test_open_errors),
 		T(test_open_mode),
+		T(test_read),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,43 @@
+/*
+ * The agent's own API (--api): the logs of the allocations it runs, read
+ * by the coordinator or an operator (METHOD_AGENT_LOGS). It takes no
+ * credentials: bind it to loopback, or use tls+tcp:// so that only peers
+ * with a certificate from --tls-ca get in.
+ */
+#ifndef FLOTILLA_AGENT_API_H
+#define FLOTILLA_AGENT_API_H
+
+#include <stddef.h>
+
+#include "flotilla/error.h"
+#include "flotilla/tls.h"
+#include "tasks.h"
+
+/* Largest log chunk one request returns, and the default. */
+#define AGENT_API_LOG_MAX (1u << 20)
+/* Bytes of a tail read (offset -1) when the request gives none. */
+#define AGENT_API_TAIL_DEFAULT 4096u
+
+typedef struct agent_api agent_api_t;
+
+/*
+ * Listens on url (tls+tcp:// with tls's files, as checked by
+ * flt_tls_check; tcp://, ipc://) and answers from tasks, which must
+ * outlive the API. Logs a warning when the URL is neither TLS, loopback
+ * nor ipc. Returns 0, FLT_EUSAGE for a bad URL, or FLT_ETRANSPORT (or the
+ * TLS setup's error) when it cannot listen.
+ */
+int agent_api_open(const char *url, const flt_tls_opts_t *tls,
+		   agent_tasks_t *tasks, agent_api_t **out, flt_error_t *err);
+/*
+ * The address to report for url: url itself, except that a wildcard host
+ * (tcp://0.0.0.0:P, tcp://[::]:P, tcp://:P, and their tls+ forms) becomes
+ * hostname, which others can dial.
+ */
+void agent_api_advertised(const char *url, const char *hostname, char *out,
+			  size_t len);
+
+/* Stops answering and frees a; NULL is allowed. */
+void agent_api_close(agent_api_t *a);
+
+#endif
