@@ -10,6 +10,7 @@
 int cli_usage_fail(const cli_cmd_t *cmd, const char *fmt, ...)
 {
 	va_list ap;
+	fflush(stdout);
 	fputs("flotilla: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);

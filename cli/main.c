@@ -34,6 +34,8 @@ static const cli_cmd_t *const groups[] = {
 int cli_fail(const char *fmt, ...)
 {
 	va_list ap;
+	/* What was printed so far comes first, even into one pipe. */
+	fflush(stdout);
 	fputs("flotilla: ", stderr);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);

@@ -158,7 +158,8 @@ int cli_watch_allocs(cli_t *c, const char *job, long wait_s)
 	if (cli_interrupted())
 		return CLI_EXIT_INTERRUPTED;
 	if (!settled)
-		return cli_fail("job %s: allocations still pending after %ld s",
+		return cli_fail("job %s: allocations still starting or stopping "
+				"after %ld s",
 				job, wait_s);
 	if (failed)
 		return cli_fail("job %s: %zu allocation%s failed", job, failed,

@@ -229,8 +229,8 @@ static void alloc_row(cli_table_t *t, const Flotilla__Alloc *a)
 	snprintf(group, sizeof(group), "%s[%u]", a->group, a->index);
 	snprintf(version, sizeof(version), "%llu",
 		 (unsigned long long)a->job_version);
-	snprintf(health, sizeof(health), "%s%s", a->health,
-		 a->canary ? (*a->health ? " (canary)" : "(canary)") : "");
+	snprintf(health, sizeof(health), "%s%s", cli_dash(a->health),
+		 a->canary ? " (canary)" : "");
 	cli_age(a->create_ms, age, sizeof(age));
 	cli_table_row(t, id, group, *a->node_name ? a->node_name : a->node_id,
 		      version, a->desired, a->client_status, health, age);
