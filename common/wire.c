@@ -23,7 +23,18 @@ const char *flt_method_name(Flotilla__Method m)
 	case FLOTILLA__METHOD__METHOD_AGENT_LOGS: return "agent_logs";
 	case FLOTILLA__METHOD__METHOD_NODE_LIST: return "node_list";
 	case FLOTILLA__METHOD__METHOD_NODE_GET: return "node_get";
+	case FLOTILLA__METHOD__METHOD_NODE_DRAIN: return "node_drain";
+	case FLOTILLA__METHOD__METHOD_NODE_ELIGIBILITY: return "node_eligibility";
 	case FLOTILLA__METHOD__METHOD_JOB_PLAN: return "job_plan";
+	case FLOTILLA__METHOD__METHOD_JOB_REGISTER: return "job_register";
+	case FLOTILLA__METHOD__METHOD_JOB_GET: return "job_get";
+	case FLOTILLA__METHOD__METHOD_JOB_LIST: return "job_list";
+	case FLOTILLA__METHOD__METHOD_JOB_STOP: return "job_stop";
+	case FLOTILLA__METHOD__METHOD_JOB_HISTORY: return "job_history";
+	case FLOTILLA__METHOD__METHOD_ALLOC_GET: return "alloc_get";
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_GET: return "deployment_get";
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_PROMOTE: return "deployment_promote";
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_FAIL: return "deployment_fail";
 	default: return "unknown";
 	}
 }
