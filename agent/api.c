@@ -71,8 +71,8 @@ static void serve_logs(agent_api_t *a, flt_request_t *r)
 	if (rc == -ENOENT) {
 		flt_request_fail(r, FLT_ENOTFOUND,
 				 "allocation %s task %s: no %s yet",
-				 req->alloc_id, *req->task ? req->task : "(first)",
-				 stream);
+				 req->alloc_id,
+				 *req->task ? req->task : "(first)", stream);
 		return;
 	}
 	if (rc < 0) {

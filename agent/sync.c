@@ -394,8 +394,10 @@ static void *sync_main(void *arg)
 			}
 		}
 		int64_t left = next_action - flt_now_mono_ms();
-		struct pollfd p[2] = { { .fd = a->wake_fd, .events = POLLIN },
-				       { .fd = a->status_fd, .events = POLLIN } };
+		struct pollfd p[2] = {
+			{ .fd = a->wake_fd, .events = POLLIN },
+			{ .fd = a->status_fd, .events = POLLIN },
+		};
 		if (poll(p, 2, left < 0 ? 0 : (int)left) > 0) {
 			uint64_t v;
 			bool pushed = (p[0].revents & POLLIN) &&

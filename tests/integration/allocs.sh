@@ -182,3 +182,14 @@ wait_for 15 "A2 gone from the reports" bash -c "! grep '\"method\":\"sync\"' '$S
 state_is $A1 main running && [ "$(status_file $A1 main init_pid)" = "$p1" ] || fail "A1 was disturbed"
 out=$(logs --alloc $A2 --task main) && fail "logs of a removed allocation: $out"
 pass "a dropped allocation is stopped, forgotten and its directory removed; the other runs on"
+
+# A clean stop leaves the tasks running; its status is 0 (and a sanitizer
+# build reports no leak).
+p1=$(status_file $A1 main init_pid)
+rc=0
+kill -TERM "${PIDS[agent]}"
+wait "${PIDS[agent]}" || rc=$?
+unset "PIDS[agent]"
+[ $rc = 0 ] || fail "agent exited with status $rc on SIGTERM"
+kill -0 "$p1" || fail "a task stopped with the agent"
+pass "agent stopped cleanly, its task runs on"

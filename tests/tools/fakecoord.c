@@ -357,8 +357,12 @@ static int logs(void)
 	} else {
 		json_t *d = json_stringn((const char *)resp->data.data,
 					 resp->data.len);
-		json_object_set_new(out, d ? "data" : "data_invalid_utf8",
-				    d ? d : json_integer((json_int_t)resp->data.len));
+		if (!d)
+			d = json_integer((json_int_t)resp->data.len);
+		json_object_set_new(out,
+				    json_is_string(d) ? "data"
+						      : "data_invalid_utf8",
+				    d);
 		json_object_set_new(out, "offset", json_integer(resp->offset));
 		json_object_set_new(out, "rotated",
 				    json_boolean(resp->rotated));

@@ -506,7 +506,8 @@ static void test_read(void **state)
 	assert_int_equal(agent_logfile_read(dir, "out.log", -1, 400, 3, &c), 0);
 	assert_memory_equal(c.data, "789", 3);
 	free(c.data);
-	assert_int_equal(agent_logfile_read(dir, "out.log", -1, 400, 100, &c), 0);
+	assert_int_equal(agent_logfile_read(dir, "out.log", -1, 400, 100, &c),
+			 0);
 	assert_int_equal(c.len, 10);
 	free(c.data);
 
