@@ -26,10 +26,25 @@ mkcert rogue otherca rogue
 LISTEN="tls+tcp://127.0.0.1:$(free_port)"
 start_coord --tls-ca "$T/ca.crt" --tls-cert "$T/server.crt" --tls-key "$T/server.key"
 
+AGENT_API="tls+tcp://127.0.0.1:$(free_port)"
 start_agent agent1 --tls-ca "$T/ca.crt" --tls-cert "$T/agent1.crt" \
-	--tls-key "$T/agent1.key" --tls-server-name localhost
+	--tls-key "$T/agent1.key" --tls-server-name localhost --api "$AGENT_API"
 wait_for 10 "agent1 ready over mTLS" is_status agent1 ready
 pass "agent with a valid client certificate registered over tls+tcp"
+
+# The agent's own API over mutual TLS, with the agent's certificate.
+FAKE="$FLT_BIN/tests/tools/flt-fakecoord"
+NO_ALLOC=00000000-0000-4000-8000-000000000000
+api_logs() { timeout 20 "$FAKE" logs --url "$AGENT_API" --alloc $NO_ALLOC --tls-ca "$T/ca.crt" "$@"; }
+wait_for 5 "agent1's API" bash -c "exec 3<>/dev/tcp/127.0.0.1/${AGENT_API##*:}"
+out=$(api_logs --tls-server-name agent1 --tls-cert "$T/server.crt" --tls-key "$T/server.key") && rc=0 || rc=$?
+[ $rc = 1 ] && echo "$out" | jq -e '.error == 3' >/dev/null || fail "a peer with a certificate of the CA: exit $rc: $out"
+out=$(api_logs --tls-server-name agent1) && rc=0 || rc=$?
+[ $rc = 3 ] || fail "a peer without a certificate got an answer from the agent's API: $out"
+out=$(api_logs --tls-server-name agent1 --tls-cert "$T/rogue.crt" --tls-key "$T/rogue.key") && rc=0 || rc=$?
+[ $rc = 3 ] || fail "a peer with a foreign certificate got an answer from the agent's API: $out"
+grep -q "without credentials" "$T/agent1.log" && fail "warned about a TLS --api"
+pass "agent --api over tls+tcp answers only peers with a certificate from the CA"
 
 out=$("$RAWSEND" --url "$LISTEN" --tls-ca "$T/ca.crt" --tls-server-name localhost \
 	--tls-cert "$T/agent1.crt" --tls-key "$T/agent1.key" --version 1) ||

@@ -15,9 +15,10 @@
  *     Runs until SIGINT or SIGTERM.
  *
  *   flt-fakecoord logs --url URL --alloc ID [--task NAME] [--stderr]
- *                      [--offset N] [--tail N] [--max N]
+ *                      [--offset N] [--tail N] [--max N] [--tls-* ...]
  *     One AllocLogs call; prints {"data": ..., "offset": N, "rotated": B}
- *     (exit 0) or {"error": <wire code>, "message": ...} (exit 1).
+ *     (exit 0), {"error": <wire code>, "message": ...} (exit 1), or
+ *     {"no_reply": ...} when the call failed in transport (exit 3).
  */
 #include <errno.h>
 #include <poll.h>
@@ -45,6 +46,7 @@ static long interval_ms = 1000;
 static const char *url, *alloc_id, *task = "";
 static bool use_stderr;
 static long offset, tail, max_bytes;
+static flt_tls_opts_t tls;
 
 static const flt_flag_t serve_flags[] = {
 	{ "listen", FLT_FLAG_STRING, &listen_url, "URL", "where agents dial",
@@ -73,6 +75,13 @@ static const flt_flag_t logs_flags[] = {
 	  1L << 30, NULL },
 	{ "max", FLT_FLAG_INT, &max_bytes, "N", "most bytes", 0, 1L << 30,
 	  NULL },
+	{ "tls-ca", FLT_FLAG_STRING, &tls.ca_file, "FILE", "CA", 0, 0, NULL },
+	{ "tls-cert", FLT_FLAG_STRING, &tls.cert_file, "FILE", "cert", 0, 0,
+	  NULL },
+	{ "tls-key", FLT_FLAG_STRING, &tls.key_file, "FILE", "key", 0, 0,
+	  NULL },
+	{ "tls-server-name", FLT_FLAG_STRING, &tls.server_name, "NAME",
+	  "name to verify", 0, 0, NULL },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
 
@@ -323,7 +332,7 @@ static int serve(void)
 
 static int logs(void)
 {
-	flt_client_opts_t o = { .url = url };
+	flt_client_opts_t o = { .url = url, .tls = &tls };
 	Flotilla__AllocLogsRequest req = FLOTILLA__ALLOC_LOGS_REQUEST__INIT;
 	Flotilla__AllocLogsResponse *resp = NULL;
 	flt_client_t *cl;
@@ -340,17 +349,19 @@ static int logs(void)
 	req.offset = offset;
 	req.tail = (uint32_t)tail;
 	req.max_bytes = (uint32_t)max_bytes;
-	if (flt_client_open(&o, &cl, &err) < 0) {
-		fprintf(stderr, "flt-fakecoord: %s\n", err.msg);
-		return 2;
+	int rc = flt_client_open(&o, &cl, &err);
+	if (rc == 0) {
+		rc = flt_client_call(cl, FLOTILLA__METHOD__METHOD_AGENT_LOGS,
+				     NULL, &req.base,
+				     &flotilla__alloc_logs_response__descriptor,
+				     (ProtobufCMessage **)&resp, 10000, &err);
+		flt_client_close(cl);
 	}
-	int rc = flt_client_call(cl, FLOTILLA__METHOD__METHOD_AGENT_LOGS, NULL,
-				 &req.base,
-				 &flotilla__alloc_logs_response__descriptor,
-				 (ProtobufCMessage **)&resp, 10000, &err);
-	flt_client_close(cl);
 	json_t *out = json_object();
-	if (rc < 0) {
+	bool transport = rc == FLT_ETRANSPORT || rc == -ETIMEDOUT;
+	if (transport) {
+		json_object_set_new(out, "no_reply", json_string(err.msg));
+	} else if (rc < 0) {
 		json_object_set_new(out, "error",
 				    json_integer(flt_wire_code_out(rc)));
 		json_object_set_new(out, "message", json_string(err.msg));
@@ -372,7 +383,7 @@ static int logs(void)
 	json_decref(out);
 	printf("%s\n", s ? s : "{}");
 	free(s);
-	return rc < 0 ? 1 : 0;
+	return transport ? 3 : rc < 0 ? 1 : 0;
 }
 
 int main(int argc, char **argv)
