@@ -27,6 +27,7 @@
 typedef struct ejob ejob_t;
 
 typedef struct ealloc {
+	char id[37]; /* the key of alloc_map: messages come and go */
 	Flotilla__Alloc *a, *wc;
 	ejob_t *job;
 	bool in_plan, push;
@@ -380,7 +381,8 @@ static void alloc_index(coord_engine_t *e, ejob_t *ej, ealloc_t *ea)
 	ea->job = ej;
 	ptr_push((void ***)&ej->allocs, &ej->nallocs, &ej->allocs_cap, ea);
 	ptr_push((void ***)&e->allocs, &e->nallocs, &e->allocs_cap, ea);
-	smap_put(&e->alloc_map, a->id, ea);
+	snprintf(ea->id, sizeof(ea->id), "%s", a->id);
+	smap_put(&e->alloc_map, ea->id, ea);
 	enode_t *nd = node_get(e, a->node_id, true);
 	ptr_push((void ***)&nd->v, &nd->n, &nd->cap, ea);
 }
@@ -1355,6 +1357,10 @@ static void reconcile_group(cycle_t *c, ejob_t *ej, gstate_t *s)
 			nnew++;
 		}
 	}
+	flt_debug("reconcile job=%s group=%s want=%u old=%zu cur=%zu wanted=%zu "
+		  "migrating=%zu canaries=%zu dep=%s",
+		  ej->name, g->name, want, nold, ncur, s->nw, nmig, canaries,
+		  d ? d->status : "none");
 	/* Too many (a count lowered): stop the surplus, the old version
 	 * first. Canaries waiting for promotion are beside the count. */
 	size_t total = nold + ncur + s->nw - canaries;

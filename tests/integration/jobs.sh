@@ -19,7 +19,7 @@ cleanup_allocs() {
 }
 CLEANUP_HOOKS+=(cleanup_allocs)
 
-start_coord
+start_coord --log-level debug
 for a in a1 a2 a3; do start_agent $a; done
 wait_for 10 "3 ready nodes" bash -c "[ \$('$CLI' node list --json | jq '[.[] | select(.status == \"ready\")] | length') = 3 ]"
 
@@ -105,7 +105,7 @@ job_json 5 /bin/true 1 false >"$T/v5.json"
 wait_for 20 "canary waiting for promotion" bash -c "'$CLI' job status web --json | jq -e '.deployment.status_description | test(\"promotion\")' >/dev/null"
 DEP=$(jq_status .deployment.id)
 kill9 coord
-start_coord
+start_coord --log-level debug
 wait_for 10 "the deployment after the restart" bash -c "[ \"\$('$CLI' deployment status $DEP --json | jq -r .deployment.status)\" = running ]"
 "$CLI" deployment promote "$DEP" >/dev/null
 wait_for 40 "deployment of version 5" bash -c "[ \"\$('$CLI' deployment status $DEP --json | jq -r .deployment.status)\" = successful ]"
@@ -122,6 +122,15 @@ moved=$(( $(now_ms) - killed ))
 	fail "the allocation on a3 is lost"
 [ $moved -ge $((TTL * 1000 - 500)) ] || fail "replaced before the TTL ($moved ms)"
 pass "kill -9 of an agent: its allocation was rescheduled ${moved} ms later (TTL ${TTL}s)"
+
+# The node comes back: the allocation replaced meanwhile is stopped there.
+LOST=$(status_json | jq -r --arg n "$VICTIM_ID" '.allocs[] | select(.node_id == $n and .client_status == "lost") | .id')
+pgrep -f "flotilla-shim $T/a3/" >/dev/null || fail "a3's task kept running while its agent was away"
+start_agent a3
+wait_for 10 "a3 ready" is_status a3 ready
+wait_for 15 "a3 stopped the superseded allocation" bash -c "! pgrep -f '[f]lotilla-shim $T/a3/allocs/$LOST' >/dev/null"
+[ "$(live_allocs | jq 'length')" = 3 ] || fail "still 3 allocations"
+pass "a3 came back and stopped its superseded allocation"
 
 # ---- drain: allocations move before the node empties --------------------------
 "$CLI" node drain a2 --deadline 60s >/dev/null
@@ -167,5 +176,5 @@ pass "17 invalid jobs refused with their field paths; nothing changed"
 # ---- stop ----------------------------------------------------------------------
 "$CLI" job stop web >/dev/null
 wait_for 20 "job stopped" bash -c "[ \"\$('$CLI' job status web --json | jq -r .summary.status)\" = dead ]"
-wait_for 20 "tasks gone" bash -c "! pgrep -f 'sleep 100000' >/dev/null"
+wait_for 20 "tasks gone" bash -c "! pgrep -f '[s]leep 100000' >/dev/null"
 pass "job stop ended every task"

@@ -29,7 +29,7 @@ cleanup() {
 			echo "== $f"; tail -n 30 "$f"
 		done
 	fi
-	rm -rf "$T"
+	[ -n "${FLT_KEEP:-}" ] || rm -rf "$T"
 	exit $rc
 }
 trap cleanup EXIT
