@@ -51,38 +51,38 @@ pids+=($!)
 for _ in $(seq 50); do build/cli/flotilla node list >/dev/null 2>&1 && break; sleep 0.1; done
 build/cli/flotilla node list >/dev/null || { cat "$dir/coordinator.log"; exit 1; }
 
-# Each agent runs one sandboxed demo task with a health check.
-tasks=()
-if [ "$(id -u)" = 0 ]; then
-	mkdir -p "$dir/tasks"
-	cat >"$dir/tasks/hello.json" <<'J'
-{"name": "hello", "command": "/bin/sh",
- "args": ["-c", "echo \"hello from $(hostname), pid $$, uid $(id -u)\"; while :; do date > /alloc/heartbeat; sleep 2; done"],
- "resources": {"memory_mb": 32, "max_pids": 16},
- "checks": [{"name": "heartbeat", "type": "exec",
-             "command": ["/bin/sh", "-c", "test -s /alloc/heartbeat"],
-             "interval_ms": 2000, "timeout_ms": 1000}]}
+# The demo: a job of three sandboxed tasks with a health check, spread
+# over the zones, submitted like a product team would.
+root=0
+[ "$(id -u)" = 0 ] && root=1 ||
+	echo "not root: the agents run without the demo job (the sandbox needs root)"
+cat >"$dir/hello.json" <<'J'
+{"name": "hello",
+ "groups": [{"name": "web", "count": 3,
+   "spreads": [{"attribute": "label.zone", "weight": 100}],
+   "tasks": [{"name": "hello", "command": "/bin/sh",
+     "args": ["-c", "echo \"hello from $(hostname), alloc $FLOTILLA_ALLOC_ID, uid $(id -u)\"; while :; do date > /alloc/heartbeat; sleep 2; done"],
+     "resources": {"memory_mb": 32, "max_pids": 16},
+     "checks": [{"name": "heartbeat", "type": "exec",
+                 "command": ["/bin/sh", "-c", "test -s /alloc/heartbeat"],
+                 "interval_ms": 1000, "timeout_ms": 500}]}]}],
+ "update": {"max_parallel": 1, "canary": 1, "min_healthy_time_ms": 2000,
+            "auto_revert": true, "auto_promote": true}}
 J
-	tasks=(--task-dir "$dir/tasks")
-else
-	echo "not root: the agents run without the demo task (the sandbox needs root)"
-fi
 
+api_port=${FLOTILLA_AGENT_API_PORT:-4810}
 zones=(eu-west eu-north us-east)
 for i in $(seq 1 "$agents"); do
 	build/agent/flotilla-agent --dev --data-dir "$dir/agent-$i" \
 		--coordinator "$listen" --join-token "$token" --name "agent-$i" \
 		--label "zone=${zones[$(( (i - 1) % 3 ))]}" --label "rack=r$i" \
-		"${tasks[@]}" >"$dir/agent-$i.log" 2>&1 &
+		--api "tcp://127.0.0.1:$((api_port + i))" \
+		>"$dir/agent-$i.log" 2>&1 &
 	pids+=($!)
 done
 
 ready() { [ "$(build/cli/flotilla node list --json | jq '[.[] | select(.status == "ready")] | length')" -ge "$agents" ]; }
 for _ in $(seq 100); do ready 2>/dev/null && break; sleep 0.1; done
-healthy() { build/cli/flotilla node status agent-1 --json | jq -e '.tasks[] | select(.name == "hello") | .healthy' >/dev/null; }
-if [ ${#tasks[@]} -gt 0 ]; then
-	for _ in $(seq 100); do healthy 2>/dev/null && break; sleep 0.1; done
-fi
 
 cat <<INFO
 
@@ -94,13 +94,21 @@ Flotilla dev fleet: 1 coordinator, $agents agents (state in $dir)
 \$ flotilla node list
 INFO
 build/cli/flotilla node list
-echo
-echo "\$ flotilla node status agent-1"
-build/cli/flotilla node status agent-1
-if [ ${#tasks[@]} -gt 0 ]; then
+if [ $root = 1 ]; then
 	echo
-	echo "\$ cat $dir/agent-1/tasks/hello/logs/stdout.log"
-	cat "$dir/agent-1/tasks/hello/logs/stdout.log"
+	echo "\$ flotilla job run $dir/hello.json"
+	build/cli/flotilla job run "$dir/hello.json"
+	echo
+	echo "\$ flotilla job status hello"
+	build/cli/flotilla job status hello
+	alloc=$(build/cli/flotilla job status hello --json | jq -r '[.allocs[] | select(.desired == "run")][0].id')
+	for _ in $(seq 30); do
+		[ -n "$(build/cli/flotilla alloc logs "$alloc" 2>/dev/null)" ] && break
+		sleep 0.1
+	done
+	echo
+	echo "\$ flotilla alloc logs ${alloc:0:8}"
+	build/cli/flotilla alloc logs "$alloc"
 fi
 ready || { echo "not every agent became ready" >&2; exit 1; }
 
@@ -108,7 +116,9 @@ if [ $exit_after = 1 ]; then
 	exit 0
 fi
 echo
-echo "The fleet keeps running; try: build/cli/flotilla node list   (Ctrl-C stops it)"
+echo "The fleet keeps running (Ctrl-C stops it); try, with FLOTILLA_ADDR=$api:"
+echo "  build/cli/flotilla job status hello"
+echo "  edit $dir/hello.json (an env entry, say) and: build/cli/flotilla job run $dir/hello.json"
 while sleep 5; do
 	kill -0 "${pids[0]}" 2>/dev/null || { echo "coordinator exited" >&2; exit 1; }
 done
