@@ -291,7 +291,7 @@ static void test_unpack_version(void **state)
 
 static void test_unpack_method(void **state)
 {
-	const int bad[] = { 0, 5, 99, 102, -1, 1 << 20 };
+	const int bad[] = { 0, 5, 99, 109, -1, 1 << 20 };
 	flt_envelope_t env, *got;
 	Flotilla__Credentials creds;
 	flt_error_t err;
