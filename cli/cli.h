@@ -155,7 +155,7 @@ bool cli_deployment_done(const Flotilla__Deployment *d);
 typedef struct cli_progress {
 	bool tty;
 	int drawn;    /* lines drawn last time (terminal) */
-	size_t nlast; /* lines printed last time (not a terminal) */
+	size_t nlast; /* lines printed last time */
 	char **last;
 } cli_progress_t;
 

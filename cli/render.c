@@ -361,30 +361,43 @@ static void free_lines(char **lines, size_t n)
 	free(lines);
 }
 
+static bool lines_same(const cli_progress_t *p, char **lines, size_t n)
+{
+	if (p->nlast != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(lines[i], p->last[i]) != 0)
+			return false;
+	return true;
+}
+
+/* Redraws every line in place, each cut to the terminal's width. */
+static void redraw(cli_progress_t *p, char **lines, size_t n)
+{
+	size_t cols = term_cols();
+	if (p->drawn)
+		printf("\033[%dA", p->drawn);
+	for (size_t i = 0; i < n; i++)
+		printf("\r\033[2K%.*s\n", (int)(cols - 1), lines[i]);
+	p->drawn = (int)n;
+}
+
 void cli_progress_draw(cli_progress_t *p, const Flotilla__Deployment *d)
 {
 	size_t n = d->n_groups + 1;
 	char **lines = flt_xcalloc(n, sizeof(*lines));
 	progress_lines(d, p->tty, lines);
 	if (p->tty) {
-		size_t cols = term_cols();
-		if (p->drawn)
-			printf("\033[%dA", p->drawn);
-		for (size_t i = 0; i < n; i++) {
-			if (strlen(lines[i]) >= cols)
-				lines[i][cols - 1] = '\0';
-			printf("\r\033[2K%s\n", lines[i]);
-		}
-		p->drawn = (int)n;
-		free_lines(lines, n);
+		if (!lines_same(p, lines, n))
+			redraw(p, lines, n);
 	} else {
 		for (size_t i = 0; i < n; i++)
 			if (i >= p->nlast || strcmp(lines[i], p->last[i]) != 0)
 				printf("%s\n", lines[i]);
-		free_lines(p->last, p->nlast);
-		p->last = lines;
-		p->nlast = n;
 	}
+	free_lines(p->last, p->nlast);
+	p->last = lines;
+	p->nlast = n;
 	fflush(stdout);
 }
 
