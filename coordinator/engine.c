@@ -790,10 +790,11 @@ static void place_wanted(cycle_t *c, ejob_t *ej, gstate_t *s)
 				a->reschedule_times_ms = flt_xcalloc(
 					a->n_reschedule_times_ms,
 					sizeof(int64_t));
-				memcpy(a->reschedule_times_ms,
-				       p->reschedule_times_ms,
-				       p->n_reschedule_times_ms *
-					       sizeof(int64_t));
+				if (p->n_reschedule_times_ms)
+					memcpy(a->reschedule_times_ms,
+					       p->reschedule_times_ms,
+					       p->n_reschedule_times_ms *
+						       sizeof(int64_t));
 				a->reschedule_times_ms[p->n_reschedule_times_ms] =
 					c->now;
 			} else {
@@ -2168,8 +2169,11 @@ static int load(coord_engine_t *e, flt_error_t *err)
 	size_t running = 0;
 	for (size_t j = 0; j < e->njobs; j++) {
 		ejob_t *ej = e->jobs[j];
-		qsort(ej->deps, ej->ndeps, sizeof(*ej->deps), dep_order);
-		qsort(ej->evals, ej->nevals, sizeof(*ej->evals), eval_order);
+		if (ej->ndeps)
+			qsort(ej->deps, ej->ndeps, sizeof(*ej->deps), dep_order);
+		if (ej->nevals)
+			qsort(ej->evals, ej->nevals, sizeof(*ej->evals),
+			      eval_order);
 		/* Evaluate every job once: whatever was under way when the
 		 * coordinator stopped continues from its stored state. */
 		ej->wake_ms = 1;
