@@ -84,9 +84,13 @@ static int follow(cli_t *c, const char *job, const char *verb,
 		printf("job %s version %llu %s (eval %.8s)\n", job,
 		       (unsigned long long)r->job_version, verb,
 		       cli_dash(r->eval_id));
-	if (r->unplaced)
-		printf("%u allocation%s not placed: %s\n", r->unplaced,
-		       r->unplaced == 1 ? "" : "s", cli_dash(r->why));
+	/* The reason names the group and counts ("web: 1 of 4 allocations
+	 * not placed: ..."). */
+	if (r->unplaced && *r->why)
+		printf("%s\n", r->why);
+	else if (r->unplaced)
+		printf("%u allocation%s not placed\n", r->unplaced,
+		       r->unplaced == 1 ? "" : "s");
 	fflush(stdout);
 	if (detach)
 		return CLI_EXIT_OK;
@@ -160,6 +164,16 @@ static int job_stop(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 	return rc;
 }
 
+/* The latest evaluation, if any. */
+static const Flotilla__Eval *latest_eval(const Flotilla__JobGetResponse *r)
+{
+	const Flotilla__Eval *e = NULL;
+	for (size_t i = 0; i < r->n_evals; i++)
+		if (!e || r->evals[i]->create_index > e->create_index)
+			e = r->evals[i];
+	return e;
+}
+
 static void print_summary(const Flotilla__JobGetResponse *r)
 {
 	const Flotilla__JobSummary *s = r->summary;
@@ -175,6 +189,9 @@ static void print_summary(const Flotilla__JobGetResponse *r)
 	cli_kv("Allocations",
 	       "%u desired, %u running, %u healthy, %u pending, %u failed",
 	       s->desired, s->running, s->healthy, s->pending, s->failed);
+	const Flotilla__Eval *e = latest_eval(r);
+	if (e && e->unplaced)
+		cli_kv("Unplaced", "%s", *e->why ? e->why : "(no reason given)");
 	if (r->deployment) {
 		char line[1024];
 		cli_deployment_line(r->deployment, line, sizeof(line));
