@@ -34,6 +34,7 @@ typedef struct task {
 	uint32_t alloc_index;
 	unsigned order;    /* place in its allocation (the default for logs) */
 	bool refused;      /* spec refused by this host: reported, never run */
+	uint64_t gen;      /* unique in this run: tells a task from its successor */
 	char dir[1024];
 	uint8_t spec_hash[16];
 	Flotilla__TaskSpec *spec; /* NULL when re-attached without a spec */
@@ -73,7 +74,16 @@ struct agent_tasks {
 	bool cap_warned;
 	bool changed; /* something to report: call on_change */
 	unsigned gc_seq;
+	uint64_t gen_seq;
 };
+
+/* Lock held (or before any other thread runs). */
+static task_t *task_new(agent_tasks_t *t)
+{
+	task_t *k = flt_xcalloc(1, sizeof(*k));
+	k->gen = ++t->gen_seq;
+	return k;
+}
 
 /* ---- records ---------------------------------------------------------- */
 
@@ -209,7 +219,7 @@ static int load_one(const void *key, size_t klen, const void *val,
 	}
 	if (nf < 4 || (nf > 4 && nf != 7))
 		return 0;
-	task_t *k = flt_xcalloc(1, sizeof(*k));
+	task_t *k = task_new(t);
 	memcpy(k->key, key, klen);
 	snprintf(k->dir, sizeof(k->dir), "%s", f[0]);
 	k->shim_pid = atoi(f[1]);
@@ -508,7 +518,7 @@ static void scan_specs(agent_tasks_t *t)
 			flotilla__task_spec__free_unpacked(spec, NULL);
 			continue;
 		}
-		k = flt_xcalloc(1, sizeof(*k));
+		k = task_new(t);
 		snprintf(k->key, sizeof(k->key), "%s", spec->name);
 		snprintf(k->name, sizeof(k->name), "%s", spec->name);
 		snprintf(k->dir, sizeof(k->dir), "%s/tasks/%s", t->o.data_dir,
@@ -559,7 +569,7 @@ static void alloc_task_hash(const Flotilla__AllocSpec *a,
 static task_t *new_alloc_task(agent_tasks_t *t, const Flotilla__AllocSpec *a,
 			      unsigned j, const uint8_t h[16])
 {
-	task_t *k = flt_xcalloc(1, sizeof(*k));
+	task_t *k = task_new(t);
 	const char *name = a->tasks[j]->name;
 
 	snprintf(k->key, sizeof(k->key), "%s/%s", a->id, name);
@@ -1012,7 +1022,8 @@ static void *health_main(void *arg)
 			task_t *k = t->v[i];
 			if (!k->spec || strcmp(k->state, "running") != 0)
 				continue;
-			for (size_t c = 0; c < k->nchecks && !ran; c++) {
+			/* Once a check ran, k may be gone: test ran first. */
+			for (size_t c = 0; !ran && c < k->nchecks; c++) {
 				int64_t now = flt_now_mono_ms();
 				if (!agent_check_due(&k->checks[c], now))
 					continue;
@@ -1024,14 +1035,16 @@ static void *health_main(void *arg)
 				bool host = !strcmp(k->spec->network, "host");
 				char key[KEY_MAX];
 				snprintf(key, sizeof(key), "%s", k->key);
+				uint64_t gen = k->gen;
 				pthread_mutex_unlock(&t->mtx);
 				char why[256] = "";
 				int res = run_check(&copy, hc, copy.init_pid,
 						    host, why, sizeof(why));
 				pthread_mutex_lock(&t->mtx);
-				/* The task may have gone meanwhile. */
+				/* The task may have gone meanwhile, or been
+				 * replaced under the same key. */
 				task_t *cur = find(t, key);
-				if (cur == k && c < k->nchecks &&
+				if (cur && cur->gen == gen && c < k->nchecks &&
 				    agent_check_record(&k->checks[c], hc, res,
 						       why,
 						       flt_now_mono_ms())) {
