@@ -38,7 +38,7 @@
 #define BACKOFF_MAX_MS 30000
 #define FINGERPRINT_EVERY_MS 60000
 #define WATCH_WAIT_MS 30000
-#define TASKS_EVERY_MS 500
+#define TASKS_EVERY_MS 100
 /* Least time between two syncs brought forward by task changes: a
  * flapping task costs the coordinator at most 10 syncs a second. */
 #define STATUS_GAP_MS 100
