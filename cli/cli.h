@@ -48,6 +48,13 @@ int cli_call(cli_t *c, Flotilla__Method method, const ProtobufCMessage *req,
 	     const ProtobufCMessageDescriptor *resp_desc,
 	     ProtobufCMessage **resp);
 
+/* The same, silent: returns 0 or the negative code of flt_client_call
+ * (FLT_ETRANSPORT, -ETIMEDOUT, FLT_ENOTFOUND...) with the reason in err. */
+int cli_call_err(cli_t *c, Flotilla__Method method,
+		 const ProtobufCMessage *req,
+		 const ProtobufCMessageDescriptor *resp_desc,
+		 ProtobufCMessage **resp, flt_error_t *err);
+
 /* Prints a one-line error and returns the exit status 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -44,18 +44,27 @@ int cli_fail(const char *fmt, ...)
 	return 1;
 }
 
+int cli_call_err(cli_t *c, Flotilla__Method method,
+		 const ProtobufCMessage *req,
+		 const ProtobufCMessageDescriptor *resp_desc,
+		 ProtobufCMessage **resp, flt_error_t *err)
+{
+	if (!c->client) {
+		flt_client_opts_t o = { .url = c->address, .tls = &c->tls };
+		int rc = flt_client_open(&o, &c->client, err);
+		if (rc < 0)
+			return rc;
+	}
+	return flt_client_call(c->client, method, NULL, req, resp_desc, resp,
+			       (int)c->timeout_ms, err);
+}
+
 int cli_call(cli_t *c, Flotilla__Method method, const ProtobufCMessage *req,
 	     const ProtobufCMessageDescriptor *resp_desc,
 	     ProtobufCMessage **resp)
 {
 	flt_error_t err;
-	if (!c->client) {
-		flt_client_opts_t o = { .url = c->address, .tls = &c->tls };
-		if (flt_client_open(&o, &c->client, &err) < 0)
-			return cli_fail("%s", err.msg);
-	}
-	if (flt_client_call(c->client, method, NULL, req, resp_desc, resp,
-			    (int)c->timeout_ms, &err) < 0)
+	if (cli_call_err(c, method, req, resp_desc, resp, &err) < 0)
 		return cli_fail("%s", err.msg);
 	return 0;
 }

@@ -34,15 +34,49 @@ void cli_sleep_ms(int ms)
 		nanosleep(&ts, NULL);
 }
 
-static int get_deployment(cli_t *c, const char *id,
+/*
+ * One poll of a watch. A coordinator that is away (restarting, unreachable,
+ * busy) is retried until the deadline, saying so once; any other error ends
+ * the watch. Returns 0, or 1 after printing why.
+ */
+static int poll_call(cli_t *c, Flotilla__Method m, const ProtobufCMessage *req,
+		     const ProtobufCMessageDescriptor *desc,
+		     ProtobufCMessage **resp, int64_t deadline,
+		     cli_progress_t *p)
+{
+	bool said = false;
+	for (;;) {
+		flt_error_t err;
+		int rc = cli_call_err(c, m, req, desc, resp, &err);
+		if (rc == 0)
+			return 0;
+		bool away = rc == FLT_ETRANSPORT || rc == -ETIMEDOUT ||
+			    rc == -EAGAIN;
+		if (!away || flt_now_mono_ms() >= deadline ||
+		    cli_interrupted())
+			return cli_fail("%s", err.msg);
+		if (!said) {
+			cli_fail("%s (retrying)", err.msg);
+			said = true;
+			/* The progress lines start again below. */
+			if (p)
+				p->drawn = 0;
+		}
+		cli_sleep_ms(POLL_MS);
+	}
+}
+
+static int get_deployment(cli_t *c, const char *id, int64_t deadline,
+			  cli_progress_t *p,
 			  Flotilla__DeploymentGetResponse **resp)
 {
 	Flotilla__DeploymentGetRequest req =
 		FLOTILLA__DEPLOYMENT_GET_REQUEST__INIT;
 	req.id = (char *)id;
-	int rc = cli_call(c, FLOTILLA__METHOD__METHOD_DEPLOYMENT_GET, &req.base,
-			  &flotilla__deployment_get_response__descriptor,
-			  (ProtobufCMessage **)resp);
+	int rc = poll_call(c, FLOTILLA__METHOD__METHOD_DEPLOYMENT_GET,
+			   &req.base,
+			   &flotilla__deployment_get_response__descriptor,
+			   (ProtobufCMessage **)resp, deadline, p);
 	if (rc == 0 && !(*resp)->deployment) {
 		flotilla__deployment_get_response__free_unpacked(*resp, NULL);
 		return cli_fail("bad reply: no deployment");
@@ -71,7 +105,7 @@ int cli_watch_deployment(cli_t *c, const char *id, long wait_s)
 	cli_progress_init(&p, stdout);
 	for (;;) {
 		Flotilla__DeploymentGetResponse *resp;
-		if (get_deployment(c, id, &resp) != 0)
+		if (get_deployment(c, id, deadline, &p, &resp) != 0)
 			break;
 		const Flotilla__Deployment *d = resp->deployment;
 		cli_progress_draw(&p, d);
@@ -140,9 +174,9 @@ int cli_watch_allocs(cli_t *c, const char *job, long wait_s)
 	req.name = (char *)job;
 	cli_catch_interrupt();
 	for (;;) {
-		if (cli_call(c, FLOTILLA__METHOD__METHOD_JOB_GET, &req.base,
-			     &flotilla__job_get_response__descriptor,
-			     (ProtobufCMessage **)&resp) != 0)
+		if (poll_call(c, FLOTILLA__METHOD__METHOD_JOB_GET, &req.base,
+			      &flotilla__job_get_response__descriptor,
+			      (ProtobufCMessage **)&resp, deadline, NULL) != 0)
 			return CLI_EXIT_FAIL;
 		settled = allocs_settled(resp);
 		if (settled || flt_now_mono_ms() >= deadline)
