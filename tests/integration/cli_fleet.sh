@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# What the CLI prints and how it exits, against a real 3-agent fleet: job
+# run followed to success, to a failure that reverts, and for a batch job;
+# job status, list, history and stop; alloc status and logs through the
+# agent's API; deployment status; node drain and eligibility; errors of
+# things that do not exist. (--json replies are covered by integration.jobs.)
+. "$(dirname "$0")/lib.sh"
+
+require_sandbox
+
+# Tasks outlive their agent by design: stop this test's, by process id.
+stop_shims() {
+	local pids
+	pids=$(ps -eo pid=,args= | awk -v t="flotilla-shim $T/" 'index($0, t) {print $1}')
+	[ -z "$pids" ] || kill -TERM $pids 2>/dev/null || true
+}
+CLEANUP_HOOKS+=(stop_shims)
+
+start_coord
+start_agent n1 --api "tcp://127.0.0.1:$(free_port)"
+start_agent n2 --api "tcp://127.0.0.1:$(free_port)"
+start_agent n3
+for n in n1 n2 n3; do wait_for 10 "$n ready" is_status $n ready; done
+
+# run EXPECTED_RC CMD...: runs the CLI, keeps its output in $out.
+run() {
+	local want=$1; shift
+	rc=0
+	out=$(timeout 60 "$CLI" "$@" 2>&1) || rc=$?
+	[ "$rc" = "$want" ] || fail "flotilla $* exited $rc, not $want: $out"
+}
+has() { grep -qE -- "$1" <<<"$out" || fail "no /$1/ in: $out"; }
+
+# web_json VERSION COMMAND: a service of 2 on n1 and n2 (the agents with
+# an API), printing a marker on stdout and stderr.
+web_json() {
+	jq -n --arg v "$1" --arg cmd "$2" '{
+	  name: "web",
+	  groups: [{name: "web", count: 2,
+	    constraints: [{attribute: "node.name", operator: "in", value: "n1,n2"},
+	                  {operator: "distinct_hosts"}],
+	    tasks: [{name: "srv", command: "/bin/sh",
+	             args: ["-c", $cmd], env: {V: $v}, kill_timeout_ms: 500,
+	             restart: {attempts: 0, on: "never"}}]}],
+	  update: {max_parallel: 2, min_healthy_time_ms: 500,
+	           healthy_deadline_ms: 4000, progress_deadline_ms: 8000,
+	           auto_revert: true}}'
+}
+GOOD='echo "hello v$V"; echo "warn v$V" >&2; exec sleep 100000'
+
+web_json 1 "$GOOD" >"$T/v1.json"
+run 0 job run "$T/v1.json"
+has '^job web version 1 submitted \(eval [0-9a-f]{8}\)$'
+has '^deployment [0-9a-f]{8} \(web version 1\) successful: '
+has '^  web 2/2 healthy  2 placed  0 unhealthy$'
+run 0 job run "$T/v1.json" --detach
+has '^job web unchanged \(version 1\)$'
+pass "job run follows a deployment to success (exit 0); an unchanged job says so"
+
+run 0 job status web
+has '^Name +  = web$'
+has '^Status +  = running$'
+has '^Allocations += 2 desired, 2 running, 2 healthy, 0 pending, 0 failed$'
+has '^ID +GROUP +NODE +VERSION +DESIRED +STATUS +HEALTH +CREATED$'
+[ "$(grep -cE '^[0-9a-f]{8} +web\[[01]\] +n[12] +1 +run +running +healthy ' <<<"$out")" = 2 ] ||
+	fail "two running healthy allocations: $out"
+run 0 job list
+has '^web +service +1 +running +2/2 +2 +successful '
+run 0 deployment status web
+has '^Status += successful$'
+has '^  web +2 +- +- +2 +2 +0$'
+pass "job status, job list and deployment status"
+
+alloc=$(timeout 20 "$CLI" job status web --json | jq -r '[.allocs[] | select(.desired == "run")][0].id')
+run 0 alloc status "${alloc:0:8}"
+has "^ID += $alloc$"
+has '^  srv +'"${alloc:0:8}"' +running +yes +0 '
+wait_for 10 "the task's output" bash -c "'$CLI' alloc logs ${alloc:0:8} | grep -q 'hello v1'"
+run 0 alloc logs "${alloc:0:8}" --stderr
+[ "$out" = "warn v1" ] || fail "stderr: $out"
+run 0 alloc logs "${alloc:0:8}" --tail 3
+[ "$out" = "v1" ] || fail "tail: $out"
+"$CLI" alloc logs "${alloc:0:8}" -f >"$T/follow.out" 2>&1 &
+follower=$!
+sleep 1
+kill -INT $follower
+rc=0; wait $follower || rc=$?
+[ $rc = 0 ] && grep -q "hello v1" "$T/follow.out" || fail "logs -f: $rc $(cat "$T/follow.out")"
+pass "alloc status; alloc logs of stdout, stderr, a tail, and -f until SIGINT"
+
+web_json 2 'echo dying; exit 3' >"$T/v2.json"
+run 1 job run "$T/v2.json"
+has '^deployment [0-9a-f]{8} \(web version 2\) failed: '
+has '^job web reverted to version 1$'
+wait_for 20 "the revert rolled out" bash -c "'$CLI' deployment status web | grep -q '^Status *= successful'"
+run 0 job history web
+has '^3 +yes +.* reverted to version 1: deployment [0-9a-f]{8} failed '
+has '^2 +no +.* web\.srv: /bin/sh -c echo dying; exit 3$'
+has '^1 +yes +.* web x2$'
+pass "a failing version: exit 1, the revert named; job history lists what changed"
+
+# On n3, the agent without an API.
+jq -n '{name: "once", type: "batch", groups: [{name: "b", count: 2,
+  constraints: [{attribute: "node.name", operator: "=", value: "n3"}],
+  tasks: [{name: "t", command: "/bin/sh", args: ["-c", "echo done"]}]}]}' >"$T/batch.json"
+run 0 job run "$T/batch.json"
+has '^job once version 1 submitted '
+[ "$(grep -cE '^[0-9a-f]{8} +b\[[01]\] +n3 +1 +run +complete ' <<<"$out")" = 2 ] ||
+	fail "batch allocations complete: $out"
+pass "job run of a batch job waits for its allocations and prints them"
+
+run 0 node drain n3 --deadline 1m
+has '^node n3 \([0-9a-f]{8}\): ready, ineligible, draining until [0-9T:.-]+Z$'
+run 0 node list
+has '^[0-9a-f]{8} +n3 +ready +no +yes '
+run 0 node drain n3 --disable
+has '^node n3 \([0-9a-f]{8}\): ready, ineligible, not draining$'
+run 0 node eligibility n3 on
+has '^node n3 \([0-9a-f]{8}\): ready, eligible, not draining$'
+run 0 node status n3
+has '^Eligible += yes$'
+has '^Draining += no$'
+has '^Agent API += -$'
+pass "node drain, eligibility, and their columns"
+
+batch_alloc=$(timeout 20 "$CLI" job status once --json | jq -r '.allocs[0].id')
+run 1 alloc logs "$batch_alloc"
+[ "$out" = "flotilla: node n3 has no agent API (start the agent with --api)" ] || fail "no API: $out"
+pass "alloc logs on a node without an agent API says so"
+
+run 0 job stop web
+has '^job web version 3 stopped \(eval [0-9a-f]{8}\)$'
+run 0 job status web
+has '^Status += dead \(stopped\)$'
+pass "job stop waits for the allocations to finish"
+
+for cmd in "job status nosuch" "job history nosuch" "job stop nosuch" \
+	"alloc status 00000000" "deployment status nosuch" "node status nosuch"; do
+	# shellcheck disable=SC2086
+	run 1 $cmd
+	[ "$(wc -l <<<"$out")" = 1 ] && has '^flotilla: ' || fail "$cmd: $out"
+done
+pass "things that do not exist: exit 1, one line"
