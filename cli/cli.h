@@ -188,11 +188,13 @@ void cli_sleep_ms(int ms);
 int cli_watch_deployment(cli_t *c, const char *id, long wait_s);
 
 /*
- * Waits until every allocation of job that is to run has started (or
- * finished) and every one told to stop has finished, or wait_s seconds,
- * then prints the allocations table. Returns 0, or 1 when an allocation
- * failed or the wait ran out.
+ * Waits until evaluation eval_id (may be NULL or "") is done, every
+ * allocation of job that is to run has started (or finished) and every one
+ * told to stop has finished, or wait_s seconds, then prints the
+ * allocations table. Returns 0, or 1 when an allocation failed or the wait
+ * ran out; SIGINT returns CLI_EXIT_INTERRUPTED.
  */
-int cli_watch_allocs(cli_t *c, const char *job, long wait_s);
+int cli_watch_allocs(cli_t *c, const char *job, const char *eval_id,
+		     long wait_s);
 
 #endif

@@ -98,7 +98,8 @@ static int follow(cli_t *c, const char *job, const char *verb,
 		return cli_watch_deployment(c, r->deployment_id,
 					    wait_s ? wait_s
 						   : WAIT_DEPLOYMENT_S);
-	return cli_watch_allocs(c, job, wait_s ? wait_s : WAIT_ALLOCS_S);
+	return cli_watch_allocs(c, job, r->eval_id,
+				wait_s ? wait_s : WAIT_ALLOCS_S);
 }
 
 #define FOLLOW_FLAGS(detach, wait)                                           \

@@ -137,10 +137,16 @@ int cli_watch_deployment(cli_t *c, const char *id, long wait_s)
 	return rc;
 }
 
-/* Settled: every allocation to run has left pending, every allocation to
- * stop has finished. */
-static bool allocs_settled(const Flotilla__JobGetResponse *j)
+/* Settled: the evaluation is done (when the reply still lists it), every
+ * allocation to run has left pending, every allocation to stop has
+ * finished. */
+static bool allocs_settled(const Flotilla__JobGetResponse *j,
+			   const char *eval_id)
 {
+	for (size_t i = 0; eval_id && *eval_id && i < j->n_evals; i++)
+		if (strcmp(j->evals[i]->id, eval_id) == 0 &&
+		    strcmp(j->evals[i]->status, "pending") == 0)
+			return false;
 	for (size_t i = 0; i < j->n_allocs; i++) {
 		const Flotilla__Alloc *a = j->allocs[i];
 		bool run = strcmp(a->desired, "run") == 0;
@@ -164,7 +170,8 @@ static size_t allocs_failed(const Flotilla__JobGetResponse *j)
 	return n;
 }
 
-int cli_watch_allocs(cli_t *c, const char *job, long wait_s)
+int cli_watch_allocs(cli_t *c, const char *job, const char *eval_id,
+		     long wait_s)
 {
 	Flotilla__JobGetRequest req = FLOTILLA__JOB_GET_REQUEST__INIT;
 	Flotilla__JobGetResponse *resp = NULL;
@@ -178,7 +185,7 @@ int cli_watch_allocs(cli_t *c, const char *job, long wait_s)
 			      &flotilla__job_get_response__descriptor,
 			      (ProtobufCMessage **)&resp, deadline, NULL) != 0)
 			return CLI_EXIT_FAIL;
-		settled = allocs_settled(resp);
+		settled = allocs_settled(resp, eval_id);
 		if (settled || flt_now_mono_ms() >= deadline)
 			break;
 		cli_sleep_ms(POLL_MS);
