@@ -30,17 +30,14 @@ static bool exposed(const char *url)
 
 static void serve_logs(agent_api_t *a, flt_request_t *r)
 {
-	const flt_envelope_t *env = flt_request_envelope(r);
 	cleanup_pb Flotilla__AllocLogsRequest *req = NULL;
 	agent_log_chunk_t c;
 	char dir[1200];
 	flt_error_t err;
 
-	if (flt_envelope_body(env, &flotilla__alloc_logs_request__descriptor,
-			      (ProtobufCMessage **)&req, &err) < 0) {
-		flt_request_fail(r, err.code, "%s", err.msg);
+	if (flt_request_body(r, &flotilla__alloc_logs_request__descriptor,
+			     &req) < 0)
 		return;
-	}
 	if (!agent_is_uuid(req->alloc_id)) {
 		flt_request_fail(r, FLT_EPROTO,
 				 "alloc_id: not an allocation id (a UUID)");

@@ -330,3 +330,13 @@ void flt_request_fail(flt_request_t *r, int code, const char *fmt, ...)
 	answer_error(r, r->env ? r->env->method : 0,
 		     r->env ? r->env->request_id : 0, code, msg);
 }
+
+int flt_request_body(flt_request_t *r, const ProtobufCMessageDescriptor *desc,
+		     void *out)
+{
+	flt_error_t err;
+	if (flt_envelope_body(r->env, desc, out, &err) == 0)
+		return 0;
+	flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+	return -1;
+}

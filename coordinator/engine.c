@@ -34,9 +34,8 @@ typedef struct ealloc {
 	/* The agent's last report of its tasks (packed NodeTasks). */
 	uint8_t *report;
 	size_t report_len;
-	bool report_new;
+	bool report_new; /* listed in reported[] */
 	bool gone; /* the node's last report did not list it */
-	bool derived_healthy;
 } ealloc_t;
 
 typedef struct edep {
@@ -101,13 +100,12 @@ typedef struct nevent {
 	struct nevent *next;
 } nevent_t;
 
-typedef enum { PE_JOB, PE_VERSION, PE_ALLOC, PE_DEP, PE_EVAL, PE_DEL_EVAL,
-	       PE_REST_VERSION } pe_kind_t;
+/* A job entry carries its new version, stable mark and evaluation. */
+typedef enum { PE_JOB, PE_ALLOC, PE_DEP } pe_kind_t;
 
 typedef struct pentry {
 	pe_kind_t kind;
 	void *obj;
-	char *key; /* PE_DEL_EVAL */
 } pentry_t;
 
 /* One cycle's plan. */
@@ -136,7 +134,9 @@ struct coord_engine {
 	size_t nallocs, allocs_cap;
 	eop_t *ops, **ops_tail;
 	nevent_t *events;
-	bool reports_new;
+	ealloc_t **reported; /* with a report the engine has not seen */
+	size_t nreported, reported_cap;
+	bool force_cycle;
 	bool stopping;
 	pthread_t thread;
 	bool started;
@@ -274,46 +274,43 @@ static const Flotilla__Deployment *dcur(const edep_t *ed)
 	return ed->wc ? ed->wc : ed->d;
 }
 
-static void plan_add(cycle_t *c, pe_kind_t kind, void *obj, char *key)
+static void plan_add(cycle_t *c, pe_kind_t kind, void *obj)
 {
 	if (c->npe == c->cap) {
 		c->cap = c->cap ? c->cap * 2 : 64;
 		c->pe = flt_xrealloc(c->pe, c->cap * sizeof(*c->pe));
 	}
-	c->pe[c->npe++] = (pentry_t){ kind, obj, key };
+	c->pe[c->npe++] = (pentry_t){ kind, obj };
+}
+
+/* The working copy of an object (made from the committed one on first
+ * use), with the object put in the plan once. */
+static void *working(cycle_t *c, pe_kind_t kind, void *obj, void *wcp,
+		     const void *committed, bool *in_plan)
+{
+	ProtobufCMessage **wc = wcp;
+	if (!*wc)
+		*wc = pb_dup(committed);
+	if (!*in_plan) {
+		*in_plan = true;
+		plan_add(c, kind, obj);
+	}
+	return *wc;
 }
 
 static Flotilla__Alloc *awc(cycle_t *c, ealloc_t *ea)
 {
-	if (!ea->wc)
-		ea->wc = pb_dup(&ea->a->base);
-	if (!ea->in_plan) {
-		ea->in_plan = true;
-		plan_add(c, PE_ALLOC, ea, NULL);
-	}
-	return ea->wc;
+	return working(c, PE_ALLOC, ea, &ea->wc, ea->a, &ea->in_plan);
 }
 
 static Flotilla__JobRecord *jwc(cycle_t *c, ejob_t *ej)
 {
-	if (!ej->wc)
-		ej->wc = pb_dup(&ej->rec->base);
-	if (!ej->in_plan) {
-		ej->in_plan = true;
-		plan_add(c, PE_JOB, ej, NULL);
-	}
-	return ej->wc;
+	return working(c, PE_JOB, ej, &ej->wc, ej->rec, &ej->in_plan);
 }
 
 static Flotilla__Deployment *dwc(cycle_t *c, edep_t *ed)
 {
-	if (!ed->wc)
-		ed->wc = pb_dup(&ed->d->base);
-	if (!ed->in_plan) {
-		ed->in_plan = true;
-		plan_add(c, PE_DEP, ed, NULL);
-	}
-	return ed->wc;
+	return working(c, PE_DEP, ed, &ed->wc, ed->d, &ed->in_plan);
 }
 
 static void mark_dirty(cycle_t *c, ejob_t *ej, const char *trigger,
@@ -426,6 +423,16 @@ static edep_t *latest_dep(const ejob_t *ej)
 
 /* ---- what the agents report ------------------------------------------- */
 
+/* Queues ea for the next cycle; true when it was not queued yet. */
+static bool mark_reported(coord_engine_t *e, ealloc_t *ea)
+{
+	if (ea->report_new)
+		return false;
+	ea->report_new = true;
+	ptr_push((void ***)&e->reported, &e->nreported, &e->reported_cap, ea);
+	return true;
+}
+
 void coord_engine_report(coord_engine_t *e, const char *node_id,
 			 Flotilla__TaskStatus *const *tasks, size_t n)
 {
@@ -449,7 +456,7 @@ void coord_engine_report(coord_engine_t *e, const char *node_id,
 		if (!k) {
 			if (!ea->gone) {
 				ea->gone = true;
-				ea->report_new = any = true;
+				any |= mark_reported(e, ea);
 			}
 			continue;
 		}
@@ -468,13 +475,11 @@ void coord_engine_report(coord_engine_t *e, const char *node_id,
 		free(ea->report);
 		ea->report = buf;
 		ea->report_len = len;
-		ea->report_new = any = true;
+		any |= mark_reported(e, ea);
 	}
 	free(mine);
-	if (any) {
-		e->reports_new = true;
+	if (any)
 		pthread_cond_signal(&e->cond);
-	}
 	pthread_mutex_unlock(&e->mtx);
 }
 
@@ -567,14 +572,11 @@ static void derive(const ealloc_t *ea, const Flotilla__Alloc *a,
 static void take_reports(cycle_t *c)
 {
 	coord_engine_t *e = c->e;
-	if (!e->reports_new)
-		return;
-	e->reports_new = false;
-	for (size_t i = 0; i < e->nallocs; i++) {
-		ealloc_t *ea = e->allocs[i];
-		if (!ea->report_new || !ea->a)
-			continue;
+	for (size_t i = 0; i < e->nreported; i++) {
+		ealloc_t *ea = e->reported[i];
 		ea->report_new = false;
+		if (!ea->a)
+			continue;
 		const Flotilla__Alloc *a = acur(ea);
 		const Flotilla__TaskGroup *g =
 			group_of(job_at(ea->job, a->job_version), a->group);
@@ -582,7 +584,6 @@ static void take_reports(cycle_t *c)
 		char msg[256];
 		bool healthy;
 		derive(ea, a, g, &status, msg, sizeof(msg), &healthy);
-		ea->derived_healthy = healthy;
 		bool hs = a->healthy_since_ms != 0;
 		if (!is(status, a->client_status) ||
 		    (msg[0] && !is(msg, a->client_message)) ||
@@ -606,6 +607,7 @@ static void take_reports(cycle_t *c)
 				   NULL);
 		}
 	}
+	e->nreported = 0;
 }
 
 /* ---- the fleet ------------------------------------------------------------ */
@@ -805,7 +807,7 @@ static void place_wanted(cycle_t *c, ejob_t *ej, gstate_t *s)
 		ea->wc = a;
 		ea->in_plan = ea->push = true;
 		alloc_index(c->e, ej, ea);
-		plan_add(c, PE_ALLOC, ea, NULL);
+		plan_add(c, PE_ALLOC, ea);
 		ptr_push((void ***)&s->live, &s->nlive, &(size_t){ s->nlive },
 			 ea);
 		c->placed++;
@@ -999,7 +1001,7 @@ static void start_deployment(cycle_t *c, ejob_t *ej, bool revert)
 	ed->in_plan = true;
 	ej->deps = flt_xrealloc(ej->deps, (ej->ndeps + 1) * sizeof(*ej->deps));
 	ej->deps[ej->ndeps++] = ed;
-	plan_add(c, PE_DEP, ed, NULL);
+	plan_add(c, PE_DEP, ed);
 	flt_info("deployment started deployment=%s job=%s version=%llu",
 		 d->id, d->job, (unsigned long long)d->job_version);
 }
@@ -1503,7 +1505,7 @@ static void run_op(cycle_t *c, eop_t *op)
 			ej->wc = flt_xmalloc(sizeof(*ej->wc));
 			flotilla__job_record__init(ej->wc);
 			ej->in_plan = true;
-			plan_add(c, PE_JOB, ej, NULL);
+			plan_add(c, PE_JOB, ej);
 		}
 		Flotilla__JobRecord *w = jwc(c, ej);
 		pb_free(w->job);
@@ -1909,17 +1911,16 @@ static void *engine_main(void *arg)
 	pthread_mutex_lock(&e->mtx);
 	for (;;) {
 		bool timers = false;
-		int64_t now = flt_now_wall_ms();
 		for (size_t j = 0; j < e->njobs && !timers; j++) {
 			const edep_t *ld = latest_dep(e->jobs[j]);
 			timers = e->jobs[j]->wake_ms ||
 				 (ld && ld->d && is(ld->d->status, "running"));
 		}
-		if (!e->ops && !e->events && !e->reports_new && !timers &&
-		    !e->stopping)
+		bool work = e->ops || e->events || e->nreported ||
+			    e->force_cycle || e->stopping;
+		if (!work && !timers)
 			pthread_cond_wait(&e->cond, &e->mtx);
-		else if (!e->ops && !e->events && !e->reports_new &&
-			 !e->stopping) {
+		else if (!work) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			int64_t ns = ts.tv_nsec + (int64_t)e->o.tick_ms * 1000000;
@@ -1930,8 +1931,8 @@ static void *engine_main(void *arg)
 		if (e->stopping && !e->ops)
 			break;
 		e->cycles_started++;
+		e->force_cycle = false;
 		cycle_t c = { .e = e, .now = flt_now_wall_ms() };
-		(void)now;
 		eop_t *ops = e->ops;
 		e->ops = NULL;
 		e->ops_tail = &e->ops;
@@ -2261,6 +2262,7 @@ void coord_engine_free(coord_engine_t *e)
 		free(e->allocs[i]);
 	}
 	free(e->allocs);
+	free(e->reported);
 	for (size_t i = 0; i < e->node_map.nslots; i++) {
 		enode_t *nd = e->node_map.vals[i];
 		if (!e->node_map.keys[i])
@@ -2341,7 +2343,7 @@ void coord_engine_settle(coord_engine_t *e)
 {
 	pthread_mutex_lock(&e->mtx);
 	uint64_t target = e->cycles_started + 1;
-	e->reports_new = true; /* forces one more cycle */
+	e->force_cycle = true;
 	pthread_cond_signal(&e->cond);
 	while (e->cycles_done < target)
 		pthread_cond_wait(&e->done_cond, &e->mtx);
@@ -2547,12 +2549,9 @@ static void handle_register(coord_engine_t *e, flt_request_t *r)
 {
 	Flotilla__JobRegisterRequest *req;
 	flt_error_t err;
-	if (flt_envelope_body(flt_request_envelope(r),
-			      &flotilla__job_register_request__descriptor,
-			      (ProtobufCMessage **)&req, &err) < 0) {
-		flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+	if (flt_request_body(r, &flotilla__job_register_request__descriptor,
+			     &req) < 0)
 		return;
-	}
 	if (!req->job) {
 		pb_free(req);
 		flt_request_fail(r, FLT_EPROTO, "job: required");
@@ -2578,26 +2577,19 @@ static void handle_register(coord_engine_t *e, flt_request_t *r)
 static void handle_named(coord_engine_t *e, flt_request_t *r,
 			 enum op_kind kind)
 {
-	const flt_envelope_t *env = flt_request_envelope(r);
-	flt_error_t err;
 	char *name = NULL;
 	if (kind == OP_STOP) {
 		Flotilla__JobStopRequest *req;
-		if (flt_envelope_body(env, &flotilla__job_stop_request__descriptor,
-				      (ProtobufCMessage **)&req, &err) < 0) {
-			flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+		if (flt_request_body(r, &flotilla__job_stop_request__descriptor,
+				     &req) < 0)
 			return;
-		}
 		name = flt_xstrdup(req->name);
 		pb_free(req);
 	} else {
 		Flotilla__DeploymentGetRequest *req;
-		if (flt_envelope_body(env,
-				      &flotilla__deployment_get_request__descriptor,
-				      (ProtobufCMessage **)&req, &err) < 0) {
-			flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+		if (flt_request_body(r, &flotilla__deployment_get_request__descriptor,
+				     &req) < 0)
 			return;
-		}
 		name = flt_xstrdup(req->id);
 		pb_free(req);
 	}
@@ -2627,11 +2619,9 @@ static void handle_read(coord_engine_t *e, flt_request_t *r)
 	case FLOTILLA__METHOD__METHOD_JOB_GET:
 	case FLOTILLA__METHOD__METHOD_JOB_HISTORY: {
 		Flotilla__JobGetRequest *req;
-		if (flt_envelope_body(env, &flotilla__job_get_request__descriptor,
-				      (ProtobufCMessage **)&req, &err) < 0) {
-			flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+		if (flt_request_body(r, &flotilla__job_get_request__descriptor,
+				     &req) < 0)
 			return;
-		}
 		pthread_mutex_lock(&e->mtx);
 		if (env->method == FLOTILLA__METHOD__METHOD_JOB_GET) {
 			Flotilla__JobGetResponse *g;
@@ -2679,11 +2669,9 @@ static void handle_read(coord_engine_t *e, flt_request_t *r)
 	}
 	case FLOTILLA__METHOD__METHOD_ALLOC_GET: {
 		Flotilla__AllocGetRequest *req;
-		if (flt_envelope_body(env, &flotilla__alloc_get_request__descriptor,
-				      (ProtobufCMessage **)&req, &err) < 0) {
-			flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+		if (flt_request_body(r, &flotilla__alloc_get_request__descriptor,
+				     &req) < 0)
 			return;
-		}
 		pthread_mutex_lock(&e->mtx);
 		ealloc_t *ea = alloc_lookup(e, req->id, &err);
 		if (ea) {
@@ -2701,12 +2689,9 @@ static void handle_read(coord_engine_t *e, flt_request_t *r)
 	}
 	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_GET: {
 		Flotilla__DeploymentGetRequest *req;
-		if (flt_envelope_body(env,
-				      &flotilla__deployment_get_request__descriptor,
-				      (ProtobufCMessage **)&req, &err) < 0) {
-			flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+		if (flt_request_body(r, &flotilla__deployment_get_request__descriptor,
+				     &req) < 0)
 			return;
-		}
 		pthread_mutex_lock(&e->mtx);
 		ejob_t *ej;
 		edep_t *ed = dep_find(e, req->id, &ej, &err);

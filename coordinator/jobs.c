@@ -17,12 +17,9 @@ void coord_jobs_plan(coord_nodes_t *t, flt_request_t *r)
 	Flotilla__JobPlanRequest *req;
 	flt_error_t err;
 
-	if (flt_envelope_body(flt_request_envelope(r),
-			      &flotilla__job_plan_request__descriptor,
-			      (ProtobufCMessage **)&req, &err) < 0) {
-		flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+	if (flt_request_body(r, &flotilla__job_plan_request__descriptor,
+			     &req) < 0)
 		return;
-	}
 	if (!req->job) {
 		flotilla__job_plan_request__free_unpacked(req, NULL);
 		flt_request_fail(r, FLT_EPROTO, "job: required");

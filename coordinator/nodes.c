@@ -574,11 +574,9 @@ static void handle_register(coord_nodes_t *t, flt_request_t *r)
 		return;
 	}
 	Flotilla__RegisterRequest *req;
-	if (flt_envelope_body(env, &flotilla__register_request__descriptor,
-			      (ProtobufCMessage **)&req, &err) < 0) {
-		flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+	if (flt_request_body(r, &flotilla__register_request__descriptor,
+			     &req) < 0)
 		return;
-	}
 	if (!flt_is_name(req->name, NAME_MAX_LEN)) {
 		flt_request_fail(r, FLT_EPROTO,
 				 "name: must be 1 to %d of [A-Za-z0-9._-]",
@@ -674,18 +672,14 @@ static cnode_t *authenticate(coord_nodes_t *t, flt_request_t *r)
 
 static void handle_sync(coord_nodes_t *t, flt_request_t *r)
 {
-	const flt_envelope_t *env = flt_request_envelope(r);
 	Flotilla__SyncRequest *req;
 	flt_error_t err;
 
 	cnode_t *c = authenticate(t, r);
 	if (!c)
 		return;
-	if (flt_envelope_body(env, &flotilla__sync_request__descriptor,
-			      (ProtobufCMessage **)&req, &err) < 0) {
-		flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+	if (flt_request_body(r, &flotilla__sync_request__descriptor, &req) < 0)
 		return;
-	}
 	bool attrs_changed = false;
 	if (req->fingerprint) {
 		if (check_attrs(req->fingerprint, req->n_labels,
@@ -778,18 +772,13 @@ static void answer_watch(flt_request_t *r, uint64_t index, bool changed)
 
 static void handle_watch(coord_nodes_t *t, flt_request_t *r)
 {
-	const flt_envelope_t *env = flt_request_envelope(r);
 	Flotilla__WatchRequest *req;
-	flt_error_t err;
 
 	cnode_t *c = authenticate(t, r);
 	if (!c)
 		return;
-	if (flt_envelope_body(env, &flotilla__watch_request__descriptor,
-			      (ProtobufCMessage **)&req, &err) < 0) {
-		flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+	if (flt_request_body(r, &flotilla__watch_request__descriptor, &req) < 0)
 		return;
-	}
 	uint32_t wait = req->max_wait_ms;
 	uint64_t known = req->known_index;
 	flotilla__watch_request__free_unpacked(req, NULL);
@@ -1119,12 +1108,9 @@ static void handle_get(coord_nodes_t *t, flt_request_t *r)
 	flt_error_t err;
 	char id[37];
 
-	if (flt_envelope_body(flt_request_envelope(r),
-			      &flotilla__node_get_request__descriptor,
-			      (ProtobufCMessage **)&req, &err) < 0) {
-		flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+	if (flt_request_body(r, &flotilla__node_get_request__descriptor,
+			     &req) < 0)
 		return;
-	}
 	int rc = *req->node ? resolve(t, req->node, id, &err)
 			    : flt_err(&err, FLT_EPROTO, "node: required");
 	flotilla__node_get_request__free_unpacked(req, NULL);
@@ -1256,48 +1242,41 @@ static void edit_done(void *arg, int rc, uint64_t index,
 static void handle_edit(coord_nodes_t *t, flt_request_t *r)
 {
 	const flt_envelope_t *env = flt_request_envelope(r);
+	edit_op_t o = { .t = t, .r = r };
 	flt_error_t err;
-	edit_op_t *o = flt_xcalloc(1, sizeof(*o));
-	o->t = t;
-	o->r = r;
 	char query[256];
 	if (env->method == FLOTILLA__METHOD__METHOD_NODE_DRAIN) {
 		Flotilla__NodeDrainRequest *req;
-		if (flt_envelope_body(env, &flotilla__node_drain_request__descriptor,
-				      (ProtobufCMessage **)&req, &err) < 0) {
-			free(o);
-			flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+		if (flt_request_body(r, &flotilla__node_drain_request__descriptor,
+				     &req) < 0)
 			return;
-		}
-		o->kind = EDIT_DRAIN;
-		o->enable = req->enable;
+		o.kind = EDIT_DRAIN;
+		o.enable = req->enable;
 		uint32_t d = req->deadline_ms ? req->deadline_ms : 3600000;
-		o->deadline_ms = flt_now_wall_ms() + d;
+		o.deadline_ms = flt_now_wall_ms() + d;
 		snprintf(query, sizeof(query), "%s", req->node);
 		flotilla__node_drain_request__free_unpacked(req, NULL);
 	} else {
 		Flotilla__NodeEligibilityRequest *req;
-		if (flt_envelope_body(env,
-				      &flotilla__node_eligibility_request__descriptor,
-				      (ProtobufCMessage **)&req, &err) < 0) {
-			free(o);
-			flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+		if (flt_request_body(
+			    r, &flotilla__node_eligibility_request__descriptor,
+			    &req) < 0)
 			return;
-		}
-		o->kind = EDIT_ELIGIBILITY;
-		o->enable = req->eligible;
+		o.kind = EDIT_ELIGIBILITY;
+		o.enable = req->eligible;
 		snprintf(query, sizeof(query), "%s", req->node);
 		flotilla__node_eligibility_request__free_unpacked(req, NULL);
 	}
-	int rc = *query ? resolve(t, query, o->id, &err)
+	int rc = *query ? resolve(t, query, o.id, &err)
 			: flt_err(&err, FLT_EPROTO, "node: required");
 	if (rc < 0) {
-		free(o);
 		flt_request_fail(r, rc, "%s", err.msg);
 		return;
 	}
+	edit_op_t *op = flt_xmalloc(sizeof(*op));
+	*op = o;
 	flt_request_defer(r);
-	coord_writer_submit(t->o.writer, edit_apply, edit_done, o);
+	coord_writer_submit(t->o.writer, edit_apply, edit_done, op);
 }
 
 void coord_nodes_push(coord_nodes_t *t, const char *node_id, uint64_t index)

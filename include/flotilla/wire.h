@@ -139,5 +139,12 @@ void flt_request_defer(flt_request_t *r);
 void flt_request_reply(flt_request_t *r, const ProtobufCMessage *body);
 void flt_request_fail(flt_request_t *r, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/*
+ * Decodes the request's body as desc into *out (free with
+ * protobuf_c_message_free_unpacked). On failure the request is answered
+ * with ERROR_BAD_REQUEST and -1 returned: the handler just returns.
+ */
+int flt_request_body(flt_request_t *r, const ProtobufCMessageDescriptor *desc,
+		     void *out);
 
 #endif
