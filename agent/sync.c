@@ -39,6 +39,7 @@
 #define FINGERPRINT_EVERY_MS 60000
 #define WATCH_WAIT_MS 30000
 #define TASKS_EVERY_MS 100
+#define SHUTDOWN_LIMIT_S 10
 /* Least time between two syncs brought forward by task changes: a
  * flapping task costs the coordinator at most 10 syncs a second. */
 #define STATUS_GAP_MS 100
@@ -511,17 +512,24 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 			break;
 	}
 	flt_notify_stopping();
+	flt_shutdown_guard(SHUTDOWN_LIMIT_S);
 	atomic_store(&a.stopping, true);
 	uint64_t one = 1;
 	if (write(a.wake_fd, &one, sizeof(one)) < 0)
 		flt_debug("wake failed");
+	flt_shutdown_step("closing the coordinator connection");
 	flt_client_shutdown(a.client);
+	flt_shutdown_step("joining the sync thread");
 	pthread_join(sync_thread, NULL);
+	flt_shutdown_step("joining the watch thread");
 	if (a.watch_started)
 		pthread_join(a.watch_thread, NULL);
+	flt_shutdown_step("freeing the coordinator connection");
 	flt_client_close(a.client);
+	flt_shutdown_step("closing the agent API");
 	agent_api_close(api);
 	/* Tasks keep running under their shims. */
+	flt_shutdown_step("stopping task supervision");
 	agent_tasks_close(a.tasks);
 	close(sfd);
 	close(a.wake_fd);

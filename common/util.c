@@ -1,11 +1,14 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -225,4 +228,29 @@ int flt_program_start(const char *program, const char *log_level)
 		return 1;
 	}
 	return 0;
+}
+
+static _Atomic(const char *) shutdown_step = "stopping";
+static unsigned shutdown_limit;
+
+void flt_shutdown_step(const char *step)
+{
+	atomic_store(&shutdown_step, step);
+}
+
+static void *shutdown_guard(void *arg)
+{
+	(void)arg;
+	sleep(shutdown_limit);
+	flt_error("shutdown did not finish within %u s, stuck %s; exiting",
+		  shutdown_limit, atomic_load(&shutdown_step));
+	_exit(1);
+}
+
+void flt_shutdown_guard(unsigned seconds)
+{
+	pthread_t t;
+	shutdown_limit = seconds;
+	if (pthread_create(&t, NULL, shutdown_guard, NULL) == 0)
+		pthread_detach(t);
 }

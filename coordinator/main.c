@@ -98,6 +98,9 @@ static int load_token(char **out, flt_error_t *err)
 	return 0;
 }
 
+/* Long enough for the writer to drain a full batch to a slow disk. */
+#define SHUTDOWN_LIMIT_S 30
+
 static sched_fleet_t *fleet_of(void *ctx, flt_error_t *err)
 {
 	return coord_nodes_fleet(ctx, err);
@@ -218,10 +221,15 @@ out:
 		flt_error("%s", err.msg);
 	/* Refuse new work, drain what was accepted, then close the sockets
 	 * (deferred replies go out before they do). */
+	flt_shutdown_guard(SHUTDOWN_LIMIT_S);
+	flt_shutdown_step("refusing new agent work");
 	if (nodes)
 		coord_nodes_shutdown(nodes);
+	flt_shutdown_step("finishing the engine's cycle");
 	coord_engine_stop(engine);
+	flt_shutdown_step("draining the writer");
 	coord_writer_stop(writer);
+	flt_shutdown_step("closing the sockets");
 	flt_server_close(agents);
 	flt_server_close(api);
 	coord_engine_free(engine);

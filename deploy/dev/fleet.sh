@@ -35,6 +35,15 @@ stop() {
 	echo
 	echo "stopping the dev fleet"
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	# Each daemon bounds its own shutdown; whatever still runs after 15 s
+	# is killed, so the script never leaves processes behind.
+	for _ in $(seq 150); do
+		alive=0
+		for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+		[ $alive = 0 ] && break
+		sleep 0.1
+	done
+	for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
 	# Task supervisors outlive their agent by design: stop them too.
 	pkill -TERM -f "flotilla-shim $dir" 2>/dev/null || true

@@ -77,4 +77,13 @@ int flt_signal_fd(void);
 /* mkdir -p with mode for the last component. */
 int flt_mkdir_p(const char *path, unsigned mode);
 
+/*
+ * Bounds a daemon's shutdown: unless the process has exited within
+ * seconds, logs the step last named by flt_shutdown_step and exits with
+ * status 1. A socket that will not close must not keep a daemon from
+ * stopping; what must survive is in LMDB.
+ */
+void flt_shutdown_guard(unsigned seconds);
+void flt_shutdown_step(const char *step);
+
 #endif
