@@ -2410,7 +2410,7 @@ static void summarize(const ejob_t *ej, Flotilla__JobSummary *s)
 	s->version = r->version;
 	s->submitted_ms = r->submitted_ms;
 	bool system = is(r->job->type, "system");
-	uint32_t live = 0;
+	uint32_t live = 0, complete = 0;
 	for (size_t i = 0; i < ej->nallocs; i++) {
 		const Flotilla__Alloc *a = ej->allocs[i]->a;
 		if (!a || !is(a->desired, "run"))
@@ -2423,6 +2423,8 @@ static void summarize(const ejob_t *ej, Flotilla__JobSummary *s)
 			s->pending++;
 		} else if (is(a->client_status, "failed")) {
 			s->failed++;
+		} else if (is(a->client_status, "complete")) {
+			complete++;
 		}
 	}
 	if (!r->stopped)
@@ -2430,9 +2432,12 @@ static void summarize(const ejob_t *ej, Flotilla__JobSummary *s)
 			s->desired += r->job->groups[g]->count;
 	if (system)
 		s->desired = r->stopped ? 0 : live;
-	s->status = r->stopped ? (live ? "stopping" : "dead")
-		    : s->running	? "running"
-					: "pending";
+	/* A batch job whose allocations all ended is done, not pending. */
+	s->status = r->stopped		       ? (live ? "stopping" : "dead")
+		    : s->running		       ? "running"
+		    : live && complete == live	       ? "complete"
+		    : live && complete + s->failed == live ? "failed"
+							   : "pending";
 	const edep_t *ld = latest_dep(ej);
 	if (ld && ld->d) {
 		s->deployment_id = ld->d->id;

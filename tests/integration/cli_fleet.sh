@@ -107,6 +107,8 @@ run 0 job run "$T/batch.json"
 has '^job once version 1 submitted '
 [ "$(grep -cE '^[0-9a-f]{8} +b\[[01]\] +n3 +1 +run +complete ' <<<"$out")" = 2 ] ||
 	fail "batch allocations complete: $out"
+[ "$(timeout 20 "$CLI" job status once --json | jq -r .summary.status)" = complete ] ||
+	fail "a batch job whose allocations all ended well is complete"
 pass "job run of a batch job waits for its allocations and prints them"
 
 run 0 node drain n3 --deadline 1m

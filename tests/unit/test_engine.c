@@ -368,6 +368,7 @@ static void test_failure_reschedules_then_gives_up(void **state)
 	assert_int_equal(max_attempts, 2);
 	assert_int_equal(count_allocs(g, "run", "failed"), 1);
 	assert_int_equal(g->summary->failed, 1);
+	assert_string_equal(g->summary->status, "failed");
 	flotilla__job_get_response__free_unpacked(g, NULL);
 }
 
