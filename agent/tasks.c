@@ -22,6 +22,7 @@
 #include "tasks.h"
 
 #define MAX_TASKS 1024
+#define SPEC_SCAN_MS 1000
 /* Static tasks are keyed by their name; alloc tasks by "<alloc id>/<task>",
  * which no name can equal (names have no '/'). */
 #define KEY_MAX (36 + 1 + 63 + 1)
@@ -72,6 +73,7 @@ struct agent_tasks {
 	size_t nwant;
 	bool allocs_known;
 	bool cap_warned;
+	int64_t next_scan_ms; /* of --task-dir: changed by people, not often */
 	bool changed; /* something to report: call on_change */
 	unsigned gc_seq;
 	uint64_t gen_seq;
@@ -875,8 +877,13 @@ void agent_tasks_tick(agent_tasks_t *t)
 	size_t ntrash = 0;
 	bool removed = false;
 
-	if (t->o.spec_dir)
+	/* Status files are read every tick; the spec directory, which
+	 * people edit, once a second is enough. */
+	int64_t now = flt_now_mono_ms();
+	if (t->o.spec_dir && now >= t->next_scan_ms) {
 		scan_specs(t);
+		t->next_scan_ms = now + SPEC_SCAN_MS;
+	}
 	pthread_mutex_lock(&t->mtx);
 	for (size_t i = 0; i < t->n;) {
 		task_t *k = t->v[i];
