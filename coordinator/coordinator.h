@@ -82,6 +82,8 @@ struct coord_engine;
 void coord_nodes_set_engine(coord_nodes_t *n, struct coord_engine *e);
 /* The allocations of node_id changed at index: wake its long-poll. */
 void coord_nodes_push(coord_nodes_t *n, const char *node_id, uint64_t index);
+/* Changes whenever coord_nodes_fleet would return something else. */
+uint64_t coord_nodes_generation(coord_nodes_t *n);
 /* A draining node has nothing left: the drain is complete. */
 void coord_nodes_drained(coord_nodes_t *n, const char *node_id);
 

@@ -138,6 +138,8 @@ struct coord_engine {
 	size_t nreported, reported_cap;
 	bool force_cycle;
 	bool stopping;
+	sched_fleet_t *fleet; /* kept between cycles while fleet_gen holds */
+	uint64_t fleet_gen;
 	pthread_t thread;
 	bool started;
 	uint64_t cycles_started, cycles_done;
@@ -628,17 +630,31 @@ static bool holds_resources(const Flotilla__Alloc *a)
 	return is(a->desired, "run") && !terminal(a->client_status);
 }
 
+/*
+ * The fleet for this cycle, with what every live allocation holds
+ * reserved. The nodes are read again only when they changed.
+ */
 static sched_fleet_t *fleet(cycle_t *c)
 {
+	coord_engine_t *e = c->e;
 	if (c->fleet || c->fleet_failed)
 		return c->fleet;
-	flt_error_t err;
-	c->fleet = c->e->o.fleet(c->e->o.ctx, &err);
-	if (!c->fleet) {
-		flt_error("evaluation cannot read the fleet: %s", err.msg);
-		c->fleet_failed = true;
-		return NULL;
+	uint64_t gen = e->o.fleet_gen ? e->o.fleet_gen(e->o.ctx) : 0;
+	if (e->fleet && e->o.fleet_gen && gen == e->fleet_gen) {
+		sched_fleet_reset_usage(e->fleet);
+	} else {
+		flt_error_t err;
+		sched_fleet_free(e->fleet);
+		e->fleet = e->o.fleet(e->o.ctx, &err);
+		e->fleet_gen = gen;
+		if (!e->fleet) {
+			flt_error("evaluation cannot read the fleet: %s",
+				  err.msg);
+			c->fleet_failed = true;
+			return NULL;
+		}
 	}
+	c->fleet = e->fleet;
 	for (size_t i = 0; i < c->e->nallocs; i++) {
 		ealloc_t *ea = c->e->allocs[i];
 		const Flotilla__Alloc *a = acur(ea);
@@ -2014,7 +2030,6 @@ static void *engine_main(void *arg)
 			finish_plan(&c, ok, index);
 		}
 		check_drains(&c);
-		sched_fleet_free(c.fleet);
 		free(c.pe);
 		for (eop_t *op = ops, *next; op; op = next) {
 			next = op->next;
@@ -2263,6 +2278,7 @@ void coord_engine_free(coord_engine_t *e)
 	}
 	free(e->allocs);
 	free(e->reported);
+	sched_fleet_free(e->fleet);
 	for (size_t i = 0; i < e->node_map.nslots; i++) {
 		enode_t *nd = e->node_map.vals[i];
 		if (!e->node_map.keys[i])

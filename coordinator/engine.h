@@ -25,6 +25,9 @@ typedef struct coord_engine_opts {
 	/* The fleet now: every node with attributes, capacity, eligibility
 	 * and state (sched_node_set_state). NULL with err on failure. */
 	sched_fleet_t *(*fleet)(void *ctx, flt_error_t *err);
+	/* Optional: a number that changes whenever fleet() would return
+	 * something else; the engine then reuses its last fleet. */
+	uint64_t (*fleet_gen)(void *ctx);
 	/* The allocations of node_id changed in the commit of index. */
 	void (*push)(void *ctx, const char *node_id, uint64_t index);
 	/* A draining node holds no allocation any more. */

@@ -106,6 +106,11 @@ static sched_fleet_t *fleet_of(void *ctx, flt_error_t *err)
 	return coord_nodes_fleet(ctx, err);
 }
 
+static uint64_t fleet_gen(void *ctx)
+{
+	return coord_nodes_generation(ctx);
+}
+
 static void push_to(void *ctx, const char *node_id, uint64_t index)
 {
 	coord_nodes_push(ctx, node_id, index);
@@ -168,6 +173,7 @@ static int run(void)
 		.store = store,
 		.writer = writer,
 		.fleet = fleet_of,
+		.fleet_gen = fleet_gen,
 		.push = push_to,
 		.drained = drained,
 		.ctx = nodes,

@@ -9,6 +9,7 @@
  * a fresh grace period of one TTL.
  */
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -58,7 +59,15 @@ struct coord_nodes {
 	int64_t grace_from;
 	bool closing; /* shutting down: new work is refused */
 	coord_engine_t *engine;
+	/* Bumped by every change the scheduler's view shows: a status, or a
+	 * stored record (registration, attributes, drain, eligibility). */
+	atomic_uint_fast64_t fleet_gen;
 };
+
+uint64_t coord_nodes_generation(coord_nodes_t *t)
+{
+	return atomic_load(&t->fleet_gen);
+}
 
 void coord_nodes_set_engine(coord_nodes_t *t, coord_engine_t *e)
 {
@@ -365,6 +374,8 @@ static void update_done(void *arg, int rc, uint64_t index,
 	bool again = false;
 	if (rc == 0) {
 		c->persisted = u->written;
+		if (u->attrs)
+			atomic_fetch_add(&t->fleet_gen, 1);
 		again = c->status != c->persisted && !t->closing;
 	} else {
 		/* Not stored: the tick retries the status after a pause
@@ -406,7 +417,8 @@ static void queue_update(coord_nodes_t *t, cnode_t *c,
 }
 
 /* Called with t->mtx held. Returns true when a flush must be queued. */
-static bool set_status(cnode_t *c, Flotilla__NodeStatus s)
+static bool set_status(coord_nodes_t *t, cnode_t *c,
+		       Flotilla__NodeStatus s)
 {
 	if (c->status == s)
 		return false;
@@ -416,6 +428,7 @@ static bool set_status(cnode_t *c, Flotilla__NodeStatus s)
 		c->name, status_name(c->status));
 	c->status = s;
 	c->status_changed_ms = flt_now_wall_ms();
+	atomic_fetch_add(&t->fleet_gen, 1);
 	if (c->flush_queued)
 		return false;
 	c->flush_queued = true;
@@ -530,6 +543,7 @@ static void reg_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 		if (!g->retry)
 			free(g->node);
 	} else {
+		atomic_fetch_add(&g->t->fleet_gen, 1);
 		Flotilla__RegisterResponse resp =
 			FLOTILLA__REGISTER_RESPONSE__INIT;
 		resp.node_id = g->node->id;
@@ -707,7 +721,7 @@ static void handle_sync(coord_nodes_t *t, flt_request_t *r)
 	c->last_hb_wall = flt_now_wall_ms();
 	snprintf(c->addr, sizeof(c->addr), "%s", peer);
 	bool came_up = c->status != FLOTILLA__NODE_STATUS__NODE_STATUS_READY;
-	bool flush = set_status(c, FLOTILLA__NODE_STATUS__NODE_STATUS_READY);
+	bool flush = set_status(t, c, FLOTILLA__NODE_STATUS__NODE_STATUS_READY);
 	if (req->fingerprint) {
 		uint8_t h[16];
 		attr_hash(req->fingerprint, req->n_labels,
@@ -830,7 +844,7 @@ void coord_nodes_tick(coord_nodes_t *t)
 		bool need = false;
 		if (c->status != FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN &&
 		    now - c->last_hb_mono > t->o.ttl_ms) {
-			need = set_status(c,
+			need = set_status(t, c,
 					  FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN);
 			down = flt_xrealloc(down, (ndown + 1) * sizeof(*down));
 			down[ndown++] = c;
@@ -1213,6 +1227,7 @@ static void edit_done(void *arg, int rc, uint64_t index,
 	edit_op_t *o = arg;
 	(void)index;
 	if (rc == 0 && o->rc == 0) {
+		atomic_fetch_add(&o->t->fleet_gen, 1);
 		flt_info("node %s node=%s%s",
 			 o->kind == EDIT_DRAIN	       ? (o->enable ? "drain started"
 							: "drain cancelled")

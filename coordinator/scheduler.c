@@ -329,6 +329,15 @@ long sched_fleet_find(sched_fleet_t *f, const char *id)
 	return -1;
 }
 
+void sched_fleet_reset_usage(sched_fleet_t *f)
+{
+	for (size_t i = 0; i < f->n; i++) {
+		f->nodes[i].cpu_used = 0;
+		f->nodes[i].mem_used = 0;
+		f->nodes[i].pids_used = 0;
+	}
+}
+
 void sched_reserve(sched_fleet_t *f, size_t i, const sched_ask_t *ask)
 {
 	node_t *n = &f->nodes[i];

@@ -93,6 +93,8 @@ int sched_place(sched_fleet_t *f, const sched_request_t *rq,
 		sched_result_t *out, flt_error_t *err);
 void sched_result_free(sched_result_t *r);
 
+/* Forgets every reservation (a fleet kept for the next evaluation). */
+void sched_fleet_reset_usage(sched_fleet_t *f);
 /* Takes what an existing allocation holds. */
 void sched_reserve(sched_fleet_t *f, size_t node, const sched_ask_t *ask);
 /* Gives back what a placement reserved (an allocation stopped). */

@@ -40,6 +40,7 @@ typedef struct fixture {
 	tnode_t nodes[MAX_NODES];
 	size_t nnodes;
 	unsigned pushes;
+	uint64_t gen; /* bumped with every change to nodes[] */
 	char drained[MAX_NODES][37];
 	size_t ndrained;
 } fixture_t;
@@ -62,6 +63,15 @@ static sched_fleet_t *fleet_cb(void *ctx, flt_error_t *err)
 	return fl;
 }
 
+static uint64_t gen_cb(void *ctx)
+{
+	fixture_t *f = ctx;
+	pthread_mutex_lock(&f->mtx);
+	uint64_t g = f->gen;
+	pthread_mutex_unlock(&f->mtx);
+	return g;
+}
+
 static void push_cb(void *ctx, const char *node, uint64_t index)
 {
 	fixture_t *f = ctx;
@@ -79,6 +89,7 @@ static void drained_cb(void *ctx, const char *node)
 	for (size_t i = 0; i < f->nnodes; i++)
 		if (!strcmp(f->nodes[i].id, node) && f->nodes[i].draining) {
 			f->nodes[i].draining = false;
+			f->gen++;
 			snprintf(f->drained[f->ndrained++], 37, "%s", node);
 		}
 	pthread_mutex_unlock(&f->mtx);
@@ -88,7 +99,8 @@ static void engine_start(fixture_t *f)
 {
 	flt_error_t err;
 	coord_engine_opts_t o = { .store = f->store, .writer = f->writer,
-				  .fleet = fleet_cb, .push = push_cb,
+				  .fleet = fleet_cb, .fleet_gen = gen_cb,
+				  .push = push_cb,
 				  .drained = drained_cb, .ctx = f,
 				  .tick_ms = 20 };
 	assert_int_equal(coord_engine_open(&o, &f->engine, &err), 0);
@@ -314,6 +326,7 @@ static void test_node_down_reschedules(void **state)
 	for (size_t i = 0; i < f->nnodes; i++)
 		if (!strcmp(f->nodes[i].id, victim_id))
 			f->nodes[i].down = true;
+	f->gen++;
 	pthread_mutex_unlock(&f->mtx);
 	coord_engine_node_event(f->engine, victim_id, COORD_NODE_DOWN);
 
@@ -394,6 +407,7 @@ static void test_drain_migrates_first(void **state)
 			f->nodes[i].draining = true;
 			f->nodes[i].deadline = flt_now_wall_ms() + 60000;
 		}
+	f->gen++;
 	pthread_mutex_unlock(&f->mtx);
 	coord_engine_node_event(f->engine, node, COORD_NODE_DRAIN);
 
@@ -451,6 +465,7 @@ static void test_system_job_on_every_node(void **state)
 	flt_uuid_v4(n->id);
 	snprintf(n->name, sizeof(n->name), "late");
 	snprintf(n->rack, sizeof(n->rack), "r9");
+	f->gen++;
 	pthread_mutex_unlock(&f->mtx);
 	coord_engine_node_event(f->engine, n->id, COORD_NODE_UP);
 	Flotilla__JobGetResponse *g = get(f, "s");
