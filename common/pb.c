@@ -10,6 +10,7 @@
 
 const flt_pb_limits_t flt_pb_default_limits = {
 	.max_string = 64 * 1024,
+	.max_bytes = 512 * 1024, /* package chunks (FLT_PKG_CHUNK_SIZE) */
 	.max_repeated = 100000,
 	.max_depth = 16,
 	.alloc_factor = 32,

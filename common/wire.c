@@ -35,6 +35,18 @@ const char *flt_method_name(Flotilla__Method m)
 	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_GET: return "deployment_get";
 	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_PROMOTE: return "deployment_promote";
 	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_FAIL: return "deployment_fail";
+	case FLOTILLA__METHOD__METHOD_CHUNK_PUT: return "chunk_put";
+	case FLOTILLA__METHOD__METHOD_PACKAGE_PUSH: return "package_push";
+	case FLOTILLA__METHOD__METHOD_PACKAGE_LIST: return "package_list";
+	case FLOTILLA__METHOD__METHOD_PACKAGE_GET: return "package_get";
+	case FLOTILLA__METHOD__METHOD_INVENTORY_QUERY: return "inventory_query";
+	case FLOTILLA__METHOD__METHOD_INVENTORY_GET: return "inventory_get";
+	case FLOTILLA__METHOD__METHOD_CAMPAIGN_CREATE: return "campaign_create";
+	case FLOTILLA__METHOD__METHOD_CAMPAIGN_GET: return "campaign_get";
+	case FLOTILLA__METHOD__METHOD_CAMPAIGN_LIST: return "campaign_list";
+	case FLOTILLA__METHOD__METHOD_CAMPAIGN_PAUSE: return "campaign_pause";
+	case FLOTILLA__METHOD__METHOD_CAMPAIGN_RESUME: return "campaign_resume";
+	case FLOTILLA__METHOD__METHOD_CAMPAIGN_ABORT: return "campaign_abort";
 	default: return "unknown";
 	}
 }

@@ -7,7 +7,7 @@ PACKAGES=(
 	build-essential cmake pkg-config
 	libnng-dev protobuf-c-compiler libprotobuf-c-dev liblmdb-dev
 	libsodium-dev libjansson-dev libsystemd-dev
-	libseccomp-dev libcap-dev
+	libseccomp-dev libcap-dev libarchive-dev
 	libcmocka-dev jq openssl systemd clang
 )
 

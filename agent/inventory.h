@@ -1,0 +1,76 @@
+/*
+ * The host's inventory: the packages this agent manages, the host's dpkg
+ * packages (from the dpkg status file) and the Java archives under the
+ * configured roots, read with libarchive (never by running anything).
+ */
+#ifndef FLOTILLA_AGENT_INVENTORY_H
+#define FLOTILLA_AGENT_INVENTORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "flotilla.pb-c.h"
+#include "flotilla/error.h"
+
+#define AGENT_INV_MAX_ITEMS 50000
+#define AGENT_INV_MAX_ERRORS 20
+
+typedef struct agent_inv_opts {
+	/* The dpkg status file (/var/lib/dpkg/status); NULL or "": none. */
+	const char *dpkg_status;
+	/* Directories searched (recursively, not following symlinked
+	 * directories, not crossing into /proc or /sys) for .jar, .war and
+	 * .ear files. */
+	const char *const *java_roots;
+	size_t n_java_roots;
+	/* The agent's package directory (<data_dir>/packages): each
+	 * <name>/current link is a managed item at the version it points
+	 * to, and each current directory is probed for Java archives too. */
+	const char *packages_dir;
+	size_t max_files; /* archives probed at most; 0: 100000 */
+} agent_inv_opts_t;
+
+/*
+ * Scans everything o names into a new Inventory (free with
+ * flotilla__inventory__free_unpacked(inv, NULL): every string and array
+ * in it is malloc'd). Items are sorted by name, then kind, path and
+ * version; digest is the sha256 hex over the items' canonical encoding
+ * (equal inventories have equal digests, whatever the scan order);
+ * unreadable files and archives are listed in errors (at most
+ * AGENT_INV_MAX_ERRORS), not fatal. Every string is valid UTF-8 without
+ * control characters (others are replaced by '?').
+ */
+int agent_inventory_scan(const agent_inv_opts_t *o, Flotilla__Inventory **out,
+			 flt_error_t *err);
+
+/* ---- the parts, for tests --------------------------------------------- */
+
+typedef struct agent_inv_list {
+	Flotilla__InventoryItem **items;
+	size_t n, cap;
+	char **errors;
+	size_t n_errors;
+} agent_inv_list_t;
+
+void agent_inv_list_free(agent_inv_list_t *l);
+
+/* Appends every package of a dpkg status file whose Status is
+ * "install ok installed" (also half-configured etc.: any status but
+ * "not-installed" and "config-files"), with name, version and arch. */
+int agent_dpkg_parse(const char *path, agent_inv_list_t *l, flt_error_t *err);
+
+/*
+ * Probes one Java archive at path (reported as display_path): its own
+ * coordinates (pom.properties under META-INF/maven, else the manifest's
+ * Implementation-Title/Version or Bundle-SymbolicName/Version, else the
+ * file name "artifact-1.2.3.jar"), every further pom.properties inside (a
+ * shaded jar holds several), JndiLookup.class, and nested .jar/.war/.ear
+ * entries one level deep, reported as "display_path!/inner/path.jar".
+ */
+int agent_java_probe(const char *path, const char *display_path,
+		     agent_inv_list_t *l, flt_error_t *err);
+
+/* Sorts l and computes the digest: what agent_inventory_scan returns. */
+Flotilla__Inventory *agent_inv_finish(agent_inv_list_t *l);
+
+#endif

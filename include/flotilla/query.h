@@ -1,0 +1,77 @@
+/*
+ * Inventory queries: which hosts have what, at which versions.
+ *
+ *   log4j-core < 2.17.1
+ *   maven:log4j-core >= 2.0-beta9, < 2.17.1       (a clause list: all hold)
+ *   log4j-core in [2.0-beta9, 2.3.2) | [2.4, 2.12.4) | [2.13.0, 2.17.1)
+ *   dpkg:openssl < 3.0.11-1~deb12u1 and label.zone = eu-1
+ *   advisory:CVE-2021-44228 or advisory:CVE-2021-45046
+ *   (java:log4j-core or managed:log4j-core) and not node.name = db1
+ *
+ * A package term names an item (bare, or group:artifact for Java) with an
+ * optional scheme ("maven:", "dpkg:", "semver:") or kind ("java:",
+ * "dpkg:", "managed:") prefix, and optional version clauses or a union of
+ * ranges. Without a scheme, Java and managed items order by Maven, dpkg
+ * items by dpkg. A node term is node.name, node.id, attr.<fingerprint
+ * field> or label.<key> with =, != or ~ (a POSIX extended regexp). "all"
+ * matches every host. Terms combine with and, or, not and parentheses.
+ * advisory:ID stands for the advisory's affected ranges of its package.
+ */
+#ifndef FLOTILLA_QUERY_H
+#define FLOTILLA_QUERY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "flotilla.pb-c.h"
+#include "flotilla/error.h"
+
+typedef struct flt_advisories flt_advisories_t;
+typedef struct flt_query flt_query_t;
+
+/*
+ * Loads an advisory file (JSON, see share/advisories/log4shell.json). A
+ * malformed file is refused whole, the message naming the entry and field.
+ */
+int flt_advisories_load(const char *path, flt_advisories_t **out,
+			flt_error_t *err);
+void flt_advisories_free(flt_advisories_t *a);
+
+/*
+ * Parses text. adv may be NULL (then advisory: terms are refused). Errors
+ * name the column and what was expected: "column 12: expected a version".
+ */
+int flt_query_parse(const char *text, const flt_advisories_t *adv,
+		    flt_query_t **out, flt_error_t *err);
+void flt_query_free(flt_query_t *q);
+
+/* The query in canonical form, advisories expanded to their ranges
+ * (owned by q). */
+const char *flt_query_string(const flt_query_t *q);
+
+/* True when the query has at least one package term (a target must). */
+bool flt_query_has_package_term(const flt_query_t *q);
+
+/* One host as a query sees it. */
+typedef struct flt_query_host {
+	const char *id;
+	const char *name;
+	/* node.name, node.id, attr.<field>, label.<key>: the value, or NULL
+	 * when the host has no such attribute. */
+	const char *(*attr)(void *arg, const char *key);
+	void *attr_arg;
+	/* The inventory, sorted by name with strcmp (Inventory's order). */
+	Flotilla__InventoryItem *const *items;
+	size_t n_items;
+} flt_query_host_t;
+
+/*
+ * Does host match? When hits is not NULL, the indexes of the items that
+ * satisfied a package term under a positive path of the query are stored
+ * in hits (room for host->n_items) and counted in *n_hits, ascending and
+ * without duplicates. Thread-safe for concurrent calls on the same q.
+ */
+bool flt_query_match(const flt_query_t *q, const flt_query_host_t *host,
+		     size_t *hits, size_t *n_hits);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * Version ordering of the ecosystems inventory meets: dpkg (deb-version(5),
+ * exactly as dpkg's lib/dpkg/version.c), Maven (the POM reference's
+ * "Version Order Specification") and Semantic Versioning 2.0.
+ */
+#ifndef FLOTILLA_VERCMP_H
+#define FLOTILLA_VERCMP_H
+
+#include <stdbool.h>
+
+#include "flotilla/error.h"
+
+typedef enum flt_vscheme {
+	FLT_VS_DPKG,
+	FLT_VS_MAVEN,
+	FLT_VS_SEMVER,
+} flt_vscheme_t;
+
+/* "dpkg", "maven" or "semver" to the scheme; false for any other name. */
+bool flt_vscheme_parse(const char *name, flt_vscheme_t *out);
+const char *flt_vscheme_name(flt_vscheme_t s);
+
+/* <0, 0 or >0 as a sorts before, with or after b. Total: any string is a
+ * dpkg or Maven version (a dpkg version that dpkg would refuse compares
+ * as dpkg compares it anyway). */
+int flt_dpkg_cmp(const char *a, const char *b);
+int flt_maven_cmp(const char *a, const char *b);
+
+/*
+ * Compares a and b under scheme s into *out (<0, 0, >0). 0, or -EINVAL
+ * when a semver operand is not a semantic version (err says which).
+ */
+int flt_version_cmp(flt_vscheme_t s, const char *a, const char *b, int *out,
+		    flt_error_t *err);
+
+#endif
