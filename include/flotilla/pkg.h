@@ -24,28 +24,44 @@ void flt_sha256_hex(const void *buf, size_t len, char out[FLT_SHA256_HEX]);
 bool flt_sha256_valid(const char *hex);
 
 /* A package name: 1-64 of [A-Za-z0-9._-], not starting with '.' or '-'.
- * A version: 1-128 of [A-Za-z0-9.+~:_-], not starting with '.'. */
+ * A version: 1-128 of [A-Za-z0-9.+~:_-], not starting with '.', and not
+ * "current" (the name of the link an agent keeps beside the versions).
+ * Both are safe as a file name. */
 bool flt_pkg_name_valid(const char *s);
 bool flt_pkg_version_valid(const char *s);
 
 /*
- * Checks a manifest's shape: valid name, version, digests, chunk count
- * matching size and chunk_size, format "archive" or "file" (file_name a
- * plain file name for "file"), signature 0 or 64 bytes. The message names
- * the field.
+ * Checks a manifest's shape: valid name, version, digests; size at most
+ * FLT_PKG_MAX_SIZE; chunk_size 1 to FLT_PKG_CHUNK_SIZE; one chunk digest
+ * per chunk_size bytes (the last chunk may be shorter; an empty package
+ * has no chunks), at most FLT_PKG_MAX_CHUNKS; format "archive" or "file";
+ * file_name a plain file name (no '/', not "." or "..", at most 255 bytes),
+ * required for "file", optional for "archive"; signature 0 or 64 bytes;
+ * key_id empty or 16 lower-case hex digits. FLT_EPROTO with a message
+ * that names the field: "manifest: chunk_size 0: must be 1 to 262144".
+ * It does not verify the signature (flt_pkg_verify does).
  */
 int flt_pkg_manifest_check(const Flotilla__PackageManifest *m,
 			   flt_error_t *err);
 
 /*
  * What a signature covers: "flotilla-package-v1\n<name>\n<version>\n
- * <sha256>\n<size>\n<format>\n<file_name>\n" (malloc'd, NUL-terminated).
+ * <sha256>\n<size>\n<format>\n<file_name>\n" (malloc'd, NUL-terminated;
+ * NULL when out of memory). The chunking is not covered: the chunks are
+ * checked against sha256, which is.
  */
 char *flt_pkg_signed_message(const Flotilla__PackageManifest *m);
 
-/* Key files: one line, "flotilla-ed25519-public <base64 of 32 bytes>" or
- * "flotilla-ed25519-secret <base64 of 64 bytes>". A secret key file must
- * not be readable by group or others. */
+/*
+ * Key files: one line, "flotilla-ed25519-public <base64 of 32 bytes>" or
+ * "flotilla-ed25519-secret <base64 of 64 bytes>" (libsodium's seed ||
+ * public key). flt_key_generate writes a new pair, the secret with mode
+ * 0600 and the public with 0644, each complete or not at all (a temporary
+ * file linked into place); it refuses (-EEXIST) to replace either file.
+ * flt_key_load_secret refuses (-EACCES) a file that group or others may
+ * access in any way, and (FLT_EPROTO) one whose halves disagree. Errors
+ * name the file; they never quote its contents.
+ */
 int flt_key_generate(const char *public_path, const char *secret_path,
 		     flt_error_t *err);
 int flt_key_load_public(const char *path, uint8_t pk[32], flt_error_t *err);
@@ -53,7 +69,11 @@ int flt_key_load_secret(const char *path, uint8_t sk[64], flt_error_t *err);
 /* Hex of the public key's first 8 bytes. */
 void flt_key_id(const uint8_t pk[32], char out[17]);
 
-/* Sets m->signature (malloc'd) and m->key_id from sk. */
+/*
+ * Sets m->signature and m->key_id (both malloc'd, as
+ * protobuf_c_message_free_unpacked expects) from sk. What they held
+ * before is not freed: sign a manifest that has no signature yet.
+ */
 int flt_pkg_sign(Flotilla__PackageManifest *m, const uint8_t sk[64],
 		 flt_error_t *err);
 /* 0 when m carries a valid signature by pk; FLT_EAUTH with "unsigned",
