@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "flotilla.pb-c.h"
+#include "flotilla/query.h"
 #include "flotilla/store.h"
 #include "flotilla/tls.h"
 #include "flotilla/wire.h"
@@ -95,6 +96,112 @@ void coord_nodes_drained(coord_nodes_t *n, const char *node_id);
  */
 struct sched_fleet;
 struct sched_fleet *coord_nodes_fleet(coord_nodes_t *n, flt_error_t *err);
+
+/* Packages, inventories and campaigns; set before the servers open
+ * (each may be NULL). */
+struct coord_pkgs;
+struct coord_inv;
+struct coord_campaigns;
+void coord_nodes_set_parts(coord_nodes_t *n, struct coord_pkgs *pkgs,
+			   struct coord_inv *inv,
+			   struct coord_campaigns *camps);
+
+/* Resolves an id, unique id prefix or name to the node's id and name. */
+int coord_nodes_resolve(coord_nodes_t *n, const char *q, char id[37],
+			char *name, size_t name_len, flt_error_t *err);
+/* True when the node is ready (heartbeats arriving). */
+bool coord_nodes_ready(coord_nodes_t *n, const char *node_id);
+
+/* ---- packages.c: chunks and manifests --------------------------------- */
+
+typedef struct coord_pkgs coord_pkgs_t;
+
+int coord_pkgs_open(flt_store_t *store, coord_writer_t *writer,
+		    coord_pkgs_t **out, flt_error_t *err);
+void coord_pkgs_close(coord_pkgs_t *p);
+bool coord_pkgs_serves(Flotilla__Method m);
+/* ChunkPut, PackagePush, PackageList, PackageGet. */
+void coord_pkgs_handle_api(coord_pkgs_t *p, flt_request_t *r);
+/* FetchChunk, for an authenticated agent. */
+void coord_pkgs_fetch_chunk(coord_pkgs_t *p, flt_request_t *r);
+/* The stored manifest of name@version (FLT_ENOTFOUND when absent). */
+int coord_pkgs_get(coord_pkgs_t *p, const char *name, const char *version,
+		   Flotilla__PackageManifest **out, flt_error_t *err);
+
+/* ---- inventory.c: what each node reported --------------------------- */
+
+#define FLT_INV_DIGEST_LEN 65
+
+typedef struct coord_inv coord_inv_t;
+struct sched_fleet;
+
+/* advisories: the advisory file for advisory: terms, or NULL. */
+int coord_inv_open(flt_store_t *store, const char *advisories,
+		   coord_inv_t **out, flt_error_t *err);
+void coord_inv_close(coord_inv_t *t);
+const flt_advisories_t *coord_inv_advisories(coord_inv_t *t);
+/* The digest held for node_id ("" when none). */
+void coord_inv_digest(coord_inv_t *t, const char *node_id,
+		      char out[FLT_INV_DIGEST_LEN]);
+/* Bounds an inventory from an agent and sorts its items. */
+int coord_inv_check(Flotilla__Inventory *inv, flt_error_t *err);
+/* Stores inv for node_id inside the writer's transaction... */
+int coord_inv_apply(coord_inv_t *t, flt_txn_t *txn, const char *node_id,
+		    Flotilla__Inventory *inv, flt_error_t *err);
+/* ...and, once committed, shows it (takes inv). */
+void coord_inv_commit(coord_inv_t *t, const char *node_id,
+		      Flotilla__Inventory *inv);
+
+/* Called for every matching host: node is its index in the fleet, hits
+ * the indexes of the matched items. Non-zero stops the walk. */
+typedef int (*coord_inv_fn)(void *arg, size_t node,
+			    const Flotilla__Inventory *inv, const size_t *hits,
+			    size_t n_hits);
+/* Evaluates q over every node of f; returns the hosts matched and counts
+ * in *unknown those without an inventory. */
+size_t coord_inv_eval(coord_inv_t *t, const struct sched_fleet *f,
+		      const flt_query_t *q, coord_inv_fn fn, void *arg,
+		      size_t *unknown);
+/* Does node (an index in f) match q now? The matched items' versions
+ * and paths go to versions and paths (", " lists); *known says whether
+ * the node has an inventory at all. */
+bool coord_inv_match_node(coord_inv_t *t, const struct sched_fleet *f,
+			  size_t node, const flt_query_t *q, char *versions,
+			  size_t vlen, char *paths, size_t plen, bool *known);
+/* The versions of the items called name on node_id (", " list). */
+void coord_inv_versions_of(coord_inv_t *t, const char *node_id,
+			   const char *name, char *out, size_t len);
+bool coord_inv_serves(Flotilla__Method m);
+void coord_inv_handle_api(coord_inv_t *t, coord_nodes_t *nodes,
+			  flt_request_t *r);
+
+/* ---- campaign.c: fleet-wide patch campaigns ------------------------- */
+
+typedef struct coord_campaigns coord_campaigns_t;
+
+typedef struct coord_campaigns_opts {
+	flt_store_t *store;
+	coord_writer_t *writer;
+	coord_nodes_t *nodes;
+	coord_inv_t *inv;
+	coord_pkgs_t *pkgs;
+	uint32_t tick_ms; /* 0: 100 */
+} coord_campaigns_opts_t;
+
+int coord_campaigns_open(const coord_campaigns_opts_t *o,
+			 coord_campaigns_t **out, flt_error_t *err);
+void coord_campaigns_stop(coord_campaigns_t *c);
+void coord_campaigns_free(coord_campaigns_t *c);
+bool coord_campaigns_serves(Flotilla__Method m);
+void coord_campaigns_handle_api(coord_campaigns_t *c, flt_request_t *r);
+/* A node's step statuses from its Sync (copied). */
+void coord_campaigns_report(coord_campaigns_t *c, const char *node_id,
+			    Flotilla__StepStatus *const *steps, size_t n);
+/* Fills resp->steps with the node's open steps; free with
+ * coord_campaigns_node_steps_free. */
+void coord_campaigns_node_steps(coord_campaigns_t *c, const char *node_id,
+				Flotilla__SyncResponse *resp);
+void coord_campaigns_node_steps_free(Flotilla__SyncResponse *resp);
 
 /* ---- jobs.c: operator methods on jobs --------------------------------- */
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <unistd.h>
 
 #include "coordinator.h"
 #include "engine.h"
@@ -27,6 +28,7 @@ static long workers = 64;
 static long map_size_mb = 1024;
 static bool dev;
 static const char *log_level = "info";
+static const char *advisories = FLT_ADVISORIES_DEFAULT;
 static flt_tls_opts_t tls;
 
 static const flt_flag_t flags[] = {
@@ -62,6 +64,8 @@ static const flt_flag_t flags[] = {
 	  "this coordinator's certificate (PEM)", 0, 0, NULL },
 	{ "tls-key", FLT_FLAG_STRING, &tls.key_file, "FILE",
 	  "this coordinator's private key (PEM)", 0, 0, NULL },
+	{ "advisories", FLT_FLAG_STRING, &advisories, "FILE",
+	  "advisory file for advisory: queries (\"\": none)", 0, 0, NULL },
 	{ "dev", FLT_FLAG_BOOL, &dev, NULL,
 	  "development mode: plain transports without a warning", 0, 0,
 	  NULL },
@@ -127,13 +131,17 @@ static int run(void)
 					   "allocs", "evals",
 					   "deployments", "packages", "blobs",
 					   "campaigns", "campaign_targets",
-					   "events", "tokens", NULL };
+					   "inventory", "events", "tokens",
+					   NULL };
 	flt_store_opts_t so = { .dbs = dbs,
 				.map_size = (size_t)map_size_mb << 20 };
 	flt_store_t *store = NULL;
 	coord_writer_t *writer = NULL;
 	coord_nodes_t *nodes = NULL;
 	coord_engine_t *engine = NULL;
+	coord_pkgs_t *pkgs = NULL;
+	coord_inv_t *inv = NULL;
+	coord_campaigns_t *camps = NULL;
 	flt_server_t *agents = NULL, *api = NULL;
 	cleanup_free char *token = NULL;
 	flt_error_t err;
@@ -181,6 +189,23 @@ static int run(void)
 	if (coord_engine_open(&eo, &engine, &err) < 0)
 		goto out;
 	coord_nodes_set_engine(nodes, engine);
+	const char *adv = advisories;
+	if (adv[0] && strcmp(adv, FLT_ADVISORIES_DEFAULT) == 0 &&
+	    access(adv, R_OK) != 0)
+		adv = ""; /* not installed: advisory: queries are refused */
+	if (coord_pkgs_open(store, writer, &pkgs, &err) < 0 ||
+	    coord_inv_open(store, adv, &inv, &err) < 0)
+		goto out;
+	coord_campaigns_opts_t co = {
+		.store = store,
+		.writer = writer,
+		.nodes = nodes,
+		.inv = inv,
+		.pkgs = pkgs,
+	};
+	if (coord_campaigns_open(&co, &camps, &err) < 0)
+		goto out;
+	coord_nodes_set_parts(nodes, pkgs, inv, camps);
 	flt_server_opts_t ao = { .url = listen_url, .tls = &tls,
 				 .workers = (unsigned)workers,
 				 .handler = coord_nodes_handle_agent,
@@ -233,13 +258,18 @@ out:
 		coord_nodes_shutdown(nodes);
 	flt_shutdown_step("finishing the engine's cycle");
 	coord_engine_stop(engine);
+	flt_shutdown_step("finishing the campaigns' round");
+	coord_campaigns_stop(camps);
 	flt_shutdown_step("draining the writer");
 	coord_writer_stop(writer);
 	flt_shutdown_step("closing the sockets");
 	flt_server_close(agents);
 	flt_server_close(api);
 	coord_engine_free(engine);
+	coord_campaigns_free(camps);
 	coord_nodes_close(nodes);
+	coord_inv_close(inv);
+	coord_pkgs_close(pkgs);
 	coord_writer_free(writer);
 	flt_store_close(store);
 	if (sfd >= 0)

@@ -59,6 +59,9 @@ struct coord_nodes {
 	int64_t grace_from;
 	bool closing; /* shutting down: new work is refused */
 	coord_engine_t *engine;
+	coord_pkgs_t *pkgs;
+	coord_inv_t *inv;
+	coord_campaigns_t *camps;
 	/* Bumped by every change the scheduler's view shows: a status, or a
 	 * stored record (registration, attributes, drain, eligibility). */
 	atomic_uint_fast64_t fleet_gen;
@@ -67,6 +70,14 @@ struct coord_nodes {
 uint64_t coord_nodes_generation(coord_nodes_t *t)
 {
 	return atomic_load(&t->fleet_gen);
+}
+
+void coord_nodes_set_parts(coord_nodes_t *t, coord_pkgs_t *pkgs,
+			   coord_inv_t *inv, coord_campaigns_t *camps)
+{
+	t->pkgs = pkgs;
+	t->inv = inv;
+	t->camps = camps;
 }
 
 void coord_nodes_set_engine(coord_nodes_t *t, coord_engine_t *e)
@@ -305,6 +316,8 @@ typedef struct update_op {
 	coord_nodes_t *t;
 	cnode_t *node;
 	Flotilla__SyncRequest *attrs; /* new fingerprint and labels, or NULL */
+	bool set_attrs;   /* attrs carries a new fingerprint and labels */
+	Flotilla__Inventory *inv; /* a new inventory to store, or NULL */
 	flt_request_t *r; /* a Sync answered once the attributes are stored */
 	Flotilla__NodeStatus written;
 } update_op_t;
@@ -331,13 +344,18 @@ static int update_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 	pthread_mutex_unlock(&u->t->mtx);
 	rec->modify_index = flt_txn_index(txn);
 
+	if (u->inv && (rc = coord_inv_apply(u->t->inv, txn, u->node->id,
+					     u->inv, err)) < 0) {
+		flotilla__node_record__free_unpacked(rec, NULL);
+		return rc;
+	}
 	/* Borrow the request's fingerprint and labels for the pack. */
 	Flotilla__Fingerprint *old_fp = rec->fingerprint;
 	size_t old_n = rec->n_labels;
 	Flotilla__NodeRecord__LabelsEntry **old_l = rec->labels;
 	Flotilla__NodeRecord__LabelsEntry *entries = NULL;
 	Flotilla__NodeRecord__LabelsEntry **ptrs = NULL;
-	if (u->attrs) {
+	if (u->set_attrs) {
 		size_t n = u->attrs->n_labels;
 		entries = flt_xcalloc(n, sizeof(*entries));
 		ptrs = flt_xcalloc(n, sizeof(*ptrs));
@@ -374,7 +392,7 @@ static void update_done(void *arg, int rc, uint64_t index,
 	bool again = false;
 	if (rc == 0) {
 		c->persisted = u->written;
-		if (u->attrs)
+		if (u->set_attrs)
 			atomic_fetch_add(&t->fleet_gen, 1);
 		again = c->status != c->persisted && !t->closing;
 	} else {
@@ -382,13 +400,19 @@ static void update_done(void *arg, int rc, uint64_t index,
 		 * (never in a tight loop on a full disk), and the agent
 		 * sends its attributes again. */
 		c->retry_at = flt_now_mono_ms() + 1000;
-		if (u->attrs)
+		if (u->set_attrs)
 			memset(c->attr_hash, 0, sizeof(c->attr_hash));
 	}
 	if (again)
 		c->flush_queued = true;
 	uint64_t desired = c->desired_index;
 	pthread_mutex_unlock(&t->mtx);
+	if (rc == 0 && u->inv)
+		coord_inv_commit(t->inv, c->id, steal_ptr(&u->inv));
+	/* Step results after the inventory they were re-scanned with. */
+	if (rc == 0 && u->attrs && t->camps && u->attrs->n_steps)
+		coord_campaigns_report(t->camps, c->id, u->attrs->steps,
+				       u->attrs->n_steps);
 	if (u->r) {
 		if (rc == 0)
 			answer_sync(t, u->r, desired, u->attrs->known_index,
@@ -398,6 +422,8 @@ static void update_done(void *arg, int rc, uint64_t index,
 					 "node attributes not stored: %s",
 					 err ? err->msg : "write failed");
 	}
+	if (u->inv)
+		flotilla__inventory__free_unpacked(u->inv, NULL);
 	if (u->attrs)
 		flotilla__sync_request__free_unpacked(u->attrs, NULL);
 	free(u);
@@ -412,6 +438,9 @@ static void queue_update(coord_nodes_t *t, cnode_t *c,
 	u->t = t;
 	u->node = c;
 	u->attrs = attrs;
+	u->set_attrs = attrs && attrs->fingerprint;
+	if (attrs && attrs->inventory && t->inv)
+		u->inv = steal_ptr(&attrs->inventory);
 	u->r = r;
 	coord_writer_submit(t->o.writer, update_apply, update_done, u);
 }
@@ -748,13 +777,32 @@ static void handle_sync(coord_nodes_t *t, flt_request_t *r)
 	 * A status change alone needs no wait: the next heartbeat or tick
 	 * decides it again if it is lost.
 	 */
-	if (attrs_changed) {
+	/* So is a new inventory: a step's result is judged on it. */
+	if (req->inventory && t->inv) {
+		if (coord_inv_check(req->inventory, &err) < 0) {
+			flt_warn("inventory refused node=%s: %s", c->id,
+				 err.msg);
+			flotilla__inventory__free_unpacked(req->inventory,
+							   NULL);
+			req->inventory = NULL;
+		}
+	}
+	if (attrs_changed || (req->inventory && t->inv)) {
+		if (!attrs_changed && req->fingerprint) {
+			/* Unchanged: not stored again. */
+			flotilla__fingerprint__free_unpacked(req->fingerprint,
+							     NULL);
+			req->fingerprint = NULL;
+		}
 		flt_request_defer(r);
 		queue_update(t, c, steal_ptr(&req), r);
 		return;
 	}
 	if (flush)
 		queue_update(t, c, NULL, NULL);
+	if (t->camps && req->n_steps)
+		coord_campaigns_report(t->camps, c->id, req->steps,
+				       req->n_steps);
 	flotilla__sync_request__free_unpacked(req, NULL);
 	answer_sync(t, r, desired, known, c->id);
 }
@@ -769,7 +817,15 @@ static void answer_sync(coord_nodes_t *t, flt_request_t *r, uint64_t idx,
 	bool send = t->engine && known < idx;
 	if (send)
 		coord_engine_node_allocs(t->engine, node_id, &resp);
+	char digest[FLT_INV_DIGEST_LEN] = "";
+	if (t->inv)
+		coord_inv_digest(t->inv, node_id, digest);
+	resp.inventory_digest = digest;
+	if (t->camps)
+		coord_campaigns_node_steps(t->camps, node_id, &resp);
 	flt_request_reply(r, &resp.base);
+	if (t->camps)
+		coord_campaigns_node_steps_free(&resp);
 	if (send)
 		coord_engine_node_allocs_free(&resp);
 }
@@ -926,6 +982,12 @@ void coord_nodes_handle_agent(flt_request_t *r, void *arg)
 		return;
 	case FLOTILLA__METHOD__METHOD_WATCH:
 		handle_watch(t, r);
+		return;
+	case FLOTILLA__METHOD__METHOD_FETCH_CHUNK:
+		if (t->pkgs && authenticate(t, r))
+			coord_pkgs_fetch_chunk(t->pkgs, r);
+		else if (!t->pkgs)
+			flt_request_fail(r, FLT_EMETHOD, "no package store");
 		return;
 	default:
 		flt_request_fail(r, FLT_EMETHOD,
@@ -1112,6 +1174,28 @@ static int resolve(coord_nodes_t *t, const char *q, char id[37],
 			       "\"%s\" matches %zu nodes; use the node id", q,
 			       by_name > 1 ? by_name : by_prefix);
 	return flt_err(err, FLT_ENOTFOUND, "no node matches \"%s\"", q);
+}
+
+int coord_nodes_resolve(coord_nodes_t *t, const char *q, char id[37],
+			char *name, size_t name_len, flt_error_t *err)
+{
+	int rc = resolve(t, q, id, err);
+	if (rc < 0)
+		return rc;
+	pthread_mutex_lock(&t->mtx);
+	cnode_t *c = table_find(t, id);
+	snprintf(name, name_len, "%s", c ? c->name : id);
+	pthread_mutex_unlock(&t->mtx);
+	return 0;
+}
+
+bool coord_nodes_ready(coord_nodes_t *t, const char *node_id)
+{
+	pthread_mutex_lock(&t->mtx);
+	cnode_t *c = table_find(t, node_id);
+	bool ready = c && c->status == FLOTILLA__NODE_STATUS__NODE_STATUS_READY;
+	pthread_mutex_unlock(&t->mtx);
+	return ready;
 }
 
 static void reply_node(coord_nodes_t *t, flt_request_t *r, const char *id);
@@ -1323,6 +1407,18 @@ void coord_nodes_handle_api(flt_request_t *r, void *arg)
 	Flotilla__Method m = flt_request_envelope(r)->method;
 	if (t->engine && coord_engine_serves(m)) {
 		coord_engine_handle_api(t->engine, r);
+		return;
+	}
+	if (t->pkgs && coord_pkgs_serves(m)) {
+		coord_pkgs_handle_api(t->pkgs, r);
+		return;
+	}
+	if (t->inv && coord_inv_serves(m)) {
+		coord_inv_handle_api(t->inv, t, r);
+		return;
+	}
+	if (t->camps && coord_campaigns_serves(m)) {
+		coord_campaigns_handle_api(t->camps, r);
 		return;
 	}
 	switch (m) {

@@ -1,0 +1,1687 @@
+/*
+ * Campaigns: one package version rolled out to every host an inventory
+ * query matches, canary first, then waves, behind a failure gate.
+ *
+ * State lives in `campaigns` (Campaign, key: id) and `campaign_targets`
+ * (CampaignTarget, key: "<campaign id>/<node id>"). One thread decides
+ * every transition: it works on copies of what changes, commits them in
+ * one transaction through the writer, and only then shows them in memory
+ * and wakes the nodes concerned. A coordinator killed at any instant
+ * restarts from the last commit: a target is dispatched once (its step id
+ * is stored with it) and the agent runs a step id at most once.
+ *
+ * Per target:  pending -> dispatched -> applying -> remediated
+ *                                                -> still-exposed
+ *                                                -> failed
+ *                      -> failed-offline (no answer, node down)
+ *              pending -> skipped (aborted, or fixed meanwhile)
+ * On abort:    remediated / still-exposed -> rolling-back -> rolled-back
+ *
+ * The failure gate: failures are failed + failed-offline + still-exposed
+ * targets. The gate trips when failures EXCEED the limit (a limit of 0
+ * trips on the first failure, a limit of 2 on the third). Once tripped no
+ * new target is dispatched; targets already in flight finish and are
+ * counted, whatever their result. The campaign then pauses (on_failure
+ * "pause") or aborts ("abort"). Resuming a tripped campaign accepts the
+ * failures so far: the limit becomes failures + the original limit.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coordinator.h"
+#include "scheduler.h"
+#include "flotilla/log.h"
+#include "flotilla/pb.h"
+#include "flotilla/pkg.h"
+#include "flotilla/util.h"
+
+#define DEFAULT_MIN_HEALTHY_MS 10000u
+#define DEFAULT_HOST_TIMEOUT_MS 600000u
+#define DEFAULT_BATCH_PERCENT 25u
+#define LATE_SCAN_MS 2000
+#define MAX_CAMPAIGNS 1000
+
+#define ST(x) FLOTILLA__TARGET_STATE__TARGET_STATE_##x
+#define CS(x) FLOTILLA__CAMPAIGN_STATE__CAMPAIGN_STATE_##x
+
+typedef Flotilla__Campaign camp_msg_t;
+typedef Flotilla__CampaignTarget target_t;
+
+typedef struct camp {
+	camp_msg_t *c;
+	flt_query_t *q; /* the parsed target; NULL if it no longer parses */
+	target_t **t;   /* sorted by node id */
+	size_t n, cap;
+} camp_t;
+
+typedef struct report {
+	char node[37];
+	Flotilla__StepStatus *st;
+	struct report *next;
+} report_t;
+
+typedef enum { CMD_PAUSE, CMD_RESUME, CMD_ABORT, CMD_CREATE } cmd_kind_t;
+
+typedef struct cmd {
+	cmd_kind_t kind;
+	char id[37];
+	flt_request_t *r;
+	struct camp *create; /* CMD_CREATE: the campaign to store */
+	struct cmd *next;
+} cmd_t;
+
+/* One change to commit: a campaign, a target, or a new target. */
+typedef struct change {
+	camp_t *camp;
+	camp_msg_t *c;  /* new campaign value, or NULL */
+	target_t *t;    /* new target value, or NULL */
+	size_t ti;      /* index of t in camp (SIZE_MAX: new target) */
+	bool push;      /* the node has a new step */
+} change_t;
+
+struct coord_campaigns {
+	coord_campaigns_opts_t o;
+	flt_db_t db_c, db_t;
+	pthread_mutex_t mtx; /* memory (camps) and the queues */
+	pthread_cond_t cond;
+	camp_t **v;
+	size_t n, cap;
+	report_t *reports, **rtail;
+	cmd_t *cmds, **ctail;
+	bool stopping;
+	pthread_t thread;
+	bool started;
+	int64_t next_late_scan;
+	/* The thread's pending changes. */
+	change_t *ch;
+	size_t nch, chcap;
+	/* Synchronous commits. */
+	pthread_mutex_t wmtx;
+	pthread_cond_t wcond;
+	bool wdone;
+	int wrc;
+	uint64_t windex;
+	flt_error_t werr;
+};
+
+/* ---- helpers ----------------------------------------------------------- */
+
+static void *clone_msg(const ProtobufCMessage *m)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+	uint8_t *buf = flt_xmalloc(len ? len : 1);
+	protobuf_c_message_pack(m, buf);
+	void *out = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
+	free(buf);
+	if (!out)
+		abort();
+	return out;
+}
+
+static void set_str(char **field, const char *v)
+{
+	if (*field && *field != protobuf_c_empty_string)
+		free(*field);
+	*field = flt_xstrdup(v ? v : "");
+}
+
+static bool terminal(Flotilla__TargetState s)
+{
+	return s == ST(REMEDIATED) || s == ST(FAILED) ||
+	       s == ST(FAILED_OFFLINE) || s == ST(STILL_EXPOSED) ||
+	       s == ST(SKIPPED) || s == ST(ROLLED_BACK) || s == ST(LATE);
+}
+
+static bool in_flight(Flotilla__TargetState s)
+{
+	return s == ST(DISPATCHED) || s == ST(APPLYING) ||
+	       s == ST(ROLLING_BACK);
+}
+
+static bool is_failure(Flotilla__TargetState s)
+{
+	return s == ST(FAILED) || s == ST(FAILED_OFFLINE) ||
+	       s == ST(STILL_EXPOSED);
+}
+
+static bool camp_open(const camp_msg_t *c)
+{
+	return c->state == CS(RUNNING) || c->state == CS(PAUSED) ||
+	       c->state == CS(ABORTING);
+}
+
+static const char *coord_target_state_name(Flotilla__TargetState s)
+{
+	switch (s) {
+	case ST(PENDING): return "pending";
+	case ST(DISPATCHED): return "dispatched";
+	case ST(APPLYING): return "applying";
+	case ST(REMEDIATED): return "remediated";
+	case ST(FAILED): return "failed";
+	case ST(FAILED_OFFLINE): return "failed-offline";
+	case ST(STILL_EXPOSED): return "still-exposed";
+	case ST(SKIPPED): return "skipped";
+	case ST(ROLLING_BACK): return "rolling-back";
+	case ST(ROLLED_BACK): return "rolled-back";
+	case ST(LATE): return "late";
+	default: return "unknown";
+	}
+}
+
+static const char *camp_state_name(Flotilla__CampaignState s)
+{
+	switch (s) {
+	case CS(RUNNING): return "running";
+	case CS(PAUSED): return "paused";
+	case CS(COMPLETE): return "complete";
+	case CS(ABORTING): return "aborting";
+	case CS(ABORTED): return "aborted";
+	default: return "unknown";
+	}
+}
+
+static int target_cmp(const void *a, const void *b)
+{
+	const target_t *x = *(target_t *const *)a, *y = *(target_t *const *)b;
+	return strcmp(x->node_id, y->node_id);
+}
+
+static long target_find(const camp_t *k, const char *node)
+{
+	size_t lo = 0, hi = k->n;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		int c = strcmp(node, k->t[mid]->node_id);
+		if (c == 0)
+			return (long)mid;
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return -1;
+}
+
+static void camp_add_target(camp_t *k, target_t *t)
+{
+	if (k->n == k->cap) {
+		k->cap = k->cap ? 2 * k->cap : 16;
+		k->t = flt_xrealloc(k->t, k->cap * sizeof(*k->t));
+	}
+	size_t i = k->n;
+	while (i > 0 && strcmp(k->t[i - 1]->node_id, t->node_id) > 0) {
+		k->t[i] = k->t[i - 1];
+		i--;
+	}
+	k->t[i] = t;
+	k->n++;
+}
+
+static void camp_free(camp_t *k)
+{
+	if (!k)
+		return;
+	for (size_t i = 0; i < k->n; i++)
+		flotilla__campaign_target__free_unpacked(k->t[i], NULL);
+	free(k->t);
+	if (k->c)
+		flotilla__campaign__free_unpacked(k->c, NULL);
+	flt_query_free(k->q);
+	free(k);
+}
+
+/* Called with mtx held. */
+static camp_t *camp_find(coord_campaigns_t *cs, const char *q,
+			 flt_error_t *err)
+{
+	camp_t *found = NULL;
+	size_t n = 0, ql = strlen(q);
+	for (size_t i = 0; i < cs->n; i++) {
+		if (strcmp(cs->v[i]->c->id, q) == 0)
+			return cs->v[i];
+		if (ql && strncmp(cs->v[i]->c->id, q, ql) == 0) {
+			found = cs->v[i];
+			n++;
+		}
+	}
+	if (n == 1)
+		return found;
+	if (n > 1)
+		flt_err(err, FLT_ECONFLICT,
+			"\"%s\" matches %zu campaigns; use more of the id", q,
+			n);
+	else
+		flt_err(err, FLT_ENOTFOUND, "no campaign \"%s\"", q);
+	return NULL;
+}
+
+static void counts_of(const camp_t *k, const camp_msg_t *c,
+		      Flotilla__CampaignCounts *o)
+{
+	flotilla__campaign_counts__init(o);
+	for (size_t i = 0; i < k->n; i++) {
+		const target_t *t = k->t[i];
+		if (t->state == ST(LATE)) {
+			o->late++;
+			continue;
+		}
+		o->total++;
+		switch (t->state) {
+		case ST(PENDING): o->pending++; break;
+		case ST(DISPATCHED):
+		case ST(APPLYING):
+		case ST(ROLLING_BACK): o->in_flight++; break;
+		case ST(REMEDIATED): o->remediated++; break;
+		case ST(FAILED): o->failed++; break;
+		case ST(FAILED_OFFLINE):
+			o->failed++;
+			o->failed_offline++;
+			break;
+		case ST(STILL_EXPOSED):
+			o->failed++;
+			o->still_exposed++;
+			break;
+		case ST(SKIPPED): o->skipped++; break;
+		case ST(ROLLED_BACK): o->rolled_back++; break;
+		default: break;
+		}
+		if (t->wave == c->wave) {
+			o->wave_total++;
+			if (terminal(t->state))
+				o->wave_done++;
+		}
+	}
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+static int load_campaign(const void *key, size_t klen, const void *val,
+			 size_t vlen, void *arg)
+{
+	coord_campaigns_t *cs = arg;
+	(void)key;
+	(void)klen;
+	camp_msg_t *c = flotilla__campaign__unpack(NULL, vlen, val);
+	if (!c || !c->spec)
+		return 0;
+	camp_t *k = flt_xcalloc(1, sizeof(*k));
+	k->c = c;
+	flt_error_t err;
+	if (flt_query_parse(c->spec->target,
+			    coord_inv_advisories(cs->o.inv), &k->q, &err) < 0)
+		flt_warn("campaign %s: target no longer parses: %s", c->id,
+			 err.msg);
+	if (cs->n == cs->cap) {
+		cs->cap = cs->cap ? 2 * cs->cap : 8;
+		cs->v = flt_xrealloc(cs->v, cs->cap * sizeof(*cs->v));
+	}
+	cs->v[cs->n++] = k;
+	return 0;
+}
+
+static int load_target(const void *key, size_t klen, const void *val,
+		       size_t vlen, void *arg)
+{
+	coord_campaigns_t *cs = arg;
+	(void)key;
+	(void)klen;
+	target_t *t = flotilla__campaign_target__unpack(NULL, vlen, val);
+	if (!t)
+		return 0;
+	for (size_t i = 0; i < cs->n; i++) {
+		if (strcmp(cs->v[i]->c->id, t->campaign) == 0) {
+			camp_t *k = cs->v[i];
+			if (k->n == k->cap) {
+				k->cap = k->cap ? 2 * k->cap : 16;
+				k->t = flt_xrealloc(k->t,
+						    k->cap * sizeof(*k->t));
+			}
+			k->t[k->n++] = t;
+			return 0;
+		}
+	}
+	flotilla__campaign_target__free_unpacked(t, NULL);
+	return 0;
+}
+
+/* ---- committing --------------------------------------------------------- */
+
+static void target_key(char *key, size_t len, const target_t *t)
+{
+	snprintf(key, len, "%s/%s", t->campaign, t->node_id);
+}
+
+typedef struct create_op create_op_t;
+
+static int changes_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
+{
+	coord_campaigns_t *cs = arg;
+	char key[128];
+	for (size_t i = 0; i < cs->nch; i++) {
+		change_t *ch = &cs->ch[i];
+		int rc = 0;
+		if (ch->c) {
+			ch->c->updated_at_ms = flt_now_wall_ms();
+			ch->c->index = flt_txn_index(txn);
+			rc = flt_txn_put_pb(txn, cs->db_c, ch->c->id,
+					    &ch->c->base, err);
+		}
+		if (rc == 0 && ch->t) {
+			target_key(key, sizeof(key), ch->t);
+			rc = flt_txn_put_pb(txn, cs->db_t, key, &ch->t->base,
+					    err);
+		}
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static void sync_done(void *arg, int rc, uint64_t index,
+		      const flt_error_t *err)
+{
+	coord_campaigns_t *cs = arg;
+	pthread_mutex_lock(&cs->wmtx);
+	cs->wrc = rc;
+	cs->windex = index;
+	if (rc < 0 && err)
+		cs->werr = *err;
+	cs->wdone = true;
+	pthread_cond_signal(&cs->wcond);
+	pthread_mutex_unlock(&cs->wmtx);
+}
+
+/* Submits an op and waits for its commit. */
+static int commit_sync(coord_campaigns_t *cs, coord_apply_fn apply,
+		       void *arg, uint64_t *index, flt_error_t *err)
+{
+	pthread_mutex_lock(&cs->wmtx);
+	cs->wdone = false;
+	pthread_mutex_unlock(&cs->wmtx);
+	coord_writer_submit(cs->o.writer, apply, sync_done, arg);
+	pthread_mutex_lock(&cs->wmtx);
+	while (!cs->wdone)
+		pthread_cond_wait(&cs->wcond, &cs->wmtx);
+	int rc = cs->wrc;
+	if (index)
+		*index = cs->windex;
+	if (rc < 0 && err)
+		*err = cs->werr;
+	pthread_mutex_unlock(&cs->wmtx);
+	return rc;
+}
+
+/* The working copy of the campaign in the pending changes. */
+static camp_msg_t *work_camp(coord_campaigns_t *cs, camp_t *k)
+{
+	for (size_t i = 0; i < cs->nch; i++)
+		if (cs->ch[i].camp == k && cs->ch[i].c)
+			return cs->ch[i].c;
+	if (cs->nch == cs->chcap) {
+		cs->chcap = cs->chcap ? 2 * cs->chcap : 64;
+		cs->ch = flt_xrealloc(cs->ch, cs->chcap * sizeof(*cs->ch));
+	}
+	change_t *ch = &cs->ch[cs->nch++];
+	memset(ch, 0, sizeof(*ch));
+	ch->camp = k;
+	ch->c = clone_msg(&k->c->base);
+	return ch->c;
+}
+
+/* The working copy of target ti (each target changes once per round). */
+static target_t *work_target(coord_campaigns_t *cs, camp_t *k, size_t ti)
+{
+	if (cs->nch == cs->chcap) {
+		cs->chcap = cs->chcap ? 2 * cs->chcap : 64;
+		cs->ch = flt_xrealloc(cs->ch, cs->chcap * sizeof(*cs->ch));
+	}
+	change_t *ch = &cs->ch[cs->nch++];
+	memset(ch, 0, sizeof(*ch));
+	ch->camp = k;
+	ch->ti = ti;
+	ch->t = clone_msg(&k->t[ti]->base);
+	return ch->t;
+}
+
+/* Is target ti already changed this round? */
+static target_t *changed_target(coord_campaigns_t *cs, camp_t *k, size_t ti)
+{
+	for (size_t i = 0; i < cs->nch; i++)
+		if (cs->ch[i].camp == k && cs->ch[i].t &&
+		    cs->ch[i].ti == ti)
+			return cs->ch[i].t;
+	return NULL;
+}
+
+static void changes_discard(coord_campaigns_t *cs)
+{
+	for (size_t i = 0; i < cs->nch; i++) {
+		if (cs->ch[i].c)
+			flotilla__campaign__free_unpacked(cs->ch[i].c, NULL);
+		if (cs->ch[i].t)
+			flotilla__campaign_target__free_unpacked(cs->ch[i].t,
+								 NULL);
+	}
+	cs->nch = 0;
+}
+
+/* Commits the pending changes; on success shows them and wakes nodes. */
+static int changes_commit(coord_campaigns_t *cs)
+{
+	if (cs->nch == 0)
+		return 0;
+	uint64_t index;
+	flt_error_t err;
+	int rc = commit_sync(cs, changes_apply, cs, &index, &err);
+	if (rc < 0) {
+		flt_warn("campaign changes not stored (retried): %s",
+			 err.msg);
+		changes_discard(cs);
+		return rc;
+	}
+	pthread_mutex_lock(&cs->mtx);
+	for (size_t i = 0; i < cs->nch; i++) {
+		change_t *ch = &cs->ch[i];
+		if (ch->c) {
+			flotilla__campaign__free_unpacked(ch->camp->c, NULL);
+			ch->camp->c = ch->c;
+			ch->c = NULL;
+		}
+		if (ch->t && ch->ti == SIZE_MAX) {
+			camp_add_target(ch->camp, ch->t);
+		} else if (ch->t) {
+			flotilla__campaign_target__free_unpacked(
+				ch->camp->t[ch->ti], NULL);
+			ch->camp->t[ch->ti] = ch->t;
+		}
+	}
+	pthread_mutex_unlock(&cs->mtx);
+	for (size_t i = 0; i < cs->nch; i++) {
+		change_t *ch = &cs->ch[i];
+		if (ch->push && ch->t)
+			coord_nodes_push(cs->o.nodes, ch->t->node_id, index);
+		ch->t = NULL;
+	}
+	cs->nch = 0;
+	return 0;
+}
+
+/* ---- the per-round decisions -------------------------------------------- */
+
+static uint32_t failures_of(coord_campaigns_t *cs, camp_t *k)
+{
+	uint32_t n = 0;
+	for (size_t i = 0; i < k->n; i++) {
+		target_t *w = changed_target(cs, k, i);
+		if (is_failure((w ? w : k->t[i])->state))
+			n++;
+	}
+	return n;
+}
+
+static void new_step(coord_campaigns_t *cs, camp_t *k, target_t *w)
+{
+	camp_msg_t *c = work_camp(cs, k);
+	char id[80];
+	snprintf(id, sizeof(id), "%s/%u", c->id, ++c->next_step);
+	set_str(&w->step_id, id);
+	w->started_at_ms = flt_now_wall_ms();
+	w->finished_at_ms = 0;
+	/* work_camp may have appended the campaign after the target. */
+	for (size_t i = 0; i < cs->nch; i++)
+		if (cs->ch[i].t == w)
+			cs->ch[i].push = true;
+}
+
+static void finish_target(target_t *w, Flotilla__TargetState s,
+			  const char *msg)
+{
+	w->state = s;
+	w->finished_at_ms = flt_now_wall_ms();
+	set_str(&w->message, msg);
+}
+
+/* One step status from a node. */
+static void apply_report(coord_campaigns_t *cs, const char *node,
+			 const Flotilla__StepStatus *st, sched_fleet_t *fleet)
+{
+	const char *slash = strchr(st->id, '/');
+	if (!slash || slash - st->id != 36)
+		return;
+	char cid[37];
+	memcpy(cid, st->id, 36);
+	cid[36] = 0;
+	camp_t *k = NULL;
+	for (size_t i = 0; i < cs->n && !k; i++)
+		if (strcmp(cs->v[i]->c->id, cid) == 0)
+			k = cs->v[i];
+	if (!k)
+		return;
+	long ti = target_find(k, node);
+	if (ti < 0)
+		return;
+	target_t *cur = changed_target(cs, k, (size_t)ti);
+	if (!cur)
+		cur = k->t[ti];
+	if (strcmp(cur->step_id, st->id) != 0 || terminal(cur->state))
+		return;
+	bool rollback = cur->state == ST(ROLLING_BACK);
+	switch (st->state) {
+	case FLOTILLA__STEP_STATE__STEP_STATE_APPLYING:
+	case FLOTILLA__STEP_STATE__STEP_STATE_VERIFYING:
+		if (cur->state == ST(DISPATCHED)) {
+			target_t *w = changed_target(cs, k, (size_t)ti);
+			if (!w)
+				w = work_target(cs, k, (size_t)ti);
+			w->state = ST(APPLYING);
+			if (st->from_version[0] || !w->from_version[0])
+				set_str(&w->from_version, st->from_version);
+		}
+		return;
+	case FLOTILLA__STEP_STATE__STEP_STATE_SUCCEEDED: {
+		char digest[FLT_INV_DIGEST_LEN];
+		coord_inv_digest(cs->o.inv, node, digest);
+		/* Judged on the re-scan the step made: until it arrives,
+		 * the agent keeps reporting the step. */
+		if (st->inventory_digest[0] &&
+		    strcmp(digest, st->inventory_digest) != 0)
+			return;
+		target_t *w = changed_target(cs, k, (size_t)ti);
+		if (!w)
+			w = work_target(cs, k, (size_t)ti);
+		if (!rollback && st->from_version[0])
+			set_str(&w->from_version, st->from_version);
+		if (rollback) {
+			finish_target(w, ST(ROLLED_BACK), st->message);
+			break;
+		}
+		long fi = sched_fleet_find(fleet, node);
+		char vers[256] = "", paths[512] = "";
+		bool known = false, match = false;
+		if (fi >= 0 && k->q)
+			match = coord_inv_match_node(cs->o.inv, fleet,
+						     (size_t)fi, k->q, vers,
+						     sizeof(vers), paths,
+						     sizeof(paths), &known);
+		char after[256] = "";
+		/* The first matched name stands for what was fixed. */
+		char name[128];
+		snprintf(name, sizeof(name), "%s", w->names);
+		char *comma = strchr(name, ',');
+		if (comma)
+			*comma = 0;
+		coord_inv_versions_of(cs->o.inv, node, name, after,
+				      sizeof(after));
+		set_str(&w->after, after);
+		if (match) {
+			char msg[512];
+			snprintf(msg, sizeof(msg),
+				 "the step succeeded but the re-scan still "
+				 "matches the target: %s at %s",
+				 vers, paths);
+			finish_target(w, ST(STILL_EXPOSED), msg);
+		} else {
+			finish_target(w, ST(REMEDIATED), "");
+		}
+		break;
+	}
+	case FLOTILLA__STEP_STATE__STEP_STATE_FAILED: {
+		target_t *w = changed_target(cs, k, (size_t)ti);
+		if (!w)
+			w = work_target(cs, k, (size_t)ti);
+		char msg[600];
+		if (rollback)
+			snprintf(msg, sizeof(msg), "rollback failed: %s",
+				 st->message);
+		else
+			snprintf(msg, sizeof(msg), "%s%s", st->message,
+				 st->rolled_back ? " (switched back)" : "");
+		if (!rollback && st->from_version[0])
+			set_str(&w->from_version, st->from_version);
+		finish_target(w, ST(FAILED), msg);
+		break;
+	}
+	default:
+		return;
+	}
+	flt_info("campaign %.8s host %s: %s", k->c->id,
+		 cur->node_name,
+		 coord_target_state_name(
+			 changed_target(cs, k, (size_t)ti)->state));
+}
+
+/* Per-host timeouts of a campaign's targets in flight. */
+static void check_timeouts(coord_campaigns_t *cs, camp_t *k)
+{
+	int64_t now = flt_now_wall_ms();
+	uint32_t limit = k->c->spec->host_timeout_ms;
+	for (size_t i = 0; i < k->n; i++) {
+		if (changed_target(cs, k, i))
+			continue;
+		target_t *t = k->t[i];
+		if (!in_flight(t->state) ||
+		    now - t->started_at_ms < (int64_t)limit)
+			continue;
+		bool up = coord_nodes_ready(cs->o.nodes, t->node_id);
+		target_t *w = work_target(cs, k, i);
+		if (t->state == ST(DISPATCHED) && !up)
+			finish_target(w, ST(FAILED_OFFLINE),
+				      "the host was down for the whole "
+				      "per-host timeout");
+		else if (t->state == ST(ROLLING_BACK))
+			finish_target(w, ST(FAILED),
+				      "rollback: no result within the "
+				      "per-host timeout");
+		else
+			finish_target(w, ST(FAILED),
+				      "no result within the per-host timeout");
+		flt_warn("campaign %.8s host %s: %s", k->c->id, t->node_name,
+			 w->message);
+	}
+}
+
+static void dispatch(coord_campaigns_t *cs, camp_t *k, target_t *w)
+{
+	w->state = ST(DISPATCHED);
+	set_str(&w->message, "");
+	new_step(cs, k, w);
+}
+
+/* Moves a running campaign on: dispatches its wave, or the next one. */
+static void advance(coord_campaigns_t *cs, camp_t *k, sched_fleet_t *fleet)
+{
+	for (;;) {
+		camp_msg_t *c = work_camp(cs, k);
+		if (c->state != CS(RUNNING))
+			return;
+		bool open = false;
+		for (size_t i = 0; i < k->n; i++) {
+			target_t *cur = changed_target(cs, k, i);
+			if (!cur)
+				cur = k->t[i];
+			if (cur->wave != c->wave || cur->state == ST(LATE))
+				continue;
+			if (cur->state == ST(PENDING)) {
+				target_t *w = changed_target(cs, k, i);
+				if (!w)
+					w = work_target(cs, k, i);
+				long fi = sched_fleet_find(fleet, w->node_id);
+				bool known = false, match = true;
+				if (fi >= 0 && k->q)
+					match = coord_inv_match_node(
+						cs->o.inv, fleet, (size_t)fi,
+						k->q, NULL, 0, NULL, 0,
+						&known);
+				if (known && !match) {
+					finish_target(w, ST(SKIPPED),
+						      "no longer matches the "
+						      "target when its wave "
+						      "came");
+					continue;
+				}
+				dispatch(cs, k, w);
+				open = true;
+			} else if (!terminal(cur->state)) {
+				open = true;
+			}
+		}
+		if (open)
+			return;
+		/* The wave is done. */
+		if (c->wave + 1 >= c->waves) {
+			c->state = CS(COMPLETE);
+			set_str(&c->message, "");
+			flt_info("campaign %.8s complete", c->id);
+			return;
+		}
+		c->wave++;
+		flt_info("campaign %.8s wave %u of %u", c->id, c->wave + 1,
+			 c->waves);
+		if (c->wave == 1 && c->spec->manual_promote &&
+		    c->spec->canary > 0) {
+			c->state = CS(PAUSED);
+			set_str(&c->message,
+				"the canary wave is done: resume the "
+				"campaign to go on");
+			return;
+		}
+	}
+}
+
+static void gate(coord_campaigns_t *cs, camp_t *k)
+{
+	camp_msg_t *c = work_camp(cs, k);
+	if (c->tripped || c->state == CS(ABORTING) ||
+	    c->state == CS(ABORTED) || c->state == CS(COMPLETE))
+		return;
+	uint32_t failures = failures_of(cs, k);
+	if (failures <= c->failure_limit)
+		return;
+	c->tripped = true;
+	char msg[256];
+	bool abort = strcmp(c->spec->on_failure, "abort") == 0;
+	snprintf(msg, sizeof(msg),
+		 "%u failures exceed the limit of %u: %s; hosts already in "
+		 "flight finish",
+		 failures, c->failure_limit,
+		 abort ? "aborting (rolling back what changed)" : "paused");
+	set_str(&c->message, msg);
+	c->state = abort ? CS(ABORTING) : CS(PAUSED);
+	flt_warn("campaign %.8s %s", c->id, msg);
+}
+
+static void abort_step(coord_campaigns_t *cs, camp_t *k)
+{
+	bool open = false;
+	for (size_t i = 0; i < k->n; i++) {
+		target_t *cur = changed_target(cs, k, i);
+		target_t *w = cur;
+		if (!cur)
+			cur = k->t[i];
+		switch (cur->state) {
+		case ST(PENDING):
+			if (!w)
+				w = work_target(cs, k, i);
+			finish_target(w, ST(SKIPPED),
+				      "not sent: the campaign was aborted");
+			break;
+		case ST(REMEDIATED):
+		case ST(STILL_EXPOSED):
+			if (!w)
+				w = work_target(cs, k, i);
+			w->state = ST(ROLLING_BACK);
+			set_str(&w->message, "");
+			new_step(cs, k, w);
+			open = true;
+			break;
+		default:
+			if (in_flight(cur->state))
+				open = true;
+		}
+	}
+	if (!open) {
+		camp_msg_t *c = work_camp(cs, k);
+		c->state = CS(ABORTED);
+		flt_info("campaign %.8s aborted", c->id);
+	}
+}
+
+typedef struct late_ctx {
+	coord_campaigns_t *cs;
+	camp_t *k;
+	const sched_fleet_t *f;
+} late_ctx_t;
+
+static int late_one(void *arg, size_t node, const Flotilla__Inventory *inv,
+		    const size_t *hits, size_t n_hits)
+{
+	late_ctx_t *x = arg;
+	const char *id = sched_node_id(x->f, node);
+	if (target_find(x->k, id) >= 0)
+		return 0;
+	for (size_t i = 0; i < x->cs->nch; i++)
+		if (x->cs->ch[i].camp == x->k && x->cs->ch[i].t &&
+		    strcmp(x->cs->ch[i].t->node_id, id) == 0)
+			return 0;
+	target_t *t = flt_xcalloc(1, sizeof(*t));
+	flotilla__campaign_target__init(t);
+	t->campaign = flt_xstrdup(x->k->c->id);
+	t->node_id = flt_xstrdup(id);
+	const char *name = sched_node_attr(x->f, node, "node.name");
+	t->node_name = flt_xstrdup(name ? name : id);
+	t->state = ST(LATE);
+	t->wave = x->k->c->waves;
+	char vers[256] = "", names[256] = "", paths[512] = "";
+	for (size_t h = 0; h < n_hits; h++) {
+		const Flotilla__InventoryItem *it = inv->items[hits[h]];
+		size_t l;
+		if (!strstr(vers, it->version)) {
+			l = strlen(vers);
+			snprintf(vers + l, sizeof(vers) - l, "%s%s",
+				 l ? ", " : "", it->version);
+		}
+		if (!strstr(names, it->name)) {
+			l = strlen(names);
+			snprintf(names + l, sizeof(names) - l, "%s%s",
+				 l ? ", " : "", it->name);
+		}
+		l = strlen(paths);
+		snprintf(paths + l, sizeof(paths) - l, "%s%s", l ? ", " : "",
+			 it->path);
+	}
+	t->before = flt_xstrdup(vers);
+	t->after = flt_xstrdup("");
+	t->step_id = flt_xstrdup("");
+	t->message = flt_xstrdup("matched the target after the campaign "
+				 "was created: reported, not patched");
+	t->from_version = flt_xstrdup("");
+	t->paths = flt_xstrdup(paths);
+	t->names = flt_xstrdup(names);
+	coord_campaigns_t *cs = x->cs;
+	if (cs->nch == cs->chcap) {
+		cs->chcap = cs->chcap ? 2 * cs->chcap : 64;
+		cs->ch = flt_xrealloc(cs->ch, cs->chcap * sizeof(*cs->ch));
+	}
+	change_t *ch = &cs->ch[cs->nch++];
+	memset(ch, 0, sizeof(*ch));
+	ch->camp = x->k;
+	ch->t = t;
+	ch->ti = SIZE_MAX;
+	flt_info("campaign %.8s: host %s matches the target late",
+		 x->k->c->id, t->node_name);
+	return 0;
+}
+
+typedef struct create_ctx {
+	coord_campaigns_t *cs;
+	camp_t *k;
+} create_ctx_t;
+
+static int create_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
+{
+	create_ctx_t *x = arg;
+	camp_t *k = x->k;
+	char key[128];
+	k->c->index = flt_txn_index(txn);
+	k->c->updated_at_ms = k->c->created_at_ms;
+	int rc = flt_txn_put_pb(txn, x->cs->db_c, k->c->id, &k->c->base, err);
+	for (size_t i = 0; rc == 0 && i < k->n; i++) {
+		target_key(key, sizeof(key), k->t[i]);
+		rc = flt_txn_put_pb(txn, x->cs->db_t, key, &k->t[i]->base, err);
+	}
+	return rc;
+}
+
+/* Stores a new campaign (one transaction) and shows it. */
+static void create_cmd(coord_campaigns_t *cs, cmd_t *cmd)
+{
+	create_ctx_t x = { cs, cmd->create };
+	flt_error_t err;
+	if (commit_sync(cs, create_apply, &x, NULL, &err) < 0) {
+		flt_request_fail(cmd->r, err.code ? err.code : FLT_ESTORE,
+				 "campaign not stored: %s", err.msg);
+		cmd->r = NULL;
+		camp_free(cmd->create);
+		cmd->create = NULL;
+		return;
+	}
+	camp_t *k = steal_ptr(&cmd->create);
+	pthread_mutex_lock(&cs->mtx);
+	if (cs->n == cs->cap) {
+		cs->cap = cs->cap ? 2 * cs->cap : 8;
+		cs->v = flt_xrealloc(cs->v, cs->cap * sizeof(*cs->v));
+	}
+	cs->v[cs->n++] = k;
+	pthread_mutex_unlock(&cs->mtx);
+	flt_info("campaign %s created target=\"%s\" package=%s@%s targets=%zu "
+		 "waves=%u failure_limit=%u on_failure=%s",
+		 k->c->id, k->c->spec->target, k->c->spec->package,
+		 k->c->spec->version, k->n, k->c->waves, k->c->failure_limit,
+		 k->c->spec->on_failure);
+}
+
+static void handle_cmd(coord_campaigns_t *cs, cmd_t *cmd)
+{
+	flt_error_t err;
+	if (cmd->kind == CMD_CREATE) {
+		create_cmd(cs, cmd);
+		return;
+	}
+	pthread_mutex_lock(&cs->mtx);
+	camp_t *k = camp_find(cs, cmd->id, &err);
+	pthread_mutex_unlock(&cs->mtx);
+	if (!k) {
+		flt_request_fail(cmd->r, err.code, "%s", err.msg);
+		cmd->r = NULL;
+		return;
+	}
+	camp_msg_t *c = work_camp(cs, k);
+	const char *bad = NULL;
+	switch (cmd->kind) {
+	case CMD_PAUSE:
+		if (c->state != CS(RUNNING))
+			bad = "only a running campaign can be paused";
+		else {
+			c->state = CS(PAUSED);
+			set_str(&c->message, "paused by an operator");
+		}
+		break;
+	case CMD_RESUME:
+		if (c->state != CS(PAUSED))
+			bad = "only a paused campaign can be resumed";
+		else {
+			if (c->tripped) {
+				/* Accept the failures so far. */
+				uint32_t f = failures_of(cs, k);
+				uint32_t base = c->spec->max_failures;
+				if (c->spec->max_failures_percent) {
+					size_t total = 0;
+					for (size_t i = 0; i < k->n; i++)
+						total += k->t[i]->state !=
+							 ST(LATE);
+					base = (uint32_t)(
+						total *
+						c->spec->max_failures_percent /
+						100);
+				}
+				c->failure_limit = f + base;
+				c->tripped = false;
+			}
+			c->state = CS(RUNNING);
+			set_str(&c->message, "");
+		}
+		break;
+	case CMD_CREATE:
+		break;
+	case CMD_ABORT:
+		if (!camp_open(c) || c->state == CS(ABORTING))
+			bad = "only a running or paused campaign can be "
+			      "aborted";
+		else {
+			c->state = CS(ABORTING);
+			set_str(&c->message, "aborted by an operator: rolling "
+					     "back what changed");
+		}
+		break;
+	}
+	if (bad) {
+		flt_request_fail(cmd->r, FLT_ECONFLICT, "campaign %.8s is %s: %s",
+				 k->c->id, camp_state_name(k->c->state), bad);
+		cmd->r = NULL;
+	}
+}
+
+static void reply_campaign(coord_campaigns_t *cs, flt_request_t *r,
+			   const char *id, bool targets);
+
+/* Drops the campaign's working copy when the round left it unchanged
+ * (then nothing is written for it). */
+static void drop_unchanged_camp(coord_campaigns_t *cs, camp_t *k)
+{
+	for (size_t i = 0; i < cs->nch; i++) {
+		change_t *ch = &cs->ch[i];
+		if (ch->camp != k || !ch->c)
+			continue;
+		size_t a = protobuf_c_message_get_packed_size(&ch->c->base);
+		size_t b = protobuf_c_message_get_packed_size(&k->c->base);
+		bool same = a == b;
+		if (same) {
+			uint8_t *x = flt_xmalloc(a + 1), *y = flt_xmalloc(b + 1);
+			protobuf_c_message_pack(&ch->c->base, x);
+			protobuf_c_message_pack(&k->c->base, y);
+			same = memcmp(x, y, a) == 0;
+			free(x);
+			free(y);
+		}
+		if (!same)
+			return;
+		flotilla__campaign__free_unpacked(ch->c, NULL);
+		memmove(ch, ch + 1, (cs->nch - i - 1) * sizeof(*ch));
+		cs->nch--;
+		return;
+	}
+}
+
+static void round_run(coord_campaigns_t *cs)
+{
+	pthread_mutex_lock(&cs->mtx);
+	report_t *reps = cs->reports;
+	cs->reports = NULL;
+	cs->rtail = &cs->reports;
+	cmd_t *cmds = cs->cmds;
+	cs->cmds = NULL;
+	cs->ctail = &cs->cmds;
+	bool any_open = false;
+	for (size_t i = 0; i < cs->n; i++)
+		any_open |= camp_open(cs->v[i]->c);
+	pthread_mutex_unlock(&cs->mtx);
+
+	if (!any_open && !reps && !cmds)
+		return;
+	flt_error_t err;
+	sched_fleet_t *fleet = coord_nodes_fleet(cs->o.nodes, &err);
+	if (!fleet) {
+		flt_warn("campaigns: %s", err.msg);
+		goto out;
+	}
+	/* Only this thread changes cs->v: no lock needed to read it. */
+	for (cmd_t *c = cmds; c; c = c->next)
+		handle_cmd(cs, c);
+	for (report_t *r = reps; r; r = r->next)
+		apply_report(cs, r->node, r->st, fleet);
+	int64_t now = flt_now_mono_ms();
+	bool late_scan = now >= cs->next_late_scan;
+	if (late_scan)
+		cs->next_late_scan = now + LATE_SCAN_MS;
+	for (size_t i = 0; i < cs->n; i++) {
+		camp_t *k = cs->v[i];
+		if (!camp_open(k->c))
+			continue;
+		check_timeouts(cs, k);
+		gate(cs, k);
+		camp_msg_t *c = work_camp(cs, k);
+		if (c->state == CS(RUNNING))
+			advance(cs, k, fleet);
+		else if (c->state == CS(ABORTING))
+			abort_step(cs, k);
+		gate(cs, k);
+		if (late_scan && k->q && camp_open(c)) {
+			late_ctx_t x = { cs, k, fleet };
+			coord_inv_eval(cs->o.inv, fleet, k->q, late_one, &x,
+				       NULL);
+		}
+		drop_unchanged_camp(cs, k);
+	}
+	bool ok = changes_commit(cs) == 0;
+	for (cmd_t *c = cmds; c; c = c->next) {
+		if (!c->r)
+			continue;
+		if (ok)
+			reply_campaign(cs, c->r, c->id, false);
+		else
+			flt_request_fail(c->r, -EAGAIN,
+					 "campaign change not stored; retry");
+		c->r = NULL;
+	}
+out:
+	sched_fleet_free(fleet);
+	while (reps) {
+		report_t *n = reps->next;
+		flotilla__step_status__free_unpacked(reps->st, NULL);
+		free(reps);
+		reps = n;
+	}
+	while (cmds) {
+		cmd_t *n = cmds->next;
+		if (cmds->r)
+			flt_request_fail(cmds->r, -EAGAIN,
+					 "campaigns unavailable");
+		free(cmds);
+		cmds = n;
+	}
+}
+
+/* ---- the thread ------------------------------------------------------------ */
+
+static void *campaign_main(void *arg)
+{
+	coord_campaigns_t *cs = arg;
+	pthread_setname_np(pthread_self(), "campaigns");
+	uint32_t tick = cs->o.tick_ms ? cs->o.tick_ms : 100;
+	for (;;) {
+		pthread_mutex_lock(&cs->mtx);
+		if (!cs->stopping && !cs->reports && !cs->cmds) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += (long)(tick % 1000) * 1000000L;
+			ts.tv_sec += tick / 1000 + ts.tv_nsec / 1000000000L;
+			ts.tv_nsec %= 1000000000L;
+			pthread_cond_timedwait(&cs->cond, &cs->mtx, &ts);
+		}
+		bool stop = cs->stopping;
+		pthread_mutex_unlock(&cs->mtx);
+		if (stop)
+			break;
+		round_run(cs);
+	}
+	/* Commands still queued are answered by the round's cleanup. */
+	round_run(cs);
+	return NULL;
+}
+
+int coord_campaigns_open(const coord_campaigns_opts_t *o,
+			 coord_campaigns_t **out, flt_error_t *err)
+{
+	coord_campaigns_t *cs = flt_xcalloc(1, sizeof(*cs));
+	cs->o = *o;
+	pthread_mutex_init(&cs->mtx, NULL);
+	pthread_cond_init(&cs->cond, NULL);
+	pthread_mutex_init(&cs->wmtx, NULL);
+	pthread_cond_init(&cs->wcond, NULL);
+	cs->rtail = &cs->reports;
+	cs->ctail = &cs->cmds;
+	int rc;
+	if ((rc = flt_store_db(o->store, "campaigns", &cs->db_c)) < 0 ||
+	    (rc = flt_store_db(o->store, "campaign_targets", &cs->db_t)) < 0) {
+		flt_err(err, rc, "opening the campaign databases failed");
+		goto fail;
+	}
+	flt_txn_t *txn;
+	if ((rc = flt_txn_begin(o->store, false, &txn, err)) < 0)
+		goto fail;
+	rc = flt_txn_foreach(txn, cs->db_c, NULL, 0, load_campaign, cs);
+	if (rc == 0)
+		rc = flt_txn_foreach(txn, cs->db_t, NULL, 0, load_target, cs);
+	flt_txn_abort(txn);
+	if (rc < 0) {
+		flt_err(err, rc, "reading campaigns failed");
+		goto fail;
+	}
+	size_t open = 0;
+	for (size_t i = 0; i < cs->n; i++) {
+		camp_t *k = cs->v[i];
+		qsort(k->t, k->n, sizeof(*k->t), target_cmp);
+		open += camp_open(k->c);
+	}
+	if (cs->n)
+		flt_info("campaigns loaded total=%zu open=%zu", cs->n, open);
+	if (pthread_create(&cs->thread, NULL, campaign_main, cs) != 0) {
+		rc = flt_err(err, -EAGAIN, "starting the campaign thread failed");
+		goto fail;
+	}
+	cs->started = true;
+	*out = cs;
+	return 0;
+fail:
+	coord_campaigns_free(cs);
+	return rc;
+}
+
+void coord_campaigns_stop(coord_campaigns_t *cs)
+{
+	if (!cs || !cs->started)
+		return;
+	pthread_mutex_lock(&cs->mtx);
+	cs->stopping = true;
+	pthread_cond_signal(&cs->cond);
+	pthread_mutex_unlock(&cs->mtx);
+	pthread_join(cs->thread, NULL);
+	cs->started = false;
+}
+
+void coord_campaigns_free(coord_campaigns_t *cs)
+{
+	if (!cs)
+		return;
+	coord_campaigns_stop(cs);
+	for (size_t i = 0; i < cs->n; i++)
+		camp_free(cs->v[i]);
+	free(cs->v);
+	changes_discard(cs);
+	free(cs->ch);
+	pthread_mutex_destroy(&cs->mtx);
+	pthread_cond_destroy(&cs->cond);
+	pthread_mutex_destroy(&cs->wmtx);
+	pthread_cond_destroy(&cs->wcond);
+	free(cs);
+}
+
+/* ---- what nodes see -------------------------------------------------------- */
+
+void coord_campaigns_report(coord_campaigns_t *cs, const char *node_id,
+			    Flotilla__StepStatus *const *steps, size_t n)
+{
+	if (n == 0 || strlen(node_id) > 36)
+		return;
+	pthread_mutex_lock(&cs->mtx);
+	if (cs->stopping) {
+		pthread_mutex_unlock(&cs->mtx);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		report_t *r = flt_xcalloc(1, sizeof(*r));
+		snprintf(r->node, sizeof(r->node), "%s", node_id);
+		r->st = clone_msg(&steps[i]->base);
+		*cs->rtail = r;
+		cs->rtail = &r->next;
+	}
+	pthread_cond_signal(&cs->cond);
+	pthread_mutex_unlock(&cs->mtx);
+}
+
+void coord_campaigns_node_steps(coord_campaigns_t *cs, const char *node_id,
+				Flotilla__SyncResponse *resp)
+{
+	Flotilla__PatchStep **v = NULL;
+	size_t n = 0;
+	pthread_mutex_lock(&cs->mtx);
+	for (size_t i = 0; i < cs->n; i++) {
+		camp_t *k = cs->v[i];
+		if (!camp_open(k->c))
+			continue;
+		long ti = target_find(k, node_id);
+		if (ti < 0 || !in_flight(k->t[ti]->state))
+			continue;
+		const target_t *t = k->t[ti];
+		const Flotilla__CampaignSpec *sp = k->c->spec;
+		Flotilla__PatchStep *st = flt_xcalloc(1, sizeof(*st));
+		flotilla__patch_step__init(st);
+		st->id = flt_xstrdup(t->step_id);
+		st->campaign = flt_xstrdup(k->c->id);
+		st->package_name = flt_xstrdup(sp->package);
+		st->restart = !sp->no_restart;
+		st->min_healthy_ms = sp->min_healthy_ms;
+		st->timeout_ms = sp->host_timeout_ms;
+		if (t->state == ST(ROLLING_BACK)) {
+			st->action = FLOTILLA__STEP_ACTION__STEP_ACTION_ROLLBACK;
+			st->rollback_to = flt_xstrdup(t->from_version);
+		} else {
+			st->action = FLOTILLA__STEP_ACTION__STEP_ACTION_INSTALL;
+			st->rollback_to = flt_xstrdup("");
+			if (k->c->package)
+				st->package = clone_msg(&k->c->package->base);
+		}
+		v = flt_xrealloc(v, (n + 1) * sizeof(*v));
+		v[n++] = st;
+	}
+	pthread_mutex_unlock(&cs->mtx);
+	resp->steps = v;
+	resp->n_steps = n;
+}
+
+void coord_campaigns_node_steps_free(Flotilla__SyncResponse *resp)
+{
+	for (size_t i = 0; i < resp->n_steps; i++)
+		flotilla__patch_step__free_unpacked(resp->steps[i], NULL);
+	free(resp->steps);
+	resp->steps = NULL;
+	resp->n_steps = 0;
+}
+
+/* ---- operator methods ------------------------------------------------------ */
+
+static void reply_campaign(coord_campaigns_t *cs, flt_request_t *r,
+			   const char *id, bool targets)
+{
+	flt_error_t err;
+	pthread_mutex_lock(&cs->mtx);
+	camp_t *k = camp_find(cs, id, &err);
+	if (!k) {
+		pthread_mutex_unlock(&cs->mtx);
+		flt_request_fail(r, err.code, "%s", err.msg);
+		return;
+	}
+	Flotilla__CampaignGetResponse resp =
+		FLOTILLA__CAMPAIGN_GET_RESPONSE__INIT;
+	Flotilla__CampaignCounts counts;
+	counts_of(k, k->c, &counts);
+	resp.campaign = k->c;
+	resp.counts = &counts;
+	/* Status polls do not need every chunk digest of the package. */
+	size_t nchunks = k->c->package ? k->c->package->n_chunks : 0;
+	if (k->c->package)
+		k->c->package->n_chunks = 0;
+	if (targets) {
+		resp.n_targets = k->n;
+		resp.targets = k->t;
+	}
+	flt_request_reply(r, &resp.base);
+	if (k->c->package)
+		k->c->package->n_chunks = nchunks;
+	pthread_mutex_unlock(&cs->mtx);
+}
+
+static void handle_get(coord_campaigns_t *cs, flt_request_t *r)
+{
+	Flotilla__CampaignGetRequest *req;
+	if (flt_request_body(r, &flotilla__campaign_get_request__descriptor,
+			     &req) < 0)
+		return;
+	reply_campaign(cs, r, req->id, req->targets);
+	flotilla__campaign_get_request__free_unpacked(req, NULL);
+}
+
+static void handle_list(coord_campaigns_t *cs, flt_request_t *r)
+{
+	Flotilla__CampaignListResponse resp =
+		FLOTILLA__CAMPAIGN_LIST_RESPONSE__INIT;
+	pthread_mutex_lock(&cs->mtx);
+	size_t n = cs->n;
+	Flotilla__CampaignCounts *counts =
+		flt_xcalloc(n + 1, sizeof(*counts));
+	Flotilla__CampaignCounts **cp = flt_xcalloc(n + 1, sizeof(*cp));
+	Flotilla__Campaign **camps = flt_xcalloc(n + 1, sizeof(*camps));
+	size_t *nchunks = flt_xcalloc(n + 1, sizeof(*nchunks));
+	for (size_t i = 0; i < n; i++) {
+		counts_of(cs->v[i], cs->v[i]->c, &counts[i]);
+		cp[i] = &counts[i];
+		camps[i] = cs->v[i]->c;
+		if (camps[i]->package) {
+			nchunks[i] = camps[i]->package->n_chunks;
+			camps[i]->package->n_chunks = 0;
+		}
+	}
+	resp.n_campaigns = n;
+	resp.campaigns = camps;
+	resp.n_counts = n;
+	resp.counts = cp;
+	flt_request_reply(r, &resp.base);
+	for (size_t i = 0; i < n; i++)
+		if (camps[i]->package)
+			camps[i]->package->n_chunks = nchunks[i];
+	pthread_mutex_unlock(&cs->mtx);
+	free(counts);
+	free(cp);
+	free(camps);
+	free(nchunks);
+}
+
+static void enqueue(coord_campaigns_t *cs, cmd_t *c)
+{
+	pthread_mutex_lock(&cs->mtx);
+	if (cs->stopping) {
+		pthread_mutex_unlock(&cs->mtx);
+		flt_request_fail(c->r, -EAGAIN, "coordinator is shutting down");
+		if (c->create)
+			camp_free(c->create);
+		free(c);
+		return;
+	}
+	flt_request_defer(c->r);
+	*cs->ctail = c;
+	cs->ctail = &c->next;
+	pthread_cond_signal(&cs->cond);
+	pthread_mutex_unlock(&cs->mtx);
+}
+
+static void handle_cmd_req(coord_campaigns_t *cs, flt_request_t *r,
+			   cmd_kind_t kind)
+{
+	Flotilla__CampaignGetRequest *req;
+	if (flt_request_body(r, &flotilla__campaign_get_request__descriptor,
+			     &req) < 0)
+		return;
+	if (!req->id[0] || strlen(req->id) > 36) {
+		flt_request_fail(r, FLT_EPROTO, "id: a campaign id or prefix");
+		flotilla__campaign_get_request__free_unpacked(req, NULL);
+		return;
+	}
+	cmd_t *c = flt_xcalloc(1, sizeof(*c));
+	c->kind = kind;
+	c->r = r;
+	snprintf(c->id, sizeof(c->id), "%s", req->id);
+	flotilla__campaign_get_request__free_unpacked(req, NULL);
+	enqueue(cs, c);
+}
+
+/* Checks and completes a spec; the message names the field. */
+static int spec_check(Flotilla__CampaignSpec *sp, flt_error_t *err)
+{
+	if (strlen(sp->name) > 128)
+		return flt_err(err, FLT_EPROTO,
+			       "spec.name: at most 128 characters");
+	if (!sp->target[0])
+		return flt_err(err, FLT_EPROTO,
+			       "spec.target: an inventory query is required");
+	if (!flt_pkg_name_valid(sp->package))
+		return flt_err(err, FLT_EPROTO,
+			       "spec.package: \"%s\" is not a package name",
+			       sp->package);
+	if (!flt_pkg_version_valid(sp->version))
+		return flt_err(err, FLT_EPROTO,
+			       "spec.version: \"%s\" is not a version",
+			       sp->version);
+	if (sp->batch && sp->batch_percent)
+		return flt_err(err, FLT_EPROTO,
+			       "spec.batch_percent: give batch or "
+			       "batch_percent, not both");
+	if (sp->batch_percent > 100)
+		return flt_err(err, FLT_EPROTO,
+			       "spec.batch_percent: 1 to 100");
+	if (sp->max_failures && sp->max_failures_percent)
+		return flt_err(err, FLT_EPROTO,
+			       "spec.max_failures_percent: give max_failures "
+			       "or max_failures_percent, not both");
+	if (sp->max_failures_percent > 100)
+		return flt_err(err, FLT_EPROTO,
+			       "spec.max_failures_percent: 0 to 100");
+	if (!sp->on_failure[0])
+		set_str(&sp->on_failure, "pause");
+	if (strcmp(sp->on_failure, "pause") != 0 &&
+	    strcmp(sp->on_failure, "abort") != 0)
+		return flt_err(err, FLT_EPROTO,
+			       "spec.on_failure: \"pause\" or \"abort\", not "
+			       "\"%s\"",
+			       sp->on_failure);
+	if (!sp->batch && !sp->batch_percent)
+		sp->batch_percent = DEFAULT_BATCH_PERCENT;
+	if (!sp->min_healthy_ms)
+		sp->min_healthy_ms = DEFAULT_MIN_HEALTHY_MS;
+	if (!sp->host_timeout_ms)
+		sp->host_timeout_ms = DEFAULT_HOST_TIMEOUT_MS;
+	if (sp->min_healthy_ms >= sp->host_timeout_ms)
+		return flt_err(err, FLT_EPROTO,
+			       "spec.min_healthy_ms: %u ms must be shorter "
+			       "than the per-host timeout (%u ms)",
+			       sp->min_healthy_ms, sp->host_timeout_ms);
+	return 0;
+}
+
+typedef struct plan_ctx {
+	const sched_fleet_t *f;
+	camp_t *k;
+} plan_ctx_t;
+
+static int plan_one(void *arg, size_t node, const Flotilla__Inventory *inv,
+		    const size_t *hits, size_t n_hits)
+{
+	plan_ctx_t *x = arg;
+	target_t *t = flt_xcalloc(1, sizeof(*t));
+	flotilla__campaign_target__init(t);
+	t->campaign = flt_xstrdup(x->k->c->id);
+	t->node_id = flt_xstrdup(sched_node_id(x->f, node));
+	const char *name = sched_node_attr(x->f, node, "node.name");
+	t->node_name = flt_xstrdup(name ? name : t->node_id);
+	t->state = ST(PENDING);
+	char vers[256] = "", names[256] = "", paths[1024] = "";
+	for (size_t h = 0; h < n_hits; h++) {
+		const Flotilla__InventoryItem *it = inv->items[hits[h]];
+		size_t l;
+		if (!strstr(vers, it->version)) {
+			l = strlen(vers);
+			snprintf(vers + l, sizeof(vers) - l, "%s%s",
+				 l ? ", " : "", it->version);
+		}
+		if (!strstr(names, it->name)) {
+			l = strlen(names);
+			snprintf(names + l, sizeof(names) - l, "%s%s",
+				 l ? ", " : "", it->name);
+		}
+		l = strlen(paths);
+		snprintf(paths + l, sizeof(paths) - l, "%s%s", l ? ", " : "",
+			 it->path[0] ? it->path : it->name);
+	}
+	t->before = flt_xstrdup(vers);
+	t->after = flt_xstrdup("");
+	t->step_id = flt_xstrdup("");
+	t->message = flt_xstrdup("");
+	t->from_version = flt_xstrdup("");
+	t->paths = flt_xstrdup(paths);
+	t->names = flt_xstrdup(names);
+	camp_t *k = x->k;
+	if (k->n == k->cap) {
+		k->cap = k->cap ? 2 * k->cap : 16;
+		k->t = flt_xrealloc(k->t, k->cap * sizeof(*k->t));
+	}
+	k->t[k->n++] = t;
+	return 0;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	const target_t *x = *(target_t *const *)a, *y = *(target_t *const *)b;
+	int c = strcmp(x->node_name, y->node_name);
+	return c ? c : strcmp(x->node_id, y->node_id);
+}
+
+/* Waves: the canary hosts first, then batches, in host name order. */
+static uint32_t plan_waves(camp_t *k)
+{
+	const Flotilla__CampaignSpec *sp = k->c->spec;
+	qsort(k->t, k->n, sizeof(*k->t), name_cmp);
+	size_t canary = sp->canary < k->n ? sp->canary : k->n;
+	size_t batch = sp->batch;
+	if (!batch)
+		batch = (size_t)ceil((double)k->n * sp->batch_percent / 100.0);
+	if (!batch)
+		batch = 1;
+	uint32_t wave = 0;
+	size_t i = 0;
+	for (; i < canary; i++)
+		k->t[i]->wave = 0;
+	if (canary)
+		wave = 1;
+	for (size_t in = 0; i < k->n; i++) {
+		k->t[i]->wave = wave;
+		if (++in == batch && i + 1 < k->n) {
+			in = 0;
+			wave++;
+		}
+	}
+	uint32_t waves = k->n ? k->t[k->n - 1]->wave + 1 : 0;
+	qsort(k->t, k->n, sizeof(*k->t), target_cmp);
+	return waves;
+}
+
+static void handle_create(coord_campaigns_t *cs, flt_request_t *r)
+{
+	Flotilla__CampaignCreateRequest *req;
+	flt_error_t err;
+	sched_fleet_t *fleet = NULL;
+	camp_t *k = NULL;
+	if (flt_request_body(r, &flotilla__campaign_create_request__descriptor,
+			     &req) < 0)
+		return;
+	if (!req->spec) {
+		flt_request_fail(r, FLT_EPROTO, "spec: missing");
+		goto out;
+	}
+	Flotilla__CampaignSpec *sp = req->spec;
+	if (spec_check(sp, &err) < 0) {
+		flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
+		goto out;
+	}
+	k = flt_xcalloc(1, sizeof(*k));
+	if (flt_query_parse(sp->target, coord_inv_advisories(cs->o.inv), &k->q,
+			    &err) < 0) {
+		flt_request_fail(r, FLT_EPROTO, "spec.target: %s", err.msg);
+		goto out;
+	}
+	if (!flt_query_has_package_term(k->q)) {
+		flt_request_fail(r, FLT_EPROTO,
+				 "spec.target: name a package (e.g. "
+				 "'log4j-core < 2.17.1'), not only hosts");
+		goto out;
+	}
+	Flotilla__PackageManifest *pkg = NULL;
+	if (coord_pkgs_get(cs->o.pkgs, sp->package, sp->version, &pkg,
+			   &err) < 0) {
+		flt_request_fail(r, err.code, "spec.package: %s", err.msg);
+		goto out;
+	}
+	/* Two open campaigns must not switch the same package. */
+	pthread_mutex_lock(&cs->mtx);
+	const char *busy = NULL;
+	size_t open = 0;
+	for (size_t i = 0; i < cs->n; i++) {
+		if (!camp_open(cs->v[i]->c))
+			continue;
+		open++;
+		if (strcmp(cs->v[i]->c->spec->package, sp->package) == 0)
+			busy = cs->v[i]->c->id;
+	}
+	char busy_id[37] = "";
+	if (busy)
+		snprintf(busy_id, sizeof(busy_id), "%s", busy);
+	pthread_mutex_unlock(&cs->mtx);
+	if (busy_id[0] && !req->dry_run) {
+		flotilla__package_manifest__free_unpacked(pkg, NULL);
+		flt_request_fail(r, FLT_ECONFLICT,
+				 "campaign %.8s is still changing package %s: "
+				 "let it finish or abort it first",
+				 busy_id, sp->package);
+		goto out;
+	}
+	if (open >= MAX_CAMPAIGNS) {
+		flotilla__package_manifest__free_unpacked(pkg, NULL);
+		flt_request_fail(r, -EAGAIN, "too many open campaigns");
+		goto out;
+	}
+
+	camp_msg_t *c = flt_xcalloc(1, sizeof(*c));
+	flotilla__campaign__init(c);
+	k->c = c;
+	char id[37];
+	flt_uuid_v4(id);
+	c->id = flt_xstrdup(id);
+	c->spec = steal_ptr(&req->spec);
+	c->package = pkg;
+	c->message = flt_xstrdup("");
+	c->created_at_ms = flt_now_wall_ms();
+	if (!(fleet = coord_nodes_fleet(cs->o.nodes, &err))) {
+		flt_request_fail(r, FLT_ESTORE, "%s", err.msg);
+		goto out;
+	}
+	plan_ctx_t x = { fleet, k };
+	coord_inv_eval(cs->o.inv, fleet, k->q, plan_one, &x, NULL);
+	c->waves = plan_waves(k);
+	if (c->spec->max_failures_percent)
+		c->failure_limit = (uint32_t)(k->n *
+					      c->spec->max_failures_percent /
+					      100);
+	else
+		c->failure_limit = c->spec->max_failures;
+	if (k->n == 0) {
+		c->state = CS(COMPLETE);
+		set_str(&c->message, "no host matched the target");
+	} else {
+		c->state = CS(RUNNING);
+	}
+	if (req->dry_run) {
+		Flotilla__CampaignGetResponse resp =
+			FLOTILLA__CAMPAIGN_GET_RESPONSE__INIT;
+		Flotilla__CampaignCounts counts;
+		counts_of(k, c, &counts);
+		resp.campaign = c;
+		resp.counts = &counts;
+		resp.n_targets = k->n;
+		resp.targets = k->t;
+		size_t nchunks = c->package->n_chunks;
+		c->package->n_chunks = 0;
+		flt_request_reply(r, &resp.base);
+		c->package->n_chunks = nchunks;
+		goto out;
+	}
+	cmd_t *cmd = flt_xcalloc(1, sizeof(*cmd));
+	cmd->kind = CMD_CREATE;
+	cmd->r = r;
+	cmd->create = steal_ptr(&k);
+	snprintf(cmd->id, sizeof(cmd->id), "%s", id);
+	enqueue(cs, cmd);
+out:
+	sched_fleet_free(fleet);
+	camp_free(k);
+	flotilla__campaign_create_request__free_unpacked(req, NULL);
+}
+
+bool coord_campaigns_serves(Flotilla__Method m)
+{
+	return m >= FLOTILLA__METHOD__METHOD_CAMPAIGN_CREATE &&
+	       m <= FLOTILLA__METHOD__METHOD_CAMPAIGN_ABORT;
+}
+
+void coord_campaigns_handle_api(coord_campaigns_t *cs, flt_request_t *r)
+{
+	switch (flt_request_envelope(r)->method) {
+	case FLOTILLA__METHOD__METHOD_CAMPAIGN_CREATE:
+		handle_create(cs, r);
+		return;
+	case FLOTILLA__METHOD__METHOD_CAMPAIGN_GET:
+		handle_get(cs, r);
+		return;
+	case FLOTILLA__METHOD__METHOD_CAMPAIGN_LIST:
+		handle_list(cs, r);
+		return;
+	case FLOTILLA__METHOD__METHOD_CAMPAIGN_PAUSE:
+		handle_cmd_req(cs, r, CMD_PAUSE);
+		return;
+	case FLOTILLA__METHOD__METHOD_CAMPAIGN_RESUME:
+		handle_cmd_req(cs, r, CMD_RESUME);
+		return;
+	default:
+		handle_cmd_req(cs, r, CMD_ABORT);
+	}
+}

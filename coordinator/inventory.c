@@ -1,0 +1,463 @@
+/*
+ * Inventories: what each node last reported (packages it manages, dpkg
+ * packages, Java archives), stored in `inventory` (InventoryRecord per
+ * node) and kept decoded in memory, items sorted by name, for queries.
+ *
+ * An agent sends its inventory only when its digest differs from the one
+ * held here; the node table stores it with the node's other changes
+ * (coord_inv_apply inside the writer's transaction, coord_inv_commit once
+ * committed), so memory never runs ahead of the disk.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "coordinator.h"
+#include "scheduler.h"
+#include "flotilla/log.h"
+#include "flotilla/pb.h"
+#include "flotilla/util.h"
+
+#define MAX_ITEMS 50000
+
+typedef struct inv_entry {
+	char id[37];
+	Flotilla__Inventory *inv;
+} inv_entry_t;
+
+struct coord_inv {
+	flt_store_t *store;
+	flt_db_t db;
+	flt_advisories_t *adv;
+	pthread_rwlock_t lock;
+	inv_entry_t *v; /* sorted by id */
+	size_t n, cap;
+};
+
+static int item_cmp(const void *a, const void *b)
+{
+	const Flotilla__InventoryItem *x = *(Flotilla__InventoryItem *const *)a;
+	const Flotilla__InventoryItem *y = *(Flotilla__InventoryItem *const *)b;
+	int c = strcmp(x->name, y->name);
+	if (c)
+		return c;
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	if ((c = strcmp(x->path, y->path)))
+		return c;
+	return strcmp(x->version, y->version);
+}
+
+static int entry_cmp(const void *key, const void *e)
+{
+	return strcmp(key, ((const inv_entry_t *)e)->id);
+}
+
+/* Called with the lock held. */
+static inv_entry_t *find(coord_inv_t *t, const char *id)
+{
+	return bsearch(id, t->v, t->n, sizeof(*t->v), entry_cmp);
+}
+
+/* Called with the write lock held; takes inv. */
+static void put(coord_inv_t *t, const char *id, Flotilla__Inventory *inv)
+{
+	inv_entry_t *e = find(t, id);
+	if (e) {
+		flotilla__inventory__free_unpacked(e->inv, NULL);
+		e->inv = inv;
+		return;
+	}
+	if (t->n == t->cap) {
+		t->cap = t->cap ? 2 * t->cap : 64;
+		t->v = flt_xrealloc(t->v, t->cap * sizeof(*t->v));
+	}
+	size_t i = 0;
+	while (i < t->n && strcmp(t->v[i].id, id) < 0)
+		i++;
+	/* Joins are rare next to queries: a sorted array is enough. */
+	memmove(&t->v[i + 1], &t->v[i], (t->n - i) * sizeof(*t->v));
+	snprintf(t->v[i].id, sizeof(t->v[i].id), "%s", id);
+	t->v[i].inv = inv;
+	t->n++;
+}
+
+static int load_one(const void *key, size_t klen, const void *val,
+		    size_t vlen, void *arg)
+{
+	coord_inv_t *t = arg;
+	(void)key;
+	(void)klen;
+	Flotilla__InventoryRecord *rec =
+		flotilla__inventory_record__unpack(NULL, vlen, val);
+	if (!rec)
+		return 0;
+	if (rec->inventory && strlen(rec->node_id) < 37) {
+		Flotilla__Inventory *inv = steal_ptr(&rec->inventory);
+		qsort(inv->items, inv->n_items, sizeof(*inv->items), item_cmp);
+		put(t, rec->node_id, inv);
+	}
+	flotilla__inventory_record__free_unpacked(rec, NULL);
+	return 0;
+}
+
+int coord_inv_open(flt_store_t *store, const char *advisories,
+		   coord_inv_t **out, flt_error_t *err)
+{
+	coord_inv_t *t = flt_xcalloc(1, sizeof(*t));
+	t->store = store;
+	pthread_rwlock_init(&t->lock, NULL);
+	int rc = flt_store_db(store, "inventory", &t->db);
+	if (rc < 0) {
+		flt_err(err, rc, "opening the inventory database failed");
+		goto fail;
+	}
+	if (advisories && advisories[0] &&
+	    (rc = flt_advisories_load(advisories, &t->adv, err)) < 0) {
+		flt_err_prefix(err, "--advisories %s", advisories);
+		goto fail;
+	}
+	flt_txn_t *txn;
+	if ((rc = flt_txn_begin(store, false, &txn, err)) < 0)
+		goto fail;
+	rc = flt_txn_foreach(txn, t->db, NULL, 0, load_one, t);
+	flt_txn_abort(txn);
+	if (rc < 0) {
+		flt_err(err, rc, "reading inventories failed");
+		goto fail;
+	}
+	*out = t;
+	return 0;
+fail:
+	coord_inv_close(t);
+	return rc;
+}
+
+void coord_inv_close(coord_inv_t *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		flotilla__inventory__free_unpacked(t->v[i].inv, NULL);
+	free(t->v);
+	flt_advisories_free(t->adv);
+	pthread_rwlock_destroy(&t->lock);
+	free(t);
+}
+
+const flt_advisories_t *coord_inv_advisories(coord_inv_t *t)
+{
+	return t->adv;
+}
+
+void coord_inv_digest(coord_inv_t *t, const char *node_id,
+		      char out[FLT_INV_DIGEST_LEN])
+{
+	pthread_rwlock_rdlock(&t->lock);
+	inv_entry_t *e = find(t, node_id);
+	snprintf(out, FLT_INV_DIGEST_LEN, "%s", e ? e->inv->digest : "");
+	pthread_rwlock_unlock(&t->lock);
+}
+
+int coord_inv_check(Flotilla__Inventory *inv, flt_error_t *err)
+{
+	if (inv->n_items > MAX_ITEMS)
+		return flt_err(err, FLT_EPROTO,
+			       "inventory.items: %zu items, at most %d",
+			       inv->n_items, MAX_ITEMS);
+	for (size_t i = 0; i < inv->n_items; i++) {
+		const Flotilla__InventoryItem *it = inv->items[i];
+		if (!it->name[0])
+			return flt_err(err, FLT_EPROTO,
+				       "inventory.items[%zu].name: empty", i);
+	}
+	if (strlen(inv->digest) != 64)
+		return flt_err(err, FLT_EPROTO,
+			       "inventory.digest: 64 hex digits expected");
+	qsort(inv->items, inv->n_items, sizeof(*inv->items), item_cmp);
+	return 0;
+}
+
+int coord_inv_apply(coord_inv_t *t, flt_txn_t *txn, const char *node_id,
+		    Flotilla__Inventory *inv, flt_error_t *err)
+{
+	Flotilla__InventoryRecord rec = FLOTILLA__INVENTORY_RECORD__INIT;
+	rec.node_id = (char *)node_id;
+	rec.inventory = inv;
+	rec.received_at_ms = flt_now_wall_ms();
+	return flt_txn_put_pb(txn, t->db, node_id, &rec.base, err);
+}
+
+void coord_inv_commit(coord_inv_t *t, const char *node_id,
+		      Flotilla__Inventory *inv)
+{
+	pthread_rwlock_wrlock(&t->lock);
+	put(t, node_id, inv);
+	pthread_rwlock_unlock(&t->lock);
+}
+
+/* ---- evaluation ------------------------------------------------------------ */
+
+typedef struct host_ctx {
+	const sched_fleet_t *f;
+	size_t node;
+} host_ctx_t;
+
+static const char *host_attr(void *arg, const char *key)
+{
+	host_ctx_t *h = arg;
+	return sched_node_attr(h->f, h->node, key);
+}
+
+/* Called with the lock held (read). */
+static size_t eval_locked(coord_inv_t *t, const sched_fleet_t *f,
+			  const flt_query_t *q, coord_inv_fn fn, void *arg,
+			  size_t *unknown)
+{
+	size_t matched = 0, unk = 0, cap = 0;
+	size_t *hits = NULL;
+	for (size_t i = 0; i < sched_fleet_size(f); i++) {
+		const char *id = sched_node_id(f, i);
+		inv_entry_t *e = find(t, id);
+		if (!e) {
+			unk++;
+			continue;
+		}
+		host_ctx_t hc = { f, i };
+		flt_query_host_t h = {
+			.id = id,
+			.name = sched_node_attr(f, i, "node.name"),
+			.attr = host_attr,
+			.attr_arg = &hc,
+			.items = e->inv->items,
+			.n_items = e->inv->n_items,
+		};
+		if (e->inv->n_items > cap) {
+			cap = e->inv->n_items;
+			hits = flt_xrealloc(hits, cap * sizeof(*hits));
+		}
+		size_t nh = 0;
+		if (!flt_query_match(q, &h, hits, &nh))
+			continue;
+		matched++;
+		if (fn && fn(arg, i, e->inv, hits, nh) != 0)
+			break;
+	}
+	free(hits);
+	if (unknown)
+		*unknown = unk;
+	return matched;
+}
+
+size_t coord_inv_eval(coord_inv_t *t, const sched_fleet_t *f,
+		      const flt_query_t *q, coord_inv_fn fn, void *arg,
+		      size_t *unknown)
+{
+	pthread_rwlock_rdlock(&t->lock);
+	size_t n = eval_locked(t, f, q, fn, arg, unknown);
+	pthread_rwlock_unlock(&t->lock);
+	return n;
+}
+
+bool coord_inv_match_node(coord_inv_t *t, const sched_fleet_t *f, size_t node,
+			  const flt_query_t *q, char *versions, size_t vlen,
+			  char *paths, size_t plen, bool *known)
+{
+	const char *id = sched_node_id(f, node);
+	bool match = false;
+	if (versions && vlen)
+		versions[0] = 0;
+	if (paths && plen)
+		paths[0] = 0;
+	pthread_rwlock_rdlock(&t->lock);
+	inv_entry_t *e = find(t, id);
+	if (known)
+		*known = e != NULL;
+	if (e) {
+		host_ctx_t hc = { f, node };
+		flt_query_host_t h = {
+			.id = id,
+			.name = sched_node_attr(f, node, "node.name"),
+			.attr = host_attr,
+			.attr_arg = &hc,
+			.items = e->inv->items,
+			.n_items = e->inv->n_items,
+		};
+		size_t *hits = flt_xcalloc(e->inv->n_items + 1, sizeof(*hits));
+		size_t nh = 0;
+		match = flt_query_match(q, &h, hits, &nh);
+		for (size_t k = 0; k < nh; k++) {
+			const Flotilla__InventoryItem *it =
+				e->inv->items[hits[k]];
+			if (versions && vlen &&
+			    !strstr(versions, it->version)) {
+				size_t l = strlen(versions);
+				snprintf(versions + l, vlen - l, "%s%s",
+					 l ? ", " : "", it->version);
+			}
+			if (paths && plen) {
+				size_t l = strlen(paths);
+				snprintf(paths + l, plen - l, "%s%s",
+					 l ? ", " : "",
+					 it->path[0] ? it->path : it->name);
+			}
+		}
+		free(hits);
+	}
+	pthread_rwlock_unlock(&t->lock);
+	return match;
+}
+
+/* The versions now on node of the items named like `names` (a ", " list of
+ * versions is what callers keep; here the names come from the query's
+ * hits before the change). */
+void coord_inv_versions_of(coord_inv_t *t, const char *node_id,
+			   const char *name, char *out, size_t len)
+{
+	out[0] = 0;
+	pthread_rwlock_rdlock(&t->lock);
+	inv_entry_t *e = find(t, node_id);
+	for (size_t i = 0; e && i < e->inv->n_items; i++) {
+		const Flotilla__InventoryItem *it = e->inv->items[i];
+		if (strcmp(it->name, name) != 0 || strstr(out, it->version))
+			continue;
+		size_t l = strlen(out);
+		snprintf(out + l, len - l, "%s%s", l ? ", " : "", it->version);
+	}
+	pthread_rwlock_unlock(&t->lock);
+}
+
+/* ---- operator methods ------------------------------------------------------ */
+
+typedef struct query_out {
+	Flotilla__InventoryQueryResponse *resp;
+	const sched_fleet_t *f;
+	uint32_t limit;
+	Flotilla__InventoryMatch **matches;
+	size_t n, cap;
+} query_out_t;
+
+static int query_one(void *arg, size_t node, const Flotilla__Inventory *inv,
+		     const size_t *hits, size_t n_hits)
+{
+	query_out_t *o = arg;
+	o->resp->items_matched += (uint32_t)n_hits;
+	for (size_t k = 0; k < n_hits; k++)
+		if (inv->items[hits[k]]->jndi_lookup)
+			o->resp->jndi_lookup++;
+	if (o->limit && o->n >= o->limit)
+		return 0;
+	Flotilla__InventoryMatch *m = flt_xcalloc(1, sizeof(*m));
+	flotilla__inventory_match__init(m);
+	m->node_id = flt_xstrdup(sched_node_id(o->f, node));
+	const char *name = sched_node_attr(o->f, node, "node.name");
+	m->node_name = flt_xstrdup(name ? name : "");
+	/* Borrowed items: the reply is packed under the read lock. */
+	m->n_items = n_hits;
+	m->items = flt_xcalloc(n_hits + 1, sizeof(*m->items));
+	for (size_t k = 0; k < n_hits; k++)
+		m->items[k] = inv->items[hits[k]];
+	if (o->n == o->cap) {
+		o->cap = o->cap ? 2 * o->cap : 64;
+		o->matches = flt_xrealloc(o->matches,
+					  o->cap * sizeof(*o->matches));
+	}
+	o->matches[o->n++] = m;
+	return 0;
+}
+
+static void handle_query(coord_inv_t *t, coord_nodes_t *nodes,
+			 flt_request_t *r)
+{
+	Flotilla__InventoryQueryRequest *req;
+	flt_error_t err;
+	if (flt_request_body(r, &flotilla__inventory_query_request__descriptor,
+			     &req) < 0)
+		return;
+	flt_query_t *q = NULL;
+	sched_fleet_t *f = NULL;
+	if (flt_query_parse(req->query, t->adv, &q, &err) < 0) {
+		flt_request_fail(r, FLT_EPROTO, "query: %s", err.msg);
+		goto out;
+	}
+	if (!(f = coord_nodes_fleet(nodes, &err))) {
+		flt_request_fail(r, FLT_ESTORE, "%s", err.msg);
+		goto out;
+	}
+	Flotilla__InventoryQueryResponse resp =
+		FLOTILLA__INVENTORY_QUERY_RESPONSE__INIT;
+	query_out_t o = { .resp = &resp, .f = f, .limit = req->limit };
+	size_t unknown = 0;
+	/* The items stay borrowed from memory: hold the lock until packed. */
+	pthread_rwlock_rdlock(&t->lock);
+	resp.hosts_matched =
+		(uint32_t)eval_locked(t, f, q, query_one, &o, &unknown);
+	resp.hosts_unknown = (uint32_t)unknown;
+	resp.hosts_total = (uint32_t)(sched_fleet_size(f) - unknown);
+	resp.query = (char *)flt_query_string(q);
+	resp.n_matches = o.n;
+	resp.matches = o.matches;
+	flt_request_reply(r, &resp.base);
+	pthread_rwlock_unlock(&t->lock);
+	for (size_t i = 0; i < o.n; i++) {
+		free(o.matches[i]->node_id);
+		free(o.matches[i]->node_name);
+		free(o.matches[i]->items);
+		free(o.matches[i]);
+	}
+	free(o.matches);
+out:
+	sched_fleet_free(f);
+	flt_query_free(q);
+	flotilla__inventory_query_request__free_unpacked(req, NULL);
+}
+
+static void handle_get(coord_inv_t *t, coord_nodes_t *nodes, flt_request_t *r)
+{
+	Flotilla__InventoryGetRequest *req;
+	flt_error_t err;
+	if (flt_request_body(r, &flotilla__inventory_get_request__descriptor,
+			     &req) < 0)
+		return;
+	char id[37], name[128];
+	if (coord_nodes_resolve(nodes, req->node, id, name, sizeof(name),
+				&err) < 0) {
+		flt_request_fail(r, err.code, "%s", err.msg);
+		goto out;
+	}
+	pthread_rwlock_rdlock(&t->lock);
+	inv_entry_t *e = find(t, id);
+	if (!e) {
+		pthread_rwlock_unlock(&t->lock);
+		flt_request_fail(r, FLT_ENOTFOUND,
+				 "node %s has not reported an inventory yet",
+				 name);
+		goto out;
+	}
+	Flotilla__InventoryGetResponse resp =
+		FLOTILLA__INVENTORY_GET_RESPONSE__INIT;
+	resp.node_id = id;
+	resp.node_name = name;
+	resp.inventory = e->inv;
+	flt_request_reply(r, &resp.base);
+	pthread_rwlock_unlock(&t->lock);
+out:
+	flotilla__inventory_get_request__free_unpacked(req, NULL);
+}
+
+bool coord_inv_serves(Flotilla__Method m)
+{
+	return m == FLOTILLA__METHOD__METHOD_INVENTORY_QUERY ||
+	       m == FLOTILLA__METHOD__METHOD_INVENTORY_GET;
+}
+
+void coord_inv_handle_api(coord_inv_t *t, coord_nodes_t *nodes,
+			  flt_request_t *r)
+{
+	if (flt_request_envelope(r)->method ==
+	    FLOTILLA__METHOD__METHOD_INVENTORY_QUERY)
+		handle_query(t, nodes, r);
+	else
+		handle_get(t, nodes, r);
+}

@@ -1,0 +1,459 @@
+/*
+ * Packages: content-addressed chunks in `blobs` (key: the chunk's sha256
+ * in hex), manifests in `packages` (key: "<name>/<version>").
+ *
+ * An upload is chunks first (ChunkPut, each checked against its own
+ * digest), then the manifest (PackagePush), accepted only when every chunk
+ * it names is stored and together they make the digest and size it
+ * claims. A version is immutable: pushing it again with the same digest
+ * is a no-op, with another digest a conflict. Agents fetch chunks by
+ * digest (FetchChunk) on the agent port.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "coordinator.h"
+#include "flotilla/log.h"
+#include "flotilla/pkg.h"
+#include "flotilla/util.h"
+
+struct coord_pkgs {
+	flt_store_t *store;
+	coord_writer_t *writer;
+	flt_db_t db_pkgs, db_blobs;
+};
+
+int coord_pkgs_open(flt_store_t *store, coord_writer_t *writer,
+		    coord_pkgs_t **out, flt_error_t *err)
+{
+	coord_pkgs_t *p = flt_xcalloc(1, sizeof(*p));
+	p->store = store;
+	p->writer = writer;
+	int rc;
+	if ((rc = flt_store_db(store, "packages", &p->db_pkgs)) < 0 ||
+	    (rc = flt_store_db(store, "blobs", &p->db_blobs)) < 0) {
+		free(p);
+		return flt_err(err, rc, "opening the package databases failed");
+	}
+	*out = p;
+	return 0;
+}
+
+void coord_pkgs_close(coord_pkgs_t *p)
+{
+	free(p);
+}
+
+static void pkg_key(char *key, size_t len, const char *name,
+		    const char *version)
+{
+	snprintf(key, len, "%s/%s", name, version);
+}
+
+int coord_pkgs_get(coord_pkgs_t *p, const char *name, const char *version,
+		   Flotilla__PackageManifest **out, flt_error_t *err)
+{
+	if (!flt_pkg_name_valid(name) || !flt_pkg_version_valid(version))
+		return flt_err(err, FLT_ENOTFOUND, "no package %s@%s", name,
+			       version);
+	char key[256];
+	pkg_key(key, sizeof(key), name, version);
+	flt_txn_t *txn;
+	int rc = flt_txn_begin(p->store, false, &txn, err);
+	if (rc < 0)
+		return rc;
+	rc = flt_txn_get_pb(txn, p->db_pkgs, key,
+			    &flotilla__package_manifest__descriptor,
+			    (ProtobufCMessage **)out, err);
+	flt_txn_abort(txn);
+	if (rc == -ENOENT)
+		return flt_err(err, FLT_ENOTFOUND,
+			       "no package %s@%s: push it first", name,
+			       version);
+	return rc;
+}
+
+/* ---- ChunkPut ------------------------------------------------------------ */
+
+typedef struct chunk_op {
+	coord_pkgs_t *p;
+	flt_request_t *r;
+	Flotilla__ChunkPutRequest *req;
+	char sha[FLT_SHA256_HEX];
+	bool existed;
+} chunk_op_t;
+
+static int chunk_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
+{
+	chunk_op_t *o = arg;
+	const void *v;
+	size_t vlen;
+	o->existed = flt_txn_get(txn, o->p->db_blobs, o->sha, 64, &v,
+				 &vlen) == 0;
+	if (o->existed)
+		return 0;
+	return flt_txn_put(txn, o->p->db_blobs, o->sha, 64, o->req->data.data,
+			   o->req->data.len, err);
+}
+
+static void chunk_done(void *arg, int rc, uint64_t index,
+		       const flt_error_t *err)
+{
+	chunk_op_t *o = arg;
+	(void)index;
+	if (rc < 0) {
+		flt_request_fail(o->r, rc, "chunk not stored: %s",
+				 err ? err->msg : "write failed");
+	} else {
+		Flotilla__ChunkPutResponse resp =
+			FLOTILLA__CHUNK_PUT_RESPONSE__INIT;
+		resp.sha256 = o->sha;
+		resp.existed = o->existed;
+		flt_request_reply(o->r, &resp.base);
+	}
+	flotilla__chunk_put_request__free_unpacked(o->req, NULL);
+	free(o);
+}
+
+static void handle_chunk_put(coord_pkgs_t *p, flt_request_t *r)
+{
+	Flotilla__ChunkPutRequest *req;
+	if (flt_request_body(r, &flotilla__chunk_put_request__descriptor,
+			     &req) < 0)
+		return;
+	if (req->data.len == 0 || req->data.len > FLT_PKG_CHUNK_SIZE) {
+		flt_request_fail(r, FLT_EPROTO,
+				 "data: a chunk is 1 to %u bytes, not %zu",
+				 FLT_PKG_CHUNK_SIZE, req->data.len);
+		flotilla__chunk_put_request__free_unpacked(req, NULL);
+		return;
+	}
+	chunk_op_t *o = flt_xcalloc(1, sizeof(*o));
+	o->p = p;
+	o->r = r;
+	o->req = req;
+	flt_sha256_hex(req->data.data, req->data.len, o->sha);
+	flt_request_defer(r);
+	coord_writer_submit(p->writer, chunk_apply, chunk_done, o);
+}
+
+/* ---- PackagePush --------------------------------------------------------- */
+
+/* Checks that the stored chunks make the manifest's content. */
+static int verify_chunks(coord_pkgs_t *p, const Flotilla__PackageManifest *m,
+			 flt_error_t *err)
+{
+	flt_txn_t *txn;
+	int rc = flt_txn_begin(p->store, false, &txn, err);
+	if (rc < 0)
+		return rc;
+	crypto_hash_sha256_state st;
+	crypto_hash_sha256_init(&st);
+	uint64_t total = 0;
+	for (size_t i = 0; i < m->n_chunks; i++) {
+		const void *v;
+		size_t vlen;
+		if (flt_txn_get(txn, p->db_blobs, m->chunks[i], 64, &v,
+				&vlen) < 0) {
+			rc = flt_err(err, FLT_EPROTO,
+				     "chunks[%zu]: %s is not stored: put every "
+				     "chunk before the manifest",
+				     i, m->chunks[i]);
+			goto out;
+		}
+		bool last = i + 1 == m->n_chunks;
+		if ((!last && vlen != m->chunk_size) ||
+		    (last && vlen > m->chunk_size)) {
+			rc = flt_err(err, FLT_EPROTO,
+				     "chunks[%zu]: %zu bytes, but chunk_size "
+				     "is %u",
+				     i, vlen, m->chunk_size);
+			goto out;
+		}
+		crypto_hash_sha256_update(&st, v, vlen);
+		total += vlen;
+	}
+	if (total != m->size) {
+		rc = flt_err(err, FLT_EPROTO,
+			     "size: the chunks hold %llu bytes, not %llu",
+			     (unsigned long long)total,
+			     (unsigned long long)m->size);
+		goto out;
+	}
+	uint8_t d[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256_final(&st, d);
+	char hex[FLT_SHA256_HEX];
+	sodium_bin2hex(hex, sizeof(hex), d, sizeof(d));
+	if (strcmp(hex, m->sha256) != 0)
+		rc = flt_err(err, FLT_EPROTO,
+			     "sha256: the chunks make %s, not %s", hex,
+			     m->sha256);
+out:
+	flt_txn_abort(txn);
+	return rc;
+}
+
+typedef struct push_op {
+	coord_pkgs_t *p;
+	flt_request_t *r;
+	Flotilla__PackagePushRequest *req;
+	Flotilla__PackageManifest *stored; /* what is stored after the op */
+	bool conflict;
+} push_op_t;
+
+static int push_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
+{
+	push_op_t *o = arg;
+	Flotilla__PackageManifest *m = o->req->manifest;
+	char key[256];
+	pkg_key(key, sizeof(key), m->name, m->version);
+	Flotilla__PackageManifest *old = NULL;
+	int rc = flt_txn_get_pb(txn, o->p->db_pkgs, key,
+				&flotilla__package_manifest__descriptor,
+				(ProtobufCMessage **)&old, err);
+	if (rc == 0) {
+		o->conflict = strcmp(old->sha256, m->sha256) != 0;
+		o->stored = old;
+		return 0;
+	}
+	if (rc != -ENOENT)
+		return rc;
+	m->created_at_ms = flt_now_wall_ms();
+	m->index = flt_txn_index(txn);
+	return flt_txn_put_pb(txn, o->p->db_pkgs, key, &m->base, err);
+}
+
+static void push_done(void *arg, int rc, uint64_t index,
+		      const flt_error_t *err)
+{
+	push_op_t *o = arg;
+	Flotilla__PackageManifest *m = o->req->manifest;
+	(void)index;
+	if (rc < 0) {
+		flt_request_fail(o->r, rc, "package not stored: %s",
+				 err ? err->msg : "write failed");
+	} else if (o->conflict) {
+		flt_request_fail(o->r, FLT_ECONFLICT,
+				 "package %s@%s exists with digest %s: a "
+				 "version is immutable, push a new version",
+				 m->name, m->version, o->stored->sha256);
+	} else {
+		Flotilla__PackageGetResponse resp =
+			FLOTILLA__PACKAGE_GET_RESPONSE__INIT;
+		Flotilla__PackageManifest *one = o->stored ? o->stored : m;
+		resp.n_packages = 1;
+		resp.packages = &one;
+		flt_request_reply(o->r, &resp.base);
+		if (!o->stored)
+			flt_info("package stored name=%s version=%s sha256=%s "
+				 "size=%llu signed=%s",
+				 m->name, m->version, m->sha256,
+				 (unsigned long long)m->size,
+				 m->signature.len ? m->key_id : "no");
+	}
+	if (o->stored)
+		flotilla__package_manifest__free_unpacked(o->stored, NULL);
+	flotilla__package_push_request__free_unpacked(o->req, NULL);
+	free(o);
+}
+
+static void handle_push(coord_pkgs_t *p, flt_request_t *r)
+{
+	Flotilla__PackagePushRequest *req;
+	flt_error_t err;
+	if (flt_request_body(r, &flotilla__package_push_request__descriptor,
+			     &req) < 0)
+		return;
+	if (!req->manifest) {
+		flt_request_fail(r, FLT_EPROTO, "manifest: missing");
+		goto fail;
+	}
+	if (flt_pkg_manifest_check(req->manifest, &err) < 0) {
+		flt_request_fail(r, FLT_EPROTO, "manifest.%s", err.msg);
+		goto fail;
+	}
+	if (verify_chunks(p, req->manifest, &err) < 0) {
+		flt_request_fail(r, err.code, "manifest.%s", err.msg);
+		goto fail;
+	}
+	push_op_t *o = flt_xcalloc(1, sizeof(*o));
+	o->p = p;
+	o->r = r;
+	o->req = req;
+	flt_request_defer(r);
+	coord_writer_submit(p->writer, push_apply, push_done, o);
+	return;
+fail:
+	flotilla__package_push_request__free_unpacked(req, NULL);
+}
+
+/* ---- PackageList, PackageGet --------------------------------------------- */
+
+typedef struct collect {
+	Flotilla__PackageManifest **v;
+	size_t n, cap;
+} collect_t;
+
+static int collect_one(const void *key, size_t klen, const void *val,
+		       size_t vlen, void *arg)
+{
+	collect_t *c = arg;
+	(void)key;
+	(void)klen;
+	Flotilla__PackageManifest *m =
+		flotilla__package_manifest__unpack(NULL, vlen, val);
+	if (!m)
+		return 0;
+	/* A list shows manifests, not every chunk digest of every one. */
+	if (c->n == c->cap) {
+		c->cap = c->cap ? 2 * c->cap : 16;
+		c->v = flt_xrealloc(c->v, c->cap * sizeof(*c->v));
+	}
+	c->v[c->n++] = m;
+	return 0;
+}
+
+static void reply_collected(flt_request_t *r, collect_t *c, bool chunks)
+{
+	Flotilla__PackageGetResponse resp = FLOTILLA__PACKAGE_GET_RESPONSE__INIT;
+	size_t *saved = flt_xcalloc(c->n + 1, sizeof(*saved));
+	for (size_t i = 0; i < c->n && !chunks; i++) {
+		saved[i] = c->v[i]->n_chunks;
+		c->v[i]->n_chunks = 0;
+	}
+	resp.n_packages = c->n;
+	resp.packages = c->v;
+	flt_request_reply(r, &resp.base);
+	for (size_t i = 0; i < c->n; i++) {
+		if (!chunks)
+			c->v[i]->n_chunks = saved[i];
+		flotilla__package_manifest__free_unpacked(c->v[i], NULL);
+	}
+	free(saved);
+	free(c->v);
+}
+
+static void handle_list_get(coord_pkgs_t *p, flt_request_t *r, bool get)
+{
+	Flotilla__PackageGetRequest *req = NULL;
+	flt_error_t err;
+	char prefix[256] = "";
+	if (get) {
+		if (flt_request_body(r, &flotilla__package_get_request__descriptor,
+				     &req) < 0)
+			return;
+		if (!flt_pkg_name_valid(req->name) ||
+		    (req->version[0] && !flt_pkg_version_valid(req->version))) {
+			flt_request_fail(r, FLT_EPROTO,
+					 "name and version: not a package "
+					 "name and version");
+			flotilla__package_get_request__free_unpacked(req, NULL);
+			return;
+		}
+		if (req->version[0])
+			pkg_key(prefix, sizeof(prefix), req->name,
+				req->version);
+		else
+			snprintf(prefix, sizeof(prefix), "%s/", req->name);
+	}
+	flt_txn_t *txn;
+	collect_t c = { 0 };
+	int rc = flt_txn_begin(p->store, false, &txn, &err);
+	if (rc == 0) {
+		rc = flt_txn_foreach(txn, p->db_pkgs, prefix, strlen(prefix),
+				     collect_one, &c);
+		flt_txn_abort(txn);
+	}
+	if (rc < 0) {
+		flt_request_fail(r, FLT_ESTORE, "reading packages failed");
+	} else if (get && c.n == 0) {
+		flt_request_fail(r, FLT_ENOTFOUND, "no package %s%s%s",
+				 req->name, req->version[0] ? "@" : "",
+				 req->version);
+	} else {
+		/* An exact version match only: "a/1" must not list "a/10". */
+		if (get && req->version[0]) {
+			size_t k = 0;
+			for (size_t i = 0; i < c.n; i++) {
+				if (strcmp(c.v[i]->version, req->version) == 0)
+					c.v[k++] = c.v[i];
+				else
+					flotilla__package_manifest__free_unpacked(
+						c.v[i], NULL);
+			}
+			c.n = k;
+		}
+		reply_collected(r, &c, get);
+		c.n = 0;
+	}
+	for (size_t i = 0; i < c.n; i++)
+		flotilla__package_manifest__free_unpacked(c.v[i], NULL);
+	if (c.n)
+		free(c.v);
+	if (req)
+		flotilla__package_get_request__free_unpacked(req, NULL);
+}
+
+/* ---- FetchChunk (agent port) --------------------------------------------- */
+
+void coord_pkgs_fetch_chunk(coord_pkgs_t *p, flt_request_t *r)
+{
+	Flotilla__FetchChunkRequest *req;
+	flt_error_t err;
+	if (flt_request_body(r, &flotilla__fetch_chunk_request__descriptor,
+			     &req) < 0)
+		return;
+	if (!flt_sha256_valid(req->sha256)) {
+		flt_request_fail(r, FLT_EPROTO,
+				 "sha256: 64 lower-case hex digits expected");
+		goto out;
+	}
+	flt_txn_t *txn;
+	if (flt_txn_begin(p->store, false, &txn, &err) < 0) {
+		flt_request_fail(r, FLT_ESTORE, "%s", err.msg);
+		goto out;
+	}
+	const void *v;
+	size_t vlen;
+	if (flt_txn_get(txn, p->db_blobs, req->sha256, 64, &v, &vlen) < 0) {
+		flt_request_fail(r, FLT_ENOTFOUND, "no chunk %s", req->sha256);
+	} else {
+		Flotilla__FetchChunkResponse resp =
+			FLOTILLA__FETCH_CHUNK_RESPONSE__INIT;
+		/* The reply is packed before the transaction ends. */
+		resp.data.data = (uint8_t *)v;
+		resp.data.len = vlen;
+		flt_request_reply(r, &resp.base);
+	}
+	flt_txn_abort(txn);
+out:
+	flotilla__fetch_chunk_request__free_unpacked(req, NULL);
+}
+
+bool coord_pkgs_serves(Flotilla__Method m)
+{
+	return m == FLOTILLA__METHOD__METHOD_CHUNK_PUT ||
+	       m == FLOTILLA__METHOD__METHOD_PACKAGE_PUSH ||
+	       m == FLOTILLA__METHOD__METHOD_PACKAGE_LIST ||
+	       m == FLOTILLA__METHOD__METHOD_PACKAGE_GET;
+}
+
+void coord_pkgs_handle_api(coord_pkgs_t *p, flt_request_t *r)
+{
+	switch (flt_request_envelope(r)->method) {
+	case FLOTILLA__METHOD__METHOD_CHUNK_PUT:
+		handle_chunk_put(p, r);
+		return;
+	case FLOTILLA__METHOD__METHOD_PACKAGE_PUSH:
+		handle_push(p, r);
+		return;
+	case FLOTILLA__METHOD__METHOD_PACKAGE_LIST:
+		handle_list_get(p, r, false);
+		return;
+	default:
+		handle_list_get(p, r, true);
+	}
+}
