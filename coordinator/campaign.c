@@ -55,6 +55,13 @@ typedef struct camp {
 	flt_query_t *q; /* the parsed target; NULL if it no longer parses */
 	target_t **t;   /* sorted by node id */
 	size_t n, cap;
+	/* Since the current wave began (memory only, for the log): */
+	int64_t wave_start_ms; /* monotonic; 0 unknown (after a restart) */
+	int64_t busy_us;       /* this thread's time spent on it */
+	/* This round's working copies: change index + 1, 0 for none. */
+	size_t *chi;           /* per target, k->n of them */
+	size_t chi_n;
+	size_t cchi;           /* the campaign's */
 } camp_t;
 
 typedef struct report {
@@ -227,6 +234,7 @@ static void camp_free(camp_t *k)
 	for (size_t i = 0; i < k->n; i++)
 		flotilla__campaign_target__free_unpacked(k->t[i], NULL);
 	free(k->t);
+	free(k->chi);
 	if (k->c)
 		flotilla__campaign__free_unpacked(k->c, NULL);
 	flt_query_free(k->q);
@@ -415,11 +423,8 @@ static int commit_sync(coord_campaigns_t *cs, coord_apply_fn apply,
 }
 
 /* The working copy of the campaign in the pending changes. */
-static camp_msg_t *work_camp(coord_campaigns_t *cs, camp_t *k)
+static change_t *new_change(coord_campaigns_t *cs, camp_t *k)
 {
-	for (size_t i = 0; i < cs->nch; i++)
-		if (cs->ch[i].camp == k && cs->ch[i].c)
-			return cs->ch[i].c;
 	if (cs->nch == cs->chcap) {
 		cs->chcap = cs->chcap ? 2 * cs->chcap : 64;
 		cs->ch = flt_xrealloc(cs->ch, cs->chcap * sizeof(*cs->ch));
@@ -427,37 +432,60 @@ static camp_msg_t *work_camp(coord_campaigns_t *cs, camp_t *k)
 	change_t *ch = &cs->ch[cs->nch++];
 	memset(ch, 0, sizeof(*ch));
 	ch->camp = k;
+	ch->ti = SIZE_MAX;
+	return ch;
+}
+
+/* The working copy of the campaign in the pending changes. */
+static camp_msg_t *work_camp(coord_campaigns_t *cs, camp_t *k)
+{
+	if (k->cchi)
+		return cs->ch[k->cchi - 1].c;
+	change_t *ch = new_change(cs, k);
 	ch->c = clone_msg(&k->c->base);
+	k->cchi = cs->nch;
 	return ch->c;
 }
 
 /* The working copy of target ti (each target changes once per round). */
 static target_t *work_target(coord_campaigns_t *cs, camp_t *k, size_t ti)
 {
-	if (cs->nch == cs->chcap) {
-		cs->chcap = cs->chcap ? 2 * cs->chcap : 64;
-		cs->ch = flt_xrealloc(cs->ch, cs->chcap * sizeof(*cs->ch));
+	if (k->chi_n < k->n) {
+		free(k->chi);
+		k->chi = flt_xcalloc(k->n, sizeof(*k->chi));
+		k->chi_n = k->n;
 	}
-	change_t *ch = &cs->ch[cs->nch++];
-	memset(ch, 0, sizeof(*ch));
-	ch->camp = k;
+	if (k->chi[ti])
+		return cs->ch[k->chi[ti] - 1].t;
+	change_t *ch = new_change(cs, k);
 	ch->ti = ti;
 	ch->t = clone_msg(&k->t[ti]->base);
+	k->chi[ti] = cs->nch;
 	return ch->t;
 }
 
 /* Is target ti already changed this round? */
 static target_t *changed_target(coord_campaigns_t *cs, camp_t *k, size_t ti)
 {
-	for (size_t i = 0; i < cs->nch; i++)
-		if (cs->ch[i].camp == k && cs->ch[i].t &&
-		    cs->ch[i].ti == ti)
-			return cs->ch[i].t;
-	return NULL;
+	if (ti >= k->chi_n || !k->chi[ti])
+		return NULL;
+	return cs->ch[k->chi[ti] - 1].t;
+}
+
+/* Forgets the round's index entries of every campaign it touched. */
+static void changes_unindex(coord_campaigns_t *cs)
+{
+	for (size_t i = 0; i < cs->nch; i++) {
+		change_t *ch = &cs->ch[i];
+		ch->camp->cchi = 0;
+		if (ch->ti != SIZE_MAX && ch->ti < ch->camp->chi_n)
+			ch->camp->chi[ch->ti] = 0;
+	}
 }
 
 static void changes_discard(coord_campaigns_t *cs)
 {
+	changes_unindex(cs);
 	for (size_t i = 0; i < cs->nch; i++) {
 		if (cs->ch[i].c)
 			flotilla__campaign__free_unpacked(cs->ch[i].c, NULL);
@@ -471,8 +499,14 @@ static void changes_discard(coord_campaigns_t *cs)
 /* Commits the pending changes; on success shows them and wakes nodes. */
 static int changes_commit(coord_campaigns_t *cs)
 {
-	if (cs->nch == 0)
+	bool any = false;
+	for (size_t i = 0; i < cs->nch && !any; i++)
+		any = cs->ch[i].c || cs->ch[i].t;
+	if (!any) {
+		changes_unindex(cs);
+		cs->nch = 0;
 		return 0;
+	}
 	uint64_t index;
 	flt_error_t err;
 	int rc = commit_sync(cs, changes_apply, cs, &index, &err);
@@ -482,6 +516,7 @@ static int changes_commit(coord_campaigns_t *cs)
 		changes_discard(cs);
 		return rc;
 	}
+	changes_unindex(cs);
 	pthread_mutex_lock(&cs->mtx);
 	for (size_t i = 0; i < cs->nch; i++) {
 		change_t *ch = &cs->ch[i];
@@ -490,13 +525,17 @@ static int changes_commit(coord_campaigns_t *cs)
 			ch->camp->c = ch->c;
 			ch->c = NULL;
 		}
-		if (ch->t && ch->ti == SIZE_MAX) {
-			camp_add_target(ch->camp, ch->t);
-		} else if (ch->t) {
+		if (ch->t && ch->ti != SIZE_MAX) {
 			flotilla__campaign_target__free_unpacked(
 				ch->camp->t[ch->ti], NULL);
 			ch->camp->t[ch->ti] = ch->t;
 		}
+	}
+	/* New targets last: inserting moves the others' indexes. */
+	for (size_t i = 0; i < cs->nch; i++) {
+		change_t *ch = &cs->ch[i];
+		if (ch->t && ch->ti == SIZE_MAX)
+			camp_add_target(ch->camp, ch->t);
 	}
 	pthread_mutex_unlock(&cs->mtx);
 	for (size_t i = 0; i < cs->nch; i++) {
@@ -522,18 +561,18 @@ static uint32_t failures_of(coord_campaigns_t *cs, camp_t *k)
 	return n;
 }
 
-static void new_step(coord_campaigns_t *cs, camp_t *k, target_t *w)
+/* Gives target ti (already a working copy) a new step id. */
+static void new_step(coord_campaigns_t *cs, camp_t *k, size_t ti)
 {
 	camp_msg_t *c = work_camp(cs, k);
+	change_t *ch = &cs->ch[k->chi[ti] - 1];
+	target_t *w = ch->t;
 	char id[80];
 	snprintf(id, sizeof(id), "%s/%u", c->id, ++c->next_step);
 	set_str(&w->step_id, id);
 	w->started_at_ms = flt_now_wall_ms();
 	w->finished_at_ms = 0;
-	/* work_camp may have appended the campaign after the target. */
-	for (size_t i = 0; i < cs->nch; i++)
-		if (cs->ch[i].t == w)
-			cs->ch[i].push = true;
+	ch->push = true;
 }
 
 static void finish_target(target_t *w, Flotilla__TargetState s,
@@ -683,11 +722,12 @@ static void check_timeouts(coord_campaigns_t *cs, camp_t *k)
 	}
 }
 
-static void dispatch(coord_campaigns_t *cs, camp_t *k, target_t *w)
+static void dispatch(coord_campaigns_t *cs, camp_t *k, size_t ti)
 {
+	target_t *w = work_target(cs, k, ti);
 	w->state = ST(DISPATCHED);
 	set_str(&w->message, "");
-	new_step(cs, k, w);
+	new_step(cs, k, ti);
 }
 
 /* Moves a running campaign on: dispatches its wave, or the next one. */
@@ -722,7 +762,7 @@ static void advance(coord_campaigns_t *cs, camp_t *k, sched_fleet_t *fleet)
 						      "came");
 					continue;
 				}
-				dispatch(cs, k, w);
+				dispatch(cs, k, i);
 				open = true;
 			} else if (!terminal(cur->state)) {
 				open = true;
@@ -731,6 +771,15 @@ static void advance(coord_campaigns_t *cs, camp_t *k, sched_fleet_t *fleet)
 		if (open)
 			return;
 		/* The wave is done. */
+		int64_t now = flt_now_mono_ms();
+		flt_info("campaign %.8s wave %u done wall_ms=%lld "
+			 "coordinator_ms=%.3f",
+			 c->id, c->wave + 1,
+			 k->wave_start_ms ? (long long)(now - k->wave_start_ms)
+					  : -1LL,
+			 (double)k->busy_us / 1000.0);
+		k->wave_start_ms = now;
+		k->busy_us = 0;
 		if (c->wave + 1 >= c->waves) {
 			c->state = CS(COMPLETE);
 			set_str(&c->message, "");
@@ -794,7 +843,7 @@ static void abort_step(coord_campaigns_t *cs, camp_t *k)
 				w = work_target(cs, k, i);
 			w->state = ST(ROLLING_BACK);
 			set_str(&w->message, "");
-			new_step(cs, k, w);
+			new_step(cs, k, i);
 			open = true;
 			break;
 		default:
@@ -914,6 +963,7 @@ static void create_cmd(coord_campaigns_t *cs, cmd_t *cmd)
 		cs->cap = cs->cap ? 2 * cs->cap : 8;
 		cs->v = flt_xrealloc(cs->v, cs->cap * sizeof(*cs->v));
 	}
+	k->wave_start_ms = flt_now_mono_ms();
 	cs->v[cs->n++] = k;
 	pthread_mutex_unlock(&cs->mtx);
 	flt_info("campaign %s created target=\"%s\" package=%s@%s targets=%zu "
@@ -1001,10 +1051,8 @@ static void reply_campaign(coord_campaigns_t *cs, flt_request_t *r,
  * (then nothing is written for it). */
 static void drop_unchanged_camp(coord_campaigns_t *cs, camp_t *k)
 {
-	for (size_t i = 0; i < cs->nch; i++) {
-		change_t *ch = &cs->ch[i];
-		if (ch->camp != k || !ch->c)
-			continue;
+	if (k->cchi) {
+		change_t *ch = &cs->ch[k->cchi - 1];
 		size_t a = protobuf_c_message_get_packed_size(&ch->c->base);
 		size_t b = protobuf_c_message_get_packed_size(&k->c->base);
 		bool same = a == b;
@@ -1018,9 +1066,10 @@ static void drop_unchanged_camp(coord_campaigns_t *cs, camp_t *k)
 		}
 		if (!same)
 			return;
+		/* The entry stays (indexes point past it), empty. */
 		flotilla__campaign__free_unpacked(ch->c, NULL);
-		memmove(ch, ch + 1, (cs->nch - i - 1) * sizeof(*ch));
-		cs->nch--;
+		ch->c = NULL;
+		k->cchi = 0;
 		return;
 	}
 }
@@ -1060,6 +1109,8 @@ static void round_run(coord_campaigns_t *cs)
 		camp_t *k = cs->v[i];
 		if (!camp_open(k->c))
 			continue;
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
 		check_timeouts(cs, k);
 		gate(cs, k);
 		camp_msg_t *c = work_camp(cs, k);
@@ -1074,8 +1125,20 @@ static void round_run(coord_campaigns_t *cs)
 				       NULL);
 		}
 		drop_unchanged_camp(cs, k);
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
+		k->busy_us += (t1.tv_sec - t0.tv_sec) * 1000000LL +
+			      (t1.tv_nsec - t0.tv_nsec) / 1000;
 	}
+	struct timespec c0, c1;
+	clock_gettime(CLOCK_MONOTONIC, &c0);
 	bool ok = changes_commit(cs) == 0;
+	clock_gettime(CLOCK_MONOTONIC, &c1);
+	/* The commit's wait counts for every open campaign (usually one). */
+	int64_t commit_us = (c1.tv_sec - c0.tv_sec) * 1000000LL +
+			    (c1.tv_nsec - c0.tv_nsec) / 1000;
+	for (size_t i = 0; i < cs->n && commit_us > 0; i++)
+		if (camp_open(cs->v[i]->c) || cs->v[i]->busy_us)
+			cs->v[i]->busy_us += commit_us;
 	for (cmd_t *c = cmds; c; c = c->next) {
 		if (!c->r)
 			continue;
