@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "flotilla/job.h"
+#include "flotilla/pkg.h"
 #include "flotilla/version.h"
 #include "flotilla/pb.h"
 #include "flotilla/util.h"
@@ -33,6 +34,7 @@
 #define CHECK_INTERVAL_DEFAULT 10000
 #define CHECK_TIMEOUT_DEFAULT 2000
 #define KILL_TIMEOUT_MAX 600000
+#define USES_MAX 16
 #define REGEXP_LEN_MAX 1024
 #define REGEXP_COST_MAX 10000
 #define REGEXP_DEPTH_MAX 32
@@ -373,6 +375,63 @@ int flt_check_validate(const Flotilla__HealthCheck *hc, const char *prefix,
 	return 0;
 }
 
+void flt_pkg_env_name(const char *pkg, char out[FLT_PKG_ENV_MAX])
+{
+	static const char pre[] = "FLOTILLA_PACKAGE_", post[] = "_VERSION";
+	size_t n = sizeof(pre) - 1;
+
+	memcpy(out, pre, n);
+	for (; *pkg && n < FLT_PKG_ENV_MAX - sizeof(post); pkg++) {
+		char c = *pkg;
+		out[n++] = c >= 'a' && c <= 'z' ? (char)(c - 'a' + 'A')
+			   : (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+				   ? c
+				   : '_';
+	}
+	memcpy(out + n, post, sizeof(post));
+}
+
+/*
+ * Packages a task uses: each appears at <packages_dir>/<name> and names
+ * FLOTILLA_PACKAGE_<NAME>_VERSION, upper-cased with every other character
+ * as '_': two names that map to the same variable are refused too, since
+ * the task could not tell which version it got.
+ */
+static int check_uses(const Flotilla__TaskSpec *t, const char *pre,
+		      flt_error_t *err)
+{
+	char sub[PATH_LEN], q[64];
+
+	if (t->n_uses > USES_MAX)
+		return bad(err, pre, "uses", "at most %d packages", USES_MAX);
+	for (size_t i = 0; i < t->n_uses; i++) {
+		const char *u = t->uses[i];
+		snprintf(sub, sizeof(sub), "uses[%zu]", i);
+		if (!flt_pkg_name_valid(u))
+			return bad(err, pre, sub, "\"%s\" is not a package name",
+				   shown(u, q));
+		for (size_t k = 0; k < i; k++) {
+			const char *v = t->uses[k];
+			if (!strcmp(u, v))
+				return bad(err, pre, sub,
+					   "\"%s\" is listed twice", u);
+			char eu[FLT_PKG_ENV_MAX], ev[FLT_PKG_ENV_MAX];
+			flt_pkg_env_name(u, eu);
+			flt_pkg_env_name(v, ev);
+			if (!strcmp(eu, ev))
+				return bad(err, pre, sub,
+					   "\"%s\" and uses[%zu] \"%s\" would "
+					   "share one FLOTILLA_PACKAGE_ variable",
+					   u, k, v);
+		}
+	}
+	if (*t->packages_dir && (!abs_clean_path(t->packages_dir) ||
+				 !strcmp(t->packages_dir, "/")))
+		return bad(err, pre, "packages_dir",
+			   "must be an absolute path other than /");
+	return 0;
+}
+
 int flt_task_check(const Flotilla__TaskSpec *t, const char *pre,
 		   flt_error_t *err)
 {
@@ -434,6 +493,8 @@ int flt_task_check(const Flotilla__TaskSpec *t, const char *pre,
 	    (!abs_clean_path(t->alloc_dir) || !strcmp(t->alloc_dir, "/")))
 		return bad(err, pre, "alloc_dir",
 			   "must be an absolute path other than /");
+	if ((rc = check_uses(t, pre, err)) < 0)
+		return rc;
 	for (size_t i = 0; i < t->n_capabilities; i++) {
 		if (capability_name(t->capabilities[i]))
 			continue;

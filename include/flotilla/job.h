@@ -51,7 +51,9 @@ int flt_job_check(Flotilla__Job *job, flt_error_t *err);
  * agent's own check except that the user is not looked up (only root by
  * name, uid 0 and gid 0 are refused) and mount sources are not looked
  * for. Error paths start with prefix ("groups[0].tasks[1]"; NULL or ""
- * for none). Returns 0 or -EINVAL.
+ * for none). Packages in uses must be valid names (flt_pkg_name_valid), at
+ * most 16, each once; packages_dir, when set, an absolute path other than
+ * "/". Returns 0 or -EINVAL.
  */
 int flt_task_check(const Flotilla__TaskSpec *t, const char *prefix,
 		   flt_error_t *err);
@@ -62,6 +64,15 @@ int flt_task_check(const Flotilla__TaskSpec *t, const char *prefix,
  */
 int flt_check_validate(const Flotilla__HealthCheck *hc, const char *prefix,
 		       flt_error_t *err);
+
+/*
+ * The variable that tells a task the version of a package it uses (task
+ * spec "uses"): FLOTILLA_PACKAGE_<name upper-cased, every character but
+ * A-Z and 0-9 as '_'>_VERSION ("demo-lib": FLOTILLA_PACKAGE_DEMO_LIB_VERSION).
+ * Task checks refuse two packages that map to the same variable.
+ */
+#define FLT_PKG_ENV_MAX (17 + 64 + 8 + 1)
+void flt_pkg_env_name(const char *pkg, char out[FLT_PKG_ENV_MAX]);
 
 /* RLIMIT_* of a task rlimit name ("nofile"), or -1. */
 int flt_rlimit_resource(const char *name);

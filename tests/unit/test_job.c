@@ -250,6 +250,44 @@ static void test_task_check_prefix(void **state)
 				     "\"private\" or \"host\"");
 }
 
+static void test_uses(void **state)
+{
+	char *uses[16];
+	char names[16][8];
+	Flotilla__TaskSpec t = FLOTILLA__TASK_SPEC__INIT;
+	flt_error_t err = { 0 };
+	char env[FLT_PKG_ENV_MAX];
+
+	(void)state;
+	t.name = "t";
+	t.command = "/bin/true";
+	for (size_t i = 0; i < 16; i++) {
+		snprintf(names[i], sizeof(names[i]), "p-%zu", i);
+		uses[i] = names[i];
+	}
+	t.uses = uses;
+	t.n_uses = 16;
+	t.packages_dir = "/opt/packages";
+	assert_int_equal(flt_task_check(&t, "tasks[0]", &err), 0);
+	uses[3] = "log4j_2.17";
+	assert_int_equal(flt_task_check(&t, "tasks[0]", &err), 0);
+	uses[5] = "../etc";
+	assert_int_equal(flt_task_check(&t, "tasks[0]", &err), -EINVAL);
+	assert_string_equal(err.msg, "tasks[0].uses[5]: \"../etc\" is not a "
+				     "package name");
+
+	flt_pkg_env_name("demo-lib", env);
+	assert_string_equal(env, "FLOTILLA_PACKAGE_DEMO_LIB_VERSION");
+	flt_pkg_env_name("Log4j.Core2", env);
+	assert_string_equal(env, "FLOTILLA_PACKAGE_LOG4J_CORE2_VERSION");
+	char longest[65];
+	memset(longest, 'z', 64);
+	longest[64] = '\0';
+	flt_pkg_env_name(longest, env);
+	assert_int_equal(strlen(env), 17 + 64 + 8);
+	assert_string_equal(env + 17 + 64, "_VERSION");
+}
+
 static void test_size_limit(void **state)
 {
 	size_t n = FLT_JOB_SPEC_MAX + 1;
@@ -441,6 +479,32 @@ static const struct bad_case {
 	  "(400000 >= 300000)" },
 	{ "max_parallel too large", JOB(",\"update\":{\"max_parallel\":1001}"),
 	  "update.max_parallel: must be at most 1000" },
+	{ "uses: a path", TASK_JOB(",\"uses\":[\"ok\",\"bad/name\"]"),
+	  "groups[0].tasks[0].uses[1]: \"bad/name\" is not a package name" },
+	{ "uses: hidden name", TASK_JOB(",\"uses\":[\".x\"]"),
+	  "groups[0].tasks[0].uses[0]: \".x\" is not a package name" },
+	{ "uses: empty name", TASK_JOB(",\"uses\":[\"\"]"),
+	  "groups[0].tasks[0].uses[0]: \"\" is not a package name" },
+	{ "uses: twice", TASK_JOB(",\"uses\":[\"a\",\"b\",\"a\"]"),
+	  "groups[0].tasks[0].uses[2]: \"a\" is listed twice" },
+	{ "uses: one variable for two",
+	  TASK_JOB(",\"uses\":[\"a-b\",\"A.b\"]"),
+	  "groups[0].tasks[0].uses[1]: \"A.b\" and uses[0] \"a-b\" would "
+	  "share one FLOTILLA_PACKAGE_ variable" },
+	{ "uses: 17 packages",
+	  TASK_JOB(",\"uses\":[\"p1\",\"p2\",\"p3\",\"p4\",\"p5\",\"p6\","
+		   "\"p7\",\"p8\",\"p9\",\"p10\",\"p11\",\"p12\",\"p13\","
+		   "\"p14\",\"p15\",\"p16\",\"p17\"]"),
+	  "groups[0].tasks[0].uses: at most 16 packages" },
+	{ "packages_dir relative", TASK_JOB(",\"packages_dir\":\"pkgs\""),
+	  "groups[0].tasks[0].packages_dir: must be an absolute path other "
+	  "than /" },
+	{ "packages_dir /", TASK_JOB(",\"packages_dir\":\"/\""),
+	  "groups[0].tasks[0].packages_dir: must be an absolute path other "
+	  "than /" },
+	{ "packages_dir with ..", TASK_JOB(",\"packages_dir\":\"/a/../b\""),
+	  "groups[0].tasks[0].packages_dir: must be an absolute path other "
+	  "than /" },
 };
 
 /* Every case is run and every mismatch shown before the test fails. */
@@ -475,6 +539,7 @@ int main(void)
 		cmocka_unit_test(test_system_and_batch),
 		cmocka_unit_test(test_check_message),
 		cmocka_unit_test(test_task_check_prefix),
+		cmocka_unit_test(test_uses),
 		cmocka_unit_test(test_size_limit),
 		cmocka_unit_test(test_bad_jobs),
 	};
