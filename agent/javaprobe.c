@@ -73,6 +73,7 @@ struct probe {
 	struct pom *poms;
 	size_t n_poms, cap_poms;
 	struct manifest mf;
+	size_t entries; /* headers read */
 	bool jndi;
 	bool too_many_poms;
 	bool budget_noted;
@@ -451,22 +452,25 @@ static int read_entry(struct archive *a, struct archive_entry *e, size_t max,
 		return -ENOMEM;
 	for (;;) {
 		if (len == cap) {
-			char probe;
+			char extra;
 			char *nb;
 
 			/* Full: the size announced may be a lie. */
-			n = archive_read_data(a, &probe, 1);
+			n = archive_read_data(a, &extra, 1);
 			if (n < 0)
 				return (int)n;
 			if (n == 0)
 				break;
 			if (cap == max)
 				return -EFBIG;
-			cap = cap > max / 2 ? max : cap * 2;
+			/* cap <= max <= NESTED_MAX: no overflow. */
+			cap = cap < BLOCK_SIZE ? BLOCK_SIZE : 2 * cap;
+			if (cap > max)
+				cap = max;
 			if (!(nb = realloc(buf, cap + 1)))
 				return -ENOMEM;
 			buf = nb;
-			buf[len++] = probe;
+			buf[len++] = extra;
 			continue;
 		}
 		n = archive_read_data(a, buf + len, cap - len);
@@ -660,7 +664,6 @@ static bool is_jndi_class(const char *name)
 static int probe_entries(struct probe *p, struct archive *a, flt_error_t *err)
 {
 	struct archive_entry *e;
-	size_t entries = 0;
 	bool failed = false;
 	int r;
 
@@ -674,7 +677,7 @@ static int probe_entries(struct probe *p, struct archive *a, flt_error_t *err)
 		if (r == ARCHIVE_FATAL)
 			return flt_err(err, FLT_EPROTO, "java %s: %s",
 				       p->display, entry_error(a, r));
-		if (++entries > MAX_ENTRIES)
+		if (++p->entries > MAX_ENTRIES)
 			return flt_err(err, FLT_EPROTO,
 				       "java %s: more than %d entries; the "
 				       "rest not read",
@@ -728,8 +731,10 @@ static int probe_archive(struct archive *a, int open_rc, struct probe *p,
 	rc = probe_entries(p, a, err);
 	if (rc < 0)
 		agent_inv_error(p->l, "%s", err->msg);
-	/* What was read before a failure is still evidence. */
-	emit(p);
+	/* What was read before a failure is still evidence; an archive not
+	 * one entry of which could be read is no archive. */
+	if (rc == 0 || p->entries > 0)
+		emit(p);
 	free(p->poms);
 	return rc;
 }

@@ -512,6 +512,15 @@ static void test_corrupt(void **state)
 	assert_int_equal(l.n_errors, 2);
 	agent_inv_list_free(&l);
 
+	/* Cut inside its first entry: nothing read, nothing reported. */
+	good = log4j_core("2.14.1", true, &len);
+	write_file(path, good, 20);
+	assert_true(probe(dir, "broken-1.0.jar", &l) < 0);
+	assert_int_equal(l.n, 0);
+	assert_int_equal(l.n_errors, 1);
+	agent_inv_list_free(&l);
+	free(good);
+
 	/* Every truncation of a good jar, and every byte flipped in turn:
 	 * never a crash, a clean list either way. */
 	good = log4j_core("2.14.1", true, &len);
@@ -580,6 +589,41 @@ static void test_nested_one_level(void **state)
 	free(path);
 	free(core);
 	free(mid);
+}
+
+static void test_bounds(void **state)
+{
+	const char *dir = *state;
+	agent_inv_list_t l = { 0 };
+	size_t huge_len = (64u << 20) + 1, pom_len = 64 * 1024 + 1;
+	char *huge = calloc(1, huge_len), *big_pom = malloc(pom_len + 1);
+	size_t len;
+	void *core = log4j_core("2.14.1", true, &len);
+	struct zent e[] = {
+		ZL("WEB-INF/lib/huge-1.0.jar", huge, huge_len, false),
+		ZL("WEB-INF/lib/log4j-core-2.14.1.jar", core, len, false),
+		ZL("META-INF/maven/a/b/pom.properties", big_pom, pom_len,
+		   false),
+	};
+	char *path = cat(dir, "bomb.war");
+
+	assert_non_null(huge);
+	memset(big_pom, '#', pom_len);
+	big_pom[pom_len] = '\0';
+	zip_file(path, e, FLT_ARRAY_SIZE(e));
+	free(path);
+	assert_int_equal(probe(dir, "bomb.war", &l), 0);
+	/* Past 64 MiB a nested archive is not opened, past 64 KiB a
+	 * pom.properties not read: both listed, the rest still probed. */
+	assert_int_equal(l.n_errors, 2);
+	assert_non_null(strstr(l.errors[0], "huge-1.0.jar: too large"));
+	assert_non_null(strstr(l.errors[1], "a/b/pom.properties: too large"));
+	assert_non_null(find(l.items, l.n, "log4j-core", NULL));
+	assert_non_null(find(l.items, l.n, "bomb", "bomb.war"));
+	agent_inv_list_free(&l);
+	free(huge);
+	free(big_pom);
+	free(core);
 }
 
 /* ---- dpkg --------------------------------------------------------------- */
@@ -1064,6 +1108,7 @@ int main(void)
 		T(test_pom_properties_syntax),
 		T(test_corrupt),
 		T(test_nested_one_level),
+		T(test_bounds),
 		T(test_dpkg),
 		T(test_managed),
 		T(test_scan_and_digest),
