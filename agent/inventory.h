@@ -22,8 +22,10 @@ typedef struct agent_inv_opts {
 	/* The dpkg status file (/var/lib/dpkg/status); NULL or "": none. */
 	const char *dpkg_status;
 	/* Directories searched (recursively, not following symlinked
-	 * directories, not crossing into /proc or /sys) for .jar, .war and
-	 * .ear files. */
+	 * directories, not crossing into /proc, /sys or other kernel file
+	 * systems) for .jar, .war and .ear files; links to archives are not
+	 * followed either (their targets are found where they are). A root
+	 * may itself be a link, or an archive. */
 	const char *const *java_roots;
 	size_t n_java_roots;
 	/* The agent's package directory (<data_dir>/packages): each
@@ -102,7 +104,8 @@ int agent_dpkg_parse(const char *path, agent_inv_list_t *l, flt_error_t *err);
 int agent_java_probe(const char *path, const char *display_path,
 		     agent_inv_list_t *l, flt_error_t *err);
 
-/* The same on an open regular file (borrowed: fd stays open). */
+/* The same on an open regular file, read from its start (fd is borrowed:
+ * it stays open, its offset moved). */
 int agent_java_probe_fd(int fd, const char *display_path,
 			agent_inv_list_t *l, flt_error_t *err);
 
