@@ -31,6 +31,9 @@ extern const cli_cmd_t cli_node_cmds[];
 extern const cli_cmd_t cli_job_cmds[];
 extern const cli_cmd_t cli_alloc_cmds[];
 extern const cli_cmd_t cli_deployment_cmds[];
+extern const cli_cmd_t cli_package_cmds[];
+extern const cli_cmd_t cli_inventory_cmds[];
+extern const cli_cmd_t cli_campaign_cmds[];
 
 /* Exit statuses. */
 enum {
@@ -104,6 +107,9 @@ void cli_age(int64_t unix_ms, char *buf, size_t len);
 /* "1h02m" style, for durations (not ages). */
 void cli_format_duration(int64_t ms, char *buf, size_t len);
 
+/* "512 B", "3.2 MiB": sizes in binary units. */
+void cli_format_size(uint64_t bytes, char *buf, size_t len);
+
 /* Prints "Key            = value" (key padded to a fixed width). */
 void cli_kv(const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -168,7 +174,16 @@ typedef struct cli_progress {
 
 void cli_progress_init(cli_progress_t *p, FILE *f);
 void cli_progress_draw(cli_progress_t *p, const Flotilla__Deployment *d);
+/* The same for any progress: draws n lines (malloc'd strings, taken with
+ * the array) as the new state. */
+void cli_progress_lines(cli_progress_t *p, char **lines, size_t n);
 void cli_progress_end(cli_progress_t *p);
+
+/* "[#######-------] ": done of total as a bar (and a space) in buf. */
+#define CLI_BAR_WIDTH 14
+#define CLI_BAR_SIZE (CLI_BAR_WIDTH + 4)
+void cli_progress_bar(char buf[CLI_BAR_SIZE], unsigned done,
+		      unsigned total);
 
 /* ---- monitor.c: following a rollout ------------------------------------ */
 
@@ -179,6 +194,17 @@ bool cli_interrupted(void);
 
 /* Sleeps ms, or less when SIGINT arrives. */
 void cli_sleep_ms(int ms);
+
+/*
+ * One poll of a watch. A coordinator that is away (restarting, unreachable,
+ * busy) is retried until deadline (flt_now_mono_ms), saying so once (and
+ * making p, when not NULL, start its lines again below); any other error
+ * ends the watch. Returns 0, or 1 after printing why.
+ */
+int cli_poll_call(cli_t *c, Flotilla__Method m, const ProtobufCMessage *req,
+		  const ProtobufCMessageDescriptor *desc,
+		  ProtobufCMessage **resp, int64_t deadline,
+		  cli_progress_t *p);
 
 /*
  * Shows the progress of deployment id until it is successful (returns 0),

@@ -28,7 +28,9 @@ static const flt_flag_t flags[] = {
 };
 
 static const cli_cmd_t *const groups[] = {
-	cli_node_cmds, cli_job_cmds, cli_alloc_cmds, cli_deployment_cmds, NULL
+	cli_node_cmds, cli_job_cmds, cli_alloc_cmds,
+	cli_deployment_cmds, cli_package_cmds, cli_inventory_cmds,
+	cli_campaign_cmds, NULL,
 };
 
 int cli_fail(const char *fmt, ...)

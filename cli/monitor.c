@@ -34,15 +34,9 @@ void cli_sleep_ms(int ms)
 		nanosleep(&ts, NULL);
 }
 
-/*
- * One poll of a watch. A coordinator that is away (restarting, unreachable,
- * busy) is retried until the deadline, saying so once; any other error ends
- * the watch. Returns 0, or 1 after printing why.
- */
-static int poll_call(cli_t *c, Flotilla__Method m, const ProtobufCMessage *req,
-		     const ProtobufCMessageDescriptor *desc,
-		     ProtobufCMessage **resp, int64_t deadline,
-		     cli_progress_t *p)
+int cli_poll_call(cli_t *c, Flotilla__Method m, const ProtobufCMessage *req,
+		  const ProtobufCMessageDescriptor *desc,
+		  ProtobufCMessage **resp, int64_t deadline, cli_progress_t *p)
 {
 	bool said = false;
 	for (;;) {
@@ -73,10 +67,10 @@ static int get_deployment(cli_t *c, const char *id, int64_t deadline,
 	Flotilla__DeploymentGetRequest req =
 		FLOTILLA__DEPLOYMENT_GET_REQUEST__INIT;
 	req.id = (char *)id;
-	int rc = poll_call(c, FLOTILLA__METHOD__METHOD_DEPLOYMENT_GET,
-			   &req.base,
-			   &flotilla__deployment_get_response__descriptor,
-			   (ProtobufCMessage **)resp, deadline, p);
+	int rc = cli_poll_call(c, FLOTILLA__METHOD__METHOD_DEPLOYMENT_GET,
+			       &req.base,
+			       &flotilla__deployment_get_response__descriptor,
+			       (ProtobufCMessage **)resp, deadline, p);
 	if (rc == 0 && !(*resp)->deployment) {
 		flotilla__deployment_get_response__free_unpacked(*resp, NULL);
 		return cli_fail("bad reply: no deployment");
@@ -181,9 +175,11 @@ int cli_watch_allocs(cli_t *c, const char *job, const char *eval_id,
 	req.name = (char *)job;
 	cli_catch_interrupt();
 	for (;;) {
-		if (poll_call(c, FLOTILLA__METHOD__METHOD_JOB_GET, &req.base,
-			      &flotilla__job_get_response__descriptor,
-			      (ProtobufCMessage **)&resp, deadline, NULL) != 0)
+		if (cli_poll_call(c, FLOTILLA__METHOD__METHOD_JOB_GET,
+				  &req.base,
+				  &flotilla__job_get_response__descriptor,
+				  (ProtobufCMessage **)&resp, deadline,
+				  NULL) != 0)
 			return CLI_EXIT_FAIL;
 		settled = allocs_settled(resp, eval_id);
 		if (settled || flt_now_mono_ms() >= deadline)

@@ -10,7 +10,6 @@
 
 /* Finished allocations of old versions shown by job status without --all. */
 #define OLD_ALLOCS_SHOWN 10
-#define BAR_WIDTH 14
 
 const char *cli_dash(const char *s) { return s && *s ? s : "-"; }
 
@@ -43,6 +42,20 @@ void cli_format_duration(int64_t ms, char *buf, size_t len)
 	else
 		snprintf(buf, len, "%lldh%02lldm", (long long)(ms / 3600000),
 			 (long long)(ms / 60000 % 60));
+}
+
+void cli_format_size(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const units[] = { "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)bytes;
+	size_t u = 0;
+	if (bytes < 1024) {
+		snprintf(buf, len, "%llu B", (unsigned long long)bytes);
+		return;
+	}
+	for (v /= 1024; v >= 1024 && u + 1 < FLT_ARRAY_SIZE(units); u++)
+		v /= 1024;
+	snprintf(buf, len, "%.1f %s", v, units[u]);
 }
 
 void cli_kv(const char *key, const char *fmt, ...)
@@ -288,27 +301,27 @@ bool cli_deployment_done(const Flotilla__Deployment *d)
 	       strcmp(d->status, "cancelled") == 0;
 }
 
-/* "[#######-------]": healthy share of the group's allocations. */
-static void bar(char *buf, unsigned done, unsigned total)
+void cli_progress_bar(char buf[CLI_BAR_SIZE], unsigned done,
+		      unsigned total)
 {
-	unsigned fill = total ? (unsigned)((uint64_t)done * BAR_WIDTH / total)
-			      : 0;
-	if (fill > BAR_WIDTH)
-		fill = BAR_WIDTH;
+	unsigned fill =
+		total ? (unsigned)((uint64_t)done * CLI_BAR_WIDTH / total) : 0;
+	if (fill > CLI_BAR_WIDTH)
+		fill = CLI_BAR_WIDTH;
 	buf[0] = '[';
 	memset(buf + 1, '#', fill);
-	memset(buf + 1 + fill, '-', BAR_WIDTH - fill);
-	buf[BAR_WIDTH + 1] = ']';
-	buf[BAR_WIDTH + 2] = ' ';
-	buf[BAR_WIDTH + 3] = '\0';
+	memset(buf + 1 + fill, '-', CLI_BAR_WIDTH - fill);
+	buf[CLI_BAR_WIDTH + 1] = ']';
+	buf[CLI_BAR_WIDTH + 2] = ' ';
+	buf[CLI_BAR_WIDTH + 3] = '\0';
 }
 
 static void group_line(const Flotilla__DeploymentGroup *g, int name_w,
 		       bool tty, char *buf, size_t len)
 {
-	char b[BAR_WIDTH + 4] = "", canary[64] = "";
+	char b[CLI_BAR_SIZE] = "", canary[64] = "";
 	if (tty)
-		bar(b, g->healthy, g->desired_total);
+		cli_progress_bar(b, g->healthy, g->desired_total);
 	if (g->desired_canaries)
 		snprintf(canary, sizeof(canary), "  canary %zu/%u%s",
 			 g->n_canaries, g->desired_canaries,
@@ -379,6 +392,12 @@ static void redraw(cli_progress_t *p, char **lines, size_t n)
 		printf("\033[%dA", p->drawn);
 	for (size_t i = 0; i < n; i++)
 		printf("\r\033[2K%.*s\n", (int)(cols - 1), lines[i]);
+	/* Fewer lines than last time: blank the rest and come back up. */
+	if (p->drawn > (int)n) {
+		for (int i = (int)n; i < p->drawn; i++)
+			printf("\r\033[2K\n");
+		printf("\033[%dA", p->drawn - (int)n);
+	}
 	p->drawn = (int)n;
 }
 
@@ -387,6 +406,11 @@ void cli_progress_draw(cli_progress_t *p, const Flotilla__Deployment *d)
 	size_t n = d->n_groups + 1;
 	char **lines = flt_xcalloc(n, sizeof(*lines));
 	progress_lines(d, p->tty, lines);
+	cli_progress_lines(p, lines, n);
+}
+
+void cli_progress_lines(cli_progress_t *p, char **lines, size_t n)
+{
 	if (p->tty) {
 		if (!lines_same(p, lines, n))
 			redraw(p, lines, n);
