@@ -6,6 +6,7 @@
  *   <name>/.<version>.sha256   its digest, written just before the version
  *                              directory is renamed into place
  *   <name>/current             symlink to "<version>"
+ *   .lock                      flock'd shared by every open store
  *   .fetch-*, .unpack-*, .gc-* temporaries (removed at open)
  *   <name>/.current.tmp, <name>/..*   temporaries (removed at open)
  * Names and versions never start with '.', so no temporary looks like one;
@@ -21,7 +22,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <archive.h>
@@ -43,10 +46,13 @@
 /* "." version ".sha256" */
 #define MARKER_LEN (1 + 128 + sizeof(MARKER_SUFFIX))
 #define TEMP_LEN 32
+#define LOCK_FILE ".lock"
+#define LOCK_WAIT_MS 10000
 
 struct agent_pkgs {
 	pthread_mutex_t lock;
 	int dirfd;
+	int lockfd; /* LOCK_FILE, flock'd shared while open */
 	bool has_key;
 	uint8_t key[32];
 	char *dir; /* absolute */
@@ -291,6 +297,45 @@ static void remove_stale(agent_pkgs_t *p)
 	closedir(d);
 }
 
+/*
+ * Another process may have the store open and be in the middle of staging
+ * (the agent's exec helper opens it to resolve a task's packages): its
+ * temporaries are not stale. So they are removed only by the opener that
+ * gets the lock file exclusively, which it then holds shared like every
+ * other opener until it closes the store.
+ */
+static int lock_store(agent_pkgs_t *p, flt_error_t *err)
+{
+	const struct timespec pause = { 0, 10 * 1000 * 1000 };
+	int waited = 0, rc;
+
+	p->lockfd = openat(p->dirfd, LOCK_FILE,
+			   O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (p->lockfd < 0)
+		return flt_err(err, -errno, "package store %s/" LOCK_FILE ": %s",
+			       p->dir, strerror(errno));
+	if (flock(p->lockfd, LOCK_EX | LOCK_NB) == 0)
+		remove_stale(p);
+	/* From exclusive, or from nothing while another opener cleans up. */
+	while (flock(p->lockfd, LOCK_SH | LOCK_NB) < 0) {
+		if ((errno != EWOULDBLOCK && errno != EINTR) ||
+		    waited >= LOCK_WAIT_MS) {
+			rc = errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+			close(p->lockfd);
+			return flt_err(err, rc,
+				       "package store %s: %s",
+				       p->dir,
+				       rc == -ETIMEDOUT
+					       ? "still locked by another "
+						 "process after 10 s"
+					       : strerror(-rc));
+		}
+		nanosleep(&pause, NULL);
+		waited += 10;
+	}
+	return 0;
+}
+
 int agent_pkgs_open(const char *dir, const uint8_t *fleet_key,
 		    agent_pkgs_t **out, flt_error_t *err)
 {
@@ -324,12 +369,17 @@ int agent_pkgs_open(const char *dir, const uint8_t *fleet_key,
 		return flt_err(err, rc, "package store %s: %s", dir,
 			       strerror(-rc));
 	}
+	if ((rc = lock_store(p, err)) < 0) {
+		close(p->dirfd);
+		free(abs);
+		free(p);
+		return rc;
+	}
 	if (fleet_key) {
 		memcpy(p->key, fleet_key, sizeof(p->key));
 		p->has_key = true;
 	}
 	pthread_mutex_init(&p->lock, NULL);
-	remove_stale(p);
 	*out = p;
 	return 0;
 }
@@ -338,6 +388,7 @@ void agent_pkgs_close(agent_pkgs_t *p)
 {
 	if (!p)
 		return;
+	close(p->lockfd);
 	close(p->dirfd);
 	pthread_mutex_destroy(&p->lock);
 	free(p->dir);
