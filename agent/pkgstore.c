@@ -568,7 +568,10 @@ static int walk_parents(struct unpack *u, char **comps, size_t n,
 				      O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
 					      O_CLOEXEC);
 			if (next >= 0 && fchmod(next, 0755) < 0) {
+				int e = errno;
+
 				close(next);
+				errno = e;
 				goto sys;
 			}
 		}
@@ -1004,6 +1007,11 @@ static int install(agent_pkgs_t *p, const Flotilla__PackageManifest *m,
 	}
 	close(fd);
 	marked = true;
+	/* The record must be on disk before the directory it vouches for. */
+	if (fsync(namefd) < 0) {
+		rc = -errno;
+		goto sys;
+	}
 	if ((rc = rename_noreplace(p->dirfd, tmpdir, namefd, m->version)) < 0)
 		goto sys;
 	if (fsync(namefd) < 0 || fsync(p->dirfd) < 0) {
