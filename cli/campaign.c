@@ -379,8 +379,9 @@ static char **watch_lines(const Flotilla__CampaignGetResponse *r,
 
 /* ---- Watch ------------------------------------------------------------- */
 
-static int get_polled(cli_t *c, const char *id, bool targets, cli_progress_t *p,
-		      Flotilla__CampaignGetResponse **resp)
+/* A poll that retries a coordinator that is away for up to away_ms. */
+static int get_polled(cli_t *c, const char *id, bool targets, int64_t away_ms,
+		      cli_progress_t *p, Flotilla__CampaignGetResponse **resp)
 {
 	Flotilla__CampaignGetRequest req = FLOTILLA__CAMPAIGN_GET_REQUEST__INIT;
 	req.id = (char *)id;
@@ -388,7 +389,7 @@ static int get_polled(cli_t *c, const char *id, bool targets, cli_progress_t *p,
 	int rc = cli_poll_call(
 		c, FLOTILLA__METHOD__METHOD_CAMPAIGN_GET, &req.base,
 		&flotilla__campaign_get_response__descriptor,
-		(ProtobufCMessage **)resp, flt_now_mono_ms() + AWAY_MS, p);
+		(ProtobufCMessage **)resp, flt_now_mono_ms() + away_ms, p);
 	if (rc == 0 && !(*resp)->campaign) {
 		flotilla__campaign_get_response__free_unpacked(*resp, NULL);
 		return cli_fail("bad reply: no campaign");
@@ -462,10 +463,12 @@ static int watch_json(cli_t *c, const Flotilla__CampaignGetResponse *r)
  * Shows the progress of campaign id until it is complete (0), aborted or
  * paused (1); with json, nothing until then, and then the reply as JSON.
  * The cheap reply (counts) is polled; the targets are fetched again only
- * when it changed.
+ * when it changed. A coordinator away at the first poll is an error,
+ * unless it has just created the campaign (created).
  */
-static int watch(cli_t *c, const char *id, bool json)
+static int watch(cli_t *c, const char *id, bool json, bool created)
 {
+	int64_t away_ms = created ? AWAY_MS : 0;
 	cli_progress_t p;
 	Flotilla__CampaignGetResponse *last = NULL;
 	wave_counts_t *waves = NULL;
@@ -476,14 +479,15 @@ static int watch(cli_t *c, const char *id, bool json)
 	cli_progress_init(&p, stdout);
 	for (;;) {
 		Flotilla__CampaignGetResponse *r;
-		if (get_polled(c, id, false, &p, &r) != 0)
+		if (get_polled(c, id, false, away_ms, &p, &r) != 0)
 			break;
+		away_ms = AWAY_MS;
 		if (json) {
 			/* Only the end matters; its targets come below. */
 		} else if (changed(r, last) &&
 			   counts_of(r)->total <= WATCH_TARGETS_MAX) {
 			flotilla__campaign_get_response__free_unpacked(r, NULL);
-			if (get_polled(c, id, true, &p, &r) != 0)
+			if (get_polled(c, id, true, away_ms, &p, &r) != 0)
 				break;
 			free(waves);
 			waves = count_waves(r, &nwaves);
@@ -778,7 +782,7 @@ static int campaign_create(cli_t *c, const cli_cmd_t *cmd, int argc,
 		return 0;
 	}
 	fflush(stdout);
-	return watch(c, k->id, false);
+	return watch(c, k->id, false, true);
 }
 
 /* ---- status, watch, list, report --------------------------------------- */
@@ -924,7 +928,7 @@ static int campaign_watch(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 	int rc = cli_args(cmd, flags, argc, argv, 1, 1, &id);
 	if (rc >= 0)
 		return rc;
-	return watch(c, id, json);
+	return watch(c, id, json, false);
 }
 
 /* pause, resume, abort: one call, then the campaign's line. */
