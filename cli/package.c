@@ -107,7 +107,7 @@ typedef struct push_file {
 } push_file_t;
 
 /* Reads the chunk at the current offset: up to FLT_PKG_CHUNK_SIZE bytes,
- * fewer only at the end. */
+ * fewer only at the end. Returns 0 or -errno. */
 static int read_chunk(push_file_t *f, size_t *len)
 {
 	size_t got = 0;
@@ -116,7 +116,7 @@ static int read_chunk(push_file_t *f, size_t *len)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return cli_fail("%s: %s", f->path, strerror(errno));
+			return -errno;
 		if (n == 0)
 			break;
 		got += (size_t)n;
@@ -138,8 +138,9 @@ static int digest_file(push_file_t *f, Flotilla__PackageManifest *m)
 	crypto_hash_sha256_init(&st);
 	for (;;) {
 		size_t len;
-		if (read_chunk(f, &len) != 0)
-			return 1;
+		int rc = read_chunk(f, &len);
+		if (rc < 0)
+			return cli_fail("%s: %s", f->path, strerror(-rc));
 		if (len == 0)
 			break;
 		if (m->n_chunks == nchunks)
@@ -176,6 +177,13 @@ static void upload_progress(bool tty, size_t i, const push_file_t *f,
 	fflush(stderr);
 }
 
+/* Clears the progress line, so that an error starts a line of its own. */
+static void upload_progress_clear(bool tty)
+{
+	if (tty)
+		fputs("\r\033[2K", stderr);
+}
+
 /* Second pass: every chunk to the coordinator, each checked against the
  * first pass, so that a file changed meanwhile is not pushed half old,
  * half new. */
@@ -190,25 +198,36 @@ static int upload_chunks(cli_t *c, push_file_t *f,
 			FLOTILLA__CHUNK_PUT_REQUEST__INIT;
 		cleanup_pb Flotilla__ChunkPutResponse *resp = NULL;
 		char hex[FLT_SHA256_HEX];
+		flt_error_t err;
 		size_t len;
 		upload_progress(tty, i, f, m);
-		if (read_chunk(f, &len) != 0)
-			return 1;
+		int rc = read_chunk(f, &len);
+		if (rc < 0) {
+			upload_progress_clear(tty);
+			return cli_fail("%s: %s", f->path, strerror(-rc));
+		}
 		flt_sha256_hex(f->buf, len, hex);
-		if (len == 0 || strcmp(hex, m->chunks[i]) != 0)
+		if (len == 0 || strcmp(hex, m->chunks[i]) != 0) {
+			upload_progress_clear(tty);
 			return cli_fail("%s: changed while it was pushed "
 					"(chunk %zu)",
 					f->path, i);
+		}
 		req.data.data = f->buf;
 		req.data.len = len;
-		if (cli_call(c, FLOTILLA__METHOD__METHOD_CHUNK_PUT, &req.base,
-			     &flotilla__chunk_put_response__descriptor,
-			     (ProtobufCMessage **)&resp) != 0)
-			return 1;
-		if (strcmp(resp->sha256, hex) != 0)
+		if (cli_call_err(c, FLOTILLA__METHOD__METHOD_CHUNK_PUT,
+				 &req.base,
+				 &flotilla__chunk_put_response__descriptor,
+				 (ProtobufCMessage **)&resp, &err) < 0) {
+			upload_progress_clear(tty);
+			return cli_fail("%s", err.msg);
+		}
+		if (strcmp(resp->sha256, hex) != 0) {
+			upload_progress_clear(tty);
 			return cli_fail("chunk %zu: the coordinator stored "
 					"sha256 %.12s, not %.12s",
 					i, resp->sha256, hex);
+		}
 		*existed += resp->existed;
 	}
 	upload_progress(tty, m->n_chunks, f, m);
