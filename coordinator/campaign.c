@@ -388,10 +388,22 @@ static int changes_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 	return 0;
 }
 
+typedef struct sync_op {
+	coord_campaigns_t *cs;
+	coord_apply_fn apply;
+	void *arg;
+} sync_op_t;
+
+static int sync_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
+{
+	sync_op_t *o = arg;
+	return o->apply(txn, o->arg, err);
+}
+
 static void sync_done(void *arg, int rc, uint64_t index,
 		      const flt_error_t *err)
 {
-	coord_campaigns_t *cs = arg;
+	coord_campaigns_t *cs = ((sync_op_t *)arg)->cs;
 	pthread_mutex_lock(&cs->wmtx);
 	cs->wrc = rc;
 	cs->windex = index;
@@ -402,14 +414,15 @@ static void sync_done(void *arg, int rc, uint64_t index,
 	pthread_mutex_unlock(&cs->wmtx);
 }
 
-/* Submits an op and waits for its commit. */
+/* Submits an op and waits for its commit (only the campaign thread). */
 static int commit_sync(coord_campaigns_t *cs, coord_apply_fn apply,
 		       void *arg, uint64_t *index, flt_error_t *err)
 {
+	sync_op_t op = { cs, apply, arg };
 	pthread_mutex_lock(&cs->wmtx);
 	cs->wdone = false;
 	pthread_mutex_unlock(&cs->wmtx);
-	coord_writer_submit(cs->o.writer, apply, sync_done, arg);
+	coord_writer_submit(cs->o.writer, sync_apply, sync_done, &op);
 	pthread_mutex_lock(&cs->wmtx);
 	while (!cs->wdone)
 		pthread_cond_wait(&cs->wcond, &cs->wmtx);
