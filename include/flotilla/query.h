@@ -16,6 +16,26 @@
  * field> or label.<key> with =, != or ~ (a POSIX extended regexp). "all"
  * matches every host. Terms combine with and, or, not and parentheses.
  * advisory:ID stands for the advisory's affected ranges of its package.
+ *
+ * In detail:
+ *   - Keywords (and, or, not, in, all), prefixes and advisory IDs are
+ *     case-insensitive; not binds tighter than and, and than or. Values
+ *     and versions may be quoted ('...' or "...", no escapes).
+ *   - "maven:" and "semver:" select Java and managed items, "dpkg:" dpkg
+ *     items in dpkg order, "java:" and "managed:" one kind in its default
+ *     order. A name is an item's name (a Maven artifactId); group:artifact
+ *     also requires the item's group.
+ *   - Clauses (=, !=, <, <=, >, >=) joined by ',' must all hold; a range
+ *     union is [a, b) | (c, d] | ... ("∪" may stand for "|"), an empty
+ *     bound is unbounded ("[, 2.3.1)"). Without either, the package is
+ *     present at any version. An item whose version is not a semantic
+ *     version never satisfies a semver: term.
+ *   - node.name, node.id, attr.<field> and label.<key> compare the value
+ *     the host gives: = and ~ fail where it gives none, != holds.
+ *   - advisory:ID (its id or an alias) matches the advisory's package by
+ *     name whatever the group: archives found by their file name carry
+ *     none.
+ *   - At most 4096 bytes, 256 terms, 32 levels of parentheses and not.
  */
 #ifndef FLOTILLA_QUERY_H
 #define FLOTILLA_QUERY_H
@@ -30,12 +50,47 @@ typedef struct flt_advisories flt_advisories_t;
 typedef struct flt_query flt_query_t;
 
 /*
- * Loads an advisory file (JSON, see share/advisories/log4shell.json). A
- * malformed file is refused whole, the message naming the entry and field.
+ * Loads an advisory file (JSON, see share/advisories/log4shell.json):
+ *
+ *   {"advisories": [{"id", "aliases"?, "summary", "severity", "cvss",
+ *     "package": {"ecosystem", "group"?, "name"}, "affected": [ranges],
+ *     "fixed"?, "source", "notes"?}, ...]}
+ *
+ * A malformed file (a missing or unknown field, a range that does not
+ * parse or is empty, an id or alias given twice) is refused whole with
+ * -EINVAL, the message naming the entry and field: "advisories[1]
+ * (CVE-2021-45046): affected[0]: column 3: expected a version, found
+ * \",\"". A file that cannot be read: its negative errno.
  */
 int flt_advisories_load(const char *path, flt_advisories_t **out,
 			flt_error_t *err);
 void flt_advisories_free(flt_advisories_t *a);
+
+/* One advisory as its file gives it, lent until flt_advisories_free. */
+typedef struct flt_advisory {
+	const char *id; /* "CVE-2021-44228" */
+	const char *const *aliases;
+	size_t n_aliases;
+	const char *summary;
+	const char *severity; /* critical, high, moderate, medium or low */
+	double cvss;	      /* 0 to 10 */
+	const char *ecosystem; /* "maven", "dpkg" or "semver" */
+	const char *group;     /* "" when not given */
+	const char *name;
+	const char *const *affected; /* ranges in the query syntax */
+	size_t n_affected;
+	const char *const *fixed; /* the first fixed version of each line */
+	size_t n_fixed;
+	const char *source; /* where the ranges come from */
+	const char *notes;  /* "" when not given */
+} flt_advisory_t;
+
+/* The advisories in file order, and one by id or alias (any case; NULL
+ * when unknown). */
+size_t flt_advisories_count(const flt_advisories_t *a);
+const flt_advisory_t *flt_advisories_at(const flt_advisories_t *a, size_t i);
+const flt_advisory_t *flt_advisories_find(const flt_advisories_t *a,
+					  const char *id);
 
 /*
  * Parses text. adv may be NULL (then advisory: terms are refused). Errors
@@ -57,7 +112,9 @@ typedef struct flt_query_host {
 	const char *id;
 	const char *name;
 	/* node.name, node.id, attr.<field>, label.<key>: the value, or NULL
-	 * when the host has no such attribute. */
+	 * when the host has no such attribute. Called with the whole key
+	 * ("label.zone"); node.name and node.id read name and id instead
+	 * when those are set. May be NULL. */
 	const char *(*attr)(void *arg, const char *key);
 	void *attr_arg;
 	/* The inventory, sorted by name with strcmp (Inventory's order). */
