@@ -3,6 +3,7 @@
 #define FLOTILLA_AGENT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "flotilla.pb-c.h"
@@ -59,6 +60,14 @@ typedef struct agent_opts {
 	const char *data_dir;
 	const char *task_dir; /* static task specs, or NULL */
 	const char *api_url;  /* the agent's own API (logs), or NULL */
+	/* Packages: only those this key signed are installed; NULL: any. */
+	const uint8_t *fleet_key;
+	/* Inventory: the dpkg status file (NULL or "": none), the Java
+	 * roots, and the time between scans. */
+	const char *dpkg_status;
+	const char *const *java_roots;
+	size_t n_java_roots;
+	int64_t inventory_interval_ms;
 } agent_opts_t;
 
 /*

@@ -44,7 +44,22 @@ int agent_exec(const char *spec_path, const char *data_dir)
 		return 125;
 	}
 	const char *masks[] = { data_dir, "/etc/flotilla", NULL };
-	int rc = agent_task_prepare(t, dir, masks, NULL, &err);
+	/* The packages the agent installed, at their current versions. */
+	agent_task_pkg_t pkgs[AGENT_TASK_USES_MAX];
+	agent_pkgs_t *store = NULL;
+	char pdir[4200];
+	int rc = 0;
+	if (t->n_uses) {
+		snprintf(pdir, sizeof(pdir), "%s/packages", data_dir);
+		rc = agent_pkgs_open(pdir, NULL, &store, &err);
+		if (rc == 0)
+			rc = agent_task_resolve_packages(t, store, pkgs, &err);
+		if (store)
+			agent_pkgs_close(store);
+	}
+	if (rc == 0)
+		rc = agent_task_prepare(t, dir, masks, NULL, pkgs, t->n_uses,
+					&err);
 	flotilla__task_spec__free_unpacked(t, NULL);
 	if (rc < 0) {
 		fprintf(stderr, "flotilla-agent exec: %s\n", err.msg);

@@ -7,6 +7,7 @@
 
 #include "agent.h"
 #include "flotilla/log.h"
+#include "flotilla/pkg.h"
 #include "flotilla/util.h"
 
 static const char *coordinator = "tcp://127.0.0.1:4700";
@@ -22,6 +23,10 @@ static bool dev;
 static bool no_watch;
 static const char *log_level = "info";
 static flt_tls_opts_t tls;
+static const char *fleet_key_file;
+static const char *dpkg_status = "/var/lib/dpkg/status";
+static flt_strlist_t java_roots;
+static const char *inventory_interval = "5m";
 
 static const flt_flag_t flags[] = {
 	{ "coordinator", FLT_FLAG_STRING, &coordinator, "URL",
@@ -61,6 +66,21 @@ static const flt_flag_t flags[] = {
 	{ "dev", FLT_FLAG_BOOL, &dev, NULL,
 	  "development mode: plain transports without a warning", 0, 0,
 	  NULL },
+	{ "fleet-key", FLT_FLAG_STRING, &fleet_key_file, "FILE",
+	  "the fleet's package signing key (public); packages it did not "
+	  "sign are refused",
+	  0, 0, NULL },
+	{ "dpkg-status", FLT_FLAG_STRING, &dpkg_status, "FILE",
+	  "dpkg database to inventory (default /var/lib/dpkg/status; "
+	  "\"none\": no dpkg packages)",
+	  0, 0, NULL },
+	{ "java-root", FLT_FLAG_LIST, &java_roots, "DIR",
+	  "search DIR for Java archives (.jar, .war, .ear) to inventory; "
+	  "repeatable",
+	  0, 0, NULL },
+	{ "inventory-interval", FLT_FLAG_STRING, &inventory_interval,
+	  "DURATION", "time between inventory scans (default 5m)", 0, 0,
+	  NULL },
 	{ "no-watch", FLT_FLAG_BOOL, &no_watch, NULL,
 	  "do not long-poll; see changes at the next heartbeat only", 0, 0,
 	  NULL },
@@ -69,10 +89,53 @@ static const flt_flag_t flags[] = {
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
 
+/* "90s", "5m", "1h30m", "500ms": at least a second, at most a day. */
+static int parse_interval(const char *s, int64_t *ms)
+{
+	static const struct {
+		const char *unit;
+		int64_t ms;
+	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
+		      { "h", 3600000 } };
+	int64_t total = 0;
+
+	if (!*s)
+		return -EINVAL;
+	while (*s) {
+		int64_t v = 0;
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		for (; *s >= '0' && *s <= '9'; s++)
+			if ((v = v * 10 + (*s - '0')) > 86400000)
+				return -ERANGE;
+		size_t u = 0, ulen = 0;
+		for (size_t i = 0; i < FLT_ARRAY_SIZE(units); i++) {
+			size_t n = strlen(units[i].unit);
+			/* The longest unit that fits: "ms" before "m". */
+			if (!strncmp(s, units[i].unit, n) && n > ulen) {
+				u = i;
+				ulen = n;
+			}
+		}
+		if (!ulen)
+			return -EINVAL;
+		total += v * units[u].ms;
+		if (total > 86400000)
+			return -ERANGE;
+		s += ulen;
+	}
+	if (total < 1000)
+		return -ERANGE;
+	*ms = total;
+	return 0;
+}
+
 static int run(void)
 {
 	static const char *const dbs[] = { "identity", "tasks", "packages",
-					   NULL };
+					   "steps", NULL };
+	uint8_t fleet_key[32];
+	int64_t inv_interval_ms;
 	flt_store_opts_t so = { .dbs = dbs, .map_size = (size_t)256 << 20 };
 	flt_store_t *store = NULL;
 	cleanup_free char *token = NULL;
@@ -112,6 +175,17 @@ static int run(void)
 		flt_error("%s", err.msg);
 		return AGENT_EXIT_CONFIG;
 	}
+	if (parse_interval(inventory_interval, &inv_interval_ms) < 0) {
+		flt_error("--inventory-interval \"%s\": a duration from 1s to "
+			  "24h, such as 90s, 5m or 1h30m",
+			  inventory_interval);
+		return AGENT_EXIT_CONFIG;
+	}
+	if (fleet_key_file &&
+	    flt_key_load_public(fleet_key_file, fleet_key, &err) < 0) {
+		flt_error("--fleet-key: %s", err.msg);
+		return AGENT_EXIT_CONFIG;
+	}
 	if (flt_store_open(data_dir, &so, &store, &err) < 0) {
 		flt_error("%s", err.msg);
 		return 1;
@@ -127,9 +201,16 @@ static int run(void)
 		.data_dir = data_dir,
 		.task_dir = task_dir,
 		.api_url = api_url,
+		.fleet_key = fleet_key_file ? fleet_key : NULL,
+		.dpkg_status = strcmp(dpkg_status, "none") ? dpkg_status : NULL,
+		.java_roots = java_roots.v,
+		.n_java_roots = java_roots.n,
+		.inventory_interval_ms = inv_interval_ms,
 	};
-	flt_info("agent starting name=%s coordinator=%s data_dir=%s", name,
-		 coordinator, data_dir);
+	flt_info("agent starting name=%s coordinator=%s data_dir=%s "
+		 "fleet_key=%s",
+		 name, coordinator, data_dir,
+		 fleet_key_file ? fleet_key_file : "none");
 	int rc = agent_run(&o, store);
 	flt_store_close(store);
 	return rc;

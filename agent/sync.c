@@ -8,6 +8,11 @@
  * whose answers wake the sync thread through an eventfd). A change in what
  * the agent reports of its tasks wakes the sync thread too (another
  * eventfd), at most every STATUS_GAP_MS: rollouts wait on those reports.
+ * So do a new inventory digest and a patch step's progress (campaigns
+ * wait on them). Every Sync carries the inventory's digest, and the whole
+ * inventory when the coordinator's copy (SyncResponse.inventory_digest)
+ * differs; the steps of each SyncResponse go to the step worker, and their
+ * statuses come back in every Sync.
  */
 #include <errno.h>
 #include <poll.h>
@@ -23,6 +28,9 @@
 
 #include "agent.h"
 #include "api.h"
+#include "invscan.h"
+#include "pkgstore.h"
+#include "steps.h"
 #include "tasks.h"
 #include "flotilla/log.h"
 #include "flotilla/notify.h"
@@ -43,6 +51,13 @@
 /* Least time between two syncs brought forward by task changes: a
  * flapping task costs the coordinator at most 10 syncs a second. */
 #define STATUS_GAP_MS 100
+/* An inventory the coordinator did not take is offered again this late. */
+#define INVENTORY_RESEND_MS 60000
+/* Room under the coordinator's request limit for the rest of a Sync. */
+#define SYNC_MAX_BYTES (FLT_WIRE_MAX_REQUEST - 16384)
+/* One chunk: up to 256 KiB, over a link that may be slow. */
+#define CHUNK_TIMEOUT_MS 30000
+#define CHUNK_ATTEMPTS 3
 
 enum agent_state { ST_UNREGISTERED, ST_SYNCING };
 
@@ -62,6 +77,16 @@ typedef struct agent {
 	agent_fingerprint_t fp;
 	char api_address[512]; /* what fp reports of --api */
 	agent_tasks_t *tasks;
+	/* Packages, inventory and patch steps. */
+	char *pkgs_dir;
+	agent_pkgs_t *pkgs;
+	agent_invscan_t *inv;
+	agent_steps_t *steps;
+	char coord_digest[FLT_SHA256_HEX]; /* the coordinator's copy */
+	bool coord_digest_known;
+	char refused_digest[FLT_SHA256_HEX]; /* sent, not taken */
+	int64_t resend_at_ms;
+	char too_big_digest[FLT_SHA256_HEX]; /* warned about */
 	Flotilla__RegisterRequest__LabelsEntry *reg_entries;
 	Flotilla__RegisterRequest__LabelsEntry **reg_ptrs;
 	Flotilla__SyncRequest__LabelsEntry *sync_entries;
@@ -204,6 +229,15 @@ static int do_register(agent_t *a)
 	return 0;
 }
 
+/* Whether the coordinator needs the whole inventory of this digest. */
+static bool want_inventory(agent_t *a, const char *digest)
+{
+	if (a->coord_digest_known && !strcmp(a->coord_digest, digest))
+		return false;
+	return strcmp(a->refused_digest, digest) != 0 ||
+	       flt_now_mono_ms() >= a->resend_at_ms;
+}
+
 static int do_sync(agent_t *a)
 {
 	Flotilla__SyncRequest req = FLOTILLA__SYNC_REQUEST__INIT;
@@ -224,12 +258,37 @@ static int do_sync(agent_t *a)
 	Flotilla__TaskStatus **ts = NULL;
 	req.n_tasks = agent_tasks_status(a->tasks, &ts);
 	req.tasks = ts;
+	Flotilla__StepStatus **ss = NULL;
+	req.n_steps = agent_steps_status(a->steps, &ss);
+	req.steps = ss;
+	const Flotilla__Inventory *inv = agent_invscan_get(a->inv);
+	char digest[FLT_SHA256_HEX] = "";
+	bool send_inv = inv && want_inventory(a, inv->digest);
+	if (inv)
+		snprintf(digest, sizeof(digest), "%s", inv->digest);
+	req.inventory_digest = digest;
+	if (send_inv) {
+		req.inventory = (Flotilla__Inventory *)inv;
+		if (protobuf_c_message_get_packed_size(&req.base) >
+		    SYNC_MAX_BYTES) {
+			if (strcmp(a->too_big_digest, digest) != 0)
+				flt_warn("inventory not sent: larger than a "
+					 "Sync may be (%u bytes) items=%zu",
+					 SYNC_MAX_BYTES, inv->n_items);
+			snprintf(a->too_big_digest, sizeof(a->too_big_digest),
+				 "%s", digest);
+			req.inventory = NULL;
+			send_inv = false;
+		}
+	}
 	int rc = flt_client_call(a->client, FLOTILLA__METHOD__METHOD_SYNC, &c,
 				 &req.base,
 				 &flotilla__sync_response__descriptor,
 				 (ProtobufCMessage **)&resp, CALL_TIMEOUT_MS,
 				 &err);
 	agent_tasks_status_free(ts, req.n_tasks);
+	agent_steps_status_free(ss, req.n_steps);
+	agent_invscan_release(a->inv, inv);
 	if (rc == FLT_EAUTH) {
 		flt_error("coordinator rejected this node's credentials: %s "
 			  "node=%s",
@@ -257,6 +316,18 @@ static int do_sync(agent_t *a)
 	}
 	if (applied)
 		atomic_store(&a->known_index, resp->index);
+	snprintf(a->coord_digest, sizeof(a->coord_digest), "%s",
+		 resp->inventory_digest);
+	a->coord_digest_known = true;
+	if (send_inv && strcmp(resp->inventory_digest, digest) != 0) {
+		flt_warn("the coordinator did not take the inventory, offering "
+			 "it again in %d s digest=%.16s",
+			 INVENTORY_RESEND_MS / 1000, digest);
+		snprintf(a->refused_digest, sizeof(a->refused_digest), "%s",
+			 digest);
+		a->resend_at_ms = flt_now_mono_ms() + INVENTORY_RESEND_MS;
+	}
+	agent_steps_offer(a->steps, resp->steps, resp->n_steps);
 	flotilla__sync_response__free_unpacked(resp, NULL);
 	if (attrs)
 		a->send_attrs = false;
@@ -317,6 +388,57 @@ static void *watch_main(void *arg)
 	return NULL;
 }
 
+
+/*
+ * The package store's chunk fetch: one FetchChunk call on the agent's
+ * connection, with its credentials, tried again on transport failures.
+ * Called by the step worker.
+ */
+static int fetch_chunk(void *arg, const char *sha256, uint8_t **data,
+		       size_t *len, flt_error_t *err)
+{
+	agent_t *a = arg;
+	Flotilla__FetchChunkRequest req = FLOTILLA__FETCH_CHUNK_REQUEST__INIT;
+	int rc = flt_err(err, -ECANCELED, "the agent is stopping");
+
+	req.sha256 = (char *)sha256;
+	for (int i = 0; i < CHUNK_ATTEMPTS && !atomic_load(&a->stopping); i++) {
+		Flotilla__FetchChunkResponse *resp = NULL;
+		Flotilla__Credentials c;
+		if (i)
+			usleep(1000 * 1000);
+		pthread_mutex_lock(&a->id_mtx);
+		agent_identity_t id = a->id;
+		pthread_mutex_unlock(&a->id_mtx);
+		if (!id.valid)
+			return flt_err(err, -EAGAIN,
+				       "this agent is not registered yet");
+		flotilla__credentials__init(&c);
+		c.node_id = id.node_id;
+		c.node_secret.data = id.secret;
+		c.node_secret.len = sizeof(id.secret);
+		rc = flt_client_call(a->client,
+				     FLOTILLA__METHOD__METHOD_FETCH_CHUNK, &c,
+				     &req.base,
+				     &flotilla__fetch_chunk_response__descriptor,
+				     (ProtobufCMessage **)&resp,
+				     CHUNK_TIMEOUT_MS, err);
+		sodium_memzero(&id, sizeof(id));
+		if (rc == 0) {
+			*len = resp->data.len;
+			*data = flt_xmalloc(*len ? *len : 1);
+			memcpy(*data, resp->data.data, *len);
+			flotilla__fetch_chunk_response__free_unpacked(resp,
+								      NULL);
+			return 0;
+		}
+		if (rc != FLT_ETRANSPORT && rc != -ETIMEDOUT && rc != -EAGAIN)
+			break;
+	}
+	if (rc < 0 && err)
+		flt_err_prefix(err, "chunk %.16s", sha256);
+	return rc;
+}
 
 /* Tasks: what is reported of a task changed. Any thread. */
 static void on_task_change(void *arg)
@@ -419,6 +541,36 @@ static void *sync_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Closes what agent_run opened, in the order their threads depend on each
+ * other (a step borrows the connection, the tasks and the scanner; the
+ * tasks keep running under their shims). Returns rc.
+ */
+static int close_parts(agent_t *a, int rc)
+{
+	if (a->steps) {
+		flt_shutdown_step("stopping the patch step worker");
+		agent_steps_close(a->steps);
+	}
+	flt_shutdown_step("freeing the coordinator connection");
+	if (a->client)
+		flt_client_close(a->client);
+	flt_shutdown_step("stopping inventory scans");
+	agent_invscan_close(a->inv);
+	flt_shutdown_step("stopping task supervision");
+	agent_tasks_close(a->tasks);
+	if (a->pkgs)
+		agent_pkgs_close(a->pkgs);
+	free(a->pkgs_dir);
+	free(a->reg_entries);
+	free(a->reg_ptrs);
+	free(a->sync_entries);
+	free(a->sync_ptrs);
+	pthread_mutex_destroy(&a->id_mtx);
+	sodium_memzero(&a->id, sizeof(a->id));
+	return rc;
+}
+
 int agent_run(const agent_opts_t *o, flt_store_t *store)
 {
 	agent_t a = { .o = o, .store = store, .interval_ms = 1000 };
@@ -451,22 +603,51 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 		flt_error("eventfd: %s", strerror(errno));
 		return 1;
 	}
+	/* Steps a previous run left under way are settled before any task
+	 * is supervised: tasks start on the version they settle on. */
+	size_t plen = strlen(o->data_dir) + sizeof("/packages");
+	a.pkgs_dir = flt_xmalloc(plen);
+	snprintf(a.pkgs_dir, plen, "%s/packages", o->data_dir);
+	if (agent_pkgs_open(a.pkgs_dir, o->fleet_key, &a.pkgs, &err) < 0) {
+		flt_error("%s", err.msg);
+		return close_parts(&a, 1);
+	}
+	agent_steps_opts_t so = { .store = store, .data_dir = o->data_dir,
+				  .pkgs = a.pkgs, .fetch = fetch_chunk,
+				  .fetch_arg = &a, .on_change = on_task_change,
+				  .change_arg = &a };
+	if (agent_steps_open(&so, &a.steps, &err) < 0) {
+		flt_error("%s", err.msg);
+		return close_parts(&a, 1);
+	}
 	agent_tasks_opts_t to = { .store = store, .data_dir = o->data_dir,
 				  .spec_dir = o->task_dir,
 				  .on_change = on_task_change,
-				  .change_arg = &a };
+				  .change_arg = &a, .pkgs = a.pkgs };
 	if (agent_tasks_open(&to, &a.tasks, &err) < 0) {
 		flt_error("%s", err.msg);
-		flt_client_close(a.client);
-		return 1;
+		return close_parts(&a, 1);
+	}
+	agent_invscan_opts_t io = {
+		.scan = { .dpkg_status = o->dpkg_status,
+			  .java_roots = o->java_roots,
+			  .n_java_roots = o->n_java_roots,
+			  .packages_dir = a.pkgs_dir },
+		.interval_ms = o->inventory_interval_ms,
+		.on_change = on_task_change,
+		.change_arg = &a,
+	};
+	if (agent_invscan_open(&io, &a.inv, &err) < 0 ||
+	    agent_steps_start(a.steps, a.tasks, a.inv, &err) < 0) {
+		flt_error("%s", err.msg);
+		return close_parts(&a, 1);
 	}
 	agent_api_t *api = NULL;
 	if (o->api_url &&
 	    agent_api_open(o->api_url, o->tls, a.tasks, &api, &err) < 0) {
 		flt_error("--api: %s", err.msg);
-		agent_tasks_close(a.tasks);
-		flt_client_close(a.client);
-		return err.code == FLT_EUSAGE ? AGENT_EXIT_CONFIG : 1;
+		return close_parts(&a, err.code == FLT_EUSAGE ? AGENT_EXIT_CONFIG
+							     : 1);
 	}
 	int sfd = flt_signal_fd();
 	if (o->watch &&
@@ -524,22 +705,11 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 	flt_shutdown_step("joining the watch thread");
 	if (a.watch_started)
 		pthread_join(a.watch_thread, NULL);
-	flt_shutdown_step("freeing the coordinator connection");
-	flt_client_close(a.client);
 	flt_shutdown_step("closing the agent API");
 	agent_api_close(api);
-	/* Tasks keep running under their shims. */
-	flt_shutdown_step("stopping task supervision");
-	agent_tasks_close(a.tasks);
 	close(sfd);
 	close(a.wake_fd);
 	close(a.status_fd);
 	close(a.quit_fd);
-	free(a.reg_entries);
-	free(a.reg_ptrs);
-	free(a.sync_entries);
-	free(a.sync_ptrs);
-	pthread_mutex_destroy(&a.id_mtx);
-	sodium_memzero(&a.id, sizeof(a.id));
-	return a.exit_code;
+	return close_parts(&a, a.exit_code);
 }

@@ -159,6 +159,42 @@ const char *agent_shim_path(void)
 	return path;
 }
 
+int agent_task_resolve_packages(const Flotilla__TaskSpec *t,
+				agent_pkgs_t *pkgs,
+				agent_task_pkg_t out[AGENT_TASK_USES_MAX],
+				flt_error_t *err)
+{
+	char path[PATH_MAX];
+	int rc;
+
+	if (t->n_uses > AGENT_TASK_USES_MAX)
+		return flt_err(err, -EINVAL, "uses: at most %d packages",
+			       AGENT_TASK_USES_MAX);
+	for (size_t i = 0; i < t->n_uses; i++) {
+		const char *name = t->uses[i];
+		agent_task_pkg_t *p = &out[i];
+		flt_error_t e;
+		rc = pkgs ? agent_pkgs_resolve(pkgs, name, path, sizeof(path),
+					       &e)
+			  : FLT_ENOTFOUND;
+		if (rc == FLT_ENOTFOUND)
+			return flt_err(err, rc,
+				       "package %s is not installed on this "
+				       "host",
+				       name);
+		if (rc < 0)
+			return flt_err(err, rc, "package %s: %s", name, e.msg);
+		if (!realpath(path, p->dir) || strlen(p->dir) >= sizeof(p->dir))
+			return flt_err(err, -errno ? -errno : -ENAMETOOLONG,
+				       "package %s: %s: %s", name, path,
+				       strerror(errno ? errno : ENAMETOOLONG));
+		const char *v = strrchr(p->dir, '/');
+		snprintf(p->name, sizeof(p->name), "%s", name);
+		snprintf(p->version, sizeof(p->version), "%s", v ? v + 1 : "");
+	}
+	return 0;
+}
+
 /* True when one of kvs ("KEY=VALUE", NULL-ended) sets key. */
 static bool env_has(const char *const *kvs, const char *key)
 {
@@ -169,13 +205,35 @@ static bool env_has(const char *const *kvs, const char *key)
 	return false;
 }
 
+/* "FLOTILLA_PACKAGE_<NAME>_VERSION=<version>" */
+#define PKG_ENV_LEN (FLT_PKG_ENV_MAX + 130)
+
 int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
-		       const char *const *masks, const char *const *env,
+		       const char *const *masks, const char *const *env_in,
+		       const agent_task_pkg_t *pkgs, size_t npkgs,
 		       flt_error_t *err)
 {
 	shim_conf_t c = { 0 };
 	char p[PATH_MAX];
 	int rc;
+
+	/* The agent's own variables: env_in, then one per package. */
+	size_t nenv = 0;
+	while (env_in && env_in[nenv])
+		nenv++;
+	cleanup_free const char **env =
+		flt_xcalloc(nenv + npkgs + 1, sizeof(*env));
+	cleanup_free char *pkg_env = flt_xcalloc(npkgs ? npkgs : 1,
+						 PKG_ENV_LEN);
+	for (size_t i = 0; i < nenv; i++)
+		env[i] = env_in[i];
+	for (size_t i = 0; i < npkgs; i++) {
+		char name[FLT_PKG_ENV_MAX];
+		char *kv = pkg_env + i * PKG_ENV_LEN;
+		flt_pkg_env_name(pkgs[i].name, name);
+		snprintf(kv, PKG_ENV_LEN, "%s=%s", name, pkgs[i].version);
+		env[nenv + i] = kv;
+	}
 
 	/* The shim's paths are bounded; room for "/seccomp.bpf" and such. */
 	if (strlen(task_dir) >= SHIM_PATH_MAX - 32)
@@ -270,6 +328,19 @@ int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
 			}
 		}
 		shim_conf_add_mount(&c, src, t->mounts[i]->target);
+	}
+	/*
+	 * Packages live in the agent's state directory, hidden from tasks
+	 * above: only each package's version directory is shown, resolved
+	 * by the agent (never a path from the spec), read-only like every
+	 * mount.
+	 */
+	const char *pdir = *t->packages_dir ? t->packages_dir : "/packages";
+	for (size_t i = 0; i < npkgs; i++) {
+		char tgt[PATH_MAX];
+		snprintf(tgt, sizeof(tgt), "%s/%s",
+			 strcmp(pdir, "/") ? pdir : "", pkgs[i].name);
+		shim_conf_add_mount(&c, pkgs[i].dir, tgt);
 	}
 	for (size_t i = 0; i < t->n_capabilities; i++) {
 		cap_value_t v;

@@ -18,11 +18,15 @@
 #include "flotilla/log.h"
 #include "flotilla/util.h"
 #include "health.h"
+#include "shimconf.h"
 #include "task.h"
 #include "tasks.h"
 
 #define MAX_TASKS 1024
 #define SPEC_SCAN_MS 1000
+/* Tasks waiting for a package are tried again this often (and at once
+ * after a switch). */
+#define PKG_RETRY_MS 5000
 /* Static tasks are keyed by their name; alloc tasks by "<alloc id>/<task>",
  * which no name can equal (names have no '/'). */
 #define KEY_MAX (36 + 1 + 63 + 1)
@@ -57,6 +61,12 @@ typedef struct task {
 	/* What the last look found to report, to notice changes. */
 	Flotilla__TaskState rep_state;
 	bool rep_healthy;
+	/* Packages. */
+	bool restart_pending; /* stop (if running) and start anew */
+	bool pkg_missing;     /* could not start: a package is not here */
+	char used[AGENT_TASK_USES_MAX][65]; /* mounted by the running process */
+	size_t nused;
+	uint64_t runs_base; /* processes started before the current shim's */
 } task_t;
 
 struct agent_tasks {
@@ -77,6 +87,9 @@ struct agent_tasks {
 	bool changed; /* something to report: call on_change */
 	unsigned gc_seq;
 	uint64_t gen_seq;
+	bool pkg_retry; /* a package switched: try waiting tasks again */
+	int64_t next_pkg_retry_ms;
+	char pkgs_dir[PATH_MAX]; /* canonical, "" without a package store */
 };
 
 /* Lock held (or before any other thread runs). */
@@ -314,15 +327,34 @@ static void start_task(agent_tasks_t *t, task_t *k)
 	snprintf(e_group, sizeof(e_group), "FLOTILLA_GROUP=%s", k->group);
 	snprintf(e_index, sizeof(e_index), "FLOTILLA_ALLOC_INDEX=%u",
 		 k->alloc_index);
-	if (agent_task_prepare(k->spec, k->dir, t->masks,
-			       k->alloc_id[0] ? env : NULL, &err) < 0 ||
+	agent_task_pkg_t pkgs[AGENT_TASK_USES_MAX];
+	int rc = agent_task_resolve_packages(k->spec, t->o.pkgs, pkgs, &err);
+	bool missing = rc == FLT_ENOTFOUND;
+	if (rc < 0 ||
+	    agent_task_prepare(k->spec, k->dir, t->masks,
+			       k->alloc_id[0] ? env : NULL, pkgs,
+			       k->spec->n_uses, &err) < 0 ||
 	    spawn_shim(k, &err) < 0) {
-		flt_error("task could not start task=%s error=\"%s\"", k->key,
-			  err.msg);
+		/* A task waiting for its package is tried again and again:
+		 * say so once. */
+		bool again = k->pkg_missing && missing &&
+			     !strcmp(k->message, err.msg);
+		flt_log(again ? FLT_LOG_DEBUG : FLT_LOG_ERROR,
+			"task could not start task=%s error=\"%s\"", k->key,
+			err.msg);
+		k->pkg_missing = missing;
 		snprintf(k->state, sizeof(k->state), "failed");
 		snprintf(k->message, sizeof(k->message), "%s", err.msg);
 		return;
 	}
+	k->pkg_missing = false;
+	k->nused = k->spec->n_uses;
+	for (size_t i = 0; i < k->nused; i++)
+		snprintf(k->used[i], sizeof(k->used[i]), "%s", pkgs[i].name);
+	/* The new shim counts its own restarts from 0. */
+	k->runs_base += k->restarts + 1;
+	k->restarts = 0;
+	k->message[0] = '\0';
 	k->stop_sent = false;
 	snprintf(k->state, sizeof(k->state), "starting");
 	save_record(t, k);
@@ -399,11 +431,22 @@ static Flotilla__TaskState state_of(const char *s)
 	return FLOTILLA__TASK_STATE__TASK_STATE_UNKNOWN;
 }
 
+/* What is reported: a restart the agent asked for shows as one, not as
+ * the stop that begins it (the coordinator would take a stopped task for
+ * a finished one). */
+static Flotilla__TaskState rep_state_of(const task_t *k)
+{
+	if (k->restart_pending && k->want_running)
+		return FLOTILLA__TASK_STATE__TASK_STATE_RESTARTING;
+	return state_of(k->state);
+}
+
 /* Healthy: running, and every check has passed its last verdict (a check
  * that has not run yet is not healthy). */
 static bool task_healthy(const task_t *k)
 {
-	if (strcmp(k->state, "running") != 0)
+	if (strcmp(k->state, "running") != 0 ||
+	    (k->restart_pending && k->want_running))
 		return false;
 	for (size_t c = 0; c < k->nchecks; c++)
 		if (!k->checks[c].healthy)
@@ -414,7 +457,7 @@ static bool task_healthy(const task_t *k)
 /* Lock held: notes whether what is reported of k changed. */
 static void note(agent_tasks_t *t, task_t *k)
 {
-	Flotilla__TaskState st = state_of(k->state);
+	Flotilla__TaskState st = rep_state_of(k);
 	bool healthy = task_healthy(k);
 	if (st != k->rep_state || healthy != k->rep_healthy) {
 		k->rep_state = st;
@@ -445,6 +488,25 @@ static void stop_unwanted(agent_tasks_t *t)
 		kill(k->shim_pid, SIGTERM);
 		k->stop_sent = true;
 	}
+}
+
+/* Lock held: moves a restart the agent asked for along (ADR 0008's
+ * stop-then-start, keeping the task, its directory and its logs). */
+static void restart_step(agent_tasks_t *t, task_t *k, bool alive)
+{
+	if (alive) {
+		if (!k->stop_sent) {
+			flt_info("restarting task task=%s", k->key);
+			kill(k->shim_pid, SIGTERM);
+			k->stop_sent = true;
+		}
+		return;
+	}
+	k->restart_pending = false;
+	/* Check results of the old process are not the new one's. */
+	k->gen = ++t->gen_seq;
+	reset_checks(k);
+	start_task(t, k);
 }
 
 /* ---- reconciling with the spec directory ------------------------------ */
@@ -885,6 +947,11 @@ void agent_tasks_tick(agent_tasks_t *t)
 		t->next_scan_ms = now + SPEC_SCAN_MS;
 	}
 	pthread_mutex_lock(&t->mtx);
+	bool retry = t->pkg_retry || now >= t->next_pkg_retry_ms;
+	if (retry) {
+		t->pkg_retry = false;
+		t->next_pkg_retry_ms = now + PKG_RETRY_MS;
+	}
 	for (size_t i = 0; i < t->n;) {
 		task_t *k = t->v[i];
 		/* Liveness first: a shim that wrote its final state and left
@@ -899,6 +966,13 @@ void agent_tasks_tick(agent_tasks_t *t)
 				 "supervisor exited unexpectedly");
 			flt_warn("task failed task=%s message=\"%s\"", k->key,
 				 k->message);
+		}
+		if (retry && k->pkg_missing && k->want_running && !alive)
+			k->restart_pending = true;
+		if (k->restart_pending && k->want_running && k->spec &&
+		    !k->refused) {
+			restart_step(t, k, alive);
+			alive = shim_alive(k);
 		}
 		note(t, k);
 		if (!k->want_running && alive && !k->stop_sent) {
@@ -1089,7 +1163,7 @@ size_t agent_tasks_status(agent_tasks_t *t, Flotilla__TaskStatus ***out)
 		flotilla__task_status__init(s);
 		s->name = flt_xstrdup(k->name);
 		s->alloc_id = flt_xstrdup(k->alloc_id);
-		s->state = state_of(k->state);
+		s->state = rep_state_of(k);
 		s->exit_code = k->exit_code;
 		s->exit_signal = k->exit_signal;
 		s->oom_killed = k->oom;
@@ -1156,6 +1230,149 @@ void agent_tasks_status_free(Flotilla__TaskStatus **v, size_t n)
 	free(v);
 }
 
+/* ---- packages ---------------------------------------------------------- */
+
+static bool task_uses(const task_t *k, const char *pkg)
+{
+	for (size_t i = 0; i < k->nused; i++)
+		if (!strcmp(k->used[i], pkg))
+			return true;
+	for (size_t i = 0; k->spec && i < k->spec->n_uses; i++)
+		if (!strcmp(k->spec->uses[i], pkg))
+			return true;
+	return false;
+}
+
+unsigned agent_tasks_restart_using(agent_tasks_t *t, const char *pkg)
+{
+	unsigned n = 0;
+	pthread_mutex_lock(&t->mtx);
+	for (size_t i = 0; i < t->n; i++) {
+		task_t *k = t->v[i];
+		if (!k->want_running || k->refused || !task_uses(k, pkg))
+			continue;
+		k->restart_pending = true;
+		note(t, k);
+		n++;
+	}
+	pthread_mutex_unlock(&t->mtx);
+	if (n)
+		flt_info("restarting the tasks that use a package package=%s "
+			 "tasks=%u",
+			 pkg, n);
+	notify(t);
+	return n;
+}
+
+void agent_tasks_packages_changed(agent_tasks_t *t)
+{
+	pthread_mutex_lock(&t->mtx);
+	t->pkg_retry = true;
+	pthread_mutex_unlock(&t->mtx);
+}
+
+/* Lock held: why k is not healthy, for a person. */
+static void describe(const task_t *k, char *buf, size_t len)
+{
+	if (k->restart_pending && k->want_running) {
+		snprintf(buf, len, "restarting");
+		return;
+	}
+	if (!strcmp(k->state, "running")) {
+		for (size_t c = 0; c < k->nchecks; c++) {
+			const agent_check_state_t *cs = &k->checks[c];
+			const char *name = k->spec ? k->spec->checks[c]->name
+						   : "";
+			if (cs->healthy)
+				continue;
+			if (!cs->ever_ran)
+				snprintf(buf, len, "check %s has not passed yet",
+					 name);
+			else
+				snprintf(buf, len, "check %s failed: %s", name,
+					 cs->last_output);
+			return;
+		}
+		buf[0] = '\0';
+		return;
+	}
+	int n = snprintf(buf, len, "%s", k->state[0] ? k->state : "unknown");
+	if (n < 0 || (size_t)n >= len)
+		return;
+	if (!strcmp(k->state, "exited") || !strcmp(k->state, "restarting") ||
+	    (!strcmp(k->state, "failed") && k->exit_code >= 0 &&
+	     k->started_at)) {
+		if (k->exit_signal)
+			n += snprintf(buf + n, len - (size_t)n,
+				      " (killed by signal %d%s)",
+				      k->exit_signal,
+				      k->oom ? ", out of memory" : "");
+		else
+			n += snprintf(buf + n, len - (size_t)n,
+				      " (exit code %d)", k->exit_code);
+	}
+	if (k->message[0] && n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - (size_t)n, ": %s", k->message);
+}
+
+size_t agent_tasks_health_using(agent_tasks_t *t, const char *pkg,
+				agent_task_health_t **out)
+{
+	pthread_mutex_lock(&t->mtx);
+	agent_task_health_t *v = flt_xcalloc(t->n ? t->n : 1, sizeof(*v));
+	size_t n = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		const task_t *k = t->v[i];
+		if (!k->want_running || k->refused || !task_uses(k, pkg))
+			continue;
+		agent_task_health_t *h = &v[n++];
+		snprintf(h->key, sizeof(h->key), "%s", k->key);
+		h->gen = k->gen;
+		h->state = rep_state_of(k);
+		h->healthy = task_healthy(k);
+		h->starting = k->restart_pending;
+		h->runs = k->runs_base + k->restarts;
+		if (!h->healthy)
+			describe(k, h->why, sizeof(h->why));
+	}
+	pthread_mutex_unlock(&t->mtx);
+	*out = v;
+	return n;
+}
+
+/*
+ * The packages a re-attached task's process has mounted, from the shim's
+ * configuration: mount sources inside the package store. Its spec comes
+ * back later (alloc tasks: with the first set), but a restart asked for
+ * before then must know.
+ */
+static void read_used(agent_tasks_t *t, task_t *k)
+{
+	char p[1100], why[256];
+	shim_conf_t c;
+	size_t plen = strlen(t->pkgs_dir);
+
+	if (!plen)
+		return;
+	snprintf(p, sizeof(p), "%s/shim.conf", k->dir);
+	if (shim_conf_read(p, &c, why, sizeof(why)) < 0)
+		return;
+	for (size_t i = 0; i < c.nmounts && k->nused < AGENT_TASK_USES_MAX;
+	     i++) {
+		const char *src = c.mounts[i].source;
+		if (strncmp(src, t->pkgs_dir, plen) != 0 || src[plen] != '/')
+			continue;
+		const char *name = src + plen + 1;
+		size_t n = strcspn(name, "/");
+		if (n == 0 || n >= sizeof(k->used[0]))
+			continue;
+		memcpy(k->used[k->nused], name, n);
+		k->used[k->nused][n] = '\0';
+		k->nused++;
+	}
+	shim_conf_free(&c);
+}
+
 /* ---- life -------------------------------------------------------------- */
 
 int agent_tasks_open(const agent_tasks_opts_t *o, agent_tasks_t **out,
@@ -1177,10 +1394,13 @@ int agent_tasks_open(const agent_tasks_opts_t *o, agent_tasks_t **out,
 	}
 	flt_txn_foreach(txn, t->db, NULL, 0, load_one, t);
 	flt_txn_abort(txn);
+	if (o->pkgs && !realpath(agent_pkgs_dir(o->pkgs), t->pkgs_dir))
+		t->pkgs_dir[0] = '\0';
 	for (size_t i = 0; i < t->n; i++) {
 		task_t *k = t->v[i];
 		read_status(k);
-		k->rep_state = state_of(k->state);
+		read_used(t, k);
+		k->rep_state = rep_state_of(k);
 		k->rep_healthy = task_healthy(k);
 		flt_info("task re-attached task=%s shim_pid=%d alive=%d state=%s",
 			 k->key, (int)k->shim_pid, shim_alive(k), k->state);

@@ -17,6 +17,7 @@
 
 #include "flotilla.pb-c.h"
 #include "flotilla/store.h"
+#include "pkgstore.h"
 
 typedef struct agent_tasks agent_tasks_t;
 
@@ -33,6 +34,8 @@ typedef struct agent_tasks_opts {
 	 */
 	void (*on_change)(void *arg);
 	void *change_arg;
+	/* The packages tasks may use (spec "uses"); NULL: none installed. */
+	agent_pkgs_t *pkgs;
 } agent_tasks_opts_t;
 
 /* Loads the task records and re-attaches to every live shim; starts the
@@ -64,6 +67,13 @@ void agent_tasks_tick(agent_tasks_t *t);
  * FLOTILLA_ALLOC_INDEX and FLOTILLA_TASK in its environment, over any the
  * spec sets.
  *
+ * Packages (spec "uses", static tasks too): each is bound read-only at
+ * <packages_dir>/<name> from its version directory as current when the
+ * task starts, with FLOTILLA_PACKAGE_<NAME>_VERSION in the environment. A
+ * task whose package has no current version here is reported FAILED
+ * ("package NAME is not installed on this host") and not started; it is
+ * tried again after agent_tasks_packages_changed, and every 5 s.
+ *
  * allocs is borrowed. Returns 0, or -EINVAL naming the first allocation
  * that was malformed (id not a UUID, job or group not a name, a task
  * without a name or named twice); those are skipped, the others applied,
@@ -87,6 +97,46 @@ int agent_tasks_log_dir(agent_tasks_t *t, const char *alloc_id,
  * name; static tasks an empty alloc_id. Thread-safe. */
 size_t agent_tasks_status(agent_tasks_t *t, Flotilla__TaskStatus ***out);
 void agent_tasks_status_free(Flotilla__TaskStatus **v, size_t n);
+
+/* ---- packages ------------------------------------------------------- */
+
+/*
+ * A task uses a package when its spec lists it, or when its running
+ * process has it mounted (a task re-attached after an agent restart,
+ * before its spec is known again).
+ *
+ * agent_tasks_restart_using asks every task that uses pkg, and should run,
+ * to restart: stopped (stop signal, kill timeout) and started anew with
+ * the package's version current at that moment; one that is not running
+ * is started. A re-attached task whose spec has not come back yet keeps
+ * running until it does (ADR 0008: nothing stops before the coordinator
+ * speaks). Until the new process is started the task is reported
+ * RESTARTING. Returns how many tasks were asked; the work is done by
+ * agent_tasks_tick. Thread-safe.
+ */
+unsigned agent_tasks_restart_using(agent_tasks_t *t, const char *pkg);
+
+/* A package switched: tasks that could not start for want of a package
+ * are tried again at the next tick. Thread-safe. */
+void agent_tasks_packages_changed(agent_tasks_t *t);
+
+/* What a patch step watches of one task that uses a package. */
+typedef struct agent_task_health {
+	char key[128];   /* "<name>", or "<alloc id>/<name>" */
+	uint64_t gen;    /* changes when the task is replaced (new spec) */
+	Flotilla__TaskState state; /* as reported */
+	bool healthy;    /* running and every check passed its last run */
+	bool starting;   /* a restart the agent asked for is under way */
+	uint64_t runs;   /* processes started for it: grows on every restart */
+	char why[320];   /* when not healthy: its state and reason */
+} agent_task_health_t;
+
+/*
+ * The tasks that use pkg and should run: *out (malloc'd, free it) gets one
+ * entry each, in no particular order; returns how many. Thread-safe.
+ */
+size_t agent_tasks_health_using(agent_tasks_t *t, const char *pkg,
+				agent_task_health_t **out);
 
 /* True for the 36 characters of a UUID (8-4-4-4-12 hex digits). */
 bool agent_is_uuid(const char *s);

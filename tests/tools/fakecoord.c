@@ -12,7 +12,25 @@
  *     as the index passes the caller's. Every Register and Sync request is
  *     appended to the log as one JSON line ({"t_ms": wall ms, "method":
  *     "register" or "sync", "request": ...}).
+ *     --steps FILE: a JSON array of PatchStep objects, read again like
+ *     --allocs (a change bumps the index too), listed in every
+ *     SyncResponse. --chunks DIR: FetchChunk answers with DIR/<sha256>.
+ *     --state FILE: rewritten after every Sync, {"syncs": N,
+ *     "inventory_digest": the request's, "steps": its step statuses,
+ *     "inventory": the last whole inventory received (or null),
+ *     "inventories": how many Syncs carried one, "chunks": FetchChunks
+ *     answered}. Every SyncResponse carries the digest of the last whole
+ *     inventory received, as a coordinator does.
  *     Runs until SIGINT or SIGTERM.
+ *
+ *   flt-fakecoord pack --name N --version V --file PATH --chunks DIR
+ *                      [--format archive|file] [--file-name NAME]
+ *                      [--chunk-size N] [--sign SECRET-KEY-FILE]
+ *     Cuts PATH into chunks stored as DIR/<sha256> and prints the
+ *     PackageManifest as JSON (signed with the key when given).
+ *
+ *   flt-fakecoord keygen --public FILE --secret FILE
+ *     A new package signing key pair (flt_key_generate).
  *
  *   flt-fakecoord logs --url URL --alloc ID [--task NAME] [--stderr]
  *                      [--offset N] [--tail N] [--max N] [--tls-* ...]
@@ -21,6 +39,7 @@
  *     {"no_reply": ...} when the call failed in transport (exit 3).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -28,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <sodium.h>
@@ -35,6 +55,7 @@
 #include "flotilla/flags.h"
 #include "flotilla/log.h"
 #include "flotilla/pb.h"
+#include "flotilla/pkg.h"
 #include "flotilla/util.h"
 #include "flotilla/wire.h"
 
@@ -42,7 +63,12 @@
 #define MAX_WATCHES 64
 
 static const char *listen_url, *allocs_path, *log_path;
+static const char *steps_path, *chunks_dir, *state_path;
 static long interval_ms = 1000;
+static const char *pkg_name, *pkg_version, *pkg_file, *pkg_format = "archive";
+static const char *pkg_file_name = "", *sign_key;
+static long chunk_size = FLT_PKG_CHUNK_SIZE;
+static const char *public_path, *secret_path;
 static const char *url, *alloc_id, *task = "";
 static bool use_stderr;
 static long offset, tail, max_bytes;
@@ -57,6 +83,40 @@ static const flt_flag_t serve_flags[] = {
 	  "append every SyncRequest here", 0, 0, NULL },
 	{ "interval", FLT_FLAG_INT, &interval_ms, "MS", "heartbeat interval",
 	  100, 600000, NULL },
+	{ "steps", FLT_FLAG_STRING, &steps_path, "FILE",
+	  "JSON array of PatchStep", 0, 0, NULL },
+	{ "chunks", FLT_FLAG_STRING, &chunks_dir, "DIR",
+	  "chunks served by FetchChunk, named by sha256", 0, 0, NULL },
+	{ "state", FLT_FLAG_STRING, &state_path, "FILE",
+	  "the last Sync's steps and inventory, as JSON", 0, 0, NULL },
+	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
+};
+
+static const flt_flag_t pack_flags[] = {
+	{ "name", FLT_FLAG_STRING, &pkg_name, "NAME", "package name", 0, 0,
+	  NULL },
+	{ "version", FLT_FLAG_STRING, &pkg_version, "VERSION", "its version",
+	  0, 0, NULL },
+	{ "file", FLT_FLAG_STRING, &pkg_file, "PATH", "the content", 0, 0,
+	  NULL },
+	{ "chunks", FLT_FLAG_STRING, &chunks_dir, "DIR", "where chunks go", 0,
+	  0, NULL },
+	{ "format", FLT_FLAG_STRING, &pkg_format, "FORMAT",
+	  "archive (default) or file", 0, 0, NULL },
+	{ "file-name", FLT_FLAG_STRING, &pkg_file_name, "NAME",
+	  "file: its name", 0, 0, NULL },
+	{ "chunk-size", FLT_FLAG_INT, &chunk_size, "BYTES", "chunk size", 1,
+	  FLT_PKG_CHUNK_SIZE, NULL },
+	{ "sign", FLT_FLAG_STRING, &sign_key, "FILE", "secret key to sign with",
+	  0, 0, NULL },
+	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
+};
+
+static const flt_flag_t keygen_flags[] = {
+	{ "public", FLT_FLAG_STRING, &public_path, "FILE", "public key", 0, 0,
+	  NULL },
+	{ "secret", FLT_FLAG_STRING, &secret_path, "FILE", "secret key", 0, 0,
+	  NULL },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
 
@@ -95,6 +155,14 @@ typedef struct fake {
 	Flotilla__AllocSpec **allocs;
 	size_t nallocs;
 	FILE *log;
+	/* Patch steps, like the allocations. */
+	uint8_t steps_hash[16];
+	bool have_steps_hash;
+	Flotilla__PatchStep **steps;
+	size_t nsteps;
+	/* The last whole inventory received, and counts for --state. */
+	Flotilla__Inventory *inv;
+	unsigned long syncs, inventories, chunks;
 	struct watch {
 		flt_request_t *req;
 		uint64_t known;
@@ -102,6 +170,43 @@ typedef struct fake {
 	} watches[MAX_WATCHES];
 	size_t nwatches;
 } fake_t;
+
+/* A whole file (at most 64 MiB) into *out. */
+static int read_all(const char *path, char **out, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	size_t cap = 1 << 16, n = 0;
+	char *buf = flt_xmalloc(cap);
+	for (;;) {
+		if (n == cap) {
+			if (cap >= (64u << 20)) {
+				close(fd);
+				free(buf);
+				return -EFBIG;
+			}
+			cap *= 2;
+			buf = flt_xrealloc(buf, cap);
+		}
+		ssize_t r = read(fd, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			int e = -errno;
+			close(fd);
+			free(buf);
+			return e;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	*out = buf;
+	*len = n;
+	return 0;
+}
 
 static void free_allocs(fake_t *f)
 {
@@ -158,6 +263,91 @@ static void reload(fake_t *f)
 	f->index++;
 	fprintf(stderr, "flt-fakecoord: index=%llu allocs=%zu\n",
 		(unsigned long long)f->index, n);
+}
+
+static void free_steps(fake_t *f)
+{
+	for (size_t i = 0; i < f->nsteps; i++)
+		flotilla__patch_step__free_unpacked(f->steps[i], NULL);
+	free(f->steps);
+	f->steps = NULL;
+	f->nsteps = 0;
+}
+
+/* Lock held: reads the steps file again; a change bumps the index, so
+ * that a watching agent syncs at once. */
+static void reload_steps(fake_t *f)
+{
+	cleanup_free char *text = NULL;
+	uint8_t h[16];
+	json_error_t je;
+	flt_error_t err;
+
+	if (!steps_path || flt_read_file(steps_path, 16u << 20, &text) < 0)
+		return;
+	crypto_generichash(h, sizeof(h), (uint8_t *)text, strlen(text), NULL,
+			   0);
+	if (f->have_steps_hash && !memcmp(h, f->steps_hash, sizeof(h)))
+		return;
+	json_t *j = json_loads(text, 0, &je);
+	if (!j || !json_is_array(j)) {
+		fprintf(stderr, "flt-fakecoord: %s: not a JSON array\n",
+			steps_path);
+		json_decref(j);
+		return;
+	}
+	size_t n = json_array_size(j);
+	Flotilla__PatchStep **v = flt_xcalloc(n ? n : 1, sizeof(*v));
+	for (size_t i = 0; i < n; i++) {
+		if (flt_pb_from_json(&flotilla__patch_step__descriptor,
+				     json_array_get(j, i),
+				     (ProtobufCMessage **)&v[i], &err) < 0) {
+			fprintf(stderr, "flt-fakecoord: %s: [%zu]: %s\n",
+				steps_path, i, err.msg);
+			for (size_t k = 0; k < i; k++)
+				flotilla__patch_step__free_unpacked(v[k], NULL);
+			free(v);
+			json_decref(j);
+			return;
+		}
+	}
+	json_decref(j);
+	free_steps(f);
+	f->steps = v;
+	f->nsteps = n;
+	memcpy(f->steps_hash, h, sizeof(h));
+	f->have_steps_hash = true;
+	f->index++;
+	fprintf(stderr, "flt-fakecoord: index=%llu steps=%zu\n",
+		(unsigned long long)f->index, n);
+}
+
+/* Lock held: what the last Sync said, for the test to read. */
+static void write_state(fake_t *f, const Flotilla__SyncRequest *req)
+{
+	char tmp[4200];
+	if (!state_path)
+		return;
+	json_t *j = json_object();
+	json_object_set_new(j, "syncs", json_integer((json_int_t)f->syncs));
+	json_object_set_new(j, "inventories",
+			    json_integer((json_int_t)f->inventories));
+	json_object_set_new(j, "chunks", json_integer((json_int_t)f->chunks));
+	json_object_set_new(j, "inventory_digest",
+			    json_string(req->inventory_digest));
+	json_t *steps = json_array();
+	for (size_t i = 0; i < req->n_steps; i++)
+		json_array_append_new(steps, flt_pb_to_json(&req->steps[i]->base));
+	json_object_set_new(j, "steps", steps);
+	json_object_set_new(j, "inventory",
+			    f->inv ? flt_pb_to_json(&f->inv->base)
+				   : json_null());
+	snprintf(tmp, sizeof(tmp), "%s.tmp", state_path);
+	if (json_dump_file(j, tmp, JSON_COMPACT) == 0 &&
+	    rename(tmp, state_path) < 0)
+		fprintf(stderr, "flt-fakecoord: %s: %s\n", state_path,
+			strerror(errno));
+	json_decref(j);
 }
 
 static void answer_watch(flt_request_t *r, uint64_t index, bool changed)
@@ -238,7 +428,18 @@ static void handle(flt_request_t *r, void *arg)
 		Flotilla__SyncResponse resp = FLOTILLA__SYNC_RESPONSE__INIT;
 		pthread_mutex_lock(&f->mtx);
 		reload(f);
+		reload_steps(f);
 		log_request(f, "sync", &req->base);
+		f->syncs++;
+		if (req->inventory) {
+			if (f->inv)
+				flotilla__inventory__free_unpacked(f->inv,
+								   NULL);
+			f->inv = req->inventory;
+			req->inventory = NULL;
+			f->inventories++;
+		}
+		write_state(f, req);
 		resp.heartbeat_interval_ms = (uint32_t)interval_ms;
 		resp.index = f->index;
 		if (req->known_index < f->index) {
@@ -246,8 +447,44 @@ static void handle(flt_request_t *r, void *arg)
 			resp.allocs = f->allocs;
 			resp.n_allocs = f->nallocs;
 		}
+		resp.inventory_digest = f->inv ? f->inv->digest : "";
+		resp.steps = f->steps;
+		resp.n_steps = f->nsteps;
 		flt_request_reply(r, &resp.base);
 		pthread_mutex_unlock(&f->mtx);
+		return;
+	}
+	case FLOTILLA__METHOD__METHOD_FETCH_CHUNK: {
+		cleanup_pb Flotilla__FetchChunkRequest *req = NULL;
+		cleanup_free char *data = NULL;
+		char path[4200];
+		if (flt_envelope_body(env,
+				      &flotilla__fetch_chunk_request__descriptor,
+				      (ProtobufCMessage **)&req, &err) < 0) {
+			flt_request_fail(r, err.code, "%s", err.msg);
+			return;
+		}
+		if (!chunks_dir || !flt_sha256_valid(req->sha256)) {
+			flt_request_fail(r, FLT_EPROTO, "no such chunk");
+			return;
+		}
+		snprintf(path, sizeof(path), "%s/%s", chunks_dir, req->sha256);
+		size_t len = 0;
+		int rc = read_all(path, &data, &len);
+		if (rc < 0) {
+			flt_request_fail(r, rc == -ENOENT ? FLT_ENOTFOUND : rc,
+					 "chunk %s: %s", req->sha256,
+					 strerror(-rc));
+			return;
+		}
+		Flotilla__FetchChunkResponse resp =
+			FLOTILLA__FETCH_CHUNK_RESPONSE__INIT;
+		resp.data.data = (uint8_t *)data;
+		resp.data.len = len;
+		pthread_mutex_lock(&f->mtx);
+		f->chunks++;
+		pthread_mutex_unlock(&f->mtx);
+		flt_request_reply(r, &resp.base);
 		return;
 	}
 	case FLOTILLA__METHOD__METHOD_WATCH: {
@@ -302,6 +539,7 @@ static int serve(void)
 	pthread_mutex_init(&f.mtx, NULL);
 	pthread_mutex_lock(&f.mtx);
 	reload(&f);
+	reload_steps(&f);
 	pthread_mutex_unlock(&f.mtx);
 	flt_server_opts_t so = { .url = listen_url, .workers = 8,
 				 .handler = handle, .arg = &f,
@@ -317,12 +555,16 @@ static int serve(void)
 			break;
 		pthread_mutex_lock(&f.mtx);
 		reload(&f);
+		reload_steps(&f);
 		wake_watches(&f, flt_now_mono_ms());
 		pthread_mutex_unlock(&f.mtx);
 	}
 	flt_server_close(srv);
 	close(sfd);
 	free_allocs(&f);
+	free_steps(&f);
+	if (f.inv)
+		flotilla__inventory__free_unpacked(f.inv, NULL);
 	fclose(f.log);
 	pthread_mutex_destroy(&f.mtx);
 	return 0;
@@ -386,6 +628,95 @@ static int logs(void)
 	return transport ? 3 : rc < 0 ? 1 : 0;
 }
 
+/* ---- pack and keygen -------------------------------------------------- */
+
+static int pack(void)
+{
+	cleanup_free char *data = NULL;
+	flt_error_t err;
+	size_t len = 0;
+	char path[4200], hex[FLT_SHA256_HEX];
+
+	if (!pkg_name || !pkg_version || !pkg_file || !chunks_dir) {
+		fprintf(stderr, "flt-fakecoord pack: --name, --version, --file "
+				"and --chunks are required\n");
+		return 2;
+	}
+	int rc = read_all(pkg_file, &data, &len);
+	if (rc < 0) {
+		fprintf(stderr, "flt-fakecoord: %s: %s\n", pkg_file,
+			strerror(-rc));
+		return 1;
+	}
+	Flotilla__PackageManifest *m = flt_xcalloc(1, sizeof(*m));
+	flotilla__package_manifest__init(m);
+	m->name = flt_xstrdup(pkg_name);
+	m->version = flt_xstrdup(pkg_version);
+	flt_sha256_hex(data, len, hex);
+	m->sha256 = flt_xstrdup(hex);
+	m->size = len;
+	m->chunk_size = (uint32_t)chunk_size;
+	m->format = flt_xstrdup(pkg_format);
+	m->file_name = flt_xstrdup(pkg_file_name);
+	m->key_id = flt_xstrdup("");
+	m->created_at_ms = flt_now_wall_ms();
+	m->n_chunks = (len + (size_t)chunk_size - 1) / (size_t)chunk_size;
+	m->chunks = flt_xcalloc(m->n_chunks ? m->n_chunks : 1,
+				sizeof(*m->chunks));
+	for (size_t i = 0; i < m->n_chunks; i++) {
+		size_t off = i * (size_t)chunk_size;
+		size_t n = len - off < (size_t)chunk_size ? len - off
+							  : (size_t)chunk_size;
+		flt_sha256_hex(data + off, n, hex);
+		m->chunks[i] = flt_xstrdup(hex);
+		snprintf(path, sizeof(path), "%s/%s", chunks_dir, hex);
+		FILE *out = fopen(path, "we");
+		if (!out || fwrite(data + off, 1, n, out) != n ||
+		    fclose(out) != 0) {
+			fprintf(stderr, "flt-fakecoord: %s: %s\n", path,
+				strerror(errno));
+			return 1;
+		}
+	}
+	if (sign_key) {
+		uint8_t sk[64];
+		free(m->key_id);
+		m->key_id = NULL;
+		if (flt_key_load_secret(sign_key, sk, &err) < 0 ||
+		    flt_pkg_sign(m, sk, &err) < 0) {
+			fprintf(stderr, "flt-fakecoord: %s\n", err.msg);
+			return 1;
+		}
+		sodium_memzero(sk, sizeof(sk));
+	}
+	if (flt_pkg_manifest_check(m, &err) < 0) {
+		fprintf(stderr, "flt-fakecoord: %s\n", err.msg);
+		return 1;
+	}
+	json_t *j = flt_pb_to_json(&m->base);
+	char *s = json_dumps(j, JSON_COMPACT);
+	printf("%s\n", s);
+	free(s);
+	json_decref(j);
+	flotilla__package_manifest__free_unpacked(m, NULL);
+	return 0;
+}
+
+static int keygen(void)
+{
+	flt_error_t err;
+	if (!public_path || !secret_path) {
+		fprintf(stderr, "flt-fakecoord keygen: --public and --secret "
+				"are required\n");
+		return 2;
+	}
+	if (flt_key_generate(public_path, secret_path, &err) < 0) {
+		fprintf(stderr, "flt-fakecoord: %s\n", err.msg);
+		return 1;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	flt_error_t err;
@@ -395,17 +726,31 @@ int main(int argc, char **argv)
 	flt_log_init("flt-fakecoord", FLT_LOG_WARN);
 	if (sodium_init() < 0)
 		return 1;
-	if (argc < 2 || (strcmp(argv[1], "serve") && strcmp(argv[1], "logs"))) {
-		fprintf(stderr, "usage: flt-fakecoord serve|logs [FLAGS]\n");
+	static const struct {
+		const char *name;
+		const flt_flag_t *flags;
+		int (*run)(void);
+	} cmds[] = {
+		{ "serve", serve_flags, serve },
+		{ "logs", logs_flags, logs },
+		{ "pack", pack_flags, pack },
+		{ "keygen", keygen_flags, keygen },
+	};
+	size_t c = 0;
+	while (argc >= 2 && c < FLT_ARRAY_SIZE(cmds) &&
+	       strcmp(argv[1], cmds[c].name) != 0)
+		c++;
+	if (argc < 2 || c == FLT_ARRAY_SIZE(cmds)) {
+		fprintf(stderr,
+			"usage: flt-fakecoord serve|logs|pack|keygen [FLAGS]\n");
 		return 2;
 	}
-	bool is_serve = !strcmp(argv[1], "serve");
-	const flt_flag_t *flags = is_serve ? serve_flags : logs_flags;
-	int rc = flt_flags_parse(flags, argc - 1, argv + 1, &next, &err);
+	int rc = flt_flags_parse(cmds[c].flags, argc - 1, argv + 1, &next,
+				 &err);
 	if (rc != 0 || next != argc - 1) {
 		fprintf(stderr, "flt-fakecoord: %s\n",
 			rc < 0 ? err.msg : "unexpected argument");
 		return 2;
 	}
-	return is_serve ? serve() : logs();
+	return cmds[c].run();
 }
