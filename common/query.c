@@ -21,7 +21,7 @@
 #define REGEXP_COST_MAX 10000
 #define REGEXP_GROUPS_MAX 32
 
-/* ---- terms ---------------------------------------------------------------- */
+/* ---- terms ------------------------------------------------------------- */
 
 enum op { OP_EQ, OP_NE, OP_LT, OP_LE, OP_GT, OP_GE, OP_RE };
 
@@ -172,7 +172,7 @@ static char *xstrndup(const char *s, size_t n)
 	return d;
 }
 
-/* ---- the parser ----------------------------------------------------------- */
+/* ---- the parser -------------------------------------------------------- */
 
 typedef struct parser {
 	const char *text; /* the whole text, for columns */
@@ -201,7 +201,9 @@ static size_t union_sign(const char *p)
 {
 	if (*p == '|')
 		return 1;
-	if (!memcmp(p, "\xe2\x88\xaa", 3))
+	/* Byte by byte: p may end sooner. */
+	if ((unsigned char)p[0] == 0xe2 && (unsigned char)p[1] == 0x88 &&
+	    (unsigned char)p[2] == 0xaa)
 		return 3;
 	return 0;
 }
@@ -510,8 +512,8 @@ static bool clauses(parser_t *ps, pkg_term_t *t, int scheme)
 			free(v);
 			return false;
 		}
-		t->clauses = flt_xrealloc(t->clauses, (t->n_clauses + 1) *
-							      sizeof(*t->clauses));
+		size_t size = (t->n_clauses + 1) * sizeof(*t->clauses);
+		t->clauses = flt_xrealloc(t->clauses, size);
 		t->clauses[t->n_clauses++] = (vclause_t){ op, v };
 		skip_space(ps);
 		if (*ps->p != ',')
@@ -568,6 +570,17 @@ static bool starts_with_ci(const char *s, size_t n, const char *prefix)
 	return n >= k && strncasecmp(s, prefix, k) == 0;
 }
 
+/* The number at *p, saturated past REGEXP_COST_MAX; *p moves past it. */
+static size_t count_digits(const char **p)
+{
+	size_t n = 0;
+
+	for (; **p >= '0' && **p <= '9'; (*p)++)
+		if (n <= REGEXP_COST_MAX)
+			n = n * 10 + (size_t)(**p - '0');
+	return n;
+}
+
 /*
  * Glibc compiles a counted repetition by copying its operand, so nested
  * ones multiply ("((a{255}){255}){255}" takes seconds and gigabytes), and
@@ -622,22 +635,16 @@ static const char *regexp_problem(const char *re)
 				p++;
 			break;
 		case '{': {
-			size_t lo = 0, hi = 0;
+			size_t lo, hi = 0;
 			bool comma = false;
 			const char *q = p + 1;
 			if (*q < '0' || *q > '9')
 				break;
-			for (; *q >= '0' && *q <= '9'; q++)
-				lo = lo < REGEXP_COST_MAX
-					     ? lo * 10 + (size_t)(*q - '0')
-					     : lo;
+			lo = count_digits(&q);
 			if (*q == ',') {
 				comma = true;
-				for (q++; *q >= '0' && *q <= '9'; q++)
-					hi = hi < REGEXP_COST_MAX
-						     ? hi * 10 +
-							       (size_t)(*q - '0')
-						     : hi;
+				q++;
+				hi = count_digits(&q);
 			}
 			if (*q != '}')
 				break;
@@ -912,7 +919,7 @@ static qnode_t *parse_or(parser_t *ps)
 	return parse_list(ps, QN_OR, "or", parse_and);
 }
 
-/* ---- canonical form ------------------------------------------------------- */
+/* ---- canonical form ---------------------------------------------------- */
 
 typedef struct sbuf {
 	char *s;
@@ -1029,8 +1036,10 @@ static void print_node(sbuf_t *b, const qnode_t *n, int outer)
 	case QN_AND:
 	case QN_OR:
 		for (size_t i = 0; i < n->n_kids; i++) {
-			if (i)
-				sb_puts(b, n->kind == QN_AND ? " and " : " or ");
+			if (i && n->kind == QN_AND)
+				sb_puts(b, " and ");
+			else if (i)
+				sb_puts(b, " or ");
 			/* A nested list of the same kind keeps its
 			 * parentheses only where they change nothing. */
 			print_node(b, n->kids[i], precedence(n) + (i > 0));
@@ -1041,7 +1050,7 @@ static void print_node(sbuf_t *b, const qnode_t *n, int outer)
 		sb_puts(b, ")");
 }
 
-/* ---- parse entry point ---------------------------------------------------- */
+/* ---- parse entry point ------------------------------------------------- */
 
 int flt_query_parse(const char *text, const flt_advisories_t *adv,
 		    flt_query_t **out, flt_error_t *err)
@@ -1118,7 +1127,7 @@ bool flt_query_has_package_term(const flt_query_t *q)
 	return has_pkg(q->root);
 }
 
-/* ---- matching ------------------------------------------------------------- */
+/* ---- matching ---------------------------------------------------------- */
 
 static const char *str(const char *s)
 {
@@ -1137,8 +1146,10 @@ static int default_scheme(Flotilla__InventoryKind kind)
 static unsigned kind_bit(Flotilla__InventoryKind kind)
 {
 	unsigned k = (unsigned)kind;
-	return k <= FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_JAVA ? 1u << k
-								   : KIND(UNKNOWN);
+
+	if (k > FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_JAVA)
+		return KIND(UNKNOWN);
+	return 1u << k;
 }
 
 /* v against bound under scheme s: false as well when it does not compare. */
@@ -1344,7 +1355,7 @@ bool flt_query_match(const flt_query_t *q, const flt_query_host_t *host,
 	return true;
 }
 
-/* ---- advisories ----------------------------------------------------------- */
+/* ---- advisories -------------------------------------------------------- */
 
 static const advisory_t *advisory_find(const flt_advisories_t *a,
 				       const char *id, size_t n)
