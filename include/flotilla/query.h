@@ -20,7 +20,9 @@
  * In detail:
  *   - Keywords (and, or, not, in, all), prefixes and advisory IDs are
  *     case-insensitive; not binds tighter than and, and than or. Values
- *     and versions may be quoted ('...' or "...", no escapes).
+ *     and versions may be quoted ('...' or "...", no escapes); unquoted,
+ *     a value ends at a blank or a parenthesis (quote regexps that hold
+ *     one), a version also at any of ,[]|.
  *   - "maven:" and "semver:" select Java and managed items, "dpkg:" dpkg
  *     items in dpkg order, "java:" and "managed:" one kind in its default
  *     order. A name is an item's name (a Maven artifactId); group:artifact
@@ -58,9 +60,10 @@ typedef struct flt_query flt_query_t;
  *
  * A malformed file (a missing or unknown field, a range that does not
  * parse or is empty, an id or alias given twice) is refused whole with
- * -EINVAL, the message naming the entry and field: "advisories[1]
- * (CVE-2021-45046): affected[0]: column 3: expected a version, found
- * \",\"". A file that cannot be read: its negative errno.
+ * -EINVAL, the message naming the file, entry and field: "x.json:
+ * advisories[1] (CVE-2021-45046): affected[0]: column 10: expected \")\"
+ * or \"]\", found the end of the range". A file that cannot be read: its
+ * negative errno.
  */
 int flt_advisories_load(const char *path, flt_advisories_t **out,
 			flt_error_t *err);
@@ -93,8 +96,11 @@ const flt_advisory_t *flt_advisories_find(const flt_advisories_t *a,
 					  const char *id);
 
 /*
- * Parses text. adv may be NULL (then advisory: terms are refused). Errors
- * name the column and what was expected: "column 12: expected a version".
+ * Parses text into *out (free with flt_query_free). adv may be NULL (then
+ * advisory: terms are refused); the query keeps no reference to it.
+ * -EINVAL when text is not a query, the message naming the column (in
+ * characters, from 1) and what was expected: "column 14: expected a
+ * version, found the end of the query".
  */
 int flt_query_parse(const char *text, const flt_advisories_t *adv,
 		    flt_query_t **out, flt_error_t *err);
@@ -123,10 +129,12 @@ typedef struct flt_query_host {
 } flt_query_host_t;
 
 /*
- * Does host match? When hits is not NULL, the indexes of the items that
- * satisfied a package term under a positive path of the query are stored
- * in hits (room for host->n_items) and counted in *n_hits, ascending and
- * without duplicates. Thread-safe for concurrent calls on the same q.
+ * Does host match? When hits and n_hits are not NULL, the indexes of the
+ * items that satisfied a package term under a positive path of the query
+ * (every term on the way holds, none under a not) are stored in hits
+ * (room for host->n_items) and counted in *n_hits, ascending and without
+ * duplicates; *n_hits is 0 when the host does not match. Allocates
+ * nothing. Thread-safe for concurrent calls on the same q.
  */
 bool flt_query_match(const flt_query_t *q, const flt_query_host_t *host,
 		     size_t *hits, size_t *n_hits);

@@ -45,7 +45,7 @@ static int free_advisories(void **state)
 	return 0;
 }
 
-/* ---- synthetic hosts ------------------------------------------------------ */
+/* ---- synthetic hosts --------------------------------------------------- */
 
 typedef struct item_spec {
 	Flotilla__InventoryKind kind;
@@ -153,7 +153,7 @@ static void hit_versions(const char *text, const host_t *h, char *out,
 	flt_query_free(q);
 }
 
-/* ---- parsing -------------------------------------------------------------- */
+/* ---- parsing ----------------------------------------------------------- */
 
 static void test_parse_canonical(void **state)
 {
@@ -241,6 +241,10 @@ static void test_parse_errors(void **state)
 		  "column 12: expected an operator (=, !=, <, <=, >, >=), "
 		  "\"in\", \"and\", \"or\" or the end of the query, found "
 		  "\"2.14.1\"" },
+		{ "log4j-core 1234567890123456789012345678901234567890",
+		  "column 12: expected an operator (=, !=, <, <=, >, >=), "
+		  "\"in\", \"and\", \"or\" or the end of the query, found "
+		  "\"12345678901234567890123456789012...\"" },
 		{ "log4j-core < 2.17.1,",
 		  "column 21: expected an operator (=, !=, <, <=, >, >=), found "
 		  "the end of the query" },
@@ -420,7 +424,7 @@ static void test_has_package_term(void **state)
 	}
 }
 
-/* ---- advisories ----------------------------------------------------------- */
+/* ---- advisories -------------------------------------------------------- */
 
 static void test_advisories_file(void **state)
 {
@@ -610,7 +614,7 @@ static void test_advisories_malformed(void **state)
 	assert_non_null(strstr(err.msg, "/nonexistent/advisories.json"));
 }
 
-/* ---- matching ------------------------------------------------------------- */
+/* ---- matching ---------------------------------------------------------- */
 
 static void test_match_log4shell(void **state)
 {
