@@ -20,9 +20,15 @@ typedef enum flt_vscheme {
 bool flt_vscheme_parse(const char *name, flt_vscheme_t *out);
 const char *flt_vscheme_name(flt_vscheme_t s);
 
-/* <0, 0 or >0 as a sorts before, with or after b. Total: any string is a
+/*
+ * <0, 0 or >0 as a sorts before, with or after b. Total: any string is a
  * dpkg or Maven version (a dpkg version that dpkg would refuse compares
- * as dpkg compares it anyway). */
+ * as dpkg compares it anyway). Numbers of any length compare as numbers.
+ * Maven's is ComparableVersion's list model as in Maven 3.9 (".X" sorts
+ * as "-X"), with '_' a separator like '-' and the specification's null
+ * qualifiers only ("", "ga", "final"; not "release"). flt_dpkg_cmp never
+ * allocates, flt_maven_cmp only for versions longer than 30 bytes.
+ */
 int flt_dpkg_cmp(const char *a, const char *b);
 int flt_maven_cmp(const char *a, const char *b);
 
