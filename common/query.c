@@ -839,6 +839,12 @@ static qnode_t *parse_primary(parser_t *ps)
 		return n;
 	}
 	size_t n = word_len(start);
+	if (!n && *start == '[') {
+		fail_at(ps, start,
+			"expected a term, found \"[\" (ranges are joined with "
+			"\"|\", not \"or\")");
+		return NULL;
+	}
 	if (!n) {
 		expected(ps, start, "a term");
 		return NULL;

@@ -265,7 +265,8 @@ static void test_parse_errors(void **state)
 		  "column 24: expected \")\" or \"]\", found the end of the "
 		  "query" },
 		{ "log4j-core in [2.0, 2.3) or [2.4, 2.5)",
-		  "column 29: expected a term, found \"[\"" },
+		  "column 29: expected a term, found \"[\" (ranges are joined "
+		  "with \"|\", not \"or\")" },
 		{ "log4j-core in [2.0, 2.3) | ",
 		  "column 28: expected a range such as [2.0, 2.3.1), found the "
 		  "end of the query" },
