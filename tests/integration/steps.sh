@@ -17,7 +17,9 @@
 #     switches back, restarts the task onto the old version and reports
 #     the step failed ("the agent restarted during the step");
 #   - a tar with a "../" entry, and a package nobody signed while the agent
-#     has --fleet-key: failed with the reason, nothing switched.
+#     has --fleet-key: failed with the reason, nothing switched;
+#   - ROLLBACK to a staged version switches and restarts the task; to one
+#     that is not staged, fails.
 . "$(dirname "$0")/lib.sh"
 
 require_sandbox
@@ -204,6 +206,23 @@ st 5 | jq -e '.rolled_back == false and (.message | contains("not signed"))' >/d
 [ "$(starts 4)" = 1 ] && [ "$(starts 5)" = 1 ] || fail "steps.log: $(cat "$STEPLOG")"
 task_is '.state == "running" and .healthy' || fail "the task was disturbed: $(task_report)"
 pass "a tar with a ../ entry and an unsigned package: failed with the reason, nothing switched"
+
+# ROLLBACK: to a staged version, and to one that is not staged.
+rollback() {
+	jq -nc --arg id "$CAMP/$1" --arg camp "$CAMP" --arg to "$2" \
+		'{id: $id, campaign: $camp, action: "rollback", package_name: "demo-lib",
+		  rollback_to: $to, restart: true, min_healthy_ms: 500, timeout_ms: 20000}'
+}
+{ rollback 6 3.0; rollback 7 9.9; } | set_steps
+wait_for 30 "step 7 failed" st_is 7 failed
+st_is 6 succeeded || fail "step 6: $(st 6)"
+st 6 | jq -e '.from_version == "1.0" and .to_version == "3.0" and .inventory_digest != ""' >/dev/null ||
+	fail "status: $(st 6)"
+st 7 | jq -e '.message == "demo-lib 9.9 is not staged on this host"' >/dev/null || fail "status: $(st 7)"
+[ "$(current)" = 3.0 ] || fail "current is $(current) after the rollback to 3.0"
+[ "$(tail -n 1 "$ADIR/$A1/app/logs/stdout.log")" = "start file=3.0 env=3.0" ] || fail "the task saw: $(stdout_last)"
+grep -q " start $CAMP/6 rollback demo-lib 1.0 -> 3.0$" "$STEPLOG" || fail "steps.log: $(cat "$STEPLOG")"
+pass "ROLLBACK to a staged version: switched, task restarted onto it; to a version not staged: failed"
 
 # A clean stop (and no leak in a sanitizer build).
 rc=0
