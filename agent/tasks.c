@@ -87,8 +87,7 @@ struct agent_tasks {
 	bool changed; /* something to report: call on_change */
 	unsigned gc_seq;
 	uint64_t gen_seq;
-	bool pkg_retry; /* a package switched: try waiting tasks again */
-	int64_t next_pkg_retry_ms;
+	int64_t next_pkg_retry_ms; /* tasks waiting for a package */
 	char pkgs_dir[PATH_MAX]; /* canonical, "" without a package store */
 };
 
@@ -947,11 +946,9 @@ void agent_tasks_tick(agent_tasks_t *t)
 		t->next_scan_ms = now + SPEC_SCAN_MS;
 	}
 	pthread_mutex_lock(&t->mtx);
-	bool retry = t->pkg_retry || now >= t->next_pkg_retry_ms;
-	if (retry) {
-		t->pkg_retry = false;
+	bool retry = now >= t->next_pkg_retry_ms;
+	if (retry)
 		t->next_pkg_retry_ms = now + PKG_RETRY_MS;
-	}
 	for (size_t i = 0; i < t->n;) {
 		task_t *k = t->v[i];
 		/* Liveness first: a shim that wrote its final state and left
@@ -1266,9 +1263,18 @@ unsigned agent_tasks_restart_using(agent_tasks_t *t, const char *pkg)
 
 void agent_tasks_packages_changed(agent_tasks_t *t)
 {
+	/* Marked now, not at the next tick: whoever watches these tasks
+	 * must see a start under way, not the failure that came before. */
 	pthread_mutex_lock(&t->mtx);
-	t->pkg_retry = true;
+	for (size_t i = 0; i < t->n; i++) {
+		task_t *k = t->v[i];
+		if (k->pkg_missing && k->want_running && !k->refused) {
+			k->restart_pending = true;
+			note(t, k);
+		}
+	}
 	pthread_mutex_unlock(&t->mtx);
+	notify(t);
 }
 
 /* Lock held: why k is not healthy, for a person. */

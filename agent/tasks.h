@@ -117,7 +117,7 @@ void agent_tasks_status_free(Flotilla__TaskStatus **v, size_t n);
 unsigned agent_tasks_restart_using(agent_tasks_t *t, const char *pkg);
 
 /* A package switched: tasks that could not start for want of a package
- * are tried again at the next tick. Thread-safe. */
+ * are restarted (as agent_tasks_restart_using does). Thread-safe. */
 void agent_tasks_packages_changed(agent_tasks_t *t);
 
 /* What a patch step watches of one task that uses a package. */
