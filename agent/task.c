@@ -164,7 +164,7 @@ int agent_task_resolve_packages(const Flotilla__TaskSpec *t,
 				agent_task_pkg_t out[AGENT_TASK_USES_MAX],
 				flt_error_t *err)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], real[PATH_MAX];
 	int rc;
 
 	if (t->n_uses > AGENT_TASK_USES_MAX)
@@ -184,10 +184,14 @@ int agent_task_resolve_packages(const Flotilla__TaskSpec *t,
 				       name);
 		if (rc < 0)
 			return flt_err(err, rc, "package %s: %s", name, e.msg);
-		if (!realpath(path, p->dir) || strlen(p->dir) >= sizeof(p->dir))
-			return flt_err(err, -errno ? -errno : -ENAMETOOLONG,
-				       "package %s: %s: %s", name, path,
-				       strerror(errno ? errno : ENAMETOOLONG));
+		if (!realpath(path, real))
+			return flt_err(err, -errno, "package %s: %s: %s", name,
+				       path, strerror(errno));
+		if (strlen(real) >= sizeof(p->dir))
+			return flt_err(err, -ENAMETOOLONG,
+				       "package %s: %s: path too long", name,
+				       real);
+		memcpy(p->dir, real, strlen(real) + 1);
 		const char *v = strrchr(p->dir, '/');
 		snprintf(p->name, sizeof(p->name), "%s", name);
 		snprintf(p->version, sizeof(p->version), "%s", v ? v + 1 : "");
