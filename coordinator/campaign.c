@@ -635,11 +635,14 @@ static void apply_report(coord_campaigns_t *cs, const char *node,
 		return;
 	case FLOTILLA__STEP_STATE__STEP_STATE_SUCCEEDED: {
 		char digest[FLT_INV_DIGEST_LEN];
-		coord_inv_digest(cs->o.inv, node, digest);
-		/* Judged on the re-scan the step made: until it arrives,
-		 * the agent keeps reporting the step. */
+		int64_t scanned = 0;
+		coord_inv_state(cs->o.inv, node, digest, &scanned);
+		/* Judged on the re-scan the step made, or a later one (both
+		 * times are the agent's clock): until it arrives, the agent
+		 * keeps reporting the step. */
 		if (st->inventory_digest[0] &&
-		    strcmp(digest, st->inventory_digest) != 0)
+		    strcmp(digest, st->inventory_digest) != 0 &&
+		    (!st->finished_at_ms || scanned < st->finished_at_ms))
 			return;
 		target_t *w = changed_target(cs, k, (size_t)ti);
 		if (!w)

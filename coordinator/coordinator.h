@@ -143,6 +143,9 @@ const flt_advisories_t *coord_inv_advisories(coord_inv_t *t);
 /* The digest held for node_id ("" when none). */
 void coord_inv_digest(coord_inv_t *t, const char *node_id,
 		      char out[FLT_INV_DIGEST_LEN]);
+/* The digest and the agent's scan time of what is held for node_id. */
+void coord_inv_state(coord_inv_t *t, const char *node_id,
+		     char digest[FLT_INV_DIGEST_LEN], int64_t *scanned_at_ms);
 /* Bounds an inventory from an agent and sorts its items. */
 int coord_inv_check(Flotilla__Inventory *inv, flt_error_t *err);
 /* Stores inv for node_id inside the writer's transaction... */

@@ -57,6 +57,8 @@ static int entry_cmp(const void *key, const void *e)
 /* Called with the lock held. */
 static inv_entry_t *find(coord_inv_t *t, const char *id)
 {
+	if (t->n == 0)
+		return NULL;
 	return bsearch(id, t->v, t->n, sizeof(*t->v), entry_cmp);
 }
 
@@ -157,6 +159,16 @@ void coord_inv_digest(coord_inv_t *t, const char *node_id,
 	pthread_rwlock_rdlock(&t->lock);
 	inv_entry_t *e = find(t, node_id);
 	snprintf(out, FLT_INV_DIGEST_LEN, "%s", e ? e->inv->digest : "");
+	pthread_rwlock_unlock(&t->lock);
+}
+
+void coord_inv_state(coord_inv_t *t, const char *node_id,
+		     char digest[FLT_INV_DIGEST_LEN], int64_t *scanned_at_ms)
+{
+	pthread_rwlock_rdlock(&t->lock);
+	inv_entry_t *e = find(t, node_id);
+	snprintf(digest, FLT_INV_DIGEST_LEN, "%s", e ? e->inv->digest : "");
+	*scanned_at_ms = e ? e->inv->scanned_at_ms : 0;
 	pthread_rwlock_unlock(&t->lock);
 }
 
