@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A local dev fleet: installs the dependencies, builds, starts one
-# coordinator and three agents on loopback with a throw-away data directory,
-# shows the fleet, and keeps it running until Ctrl-C.
+# coordinator and five agents on loopback with a throw-away data directory,
+# runs the demos (a job rolled out; the Log4Shell case: a vulnerable
+# log4j-core found by one query and fixed by one campaign), and keeps the
+# fleet running until Ctrl-C.
 #
 #   deploy/dev/fleet.sh            run until Ctrl-C
 #   deploy/dev/fleet.sh --exit     show the demo, then stop (for scripts)
@@ -18,7 +20,7 @@ for a in "$@"; do
 	*) echo "fleet.sh: unknown option $a" >&2; exit 2 ;;
 	esac
 done
-agents=${AGENTS:-3}
+agents=${AGENTS:-5}
 
 scripts/deps.sh
 scripts/build.sh build
@@ -55,6 +57,7 @@ trap 'exit 0' INT TERM
 
 build/coordinator/flotilla-coordinator --dev --data-dir "$dir/coordinator" \
 	--listen "$listen" --api "$api" --join-token "$token" \
+	--advisories "$top/share/advisories/log4shell.json" \
 	--heartbeat-ttl 10 >"$dir/coordinator.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 50); do build/cli/flotilla node list >/dev/null 2>&1 && break; sleep 0.1; done
@@ -121,12 +124,67 @@ if [ $root = 1 ]; then
 fi
 ready || { echo "not every agent became ready" >&2; exit 1; }
 
+# ---- the Log4Shell case -------------------------------------------------------
+# Every host runs "billing", a service that uses a synthetic log4j-core
+# 2.14.1 (a real jar layout: Maven metadata and JndiLookup.class, built
+# here without a JDK). One query finds the exposure; one campaign fixes it,
+# canary first, then in waves, each host health-checked.
+cli() {
+	local shown=() a
+	for a in "$@"; do
+		case "$a" in *[\ \<\>\|]*) shown+=("'$a'") ;; *) shown+=("$a") ;; esac
+	done
+	echo; echo "\$ flotilla ${shown[*]}"
+	build/cli/flotilla "$@"
+}
+for v in 2.14.1 2.17.1; do
+	mkdir -p "$dir/pkg-$v"
+	build/deploy/dev/flt-mkjar "$dir/pkg-$v/log4j-core-$v.jar" --jndi \
+		--pom "org.apache.logging.log4j:log4j-core:$v"
+	echo "$v" >"$dir/pkg-$v/VERSION"
+	tar -C "$dir/pkg-$v" -cf "$dir/log4j-core-$v.tar" .
+	build/cli/flotilla package push log4j-core "$v" "$dir/log4j-core-$v.tar" >/dev/null
+done
+cli package list
+echo
+echo "# The fleet as it was in December 2021: log4j-core 2.14.1 on every host."
+build/cli/flotilla campaign create --target 'not managed:log4j-core' \
+	--install log4j-core@2.14.1 --canary 1 --batch 100% \
+	--min-healthy 200ms --name "2021 baseline" >/dev/null
+if [ $root = 1 ]; then
+	cat >"$dir/billing.json" <<'J'
+{"name": "billing", "type": "system",
+ "groups": [{"name": "api", "count": 1,
+   "tasks": [{"name": "api", "command": "/bin/sh",
+     "args": ["-c", "while :; do cat /packages/log4j-core/VERSION > /alloc/log4j; sleep 1; done"],
+     "uses": ["log4j-core"],
+     "resources": {"memory_mb": 32, "max_pids": 16},
+     "checks": [{"name": "log4j", "type": "exec",
+                 "command": ["/bin/sh", "-c", "test -s /alloc/log4j"],
+                 "interval_ms": 500, "timeout_ms": 400}]}]}]}
+J
+	cli job run "$dir/billing.json"
+fi
+for _ in $(seq 50); do
+	[ "$(build/cli/flotilla inventory query --json 'managed:log4j-core' | jq .hosts_matched)" -ge "$agents" ] && break
+	sleep 0.2
+done
+cli inventory query 'log4j-core < 2.17.1'
+cli inventory query 'advisory:CVE-2021-44228' --limit 1
+cli campaign create --target 'log4j-core < 2.17.1' --install log4j-core@2.17.1 \
+	--canary 1 --batch 2 --min-healthy 2s --name "Log4Shell"
+camp=$(build/cli/flotilla campaign list --json | jq -r '[.[] | select(.campaign.spec.name == "Log4Shell")][0].campaign.id')
+cli campaign report "${camp:0:8}"
+cli inventory query 'log4j-core < 2.17.1'
+
 if [ $exit_after = 1 ]; then
 	exit 0
 fi
 echo
 echo "The fleet keeps running (Ctrl-C stops it); try, with FLOTILLA_ADDR=$api:"
 echo "  build/cli/flotilla job status hello"
+echo "  build/cli/flotilla inventory query 'dpkg:openssl < 3.0.11'"
+echo "  build/cli/flotilla campaign list"
 echo "  edit $dir/hello.json (an env entry, say) and: build/cli/flotilla job run $dir/hello.json"
 while sleep 5; do
 	kill -0 "${pids[0]}" 2>/dev/null || { echo "coordinator exited" >&2; exit 1; }
