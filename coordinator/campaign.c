@@ -1242,7 +1242,8 @@ int coord_campaigns_open(const coord_campaigns_opts_t *o,
 	size_t open = 0;
 	for (size_t i = 0; i < cs->n; i++) {
 		camp_t *k = cs->v[i];
-		qsort(k->t, k->n, sizeof(*k->t), target_cmp);
+		if (k->n > 1)
+			qsort(k->t, k->n, sizeof(*k->t), target_cmp);
 		open += camp_open(k->c);
 	}
 	if (cs->n)
@@ -1590,7 +1591,8 @@ static int name_cmp(const void *a, const void *b)
 static uint32_t plan_waves(camp_t *k)
 {
 	const Flotilla__CampaignSpec *sp = k->c->spec;
-	qsort(k->t, k->n, sizeof(*k->t), name_cmp);
+	if (k->n > 1)
+		qsort(k->t, k->n, sizeof(*k->t), name_cmp);
 	size_t canary = sp->canary < k->n ? sp->canary : k->n;
 	size_t batch = sp->batch;
 	if (!batch)
@@ -1611,7 +1613,8 @@ static uint32_t plan_waves(camp_t *k)
 		}
 	}
 	uint32_t waves = k->n ? k->t[k->n - 1]->wave + 1 : 0;
-	qsort(k->t, k->n, sizeof(*k->t), target_cmp);
+	if (k->n > 1)
+		qsort(k->t, k->n, sizeof(*k->t), target_cmp);
 	return waves;
 }
 

@@ -79,7 +79,9 @@ static void put(coord_inv_t *t, const char *id, Flotilla__Inventory *inv)
 	while (i < t->n && strcmp(t->v[i].id, id) < 0)
 		i++;
 	/* Joins are rare next to queries: a sorted array is enough. */
-	memmove(&t->v[i + 1], &t->v[i], (t->n - i) * sizeof(*t->v));
+	if (i < t->n)
+		memmove(&t->v[i + 1], &t->v[i],
+			(t->n - i) * sizeof(*t->v));
 	snprintf(t->v[i].id, sizeof(t->v[i].id), "%s", id);
 	t->v[i].inv = inv;
 	t->n++;
@@ -97,7 +99,9 @@ static int load_one(const void *key, size_t klen, const void *val,
 		return 0;
 	if (rec->inventory && strlen(rec->node_id) < 37) {
 		Flotilla__Inventory *inv = steal_ptr(&rec->inventory);
-		qsort(inv->items, inv->n_items, sizeof(*inv->items), item_cmp);
+		if (inv->n_items > 1)
+			qsort(inv->items, inv->n_items, sizeof(*inv->items),
+			      item_cmp);
 		put(t, rec->node_id, inv);
 	}
 	flotilla__inventory_record__free_unpacked(rec, NULL);
@@ -187,7 +191,9 @@ int coord_inv_check(Flotilla__Inventory *inv, flt_error_t *err)
 	if (strlen(inv->digest) != 64)
 		return flt_err(err, FLT_EPROTO,
 			       "inventory.digest: 64 hex digits expected");
-	qsort(inv->items, inv->n_items, sizeof(*inv->items), item_cmp);
+	if (inv->n_items > 1)
+		qsort(inv->items, inv->n_items, sizeof(*inv->items),
+		      item_cmp);
 	return 0;
 }
 
