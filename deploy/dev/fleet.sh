@@ -156,7 +156,7 @@ if [ $root = 1 ]; then
 {"name": "billing", "type": "system",
  "groups": [{"name": "api", "count": 1,
    "tasks": [{"name": "api", "command": "/bin/sh",
-     "args": ["-c", "while :; do cat /packages/log4j-core/VERSION > /alloc/log4j; sleep 1; done"],
+     "args": ["-c", "while :; do cat /packages/log4j-core/VERSION > /alloc/log4j.new && mv /alloc/log4j.new /alloc/log4j; sleep 1; done"],
      "uses": ["log4j-core"],
      "resources": {"memory_mb": 32, "max_pids": 16},
      "checks": [{"name": "log4j", "type": "exec",

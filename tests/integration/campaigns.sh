@@ -76,7 +76,7 @@ cat >"$T/billing.json" <<'J'
 {"name": "billing", "type": "system",
  "groups": [{"name": "api", "count": 1,
    "tasks": [{"name": "api", "command": "/bin/sh",
-     "args": ["-c", "while :; do cat /packages/log4j-core/VERSION > /alloc/seen; sleep 0.5; done"],
+     "args": ["-c", "while :; do cat /packages/log4j-core/VERSION > /alloc/seen.new && mv /alloc/seen.new /alloc/seen; sleep 0.5; done"],
      "uses": ["log4j-core"],
      "resources": {"memory_mb": 32, "max_pids": 16},
      "kill_timeout_ms": 500,
@@ -215,6 +215,23 @@ C6=$(create --target 'managed:log4j-core < 2.21.0 and not node.name = a6' --inst
 wait_for 40 "campaign 6 aborted by policy" bash -c "[ \"\$('$CLI' campaign status $C6 --json | jq -r .campaign.state)\" = aborted ]"
 [ "$(report "$C6" | jq '[.targets[] | select(.state == "skipped")] | length')" = 4 ] || fail "4 hosts skipped"
 pass "bad patch with on_failure abort: aborted, the other 4 hosts skipped"
+
+# ---- the gate's boundary: failures must EXCEED the limit -------------------------
+# Limit 1: the canary's failure (1) does not trip it, so wave 2 starts;
+# the first failure there (2) trips it; the other host of wave 2, already
+# in flight, finishes and counts; wave 3 is never started.
+C8=$(create --target 'managed:log4j-core < 2.21.0 and not node.name = a6' --install log4j-core@2.21.0 \
+	--canary 1 --batch 2 --max-failures 1 --min-healthy 1s --host-timeout 30s)
+wait_for 60 "campaign 8 paused with wave 2 settled" bash -c "'$CLI' campaign status $C8 --json | jq -e '.campaign.state == \"paused\" and .counts.in_flight == 0'"
+r=$(report "$C8")
+s=$(camp "$C8")
+jq -e '.campaign.tripped and .campaign.failure_limit == 1 and .counts.failed == 3' <<<"$s" >/dev/null ||
+	fail "tripped after 3 failures (limit 1): $s"
+for a in a1 a2 a3; do [ "$(starts "$C8" $a)" = 1 ] || fail "$a: one start"; done
+for a in a4 a5; do [ "$(starts "$C8" $a)" = 0 ] || fail "$a of wave 3 was started"; done
+"$CLI" campaign abort "$C8" >/dev/null
+wait_for 20 "campaign 8 aborted" bash -c "[ \"\$('$CLI' campaign status $C8 --json | jq -r .campaign.state)\" = aborted ]"
+pass "gate boundary: 1 failure of limit 1 goes on, the 2nd trips it, the in-flight host finishes, wave 3 untouched"
 
 # ---- a host down when its wave comes ------------------------------------------------
 kill9 a5
