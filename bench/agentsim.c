@@ -17,6 +17,32 @@
  * (a flap). --poll list (the default) reads the whole node list, as an
  * operator's dashboard would; --poll get asks only for the killed nodes.
  *
+ * Campaigns (--inventory N): every simulated agent also reports an
+ * inventory of N items, dpkg packages and Java archives named from fixed
+ * pools, log4j-core 2.14.1 (org.apache.logging.log4j) among them on every
+ * agent, sorted as the protocol says, with a sha256 digest over a canonical
+ * encoding of the items. It sends the whole inventory only while its digest
+ * differs from the one the coordinator says it holds. Patch steps are
+ * answered as scripted: on first seeing a step id the agent reports
+ * APPLYING at once; after the step's min_healthy_ms (the health gate a
+ * real agent waits) it reports SUCCEEDED with log4j-core at the step's
+ * version in a new inventory, re-scanned (new digest, sent along), or, on
+ * --campaign-fail-percent P% of the agents (those where i * P / 100 steps
+ * up, spread evenly; agent 0 never fails unless P is 100), FAILED with
+ * rolled_back set. A step id is never run twice. Every change of a step's
+ * state is reported by a sync sent at once, not at the next interval (at
+ * most one sync per agent in flight: a sync wanted meanwhile follows the
+ * current one as soon as it ends).
+ *
+ * --watch: every agent also long-polls (Watch with its known index) as the
+ * real agent does, on a second nng context of the same socket. REQ
+ * contexts carry one request each, so one connection holds the Watch and
+ * the Sync at the same time: no descriptor per agent is added, and neither
+ * call waits for the other. A Watch that reports a change triggers a sync
+ * at once and then rests until a sync has brought the agent's known index
+ * up to the one the Watch announced (watching before that would return at
+ * once); the next Watch starts from that sync's answer.
+ *
  * The report is plain text on stdout followed by one JSON line. Latency is
  * measured on CLOCK_MONOTONIC from the send to the reply callback, so it
  * includes the simulator's own scheduling delays: on a small machine the
@@ -72,6 +98,11 @@ static long reg_inflight = 500;
 static long connect_wait_s = 60;
 static long poll_ms = 100;
 static const char *log_level = "warn";
+static long inv_items;
+static long fail_percent = 1;
+static bool watch;
+static long watch_wait_ms = 30000;
+static const char *step_times;
 
 static const flt_flag_t flags[] = {
 	{ "coordinator", FLT_FLAG_STRING, &coordinator_url, "URL",
@@ -115,6 +146,23 @@ static const flt_flag_t flags[] = {
 	  "longest wait for all connections (default 60)", 1, 3600, NULL },
 	{ "log-level", FLT_FLAG_STRING, &log_level, "LEVEL",
 	  "error, warn, info or debug (default warn)", 0, 0, NULL },
+	{ "inventory", FLT_FLAG_INT, &inv_items, "N",
+	  "report an inventory of N items, log4j-core 2.14.1 among them "
+	  "(default 0: none)",
+	  0, 50000, NULL },
+	{ "campaign-fail-percent", FLT_FLAG_INT, &fail_percent, "P",
+	  "patch steps fail (and roll back) on P% of the agents (default 1)",
+	  0, 100, NULL },
+	{ "watch", FLT_FLAG_BOOL, &watch, NULL,
+	  "long-poll for pushed changes (Watch), as the agent does", 0, 0,
+	  NULL },
+	{ "watch-wait", FLT_FLAG_INT, &watch_wait_ms, "MS",
+	  "longest wait of one Watch (default 30000, the agent's)", 100,
+	  600000, NULL },
+	{ "step-times", FLT_FLAG_STRING, &step_times, "FILE",
+	  "at the end, write one line per step: agent, step id, outcome, "
+	  "wall ms when seen, done and acknowledged",
+	  0, 0, NULL },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
 
@@ -124,12 +172,41 @@ static struct utsname host_uts;
 
 /* ---- types ----------------------------------------------------------- */
 
-enum call_state { CS_SEND, CS_RECV };
+enum call_state { CS_SEND, CS_RECV, CS_SLEEP };
 enum call_op { OP_REGISTER, OP_SYNC };
+/* The long-poll: off (not started, or stopped by an error at shutdown), a
+ * call (or its retry pause) under way, or resting until a sync catches
+ * up with the index a Watch announced. */
+enum watch_state { W_OFF, W_CALL, W_PARKED };
 
 typedef struct sim sim_t;
+typedef struct sim_agent sim_agent_t;
 
-typedef struct sim_agent {
+#define STEP(x) FLOTILLA__STEP_STATE__STEP_STATE_##x
+#define ACTION(x) FLOTILLA__STEP_ACTION__STEP_ACTION_##x
+
+/* One patch step as a simulated agent runs it; guarded by its agent's
+ * mtx. Never freed before the end: its id must stay known. */
+typedef struct sim_step {
+	sim_agent_t *a;
+	char id[96];
+	Flotilla__StepAction action;
+	Flotilla__StepState state;
+	bool fail;       /* scripted: this install fails and rolls back */
+	bool listed;     /* in the coordinator's latest answer */
+	bool rolled_back;
+	char from[64], to[64];
+	char digest[65]; /* succeeded: of the re-scan after the step */
+	char message[160];
+	uint32_t gate_ms; /* how long it runs before its outcome */
+	int64_t started_ms, finished_ms; /* wall clock */
+	int64_t acked_ms; /* the outcome's sync answered (wall clock) */
+	int64_t changed_ns; /* state changed and not yet acknowledged, or 0 */
+	Flotilla__StepState sent; /* state the sync in flight carries */
+	nng_aio *timer;  /* the health gate */
+} sim_step_t;
+
+struct sim_agent {
 	sim_t *sim;
 	size_t idx;
 	char name[64];
@@ -151,10 +228,29 @@ typedef struct sim_agent {
 	uint64_t next_id, req_id;
 	int64_t t_send;
 	int64_t last_send; /* send time of the latest sync */
-	uint64_t known_index;
+	atomic_uint_fast64_t known_index;
 	char node_id[FLT_NODE_ID_MAX + 1];
 	uint8_t secret[FLT_NODE_SECRET_LEN];
-} sim_agent_t;
+	/* A sync is wanted as soon as the one in flight ends. */
+	atomic_bool again;
+
+	/* Inventory, steps and the long-poll's state: guarded by mtx. */
+	pthread_mutex_t mtx;
+	char log4j[64];        /* log4j-core's version on this host */
+	char digest[65];       /* of the inventory as it is now */
+	char coord_digest[65]; /* the one the coordinator last said it holds */
+	sim_step_t **steps;
+	size_t nsteps;
+	enum watch_state wstate;
+	uint64_t parked_idx;
+
+	/* --watch: the Watch call's own context and aio. */
+	nng_ctx wctx;
+	nng_aio *waio;
+	enum call_state wcall;
+	uint64_t wnext_id, wreq_id;
+	int64_t wsend;
+};
 
 typedef struct counts {
 	atomic_uint_fast64_t ok, timeout, transport, remote, bad, skipped;
@@ -216,6 +312,16 @@ struct sim {
 	uint64_t polls_rejected; /* node lists flt_client_call refused */
 	samples_t poll_lat;
 	size_t list_nodes, list_bytes;
+
+	/* --inventory, patch steps and --watch. */
+	pthread_mutex_t inv_mtx;
+	struct inv_cached *inv_cache;
+	atomic_uint_fast64_t inv_sent, inv_bytes;
+	atomic_uint_fast64_t steps_seen, steps_ok, steps_failed, rollbacks;
+	atomic_uint_fast64_t early_syncs;
+	atomic_uint_fast64_t watch_answers, watch_changed, watch_errors;
+	atomic_int_fast64_t first_step_at, last_step_done; /* 0: none */
+	samples_t step_lat; /* a step's new state -> the sync reply */
 
 	pthread_mutex_t note_mtx;
 	char notes[MAX_NOTES][FLT_ERROR_MSG_MAX];
@@ -335,6 +441,280 @@ static void raise_nofile(size_t need)
 	else
 		flt_info("open file limit limit=%llu",
 			 (unsigned long long)rl.rlim_cur);
+}
+
+/* ---- inventory ------------------------------------------------------- */
+
+#define LOG4J_NAME "log4j-core"
+#define LOG4J_GROUP "org.apache.logging.log4j"
+#define LOG4J_BASE "2.14.1" /* every agent's, before a campaign */
+#define PKG_DIR "/var/lib/flotilla/packages"
+
+#define KIND(x) FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_##x
+
+/* The strings of one item. */
+typedef struct item_text {
+	char name[64];
+	char version[32];
+	char path[160];
+} item_text_t;
+
+static const char *const dpkg_pool[] = {
+	"adduser", "apt", "base-files", "bash", "bsdutils",
+	"ca-certificates", "coreutils", "cron", "curl", "dash", "debconf",
+	"debianutils", "diffutils", "dpkg", "e2fsprogs", "findutils",
+	"gcc-12-base", "gpgv", "grep", "gzip", "hostname",
+	"init-system-helpers", "iproute2", "iputils-ping", "less", "libacl1",
+	"libapt-pkg6.0", "libattr1", "libaudit1", "libblkid1", "libbz2-1.0",
+	"libc-bin", "libc6", "libcap2", "libcom-err2", "libcrypt1",
+	"libcurl4", "libdb5.3", "libext2fs2", "libffi8", "libgcc-s1",
+	"libgcrypt20", "libgmp10", "libgnutls30", "libgpg-error0",
+	"libgssapi-krb5-2", "libhogweed6", "libidn2-0", "libk5crypto3",
+	"libkeyutils1", "libkrb5-3", "libldap-2.5-0", "liblz4-1", "liblzma5",
+	"libmd0", "libmount1", "libncursesw6", "libnettle8",
+	"libnghttp2-14", "libp11-kit0", "libpam-modules", "libpam0g",
+	"libpcre2-8-0", "libpsl5", "librtmp1", "libsasl2-2", "libseccomp2",
+	"libselinux1", "libsemanage2", "libsepol2", "libsmartcols1", "libss2",
+	"libssh2-1", "libssl3", "libstdc++6", "libsystemd0", "libtasn1-6",
+	"libtinfo6", "libudev1", "libunistring2", "libuuid1", "libxxhash0",
+	"libzstd1", "login", "logrotate", "mawk", "mount", "ncurses-base",
+	"netbase", "openjdk-17-jre-headless", "openssl", "passwd",
+	"perl-base", "procps", "sed", "sensible-utils", "systemd",
+	"sysvinit-utils", "tar", "tzdata", "util-linux", "zlib1g",
+};
+
+static const char *const java_pool[][2] = {
+	{ "com.fasterxml.jackson.core", "jackson-annotations" },
+	{ "com.fasterxml.jackson.core", "jackson-core" },
+	{ "com.fasterxml.jackson.core", "jackson-databind" },
+	{ "org.apache.commons", "commons-lang3" },
+	{ "org.apache.commons", "commons-text" },
+	{ "commons-io", "commons-io" },
+	{ "commons-codec", "commons-codec" },
+	{ "org.apache.httpcomponents", "httpclient" },
+	{ "org.apache.httpcomponents", "httpcore" },
+	{ LOG4J_GROUP, "log4j-api" },
+	{ "org.slf4j", "slf4j-api" },
+	{ "com.google.guava", "guava" },
+	{ "org.springframework", "spring-core" },
+	{ "org.springframework", "spring-beans" },
+	{ "org.springframework", "spring-context" },
+	{ "org.springframework", "spring-web" },
+	{ "org.yaml", "snakeyaml" },
+	{ "io.netty", "netty-common" },
+	{ "io.netty", "netty-buffer" },
+	{ "io.netty", "netty-handler" },
+	{ "org.eclipse.jetty", "jetty-server" },
+	{ "org.eclipse.jetty", "jetty-util" },
+	{ "javax.servlet", "javax.servlet-api" },
+	{ "com.h2database", "h2" },
+	{ "org.postgresql", "postgresql" },
+	{ "ch.qos.logback", "logback-core" },
+	{ "org.hibernate", "hibernate-core" },
+	{ "com.zaxxer", "HikariCP" },
+	{ "joda-time", "joda-time" },
+	{ "org.apache.tomcat.embed", "tomcat-embed-core" },
+};
+
+#define N_DPKG (sizeof(dpkg_pool) / sizeof(dpkg_pool[0]))
+#define N_JAVA (sizeof(java_pool) / sizeof(java_pool[0]))
+
+/* One inventory as it is sent; strings live in text. */
+typedef struct inv_buf {
+	Flotilla__Inventory inv;
+	Flotilla__InventoryItem *items;
+	Flotilla__InventoryItem **ptrs;
+	item_text_t *text;
+	char digest[65];
+} inv_buf_t;
+
+/* The protocol's order: name, then kind, path, version. */
+static int item_cmp(const void *a, const void *b)
+{
+	const Flotilla__InventoryItem *x = *(Flotilla__InventoryItem *const *)a;
+	const Flotilla__InventoryItem *y = *(Flotilla__InventoryItem *const *)b;
+	int c = strcmp(x->name, y->name);
+	if (c)
+		return c;
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	if ((c = strcmp(x->path, y->path)))
+		return c;
+	return strcmp(x->version, y->version);
+}
+
+/* A pool name, with a suffix once the pool has been used up. */
+static void pool_name(char *out, size_t len, const char *base, size_t k,
+		      size_t pool)
+{
+	if (k < pool)
+		snprintf(out, len, "%s", base);
+	else
+		snprintf(out, len, "%s-%zu", base, k / pool);
+}
+
+static void hash_str(crypto_hash_sha256_state *h, const char *s)
+{
+	/* With its NUL: "ab" + "c" never hashes like "a" + "bc". */
+	crypto_hash_sha256_update(h, (const unsigned char *)s, strlen(s) + 1);
+}
+
+/* Item versions vary with idx % 3 and idx % 4: a dozen variants. */
+#define INV_VARIANTS 12
+
+/*
+ * The inventory of variant idx (0 to INV_VARIANTS - 1) with log4j-core at
+ * version v: the Java archive the application ships while v is
+ * LOG4J_BASE; after a patch step, the archive from the managed package's
+ * directory plus the managed package itself. The digest covers every
+ * field of every item, in order.
+ */
+static void inv_build(inv_buf_t *b, size_t idx, const char *v)
+{
+	size_t n = (size_t)inv_items;
+	bool patched = strcmp(v, LOG4J_BASE) != 0;
+	size_t total = n + patched;
+	size_t nj = n ? (n - 1) / 4 : 0, nd = n ? n - 1 - nj : 0;
+
+	flotilla__inventory__init(&b->inv);
+	b->items = flt_xcalloc(total, sizeof(*b->items));
+	b->ptrs = flt_xcalloc(total, sizeof(*b->ptrs));
+	b->text = flt_xcalloc(total, sizeof(*b->text));
+	for (size_t k = 0; k < total; k++) {
+		Flotilla__InventoryItem *it = &b->items[k];
+		char *name = b->text[k].name, *ver = b->text[k].version,
+		     *path = b->text[k].path;
+		const size_t pl = sizeof(b->text[k].path);
+		flotilla__inventory_item__init(it);
+		it->name = name;
+		it->version = ver;
+		it->path = path;
+		if (k < nd) {
+			it->kind = KIND(DPKG);
+			pool_name(name, sizeof(b->text[k].name),
+				  dpkg_pool[k % N_DPKG], k, N_DPKG);
+			snprintf(ver, 32, "%zu.%zu.%zu-%zu", 1 + k % 7,
+				 (k * 5) % 17, (k + idx % 3) % 10, 1 + k % 3);
+			it->arch = "amd64";
+		} else if (k < nd + nj) {
+			size_t j = k - nd;
+			it->kind = KIND(JAVA);
+			pool_name(name, sizeof(b->text[k].name),
+				  java_pool[j % N_JAVA][1], j, N_JAVA);
+			it->group = (char *)java_pool[j % N_JAVA][0];
+			snprintf(ver, 32, "%zu.%zu.%zu", 1 + j % 5,
+				 (j * 3) % 13, (j + idx % 4) % 7);
+			snprintf(path, pl, "/opt/app/lib/%s-%s.jar", name,
+				 ver);
+			it->source = "pom.properties";
+		} else if (k == nd + nj) {
+			it->kind = KIND(JAVA);
+			snprintf(name, 64, "%s", LOG4J_NAME);
+			it->group = LOG4J_GROUP;
+			snprintf(ver, 32, "%s", v);
+			if (patched)
+				snprintf(path, pl, PKG_DIR "/%s/%s/%s-%s.jar",
+					 LOG4J_NAME, v, LOG4J_NAME, v);
+			else
+				snprintf(path, pl, "/opt/app/lib/%s-%s.jar",
+					 LOG4J_NAME, v);
+			it->source = "pom.properties";
+			it->jndi_lookup = !patched;
+		} else {
+			it->kind = KIND(MANAGED);
+			snprintf(name, 64, "%s", LOG4J_NAME);
+			snprintf(ver, 32, "%s", v);
+			snprintf(path, pl, PKG_DIR "/%s/current",
+				 LOG4J_NAME);
+		}
+		b->ptrs[k] = it;
+	}
+	qsort(b->ptrs, total, sizeof(*b->ptrs), item_cmp);
+
+	crypto_hash_sha256_state h;
+	unsigned char d[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256_init(&h);
+	for (size_t k = 0; k < total; k++) {
+		const Flotilla__InventoryItem *it = b->ptrs[k];
+		unsigned char kind[2] = { (unsigned char)it->kind,
+					  (unsigned char)it->jndi_lookup };
+		crypto_hash_sha256_update(&h, kind, sizeof(kind));
+		hash_str(&h, it->name);
+		hash_str(&h, it->version);
+		hash_str(&h, it->group);
+		hash_str(&h, it->path);
+		hash_str(&h, it->source);
+		hash_str(&h, it->arch);
+	}
+	crypto_hash_sha256_final(&h, d);
+	sodium_bin2hex(b->digest, sizeof(b->digest), d, sizeof(d));
+	b->inv.n_items = total;
+	b->inv.items = b->ptrs;
+	b->inv.digest = b->digest;
+	b->inv.scanned_at_ms = flt_now_wall_ms();
+}
+
+static void inv_free(inv_buf_t *b)
+{
+	free(b->items);
+	free(b->ptrs);
+	free(b->text);
+}
+
+/*
+ * Inventories are built once per variant and log4j-core version and then
+ * shared, read only: building, sorting and hashing 200 items for each of
+ * the 2,000 hosts of a wave, at the instant their gates end, would make
+ * the simulator late (each real host re-scans on its own CPU).
+ */
+typedef struct inv_cached {
+	size_t variant;
+	char version[64];
+	inv_buf_t b;
+	struct inv_cached *next;
+} inv_cached_t;
+
+static const inv_buf_t *inv_get(sim_t *s, size_t idx, const char *v)
+{
+	size_t var = idx % INV_VARIANTS;
+	pthread_mutex_lock(&s->inv_mtx);
+	inv_cached_t *c = s->inv_cache;
+	while (c && (c->variant != var || strcmp(c->version, v) != 0))
+		c = c->next;
+	if (!c) {
+		c = flt_xcalloc(1, sizeof(*c));
+		c->variant = var;
+		snprintf(c->version, sizeof(c->version), "%s", v);
+		inv_build(&c->b, var, v);
+		c->next = s->inv_cache;
+		s->inv_cache = c;
+	}
+	pthread_mutex_unlock(&s->inv_mtx);
+	return &c->b;
+}
+
+static void inv_cache_free(sim_t *s)
+{
+	while (s->inv_cache) {
+		inv_cached_t *c = s->inv_cache;
+		s->inv_cache = c->next;
+		inv_free(&c->b);
+		free(c);
+	}
+}
+
+/* Re-scans agent a's inventory (its digest); a->mtx held. */
+static void inv_rescan(sim_agent_t *a)
+{
+	const inv_buf_t *b = inv_get(a->sim, a->idx, a->log4j);
+	memcpy(a->digest, b->digest, sizeof(a->digest));
+}
+
+/* Exactly P% of the agents, spread evenly: i where i * P / 100 steps up. */
+static bool agent_fails(size_t i)
+{
+	size_t p = (size_t)fail_percent;
+	return (i + 1) * p / 100 > i * p / 100;
 }
 
 /* ---- one call per agent at a time ------------------------------------ */
@@ -466,10 +846,52 @@ static void reg_reply(sim_agent_t *a, const flt_envelope_t *rep, int64_t now)
 	reg_end(a, ok, !ok);
 }
 
+static void sync_send(sim_agent_t *a, int64_t now);
+static void watch_send(sim_agent_t *a);
+
+/*
+ * Sends the sync wanted (a->again) unless one is in flight, in which case
+ * the call that ends it sends it (call_done). Whoever takes busy with again
+ * still set sends; checking again after letting busy go closes the race
+ * with a call that ends meanwhile.
+ */
+static void sync_pending(sim_agent_t *a)
+{
+	sim_t *s = a->sim;
+	while (atomic_load(&a->again)) {
+		if (atomic_load(&a->killed) || atomic_load(&s->stopping) ||
+		    !atomic_load(&a->registered))
+			return;
+		if (atomic_exchange(&a->busy, true))
+			return;
+		if (!atomic_exchange(&a->again, false)) {
+			atomic_store(&a->busy, false);
+			continue;
+		}
+		atomic_fetch_add(&s->early_syncs, 1);
+		sync_send(a, now_ns());
+		return;
+	}
+}
+
+/* A sync now: a step's state changed, or the coordinator pushed. */
+static void sync_kick(sim_agent_t *a)
+{
+	atomic_store(&a->again, true);
+	sync_pending(a);
+}
+
+/* Ends the agent's sync call; sends the next one if one is wanted. */
+static void call_done(sim_agent_t *a)
+{
+	atomic_store(&a->busy, false);
+	if (atomic_load(&a->again))
+		sync_pending(a);
+}
+
+/* The scheduled heartbeat. */
 static void sync_fire(sim_agent_t *a, int64_t now)
 {
-	Flotilla__SyncRequest req = FLOTILLA__SYNC_REQUEST__INIT;
-	Flotilla__Credentials c = FLOTILLA__CREDENTIALS__INIT;
 	sim_t *s = a->sim;
 
 	if (!atomic_load(&a->registered) || atomic_load(&a->killed))
@@ -489,17 +911,79 @@ static void sync_fire(sim_agent_t *a, int64_t now)
 		atomic_store(&a->busy, false);
 		return;
 	}
+	/* This sync carries whatever an early one was wanted for. */
+	atomic_store(&a->again, false);
+	sync_send(a, now);
+}
+
+/* Builds and sends one sync; busy must be held. */
+static void sync_send(sim_agent_t *a, int64_t now)
+{
+	Flotilla__SyncRequest req = FLOTILLA__SYNC_REQUEST__INIT;
+	Flotilla__Credentials c = FLOTILLA__CREDENTIALS__INIT;
+	Flotilla__StepStatus *sv = NULL, **sp = NULL;
+	sim_t *s = a->sim;
+
+	bool win = now >= s->meas_start && now < s->meas_end;
 	c.node_id = a->node_id;
 	c.node_secret.data = a->secret;
 	c.node_secret.len = sizeof(a->secret);
-	req.known_index = a->known_index;
+	req.known_index = atomic_load(&a->known_index);
 	a->in_window = win;
 	a->last_send = now;
-	if (call_start(a, OP_SYNC, now, &c, &req.base) < 0) {
+
+	pthread_mutex_lock(&a->mtx);
+	if (inv_items) {
+		req.inventory_digest = a->digest;
+		if (strcmp(a->digest, a->coord_digest) != 0) {
+			const inv_buf_t *inv = inv_get(s, a->idx, a->log4j);
+			/* Only read by the pack below. */
+			req.inventory = (Flotilla__Inventory *)&inv->inv;
+			atomic_fetch_add(&s->inv_sent, 1);
+			atomic_fetch_add(&s->inv_bytes,
+					 protobuf_c_message_get_packed_size(
+						 &inv->inv.base));
+		}
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < a->nsteps; i++)
+		n += a->steps[i]->listed;
+	if (n) {
+		sv = flt_xcalloc(n, sizeof(*sv));
+		sp = flt_xcalloc(n, sizeof(*sp));
+		n = 0;
+		for (size_t i = 0; i < a->nsteps; i++) {
+			sim_step_t *st = a->steps[i];
+			if (!st->listed)
+				continue;
+			Flotilla__StepStatus *o = &sv[n];
+			flotilla__step_status__init(o);
+			o->id = st->id;
+			o->state = st->state;
+			o->from_version = st->from;
+			o->to_version = st->to;
+			o->message = st->message;
+			o->rolled_back = st->rolled_back;
+			o->started_at_ms = st->started_ms;
+			o->finished_at_ms = st->finished_ms;
+			if (st->state == STEP(SUCCEEDED))
+				o->inventory_digest = st->digest;
+			st->sent = st->state;
+			sp[n++] = o;
+		}
+		req.n_steps = n;
+		req.steps = sp;
+	}
+	/* Packed at once: nothing above is read after this. */
+	int rc = call_start(a, OP_SYNC, now, &c, &req.base);
+	pthread_mutex_unlock(&a->mtx);
+	free(sv);
+	free(sp);
+	if (rc < 0) {
 		atomic_fetch_add(&s->all.bad, 1);
 		if (win)
 			atomic_fetch_add(&s->win.bad, 1);
-		atomic_store(&a->busy, false);
+		call_done(a);
 	}
 }
 
@@ -511,6 +995,161 @@ static void sync_count(sim_agent_t *a, size_t field)
 	if (a->in_window)
 		atomic_fetch_add(
 			(atomic_uint_fast64_t *)((char *)&s->win + field), 1);
+}
+
+static void note_time(atomic_int_fast64_t *v, int64_t t, bool first)
+{
+	int64_t cur = atomic_load(v);
+	while ((cur == 0 || (first ? t < cur : t > cur)) &&
+	       !atomic_compare_exchange_weak(v, &cur, t))
+		;
+}
+
+/* The health gate of a step ran out: the scripted outcome. */
+static void step_timer_cb(void *arg)
+{
+	sim_step_t *st = arg;
+	sim_agent_t *a = st->a;
+	sim_t *s = a->sim;
+
+	if (nng_aio_result(st->timer) != 0)
+		return; /* stopped at shutdown */
+	pthread_mutex_lock(&a->mtx);
+	st->finished_ms = flt_now_wall_ms();
+	if (st->fail) {
+		st->state = STEP(FAILED);
+		st->rolled_back = true;
+		snprintf(st->message, sizeof(st->message),
+			 "tasks unhealthy within %s's health gate "
+			 "(simulated): switched back to %s",
+			 st->to, a->log4j);
+		atomic_fetch_add(&s->steps_failed, 1);
+	} else {
+		snprintf(a->log4j, sizeof(a->log4j), "%s",
+			 st->to[0] ? st->to : LOG4J_BASE);
+		inv_rescan(a);
+		memcpy(st->digest, a->digest, sizeof(st->digest));
+		st->state = STEP(SUCCEEDED);
+		/* Rollbacks always succeed; they are counted when seen. */
+		if (st->action == ACTION(INSTALL))
+			atomic_fetch_add(&s->steps_ok, 1);
+	}
+	st->changed_ns = now_ns();
+	pthread_mutex_unlock(&a->mtx);
+	note_time(&s->last_step_done, now_ns(), false);
+	sync_kick(a);
+}
+
+#define ROLLBACK_MS 500
+
+/*
+ * The steps of a sync answer, a->mtx held: a new id starts at once
+ * (APPLYING, its health gate timed); a known one is only marked listed.
+ * Adds the timers to start to *start (at most n). Returns how many steps
+ * are new.
+ */
+static size_t steps_take(sim_agent_t *a, Flotilla__PatchStep *const *v,
+			 size_t n, int64_t now, sim_step_t **start)
+{
+	sim_t *s = a->sim;
+	size_t nnew = 0;
+	for (size_t i = 0; i < a->nsteps; i++)
+		a->steps[i]->listed = false;
+	for (size_t i = 0; i < n; i++) {
+		const Flotilla__PatchStep *p = v[i];
+		sim_step_t *st = NULL;
+		for (size_t j = 0; j < a->nsteps && !st; j++)
+			if (strcmp(a->steps[j]->id, p->id) == 0)
+				st = a->steps[j];
+		if (st) {
+			st->listed = true;
+			continue;
+		}
+		bool install = p->action == ACTION(INSTALL);
+		if (!install && p->action != ACTION(ROLLBACK))
+			continue;
+		st = flt_xcalloc(1, sizeof(*st));
+		st->a = a;
+		snprintf(st->id, sizeof(st->id), "%s", p->id);
+		st->action = p->action;
+		st->state = STEP(APPLYING);
+		st->listed = true;
+		st->started_ms = flt_now_wall_ms();
+		st->changed_ns = now;
+		/* The managed package's version before ("" if none). */
+		snprintf(st->from, sizeof(st->from), "%s",
+			 strcmp(a->log4j, LOG4J_BASE) ? a->log4j : "");
+		if (install)
+			snprintf(st->to, sizeof(st->to), "%s",
+				 p->package ? p->package->version : "");
+		else
+			snprintf(st->to, sizeof(st->to), "%s",
+				 p->rollback_to);
+		st->fail = install && (agent_fails(a->idx) || !st->to[0]);
+		st->gate_ms = install ? p->min_healthy_ms : ROLLBACK_MS;
+		a->steps = flt_xrealloc(a->steps,
+					(a->nsteps + 1) * sizeof(*a->steps));
+		a->steps[a->nsteps++] = st;
+		atomic_fetch_add(install ? &s->steps_seen : &s->rollbacks, 1);
+		note_time(&s->first_step_at, now, true);
+		start[nnew++] = st;
+	}
+	return nnew;
+}
+
+static void step_start_timer(sim_step_t *st)
+{
+	if (nng_aio_alloc(&st->timer, step_timer_cb, st) != 0) {
+		note_error(st->a->sim, "%s: no aio for step %s", st->a->name,
+			   st->id);
+		return;
+	}
+	nng_sleep_aio((nng_duration)st->gate_ms, st->timer);
+}
+
+/* What a sync answer says besides the index: steps, the digest held. */
+static void sync_took(sim_agent_t *a, const Flotilla__SyncResponse *resp,
+		      int64_t now)
+{
+	sim_t *s = a->sim;
+	size_t n = resp->n_steps;
+	sim_step_t *one[4], **start = n <= 4 ? one : NULL;
+	if (!start)
+		start = flt_xcalloc(n, sizeof(*start));
+
+	pthread_mutex_lock(&a->mtx);
+	snprintf(a->coord_digest, sizeof(a->coord_digest), "%s",
+		 resp->inventory_digest);
+	/* The states this sync carried are acknowledged. */
+	for (size_t i = 0; i < a->nsteps; i++) {
+		sim_step_t *st = a->steps[i];
+		if (st->changed_ns && st->sent == st->state) {
+			samples_add(&s->step_lat, now - st->changed_ns);
+			st->changed_ns = 0;
+			if (st->finished_ms)
+				st->acked_ms = flt_now_wall_ms();
+		}
+	}
+	size_t nnew = steps_take(a, resp->steps, n, now, start);
+	bool rewatch = false;
+	uint64_t known = atomic_load(&a->known_index);
+	if (watch && !atomic_load(&s->stopping) && !atomic_load(&a->killed) &&
+	    (a->wstate == W_OFF ||
+	     (a->wstate == W_PARKED && known >= a->parked_idx))) {
+		a->wstate = W_CALL;
+		rewatch = true;
+	}
+	pthread_mutex_unlock(&a->mtx);
+
+	for (size_t i = 0; i < nnew; i++)
+		step_start_timer(start[i]);
+	if (start != one)
+		free(start);
+	/* APPLYING is reported at once. */
+	if (nnew)
+		atomic_store(&a->again, true);
+	if (rewatch)
+		watch_send(a);
 }
 
 static void sync_reply(sim_agent_t *a, const flt_envelope_t *rep, int64_t now)
@@ -526,13 +1165,146 @@ static void sync_reply(sim_agent_t *a, const flt_envelope_t *rep, int64_t now)
 		note_error(a->sim, "sync %s: bad reply: %s", a->name, err.msg);
 		sync_count(a, offsetof(counts_t, bad));
 	} else {
-		a->known_index = resp->index;
+		atomic_store(&a->known_index, resp->index);
+		sync_took(a, resp, now);
 		flotilla__sync_response__free_unpacked(resp, NULL);
 		sync_count(a, offsetof(counts_t, ok));
 		if (a->in_window)
 			samples_add(&a->sim->sync_lat, now - a->t_send);
 	}
-	atomic_store(&a->busy, false);
+	call_done(a);
+}
+
+/* ---- the long-poll (--watch) ----------------------------------------- */
+
+/* Starts a Watch on the agent's second context; its state is W_CALL. */
+static void watch_send(sim_agent_t *a)
+{
+	Flotilla__WatchRequest req = FLOTILLA__WATCH_REQUEST__INIT;
+	Flotilla__Credentials c = FLOTILLA__CREDENTIALS__INIT;
+	flt_envelope_t env = FLOTILLA__ENVELOPE__INIT;
+	flt_error_t err;
+	nng_msg *msg;
+
+	c.node_id = a->node_id;
+	c.node_secret.data = a->secret;
+	c.node_secret.len = sizeof(a->secret);
+	req.known_index = atomic_load(&a->known_index);
+	req.max_wait_ms = (uint32_t)watch_wait_ms;
+	env.version = FLT_WIRE_VERSION;
+	env.method = FLOTILLA__METHOD__METHOD_WATCH;
+	env.request_id = a->wreq_id = ++a->wnext_id;
+	env.credentials = &c;
+	if (flt_envelope_pack(&env, &req.base, &msg, &err) < 0) {
+		note_error(a->sim, "watch %s: %s", a->name, err.msg);
+		pthread_mutex_lock(&a->mtx);
+		a->wstate = W_OFF;
+		pthread_mutex_unlock(&a->mtx);
+		return;
+	}
+	a->wcall = CS_SEND;
+	a->wsend = now_ns();
+	nng_aio_set_msg(a->waio, msg);
+	nng_aio_set_timeout(a->waio, (nng_duration)timeout_ms);
+	nng_ctx_send(a->wctx, a->waio);
+}
+
+static void watch_cb(void *arg)
+{
+	sim_agent_t *a = arg;
+	sim_t *s = a->sim;
+	int rc = nng_aio_result(a->waio);
+	bool quit = atomic_load(&s->stopping) || atomic_load(&a->killed);
+
+	if (a->wcall == CS_SLEEP) {
+		if (rc == 0 && !quit) {
+			watch_send(a);
+			return;
+		}
+		goto off;
+	}
+	if (a->wcall == CS_SEND) {
+		if (rc != 0) {
+			nng_msg_free(nng_aio_get_msg(a->waio));
+			nng_aio_set_msg(a->waio, NULL);
+			goto failed;
+		}
+		a->wcall = CS_RECV;
+		nng_aio_set_timeout(a->waio,
+				    (nng_duration)(watch_wait_ms + timeout_ms));
+		nng_ctx_recv(a->wctx, a->waio);
+		return;
+	}
+	if (rc != 0)
+		goto failed;
+	nng_msg *msg = nng_aio_get_msg(a->waio);
+	nng_aio_set_msg(a->waio, NULL);
+	flt_envelope_t *rep;
+	Flotilla__WatchResponse *resp;
+	flt_error_t err;
+	rc = flt_envelope_unpack_reply(nng_msg_body(msg), nng_msg_len(msg),
+				       &rep, &err);
+	nng_msg_free(msg);
+	if (rc < 0) {
+		note_error(s, "watch %s: bad reply: %s", a->name, err.msg);
+		goto failed; /* rc < 0: noted, not an nng error */
+	}
+	if (rep->request_id != a->wreq_id ||
+	    rep->method != FLOTILLA__METHOD__METHOD_WATCH) {
+		note_error(s, "watch %s: request id or method do not match",
+			   a->name);
+		flt_envelope_free(rep);
+		rc = -1;
+		goto failed;
+	}
+	if (rep->error &&
+	    rep->error->code != FLOTILLA__ERROR_CODE__ERROR_NONE) {
+		note_error(s, "watch %s: %s", a->name, rep->error->message);
+		flt_envelope_free(rep);
+		rc = -1;
+		goto failed;
+	}
+	rc = flt_envelope_body(rep, &flotilla__watch_response__descriptor,
+			       (ProtobufCMessage **)&resp, &err);
+	flt_envelope_free(rep);
+	if (rc < 0) {
+		note_error(s, "watch %s: bad reply: %s", a->name, err.msg);
+		goto failed;
+	}
+	bool changed = resp->changed;
+	uint64_t idx = resp->index;
+	flotilla__watch_response__free_unpacked(resp, NULL);
+	atomic_fetch_add(&s->watch_answers, 1);
+	if (quit)
+		goto off;
+	if (!changed) {
+		watch_send(a);
+		return;
+	}
+	atomic_fetch_add(&s->watch_changed, 1);
+	/* Parked before the sync is asked for: its answer unparks. */
+	pthread_mutex_lock(&a->mtx);
+	a->wstate = W_PARKED;
+	a->parked_idx = idx;
+	pthread_mutex_unlock(&a->mtx);
+	sync_kick(a);
+	return;
+
+failed:
+	if (quit)
+		goto off;
+	/* nng's errors are positive; the others were noted above. */
+	if (rc > 0 && rc != NNG_ETIMEDOUT)
+		note_error(s, "watch %s: %s", a->name, nng_strerror(rc));
+	atomic_fetch_add(&s->watch_errors, 1);
+	/* Again after a pause, as the agent does. */
+	a->wcall = CS_SLEEP;
+	nng_sleep_aio(1000, a->waio);
+	return;
+off:
+	pthread_mutex_lock(&a->mtx);
+	a->wstate = W_OFF;
+	pthread_mutex_unlock(&a->mtx);
 }
 
 /* A call that ended without a reply: timeout, transport error, or close. */
@@ -554,7 +1326,7 @@ static void call_failed(sim_agent_t *a, int rc)
 		sync_count(a, rc == NNG_ETIMEDOUT
 				      ? offsetof(counts_t, timeout)
 				      : offsetof(counts_t, transport));
-	atomic_store(&a->busy, false);
+	call_done(a);
 }
 
 static void agent_cb(void *arg)
@@ -602,7 +1374,7 @@ static void agent_cb(void *arg)
 			reg_end(a, false, true);
 		} else {
 			sync_count(a, offsetof(counts_t, bad));
-			atomic_store(&a->busy, false);
+			call_done(a);
 		}
 		return;
 	}
@@ -651,6 +1423,11 @@ static int agent_open(sim_agent_t *a, flt_error_t *err)
 	    (rc = nng_aio_alloc(&a->aio, agent_cb, a)) != 0)
 		return flt_err(err, FLT_ETRANSPORT, "agent %zu: %s", a->idx,
 			       nng_strerror(rc));
+	/* The long-poll's own context: the same connection. */
+	if (watch && ((rc = nng_ctx_open(&a->wctx, a->sock)) != 0 ||
+		      (rc = nng_aio_alloc(&a->waio, watch_cb, a)) != 0))
+		return flt_err(err, FLT_ETRANSPORT, "agent %zu: watch: %s",
+			       a->idx, nng_strerror(rc));
 	if ((rc = nng_dialer_create(&a->dialer, a->sock, coordinator_url)) !=
 	    0)
 		return flt_err(err, FLT_EUSAGE, "%s: %s", coordinator_url,
@@ -901,6 +1678,27 @@ static void *poll_main(void *arg)
 /* ---- kill and shutdown ----------------------------------------------- */
 
 /*
+ * Stops the agent's Watch and step timers (waiting for their callbacks),
+ * so that its socket is never closed under a call. The caller holds busy
+ * and has set killed or stopping: nothing restarts them.
+ */
+static void agent_quiesce(sim_agent_t *a)
+{
+	if (a->waio)
+		nng_aio_stop(a->waio);
+	pthread_mutex_lock(&a->mtx);
+	size_t n = a->nsteps;
+	sim_step_t **v = n ? flt_xcalloc(n, sizeof(*v)) : NULL;
+	if (n)
+		memcpy(v, a->steps, n * sizeof(*v));
+	pthread_mutex_unlock(&a->mtx);
+	for (size_t i = 0; i < n; i++)
+		if (v[i]->timer)
+			nng_aio_stop(v[i]->timer);
+	free(v);
+}
+
+/*
  * Closes the killed agents' sockets off the timeline (nng_close waits).
  * Each agent's call in flight is let finish first, and the closer then
  * holds the agent's busy flag so that no new call can start on it: nng
@@ -915,6 +1713,7 @@ static void *kill_close_main(void *arg)
 		sim_agent_t *a = &s->agents[s->killed[j]];
 		while (atomic_exchange(&a->busy, true))
 			sleep_until(now_ns() + NS_PER_MS);
+		agent_quiesce(a);
 		nng_close(a->sock);
 	}
 	int64_t d = now_ns() - t;
@@ -957,11 +1756,24 @@ static void *close_all_main(void *arg)
 		/* As for the killed ones: no close under a call. */
 		while (atomic_exchange(&a->busy, true) && now_ns() < deadline)
 			sleep_until(now_ns() + NS_PER_MS);
+		agent_quiesce(a);
 		nng_close(a->sock);
 	}
-	for (size_t i = 0; i < s->n; i++)
-		if (s->agents[i].aio)
-			nng_aio_free(s->agents[i].aio);
+	for (size_t i = 0; i < s->n; i++) {
+		sim_agent_t *a = &s->agents[i];
+		if (a->aio)
+			nng_aio_free(a->aio);
+		if (a->waio)
+			nng_aio_free(a->waio);
+		for (size_t j = 0; j < a->nsteps; j++) {
+			if (a->steps[j]->timer)
+				nng_aio_free(a->steps[j]->timer);
+			free(a->steps[j]);
+		}
+		free(a->steps);
+		a->steps = NULL;
+		a->nsteps = 0;
+	}
 	return NULL;
 }
 
@@ -1060,6 +1872,35 @@ static double msecs(int64_t ns) { return (double)ns / NS_PER_MS; }
 static void jset(json_t *j, const char *k, json_t *v)
 {
 	json_object_set_new(j, k, v);
+}
+
+/* --step-times: "agent step_id outcome seen_ms done_ms acked_ms". */
+static void write_step_times(sim_t *s)
+{
+	FILE *f = fopen(step_times, "w");
+	if (!f) {
+		flt_error("%s: %s", step_times, strerror(errno));
+		return;
+	}
+	for (size_t i = 0; i < s->n; i++) {
+		sim_agent_t *a = &s->agents[i];
+		pthread_mutex_lock(&a->mtx);
+		for (size_t j = 0; j < a->nsteps; j++) {
+			const sim_step_t *st = a->steps[j];
+			const char *o = "unfinished";
+			if (st->state == STEP(SUCCEEDED))
+				o = "succeeded";
+			else if (st->state == STEP(FAILED))
+				o = "failed";
+			fprintf(f, "%s %s %s %lld %lld %lld\n", a->name, st->id,
+				o, (long long)st->started_ms,
+				(long long)st->finished_ms,
+				(long long)st->acked_ms);
+		}
+		pthread_mutex_unlock(&a->mtx);
+	}
+	if (fclose(f) != 0)
+		flt_error("%s: %s", step_times, strerror(errno));
 }
 
 static void report(sim_t *s)
@@ -1162,6 +2003,38 @@ static void report(sim_t *s)
 		       (unsigned long long)s->polls_rejected, s->list_nodes,
 		       s->list_bytes, pl.p50, pl.max);
 	}
+	pct_t sl = samples_pct(&s->step_lat);
+	uint64_t seen = atomic_load(&s->steps_seen);
+	int64_t first = atomic_load(&s->first_step_at);
+	int64_t last = atomic_load(&s->last_step_done);
+	if (inv_items)
+		printf("  inventory: %ld items per agent; %llu inventories "
+		       "sent (%.1f MB)\n",
+		       inv_items, (unsigned long long)atomic_load(&s->inv_sent),
+		       (double)atomic_load(&s->inv_bytes) / 1e6);
+	if (seen || atomic_load(&s->rollbacks))
+		printf("  steps:     %llu install steps (%llu succeeded, %llu "
+		       "failed and rolled back), %llu rollback steps; from "
+		       "t=%.1f s to t=%.1f s; a new state reported (sync "
+		       "answered) p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+		       (unsigned long long)seen,
+		       (unsigned long long)atomic_load(&s->steps_ok),
+		       (unsigned long long)atomic_load(&s->steps_failed),
+		       (unsigned long long)atomic_load(&s->rollbacks),
+		       first ? secs(first - s->sync_start) : 0,
+		       last ? secs(last - s->sync_start) : 0, sl.p50, sl.p99,
+		       sl.max);
+	if (watch)
+		printf("  watch:     %llu answers (%llu with a change), %llu "
+		       "failed calls; %llu syncs sent early (a step changed "
+		       "or a change was pushed)\n",
+		       (unsigned long long)atomic_load(&s->watch_answers),
+		       (unsigned long long)atomic_load(&s->watch_changed),
+		       (unsigned long long)atomic_load(&s->watch_errors),
+		       (unsigned long long)atomic_load(&s->early_syncs));
+	else if (seen)
+		printf("  early:     %llu syncs sent early (a step changed)\n",
+		       (unsigned long long)atomic_load(&s->early_syncs));
 	for (size_t i = 0; i < s->nnotes; i++)
 		printf("  error:     %s\n", s->notes[i]);
 
@@ -1219,6 +2092,33 @@ static void report(sim_t *s)
 		jset(j, "poll_max_ms", json_real(pl.max));
 		jset(j, "list_bytes", json_integer((json_int_t)s->list_bytes));
 	}
+	if (inv_items || watch || seen) {
+		jset(j, "inventory_items", json_integer(inv_items));
+		jset(j, "inventories_sent",
+		     json_integer((json_int_t)atomic_load(&s->inv_sent)));
+		jset(j, "inventory_bytes",
+		     json_integer((json_int_t)atomic_load(&s->inv_bytes)));
+		jset(j, "fail_percent", json_integer(fail_percent));
+		jset(j, "steps_seen", json_integer((json_int_t)seen));
+		jset(j, "steps_succeeded",
+		     json_integer((json_int_t)atomic_load(&s->steps_ok)));
+		jset(j, "steps_failed",
+		     json_integer((json_int_t)atomic_load(&s->steps_failed)));
+		jset(j, "rollback_steps",
+		     json_integer((json_int_t)atomic_load(&s->rollbacks)));
+		jset(j, "step_report_p50_ms", json_real(sl.p50));
+		jset(j, "step_report_p99_ms", json_real(sl.p99));
+		jset(j, "step_report_max_ms", json_real(sl.max));
+		jset(j, "watch", json_boolean(watch));
+		jset(j, "watch_answers",
+		     json_integer((json_int_t)atomic_load(&s->watch_answers)));
+		jset(j, "watch_changed",
+		     json_integer((json_int_t)atomic_load(&s->watch_changed)));
+		jset(j, "watch_errors",
+		     json_integer((json_int_t)atomic_load(&s->watch_errors)));
+		jset(j, "early_syncs",
+		     json_integer((json_int_t)atomic_load(&s->early_syncs)));
+	}
 	json_dumpf(j, stdout,
 		   JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
 	json_decref(j);
@@ -1244,12 +2144,14 @@ static int run(void)
 	int rc = 1;
 
 	pthread_mutex_init(&s->note_mtx, NULL);
+	pthread_mutex_init(&s->inv_mtx, NULL);
 	s->period_ns = interval_ms * NS_PER_MS;
 	s->agents = flt_xcalloc(s->n, sizeof(*s->agents));
 	s->seen = flt_xcalloc(s->n, sizeof(*s->seen));
 	samples_init(&s->reg_lat, s->n);
 	samples_init(&s->sync_lat,
 		     s->n * (size_t)(duration_s * 1000 / interval_ms + 2));
+	samples_init(&s->step_lat, 4 * s->n);
 	samples_init(&s->poll_lat,
 		     (size_t)(warmup_s + duration_s) * 1000 / (size_t)poll_ms +
 			     16);
@@ -1264,6 +2166,10 @@ static int run(void)
 		a->idx = i;
 		snprintf(a->name, sizeof(a->name), "%s-%05zu", name_prefix, i);
 		flt_uuid_v4(a->reg_id);
+		pthread_mutex_init(&a->mtx, NULL);
+		snprintf(a->log4j, sizeof(a->log4j), "%s", LOG4J_BASE);
+		if (inv_items)
+			inv_rescan(a);
 		if (agent_open(a, &err) < 0) {
 			flt_error("%s", err.msg);
 			goto out;
@@ -1335,6 +2241,8 @@ static int run(void)
 	}
 report:
 	report(s);
+	if (step_times)
+		write_step_times(s);
 	rc = 0;
 out:
 	atomic_store(&s->stopping, true);
@@ -1353,12 +2261,17 @@ out:
 		return rc;
 	}
 	flt_info("closed seconds=%.2f", secs(now_ns() - t0));
+	for (size_t i = 0; i < s->n; i++)
+		pthread_mutex_destroy(&s->agents[i].mtx);
 	free(s->agents);
 	free(s->seen);
 	free(s->killed);
 	free(s->reg_lat.v);
 	free(s->sync_lat.v);
 	free(s->poll_lat.v);
+	free(s->step_lat.v);
+	inv_cache_free(s);
+	pthread_mutex_destroy(&s->inv_mtx);
 	pthread_mutex_destroy(&s->note_mtx);
 	return rc;
 }
