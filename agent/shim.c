@@ -287,14 +287,20 @@ static bool final(enum state st)
 	return st == S_EXITED || st == S_FAILED || st == S_STOPPED;
 }
 
+/* What the supervisor reads from its signalfd: its children, and a stop. */
+static void supervisor_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGCHLD);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+}
+
 static int supervise(shim_t *s)
 {
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGCHLD);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
+	supervisor_signals(&set);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd < 0)
@@ -411,6 +417,12 @@ int main(int argc, char **argv)
 			"       flotilla-shim --exec-check TASK_DIR -- ARGV...\n");
 		return 2;
 	}
+	/* A stop asked for while the shim sets up (the agent may ask within a
+	 * tick of starting it) waits for the signalfd: taken by default, it
+	 * would end the shim before any status or cleanup. */
+	sigset_t set;
+	supervisor_signals(&set);
+	sigprocmask(SIG_BLOCK, &set, NULL);
 	snprintf(path, sizeof(path), "%s/shim.conf", dir);
 	if (shim_conf_read(path, &s.c, why, sizeof(why)) < 0) {
 		fprintf(stderr, "flotilla-shim: %s\n", why);

@@ -291,9 +291,15 @@ static int spawn_shim(task_t *k, flt_error_t *err)
 			_exit(127);
 		/* The agent's sockets and files are not the shim's. */
 		close_range(3, ~0U, 0);
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
+		/* A stop sent before the shim blocks it itself stays pending
+		 * over exec, for its signalfd: it must not kill the shim
+		 * before it has written a status. */
+		sigset_t stop;
+		sigemptyset(&stop);
+		sigaddset(&stop, SIGTERM);
+		sigaddset(&stop, SIGINT);
+		sigaddset(&stop, SIGHUP);
+		sigprocmask(SIG_SETMASK, &stop, NULL);
 		execl(shim_path, "flotilla-shim", k->dir, (char *)NULL);
 		_exit(127);
 	}
@@ -1119,21 +1125,26 @@ static void *health_main(void *arg)
 				int res = run_check(&copy, hc, copy.init_pid,
 						    host, why, sizeof(why));
 				pthread_mutex_lock(&t->mtx);
-				/* The task may have gone meanwhile, or been
-				 * replaced under the same key. */
+				/* The task may have gone meanwhile, been
+				 * replaced under the same key, or restarted (a
+				 * new gen): the verdict was on a process that is
+				 * no longer its. One being stopped says nothing
+				 * either (an exec check run into a sandbox that
+				 * is going away fails). */
 				task_t *cur = find(t, key);
-				if (cur && cur->gen == gen && c < k->nchecks &&
-				    agent_check_record(&k->checks[c], hc, res,
+				if (cur && cur->gen == gen && !cur->stop_sent &&
+				    c < cur->nchecks &&
+				    agent_check_record(&cur->checks[c], hc, res,
 						       why,
 						       flt_now_mono_ms())) {
-					flt_log(k->checks[c].healthy
+					flt_log(cur->checks[c].healthy
 							? FLT_LOG_INFO
 							: FLT_LOG_WARN,
 						"task health changed task=%s "
 						"check=%s healthy=%d output=\"%s\"",
 						key, hc->name,
-						k->checks[c].healthy, why);
-					note(t, k);
+						cur->checks[c].healthy, why);
+					note(t, cur);
 				}
 				flotilla__health_check__free_unpacked(hc, NULL);
 				ran = true;
