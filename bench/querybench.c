@@ -59,8 +59,8 @@ static const char *const default_queries[] = {
 	"advisory:CVE-2021-44228",
 	"dpkg:openssl < 3.0.11",
 	"log4j-core < 2.17.1 and label.zone = zone-3",
-	"(advisory:CVE-2021-44832 or dpkg:openssl < 3.0.11-1~deb12u1) and "
-	"not node.name ~ '^node-1'",
+	("(advisory:CVE-2021-44832 or dpkg:openssl < 3.0.11-1~deb12u1) and "
+	 "not node.name ~ '^node-1'"),
 };
 
 static const char *const log4j_versions[] = {

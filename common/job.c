@@ -13,6 +13,7 @@
 
 #include "flotilla/job.h"
 #include "flotilla/pkg.h"
+#include "flotilla/regex.h"
 #include "flotilla/version.h"
 #include "flotilla/pb.h"
 #include "flotilla/util.h"
@@ -35,9 +36,6 @@
 #define CHECK_TIMEOUT_DEFAULT 2000
 #define KILL_TIMEOUT_MAX 600000
 #define USES_MAX 16
-#define REGEXP_LEN_MAX 1024
-#define REGEXP_COST_MAX 10000
-#define REGEXP_DEPTH_MAX 32
 /* Room for the longest prefix we build: groups[99].tasks[N].checks[N]. */
 #define PATH_LEN 128
 
@@ -593,136 +591,9 @@ static int check_attribute(const char *a, const char *prefix,
 		   "must be node.name, node.id, attr.<name> or label.<key>");
 }
 
-/* Where the bracket expression starting at p ends (its last byte). */
-static const char *bracket_end(const char *p)
-{
-	p++;
-	if (*p == '^')
-		p++;
-	if (*p == ']')
-		p++;
-	for (; *p && *p != ']'; p++) {
-		if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
-			char c = p[1];
-			const char *q = p + 2;
-			while (*q && !(q[0] == c && q[1] == ']'))
-				q++;
-			if (!*q)
-				return q - 1;
-			p = q + 1;
-		}
-	}
-	return *p ? p : p - 1;
-}
-
-/* "{n}", "{n,}" or "{n,m}" at p: the larger bound, and its last byte. */
-static bool interval(const char *p, size_t *n, const char **last)
-{
-	size_t lo = 0, hi = 0;
-	bool comma = false;
-
-	if (p[1] < '0' || p[1] > '9')
-		return false;
-	for (p++; *p >= '0' && *p <= '9'; p++)
-		lo = lo < REGEXP_COST_MAX ? lo * 10 + (size_t)(*p - '0') : lo;
-	if (*p == ',') {
-		comma = true;
-		for (p++; *p >= '0' && *p <= '9'; p++)
-			hi = hi < REGEXP_COST_MAX ? hi * 10 + (size_t)(*p - '0')
-						  : hi;
-	}
-	if (*p != '}')
-		return false;
-	*n = comma && hi > lo ? hi : lo;
-	*last = p;
-	return true;
-}
-
-static size_t cost_add(size_t a, size_t b)
-{
-	return a + b > REGEXP_COST_MAX ? REGEXP_COST_MAX + 1 : a + b;
-}
-
-static size_t cost_mul(size_t a, size_t b)
-{
-	return b && a > REGEXP_COST_MAX / b ? REGEXP_COST_MAX + 1 : a * b;
-}
-
-/*
- * glibc compiles a counted repetition by copying its operand, so nested
- * ones multiply: regcomp of "((a{255}){255}){255}" takes seconds and
- * gigabytes, and job specs come from any client of the coordinator. So the
- * size of the expanded expression is estimated before compiling. glibc
- * also takes back-references in EREs, whose matching is exponential;
- * constraints have no use for them. NULL if fine, else the reason.
- */
-static const char *regexp_problem(const char *re)
-{
-	size_t total[REGEXP_DEPTH_MAX + 1] = { 0 };
-	size_t last[REGEXP_DEPTH_MAX + 1] = { 0 };
-	unsigned depth = 0;
-
-	if (strlen(re) > REGEXP_LEN_MAX)
-		return "longer than 1024 bytes";
-	for (const char *p = re; *p; p++) {
-		size_t atom = 1, n;
-		const char *end;
-
-		switch (*p) {
-		case '(':
-			if (++depth > REGEXP_DEPTH_MAX)
-				return "groups nested too deeply";
-			total[depth] = last[depth] = 0;
-			continue;
-		case ')':
-			if (depth == 0)
-				break;
-			atom = total[depth] ? total[depth] : 1;
-			depth--;
-			break;
-		case '[':
-			p = bracket_end(p);
-			break;
-		case '\\':
-			if (p[1] >= '1' && p[1] <= '9')
-				return "back-references are not supported";
-			if (p[1])
-				p++;
-			break;
-		case '{':
-			if (!interval(p, &n, &end))
-				break;
-			if (n > 1) {
-				total[depth] = cost_add(
-					total[depth],
-					cost_mul(last[depth], n - 1));
-				last[depth] = cost_mul(last[depth], n);
-			}
-			p = end;
-			if (total[depth] > REGEXP_COST_MAX)
-				return "too complex (counted repetitions "
-				       "expand past 10000)";
-			continue;
-		case '|':
-			last[depth] = 0;
-			continue;
-		case '*':
-		case '+':
-		case '?':
-			continue;
-		}
-		total[depth] = cost_add(total[depth], atom);
-		last[depth] = atom;
-		if (total[depth] > REGEXP_COST_MAX)
-			return "too complex (counted repetitions expand past "
-			       "10000)";
-	}
-	return NULL;
-}
-
 static int check_regexp(const char *re, const char *prefix, flt_error_t *err)
 {
-	const char *problem = regexp_problem(re);
+	const char *problem = flt_regex_problem(re);
 	char msg[256];
 	regex_t rx;
 	int rc;

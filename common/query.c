@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "flotilla/query.h"
+#include "flotilla/regex.h"
 #include "flotilla/util.h"
 #include "flotilla/vercmp.h"
 
@@ -18,8 +19,6 @@
 #define QUERY_TERMS_MAX 256
 #define ADVISORY_FILE_MAX (4u << 20)
 #define ADVISORY_ID_MAX 64
-#define REGEXP_COST_MAX 10000
-#define REGEXP_GROUPS_MAX 32
 
 /* ---- terms ------------------------------------------------------------- */
 
@@ -570,116 +569,6 @@ static bool starts_with_ci(const char *s, size_t n, const char *prefix)
 	return n >= k && strncasecmp(s, prefix, k) == 0;
 }
 
-/* The number at *p, saturated past REGEXP_COST_MAX; *p moves past it. */
-static size_t count_digits(const char **p)
-{
-	size_t n = 0;
-
-	for (; **p >= '0' && **p <= '9'; (*p)++)
-		if (n <= REGEXP_COST_MAX)
-			n = n * 10 + (size_t)(**p - '0');
-	return n;
-}
-
-/*
- * Glibc compiles a counted repetition by copying its operand, so nested
- * ones multiply ("((a{255}){255}){255}" takes seconds and gigabytes), and
- * queries come from any client of the coordinator: the expanded size is
- * estimated before compiling. Back-references (exponential to match)
- * have no use here either. NULL if fine, else the reason.
- */
-static const char *regexp_problem(const char *re)
-{
-	size_t total[REGEXP_GROUPS_MAX + 1] = { 0 };
-	size_t last[REGEXP_GROUPS_MAX + 1] = { 0 };
-	unsigned depth = 0;
-
-	for (const char *p = re; *p; p++) {
-		size_t atom = 1;
-
-		switch (*p) {
-		case '(':
-			if (++depth > REGEXP_GROUPS_MAX)
-				return "groups nested too deeply";
-			total[depth] = last[depth] = 0;
-			continue;
-		case ')':
-			if (!depth)
-				break;
-			atom = total[depth] ? total[depth] : 1;
-			depth--;
-			break;
-		case '[':
-			/* To the closing ']' (a leading ']' or "^]" is
-			 * literal; so is anything inside "[:...:]"). */
-			p++;
-			if (*p == '^')
-				p++;
-			if (*p == ']')
-				p++;
-			while (*p && *p != ']') {
-				if (*p == '[' && (p[1] == ':' || p[1] == '.' ||
-						  p[1] == '=')) {
-					const char *e = strstr(p + 2, "]");
-					p = e ? e : p + strlen(p) - 1;
-				}
-				p++;
-			}
-			if (!*p)
-				return NULL; /* regcomp says what is wrong */
-			break;
-		case '\\':
-			if (p[1] >= '1' && p[1] <= '9')
-				return "back-references are not supported";
-			if (p[1])
-				p++;
-			break;
-		case '{': {
-			size_t lo, hi = 0;
-			bool comma = false;
-			const char *q = p + 1;
-			if (*q < '0' || *q > '9')
-				break;
-			lo = count_digits(&q);
-			if (*q == ',') {
-				comma = true;
-				q++;
-				hi = count_digits(&q);
-			}
-			if (*q != '}')
-				break;
-			size_t count = comma && hi > lo ? hi : lo;
-			p = q;
-			if (count > 1) {
-				if (last[depth] > REGEXP_COST_MAX / count)
-					return "too complex (counted "
-					       "repetitions expand past "
-					       "10000)";
-				total[depth] += last[depth] * (count - 1);
-				last[depth] *= count;
-			}
-			if (total[depth] > REGEXP_COST_MAX)
-				return "too complex (counted repetitions "
-				       "expand past 10000)";
-			continue;
-		}
-		case '|':
-			last[depth] = 0;
-			continue;
-		case '*':
-		case '+':
-		case '?':
-			continue;
-		}
-		total[depth] += atom;
-		last[depth] = atom;
-		if (total[depth] > REGEXP_COST_MAX)
-			return "too complex (counted repetitions expand past "
-			       "10000)";
-	}
-	return NULL;
-}
-
 /* node.name, node.id, attr.<x>, label.<x>: the word at start, n bytes. */
 static qnode_t *node_term(parser_t *ps, const char *start, size_t n)
 {
@@ -726,7 +615,7 @@ static qnode_t *node_term(parser_t *ps, const char *start, size_t n)
 		goto fail;
 	if (op == OP_RE) {
 		char msg[200];
-		const char *problem = regexp_problem(t->value);
+		const char *problem = flt_regex_problem(t->value);
 		if (problem) {
 			fail_at(ps, vat, "regular expression %s", problem);
 			goto fail;
@@ -951,7 +840,7 @@ static void sb_puts(sbuf_t *b, const char *s)
 /* s as the parser reads it back: bare when it can be, else quoted. */
 static void sb_text(sbuf_t *b, const char *s, const char *stops)
 {
-	bool bare = *s != '\0';
+	bool bare = *s != '\0' && !strchr(stops, *s);
 	for (const char *c = s; *c && bare; c++)
 		if (is_space((unsigned char)*c) || strchr(stops, *c) ||
 		    union_sign(c))
@@ -968,6 +857,13 @@ static void sb_text(sbuf_t *b, const char *s, const char *stops)
 
 static void sb_version(sbuf_t *b, const char *v)
 {
+	/* A bare version cannot start with an operator's character. */
+	if (strchr("<>=!", *v)) {
+		sb_puts(b, strchr(v, '"') ? "'" : "\"");
+		sb_puts(b, v);
+		sb_puts(b, strchr(v, '"') ? "'" : "\"");
+		return;
+	}
 	sb_text(b, v, ",()[]|\"'");
 }
 

@@ -21,6 +21,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		&flotilla__sync_request__descriptor,
 		&flotilla__watch_request__descriptor,
 		&flotilla__node_get_request__descriptor,
+		&flotilla__fetch_chunk_request__descriptor,
+		&flotilla__chunk_put_request__descriptor,
+		&flotilla__package_push_request__descriptor,
+		&flotilla__inventory_query_request__descriptor,
+		&flotilla__campaign_create_request__descriptor,
+		&flotilla__campaign_get_request__descriptor,
 	};
 	flt_envelope_t *env;
 	flt_error_t err;

@@ -292,8 +292,12 @@ static void test_parse_errors(void **state)
 		{ "label.zone =",
 		  "column 13: expected a value, found the end of the query" },
 		{ "node.name ~ 'x{1000}{1000}'",
-		  "column 13: regular expression too complex (counted "
-		  "repetitions expand past 10000)" },
+		  "column 13: regular expression too complex (repetitions "
+		  "expand past 10000)" },
+		/* each '+' copies its operand in glibc: 2^30 without the check */
+		{ "node.name ~ 'r++++++++++++++++++++++++++++++'",
+		  "column 13: regular expression too complex (repetitions "
+		  "expand past 10000)" },
 		{ "node.name ~ '(a)\\1'",
 		  "column 13: regular expression back-references are not "
 		  "supported" },
