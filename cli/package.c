@@ -137,7 +137,7 @@ static int digest_file(push_file_t *f, Flotilla__PackageManifest *m)
 	m->chunks = flt_xcalloc(nchunks ? nchunks : 1, sizeof(*m->chunks));
 	crypto_hash_sha256_init(&st);
 	for (;;) {
-		size_t len;
+		size_t len = 0;
 		int rc = read_chunk(f, &len);
 		if (rc < 0)
 			return cli_fail("%s: %s", f->path, strerror(-rc));
@@ -199,7 +199,7 @@ static int upload_chunks(cli_t *c, push_file_t *f,
 		cleanup_pb Flotilla__ChunkPutResponse *resp = NULL;
 		char hex[FLT_SHA256_HEX];
 		flt_error_t err;
-		size_t len;
+		size_t len = 0;
 		upload_progress(tty, i, f, m);
 		int rc = read_chunk(f, &len);
 		if (rc < 0) {

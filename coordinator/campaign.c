@@ -1107,16 +1107,28 @@ static void round_run(coord_campaigns_t *cs)
 	if (!any_open && !reps && !cmds)
 		return;
 	flt_error_t err;
-	sched_fleet_t *fleet = coord_nodes_fleet(cs->o.nodes, &err);
-	if (!fleet) {
+	struct timespec s0, s1;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &s0);
+	sched_fleet_t *fleet = NULL;
+	coord_fleet_snap_t *snap = coord_nodes_snapshot(cs->o.nodes, &err);
+	if (!snap) {
 		flt_warn("campaigns: %s", err.msg);
 		goto out;
 	}
+	fleet = coord_fleet_snap_fleet(snap);
 	/* Only this thread changes cs->v: no lock needed to read it. */
 	for (cmd_t *c = cmds; c; c = c->next)
 		handle_cmd(cs, c);
 	for (report_t *r = reps; r; r = r->next)
 		apply_report(cs, r->node, r->st, fleet);
+	/* The fleet, the commands and the reports count for every open
+	 * campaign (usually one), as the commit's wait does below. */
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &s1);
+	int64_t shared_us = (s1.tv_sec - s0.tv_sec) * 1000000LL +
+			    (s1.tv_nsec - s0.tv_nsec) / 1000;
+	for (size_t i = 0; i < cs->n && shared_us > 0; i++)
+		if (camp_open(cs->v[i]->c))
+			cs->v[i]->busy_us += shared_us;
 	int64_t now = flt_now_mono_ms();
 	bool late_scan = now >= cs->next_late_scan;
 	if (late_scan)
@@ -1166,7 +1178,7 @@ static void round_run(coord_campaigns_t *cs)
 		c->r = NULL;
 	}
 out:
-	sched_fleet_free(fleet);
+	coord_fleet_snap_release(snap);
 	while (reps) {
 		report_t *n = reps->next;
 		flotilla__step_status__free_unpacked(reps->st, NULL);
@@ -1291,6 +1303,37 @@ void coord_campaigns_free(coord_campaigns_t *cs)
 
 /* ---- what nodes see -------------------------------------------------------- */
 
+/*
+ * A status that cannot change what is stored, judged on the stored
+ * targets (cs->mtx held): a step the host is no longer on or one already
+ * settled, or "applying" again (each heartbeat of a host in flight repeats
+ * it). Dropped before it wakes the campaign thread. Outcomes always go
+ * through.
+ */
+static bool report_moot(coord_campaigns_t *cs, const char *node_id,
+			const Flotilla__StepStatus *st)
+{
+	const char *slash = strchr(st->id, '/');
+	if (!slash || slash - st->id != 36)
+		return true;
+	for (size_t i = 0; i < cs->n; i++) {
+		camp_t *k = cs->v[i];
+		if (strncmp(k->c->id, st->id, 36) != 0)
+			continue;
+		long ti = target_find(k, node_id);
+		if (ti < 0)
+			return true;
+		const target_t *t = k->t[ti];
+		if (strcmp(t->step_id, st->id) != 0 || terminal(t->state))
+			return true;
+		bool progress =
+			st->state == FLOTILLA__STEP_STATE__STEP_STATE_APPLYING ||
+			st->state == FLOTILLA__STEP_STATE__STEP_STATE_VERIFYING;
+		return progress && t->state != ST(DISPATCHED);
+	}
+	return true;
+}
+
 void coord_campaigns_report(coord_campaigns_t *cs, const char *node_id,
 			    Flotilla__StepStatus *const *steps, size_t n)
 {
@@ -1301,15 +1344,40 @@ void coord_campaigns_report(coord_campaigns_t *cs, const char *node_id,
 		pthread_mutex_unlock(&cs->mtx);
 		return;
 	}
+	bool any = false;
 	for (size_t i = 0; i < n; i++) {
+		if (report_moot(cs, node_id, steps[i]))
+			continue;
+		any = true;
 		report_t *r = flt_xcalloc(1, sizeof(*r));
 		snprintf(r->node, sizeof(r->node), "%s", node_id);
 		r->st = clone_msg(&steps[i]->base);
 		*cs->rtail = r;
 		cs->rtail = &r->next;
 	}
-	pthread_cond_signal(&cs->cond);
+	if (any)
+		pthread_cond_signal(&cs->cond);
 	pthread_mutex_unlock(&cs->mtx);
+}
+
+/*
+ * The deadline a host's agent gets for its step: shorter than the per-host
+ * timeout, so that a host whose tasks never turn healthy reports its own
+ * failure, already switched back, before the coordinator gives up on it.
+ * The margin (a fifth, at most 30 s) covers the dispatch, the switch back
+ * and the restart of the tasks; the agent always gets more than the min
+ * healthy time.
+ */
+static uint32_t agent_timeout_ms(const Flotilla__CampaignSpec *sp)
+{
+	uint32_t total = sp->host_timeout_ms;
+	uint32_t margin = total / 5;
+	if (margin > 30000)
+		margin = 30000;
+	uint32_t t = total - margin;
+	if (t <= sp->min_healthy_ms)
+		t = sp->min_healthy_ms + (total - sp->min_healthy_ms) / 2;
+	return t;
 }
 
 void coord_campaigns_node_steps(coord_campaigns_t *cs, const char *node_id,
@@ -1334,7 +1402,7 @@ void coord_campaigns_node_steps(coord_campaigns_t *cs, const char *node_id,
 		st->package_name = flt_xstrdup(sp->package);
 		st->restart = !sp->no_restart;
 		st->min_healthy_ms = sp->min_healthy_ms;
-		st->timeout_ms = sp->host_timeout_ms;
+		st->timeout_ms = agent_timeout_ms(sp);
 		if (t->state == ST(ROLLING_BACK)) {
 			st->action = FLOTILLA__STEP_ACTION__STEP_ACTION_ROLLBACK;
 			st->rollback_to = flt_xstrdup(t->from_version);
@@ -1622,6 +1690,7 @@ static void handle_create(coord_campaigns_t *cs, flt_request_t *r)
 {
 	Flotilla__CampaignCreateRequest *req;
 	flt_error_t err;
+	coord_fleet_snap_t *snap = NULL;
 	sched_fleet_t *fleet = NULL;
 	camp_t *k = NULL;
 	if (flt_request_body(r, &flotilla__campaign_create_request__descriptor,
@@ -1693,10 +1762,11 @@ static void handle_create(coord_campaigns_t *cs, flt_request_t *r)
 	c->package = pkg;
 	c->message = flt_xstrdup("");
 	c->created_at_ms = flt_now_wall_ms();
-	if (!(fleet = coord_nodes_fleet(cs->o.nodes, &err))) {
+	if (!(snap = coord_nodes_snapshot(cs->o.nodes, &err))) {
 		flt_request_fail(r, FLT_ESTORE, "%s", err.msg);
 		goto out;
 	}
+	fleet = coord_fleet_snap_fleet(snap);
 	plan_ctx_t x = { fleet, k };
 	coord_inv_eval(cs->o.inv, fleet, k->q, plan_one, &x, NULL);
 	c->waves = plan_waves(k);
@@ -1734,7 +1804,7 @@ static void handle_create(coord_campaigns_t *cs, flt_request_t *r)
 	snprintf(cmd->id, sizeof(cmd->id), "%s", id);
 	enqueue(cs, cmd);
 out:
-	sched_fleet_free(fleet);
+	coord_fleet_snap_release(snap);
 	camp_free(k);
 	flotilla__campaign_create_request__free_unpacked(req, NULL);
 }
