@@ -97,6 +97,17 @@ void coord_nodes_drained(coord_nodes_t *n, const char *node_id);
 struct sched_fleet;
 struct sched_fleet *coord_nodes_fleet(coord_nodes_t *n, flt_error_t *err);
 
+/*
+ * The same view, shared and read-only: rebuilt only when the generation
+ * changed since the last one, else the last one with a new reference.
+ * Lookups (sched_fleet_find, sched_node_*) on it are safe from any thread.
+ * NULL on a store failure (err set). Release every snapshot taken.
+ */
+typedef struct coord_fleet_snap coord_fleet_snap_t;
+coord_fleet_snap_t *coord_nodes_snapshot(coord_nodes_t *n, flt_error_t *err);
+struct sched_fleet *coord_fleet_snap_fleet(coord_fleet_snap_t *s);
+void coord_fleet_snap_release(coord_fleet_snap_t *s);
+
 /* Packages, inventories and campaigns; set before the servers open
  * (each may be NULL). */
 struct coord_pkgs;

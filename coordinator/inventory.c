@@ -394,15 +394,17 @@ static void handle_query(coord_inv_t *t, coord_nodes_t *nodes,
 			     &req) < 0)
 		return;
 	flt_query_t *q = NULL;
+	coord_fleet_snap_t *snap = NULL;
 	sched_fleet_t *f = NULL;
 	if (flt_query_parse(req->query, t->adv, &q, &err) < 0) {
 		flt_request_fail(r, FLT_EPROTO, "query: %s", err.msg);
 		goto out;
 	}
-	if (!(f = coord_nodes_fleet(nodes, &err))) {
+	if (!(snap = coord_nodes_snapshot(nodes, &err))) {
 		flt_request_fail(r, FLT_ESTORE, "%s", err.msg);
 		goto out;
 	}
+	f = coord_fleet_snap_fleet(snap);
 	Flotilla__InventoryQueryResponse resp =
 		FLOTILLA__INVENTORY_QUERY_RESPONSE__INIT;
 	query_out_t o = { .resp = &resp, .f = f, .limit = req->limit };
@@ -426,7 +428,7 @@ static void handle_query(coord_inv_t *t, coord_nodes_t *nodes,
 	}
 	free(o.matches);
 out:
-	sched_fleet_free(f);
+	coord_fleet_snap_release(snap);
 	flt_query_free(q);
 	flotilla__inventory_query_request__free_unpacked(req, NULL);
 }

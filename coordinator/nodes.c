@@ -65,6 +65,15 @@ struct coord_nodes {
 	/* Bumped by every change the scheduler's view shows: a status, or a
 	 * stored record (registration, attributes, drain, eligibility). */
 	atomic_uint_fast64_t fleet_gen;
+	/* The last shared snapshot (coord_nodes_snapshot), or NULL. */
+	pthread_mutex_t snap_mtx;
+	coord_fleet_snap_t *snap;
+};
+
+struct coord_fleet_snap {
+	sched_fleet_t *fleet;
+	uint64_t gen;
+	atomic_uint refs;
 };
 
 uint64_t coord_nodes_generation(coord_nodes_t *t)
@@ -251,6 +260,7 @@ int coord_nodes_open(const coord_nodes_opts_t *o, coord_nodes_t **out,
 
 	t->o = *o;
 	pthread_mutex_init(&t->mtx, NULL);
+	pthread_mutex_init(&t->snap_mtx, NULL);
 	crypto_generichash(t->token_hash, sizeof(t->token_hash),
 			   (const uint8_t *)o->join_token,
 			   strlen(o->join_token), NULL, 0);
@@ -289,6 +299,8 @@ void coord_nodes_close(coord_nodes_t *t)
 	free(t->v);
 	free(t->slots);
 	free(t->reg_slots);
+	coord_fleet_snap_release(t->snap);
+	pthread_mutex_destroy(&t->snap_mtx);
 	pthread_mutex_destroy(&t->mtx);
 	free(t);
 }
@@ -1509,4 +1521,57 @@ sched_fleet_t *coord_nodes_fleet(coord_nodes_t *t, flt_error_t *err)
 		return NULL;
 	}
 	return x.f;
+}
+
+/*
+ * One snapshot shared by every reader (campaign rounds, inventory queries)
+ * until the node table's generation moves on. The generation is read
+ * before the nodes, so a snapshot is never labelled newer than it is; its
+ * id index is built before it is shared, so readers never write to it.
+ */
+coord_fleet_snap_t *coord_nodes_snapshot(coord_nodes_t *t, flt_error_t *err)
+{
+	uint64_t gen = atomic_load(&t->fleet_gen);
+	pthread_mutex_lock(&t->snap_mtx);
+	coord_fleet_snap_t *s = t->snap;
+	if (s && s->gen == gen) {
+		atomic_fetch_add(&s->refs, 1);
+		pthread_mutex_unlock(&t->snap_mtx);
+		return s;
+	}
+	pthread_mutex_unlock(&t->snap_mtx);
+
+	sched_fleet_t *f = coord_nodes_fleet(t, err);
+	if (!f)
+		return NULL;
+	(void)sched_fleet_find(f, "");
+	s = flt_xcalloc(1, sizeof(*s));
+	s->fleet = f;
+	s->gen = gen;
+	atomic_init(&s->refs, 2); /* the caller's and the cache's */
+
+	pthread_mutex_lock(&t->snap_mtx);
+	coord_fleet_snap_t *old = NULL;
+	if (!t->snap || t->snap->gen <= gen) {
+		old = t->snap;
+		t->snap = s;
+	} else {
+		atomic_fetch_sub(&s->refs, 1); /* a newer one is cached */
+	}
+	pthread_mutex_unlock(&t->snap_mtx);
+	coord_fleet_snap_release(old);
+	return s;
+}
+
+sched_fleet_t *coord_fleet_snap_fleet(coord_fleet_snap_t *s)
+{
+	return s->fleet;
+}
+
+void coord_fleet_snap_release(coord_fleet_snap_t *s)
+{
+	if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
+		sched_fleet_free(s->fleet);
+		free(s);
+	}
 }
