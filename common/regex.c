@@ -5,10 +5,13 @@
 #include "flotilla/regex.h"
 
 #define REGEX_LEN_MAX 1024
-#define REGEX_COST_MAX 10000
+#define REGEX_COST_MAX 500
 #define REGEX_DEPTH_MAX 32
 
-#define TOO_COMPLEX "too complex (repetitions expand past 10000)"
+#define TOO_COMPLEX "too complex (repetitions expand past 500)"
+#define REPEAT_REPEAT                                                     \
+	"repeats a repetition (\"a**\", \"a+?\", \"a{2}*\"; undefined in " \
+	"POSIX)"
 
 /* Where the bracket expression starting at p ends (its last byte). */
 static const char *bracket_end(const char *p)
@@ -79,13 +82,16 @@ const char *flt_regex_problem(const char *re)
 	size_t total[REGEX_DEPTH_MAX + 1] = { 0 };
 	size_t last[REGEX_DEPTH_MAX + 1] = { 0 };
 	unsigned depth = 0;
+	bool repeated = false; /* the last thing seen was a repetition */
 
 	if (strlen(re) > REGEX_LEN_MAX)
 		return "longer than 1024 bytes";
 	for (const char *p = re; *p; p++) {
 		size_t atom = 1, n;
 		const char *end;
+		bool was = repeated;
 
+		repeated = false;
 		switch (*p) {
 		case '(':
 			if (++depth > REGEX_DEPTH_MAX)
@@ -110,12 +116,18 @@ const char *flt_regex_problem(const char *re)
 		case '{':
 			if (!interval(p, &n, &end))
 				break;
+			if (was)
+				return REPEAT_REPEAT;
+			repeated = true;
 			repeat(&total[depth], &last[depth], n);
 			p = end;
 			if (total[depth] > REGEX_COST_MAX)
 				return TOO_COMPLEX;
 			continue;
 		case '+':
+			if (was)
+				return REPEAT_REPEAT;
+			repeated = true;
 			/* The operand, then a starred copy of it. */
 			repeat(&total[depth], &last[depth], 2);
 			if (total[depth] > REGEX_COST_MAX)
@@ -126,6 +138,9 @@ const char *flt_regex_problem(const char *re)
 			continue;
 		case '*':
 		case '?':
+			if (was)
+				return REPEAT_REPEAT;
+			repeated = true;
 			continue;
 		}
 		total[depth] = cost_add(total[depth], atom);
