@@ -305,6 +305,8 @@ static uint64_t hash_id(const char *s)
 
 long sched_fleet_find(sched_fleet_t *f, const char *id)
 {
+	if (f->n == 0)
+		return -1;
 	if (f->id_nodes != f->n) {
 		free(f->id_slots);
 		f->nid_slots = 64;

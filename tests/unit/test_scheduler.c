@@ -114,6 +114,21 @@ static void feasible_set(const char *attr, const char *op, const char *value,
 	sched_fleet_free(f);
 }
 
+/* Lookups by id, on an empty fleet too (a coordinator before any node). */
+static void test_find(void **state)
+{
+	(void)state;
+	sched_fleet_t *e = sched_fleet_new();
+	assert_int_equal(sched_fleet_find(e, ""), -1);
+	assert_int_equal(sched_fleet_find(e, "n0"), -1);
+	sched_fleet_free(e);
+	sched_fleet_t *f = fleet6();
+	assert_int_equal(sched_fleet_find(f, "n4"), 4);
+	assert_int_equal(sched_fleet_find(f, "n0"), 0);
+	assert_int_equal(sched_fleet_find(f, "n6"), -1);
+	sched_fleet_free(f);
+}
+
 static void test_operators(void **state)
 {
 	static const struct {
@@ -401,6 +416,7 @@ static void test_semver(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_find),
 		cmocka_unit_test(test_operators),
 		cmocka_unit_test(test_binpack_fills_in_order),
 		cmocka_unit_test(test_spread_balances),
