@@ -68,6 +68,8 @@ typedef struct agent_opts {
 	const char *const *java_roots;
 	size_t n_java_roots;
 	int64_t inventory_interval_ms;
+	/* Staged versions kept per package (see agent_steps_opts_t). */
+	unsigned package_keep;
 } agent_opts_t;
 
 /*

@@ -27,6 +27,7 @@ static const char *fleet_key_file;
 static const char *dpkg_status = "/var/lib/dpkg/status";
 static flt_strlist_t java_roots;
 static const char *inventory_interval = "5m";
+static long package_keep = 2;
 
 static const flt_flag_t flags[] = {
 	{ "coordinator", FLT_FLAG_STRING, &coordinator, "URL",
@@ -81,6 +82,10 @@ static const flt_flag_t flags[] = {
 	{ "inventory-interval", FLT_FLAG_STRING, &inventory_interval,
 	  "DURATION", "time between inventory scans (default 5m)", 0, 0,
 	  NULL },
+	{ "package-keep", FLT_FLAG_INT, &package_keep, "N",
+	  "staged versions kept per package besides the current one and "
+	  "the one a rollback needs (default 2)",
+	  0, 100, NULL },
 	{ "no-watch", FLT_FLAG_BOOL, &no_watch, NULL,
 	  "do not long-poll; see changes at the next heartbeat only", 0, 0,
 	  NULL },
@@ -206,6 +211,7 @@ static int run(void)
 		.java_roots = java_roots.v,
 		.n_java_roots = java_roots.n,
 		.inventory_interval_ms = inv_interval_ms,
+		.package_keep = (unsigned)package_keep,
 	};
 	flt_info("agent starting name=%s coordinator=%s data_dir=%s "
 		 "fleet_key=%s",

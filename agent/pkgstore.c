@@ -1389,7 +1389,8 @@ static void remove_version(agent_pkgs_t *p, int namefd, const char *name,
 		 version);
 }
 
-void agent_pkgs_gc(agent_pkgs_t *p, const char *name, unsigned keep)
+void agent_pkgs_gc(agent_pkgs_t *p, const char *name, unsigned keep,
+		   const char *also)
 {
 	struct staged_version *v = NULL;
 	size_t n = 0, cap = 0, i;
@@ -1436,7 +1437,8 @@ void agent_pkgs_gc(agent_pkgs_t *p, const char *name, unsigned keep)
 	if (n)
 		qsort(v, n, sizeof(*v), by_recency);
 	for (i = 0; i < n; i++) {
-		if (!strcmp(v[i].name, current))
+		if (!strcmp(v[i].name, current) ||
+		    (also && !strcmp(v[i].name, also)))
 			continue;
 		if (kept < keep) {
 			kept++;

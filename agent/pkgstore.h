@@ -103,11 +103,13 @@ int agent_pkgs_switch(agent_pkgs_t *p, const char *name, const char *version,
 int agent_pkgs_resolve(agent_pkgs_t *p, const char *name, char *path,
 		       size_t len, flt_error_t *err);
 
-/* Removes staged versions of name beyond the current one and the `keep`
+/* Removes staged versions of name beyond the current one, `also` (the
+ * version a rollback would return to; NULL or "" for none) and the `keep`
  * most recently staged others (by the time their digest was recorded).
  * Directories the store did not stage are left alone. Failures are
  * logged. A task still running from a removed version loses its files:
- * keep enough. */
-void agent_pkgs_gc(agent_pkgs_t *p, const char *name, unsigned keep);
+ * call it only once the package's users run the current version. */
+void agent_pkgs_gc(agent_pkgs_t *p, const char *name, unsigned keep,
+		   const char *also);
 
 #endif

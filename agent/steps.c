@@ -826,6 +826,12 @@ static void switch_and_verify(agent_steps_t *s, rec_t *r,
 		return;
 	finish(s, r, FLOTILLA__STEP_STATE__STEP_STATE_SUCCEEDED, false,
 	       "%s %s is current", r->package, shown_version(r->to));
+	/* Every user of the package was restarted onto the current version:
+	 * older versions are unused but for a rollback to r->from. Without
+	 * the restart a task may still run one of them: nothing is removed. */
+	if (r->restart)
+		agent_pkgs_gc(s->o.pkgs, r->package, s->o.package_keep,
+			      r->from);
 }
 
 /* Names the first reason p cannot run. */

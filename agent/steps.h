@@ -55,6 +55,10 @@ typedef struct agent_steps_opts {
 	 * NULL. */
 	void (*on_change)(void *arg);
 	void *change_arg;
+	/* Staged versions kept per package besides the current one and the
+	 * one a rollback would return to; older ones are removed after a
+	 * step that restarted the package's users succeeds. */
+	unsigned package_keep;
 } agent_steps_opts_t;
 
 /*

@@ -615,7 +615,8 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 	agent_steps_opts_t so = { .store = store, .data_dir = o->data_dir,
 				  .pkgs = a.pkgs, .fetch = fetch_chunk,
 				  .fetch_arg = &a, .on_change = on_task_change,
-				  .change_arg = &a };
+				  .change_arg = &a,
+				  .package_keep = o->package_keep };
 	if (agent_steps_open(&so, &a.steps, &err) < 0) {
 		flt_error("%s", err.msg);
 		return close_parts(&a, 1);

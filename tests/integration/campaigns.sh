@@ -243,3 +243,21 @@ r=$(report "$C7")
 	fail "a5 failed-offline: $r"
 [ "$(jq '[.targets[] | select(.state == "remediated")] | length' <<<"$r")" = 4 ] || fail "4 remediated"
 pass "a host down for the per-host timeout counts failed-offline; the gate (1) lets the campaign complete"
+
+# ---- staged versions are pruned (--package-keep, default 2) -----------------------
+# a1-a4 staged six or seven versions over the campaigns above; each kept the
+# current one (2.22.0), the one a rollback would return to (2.19.0) and the
+# two most recently staged others; the oldest (2.14.1, 2.17.1) are gone.
+for a in a1 a2 a3 a4; do
+	vers=$(ls "$T/$a/packages/log4j-core" | grep -v '^current$' | sort -V | tr '\n' ' ')
+	n=$(wc -w <<<"$vers")
+	[ "$n" -le 4 ] || fail "$a keeps $n versions: $vers"
+	for v in 2.22.0 2.19.0; do
+		grep -qw "$v" <<<"$vers" || fail "$a lost $v: $vers"
+	done
+	for v in 2.14.1 2.17.1; do
+		grep -qw "$v" <<<"$vers" && fail "$a still has $v: $vers"
+	done
+	[ "$(current_of $a)" = 2.22.0 ] || fail "$a is on $(current_of $a)"
+done
+pass "old staged versions are removed after a successful step; current and the rollback target stay"

@@ -688,20 +688,28 @@ static void test_gc(void **state)
 	}
 	switch_ok(s, "app", "2.0");
 	/* Current, plus the two most recently staged others. */
-	agent_pkgs_gc(s, "app", 2);
+	agent_pkgs_gc(s, "app", 2, NULL);
 	assert_string_equal(list(v->store, "app"),
 			    ".2.0.sha256,.4.0.sha256,.5.0.sha256,2.0,4.0,5.0,"
 			    "current");
-	agent_pkgs_gc(s, "app", 0);
+	/* The version a rollback would need is kept beyond the count. */
+	agent_pkgs_gc(s, "app", 1, "4.0");
+	assert_string_equal(list(v->store, "app"),
+			    ".2.0.sha256,.4.0.sha256,.5.0.sha256,2.0,4.0,5.0,"
+			    "current");
+	agent_pkgs_gc(s, "app", 0, "4.0");
+	assert_string_equal(list(v->store, "app"),
+			    ".2.0.sha256,.4.0.sha256,2.0,4.0,current");
+	agent_pkgs_gc(s, "app", 0, NULL);
 	assert_string_equal(list(v->store, "app"), ".2.0.sha256,2.0,current");
 	assert_current(s, "app", "2.0");
 	assert_string_equal(list(v->store, NULL), ".lock,app");
 	/* Without a current version, keep counts alone. */
 	stage_ok(s, p[0]);
 	switch_ok(s, "app", "");
-	agent_pkgs_gc(s, "app", 1);
+	agent_pkgs_gc(s, "app", 1, NULL);
 	assert_string_equal(list(v->store, "app"), ".1.0.sha256,1.0");
-	agent_pkgs_gc(s, "nothing", 1);
+	agent_pkgs_gc(s, "nothing", 1, NULL);
 	agent_pkgs_close(s);
 	for (size_t i = 0; i < 5; i++)
 		pkg_free(p[i]);
