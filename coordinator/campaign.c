@@ -1060,6 +1060,26 @@ static void handle_cmd(coord_campaigns_t *cs, cmd_t *cmd)
 	}
 }
 
+/*
+ * A campaign as a reply shows it: shallow copies (into c and m) without
+ * the package's chunk digests, which status polls do not need. The stored
+ * message is never changed: the campaign thread reads (packs) it without
+ * the lock.
+ */
+static Flotilla__Campaign *reply_view(const Flotilla__Campaign *src,
+				      Flotilla__Campaign *c,
+				      Flotilla__PackageManifest *m)
+{
+	*c = *src;
+	if (src->package) {
+		*m = *src->package;
+		m->n_chunks = 0;
+		m->chunks = NULL;
+		c->package = m;
+	}
+	return c;
+}
+
 static void reply_campaign(coord_campaigns_t *cs, flt_request_t *r,
 			   const char *id, bool targets);
 
@@ -1371,6 +1391,8 @@ void coord_campaigns_report(coord_campaigns_t *cs, const char *node_id,
 static uint32_t agent_timeout_ms(const Flotilla__CampaignSpec *sp)
 {
 	uint32_t total = sp->host_timeout_ms;
+	if (total <= sp->min_healthy_ms)
+		return total; /* not accepted at creation; never wrap */
 	uint32_t margin = total / 5;
 	if (margin > 30000)
 		margin = 30000;
@@ -1446,19 +1468,15 @@ static void reply_campaign(coord_campaigns_t *cs, flt_request_t *r,
 		FLOTILLA__CAMPAIGN_GET_RESPONSE__INIT;
 	Flotilla__CampaignCounts counts;
 	counts_of(k, k->c, &counts);
-	resp.campaign = k->c;
+	Flotilla__Campaign c;
+	Flotilla__PackageManifest m;
+	resp.campaign = reply_view(k->c, &c, &m);
 	resp.counts = &counts;
-	/* Status polls do not need every chunk digest of the package. */
-	size_t nchunks = k->c->package ? k->c->package->n_chunks : 0;
-	if (k->c->package)
-		k->c->package->n_chunks = 0;
 	if (targets) {
 		resp.n_targets = k->n;
 		resp.targets = k->t;
 	}
 	flt_request_reply(r, &resp.base);
-	if (k->c->package)
-		k->c->package->n_chunks = nchunks;
 	pthread_mutex_unlock(&cs->mtx);
 }
 
@@ -1482,29 +1500,24 @@ static void handle_list(coord_campaigns_t *cs, flt_request_t *r)
 		flt_xcalloc(n + 1, sizeof(*counts));
 	Flotilla__CampaignCounts **cp = flt_xcalloc(n + 1, sizeof(*cp));
 	Flotilla__Campaign **camps = flt_xcalloc(n + 1, sizeof(*camps));
-	size_t *nchunks = flt_xcalloc(n + 1, sizeof(*nchunks));
+	Flotilla__Campaign *views = flt_xcalloc(n + 1, sizeof(*views));
+	Flotilla__PackageManifest *pkgs = flt_xcalloc(n + 1, sizeof(*pkgs));
 	for (size_t i = 0; i < n; i++) {
 		counts_of(cs->v[i], cs->v[i]->c, &counts[i]);
 		cp[i] = &counts[i];
-		camps[i] = cs->v[i]->c;
-		if (camps[i]->package) {
-			nchunks[i] = camps[i]->package->n_chunks;
-			camps[i]->package->n_chunks = 0;
-		}
+		camps[i] = reply_view(cs->v[i]->c, &views[i], &pkgs[i]);
 	}
 	resp.n_campaigns = n;
 	resp.campaigns = camps;
 	resp.n_counts = n;
 	resp.counts = cp;
 	flt_request_reply(r, &resp.base);
-	for (size_t i = 0; i < n; i++)
-		if (camps[i]->package)
-			camps[i]->package->n_chunks = nchunks[i];
 	pthread_mutex_unlock(&cs->mtx);
 	free(counts);
 	free(cp);
 	free(camps);
-	free(nchunks);
+	free(views);
+	free(pkgs);
 }
 
 static void enqueue(coord_campaigns_t *cs, cmd_t *c)
@@ -1787,14 +1800,13 @@ static void handle_create(coord_campaigns_t *cs, flt_request_t *r)
 			FLOTILLA__CAMPAIGN_GET_RESPONSE__INIT;
 		Flotilla__CampaignCounts counts;
 		counts_of(k, c, &counts);
-		resp.campaign = c;
 		resp.counts = &counts;
 		resp.n_targets = k->n;
 		resp.targets = k->t;
-		size_t nchunks = c->package->n_chunks;
-		c->package->n_chunks = 0;
+		Flotilla__Campaign view;
+		Flotilla__PackageManifest m;
+		resp.campaign = reply_view(c, &view, &m);
 		flt_request_reply(r, &resp.base);
-		c->package->n_chunks = nchunks;
 		goto out;
 	}
 	cmd_t *cmd = flt_xcalloc(1, sizeof(*cmd));
