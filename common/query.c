@@ -837,10 +837,12 @@ static void sb_puts(sbuf_t *b, const char *s)
 	sb_add(b, s, strlen(s));
 }
 
-/* s as the parser reads it back: bare when it can be, else quoted. */
-static void sb_text(sbuf_t *b, const char *s, const char *stops)
+/* s as the parser reads it back: bare when it can be (no character of
+ * stops, none of lead first), else quoted. */
+static void sb_text(sbuf_t *b, const char *s, const char *stops,
+		    const char *lead)
 {
-	bool bare = *s != '\0' && !strchr(stops, *s);
+	bool bare = *s != '\0' && !strchr(lead, *s);
 	for (const char *c = s; *c && bare; c++)
 		if (is_space((unsigned char)*c) || strchr(stops, *c) ||
 		    union_sign(c))
@@ -858,13 +860,7 @@ static void sb_text(sbuf_t *b, const char *s, const char *stops)
 static void sb_version(sbuf_t *b, const char *v)
 {
 	/* A bare version cannot start with an operator's character. */
-	if (strchr("<>=!", *v)) {
-		sb_puts(b, strchr(v, '"') ? "'" : "\"");
-		sb_puts(b, v);
-		sb_puts(b, strchr(v, '"') ? "'" : "\"");
-		return;
-	}
-	sb_text(b, v, ",()[]|\"'");
+	sb_text(b, v, ",()[]|\"'", "<>=!");
 }
 
 static void print_pkg(sbuf_t *b, const pkg_term_t *t)
@@ -929,7 +925,7 @@ static void print_node(sbuf_t *b, const qnode_t *n, int outer)
 		sb_puts(b, " ");
 		sb_puts(b, op_names[n->node->op]);
 		sb_puts(b, " ");
-		sb_text(b, n->node->value, "()\"'");
+		sb_text(b, n->node->value, "()\"'", "");
 		break;
 	case QN_NOT:
 		sb_puts(b, "not ");

@@ -596,23 +596,25 @@ static void finish_target(target_t *w, Flotilla__TargetState s,
 	set_str(&w->message, msg);
 }
 
+/* The campaign a step id ("<campaign id>/<n>") belongs to, or NULL. */
+static camp_t *step_camp(coord_campaigns_t *cs, const char *step_id)
+{
+	const char *slash = strchr(step_id, '/');
+	if (!slash || slash - step_id != 36)
+		return NULL;
+	for (size_t i = 0; i < cs->n; i++)
+		if (strncmp(cs->v[i]->c->id, step_id, 36) == 0 &&
+		    cs->v[i]->c->id[36] == '\0')
+			return cs->v[i];
+	return NULL;
+}
+
 /* One step status from a node. */
 static void apply_report(coord_campaigns_t *cs, const char *node,
 			 const Flotilla__StepStatus *st, sched_fleet_t *fleet)
 {
-	const char *slash = strchr(st->id, '/');
-	if (!slash || slash - st->id != 36)
-		return;
-	char cid[37];
-	memcpy(cid, st->id, 36);
-	cid[36] = 0;
-	camp_t *k = NULL;
-	for (size_t i = 0; i < cs->n && !k; i++)
-		if (strcmp(cs->v[i]->c->id, cid) == 0)
-			k = cs->v[i];
-	if (!k)
-		return;
-	long ti = target_find(k, node);
+	camp_t *k = step_camp(cs, st->id);
+	long ti = k ? target_find(k, node) : -1;
 	if (ti < 0)
 		return;
 	target_t *cur = changed_target(cs, k, (size_t)ti);
@@ -1110,6 +1112,12 @@ static void drop_unchanged_camp(coord_campaigns_t *cs, camp_t *k)
 	}
 }
 
+static int64_t elapsed_us(const struct timespec *a, const struct timespec *b)
+{
+	return (b->tv_sec - a->tv_sec) * 1000000LL +
+	       (b->tv_nsec - a->tv_nsec) / 1000;
+}
+
 static void round_run(coord_campaigns_t *cs)
 {
 	pthread_mutex_lock(&cs->mtx);
@@ -1144,8 +1152,7 @@ static void round_run(coord_campaigns_t *cs)
 	/* The fleet, the commands and the reports count for every open
 	 * campaign (usually one), as the commit's wait does below. */
 	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &s1);
-	int64_t shared_us = (s1.tv_sec - s0.tv_sec) * 1000000LL +
-			    (s1.tv_nsec - s0.tv_nsec) / 1000;
+	int64_t shared_us = elapsed_us(&s0, &s1);
 	for (size_t i = 0; i < cs->n && shared_us > 0; i++)
 		if (camp_open(cs->v[i]->c))
 			cs->v[i]->busy_us += shared_us;
@@ -1174,16 +1181,14 @@ static void round_run(coord_campaigns_t *cs)
 		}
 		drop_unchanged_camp(cs, k);
 		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t1);
-		k->busy_us += (t1.tv_sec - t0.tv_sec) * 1000000LL +
-			      (t1.tv_nsec - t0.tv_nsec) / 1000;
+		k->busy_us += elapsed_us(&t0, &t1);
 	}
 	struct timespec c0, c1;
 	clock_gettime(CLOCK_MONOTONIC, &c0);
 	bool ok = changes_commit(cs) == 0;
 	clock_gettime(CLOCK_MONOTONIC, &c1);
 	/* The commit's wait counts for every open campaign (usually one). */
-	int64_t commit_us = (c1.tv_sec - c0.tv_sec) * 1000000LL +
-			    (c1.tv_nsec - c0.tv_nsec) / 1000;
+	int64_t commit_us = elapsed_us(&c0, &c1);
 	for (size_t i = 0; i < cs->n && commit_us > 0; i++)
 		if (camp_open(cs->v[i]->c) || cs->v[i]->busy_us)
 			cs->v[i]->busy_us += commit_us;
@@ -1333,25 +1338,16 @@ void coord_campaigns_free(coord_campaigns_t *cs)
 static bool report_moot(coord_campaigns_t *cs, const char *node_id,
 			const Flotilla__StepStatus *st)
 {
-	const char *slash = strchr(st->id, '/');
-	if (!slash || slash - st->id != 36)
+	camp_t *k = step_camp(cs, st->id);
+	long ti = k ? target_find(k, node_id) : -1;
+	if (ti < 0)
 		return true;
-	for (size_t i = 0; i < cs->n; i++) {
-		camp_t *k = cs->v[i];
-		if (strncmp(k->c->id, st->id, 36) != 0)
-			continue;
-		long ti = target_find(k, node_id);
-		if (ti < 0)
-			return true;
-		const target_t *t = k->t[ti];
-		if (strcmp(t->step_id, st->id) != 0 || terminal(t->state))
-			return true;
-		bool progress =
-			st->state == FLOTILLA__STEP_STATE__STEP_STATE_APPLYING ||
+	const target_t *t = k->t[ti];
+	if (strcmp(t->step_id, st->id) != 0 || terminal(t->state))
+		return true;
+	bool progress = st->state == FLOTILLA__STEP_STATE__STEP_STATE_APPLYING ||
 			st->state == FLOTILLA__STEP_STATE__STEP_STATE_VERIFYING;
-		return progress && t->state != ST(DISPATCHED);
-	}
-	return true;
+	return progress && t->state != ST(DISPATCHED);
 }
 
 void coord_campaigns_report(coord_campaigns_t *cs, const char *node_id,

@@ -24,15 +24,14 @@ done
 
 # A short fuzzing run of every decoder of network input (libFuzzer).
 if command -v clang >/dev/null; then
-	echo "=== fuzz envelopes (60 s)"
 	scripts/build.sh build-fuzz -DCMAKE_C_COMPILER=clang -DFLT_FUZZ=ON -DFLT_TESTS=OFF
-	mkdir -p build-fuzz/corpus
-	build-fuzz/tests/fuzz/fuzz_envelope -max_total_time=60 -print_final_stats=0 \
-		build-fuzz/corpus 2>&1 | tail -n 2 || status=1
-	echo "=== fuzz queries (30 s)"
-	mkdir -p build-fuzz/corpus-query
-	build-fuzz/tests/fuzz/fuzz_query -max_total_time=30 -print_final_stats=0 \
-		build-fuzz/corpus-query 2>&1 | tail -n 2 || status=1
+	for run in envelope:60:corpus query:30:corpus-query; do
+		IFS=: read -r name secs corpus <<<"$run"
+		echo "=== fuzz ${name} ($secs s)"
+		mkdir -p "build-fuzz/$corpus"
+		build-fuzz/tests/fuzz/fuzz_$name -max_total_time="$secs" -print_final_stats=0 \
+			"build-fuzz/$corpus" 2>&1 | tail -n 2 || status=1
+	done
 else
 	echo "SKIP: fuzz: clang is not installed"
 fi
