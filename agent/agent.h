@@ -36,8 +36,7 @@ typedef struct agent_identity {
 	bool valid;
 } agent_identity_t;
 
-int agent_identity_load(flt_store_t *s, agent_identity_t *id,
-			flt_error_t *err);
+int agent_identity_load(flt_store_t *s, agent_identity_t *id, flt_error_t *err);
 int agent_identity_save(flt_store_t *s, const agent_identity_t *id,
 			const char *coordinator, flt_error_t *err);
 
@@ -59,7 +58,7 @@ typedef struct agent_opts {
 	bool watch;
 	const char *data_dir;
 	const char *task_dir; /* static task specs, or NULL */
-	const char *api_url;  /* the agent's own API (logs), or NULL */
+	const char *api_url; /* the agent's own API (logs), or NULL */
 	/* Packages: only those this key signed are installed; NULL: any. */
 	const uint8_t *fleet_key;
 	/* Inventory: the dpkg status file (NULL or "": none), the Java

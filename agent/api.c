@@ -16,10 +16,10 @@ struct agent_api {
 /* Anyone who can reach a plain, non-loopback address can read the logs. */
 static bool exposed(const char *url)
 {
-	static const char *const safe[] = { "ipc://", "inproc://",
-					    "tcp://127.", "tcp://[::1]",
-					    "tcp://localhost:",
-					    "tcp4://127.", "tcp6://[::1]" };
+	static const char *const safe[] = { "ipc://",           "inproc://",
+					    "tcp://127.",       "tcp://[::1]",
+					    "tcp://localhost:", "tcp4://127.",
+					    "tcp6://[::1]" };
 	if (flt_url_is_tls(url))
 		return false;
 	for (size_t i = 0; i < FLT_ARRAY_SIZE(safe); i++)
@@ -95,9 +95,7 @@ static void handle(flt_request_t *r, void *arg)
 	const flt_envelope_t *env = flt_request_envelope(r);
 
 	switch (env->method) {
-	case FLOTILLA__METHOD__METHOD_AGENT_LOGS:
-		serve_logs(a, r);
-		return;
+	case FLOTILLA__METHOD__METHOD_AGENT_LOGS: serve_logs(a, r); return;
 	default:
 		flt_request_fail(r, FLT_EMETHOD,
 				 "method %s is not served by an agent's API",
@@ -128,8 +126,11 @@ int agent_api_open(const char *url, const flt_tls_opts_t *tls,
 {
 	agent_api_t *a = flt_xcalloc(1, sizeof(*a));
 	/* Few callers, short answers: a handful of contexts is plenty. */
-	flt_server_opts_t so = { .url = url, .tls = tls, .workers = 4,
-				 .handler = handle, .arg = a,
+	flt_server_opts_t so = { .url = url,
+				 .tls = tls,
+				 .workers = 4,
+				 .handler = handle,
+				 .arg = a,
 				 .name = "agent-api" };
 
 	a->tasks = tasks;

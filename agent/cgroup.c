@@ -81,10 +81,10 @@ static int mkdir_one(const char *p)
 	return mkdir(p, 0755) == 0 || errno == EEXIST ? 0 : -errno;
 }
 
-#define FAIL(rc, ...)                                                         \
-	do {                                                                  \
-		snprintf(why, whylen, __VA_ARGS__);                           \
-		return (rc);                                                  \
+#define FAIL(rc, ...)                               \
+	do {                                        \
+		snprintf(why, whylen, __VA_ARGS__); \
+		return (rc);                        \
 	} while (0)
 
 int agent_cgroup_create(agent_cgroup_t *cg, const char *task,
@@ -178,8 +178,7 @@ int agent_cgroup_create(agent_cgroup_t *cg, const char *task,
 	if (cpu_quota_percent) {
 		snprintf(val, sizeof(val), "%u", cpu_quota_percent * 1000);
 		if ((rc = write_file(dir, "cpu.cfs_quota_us", val)) < 0)
-			FAIL(rc, "%s/cpu.cfs_quota_us: %s", dir,
-			     strerror(-rc));
+			FAIL(rc, "%s/cpu.cfs_quota_us: %s", dir, strerror(-rc));
 	} else {
 		write_file(dir, "cpu.cfs_quota_us", "-1");
 	}
@@ -281,8 +280,8 @@ uint64_t agent_cgroup_oom_kills(const agent_cgroup_t *cg)
 {
 	char dir[512], buf[1024];
 	dir_of(cg, "memory", dir, sizeof(dir));
-	if (read_file(dir, cg->version == 2 ? "memory.events"
-					    : "memory.oom_control",
+	if (read_file(dir,
+		      cg->version == 2 ? "memory.events" : "memory.oom_control",
 		      buf, sizeof(buf)) < 0)
 		return 0;
 	char *p = strstr(buf, "oom_kill ");

@@ -14,7 +14,7 @@
 #define AGENT_CGROUP_ROOT "/sys/fs/cgroup"
 
 typedef struct agent_cgroup {
-	int version;    /* 2 or 1 */
+	int version; /* 2 or 1 */
 	char name[192]; /* "flotilla/<task>" below each hierarchy's root */
 } agent_cgroup_t;
 

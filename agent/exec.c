@@ -102,6 +102,5 @@ int agent_exec(const char *spec_path, const char *data_dir)
 			kill(pid, SIGTERM);
 	}
 	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-	return WIFEXITED(status) ? WEXITSTATUS(status)
-				 : 128 + WTERMSIG(status);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

@@ -37,8 +37,7 @@ static void read_os_release(agent_fingerprint_t *f, const char *path)
 			unquote_copy(f->os_version, sizeof(f->os_version),
 				     line + 11);
 		else if (strncmp(line, "PRETTY_NAME=", 12) == 0)
-			unquote_copy(f->os_name, sizeof(f->os_name),
-				     line + 12);
+			unquote_copy(f->os_name, sizeof(f->os_name), line + 12);
 	}
 	fclose(fp);
 }
@@ -82,9 +81,8 @@ void agent_fingerprint_read(agent_fingerprint_t *f, const char *os_release)
 	f->fp.kernel = f->kernel;
 	f->fp.arch = f->arch;
 	f->fp.cpu_count = cpus > 0 ? (uint32_t)cpus : 1;
-	f->fp.memory_bytes = pages > 0 && psz > 0
-				     ? (uint64_t)pages * (uint64_t)psz
-				     : 0;
+	f->fp.memory_bytes =
+		pages > 0 && psz > 0 ? (uint64_t)pages * (uint64_t)psz : 0;
 	f->fp.cgroup_version = f->cgroup;
 	f->fp.agent_version = (char *)FLT_VERSION;
 }

@@ -390,8 +390,8 @@ static int connect_any(struct probe_socks *ps, const char *address,
 				return 1;
 			}
 			e = rc < 0 ? -rc : 0;
-			if (!e && getsockopt(fd, SOL_SOCKET, SO_ERROR, &e,
-					     &elen) < 0)
+			if (!e &&
+			    getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &elen) < 0)
 				e = errno;
 			if (!e) {
 				*out = fd;
@@ -510,8 +510,8 @@ static int http_exchange(int fd, const char *address, const char *path,
 	return 0;
 }
 
-static int probe(const char *address, const char *path, bool http,
-		 int netns_fd, unsigned timeout_ms, char *why, size_t whylen)
+static int probe(const char *address, const char *path, bool http, int netns_fd,
+		 unsigned timeout_ms, char *why, size_t whylen)
 {
 	struct probe_socks *ps = NULL;
 	char host[HOST_MAX], port[PORT_MAX];
@@ -529,8 +529,9 @@ static int probe(const char *address, const char *path, bool http,
 		if (!path || !*path)
 			path = "/";
 		if (!path_ok(path)) {
-			say(why, whylen, "path: must start with / and have no "
-					 "spaces or control characters");
+			say(why, whylen,
+			    "path: must start with / and have no "
+			    "spaces or control characters");
 			return -EINVAL;
 		}
 	}
@@ -601,9 +602,8 @@ bool agent_check_due(const agent_check_state_t *s, int64_t now_ms)
 	return now_ms >= s->next_due_ms;
 }
 
-bool agent_check_record(agent_check_state_t *s,
-			const Flotilla__HealthCheck *hc, int result,
-			const char *why, int64_t now_ms)
+bool agent_check_record(agent_check_state_t *s, const Flotilla__HealthCheck *hc,
+			int result, const char *why, int64_t now_ms)
 {
 	bool was = s->healthy;
 
@@ -622,4 +622,3 @@ bool agent_check_record(agent_check_state_t *s,
 	}
 	return s->healthy != was;
 }
-

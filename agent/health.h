@@ -88,8 +88,7 @@ bool agent_check_due(const agent_check_state_t *s, int64_t now_ms);
  * why (may be NULL) is kept, cut to fit, in last_output.
  * Returns true when s->healthy changed.
  */
-bool agent_check_record(agent_check_state_t *s,
-			const Flotilla__HealthCheck *hc, int result,
-			const char *why, int64_t now_ms);
+bool agent_check_record(agent_check_state_t *s, const Flotilla__HealthCheck *hc,
+			int result, const char *why, int64_t now_ms);
 
 #endif

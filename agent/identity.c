@@ -10,8 +10,7 @@
 
 #define IDENTITY_KEY "self"
 
-int agent_identity_load(flt_store_t *s, agent_identity_t *id,
-			flt_error_t *err)
+int agent_identity_load(flt_store_t *s, agent_identity_t *id, flt_error_t *err)
 {
 	flt_db_t db;
 	flt_txn_t *txn;

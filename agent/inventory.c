@@ -115,8 +115,8 @@ void agent_inv_error(agent_inv_list_t *l, const char *fmt, ...)
 		return;
 	}
 	if (!l->errors)
-		l->errors = flt_xcalloc(AGENT_INV_MAX_ERRORS,
-					sizeof(*l->errors));
+		l->errors =
+			flt_xcalloc(AGENT_INV_MAX_ERRORS, sizeof(*l->errors));
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
@@ -165,7 +165,7 @@ int agent_inv_add(agent_inv_list_t *l, const Flotilla__InventoryItem *t)
 
 struct stanza {
 	unsigned long line; /* where it starts */
-	bool any;           /* it has a field */
+	bool any; /* it has a field */
 	bool bad;
 	char *package, *status, *version, *arch;
 };
@@ -191,8 +191,7 @@ static bool status_installed(const char *status, char word[32])
 	       strcmp(word, "config-files") != 0;
 }
 
-static void stanza_end(struct stanza *st, const char *path,
-		       agent_inv_list_t *l)
+static void stanza_end(struct stanza *st, const char *path, agent_inv_list_t *l)
 {
 	Flotilla__InventoryItem it = FLOTILLA__INVENTORY_ITEM__INIT;
 	char word[32] = "";
@@ -200,8 +199,9 @@ static void stanza_end(struct stanza *st, const char *path,
 	if (!st->any)
 		goto out;
 	if (st->bad || !st->package || !st->package[0]) {
-		agent_inv_error(l, "dpkg %s: line %lu: malformed entry%s%.64s "
-				   "skipped",
+		agent_inv_error(l,
+				"dpkg %s: line %lu: malformed entry%s%.64s "
+				"skipped",
 				path, st->line, st->package ? " " : "",
 				st->package ? st->package : "");
 		goto out;
@@ -341,10 +341,8 @@ static bool pseudo_fs(int fd)
 	case TRACEFS_MAGIC:
 	case SECURITYFS_MAGIC:
 	case DEVPTS_SUPER_MAGIC:
-	case BPF_FS_MAGIC:
-		return true;
-	default:
-		return false;
+	case BPF_FS_MAGIC: return true;
+	default: return false;
 	}
 }
 
@@ -356,8 +354,9 @@ static bool take_file(struct walk *w)
 		return true;
 	}
 	if (!w->full)
-		agent_inv_error(w->l, "java: stopped after %zu archives "
-				      "(max_files)",
+		agent_inv_error(w->l,
+				"java: stopped after %zu archives "
+				"(max_files)",
 				w->max_files);
 	w->full = true;
 	return false;
@@ -442,8 +441,8 @@ static void walk_dir(struct walk *w, int dfd, size_t plen, dev_t dev,
 		if (!strcmp(name, ".") || !strcmp(name, ".."))
 			continue;
 		if (type == DT_UNKNOWN) {
-			if (fstatat(dirfd(d), name, &st,
-				    AT_SYMLINK_NOFOLLOW) < 0)
+			if (fstatat(dirfd(d), name, &st, AT_SYMLINK_NOFOLLOW) <
+			    0)
 				continue;
 			type = S_ISDIR(st.st_mode)   ? DT_DIR
 			       : S_ISREG(st.st_mode) ? DT_REG
@@ -465,8 +464,9 @@ static void walk_dir(struct walk *w, int dfd, size_t plen, dev_t dev,
 		if (type == DT_REG)
 			probe_at(w, dirfd(d), name);
 		else if (depth >= WALK_MAX_DEPTH)
-			agent_inv_error(w->l, "java %s: deeper than %d levels, "
-					      "not walked",
+			agent_inv_error(w->l,
+					"java %s: deeper than %d levels, "
+					"not walked",
 					w->path, WALK_MAX_DEPTH);
 		else
 			walk_sub(w, dirfd(d), name, plen + sep + nlen, dev,
@@ -633,8 +633,7 @@ static void inventory_digest(Flotilla__InventoryItem **items, size_t n,
 		crypto_hash_sha256_update(&h, (const unsigned char *)"\n", 1);
 	}
 	crypto_hash_sha256_final(&h, sum);
-	sodium_bin2hex(hex, 2 * crypto_hash_sha256_BYTES + 1, sum,
-		       sizeof(sum));
+	sodium_bin2hex(hex, 2 * crypto_hash_sha256_BYTES + 1, sum, sizeof(sum));
 }
 
 Flotilla__Inventory *agent_inv_finish(agent_inv_list_t *l)

@@ -106,8 +106,8 @@ int agent_java_probe(const char *path, const char *display_path,
 
 /* The same on an open regular file, read from its start (fd is borrowed:
  * it stays open, its offset moved). */
-int agent_java_probe_fd(int fd, const char *display_path,
-			agent_inv_list_t *l, flt_error_t *err);
+int agent_java_probe_fd(int fd, const char *display_path, agent_inv_list_t *l,
+			flt_error_t *err);
 
 /*
  * Sorts l, drops exact duplicates and computes the digest: what

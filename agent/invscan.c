@@ -25,11 +25,11 @@ struct agent_invscan {
 	pthread_cond_t cond; /* CLOCK_MONOTONIC */
 	pthread_t thread;
 	bool started, stopping;
-	held_t *cur;      /* the latest result, or NULL */
-	held_t *old;      /* replaced results still held by readers */
-	uint64_t asked;   /* tickets handed out */
-	uint64_t done;    /* every ticket up to this one is served */
-	int64_t next_ms;  /* the next periodic scan */
+	held_t *cur; /* the latest result, or NULL */
+	held_t *old; /* replaced results still held by readers */
+	uint64_t asked; /* tickets handed out */
+	uint64_t done; /* every ticket up to this one is served */
+	int64_t next_ms; /* the next periodic scan */
 };
 
 static void deadline_of(struct timespec *ts, int64_t ms_from_now)
@@ -98,8 +98,8 @@ static void *scan_main(void *arg)
 			pthread_cond_broadcast(&s->cond);
 			continue;
 		}
-		bool changed = !s->cur || strcmp(s->cur->inv->digest,
-						  inv->digest) != 0;
+		bool changed = !s->cur ||
+			       strcmp(s->cur->inv->digest, inv->digest) != 0;
 		flt_log(changed ? FLT_LOG_INFO : FLT_LOG_DEBUG,
 			"inventory scanned items=%zu errors=%zu digest=%.16s "
 			"changed=%d ms=%lld",

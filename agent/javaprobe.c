@@ -59,17 +59,17 @@ struct mf_parser {
 	struct manifest *mf;
 	char line[MF_LINE_MAX + 1];
 	size_t len;
-	bool cr;   /* the last byte ended a line with CR: skip an LF */
+	bool cr; /* the last byte ended a line with CR: skip an LF */
 	bool done; /* the main section ended (a blank line) */
 	char *cur; /* the value the header being read goes to, or NULL */
 };
 
 struct probe {
 	agent_inv_list_t *l;
-	const char *display;   /* the path items get */
+	const char *display; /* the path items get */
 	const char *file_name; /* its last component, for the fallback */
-	unsigned depth;        /* 0: a file; 1: an archive inside one */
-	size_t *nested_left;   /* bytes nested archives may still take */
+	unsigned depth; /* 0: a file; 1: an archive inside one */
+	size_t *nested_left; /* bytes nested archives may still take */
 	struct pom *poms;
 	size_t n_poms, cap_poms;
 	struct manifest mf;
@@ -281,8 +281,8 @@ static unsigned hex_value(char c)
  * out (at most max bytes), resolving escapes; a key stops at an unescaped
  * '=', ':' or blank.
  */
-static void prop_token(const char **sp, const char *end, char *out,
-		       size_t max, bool key)
+static void prop_token(const char **sp, const char *end, char *out, size_t max,
+		       bool key)
 {
 	const char *s = *sp;
 	size_t o = 0;
@@ -302,28 +302,18 @@ static void prop_token(const char **sp, const char *end, char *out,
 		}
 		c = *s++;
 		switch (c) {
-		case 't':
-			cp = '\t';
-			break;
-		case 'n':
-			cp = '\n';
-			break;
-		case 'r':
-			cp = '\r';
-			break;
-		case 'f':
-			cp = '\f';
-			break;
+		case 't': cp = '\t'; break;
+		case 'n': cp = '\n'; break;
+		case 'r': cp = '\r'; break;
+		case 'f': cp = '\f'; break;
 		case 'u':
 			cp = 0;
-			for (int i = 0; i < 4 && s < end &&
-					isxdigit((unsigned char)*s);
+			for (int i = 0;
+			     i < 4 && s < end && isxdigit((unsigned char)*s);
 			     i++, s++)
 				cp = cp * 16 + hex_value(*s);
 			break;
-		default:
-			cp = (unsigned char)c;
-			break;
+		default: cp = (unsigned char)c; break;
 		}
 		if (cp < 0x80) {
 			if (o < max)
@@ -684,8 +674,8 @@ static int probe_entries(struct probe *p, struct archive *a, flt_error_t *err)
 				       p->display, MAX_ENTRIES);
 		if (r < ARCHIVE_WARN) {
 			if (!failed)
-				agent_inv_error(p->l, "java %s: %s",
-						p->display, entry_error(a, r));
+				agent_inv_error(p->l, "java %s: %s", p->display,
+						entry_error(a, r));
 			failed = true;
 			continue;
 		}
@@ -770,12 +760,11 @@ static int probe_memory(const char *buf, size_t len, const char *display,
 		agent_inv_error(l, "java %s: out of memory", display);
 		return flt_err(err, -ENOMEM, "java %s: out of memory", display);
 	}
-	return probe_archive(a, archive_read_open_memory(a, buf, len), &p,
-			     err);
+	return probe_archive(a, archive_read_open_memory(a, buf, len), &p, err);
 }
 
-int agent_java_probe_fd(int fd, const char *display_path,
-			agent_inv_list_t *l, flt_error_t *err)
+int agent_java_probe_fd(int fd, const char *display_path, agent_inv_list_t *l,
+			flt_error_t *err)
 {
 	cleanup_archive struct archive *a = NULL;
 	size_t nested_left = NESTED_TOTAL;
@@ -821,14 +810,12 @@ int agent_java_probe(const char *path, const char *display_path,
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		rc = -errno;
-		agent_inv_error(l, "java %s: %s", display_path,
-				strerror(-rc));
+		agent_inv_error(l, "java %s: %s", display_path, strerror(-rc));
 		return flt_err(err, rc, "java %s: %s", display_path,
 			       strerror(-rc));
 	}
 	if (!S_ISREG(st.st_mode)) {
-		agent_inv_error(l, "java %s: not a regular file",
-				display_path);
+		agent_inv_error(l, "java %s: not a regular file", display_path);
 		return flt_err(err, -EINVAL, "java %s: not a regular file",
 			       display_path);
 	}

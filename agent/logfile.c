@@ -264,8 +264,8 @@ int agent_logfile_read(const char *dir, const char *name, int64_t offset,
 	    sizeof(path))
 		return -ENAMETOOLONG;
 	/* The same precautions as the writer's: no link, no FIFO. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY |
-				O_NONBLOCK);
+	fd = open(path,
+		  O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return errno == ENXIO ? -EINVAL : -errno;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {

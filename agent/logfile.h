@@ -74,10 +74,10 @@ void agent_logfile_close(agent_logfile_t *l);
 
 /* A piece of a log read back (agent_logfile_read). */
 typedef struct agent_log_chunk {
-	char *data;          /* len bytes, malloc'd, owned by the caller */
+	char *data; /* len bytes, malloc'd, owned by the caller */
 	size_t len;
 	int64_t next_offset; /* where the following read starts */
-	bool rotated;        /* offset lay past the end: read from 0 */
+	bool rotated; /* offset lay past the end: read from 0 */
 } agent_log_chunk_t;
 
 /*

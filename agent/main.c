@@ -57,16 +57,15 @@ static const flt_flag_t flags[] = {
 	  "clients)",
 	  0, 0, NULL },
 	{ "tls-cert", FLT_FLAG_STRING, &tls.cert_file, "FILE",
-	  "this agent's certificate (PEM), for the coordinator and --api",
-	  0, 0, NULL },
+	  "this agent's certificate (PEM), for the coordinator and --api", 0, 0,
+	  NULL },
 	{ "tls-key", FLT_FLAG_STRING, &tls.key_file, "FILE",
 	  "this agent's private key (PEM)", 0, 0, NULL },
 	{ "tls-server-name", FLT_FLAG_STRING, &tls.server_name, "NAME",
 	  "name the coordinator's certificate must carry (default: URL host)",
 	  0, 0, NULL },
 	{ "dev", FLT_FLAG_BOOL, &dev, NULL,
-	  "development mode: plain transports without a warning", 0, 0,
-	  NULL },
+	  "development mode: plain transports without a warning", 0, 0, NULL },
 	{ "fleet-key", FLT_FLAG_STRING, &fleet_key_file, "FILE",
 	  "the fleet's package signing key (public); packages it did not "
 	  "sign are refused",
@@ -80,8 +79,7 @@ static const flt_flag_t flags[] = {
 	  "repeatable",
 	  0, 0, NULL },
 	{ "inventory-interval", FLT_FLAG_STRING, &inventory_interval,
-	  "DURATION", "time between inventory scans (default 5m)", 0, 0,
-	  NULL },
+	  "DURATION", "time between inventory scans (default 5m)", 0, 0, NULL },
 	{ "package-keep", FLT_FLAG_INT, &package_keep, "N",
 	  "staged versions kept per package besides the current one and "
 	  "the one a rollback needs (default 2)",
@@ -100,8 +98,9 @@ static int parse_interval(const char *s, int64_t *ms)
 	static const struct {
 		const char *unit;
 		int64_t ms;
-	} units[] = { { "ms", 1 }, { "s", 1000 }, { "m", 60000 },
-		      { "h", 3600000 } };
+	} units[] = {
+		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }
+	};
 	int64_t total = 0;
 
 	if (!*s)
@@ -244,8 +243,9 @@ int main(int argc, char **argv)
 	}
 	if (rc == 0 && next < argc && strcmp(argv[next], "exec") == 0) {
 		if (next + 2 != argc) {
-			fprintf(stderr, "usage: flotilla-agent [--data-dir DIR] "
-					"exec SPEC.json\n");
+			fprintf(stderr,
+				"usage: flotilla-agent [--data-dir DIR] "
+				"exec SPEC.json\n");
 			return 2;
 		}
 		flt_log_init("flotilla-agent", FLT_LOG_WARN);

@@ -86,8 +86,7 @@ static void temp_name(char buf[TEMP_LEN], const char *prefix)
 
 	randombytes_buf(r, sizeof(r));
 	snprintf(buf, TEMP_LEN, "%s", prefix);
-	sodium_bin2hex(buf + strlen(buf), TEMP_LEN - strlen(buf), r,
-		       sizeof(r));
+	sodium_bin2hex(buf + strlen(buf), TEMP_LEN - strlen(buf), r, sizeof(r));
 }
 
 static void marker_name(char buf[MARKER_LEN], const char *version)
@@ -168,8 +167,7 @@ static int rm_tree_at(int dfd, const char *name, unsigned depth)
 			rc = r;
 	}
 	closedir(d);
-	if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT &&
-	    rc == 0)
+	if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && rc == 0)
 		rc = -errno;
 	return rc;
 }
@@ -312,8 +310,9 @@ static int lock_store(agent_pkgs_t *p, flt_error_t *err)
 	p->lockfd = openat(p->dirfd, LOCK_FILE,
 			   O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (p->lockfd < 0)
-		return flt_err(err, -errno, "package store %s/" LOCK_FILE ": %s",
-			       p->dir, strerror(errno));
+		return flt_err(err, -errno,
+			       "package store %s/" LOCK_FILE ": %s", p->dir,
+			       strerror(errno));
 	if (flock(p->lockfd, LOCK_EX | LOCK_NB) == 0)
 		remove_stale(p);
 	/* From exclusive, or from nothing while another opener cleans up. */
@@ -322,9 +321,7 @@ static int lock_store(agent_pkgs_t *p, flt_error_t *err)
 		    waited >= LOCK_WAIT_MS) {
 			rc = errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
 			close(p->lockfd);
-			return flt_err(err, rc,
-				       "package store %s: %s",
-				       p->dir,
+			return flt_err(err, rc, "package store %s: %s", p->dir,
 				       rc == -ETIMEDOUT
 					       ? "still locked by another "
 						 "process after 10 s"
@@ -344,10 +341,12 @@ int agent_pkgs_open(const char *dir, const uint8_t *fleet_key,
 	int rc;
 
 	if (!dir || !*dir || !out)
-		return flt_err(err, -EINVAL, "package store: missing directory");
+		return flt_err(err, -EINVAL,
+			       "package store: missing directory");
 	if (sodium_init() < 0)
-		return flt_err(err, -EIO, "package store: libsodium failed to "
-					  "initialize");
+		return flt_err(err, -EIO,
+			       "package store: libsodium failed to "
+			       "initialize");
 	if ((rc = flt_mkdir_p(dir, 0755)) < 0)
 		return flt_err(err, rc, "package store %s: %s", dir,
 			       strerror(-rc));
@@ -395,10 +394,7 @@ void agent_pkgs_close(agent_pkgs_t *p)
 	free(p);
 }
 
-const char *agent_pkgs_dir(const agent_pkgs_t *p)
-{
-	return p->dir;
-}
+const char *agent_pkgs_dir(const agent_pkgs_t *p) { return p->dir; }
 
 /* ---- fetching -------------------------------------------------------- */
 
@@ -420,9 +416,8 @@ static int fetch_content(const Flotilla__PackageManifest *m,
 
 	crypto_hash_sha256_init(&st);
 	for (i = 0; i < m->n_chunks; i++) {
-		uint64_t want = m->size - off < m->chunk_size
-					? m->size - off
-					: m->chunk_size;
+		uint64_t want = m->size - off < m->chunk_size ? m->size - off
+							      : m->chunk_size;
 		flt_error_t ferr = { 0 };
 		uint8_t *data = NULL;
 		size_t len = 0;
@@ -545,8 +540,8 @@ static int dup_fd(int fd)
  * a place the archive did not create itself. Missing directories are made
  * (mode 0755) when create is set. The message names the offending prefix.
  */
-static int walk_parents(struct unpack *u, char **comps, size_t n,
-			bool create, const char *what)
+static int walk_parents(struct unpack *u, char **comps, size_t n, bool create,
+			const char *what)
 {
 	char prefix[PATH_LEN_MAX + 1] = "", b[208];
 	size_t i, plen = 0;
@@ -580,8 +575,9 @@ static int walk_parents(struct unpack *u, char **comps, size_t n,
 
 			if (errno == ENOENT) {
 				close(fd);
-				return refuse(u, "%s: \"%s\" is not in the "
-						 "package before it",
+				return refuse(u,
+					      "%s: \"%s\" is not in the "
+					      "package before it",
 					      what, shown(prefix, b));
 			}
 			if ((errno == ELOOP || errno == ENOTDIR) &&
@@ -589,11 +585,13 @@ static int walk_parents(struct unpack *u, char **comps, size_t n,
 				    0) {
 				close(fd);
 				if (S_ISLNK(st.st_mode))
-					return refuse(u, "%s goes through the "
-							 "symlink \"%s\"",
+					return refuse(u,
+						      "%s goes through the "
+						      "symlink \"%s\"",
 						      what, shown(prefix, b));
-				return refuse(u, "%s: \"%s\" is not a "
-						 "directory",
+				return refuse(u,
+					      "%s: \"%s\" is not a "
+					      "directory",
 					      what, shown(prefix, b));
 			}
 			goto sys;
@@ -641,13 +639,15 @@ static int check_symlink(struct unpack *u, const char *target, size_t depth)
 			continue;
 		}
 		if (named)
-			return refuse(u, "symlink to \"%s\": \"..\" after a "
-					 "name could leave the package through "
-					 "another symlink",
+			return refuse(u,
+				      "symlink to \"%s\": \"..\" after a "
+				      "name could leave the package through "
+				      "another symlink",
 				      shown(target, b));
 		if (++ups > depth)
-			return refuse(u, "symlink to \"%s\" points outside "
-					 "the package",
+			return refuse(u,
+				      "symlink to \"%s\" points outside "
+				      "the package",
 				      shown(target, b));
 	}
 	return 0;
@@ -672,7 +672,8 @@ static int write_data(struct unpack *u, struct archive_entry *e, int fd)
 			break;
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN)
 			return refuse(u, "%s", archive_error_string(u->a));
-		if (off < 0 || (uint64_t)off > left || size > left - (uint64_t)off)
+		if (off < 0 || (uint64_t)off > left ||
+		    size > left - (uint64_t)off)
 			goto too_big;
 		if ((rc = pwrite_all(fd, buf, size, off)) < 0)
 			return flt_err(u->err, rc, "entry \"%s\": %s", u->shown,
@@ -713,8 +714,8 @@ static int make_dir(struct unpack *u, int parent, const char *leaf)
 		    !S_ISDIR(st.st_mode))
 			return exists_already(u);
 	}
-	fd = openat(parent, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-					  O_CLOEXEC);
+	fd = openat(parent, leaf,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 || fchmod(fd, 0755) < 0)
 		rc = flt_err(u->err, -errno, "entry \"%s\": %s", u->shown,
 			     strerror(errno));
@@ -778,10 +779,10 @@ static int make_hardlink(struct unpack *u, struct archive_entry *e,
 	else if (!S_ISREG(st.st_mode))
 		rc = refuse(u, "%s: not a regular file", what);
 	else if (linkat(tfd, comps[n - 1], parent, leaf, 0) < 0)
-		rc = errno == EEXIST ? exists_already(u)
-				     : flt_err(u->err, -errno,
-					       "entry \"%s\": %s", u->shown,
-					       strerror(errno));
+		rc = errno == EEXIST
+			     ? exists_already(u)
+			     : flt_err(u->err, -errno, "entry \"%s\": %s",
+				       u->shown, strerror(errno));
 	close(tfd);
 	return rc;
 }
@@ -810,15 +811,11 @@ static int unpack_entry(struct unpack *u, struct archive_entry *e)
 		switch (type) {
 		case AE_IFREG:
 		case AE_IFDIR:
-		case AE_IFLNK:
-			break;
+		case AE_IFLNK: break;
 		case AE_IFCHR:
-		case AE_IFBLK:
-			return refuse(u, "device node");
-		case AE_IFIFO:
-			return refuse(u, "FIFO");
-		case AE_IFSOCK:
-			return refuse(u, "socket");
+		case AE_IFBLK: return refuse(u, "device node");
+		case AE_IFIFO: return refuse(u, "FIFO");
+		case AE_IFSOCK: return refuse(u, "socket");
 		default:
 			return refuse(u, "unsupported entry type (mode %06o)",
 				      (unsigned)type);
@@ -848,10 +845,10 @@ static int unpack_entry(struct unpack *u, struct archive_entry *e)
 	else if (type == AE_IFREG)
 		rc = make_file(u, e, parent, comps[n - 1]);
 	else if (symlinkat(archive_entry_symlink(e), parent, comps[n - 1]) < 0)
-		rc = errno == EEXIST ? exists_already(u)
-				     : flt_err(u->err, -errno,
-					       "entry \"%s\": %s", u->shown,
-					       strerror(errno));
+		rc = errno == EEXIST
+			     ? exists_already(u)
+			     : flt_err(u->err, -errno, "entry \"%s\": %s",
+				       u->shown, strerror(errno));
 	close(parent);
 	return rc;
 }
@@ -911,14 +908,13 @@ static int unpack_archive(int fd, int rootfd, flt_error_t *err)
 		/* ARCHIVE_RETRY too: a damaged header was skipped, and what
 		 * follows may be data read as headers. */
 		if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-			rc = u.entries
-				     ? flt_err(err, FLT_EPROTO,
-					       "archive: after entry \"%s\": "
-					       "%s",
-					       u.shown,
-					       archive_error_string(u.a))
-				     : flt_err(err, FLT_EPROTO, "archive: %s",
-					       archive_error_string(u.a));
+			rc = u.entries ? flt_err(err, FLT_EPROTO,
+						 "archive: after entry \"%s\": "
+						 "%s",
+						 u.shown,
+						 archive_error_string(u.a))
+				       : flt_err(err, FLT_EPROTO, "archive: %s",
+						 archive_error_string(u.a));
 			goto out;
 		}
 		if ((rc = unpack_entry(&u, e)) < 0)
@@ -1204,8 +1200,7 @@ static int read_current(int namefd, char *ver, size_t len)
 	return 0;
 }
 
-int agent_pkgs_current(agent_pkgs_t *p, const char *name, char *ver,
-		       size_t len)
+int agent_pkgs_current(agent_pkgs_t *p, const char *name, char *ver, size_t len)
 {
 	int namefd, rc;
 
@@ -1226,8 +1221,8 @@ int agent_pkgs_current(agent_pkgs_t *p, const char *name, char *ver,
 	return rc;
 }
 
-static int switch_locked(int namefd, const char *name,
-			 const char *version, flt_error_t *err)
+static int switch_locked(int namefd, const char *name, const char *version,
+			 flt_error_t *err)
 {
 	char sha[FLT_SHA256_HEX], b[208];
 	int st;
@@ -1330,8 +1325,8 @@ int agent_pkgs_resolve(agent_pkgs_t *p, const char *name, char *path,
 	if (rc == 0 && !*ver)
 		rc = flt_err(err, FLT_ENOTFOUND,
 			     "package %s has no current version here", name);
-	if (rc == 0 && (size_t)snprintf(path, len, "%s/%s/%s", p->dir, name,
-					ver) >= len)
+	if (rc == 0 &&
+	    (size_t)snprintf(path, len, "%s/%s/%s", p->dir, name, ver) >= len)
 		rc = flt_err(err, -ENAMETOOLONG,
 			     "package %s: path of version %s too long", name,
 			     ver);

@@ -37,7 +37,7 @@
 
 /* Host directories a task never sees: home directories, runtime sockets
  * (a docker.sock there is root on the host), root's home. */
-static const char *const hidden_top[] = { "proc", "dev", "tmp", "run",
+static const char *const hidden_top[] = { "proc", "dev",  "tmp",       "run",
 					  "root", "home", "lost+found" };
 
 static int err_fd = -1; /* where setup failures are reported */
@@ -110,7 +110,8 @@ static int open_beneath(const char *root, const char *rel, bool create)
 		memcpy(comp, s, n);
 		comp[n] = '\0';
 		s += n;
-		int next = (int)syscall(SYS_openat2, fd, comp, &how, sizeof(how));
+		int next =
+			(int)syscall(SYS_openat2, fd, comp, &how, sizeof(how));
 		if (next < 0 && errno == ENOENT && create) {
 			if (mkdirat(fd, comp, 0755) < 0 && errno != EEXIST) {
 				int e = -errno;
@@ -187,8 +188,8 @@ static void build_root(const shim_conf_t *c, const char *root)
 	struct dirent *e;
 	while ((e = readdir(d))) {
 		bool skip = e->d_name[0] == '.';
-		for (size_t i = 0; !skip && i < sizeof(hidden_top) /
-							sizeof(hidden_top[0]);
+		for (size_t i = 0;
+		     !skip && i < sizeof(hidden_top) / sizeof(hidden_top[0]);
 		     i++)
 			skip = strcmp(e->d_name, hidden_top[i]) == 0;
 		if (skip)
@@ -250,9 +251,10 @@ static void build_root(const shim_conf_t *c, const char *root)
 	static const char *const proc_ro[] = { "bus", "fs", "irq", "sys",
 					       "sysrq-trigger" };
 	static const char *const proc_hidden[] = {
-		"kcore", "keys", "latency_stats", "timer_list", "timer_stats",
-		"sched_debug", "acpi", "asound", "scsi", "kallsyms",
-		"kpagecount", "kpageflags", "kpagecgroup"
+		"kcore",       "keys",        "latency_stats", "timer_list",
+		"timer_stats", "sched_debug", "acpi",          "asound",
+		"scsi",        "kallsyms",    "kpagecount",    "kpageflags",
+		"kpagecgroup"
 	};
 	for (size_t i = 0; i < sizeof(proc_ro) / sizeof(proc_ro[0]); i++) {
 		char q[1100];
@@ -260,10 +262,9 @@ static void build_root(const shim_conf_t *c, const char *root)
 		snprintf(p, sizeof(p), "%s/%s", root, q);
 		if (access(p, F_OK) == 0) {
 			struct mount_attr attr = {
-				.attr_set = MOUNT_ATTR_RDONLY |
-					    MOUNT_ATTR_NOSUID |
-					    MOUNT_ATTR_NODEV |
-					    MOUNT_ATTR_NOEXEC,
+				.attr_set =
+					MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
+					MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
 			};
 			if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0 ||
 			    mount_setattr(AT_FDCWD, p, AT_RECURSIVE, &attr,
@@ -277,11 +278,12 @@ static void build_root(const shim_conf_t *c, const char *root)
 		snprintf(p, sizeof(p), "%s/proc/%s", root, proc_hidden[i]);
 		if (stat(p, &st) < 0)
 			continue;
-		if (S_ISDIR(st.st_mode) ?
-			    mount("tmpfs", p, "tmpfs",
-				  MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
-				  "size=4k") < 0 :
-			    mount("/dev/null", p, NULL, MS_BIND, NULL) < 0)
+		if (S_ISDIR(st.st_mode)
+			    ? mount("tmpfs", p, "tmpfs",
+				    MS_RDONLY | MS_NOSUID | MS_NODEV |
+					    MS_NOEXEC,
+				    "size=4k") < 0
+			    : mount("/dev/null", p, NULL, MS_BIND, NULL) < 0)
 			die("hide /proc/%s", proc_hidden[i]);
 	}
 
@@ -291,13 +293,15 @@ static void build_root(const shim_conf_t *c, const char *root)
 	if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NOEXEC,
 		  "mode=0755,size=64k") < 0)
 		die("mount /dev");
-	static const char *const devs[] = { "null", "zero", "full", "random",
-					    "urandom", "tty" };
+	static const char *const devs[] = { "null",   "zero",    "full",
+					    "random", "urandom", "tty" };
 	for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++)
 		bind_dev(root, devs[i]);
 	static const char *const links[][2] = {
-		{ "/proc/self/fd", "fd" },    { "/proc/self/fd/0", "stdin" },
-		{ "/proc/self/fd/1", "stdout" }, { "/proc/self/fd/2", "stderr" },
+		{ "/proc/self/fd", "fd" },
+		{ "/proc/self/fd/0", "stdin" },
+		{ "/proc/self/fd/1", "stdout" },
+		{ "/proc/self/fd/2", "stderr" },
 	};
 	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
 		snprintf(p, sizeof(p), "%s/dev/%s", root, links[i][1]);
@@ -489,7 +493,7 @@ typedef struct child_args {
 	const shim_conf_t *c;
 	int go_fd, err_fd, result_fd, out_fd, errout_fd;
 	int life_fd; /* read end; EOF once the shim is gone */
-	int life_w;  /* the shim's write end: closed at once in the child */
+	int life_w; /* the shim's write end: closed at once in the child */
 } child_args_t;
 
 /*
@@ -598,8 +602,8 @@ int sandbox_start(const shim_conf_t *c, const agent_cgroup_t *cg, int out_fd,
 		close(res[1]);
 		return e;
 	}
-	child_args_t a = { c, go[0], errp[1], res[1], out_fd, errout_fd,
-			   life[0], life[1] };
+	child_args_t a = { c,      go[0],     errp[1], res[1],
+			   out_fd, errout_fd, life[0], life[1] };
 	int flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
 		    SIGCHLD;
 	if (c->net != SHIM_NET_HOST)
@@ -662,8 +666,10 @@ void sandbox_enter_exec(const shim_conf_t *c, const agent_cgroup_t *cg,
 	static const struct {
 		const char *name;
 		int type;
-	} nss[] = { { "ipc", CLONE_NEWIPC }, { "uts", CLONE_NEWUTS },
-		    { "net", CLONE_NEWNET }, { "pid", CLONE_NEWPID },
+	} nss[] = { { "ipc", CLONE_NEWIPC },
+		    { "uts", CLONE_NEWUTS },
+		    { "net", CLONE_NEWNET },
+		    { "pid", CLONE_NEWPID },
 		    { "mnt", CLONE_NEWNS } };
 	int fds[5];
 	char p[64];
@@ -676,7 +682,8 @@ void sandbox_enter_exec(const shim_conf_t *c, const agent_cgroup_t *cg,
 	/* Open all first: after entering the mount namespace, the host's
 	 * /proc is out of reach. */
 	for (size_t i = 0; i < 5; i++) {
-		snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)init, nss[i].name);
+		snprintf(p, sizeof(p), "/proc/%d/ns/%s", (int)init,
+			 nss[i].name);
 		fds[i] = open(p, O_RDONLY | O_CLOEXEC);
 		if (fds[i] < 0)
 			die("open %s", p);

@@ -12,8 +12,8 @@
 #include "shimconf.h"
 
 typedef struct sandbox_proc {
-	pid_t init;     /* host pid of the task's pid 1 (our mini-init) */
-	int result_fd;  /* init writes the task's wait status here at the end */
+	pid_t init; /* host pid of the task's pid 1 (our mini-init) */
+	int result_fd; /* init writes the task's wait status here at the end */
 } sandbox_proc_t;
 
 /*

@@ -63,17 +63,16 @@ static const char *const default_allow[] = {
 	"get_robust_list", "getrusage", "getsid", "getsockname", "getsockopt",
 	"get_thread_area", "gettid", "gettimeofday", "getuid", "getuid32",
 	"getxattr", "inotify_add_watch", "inotify_init", "inotify_init1",
-	"inotify_rm_watch", "io_cancel", "ioctl", "io_destroy",
-	"io_getevents", "io_pgetevents", "io_pgetevents_time64", "ioprio_get",
-	"ioprio_set", "io_setup", "io_submit", "ipc", "kill",
-	"landlock_add_rule", "landlock_create_ruleset",
-	"landlock_restrict_self", "lchown", "lchown32", "lgetxattr", "link",
-	"linkat", "listen", "listxattr", "llistxattr", "_llseek",
-	"lremovexattr", "lseek", "lsetxattr", "lstat", "lstat64", "madvise",
-	"membarrier", "memfd_create", "memfd_secret", "mincore", "mkdir",
-	"mkdirat", "mknod", "mknodat", "mlock", "mlock2", "mlockall", "mmap",
-	"mmap2", "mprotect", "mq_getsetattr", "mq_notify", "mq_open",
-	"mq_timedreceive", "mq_timedreceive_time64", "mq_timedsend",
+	"inotify_rm_watch", "io_cancel", "ioctl", "io_destroy", "io_getevents",
+	"io_pgetevents", "io_pgetevents_time64", "ioprio_get", "ioprio_set",
+	"io_setup", "io_submit", "ipc", "kill", "landlock_add_rule",
+	"landlock_create_ruleset", "landlock_restrict_self", "lchown",
+	"lchown32", "lgetxattr", "link", "linkat", "listen", "listxattr",
+	"llistxattr", "_llseek", "lremovexattr", "lseek", "lsetxattr", "lstat",
+	"lstat64", "madvise", "membarrier", "memfd_create", "memfd_secret",
+	"mincore", "mkdir", "mkdirat", "mknod", "mknodat", "mlock", "mlock2",
+	"mlockall", "mmap", "mmap2", "mprotect", "mq_getsetattr", "mq_notify",
+	"mq_open", "mq_timedreceive", "mq_timedreceive_time64", "mq_timedsend",
 	"mq_timedsend_time64", "mq_unlink", "mremap", "msgctl", "msgget",
 	"msgrcv", "msgsnd", "msync", "munlock", "munlockall", "munmap",
 	"nanosleep", "newfstatat", "_newselect", "open", "openat", "openat2",
@@ -94,11 +93,11 @@ static const char *const default_allow[] = {
 	"sched_setparam", "sched_setscheduler", "sched_yield", "seccomp",
 	"select", "semctl", "semget", "semop", "semtimedop",
 	"semtimedop_time64", "send", "sendfile", "sendfile64", "sendmmsg",
-	"sendmsg", "sendto", "setfsgid", "setfsgid32", "setfsuid",
-	"setfsuid32", "setgid", "setgid32", "setgroups", "setgroups32",
-	"setitimer", "setpgid", "setpriority", "setregid", "setregid32",
-	"setresgid", "setresgid32", "setresuid", "setresuid32", "setreuid",
-	"setreuid32", "setrlimit", "set_robust_list", "setsid", "setsockopt",
+	"sendmsg", "sendto", "setfsgid", "setfsgid32", "setfsuid", "setfsuid32",
+	"setgid", "setgid32", "setgroups", "setgroups32", "setitimer",
+	"setpgid", "setpriority", "setregid", "setregid32", "setresgid",
+	"setresgid32", "setresuid", "setresuid32", "setreuid", "setreuid32",
+	"setrlimit", "set_robust_list", "setsid", "setsockopt",
 	"set_thread_area", "set_tid_address", "setuid", "setuid32", "setxattr",
 	"shmat", "shmctl", "shmdt", "shmget", "shutdown", "sigaltstack",
 	"signalfd", "signalfd4", "sigprocmask", "sigreturn", "socket",
@@ -113,18 +112,18 @@ static const char *const default_allow[] = {
 	"utimes", "vfork", "vmsplice", "wait4", "waitid", "waitpid", "write",
 	"writev",
 	/* Architecture-specific, as Docker allows them on their arches. */
-	"arch_prctl", "modify_ldt",			  /* x86 */
+	"arch_prctl", "modify_ldt", /* x86 */
 	"arm_fadvise64_64", "arm_sync_file_range", "sync_file_range2",
-	"breakpoint", "cacheflush", "set_tls",		  /* arm */
-	"swapcontext",					  /* ppc */
+	"breakpoint", "cacheflush", "set_tls", /* arm */
+	"swapcontext", /* ppc */
 	"s390_pci_mmio_read", "s390_pci_mmio_write",
-	"s390_runtime_instr",				  /* s390 */
-	"riscv_flush_icache",				  /* riscv */
+	"s390_runtime_instr", /* s390 */
+	"riscv_flush_icache", /* riscv */
 };
 
 /* clone may not create namespaces: they are the agent's to set up. */
-#define CLONE_NS_FLAGS                                                     \
-	(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER |       \
+#define CLONE_NS_FLAGS                                               \
+	(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | \
 	 CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWCGROUP)
 
 /*
@@ -181,13 +180,13 @@ static int add_profile(scmp_filter_ctx ctx, const int *extra, size_t nextra,
 	 */
 	if (!nr_in(SCMP_SYS(clone), extra, nextra)) {
 #if defined(__s390__) || defined(__s390x__)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-				      SCMP_A1(SCMP_CMP_MASKED_EQ,
-					      CLONE_NS_FLAGS, 0));
+		rc = seccomp_rule_add(
+			ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+			SCMP_A1(SCMP_CMP_MASKED_EQ, CLONE_NS_FLAGS, 0));
 #else
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-				      SCMP_A0(SCMP_CMP_MASKED_EQ,
-					      CLONE_NS_FLAGS, 0));
+		rc = seccomp_rule_add(
+			ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+			SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NS_FLAGS, 0));
 #endif
 		if (rc < 0)
 			return rule_err(err, rc, "clone");
@@ -200,10 +199,9 @@ static int add_profile(scmp_filter_ctx ctx, const int *extra, size_t nextra,
 	}
 	if (!nr_in(SCMP_SYS(personality), extra, nextra)) {
 		for (size_t i = 0; i < FLT_ARRAY_SIZE(personality_ok); i++) {
-			rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW,
-					      SCMP_SYS(personality), 1,
-					      SCMP_A0(SCMP_CMP_EQ,
-						      personality_ok[i], 0));
+			rc = seccomp_rule_add(
+				ctx, SCMP_ACT_ALLOW, SCMP_SYS(personality), 1,
+				SCMP_A0(SCMP_CMP_EQ, personality_ok[i], 0));
 			if (rc < 0)
 				return rule_err(err, rc, "personality");
 		}

@@ -61,8 +61,7 @@ int agent_bpf_save(const agent_bpf_t *p, const char *path, flt_error_t *err);
  * a non-zero multiple of sizeof(struct sock_filter) and at most
  * BPF_MAXINSNS instructions; the kernel checks the rest at install.
  */
-int agent_bpf_load_file(const char *path, agent_bpf_t *out,
-			flt_error_t *err);
+int agent_bpf_load_file(const char *path, agent_bpf_t *out, flt_error_t *err);
 
 /*
  * Installs p as a seccomp filter of the calling process, synchronised to

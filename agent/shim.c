@@ -41,11 +41,17 @@
 #include "sandbox.h"
 #include "shimconf.h"
 
-enum state { S_STARTING, S_RUNNING, S_STOPPING, S_RESTARTING, S_EXITED,
-	     S_FAILED, S_STOPPED };
-static const char *const state_names[] = { "starting",   "running",
-					   "stopping",   "restarting",
-					   "exited",     "failed",
+enum state {
+	S_STARTING,
+	S_RUNNING,
+	S_STOPPING,
+	S_RESTARTING,
+	S_EXITED,
+	S_FAILED,
+	S_STOPPED
+};
+static const char *const state_names[] = { "starting",   "running", "stopping",
+					   "restarting", "exited",  "failed",
 					   "stopped" };
 
 typedef struct shim {
@@ -358,7 +364,7 @@ static int supervise(shim_t *s)
 	agent_cgroup_destroy(&s->cg);
 	close(sfd);
 	if (s->foreground)
-		return s->exit_signal ? 128 + s->exit_signal
+		return s->exit_signal      ? 128 + s->exit_signal
 		       : s->exit_code >= 0 ? s->exit_code
 					   : 126;
 	return 0;

@@ -233,7 +233,8 @@ int shim_conf_read(const char *path, shim_conf_t *c, char *why, size_t len)
 			unsigned long long soft, hard;
 			if (sscanf(v, "%d %llu %llu", &res, &soft, &hard) != 3)
 				goto bad;
-			shim_conf_add_rlimit(c, res, (rlim_t)soft, (rlim_t)hard);
+			shim_conf_add_rlimit(c, res, (rlim_t)soft,
+					     (rlim_t)hard);
 			continue;
 		}
 		if (!unescape(v))

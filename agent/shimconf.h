@@ -15,8 +15,11 @@
 #define SHIM_PATH_MAX 512
 
 enum shim_net { SHIM_NET_NONE, SHIM_NET_PRIVATE, SHIM_NET_HOST };
-enum shim_restart { SHIM_RESTART_FAILURE, SHIM_RESTART_ALWAYS,
-		    SHIM_RESTART_NEVER };
+enum shim_restart {
+	SHIM_RESTART_FAILURE,
+	SHIM_RESTART_ALWAYS,
+	SHIM_RESTART_NEVER
+};
 
 typedef struct shim_mount {
 	char *source, *target;
@@ -29,12 +32,12 @@ typedef struct shim_rlimit {
 
 typedef struct shim_conf {
 	char name[64];
-	char task_dir[SHIM_PATH_MAX];  /* status, logs, rootfs, alloc */
+	char task_dir[SHIM_PATH_MAX]; /* status, logs, rootfs, alloc */
 	char alloc_target[SHIM_PATH_MAX];
 	char workdir[SHIM_PATH_MAX];
 	char hostname[64];
 	char seccomp_file[SHIM_PATH_MAX]; /* "" for unconfined */
-	char cgroup[128];                 /* cgroup name below flotilla/ */
+	char cgroup[128]; /* cgroup name below flotilla/ */
 	char **argv;
 	size_t argc;
 	char **envp;
@@ -45,15 +48,15 @@ typedef struct shim_conf {
 	size_t nmasks;
 	shim_rlimit_t *rlimits;
 	size_t nrlimits;
-	uint64_t caps;        /* bit n keeps capability n */
+	uint64_t caps; /* bit n keeps capability n */
 	uid_t uid;
 	gid_t gid;
-	int net;              /* enum shim_net */
+	int net; /* enum shim_net */
 	uint64_t memory_bytes;
 	uint32_t cpu_weight;
 	uint32_t cpu_quota_percent;
 	uint32_t max_pids;
-	int restart;          /* enum shim_restart */
+	int restart; /* enum shim_restart */
 	uint32_t restart_attempts;
 	uint32_t restart_interval_ms;
 	uint32_t restart_delay_ms;

@@ -29,7 +29,7 @@ typedef struct rec {
 	char id[ID_MAX + 1];
 	char package[65];
 	Flotilla__StepAction action;
-	bool restart;  /* the step restarts the package's users */
+	bool restart; /* the step restarts the package's users */
 	bool switched; /* the current link may have been switched */
 	Flotilla__StepState state;
 	char from[256], to[256];
@@ -62,7 +62,7 @@ struct agent_steps {
 
 static const char *action_name(Flotilla__StepAction a)
 {
-	return a == FLOTILLA__STEP_ACTION__STEP_ACTION_INSTALL	  ? "install"
+	return a == FLOTILLA__STEP_ACTION__STEP_ACTION_INSTALL    ? "install"
 	       : a == FLOTILLA__STEP_ACTION__STEP_ACTION_ROLLBACK ? "rollback"
 								  : "unknown";
 }
@@ -70,16 +70,11 @@ static const char *action_name(Flotilla__StepAction a)
 static const char *state_name(Flotilla__StepState st)
 {
 	switch (st) {
-	case FLOTILLA__STEP_STATE__STEP_STATE_APPLYING:
-		return "applying";
-	case FLOTILLA__STEP_STATE__STEP_STATE_VERIFYING:
-		return "verifying";
-	case FLOTILLA__STEP_STATE__STEP_STATE_SUCCEEDED:
-		return "succeeded";
-	case FLOTILLA__STEP_STATE__STEP_STATE_FAILED:
-		return "failed";
-	default:
-		return "unknown";
+	case FLOTILLA__STEP_STATE__STEP_STATE_APPLYING: return "applying";
+	case FLOTILLA__STEP_STATE__STEP_STATE_VERIFYING: return "verifying";
+	case FLOTILLA__STEP_STATE__STEP_STATE_SUCCEEDED: return "succeeded";
+	case FLOTILLA__STEP_STATE__STEP_STATE_FAILED: return "failed";
+	default: return "unknown";
 	}
 }
 
@@ -515,10 +510,7 @@ void agent_steps_status_free(Flotilla__StepStatus **v, size_t n)
 
 /* ---- running a step --------------------------------------------------- */
 
-static bool stopping(agent_steps_t *s)
-{
-	return atomic_load(&s->stopping);
-}
+static bool stopping(agent_steps_t *s) { return atomic_load(&s->stopping); }
 
 /* Sleeps ms, or less when the agent is stopping. */
 static void nap(agent_steps_t *s, int ms)
@@ -689,8 +681,8 @@ static int watch(agent_steps_t *s, const char *pkg, int64_t deadline,
 			if (!b) {
 				if (!first)
 					continue; /* not there at the switch */
-				base = flt_xrealloc(base,
-						    (nbase + 1) * sizeof(*base));
+				base = flt_xrealloc(
+					base, (nbase + 1) * sizeof(*base));
 				b = &base[nbase++];
 				memset(b, 0, sizeof(*b));
 				snprintf(b->key, sizeof(b->key), "%s", h->key);
@@ -698,7 +690,8 @@ static int watch(agent_steps_t *s, const char *pkg, int64_t deadline,
 			if (h->starting) {
 				if (healthy_since) {
 					snprintf(why, len,
-						 "task %s was restarted", h->key);
+						 "task %s was restarted",
+						 h->key);
 					bad = true;
 				}
 				waiting = waiting ? waiting : h;
@@ -715,8 +708,7 @@ static int watch(agent_steps_t *s, const char *pkg, int64_t deadline,
 				bad = true;
 			} else if (h->runs != b->runs) {
 				snprintf(why, len, "task %s restarted%s%s",
-					 h->key, h->why[0] ? ": " : "",
-					 h->why);
+					 h->key, h->why[0] ? ": " : "", h->why);
 				bad = true;
 			} else if (terminal_task(h->state)) {
 				snprintf(why, len, "task %s %s", h->key,
@@ -739,12 +731,13 @@ static int watch(agent_steps_t *s, const char *pkg, int64_t deadline,
 			     now - healthy_since >= (int64_t)min_healthy_ms);
 		if (!bad && !done && now >= deadline) {
 			if (waiting)
-				snprintf(why, len,
-					 "task %s not healthy within the step's "
-					 "timeout (%u ms): %s",
-					 waiting->key, timeout_ms,
-					 waiting->why[0] ? waiting->why
-							 : "starting");
+				snprintf(
+					why, len,
+					"task %s not healthy within the step's "
+					"timeout (%u ms): %s",
+					waiting->key, timeout_ms,
+					waiting->why[0] ? waiting->why
+							: "starting");
 			else
 				snprintf(why, len,
 					 "the step's timeout (%u ms) ran out "
@@ -868,15 +861,16 @@ static int step_check(const Flotilla__PatchStep *p, flt_error_t *err)
 static void run_step(agent_steps_t *s, const Flotilla__PatchStep *p)
 {
 	rec_t r = { .action = p->action, .restart = p->restart };
-	uint32_t timeout = p->timeout_ms ? p->timeout_ms : AGENT_STEP_TIMEOUT_MS;
+	uint32_t timeout =
+		p->timeout_ms ? p->timeout_ms : AGENT_STEP_TIMEOUT_MS;
 	int64_t deadline = flt_now_mono_ms() + timeout;
 	flt_error_t err;
 	int rc;
 
 	snprintf(r.id, sizeof(r.id), "%s", p->id);
 	bool install = p->action == FLOTILLA__STEP_ACTION__STEP_ACTION_INSTALL;
-	const char *name = install && p->package ? p->package->name
-						 : p->package_name;
+	const char *name =
+		install && p->package ? p->package->name : p->package_name;
 	if (flt_pkg_name_valid(name))
 		snprintf(r.package, sizeof(r.package), "%s", name);
 	if ((rc = step_check(p, &err)) < 0) {
@@ -897,7 +891,8 @@ static void run_step(agent_steps_t *s, const Flotilla__PatchStep *p)
 		return;
 	}
 	if (install) {
-		fetch_ctx_t fc = { .s = s, .deadline = deadline,
+		fetch_ctx_t fc = { .s = s,
+				   .deadline = deadline,
 				   .timeout_ms = timeout };
 		rc = agent_pkgs_stage(s->o.pkgs, p->package, fetch_bounded, &fc,
 				      &err);
@@ -917,7 +912,8 @@ static void run_step(agent_steps_t *s, const Flotilla__PatchStep *p)
 		/* Nothing to switch, nobody to restart. */
 		rescan(s, &r, agent_invscan_request(s->inv), deadline);
 		if (!stopping(s))
-			finish(s, &r, FLOTILLA__STEP_STATE__STEP_STATE_SUCCEEDED,
+			finish(s, &r,
+			       FLOTILLA__STEP_STATE__STEP_STATE_SUCCEEDED,
 			       false, "%s %s was current already", r.package,
 			       shown_version(r.to));
 		return;

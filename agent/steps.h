@@ -45,7 +45,7 @@
 typedef struct agent_steps agent_steps_t;
 
 typedef struct agent_steps_opts {
-	flt_store_t *store;   /* opened with a "steps" database */
+	flt_store_t *store; /* opened with a "steps" database */
 	const char *data_dir; /* where steps.log is appended */
 	agent_pkgs_t *pkgs;
 	/* Fetches a chunk from the coordinator (worker thread). */

@@ -187,11 +187,10 @@ static int do_register(agent_t *a)
 	req.fingerprint = &a->fp.fp;
 	req.n_labels = a->o->labels ? a->o->labels->n : 0;
 	req.labels = a->reg_ptrs;
-	int rc = flt_client_call(a->client, FLOTILLA__METHOD__METHOD_REGISTER,
-				 &c, &req.base,
-				 &flotilla__register_response__descriptor,
-				 (ProtobufCMessage **)&resp, REGISTER_TIMEOUT_MS,
-				 &err);
+	int rc = flt_client_call(
+		a->client, FLOTILLA__METHOD__METHOD_REGISTER, &c, &req.base,
+		&flotilla__register_response__descriptor,
+		(ProtobufCMessage **)&resp, REGISTER_TIMEOUT_MS, &err);
 	if (rc == FLT_EAUTH || rc == FLT_EPROTO) {
 		flt_error("registration refused: %s coordinator=%s", err.msg,
 			  a->o->coordinator);
@@ -215,8 +214,8 @@ static int do_register(agent_t *a)
 
 	/* Keep the identity before using it: a crash now must not make us
 	 * register twice. */
-	if ((rc = agent_identity_save(a->store, &id, a->o->coordinator,
-				      &err)) < 0) {
+	if ((rc = agent_identity_save(a->store, &id, a->o->coordinator, &err)) <
+	    0) {
 		flt_error("cannot store identity: %s", err.msg);
 		return rc;
 	}
@@ -281,11 +280,10 @@ static int do_sync(agent_t *a)
 			send_inv = false;
 		}
 	}
-	int rc = flt_client_call(a->client, FLOTILLA__METHOD__METHOD_SYNC, &c,
-				 &req.base,
-				 &flotilla__sync_response__descriptor,
-				 (ProtobufCMessage **)&resp, CALL_TIMEOUT_MS,
-				 &err);
+	int rc = flt_client_call(
+		a->client, FLOTILLA__METHOD__METHOD_SYNC, &c, &req.base,
+		&flotilla__sync_response__descriptor,
+		(ProtobufCMessage **)&resp, CALL_TIMEOUT_MS, &err);
 	agent_tasks_status_free(ts, req.n_tasks);
 	agent_steps_status_free(ss, req.n_steps);
 	agent_invscan_release(a->inv, inv);
@@ -388,7 +386,6 @@ static void *watch_main(void *arg)
 	return NULL;
 }
 
-
 /*
  * The package store's chunk fetch: one FetchChunk call on the agent's
  * connection, with its credentials, tried again on transport failures.
@@ -417,12 +414,10 @@ static int fetch_chunk(void *arg, const char *sha256, uint8_t **data,
 		c.node_id = id.node_id;
 		c.node_secret.data = id.secret;
 		c.node_secret.len = sizeof(id.secret);
-		rc = flt_client_call(a->client,
-				     FLOTILLA__METHOD__METHOD_FETCH_CHUNK, &c,
-				     &req.base,
-				     &flotilla__fetch_chunk_response__descriptor,
-				     (ProtobufCMessage **)&resp,
-				     CHUNK_TIMEOUT_MS, err);
+		rc = flt_client_call(
+			a->client, FLOTILLA__METHOD__METHOD_FETCH_CHUNK, &c,
+			&req.base, &flotilla__fetch_chunk_response__descriptor,
+			(ProtobufCMessage **)&resp, CHUNK_TIMEOUT_MS, err);
 		sodium_memzero(&id, sizeof(id));
 		if (rc == 0) {
 			*len = resp->data.len;
@@ -490,7 +485,8 @@ static void *sync_main(void *arg)
 				 * the coordinator side.
 				 */
 				if (rc == FLT_EAUTH &&
-				    a->auth_failures >= AUTH_FAILURES_TO_REJOIN &&
+				    a->auth_failures >=
+					    AUTH_FAILURES_TO_REJOIN &&
 				    a->o->join_token) {
 					flt_warn("registering again as a new "
 						 "node");
@@ -529,8 +525,8 @@ static void *sync_main(void *arg)
 				       read(a->status_fd, &v, sizeof(v)) > 0;
 			/* A push or a task change cuts the wait short, never
 			 * a backoff. */
-			bool now_ok = a->state == ST_SYNCING &&
-				      a->failures == 0;
+			bool now_ok =
+				a->state == ST_SYNCING && a->failures == 0;
 			if (pushed && now_ok)
 				next_action = 0;
 			if (changed && now_ok &&
@@ -574,7 +570,8 @@ static int close_parts(agent_t *a, int rc)
 int agent_run(const agent_opts_t *o, flt_store_t *store)
 {
 	agent_t a = { .o = o, .store = store, .interval_ms = 1000 };
-	flt_client_opts_t co = { .url = o->coordinator, .tls = o->tls,
+	flt_client_opts_t co = { .url = o->coordinator,
+				 .tls = o->tls,
 				 .background = true };
 	flt_error_t err;
 	pthread_t sync_thread;
@@ -612,19 +609,24 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 		flt_error("%s", err.msg);
 		return close_parts(&a, 1);
 	}
-	agent_steps_opts_t so = { .store = store, .data_dir = o->data_dir,
-				  .pkgs = a.pkgs, .fetch = fetch_chunk,
-				  .fetch_arg = &a, .on_change = on_task_change,
+	agent_steps_opts_t so = { .store = store,
+				  .data_dir = o->data_dir,
+				  .pkgs = a.pkgs,
+				  .fetch = fetch_chunk,
+				  .fetch_arg = &a,
+				  .on_change = on_task_change,
 				  .change_arg = &a,
 				  .package_keep = o->package_keep };
 	if (agent_steps_open(&so, &a.steps, &err) < 0) {
 		flt_error("%s", err.msg);
 		return close_parts(&a, 1);
 	}
-	agent_tasks_opts_t to = { .store = store, .data_dir = o->data_dir,
+	agent_tasks_opts_t to = { .store = store,
+				  .data_dir = o->data_dir,
 				  .spec_dir = o->task_dir,
 				  .on_change = on_task_change,
-				  .change_arg = &a, .pkgs = a.pkgs };
+				  .change_arg = &a,
+				  .pkgs = a.pkgs };
 	if (agent_tasks_open(&to, &a.tasks, &err) < 0) {
 		flt_error("%s", err.msg);
 		return close_parts(&a, 1);
@@ -647,8 +649,8 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 	if (o->api_url &&
 	    agent_api_open(o->api_url, o->tls, a.tasks, &api, &err) < 0) {
 		flt_error("--api: %s", err.msg);
-		return close_parts(&a, err.code == FLT_EUSAGE ? AGENT_EXIT_CONFIG
-							     : 1);
+		return close_parts(
+			&a, err.code == FLT_EUSAGE ? AGENT_EXIT_CONFIG : 1);
 	}
 	int sfd = flt_signal_fd();
 	if (o->watch &&

@@ -69,8 +69,7 @@ static int resolve_user(const char *user, uid_t *uid, gid_t *gid,
  * shadow group) they could read every secret among them, capabilities or
  * not. Such users are refused; keep the capabilities a task needs instead.
  */
-static int check_ids(const char *user, uid_t uid, gid_t gid,
-		     flt_error_t *err)
+static int check_ids(const char *user, uid_t uid, gid_t gid, flt_error_t *err)
 {
 	struct group gr, *res = NULL;
 	char buf[4096];
@@ -159,8 +158,7 @@ const char *agent_shim_path(void)
 	return path;
 }
 
-int agent_task_resolve_packages(const Flotilla__TaskSpec *t,
-				agent_pkgs_t *pkgs,
+int agent_task_resolve_packages(const Flotilla__TaskSpec *t, agent_pkgs_t *pkgs,
 				agent_task_pkg_t out[AGENT_TASK_USES_MAX],
 				flt_error_t *err)
 {
@@ -227,8 +225,8 @@ int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
 		nenv++;
 	cleanup_free const char **env =
 		flt_xcalloc(nenv + npkgs + 1, sizeof(*env));
-	cleanup_free char *pkg_env = flt_xcalloc(npkgs ? npkgs : 1,
-						 PKG_ENV_LEN);
+	cleanup_free char *pkg_env =
+		flt_xcalloc(npkgs ? npkgs : 1, PKG_ENV_LEN);
 	for (size_t i = 0; i < nenv; i++)
 		env[i] = env_in[i];
 	for (size_t i = 0; i < npkgs; i++) {
@@ -313,9 +311,9 @@ int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
 		char src[PATH_MAX];
 		if (!realpath(t->mounts[i]->source, src)) {
 			shim_conf_free(&c);
-			return flt_err(err, -errno, "mounts[%zu].source: %s: %s",
-				       i, t->mounts[i]->source,
-				       strerror(errno));
+			return flt_err(err, -errno,
+				       "mounts[%zu].source: %s: %s", i,
+				       t->mounts[i]->source, strerror(errno));
 		}
 		for (size_t k = 0; k < ncanon; k++) {
 			size_t ls = strlen(src), lm = strlen(canon[k]);
@@ -325,10 +323,11 @@ int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
 			    (canon[k][l] == '/' || canon[k][l] == '\0' ||
 			     l == 1)) {
 				shim_conf_free(&c);
-				return flt_err(err, -EPERM,
-					       "mounts[%zu].source: %s would show "
-					       "the agent's own state (%s)",
-					       i, src, canon[k]);
+				return flt_err(
+					err, -EPERM,
+					"mounts[%zu].source: %s would show "
+					"the agent's own state (%s)",
+					i, src, canon[k]);
 			}
 		}
 		shim_conf_add_mount(&c, src, t->mounts[i]->target);
@@ -352,10 +351,11 @@ int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
 			c.caps |= 1ull << v;
 	}
 	for (size_t i = 0; i < t->n_rlimits; i++)
-		shim_conf_add_rlimit(&c, flt_rlimit_resource(t->rlimits[i]->name),
+		shim_conf_add_rlimit(&c,
+				     flt_rlimit_resource(t->rlimits[i]->name),
 				     (rlim_t)t->rlimits[i]->soft,
 				     (rlim_t)t->rlimits[i]->hard);
-	c.net = !strcmp(t->network, "host")	 ? SHIM_NET_HOST
+	c.net = !strcmp(t->network, "host")      ? SHIM_NET_HOST
 		: !strcmp(t->network, "private") ? SHIM_NET_PRIVATE
 						 : SHIM_NET_NONE;
 	if (t->resources) {
@@ -381,8 +381,9 @@ int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
 	if (strcmp(profile, "unconfined") != 0) {
 		agent_bpf_t prog;
 		rc = agent_seccomp_compile(
-			profile, t->seccomp ? (const char *const *)t->seccomp->allow
-					    : NULL,
+			profile,
+			t->seccomp ? (const char *const *)t->seccomp->allow
+				   : NULL,
 			t->seccomp ? t->seccomp->n_allow : 0, &prog, err);
 		if (rc < 0) {
 			shim_conf_free(&c);

@@ -34,8 +34,7 @@ int agent_task_spec_check(Flotilla__TaskSpec *t, flt_error_t *err);
  * installed on this host" when a package has no current version here
  * (pkgs NULL: none has); other errors name the package.
  */
-int agent_task_resolve_packages(const Flotilla__TaskSpec *t,
-				agent_pkgs_t *pkgs,
+int agent_task_resolve_packages(const Flotilla__TaskSpec *t, agent_pkgs_t *pkgs,
 				agent_task_pkg_t out[AGENT_TASK_USES_MAX],
 				flt_error_t *err);
 

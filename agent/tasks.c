@@ -33,13 +33,13 @@
 
 typedef struct task {
 	char key[KEY_MAX];
-	char name[64];     /* the task's own name */
+	char name[64]; /* the task's own name */
 	char alloc_id[37]; /* "" for static tasks */
 	char job[64], group[64];
 	uint32_t alloc_index;
-	unsigned order;    /* place in its allocation (the default for logs) */
-	bool refused;      /* spec refused by this host: reported, never run */
-	uint64_t gen;      /* unique in this run: tells a task from its successor */
+	unsigned order; /* place in its allocation (the default for logs) */
+	bool refused; /* spec refused by this host: reported, never run */
+	uint64_t gen; /* unique in this run: tells a task from its successor */
 	char dir[1024];
 	uint8_t spec_hash[16];
 	Flotilla__TaskSpec *spec; /* NULL when re-attached without a spec */
@@ -63,7 +63,7 @@ typedef struct task {
 	bool rep_healthy;
 	/* Packages. */
 	bool restart_pending; /* stop (if running) and start anew */
-	bool pkg_missing;     /* could not start: a package is not here */
+	bool pkg_missing; /* could not start: a package is not here */
 	char used[AGENT_TASK_USES_MAX][65]; /* mounted by the running process */
 	size_t nused;
 	uint64_t runs_base; /* processes started before the current shim's */
@@ -118,8 +118,8 @@ static void save_record(agent_tasks_t *t, const task_t *k)
 			 k->alloc_id, k->name, k->order);
 	if (flt_txn_begin(t->o.store, true, &txn, NULL) < 0)
 		return;
-	if (flt_txn_put(txn, t->db, k->key, strlen(k->key), val,
-			strlen(val), NULL) < 0) {
+	if (flt_txn_put(txn, t->db, k->key, strlen(k->key), val, strlen(val),
+			NULL) < 0) {
 		flt_txn_abort(txn);
 		return;
 	}
@@ -163,8 +163,8 @@ static unsigned long long proc_start_time(pid_t pid)
 
 static bool shim_alive(const task_t *k)
 {
-	return k->shim_pid > 0 && kill(k->shim_pid, 0) == 0 &&
-	       k->shim_start && proc_start_time(k->shim_pid) == k->shim_start;
+	return k->shim_pid > 0 && kill(k->shim_pid, 0) == 0 && k->shim_start &&
+	       proc_start_time(k->shim_pid) == k->shim_start;
 }
 
 static task_t *find(agent_tasks_t *t, const char *key)
@@ -216,8 +216,8 @@ static void reset_checks(task_t *k)
 				       flt_now_mono_ms());
 }
 
-static int load_one(const void *key, size_t klen, const void *val,
-		    size_t vlen, void *arg)
+static int load_one(const void *key, size_t klen, const void *val, size_t vlen,
+		    void *arg)
 {
 	agent_tasks_t *t = arg;
 	char buf[1400], *f[7] = { 0 };
@@ -406,8 +406,8 @@ static void read_status(task_t *k)
 						    : FLT_LOG_INFO,
 			"task %s task=%s exit_code=%d exit_signal=%d oom=%d "
 			"restarts=%u message=\"%s\"",
-			k->state, k->key, k->exit_code, k->exit_signal,
-			k->oom, k->restarts, k->message);
+			k->state, k->key, k->exit_code, k->exit_signal, k->oom,
+			k->restarts, k->message);
 }
 
 static bool final_state(const char *s)
@@ -516,10 +516,7 @@ static void restart_step(agent_tasks_t *t, task_t *k, bool alive)
 
 /* ---- reconciling with the spec directory ------------------------------ */
 
-static bool is_static(const task_t *k)
-{
-	return !k->alloc_id[0];
-}
+static bool is_static(const task_t *k) { return !k->alloc_id[0]; }
 
 static void scan_specs(agent_tasks_t *t)
 {
@@ -756,8 +753,8 @@ static int alloc_check(Flotilla__AllocSpec *const *allocs, size_t i,
 			       i);
 	for (size_t k = 0; k < i; k++)
 		if (!strcmp(allocs[k]->id, a->id))
-			return flt_err(err, -EINVAL,
-				       "alloc %s: listed twice", a->id);
+			return flt_err(err, -EINVAL, "alloc %s: listed twice",
+				       a->id);
 	if (!flt_is_name(a->job, 63))
 		return flt_err(err, -EINVAL, "alloc %s: job: not a name",
 			       a->id);
@@ -851,9 +848,9 @@ static bool mounted_below(const char *dir)
 			if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' &&
 			    p[2] >= '0' && p[2] <= '7' && p[3] >= '0' &&
 			    p[3] <= '7') {
-				mp[n++] = (char)((p[1] - '0') * 64 +
-						 (p[2] - '0') * 8 +
-						 (p[3] - '0'));
+				mp[n++] =
+					(char)((p[1] - '0') * 64 +
+					       (p[2] - '0') * 8 + (p[3] - '0'));
 				p += 3;
 			} else {
 				mp[n++] = *p;
@@ -1298,13 +1295,13 @@ static void describe(const task_t *k, char *buf, size_t len)
 	if (!strcmp(k->state, "running")) {
 		for (size_t c = 0; c < k->nchecks; c++) {
 			const agent_check_state_t *cs = &k->checks[c];
-			const char *name = k->spec ? k->spec->checks[c]->name
-						   : "";
+			const char *name =
+				k->spec ? k->spec->checks[c]->name : "";
 			if (cs->healthy)
 				continue;
 			if (!cs->ever_ran)
-				snprintf(buf, len, "check %s has not passed yet",
-					 name);
+				snprintf(buf, len,
+					 "check %s has not passed yet", name);
 			else
 				snprintf(buf, len, "check %s failed: %s", name,
 					 cs->last_output);
@@ -1419,8 +1416,9 @@ int agent_tasks_open(const agent_tasks_opts_t *o, agent_tasks_t **out,
 		read_used(t, k);
 		k->rep_state = rep_state_of(k);
 		k->rep_healthy = task_healthy(k);
-		flt_info("task re-attached task=%s shim_pid=%d alive=%d state=%s",
-			 k->key, (int)k->shim_pid, shim_alive(k), k->state);
+		flt_info(
+			"task re-attached task=%s shim_pid=%d alive=%d state=%s",
+			k->key, (int)k->shim_pid, shim_alive(k), k->state);
 	}
 	remove_retired(t);
 	if (pthread_create(&t->health_thread, NULL, health_main, t) != 0) {

@@ -122,13 +122,13 @@ void agent_tasks_packages_changed(agent_tasks_t *t);
 
 /* What a patch step watches of one task that uses a package. */
 typedef struct agent_task_health {
-	char key[128];   /* "<name>", or "<alloc id>/<name>" */
-	uint64_t gen;    /* changes when the task is replaced (new spec) */
+	char key[128]; /* "<name>", or "<alloc id>/<name>" */
+	uint64_t gen; /* changes when the task is replaced (new spec) */
 	Flotilla__TaskState state; /* as reported */
-	bool healthy;    /* running and every check passed its last run */
-	bool starting;   /* a restart the agent asked for is under way */
-	uint64_t runs;   /* processes started for it: grows on every restart */
-	char why[320];   /* when not healthy: its state and reason */
+	bool healthy; /* running and every check passed its last run */
+	bool starting; /* a restart the agent asked for is under way */
+	uint64_t runs; /* processes started for it: grows on every restart */
+	char why[320]; /* when not healthy: its state and reason */
 } agent_task_health_t;
 
 /*

@@ -110,8 +110,8 @@ static const flt_flag_t flags[] = {
 	{ "join-token", FLT_FLAG_STRING, &join_token, "TOKEN",
 	  "secret the agents register with", 0, 0, "FLOTILLA_JOIN_TOKEN" },
 	{ "agents", FLT_FLAG_INT, &n_agents, "N",
-	  "simulated agents, one TCP connection each (default 100)", 1,
-	  1000000, NULL },
+	  "simulated agents, one TCP connection each (default 100)", 1, 1000000,
+	  NULL },
 	{ "interval", FLT_FLAG_INT, &interval_ms, "MS",
 	  "sync interval of every agent (default 1000)", 10, 3600000, NULL },
 	{ "duration", FLT_FLAG_INT, &duration_s, "S",
@@ -122,8 +122,8 @@ static const flt_flag_t flags[] = {
 	  "stop K agents at once and time their detection (default 0)", 0,
 	  1000000, NULL },
 	{ "kill-at", FLT_FLAG_INT, &kill_at_s, "S",
-	  "when to kill, in seconds from the first sync (default 10)", 0,
-	  86400, NULL },
+	  "when to kill, in seconds from the first sync (default 10)", 0, 86400,
+	  NULL },
 	{ "api", FLT_FLAG_STRING, &api_url, "URL",
 	  "the coordinator's API address, polled with --kill", 0, 0,
 	  "FLOTILLA_ADDR" },
@@ -140,8 +140,7 @@ static const flt_flag_t flags[] = {
 	  "deadline of one call (default 5000, like the agent)", 10, 600000,
 	  NULL },
 	{ "reg-inflight", FLT_FLAG_INT, &reg_inflight, "N",
-	  "registrations in flight at once (default 500)", 1, 1000000,
-	  NULL },
+	  "registrations in flight at once (default 500)", 1, 1000000, NULL },
 	{ "connect-wait", FLT_FLAG_INT, &connect_wait_s, "S",
 	  "longest wait for all connections (default 60)", 1, 3600, NULL },
 	{ "log-level", FLT_FLAG_STRING, &log_level, "LEVEL",
@@ -151,14 +150,14 @@ static const flt_flag_t flags[] = {
 	  "(default 0: none)",
 	  0, 50000, NULL },
 	{ "campaign-fail-percent", FLT_FLAG_INT, &fail_percent, "P",
-	  "patch steps fail (and roll back) on P% of the agents (default 1)",
-	  0, 100, NULL },
+	  "patch steps fail (and roll back) on P% of the agents (default 1)", 0,
+	  100, NULL },
 	{ "watch", FLT_FLAG_BOOL, &watch, NULL,
 	  "long-poll for pushed changes (Watch), as the agent does", 0, 0,
 	  NULL },
 	{ "watch-wait", FLT_FLAG_INT, &watch_wait_ms, "MS",
-	  "longest wait of one Watch (default 30000, the agent's)", 100,
-	  600000, NULL },
+	  "longest wait of one Watch (default 30000, the agent's)", 100, 600000,
+	  NULL },
 	{ "step-times", FLT_FLAG_STRING, &step_times, "FILE",
 	  "at the end, write one line per step: agent, step id, outcome, "
 	  "wall ms when seen, done and acknowledged",
@@ -192,8 +191,8 @@ typedef struct sim_step {
 	char id[96];
 	Flotilla__StepAction action;
 	Flotilla__StepState state;
-	bool fail;       /* scripted: this install fails and rolls back */
-	bool listed;     /* in the coordinator's latest answer */
+	bool fail; /* scripted: this install fails and rolls back */
+	bool listed; /* in the coordinator's latest answer */
 	bool rolled_back;
 	char from[64], to[64];
 	char digest[65]; /* succeeded: of the re-scan after the step */
@@ -203,7 +202,7 @@ typedef struct sim_step {
 	int64_t acked_ms; /* the outcome's sync answered (wall clock) */
 	int64_t changed_ns; /* state changed and not yet acknowledged, or 0 */
 	Flotilla__StepState sent; /* state the sync in flight carries */
-	nng_aio *timer;  /* the health gate */
+	nng_aio *timer; /* the health gate */
 } sim_step_t;
 
 struct sim_agent {
@@ -218,7 +217,7 @@ struct sim_agent {
 	/* Set by whoever starts a call, cleared by the callback that ends
 	 * it: the aio and the fields below belong to that call meanwhile. */
 	atomic_bool busy;
-	atomic_bool up;     /* a pipe is connected */
+	atomic_bool up; /* a pipe is connected */
 	atomic_bool killed; /* stopped by --kill: never sends again */
 	enum call_op op;
 	enum call_state state;
@@ -236,8 +235,8 @@ struct sim_agent {
 
 	/* Inventory, steps and the long-poll's state: guarded by mtx. */
 	pthread_mutex_t mtx;
-	char log4j[64];        /* log4j-core's version on this host */
-	char digest[65];       /* of the inventory as it is now */
+	char log4j[64]; /* log4j-core's version on this host */
+	char digest[65]; /* of the inventory as it is now */
 	char coord_digest[65]; /* the one the coordinator last said it holds */
 	sim_step_t **steps;
 	size_t nsteps;
@@ -266,7 +265,7 @@ typedef struct samples {
 /* What the poller saw of one agent. */
 typedef struct seen {
 	int64_t down_at; /* killed agents: first answer showing "down" */
-	bool flapped;    /* live agent seen not "ready" after warmup */
+	bool flapped; /* live agent seen not "ready" after warmup */
 } seen_t;
 
 struct sim {
@@ -275,7 +274,7 @@ struct sim {
 	int64_t period_ns;
 	int64_t sync_start, meas_start, meas_end;
 	int64_t meas_stop; /* meas_end, or earlier when the run was cut */
-	int64_t lost_at;   /* every connection gone since (0: never) */
+	int64_t lost_at; /* every connection gone since (0: never) */
 	atomic_bool stopping;
 
 	/* Connections. */
@@ -417,8 +416,7 @@ static void note_error(sim_t *s, const char *fmt, ...)
 	for (size_t i = 0; i < s->nnotes; i++)
 		known |= strcmp(s->notes[i], msg) == 0;
 	if (!known && s->nnotes < MAX_NOTES)
-		snprintf(s->notes[s->nnotes++], sizeof(s->notes[0]), "%s",
-			 msg);
+		snprintf(s->notes[s->nnotes++], sizeof(s->notes[0]), "%s", msg);
 	pthread_mutex_unlock(&s->note_mtx);
 	flt_debug("call failed error=\"%s\"", msg);
 }
@@ -460,27 +458,108 @@ typedef struct item_text {
 } item_text_t;
 
 static const char *const dpkg_pool[] = {
-	"adduser", "apt", "base-files", "bash", "bsdutils",
-	"ca-certificates", "coreutils", "cron", "curl", "dash", "debconf",
-	"debianutils", "diffutils", "dpkg", "e2fsprogs", "findutils",
-	"gcc-12-base", "gpgv", "grep", "gzip", "hostname",
-	"init-system-helpers", "iproute2", "iputils-ping", "less", "libacl1",
-	"libapt-pkg6.0", "libattr1", "libaudit1", "libblkid1", "libbz2-1.0",
-	"libc-bin", "libc6", "libcap2", "libcom-err2", "libcrypt1",
-	"libcurl4", "libdb5.3", "libext2fs2", "libffi8", "libgcc-s1",
-	"libgcrypt20", "libgmp10", "libgnutls30", "libgpg-error0",
-	"libgssapi-krb5-2", "libhogweed6", "libidn2-0", "libk5crypto3",
-	"libkeyutils1", "libkrb5-3", "libldap-2.5-0", "liblz4-1", "liblzma5",
-	"libmd0", "libmount1", "libncursesw6", "libnettle8",
-	"libnghttp2-14", "libp11-kit0", "libpam-modules", "libpam0g",
-	"libpcre2-8-0", "libpsl5", "librtmp1", "libsasl2-2", "libseccomp2",
-	"libselinux1", "libsemanage2", "libsepol2", "libsmartcols1", "libss2",
-	"libssh2-1", "libssl3", "libstdc++6", "libsystemd0", "libtasn1-6",
-	"libtinfo6", "libudev1", "libunistring2", "libuuid1", "libxxhash0",
-	"libzstd1", "login", "logrotate", "mawk", "mount", "ncurses-base",
-	"netbase", "openjdk-17-jre-headless", "openssl", "passwd",
-	"perl-base", "procps", "sed", "sensible-utils", "systemd",
-	"sysvinit-utils", "tar", "tzdata", "util-linux", "zlib1g",
+	"adduser",
+	"apt",
+	"base-files",
+	"bash",
+	"bsdutils",
+	"ca-certificates",
+	"coreutils",
+	"cron",
+	"curl",
+	"dash",
+	"debconf",
+	"debianutils",
+	"diffutils",
+	"dpkg",
+	"e2fsprogs",
+	"findutils",
+	"gcc-12-base",
+	"gpgv",
+	"grep",
+	"gzip",
+	"hostname",
+	"init-system-helpers",
+	"iproute2",
+	"iputils-ping",
+	"less",
+	"libacl1",
+	"libapt-pkg6.0",
+	"libattr1",
+	"libaudit1",
+	"libblkid1",
+	"libbz2-1.0",
+	"libc-bin",
+	"libc6",
+	"libcap2",
+	"libcom-err2",
+	"libcrypt1",
+	"libcurl4",
+	"libdb5.3",
+	"libext2fs2",
+	"libffi8",
+	"libgcc-s1",
+	"libgcrypt20",
+	"libgmp10",
+	"libgnutls30",
+	"libgpg-error0",
+	"libgssapi-krb5-2",
+	"libhogweed6",
+	"libidn2-0",
+	"libk5crypto3",
+	"libkeyutils1",
+	"libkrb5-3",
+	"libldap-2.5-0",
+	"liblz4-1",
+	"liblzma5",
+	"libmd0",
+	"libmount1",
+	"libncursesw6",
+	"libnettle8",
+	"libnghttp2-14",
+	"libp11-kit0",
+	"libpam-modules",
+	"libpam0g",
+	"libpcre2-8-0",
+	"libpsl5",
+	"librtmp1",
+	"libsasl2-2",
+	"libseccomp2",
+	"libselinux1",
+	"libsemanage2",
+	"libsepol2",
+	"libsmartcols1",
+	"libss2",
+	"libssh2-1",
+	"libssl3",
+	"libstdc++6",
+	"libsystemd0",
+	"libtasn1-6",
+	"libtinfo6",
+	"libudev1",
+	"libunistring2",
+	"libuuid1",
+	"libxxhash0",
+	"libzstd1",
+	"login",
+	"logrotate",
+	"mawk",
+	"mount",
+	"ncurses-base",
+	"netbase",
+	"openjdk-17-jre-headless",
+	"openssl",
+	"passwd",
+	"perl-base",
+	"procps",
+	"sed",
+	"sensible-utils",
+	"systemd",
+	"sysvinit-utils",
+	"tar",
+	"tzdata",
+	"util-linux",
+	"zlib1g",
 };
 
 static const char *const java_pool[][2] = {
@@ -604,8 +683,7 @@ static void inv_build(inv_buf_t *b, size_t idx, const char *v)
 			it->group = (char *)java_pool[j % N_JAVA][0];
 			snprintf(ver, 32, "%zu.%zu.%zu", 1 + j % 5,
 				 (j * 3) % 13, (j + idx % 4) % 7);
-			snprintf(path, pl, "/opt/app/lib/%s-%s.jar", name,
-				 ver);
+			snprintf(path, pl, "/opt/app/lib/%s-%s.jar", name, ver);
 			it->source = "pom.properties";
 		} else if (k == nd + nj) {
 			it->kind = KIND(JAVA);
@@ -624,8 +702,7 @@ static void inv_build(inv_buf_t *b, size_t idx, const char *v)
 			it->kind = KIND(MANAGED);
 			snprintf(name, 64, "%s", LOG4J_NAME);
 			snprintf(ver, 32, "%s", v);
-			snprintf(path, pl, PKG_DIR "/%s/current",
-				 LOG4J_NAME);
+			snprintf(path, pl, PKG_DIR "/%s/current", LOG4J_NAME);
 		}
 		b->ptrs[k] = it;
 	}
@@ -815,7 +892,8 @@ static void reg_reply(sim_agent_t *a, const flt_envelope_t *rep, int64_t now)
 	Flotilla__RegisterResponse *resp;
 	flt_error_t err;
 
-	if (rep->error && rep->error->code != FLOTILLA__ERROR_CODE__ERROR_NONE) {
+	if (rep->error &&
+	    rep->error->code != FLOTILLA__ERROR_CODE__ERROR_NONE) {
 		Flotilla__ErrorCode code = rep->error->code;
 		note_error(a->sim, "register %s: %s", a->name,
 			   rep->error->message);
@@ -1083,8 +1161,7 @@ static size_t steps_take(sim_agent_t *a, Flotilla__PatchStep *const *v,
 			snprintf(st->to, sizeof(st->to), "%s",
 				 p->package ? p->package->version : "");
 		else
-			snprintf(st->to, sizeof(st->to), "%s",
-				 p->rollback_to);
+			snprintf(st->to, sizeof(st->to), "%s", p->rollback_to);
 		st->fail = install && (agent_fails(a->idx) || !st->to[0]);
 		st->gate_ms = install ? p->min_healthy_ms : ROLLBACK_MS;
 		a->steps = flt_xrealloc(a->steps,
@@ -1157,7 +1234,8 @@ static void sync_reply(sim_agent_t *a, const flt_envelope_t *rep, int64_t now)
 	Flotilla__SyncResponse *resp;
 	flt_error_t err;
 
-	if (rep->error && rep->error->code != FLOTILLA__ERROR_CODE__ERROR_NONE) {
+	if (rep->error &&
+	    rep->error->code != FLOTILLA__ERROR_CODE__ERROR_NONE) {
 		note_error(a->sim, "sync %s: %s", a->name, rep->error->message);
 		sync_count(a, offsetof(counts_t, remote));
 	} else if (flt_envelope_body(rep, &flotilla__sync_response__descriptor,
@@ -1428,8 +1506,7 @@ static int agent_open(sim_agent_t *a, flt_error_t *err)
 		      (rc = nng_aio_alloc(&a->waio, watch_cb, a)) != 0))
 		return flt_err(err, FLT_ETRANSPORT, "agent %zu: watch: %s",
 			       a->idx, nng_strerror(rc));
-	if ((rc = nng_dialer_create(&a->dialer, a->sock, coordinator_url)) !=
-	    0)
+	if ((rc = nng_dialer_create(&a->dialer, a->sock, coordinator_url)) != 0)
 		return flt_err(err, FLT_EUSAGE, "%s: %s", coordinator_url,
 			       nng_strerror(rc));
 	if ((rc = nng_dialer_start(a->dialer, NNG_FLAG_NONBLOCK)) != 0)
@@ -1567,11 +1644,10 @@ static void poll_list(sim_t *s, flt_client_t *api, nng_socket raw)
 	flt_error_t err;
 
 	int64_t t0 = now_ns();
-	int rc = flt_client_call(api, FLOTILLA__METHOD__METHOD_NODE_LIST, NULL,
-				 &req.base,
-				 &flotilla__node_list_response__descriptor,
-				 (ProtobufCMessage **)&resp, (int)timeout_ms,
-				 &err);
+	int rc = flt_client_call(
+		api, FLOTILLA__METHOD__METHOD_NODE_LIST, NULL, &req.base,
+		&flotilla__node_list_response__descriptor,
+		(ProtobufCMessage **)&resp, (int)timeout_ms, &err);
 	if (rc == FLT_EPROTO && nng_socket_id(raw) > 0) {
 		s->polls_rejected++;
 		note_error(s, "node list: %s", err.msg);
@@ -1613,8 +1689,8 @@ static void poll_get(sim_t *s, flt_client_t *api)
 		req.node = s->agents[i].node_id;
 		int64_t c0 = now_ns();
 		int rc = flt_client_call(
-			api, FLOTILLA__METHOD__METHOD_NODE_GET, NULL,
-			&req.base, &flotilla__node_get_response__descriptor,
+			api, FLOTILLA__METHOD__METHOD_NODE_GET, NULL, &req.base,
+			&flotilla__node_get_response__descriptor,
 			(ProtobufCMessage **)&resp, (int)timeout_ms, &err);
 		if (rc < 0) {
 			s->poll_failed++;
@@ -1727,8 +1803,8 @@ static void kill_agents(sim_t *s)
 	atomic_store(&s->kill_at, now_ns());
 	for (size_t j = 0; j < s->nkilled; j++)
 		atomic_store(&s->agents[s->killed[j]].killed, true);
-	s->closer_started = pthread_create(&s->closer, NULL, kill_close_main,
-					   s) == 0;
+	s->closer_started =
+		pthread_create(&s->closer, NULL, kill_close_main, s) == 0;
 	for (size_t j = 0; j < s->nkilled; j++)
 		flt_info("killed agent name=%s node=%s",
 			 s->agents[s->killed[j]].name,
@@ -1806,8 +1882,8 @@ static bool wait_for(atomic_size_t *v, size_t target, int64_t deadline,
  */
 static void timeline(sim_t *s)
 {
-	int64_t kill_t = s->nkilled ? s->sync_start + kill_at_s * NS_PER_S
-				    : INT64_MAX;
+	int64_t kill_t =
+		s->nkilled ? s->sync_start + kill_at_s * NS_PER_S : INT64_MAX;
 	bool marked = false, killed = false;
 	int64_t none_since = 0;
 
@@ -1924,9 +2000,9 @@ static void report(sim_t *s)
 			   secs(s->meas_stop - (kill_at > s->meas_start
 							? kill_at
 							: s->meas_start));
-	double offered = meas_s > 0 ? agent_s / meas_s * 1000.0 /
-					      (double)interval_ms
-				    : 0;
+	double offered =
+		meas_s > 0 ? agent_s / meas_s * 1000.0 / (double)interval_ms
+			   : 0;
 	int64_t close_ns = atomic_load(&s->kill_close_ns);
 
 	minmax_t det = { 0 }, since_hb = { 0 };
@@ -1943,8 +2019,8 @@ static void report(sim_t *s)
 			mm_add(&since_hb, secs(w->down_at - a->last_send));
 	}
 
-	printf("agentsim: %zu agents, interval %ld ms, coordinator %s\n",
-	       s->n, interval_ms, coordinator_url);
+	printf("agentsim: %zu agents, interval %ld ms, coordinator %s\n", s->n,
+	       interval_ms, coordinator_url);
 	if (s->lost_at)
 		printf("  ABORTED:   every connection to the coordinator was "
 		       "gone from t=%.1f s (did it crash?)\n",
@@ -2075,17 +2151,21 @@ static void report(sim_t *s)
 		jset(j, "poll", json_string(poll_method));
 		jset(j, "detected", json_integer((json_int_t)det.n));
 		jset(j, "missed", json_integer((json_int_t)missed));
-		jset(j, "detect_min_s", det.n ? json_real(det.min) : json_null());
-		jset(j, "detect_max_s", det.n ? json_real(det.max) : json_null());
+		jset(j, "detect_min_s",
+		     det.n ? json_real(det.min) : json_null());
+		jset(j, "detect_max_s",
+		     det.n ? json_real(det.max) : json_null());
 		jset(j, "since_hb_min_s",
 		     since_hb.n ? json_real(since_hb.min) : json_null());
 		jset(j, "since_hb_max_s",
 		     since_hb.n ? json_real(since_hb.max) : json_null());
-		jset(j, "flaps", strcmp(poll_method, "list") == 0
-					 ? json_integer((json_int_t)s->nflapped)
-					 : json_null());
+		jset(j, "flaps",
+		     strcmp(poll_method, "list") == 0
+			     ? json_integer((json_int_t)s->nflapped)
+			     : json_null());
 		jset(j, "polls", json_integer((json_int_t)s->polls));
-		jset(j, "poll_failed", json_integer((json_int_t)s->poll_failed));
+		jset(j, "poll_failed",
+		     json_integer((json_int_t)s->poll_failed));
 		jset(j, "poll_rejected",
 		     json_integer((json_int_t)s->polls_rejected));
 		jset(j, "poll_p50_ms", json_real(pl.p50));
@@ -2175,8 +2255,8 @@ static int run(void)
 			goto out;
 		}
 	}
-	bool all = wait_for(&s->connected, s->n,
-			    t0 + connect_wait_s * NS_PER_S, "connect");
+	bool all = wait_for(&s->connected, s->n, t0 + connect_wait_s * NS_PER_S,
+			    "connect");
 	s->connect_ns = now_ns() - t0;
 	s->connected_first = atomic_load(&s->connected);
 	if (!all)
@@ -2187,8 +2267,8 @@ static int run(void)
 
 	/* Register, a bounded number in flight; each reply starts the next. */
 	t0 = now_ns();
-	size_t first = (size_t)reg_inflight < s->n ? (size_t)reg_inflight
-						    : s->n;
+	size_t first =
+		(size_t)reg_inflight < s->n ? (size_t)reg_inflight : s->n;
 	atomic_store(&s->reg_next, first);
 	for (size_t i = 0; i < first; i++)
 		reg_start(&s->agents[i]);

@@ -39,11 +39,11 @@ static const flt_flag_t flags[] = {
 	  "the coordinator's API address", 0, 0, "FLOTILLA_ADDR" },
 	{ "limit", FLT_FLAG_INT, &limit, "N",
 	  "hosts listed per reply (default 0: all)", 0, 100000000, NULL },
-	{ "repeat", FLT_FLAG_INT, &repeat, "R",
-	  "calls to time (default 20)", 1, 100000, NULL },
+	{ "repeat", FLT_FLAG_INT, &repeat, "R", "calls to time (default 20)", 1,
+	  100000, NULL },
 	{ "wait-hosts", FLT_FLAG_INT, &wait_hosts, "N",
-	  "wait until N hosts have sent an inventory, then exit", 0,
-	  100000000, NULL },
+	  "wait until N hosts have sent an inventory, then exit", 0, 100000000,
+	  NULL },
 	{ "wait-timeout", FLT_FLAG_INT, &wait_timeout_s, "S",
 	  "longest wait with --wait-hosts (default 300)", 1, 86400, NULL },
 	{ "timeout", FLT_FLAG_INT, &timeout_ms, "MS",
@@ -80,8 +80,7 @@ static int query(flt_client_t *c, const char *q, uint32_t lim,
 	return flt_client_call(c, FLOTILLA__METHOD__METHOD_INVENTORY_QUERY,
 			       NULL, &req.base,
 			       &flotilla__inventory_query_response__descriptor,
-			       (ProtobufCMessage **)resp, (int)timeout_ms,
-			       err);
+			       (ProtobufCMessage **)resp, (int)timeout_ms, err);
 }
 
 static int wait_for_hosts(flt_client_t *c, const char *q)
@@ -149,14 +148,13 @@ static int time_queries(flt_client_t *c, const char *q)
 	double p50 = lat[(repeat - 1) / 2], p90 = lat[(repeat * 9 - 1) / 10];
 	printf("invquery: \"%s\" (parsed: %s), limit %ld, %ld calls: min "
 	       "%.2f ms, p50 %.2f ms, p90 %.2f ms, max %.2f ms, mean %.2f ms\n",
-	       q, last->query, limit, repeat, lat[0], p50, p90,
-	       lat[repeat - 1], sum / (double)repeat);
+	       q, last->query, limit, repeat, lat[0], p50, p90, lat[repeat - 1],
+	       sum / (double)repeat);
 	printf("  hosts: %u matched of %u with an inventory (%u without); "
 	       "%u items matched, %u with JndiLookup; %zu hosts listed, "
 	       "reply %zu bytes\n",
 	       last->hosts_matched, last->hosts_total, last->hosts_unknown,
-	       last->items_matched, last->jndi_lookup, last->n_matches,
-	       bytes);
+	       last->items_matched, last->jndi_lookup, last->n_matches, bytes);
 	json_t *j = json_object();
 	json_object_set_new(j, "bench", json_string("invquery"));
 	json_object_set_new(j, "query", json_string(q));
@@ -178,8 +176,8 @@ static int time_queries(flt_client_t *c, const char *q)
 	json_object_set_new(j, "p90_ms", json_real(p90));
 	json_object_set_new(j, "max_ms", json_real(lat[repeat - 1]));
 	json_object_set_new(j, "mean_ms", json_real(sum / (double)repeat));
-	json_dumpf(j, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER |
-				      JSON_REAL_PRECISION(6));
+	json_dumpf(j, stdout,
+		   JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
 	fputc('\n', stdout);
 	json_decref(j);
 	resp_free(last);

@@ -64,23 +64,23 @@ static const char *const default_queries[] = {
 };
 
 static const char *const log4j_versions[] = {
-	"2.0-beta9", "2.3",    "2.3.1",	 "2.3.2",  "2.8.2",  "2.11.1",
+	"2.0-beta9", "2.3",    "2.3.1",  "2.3.2",  "2.8.2",  "2.11.1",
 	"2.12.1",    "2.12.2", "2.12.4", "2.13.3", "2.14.0", "2.14.1",
 	"2.15.0",    "2.16.0", "2.17.0", "2.17.1", "2.17.2", "2.20.0",
 };
 
 static const char *const openssl_versions[] = {
-	"3.0.9-1",	    "3.0.11-1~deb12u1", "3.0.11-1~deb12u2",
-	"3.0.13-1~deb12u1", "3.0.15-1~deb12u1", "1.1.1n-0+deb11u5",
+	"3.0.9-1",           "3.0.11-1~deb12u1", "3.0.11-1~deb12u2",
+	"3.0.13-1~deb12u1",  "3.0.15-1~deb12u1", "1.1.1n-0+deb11u5",
 	"3.0.2-0ubuntu1.10",
 };
 
 static const char *const syllables[] = {
-	"lib",	  "ssl",    "gnu",    "x",	"core",	  "utils", "java",
-	"common", "net",    "data",   "py",	"perl",	  "font",  "dev",
-	"bin",	  "log",    "api",    "spring", "jackson", "guava", "apache",
-	"http",	  "client", "server", "z",	"bz",	  "xml",   "json",
-	"yaml",	  "tools",  "gtk",    "qt",	"sys",	  "kernel", "db",
+	"lib",    "ssl",    "gnu",    "x",      "core",    "utils",  "java",
+	"common", "net",    "data",   "py",     "perl",    "font",   "dev",
+	"bin",    "log",    "api",    "spring", "jackson", "guava",  "apache",
+	"http",   "client", "server", "z",      "bz",      "xml",    "json",
+	"yaml",   "tools",  "gtk",    "qt",     "sys",     "kernel", "db",
 };
 
 typedef struct host {
@@ -100,10 +100,7 @@ static uint64_t rng(void)
 	return z ^ (z >> 31);
 }
 
-static size_t pick(size_t n)
-{
-	return (size_t)(rng() % n);
-}
+static size_t pick(size_t n) { return (size_t)(rng() % n); }
 
 static double now_ms(void)
 {
@@ -190,22 +187,22 @@ static void build_fleet(host_t *hosts, const pool_t *pool, char **versions,
 		h->zone = zones[i % 7];
 		h->items = flt_xcalloc(cap, sizeof(*h->items));
 		if (pick(10) != 0)
-			h->items[n++] = item_new(
-				DPKG, "openssl",
-				openssl_versions[pick(
-					FLT_ARRAY_SIZE(openssl_versions))],
-				NULL);
+			h->items[n++] =
+				item_new(DPKG, "openssl",
+					 openssl_versions[pick(FLT_ARRAY_SIZE(
+						 openssl_versions))],
+					 NULL);
 		if (pick(10) < 3) {
 			size_t copies = 1 + pick(3);
 			for (size_t c = 0; c < copies; c++) {
 				const char *v = log4j_versions[pick(
 					FLT_ARRAY_SIZE(log4j_versions))];
-				h->items[n++] = item_new(
-					JAVA, "log4j-core", v,
-					"org.apache.logging.log4j");
-				h->items[n++] = item_new(
-					JAVA, "log4j-api", v,
-					"org.apache.logging.log4j");
+				h->items[n++] =
+					item_new(JAVA, "log4j-core", v,
+						 "org.apache.logging.log4j");
+				h->items[n++] =
+					item_new(JAVA, "log4j-api", v,
+						 "org.apache.logging.log4j");
 			}
 			(*with_log4j)++;
 		}
@@ -325,9 +322,9 @@ int main(int argc, char **argv)
 			"min_ms", ms[0], "max_ms", ms[runs - 1],
 			"hosts_matched", (json_int_t)matched, "items_matched",
 			(json_int_t)items);
-		char *line = j ? json_dumps(j, JSON_COMPACT |
-						       JSON_REAL_PRECISION(6))
-			       : NULL;
+		char *line =
+			j ? json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(6))
+			  : NULL;
 		if (line)
 			printf("%s\n", line);
 		free(line);

@@ -73,7 +73,8 @@ static int store_fleet(flt_store_t *s, flt_db_t db)
 		fp.os_id = (char *)os[i % 4];
 		fp.arch = "x86_64";
 		fp.cpu_count = cpus[i % 6];
-		fp.memory_bytes = (uint64_t)fp.cpu_count << 32; /* 4 GiB a CPU */
+		fp.memory_bytes = (uint64_t)fp.cpu_count
+				  << 32; /* 4 GiB a CPU */
 		rec.id = id;
 		rec.name = name;
 		rec.status = FLOTILLA__NODE_STATUS__NODE_STATUS_READY;
@@ -113,7 +114,8 @@ static int load_one(const void *k, size_t kl, const void *v, size_t vl,
 	}
 	sched_fleet_add(f, rec->id, n, keys, vals, fp->cpu_count * 100,
 			fp->memory_bytes >> 20, 4194304,
-			rec->status == FLOTILLA__NODE_STATUS__NODE_STATUS_READY);
+			rec->status ==
+				FLOTILLA__NODE_STATUS__NODE_STATUS_READY);
 	flotilla__node_record__free_unpacked(rec, NULL);
 	return 0;
 }
@@ -158,7 +160,8 @@ int main(int argc, char **argv)
 	Flotilla__TaskSpec t = FLOTILLA__TASK_SPEC__INIT, *tp = &t;
 	Flotilla__Resources r = FLOTILLA__RESOURCES__INIT;
 	Flotilla__Constraint c1 = FLOTILLA__CONSTRAINT__INIT,
-			     c2 = FLOTILLA__CONSTRAINT__INIT, *cp[2] = { &c1, &c2 };
+			     c2 = FLOTILLA__CONSTRAINT__INIT,
+			     *cp[2] = { &c1, &c2 };
 	Flotilla__Spread sp = FLOTILLA__SPREAD__INIT, *spp = &sp;
 	r.cpu_quota_percent = 10;
 	r.memory_mb = 64;
@@ -186,12 +189,15 @@ int main(int argc, char **argv)
 	double worst_job = 0;
 	t0 = now_s();
 	for (long done = 0; done < allocs; done += per_job, jobs++) {
-		sched_request_t rq = { .job = &job, .group = &g,
-				       .count = (uint32_t)(allocs - done < per_job
-								   ? allocs - done
-								   : per_job),
-				       .sample = (unsigned)sample,
-				       .seed = (uint64_t)jobs * 7919 };
+		sched_request_t rq = {
+			.job = &job,
+			.group = &g,
+			.count = (uint32_t)(allocs - done < per_job
+						    ? allocs - done
+						    : per_job),
+			.sample = (unsigned)sample,
+			.seed = (uint64_t)jobs * 7919
+		};
 		sched_result_t res;
 		double j0 = now_s();
 		if (sched_place(f, &rq, &res, &err) < 0) {

@@ -39,7 +39,7 @@ typedef struct contender {
 	const char *name;
 	char **argv; /* argc entries borrowed from main's argv */
 	size_t argc;
-	double *ms;  /* successful runs */
+	double *ms; /* successful runs */
 	size_t n;
 	size_t failures;
 	int last_status;

@@ -34,7 +34,8 @@ static double now_ms(void)
 int main(int argc, char **argv)
 {
 	if (argc < 4) {
-		fprintf(stderr, "usage: submitbench ADDRESS N COMMAND [ARG...]\n");
+		fprintf(stderr,
+			"usage: submitbench ADDRESS N COMMAND [ARG...]\n");
 		return 2;
 	}
 	flt_log_init("submitbench", FLT_LOG_ERROR);
@@ -72,23 +73,26 @@ int main(int argc, char **argv)
 		req.job = &job;
 		Flotilla__JobRegisterResponse *rr;
 		double t0 = now_ms();
-		if (flt_client_call(c, FLOTILLA__METHOD__METHOD_JOB_REGISTER,
-				    NULL, &req.base,
-				    &flotilla__job_register_response__descriptor,
-				    (ProtobufCMessage **)&rr, 10000, &err) < 0) {
+		if (flt_client_call(
+			    c, FLOTILLA__METHOD__METHOD_JOB_REGISTER, NULL,
+			    &req.base,
+			    &flotilla__job_register_response__descriptor,
+			    (ProtobufCMessage **)&rr, 10000, &err) < 0) {
 			fprintf(stderr, "register: %s\n", err.msg);
 			return 1;
 		}
 		protobuf_c_message_free_unpacked(&rr->base, NULL);
 		for (;;) {
-			Flotilla__JobGetRequest gr = FLOTILLA__JOB_GET_REQUEST__INIT;
+			Flotilla__JobGetRequest gr =
+				FLOTILLA__JOB_GET_REQUEST__INIT;
 			gr.name = name;
 			Flotilla__JobGetResponse *resp;
-			if (flt_client_call(c, FLOTILLA__METHOD__METHOD_JOB_GET,
-					    NULL, &gr.base,
-					    &flotilla__job_get_response__descriptor,
-					    (ProtobufCMessage **)&resp, 10000,
-					    &err) < 0) {
+			if (flt_client_call(
+				    c, FLOTILLA__METHOD__METHOD_JOB_GET, NULL,
+				    &gr.base,
+				    &flotilla__job_get_response__descriptor,
+				    (ProtobufCMessage **)&resp, 10000,
+				    &err) < 0) {
 				fprintf(stderr, "get: %s\n", err.msg);
 				return 1;
 			}
@@ -106,10 +110,11 @@ int main(int argc, char **argv)
 		lat[i] = now_ms() - t0;
 		Flotilla__JobStopRequest sr = FLOTILLA__JOB_STOP_REQUEST__INIT;
 		sr.name = name;
-		if (flt_client_call(c, FLOTILLA__METHOD__METHOD_JOB_STOP, NULL,
-				    &sr.base,
-				    &flotilla__job_register_response__descriptor,
-				    (ProtobufCMessage **)&rr, 10000, &err) < 0) {
+		if (flt_client_call(
+			    c, FLOTILLA__METHOD__METHOD_JOB_STOP, NULL,
+			    &sr.base,
+			    &flotilla__job_register_response__descriptor,
+			    (ProtobufCMessage **)&rr, 10000, &err) < 0) {
 			fprintf(stderr, "stop: %s\n", err.msg);
 			return 1;
 		}
@@ -117,8 +122,7 @@ int main(int argc, char **argv)
 	}
 	qsort(lat, (size_t)n, sizeof(double), cmp);
 	printf("submissions=%d p50_ms=%.1f p90_ms=%.1f p99_ms=%.1f max_ms=%.1f\n",
-	       n, lat[n / 2], lat[n * 9 / 10], lat[(n * 99) / 100],
-	       lat[n - 1]);
+	       n, lat[n / 2], lat[n * 9 / 10], lat[(n * 99) / 100], lat[n - 1]);
 	flt_client_close(c);
 	free(lat);
 	return 0;

@@ -139,8 +139,8 @@ static int copy_logs(flt_client_t *agent, const Flotilla__Alloc *a,
 		if (flt_client_call(agent, FLOTILLA__METHOD__METHOD_AGENT_LOGS,
 				    NULL, &req.base,
 				    &flotilla__alloc_logs_response__descriptor,
-				    (ProtobufCMessage **)&resp,
-				    (int)timeout_ms, &err) < 0)
+				    (ProtobufCMessage **)&resp, (int)timeout_ms,
+				    &err) < 0)
 			return agent_fail(cli_dash(a->node_name), &err);
 		if (resp->data.len)
 			fwrite(resp->data.data, 1, resp->data.len, stdout);
@@ -172,8 +172,8 @@ static int alloc_logs(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 		{ "stderr", FLT_FLAG_BOOL, &o.stderr_, NULL,
 		  "standard error instead of standard output", 0, 0, NULL },
 		{ "follow", FLT_FLAG_BOOL, &o.follow, NULL,
-		  "(-f) keep printing what the task writes, until Ctrl-C", 0,
-		  0, NULL },
+		  "(-f) keep printing what the task writes, until Ctrl-C", 0, 0,
+		  NULL },
 		{ "tail", FLT_FLAG_INT, &o.tail, "BYTES",
 		  "start this many bytes before the end (default: the whole "
 		  "current file)",
@@ -210,8 +210,7 @@ const cli_cmd_t cli_alloc_cmds[] = {
 	{ "alloc", "status", "ID [--json]",
 	  "show an allocation (id or unique id prefix) and its tasks",
 	  alloc_status },
-	{ "alloc", "logs",
-	  "ID [--task TASK] [--stderr] [-f] [--tail BYTES]",
+	{ "alloc", "logs", "ID [--task TASK] [--stderr] [-f] [--tail BYTES]",
 	  "print a task's output, read from the agent that runs it",
 	  alloc_logs },
 	{ NULL, NULL, NULL, NULL, NULL },

@@ -79,7 +79,7 @@ static const struct {
 	const char *name;
 	uint64_t ms;
 } units[] = {
-	{ "ms", 1 },	     { "s", 1000 },	  { "m", 60000 },
+	{ "ms", 1 },      { "s", 1000 },     { "m", 60000 },
 	{ "h", 3600000 }, { "d", 86400000 },
 };
 

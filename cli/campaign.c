@@ -165,8 +165,8 @@ static void campaign_line(const Flotilla__Campaign *k,
 		 hosts, *k->message ? ": " : "", k->message);
 }
 
-static const Flotilla__CampaignCounts *
-counts_of(const Flotilla__CampaignGetResponse *r)
+static const Flotilla__CampaignCounts *counts_of(
+	const Flotilla__CampaignGetResponse *r)
 {
 	return r->counts ? r->counts : &no_counts;
 }
@@ -200,9 +200,7 @@ static void wave_add(wave_counts_t *w, Flotilla__TargetState s)
 {
 	w->total++;
 	switch (s) {
-	case FLOTILLA__TARGET_STATE__TARGET_STATE_PENDING:
-		w->pending++;
-		break;
+	case FLOTILLA__TARGET_STATE__TARGET_STATE_PENDING: w->pending++; break;
 	case FLOTILLA__TARGET_STATE__TARGET_STATE_DISPATCHED:
 	case FLOTILLA__TARGET_STATE__TARGET_STATE_APPLYING:
 	case FLOTILLA__TARGET_STATE__TARGET_STATE_ROLLING_BACK:
@@ -216,14 +214,11 @@ static void wave_add(wave_counts_t *w, Flotilla__TargetState s)
 	case FLOTILLA__TARGET_STATE__TARGET_STATE_STILL_EXPOSED:
 		w->failed++;
 		break;
-	case FLOTILLA__TARGET_STATE__TARGET_STATE_SKIPPED:
-		w->skipped++;
-		break;
+	case FLOTILLA__TARGET_STATE__TARGET_STATE_SKIPPED: w->skipped++; break;
 	case FLOTILLA__TARGET_STATE__TARGET_STATE_ROLLED_BACK:
 		w->rolled_back++;
 		break;
-	default:
-		break;
+	default: break;
 	}
 }
 

@@ -38,7 +38,7 @@ extern const cli_cmd_t cli_campaign_cmds[];
 /* Exit statuses. */
 enum {
 	CLI_EXIT_OK = 0,
-	CLI_EXIT_FAIL = 1,  /* runtime failure, or a rollout that failed */
+	CLI_EXIT_FAIL = 1, /* runtime failure, or a rollout that failed */
 	CLI_EXIT_USAGE = 2, /* bad command line */
 	CLI_EXIT_INTERRUPTED = 130,
 };
@@ -53,8 +53,7 @@ int cli_call(cli_t *c, Flotilla__Method method, const ProtobufCMessage *req,
 
 /* The same, silent: returns 0 or the negative code of flt_client_call
  * (FLT_ETRANSPORT, -ETIMEDOUT, FLT_ENOTFOUND...) with the reason in err. */
-int cli_call_err(cli_t *c, Flotilla__Method method,
-		 const ProtobufCMessage *req,
+int cli_call_err(cli_t *c, Flotilla__Method method, const ProtobufCMessage *req,
 		 const ProtobufCMessageDescriptor *resp_desc,
 		 ProtobufCMessage **resp, flt_error_t *err);
 
@@ -67,9 +66,14 @@ void cli_print_json(json_t *j);
 /* ---- args.c: command lines ------------------------------------------- */
 
 /* The "--json" flag, common to every command that prints something. */
-#define CLI_FLAG_JSON(dest)                                                  \
-	{ "json", FLT_FLAG_BOOL, (dest), NULL, "print JSON", 0, 0, NULL }
-#define CLI_FLAG_END { NULL, 0, NULL, NULL, NULL, 0, 0, NULL }
+#define CLI_FLAG_JSON(dest)                                                   \
+	{                                                                     \
+		"json", FLT_FLAG_BOOL, (dest), NULL, "print JSON", 0, 0, NULL \
+	}
+#define CLI_FLAG_END                                  \
+	{                                             \
+		NULL, 0, NULL, NULL, NULL, 0, 0, NULL \
+	}
 
 /*
  * Parses a subcommand's arguments (argv[0] is its name): flags from the
@@ -154,8 +158,7 @@ bool cli_alloc_finished(const Flotilla__Alloc *a);
 void cli_print_node_line(const Flotilla__Node *n);
 
 /* "deployment 1a2b3c4d (web version 3) running: <description>". */
-void cli_deployment_line(const Flotilla__Deployment *d, char *buf,
-			 size_t len);
+void cli_deployment_line(const Flotilla__Deployment *d, char *buf, size_t len);
 
 /* True for successful, failed and cancelled. */
 bool cli_deployment_done(const Flotilla__Deployment *d);
@@ -167,7 +170,7 @@ bool cli_deployment_done(const Flotilla__Deployment *d);
  */
 typedef struct cli_progress {
 	bool tty;
-	int drawn;    /* lines drawn last time (terminal) */
+	int drawn; /* lines drawn last time (terminal) */
 	size_t nlast; /* lines printed last time */
 	char **last;
 } cli_progress_t;
@@ -182,8 +185,7 @@ void cli_progress_end(cli_progress_t *p);
 /* "[#######-------] ": done of total as a bar (and a space) in buf. */
 #define CLI_BAR_WIDTH 14
 #define CLI_BAR_SIZE (CLI_BAR_WIDTH + 4)
-void cli_progress_bar(char buf[CLI_BAR_SIZE], unsigned done,
-		      unsigned total);
+void cli_progress_bar(char buf[CLI_BAR_SIZE], unsigned done, unsigned total);
 
 /* ---- monitor.c: following a rollout ------------------------------------ */
 
@@ -203,8 +205,7 @@ void cli_sleep_ms(int ms);
  */
 int cli_poll_call(cli_t *c, Flotilla__Method m, const ProtobufCMessage *req,
 		  const ProtobufCMessageDescriptor *desc,
-		  ProtobufCMessage **resp, int64_t deadline,
-		  cli_progress_t *p);
+		  ProtobufCMessage **resp, int64_t deadline, cli_progress_t *p);
 
 /*
  * Shows the progress of deployment id until it is successful (returns 0),

@@ -78,8 +78,7 @@ static int deployment_status(cli_t *c, const cli_cmd_t *cmd, int argc,
 	const char *id;
 	const flt_flag_t flags[] = {
 		{ "watch", FLT_FLAG_BOOL, &watch, NULL,
-		  "follow the progress until the deployment ends", 0, 0,
-		  NULL },
+		  "follow the progress until the deployment ends", 0, 0, NULL },
 		{ "wait", FLT_FLAG_INT, &wait_s, "SECONDS",
 		  "with --watch: give up after this long (default 300)", 1,
 		  86400, NULL },
@@ -105,8 +104,8 @@ static int deployment_status(cli_t *c, const cli_cmd_t *cmd, int argc,
 }
 
 /* promote and fail: one call, then the deployment's line. */
-static int deployment_act(cli_t *c, const cli_cmd_t *cmd, int argc,
-			  char **argv, Flotilla__Method m)
+static int deployment_act(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv,
+			  Flotilla__Method m)
 {
 	Flotilla__DeploymentGetResponse *resp;
 	bool json = false;

@@ -11,14 +11,10 @@
 static const char *kind_name(Flotilla__InventoryKind k)
 {
 	switch (k) {
-	case FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_MANAGED:
-		return "managed";
-	case FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_DPKG:
-		return "dpkg";
-	case FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_JAVA:
-		return "java";
-	default:
-		return "unknown";
+	case FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_MANAGED: return "managed";
+	case FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_DPKG: return "dpkg";
+	case FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_JAVA: return "java";
+	default: return "unknown";
 	}
 }
 

@@ -102,14 +102,20 @@ static int follow(cli_t *c, const char *job, const char *verb,
 				wait_s ? wait_s : WAIT_ALLOCS_S);
 }
 
-#define FOLLOW_FLAGS(detach, wait)                                           \
-	{ "detach", FLT_FLAG_BOOL, (detach), NULL,                           \
-	  "return once the coordinator took the change", 0, 0, NULL },       \
-	{                                                                    \
-		"wait", FLT_FLAG_INT, (wait), "SECONDS",                     \
-			"how long to follow the rollout (default 300 with "  \
-			"a deployment, else 60)",                            \
-			1, 86400, NULL                                       \
+#define FOLLOW_FLAGS(detach, wait)                                          \
+	{ "detach",                                                         \
+	  FLT_FLAG_BOOL,                                                    \
+	  (detach),                                                         \
+	  NULL,                                                             \
+	  "return once the coordinator took the change",                    \
+	  0,                                                                \
+	  0,                                                                \
+	  NULL },                                                           \
+	{                                                                   \
+		"wait", FLT_FLAG_INT, (wait), "SECONDS",                    \
+			"how long to follow the rollout (default 300 with " \
+			"a deployment, else 60)",                           \
+			1, 86400, NULL                                      \
 	}
 
 static int job_run(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
@@ -192,7 +198,8 @@ static void print_summary(const Flotilla__JobGetResponse *r)
 	       s->desired, s->running, s->healthy, s->pending, s->failed);
 	const Flotilla__Eval *e = latest_eval(r);
 	if (e && e->unplaced)
-		cli_kv("Unplaced", "%s", *e->why ? e->why : "(no reason given)");
+		cli_kv("Unplaced", "%s",
+		       *e->why ? e->why : "(no reason given)");
 	if (r->deployment) {
 		char line[1024];
 		cli_deployment_line(r->deployment, line, sizeof(line));
@@ -293,8 +300,8 @@ say(buf_t *b, const char *fmt, ...)
 	if (b->off >= b->len)
 		return;
 	if (b->off)
-		b->off += (size_t)snprintf(b->s + b->off, b->len - b->off,
-					   ", ");
+		b->off +=
+			(size_t)snprintf(b->s + b->off, b->len - b->off, ", ");
 	if (b->off >= b->len)
 		return;
 	va_start(ap, fmt);
@@ -336,8 +343,7 @@ static const Flotilla__TaskSpec *find_task(const Flotilla__TaskGroup *g,
 	return NULL;
 }
 
-static bool args_same(const Flotilla__TaskSpec *a,
-		      const Flotilla__TaskSpec *b)
+static bool args_same(const Flotilla__TaskSpec *a, const Flotilla__TaskSpec *b)
 {
 	if (strcmp(a->command, b->command) != 0 || a->n_args != b->n_args)
 		return false;
@@ -472,8 +478,7 @@ const cli_cmd_t cli_job_cmds[] = {
 	  "show where a job's allocations would go (changes nothing)",
 	  job_plan },
 	{ "job", "status", "NAME [--all] [--json]",
-	  "show a job, its latest deployment and its allocations",
-	  job_status },
+	  "show a job, its latest deployment and its allocations", job_status },
 	{ "job", "stop", "NAME [--detach] [--wait SECONDS] [--json]",
 	  "stop every allocation of a job", job_stop },
 	{ "job", "list", "[--json]", "list the jobs", job_list },

@@ -8,8 +8,7 @@
 #include "flotilla/flags.h"
 #include "flotilla/log.h"
 
-static cli_t cli = { .address = "tcp://127.0.0.1:4701",
-		     .timeout_ms = 10000 };
+static cli_t cli = { .address = "tcp://127.0.0.1:4701", .timeout_ms = 10000 };
 
 static const flt_flag_t flags[] = {
 	{ "address", FLT_FLAG_STRING, &cli.address, "URL",
@@ -28,8 +27,9 @@ static const flt_flag_t flags[] = {
 };
 
 static const cli_cmd_t *const groups[] = {
-	cli_node_cmds, cli_job_cmds, cli_alloc_cmds,
-	cli_deployment_cmds, cli_package_cmds, cli_inventory_cmds,
+	cli_node_cmds,     cli_job_cmds,
+	cli_alloc_cmds,    cli_deployment_cmds,
+	cli_package_cmds,  cli_inventory_cmds,
 	cli_campaign_cmds, NULL,
 };
 
@@ -46,8 +46,7 @@ int cli_fail(const char *fmt, ...)
 	return 1;
 }
 
-int cli_call_err(cli_t *c, Flotilla__Method method,
-		 const ProtobufCMessage *req,
+int cli_call_err(cli_t *c, Flotilla__Method method, const ProtobufCMessage *req,
 		 const ProtobufCMessageDescriptor *resp_desc,
 		 ProtobufCMessage **resp, flt_error_t *err)
 {

@@ -46,8 +46,7 @@ int cli_poll_call(cli_t *c, Flotilla__Method m, const ProtobufCMessage *req,
 			return 0;
 		bool away = rc == FLT_ETRANSPORT || rc == -ETIMEDOUT ||
 			    rc == -EAGAIN;
-		if (!away || flt_now_mono_ms() >= deadline ||
-		    cli_interrupted())
+		if (!away || flt_now_mono_ms() >= deadline || cli_interrupted())
 			return cli_fail("%s", err.msg);
 		if (!said) {
 			cli_fail("%s (retrying)", err.msg);
@@ -175,11 +174,10 @@ int cli_watch_allocs(cli_t *c, const char *job, const char *eval_id,
 	req.name = (char *)job;
 	cli_catch_interrupt();
 	for (;;) {
-		if (cli_poll_call(c, FLOTILLA__METHOD__METHOD_JOB_GET,
-				  &req.base,
-				  &flotilla__job_get_response__descriptor,
-				  (ProtobufCMessage **)&resp, deadline,
-				  NULL) != 0)
+		if (cli_poll_call(
+			    c, FLOTILLA__METHOD__METHOD_JOB_GET, &req.base,
+			    &flotilla__job_get_response__descriptor,
+			    (ProtobufCMessage **)&resp, deadline, NULL) != 0)
 			return CLI_EXIT_FAIL;
 		settled = allocs_settled(resp, eval_id);
 		if (settled || flt_now_mono_ms() >= deadline)
@@ -195,9 +193,10 @@ int cli_watch_allocs(cli_t *c, const char *job, const char *eval_id,
 	if (cli_interrupted())
 		return CLI_EXIT_INTERRUPTED;
 	if (!settled)
-		return cli_fail("job %s: allocations still starting or stopping "
-				"after %ld s",
-				job, wait_s);
+		return cli_fail(
+			"job %s: allocations still starting or stopping "
+			"after %ld s",
+			job, wait_s);
 	if (failed)
 		return cli_fail("job %s: %zu allocation%s failed", job, failed,
 				failed == 1 ? "" : "s");

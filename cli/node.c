@@ -51,8 +51,8 @@ static int node_list(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 	bool json = false, verbose = false;
 	const flt_flag_t flags[] = {
 		CLI_FLAG_JSON(&json),
-		{ "verbose", FLT_FLAG_BOOL, &verbose, NULL, "print full ids",
-		  0, 0, NULL },
+		{ "verbose", FLT_FLAG_BOOL, &verbose, NULL, "print full ids", 0,
+		  0, NULL },
 		CLI_FLAG_END,
 	};
 	int rc = cli_args(cmd, flags, argc, argv, 0, 0, NULL);

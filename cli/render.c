@@ -145,9 +145,8 @@ static void checks_str(const Flotilla__TaskStatus *t, char *buf, size_t len)
 	for (size_t i = 0; i < t->n_checks && off < len; i++) {
 		const Flotilla__CheckStatus *c = t->checks[i];
 		if (c->healthy)
-			off += (size_t)snprintf(buf + off, len - off,
-						"%s%s ok", i ? ", " : "",
-						c->name);
+			off += (size_t)snprintf(buf + off, len - off, "%s%s ok",
+						i ? ", " : "", c->name);
 		else
 			off += (size_t)snprintf(buf + off, len - off,
 						"%s%s failing(%u)",
@@ -180,9 +179,9 @@ static void task_cells(cli_table_t *t, const char *const cells[8],
 
 void cli_print_tasks(Flotilla__TaskStatus *const *tasks, size_t n)
 {
-	static const char *const head[8] = { "NAME",	 "ALLOC",    "STATE",
+	static const char *const head[8] = { "NAME",    "ALLOC",    "STATE",
 					     "HEALTHY", "RESTARTS", "EXIT",
-					     "CHECKS",	 "MESSAGE" };
+					     "CHECKS",  "MESSAGE" };
 	bool allocs = false;
 	for (size_t i = 0; i < n; i++)
 		allocs = allocs || *tasks[i]->alloc_id;
@@ -195,10 +194,13 @@ void cli_print_tasks(Flotilla__TaskStatus *const *tasks, size_t n)
 		snprintf(alloc, sizeof(alloc), "%.8s", s->alloc_id);
 		exit_str(s, ex, sizeof(ex));
 		checks_str(s, checks, sizeof(checks));
-		const char *cells[8] = { s->name,	   alloc,
+		const char *cells[8] = { s->name,
+					 alloc,
 					 cli_task_state(s->state),
-					 cli_yes(s->healthy), restarts,
-					 ex,		   checks,
+					 cli_yes(s->healthy),
+					 restarts,
+					 ex,
+					 checks,
 					 s->message };
 		task_cells(&t, cells, allocs);
 	}
@@ -283,8 +285,7 @@ void cli_print_node_line(const Flotilla__Node *n)
 		printf("not draining\n");
 }
 
-void cli_deployment_line(const Flotilla__Deployment *d, char *buf,
-			 size_t len)
+void cli_deployment_line(const Flotilla__Deployment *d, char *buf, size_t len)
 {
 	int off = snprintf(buf, len, "deployment %.8s (%s version %llu) %s",
 			   d->id, d->job, (unsigned long long)d->job_version,
@@ -301,8 +302,7 @@ bool cli_deployment_done(const Flotilla__Deployment *d)
 	       strcmp(d->status, "cancelled") == 0;
 }
 
-void cli_progress_bar(char buf[CLI_BAR_SIZE], unsigned done,
-		      unsigned total)
+void cli_progress_bar(char buf[CLI_BAR_SIZE], unsigned done, unsigned total)
 {
 	unsigned fill =
 		total ? (unsigned)((uint64_t)done * CLI_BAR_WIDTH / total) : 0;
@@ -316,8 +316,8 @@ void cli_progress_bar(char buf[CLI_BAR_SIZE], unsigned done,
 	buf[CLI_BAR_WIDTH + 3] = '\0';
 }
 
-static void group_line(const Flotilla__DeploymentGroup *g, int name_w,
-		       bool tty, char *buf, size_t len)
+static void group_line(const Flotilla__DeploymentGroup *g, int name_w, bool tty,
+		       char *buf, size_t len)
 {
 	char b[CLI_BAR_SIZE] = "", canary[64] = "";
 	if (tty)
@@ -326,9 +326,8 @@ static void group_line(const Flotilla__DeploymentGroup *g, int name_w,
 		snprintf(canary, sizeof(canary), "  canary %zu/%u%s",
 			 g->n_canaries, g->desired_canaries,
 			 g->promoted ? " promoted" : "");
-	snprintf(buf, len,
-		 "  %-*s %s%u/%u healthy  %u placed  %u unhealthy%s", name_w,
-		 g->group, b, g->healthy, g->desired_total, g->placed,
+	snprintf(buf, len, "  %-*s %s%u/%u healthy  %u placed  %u unhealthy%s",
+		 name_w, g->group, b, g->healthy, g->desired_total, g->placed,
 		 g->unhealthy, canary);
 }
 

@@ -51,8 +51,9 @@ int flt_client_open(const flt_client_opts_t *o, flt_client_t **out,
 	}
 	rc = nng_dialer_start(c->dialer, o->background ? NNG_FLAG_NONBLOCK : 0);
 	if (rc != 0) {
-		flt_err(err, FLT_ETRANSPORT, "cannot reach coordinator at %s: %s",
-			o->url, nng_strerror(rc));
+		flt_err(err, FLT_ETRANSPORT,
+			"cannot reach coordinator at %s: %s", o->url,
+			nng_strerror(rc));
 		goto fail;
 	}
 	*out = c;
@@ -141,7 +142,8 @@ int flt_client_call(flt_client_t *c, Flotilla__Method method,
 			       "not match",
 			       c->url);
 	}
-	if (rep->error && rep->error->code != FLOTILLA__ERROR_CODE__ERROR_NONE) {
+	if (rep->error &&
+	    rep->error->code != FLOTILLA__ERROR_CODE__ERROR_NONE) {
 		rc = flt_err(err, flt_wire_code_in(rep->error->code), "%s",
 			     rep->error->message);
 		flt_envelope_free(rep);
@@ -149,8 +151,8 @@ int flt_client_call(flt_client_t *c, Flotilla__Method method,
 	}
 	rc = 0;
 	if (resp_desc) {
-		rc = flt_envelope_body_lim(rep, resp_desc,
-					   &flt_pb_reply_limits, resp, err);
+		rc = flt_envelope_body_lim(rep, resp_desc, &flt_pb_reply_limits,
+					   resp, err);
 		if (rc < 0)
 			flt_err_prefix(err, "bad reply from %s", c->url);
 	}

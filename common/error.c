@@ -61,7 +61,10 @@ void flt_utf8_trim(char *s)
 	if (i == 0)
 		return;
 	unsigned char lead = (unsigned char)s[i - 1];
-	size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+	size_t need = lead >= 0xf0   ? 4
+		      : lead >= 0xe0 ? 3
+		      : lead >= 0xc0 ? 2
+				     : 1;
 	if (lead >= 0x80 && n - (i - 1) < need)
 		s[i - 1] = '\0';
 }

@@ -44,8 +44,9 @@ static int set_value(const flt_flag_t *f, const char *arg, const char *from,
 	switch (f->type) {
 	case FLT_FLAG_STRING:
 		if (!*arg)
-			return flt_err(err, FLT_EUSAGE, "%s%s: must not be empty",
-				       from, f->name);
+			return flt_err(err, FLT_EUSAGE,
+				       "%s%s: must not be empty", from,
+				       f->name);
 		*(const char **)f->dest = arg;
 		return 0;
 	case FLT_FLAG_INT: {
@@ -54,18 +55,16 @@ static int set_value(const flt_flag_t *f, const char *arg, const char *from,
 		long v = strtol(arg, &end, 10);
 		if (errno || end == arg || *end)
 			return flt_err(err, FLT_EUSAGE,
-				       "%s%s: \"%s\" is not a whole number", from,
-				       f->name, arg);
+				       "%s%s: \"%s\" is not a whole number",
+				       from, f->name, arg);
 		if ((f->min || f->max) && (v < f->min || v > f->max))
 			return flt_err(err, FLT_EUSAGE,
-				       "%s%s: must be between %ld and %ld", from,
-				       f->name, f->min, f->max);
+				       "%s%s: must be between %ld and %ld",
+				       from, f->name, f->min, f->max);
 		*(long *)f->dest = v;
 		return 0;
 	}
-	case FLT_FLAG_BOOL:
-		*(bool *)f->dest = true;
-		return 0;
+	case FLT_FLAG_BOOL: *(bool *)f->dest = true; return 0;
 	case FLT_FLAG_KV: {
 		char key[LABEL_KEY_MAX + 1];
 		const char *value;
@@ -89,8 +88,8 @@ static int set_value(const flt_flag_t *f, const char *arg, const char *from,
 	return flt_err(err, FLT_EUSAGE, "%s: bad flag table", f->name);
 }
 
-int flt_flags_parse(const flt_flag_t *flags, int argc, char **argv,
-		    int *next, flt_error_t *err)
+int flt_flags_parse(const flt_flag_t *flags, int argc, char **argv, int *next,
+		    flt_error_t *err)
 {
 	size_t n = 0;
 	while (flags[n].name)
@@ -125,8 +124,8 @@ int flt_flags_parse(const flt_flag_t *flags, int argc, char **argv,
 		if (c == '?' || c == ':') {
 			char shortname[3] = { '-', (char)optopt, '\0' };
 			const char *bad = argv[optind - 1];
-			const char *why = c == ':' ? "needs a value"
-						   : "unknown flag";
+			const char *why =
+				c == ':' ? "needs a value" : "unknown flag";
 			if (optopt >= 1000 && c == '?') {
 				/* --bool=value */
 				bad = flags[optopt - 1000].name;
@@ -170,7 +169,8 @@ void flt_flags_usage(FILE *f, const char *usage, const flt_flag_t *flags)
 	for (const flt_flag_t *fl = flags; fl->name; fl++) {
 		char left[64];
 		snprintf(left, sizeof(left), "--%s%s%s", fl->name,
-			 fl->metavar ? " " : "", fl->metavar ? fl->metavar : "");
+			 fl->metavar ? " " : "",
+			 fl->metavar ? fl->metavar : "");
 		fprintf(f, "  %-30s %s", left, fl->help);
 		if (fl->env)
 			fprintf(f, " [$%s]", fl->env);

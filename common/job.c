@@ -44,13 +44,13 @@ static const struct {
 	const char *name;
 	int resource;
 } rlimits[] = {
-	{ "as", RLIMIT_AS },	     { "core", RLIMIT_CORE },
-	{ "cpu", RLIMIT_CPU },	     { "data", RLIMIT_DATA },
-	{ "fsize", RLIMIT_FSIZE },   { "locks", RLIMIT_LOCKS },
+	{ "as", RLIMIT_AS },           { "core", RLIMIT_CORE },
+	{ "cpu", RLIMIT_CPU },         { "data", RLIMIT_DATA },
+	{ "fsize", RLIMIT_FSIZE },     { "locks", RLIMIT_LOCKS },
 	{ "memlock", RLIMIT_MEMLOCK }, { "msgqueue", RLIMIT_MSGQUEUE },
-	{ "nice", RLIMIT_NICE },     { "nofile", RLIMIT_NOFILE },
-	{ "nproc", RLIMIT_NPROC },   { "rss", RLIMIT_RSS },
-	{ "rtprio", RLIMIT_RTPRIO }, { "sigpending", RLIMIT_SIGPENDING },
+	{ "nice", RLIMIT_NICE },       { "nofile", RLIMIT_NOFILE },
+	{ "nproc", RLIMIT_NPROC },     { "rss", RLIMIT_RSS },
+	{ "rtprio", RLIMIT_RTPRIO },   { "sigpending", RLIMIT_SIGPENDING },
 	{ "stack", RLIMIT_STACK },
 };
 
@@ -63,9 +63,20 @@ int flt_rlimit_resource(const char *name)
 }
 
 static const char *const operators[] = {
-	"=",	     "!=",	"<",	  ">",		"<=",
-	">=",	     "regexp",	"version", "set_contains", "in",
-	"is_set",    "is_not_set", "distinct_hosts", "distinct_property",
+	"=",
+	"!=",
+	"<",
+	">",
+	"<=",
+	">=",
+	"regexp",
+	"version",
+	"set_contains",
+	"in",
+	"is_set",
+	"is_not_set",
+	"distinct_hosts",
+	"distinct_property",
 };
 
 static int bad(flt_error_t *err, const char *prefix, const char *field,
@@ -97,8 +108,8 @@ static const char *shown(const char *s, char buf[64])
 	size_t i = 0;
 
 	for (; s[i] && i < 48; i++)
-		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?'
-								   : s[i];
+		buf[i] =
+			(unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
 	buf[i] = '\0';
 	flt_utf8_trim(buf);
 	if (s[i])
@@ -233,10 +244,7 @@ int flt_signal_number(const char *s)
 	return 0;
 }
 
-static bool signal_known(const char *s)
-{
-	return flt_signal_number(s) != 0;
-}
+static bool signal_known(const char *s) { return flt_signal_number(s) != 0; }
 
 /* Libcap is not needed to see that a name has the right shape. */
 static bool capability_name(const char *s)
@@ -359,8 +367,7 @@ int flt_check_validate(const Flotilla__HealthCheck *hc, const char *prefix,
 		if ((reason = address_problem(hc->address)))
 			return bad(err, prefix, "address", "%s", reason);
 	}
-	if (!strcmp(hc->type, "http") && *hc->path &&
-	    !http_path_ok(hc->path))
+	if (!strcmp(hc->type, "http") && *hc->path && !http_path_ok(hc->path))
 		return bad(err, prefix, "path",
 			   "must start with / and have no spaces or control "
 			   "characters");
@@ -406,8 +413,8 @@ static int check_uses(const Flotilla__TaskSpec *t, const char *pre,
 		const char *u = t->uses[i];
 		snprintf(sub, sizeof(sub), "uses[%zu]", i);
 		if (!flt_pkg_name_valid(u))
-			return bad(err, pre, sub, "\"%s\" is not a package name",
-				   shown(u, q));
+			return bad(err, pre, sub,
+				   "\"%s\" is not a package name", shown(u, q));
 		for (size_t k = 0; k < i; k++) {
 			const char *v = t->uses[k];
 			if (!strcmp(u, v))
@@ -417,14 +424,15 @@ static int check_uses(const Flotilla__TaskSpec *t, const char *pre,
 			flt_pkg_env_name(u, eu);
 			flt_pkg_env_name(v, ev);
 			if (!strcmp(eu, ev))
-				return bad(err, pre, sub,
-					   "\"%s\" and uses[%zu] \"%s\" would "
-					   "share one FLOTILLA_PACKAGE_ variable",
-					   u, k, v);
+				return bad(
+					err, pre, sub,
+					"\"%s\" and uses[%zu] \"%s\" would "
+					"share one FLOTILLA_PACKAGE_ variable",
+					u, k, v);
 		}
 	}
-	if (*t->packages_dir && (!abs_clean_path(t->packages_dir) ||
-				 !strcmp(t->packages_dir, "/")))
+	if (*t->packages_dir &&
+	    (!abs_clean_path(t->packages_dir) || !strcmp(t->packages_dir, "/")))
 		return bad(err, pre, "packages_dir",
 			   "must be an absolute path other than /");
 	return 0;
@@ -565,8 +573,7 @@ int flt_task_check(const Flotilla__TaskSpec *t, const char *pre,
 /* ---- constraints and spreads ------------------------------------------ */
 
 /* "node.name", "node.id", "attr.<Fingerprint field>" or "label.<key>". */
-static int check_attribute(const char *a, const char *prefix,
-			   flt_error_t *err)
+static int check_attribute(const char *a, const char *prefix, flt_error_t *err)
 {
 	char q[64];
 
@@ -662,13 +669,13 @@ static bool value_list(const char *s)
 	}
 }
 
-static int check_constraint(const Flotilla__Constraint *c,
-			    const char *prefix, flt_error_t *err)
+static int check_constraint(const Flotilla__Constraint *c, const char *prefix,
+			    flt_error_t *err)
 {
 	const char *op = c->operator_;
 	bool no_attr = !strcmp(op, "distinct_hosts");
-	bool no_value = no_attr || !strcmp(op, "is_set") ||
-			!strcmp(op, "is_not_set");
+	bool no_value =
+		no_attr || !strcmp(op, "is_set") || !strcmp(op, "is_not_set");
 	const char *end;
 	unsigned long n;
 	char q[64];
@@ -689,13 +696,13 @@ static int check_constraint(const Flotilla__Constraint *c,
 		return bad(err, prefix, "attribute", "required for \"%s\"", op);
 	if (no_value) {
 		if (*c->value)
-			return bad(err, prefix, "value", "\"%s\" takes no value",
-				   op);
+			return bad(err, prefix, "value",
+				   "\"%s\" takes no value", op);
 		return 0;
 	}
 	if (!strcmp(op, "distinct_property")) {
-		if (*c->value && (!parse_id(c->value, &end, &n) || *end ||
-				  !n || n > COUNT_MAX))
+		if (*c->value && (!parse_id(c->value, &end, &n) || *end || !n ||
+				  n > COUNT_MAX))
 			return bad(err, prefix, "value",
 				   "must be empty (1) or a whole number from 1 "
 				   "to 10000");
@@ -715,8 +722,8 @@ static int check_constraint(const Flotilla__Constraint *c,
 }
 
 static int check_placement(Flotilla__Constraint **cs, size_t n_cs,
-			   Flotilla__Spread **ss, size_t n_ss,
-			   const char *pre, flt_error_t *err)
+			   Flotilla__Spread **ss, size_t n_ss, const char *pre,
+			   flt_error_t *err)
 {
 	char sub[PATH_LEN];
 	int rc;
@@ -752,8 +759,8 @@ static bool given(json_t *o, const char *key)
 	return v && !json_is_null(v);
 }
 
-static int check_group(Flotilla__Job *job, size_t gi, json_t *src,
-		       bool system, flt_error_t *err)
+static int check_group(Flotilla__Job *job, size_t gi, json_t *src, bool system,
+		       flt_error_t *err)
 {
 	Flotilla__TaskGroup *g = job->groups[gi];
 	char pre[PATH_LEN], sub[PATH_LEN];
@@ -766,8 +773,7 @@ static int check_group(Flotilla__Job *job, size_t gi, json_t *src,
 	for (size_t k = 0; k < gi; k++)
 		if (!strcmp(job->groups[k]->name, g->name))
 			return bad(err, pre, "name",
-				   "\"%s\" is used by groups[%zu]", g->name,
-				   k);
+				   "\"%s\" is used by groups[%zu]", g->name, k);
 	if (system) {
 		if (g->count > 1)
 			return bad(err, pre, "count",
@@ -781,7 +787,8 @@ static int check_group(Flotilla__Job *job, size_t gi, json_t *src,
 			g->count = 1;
 	}
 	if (!g->n_tasks)
-		return bad(err, pre, "tasks", "a group needs at least one task");
+		return bad(err, pre, "tasks",
+			   "a group needs at least one task");
 	for (size_t i = 0; i < g->n_tasks; i++) {
 		snprintf(sub, sizeof(sub), "%s.tasks[%zu]", pre, i);
 		if ((rc = flt_task_check(g->tasks[i], sub, err)) < 0)
@@ -890,8 +897,7 @@ static int check_job(Flotilla__Job *job, json_t *src, flt_error_t *err)
 	if (!job->priority)
 		job->priority = PRIORITY_DEFAULT;
 	if (!job->n_groups)
-		return bad(err, "", "groups",
-			   "a job needs at least one group");
+		return bad(err, "", "groups", "a job needs at least one group");
 	if (job->n_groups > GROUPS_MAX)
 		return bad(err, "", "groups", "at most 100 groups");
 	for (size_t i = 0; i < job->n_groups; i++) {
@@ -900,8 +906,8 @@ static int check_job(Flotilla__Job *job, json_t *src, flt_error_t *err)
 		if (rc < 0)
 			return rc;
 	}
-	rc = check_placement(job->constraints, job->n_constraints,
-			     job->spreads, job->n_spreads, "", err);
+	rc = check_placement(job->constraints, job->n_constraints, job->spreads,
+			     job->n_spreads, "", err);
 	if (rc < 0)
 		return rc;
 	return check_update(job, batch, !system && !batch, err);

@@ -43,10 +43,7 @@ int flt_log_level_parse(const char *s, flt_log_level_t *out)
 	return -EINVAL;
 }
 
-bool flt_log_enabled(flt_log_level_t level)
-{
-	return level <= logcfg.level;
-}
+bool flt_log_enabled(flt_log_level_t level) { return level <= logcfg.level; }
 
 static const char *level_name(flt_log_level_t l)
 {

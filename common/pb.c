@@ -33,19 +33,13 @@ static size_t field_size(ProtobufCType t)
 	case PROTOBUF_C_TYPE_SINT64:
 	case PROTOBUF_C_TYPE_SFIXED64:
 	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-		return 8;
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return sizeof(double);
-	case PROTOBUF_C_TYPE_BOOL:
-		return sizeof(protobuf_c_boolean);
+	case PROTOBUF_C_TYPE_FIXED64: return 8;
+	case PROTOBUF_C_TYPE_DOUBLE: return sizeof(double);
+	case PROTOBUF_C_TYPE_BOOL: return sizeof(protobuf_c_boolean);
 	case PROTOBUF_C_TYPE_STRING:
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return sizeof(void *);
-	case PROTOBUF_C_TYPE_BYTES:
-		return sizeof(ProtobufCBinaryData);
-	default:
-		return 4;
+	case PROTOBUF_C_TYPE_MESSAGE: return sizeof(void *);
+	case PROTOBUF_C_TYPE_BYTES: return sizeof(ProtobufCBinaryData);
+	default: return 4;
 	}
 }
 
@@ -84,8 +78,7 @@ static int check_value(const ProtobufCFieldDescriptor *f, const void *p,
 			return 0;
 		return check_msg(sub, lim, depth + 1, path, pathlen, err);
 	}
-	default:
-		return 0;
+	default: return 0;
 	}
 }
 
@@ -117,8 +110,8 @@ static int check_msg(const ProtobufCMessage *m, const flt_pb_limits_t *lim,
 					       "%s: more than %zu elements",
 					       path, lim->max_repeated);
 			for (size_t k = 0; k < n; k++) {
-				snprintf(path + fbase, pathlen - fbase,
-					 "[%zu]", k);
+				snprintf(path + fbase, pathlen - fbase, "[%zu]",
+					 k);
 				rc = check_value(f, arr + k * sz, lim, depth,
 						 path, pathlen, err);
 				if (rc < 0)
@@ -233,23 +226,18 @@ static json_t *value_json(const ProtobufCFieldDescriptor *f, const void *p)
 	switch (f->type) {
 	case PROTOBUF_C_TYPE_INT32:
 	case PROTOBUF_C_TYPE_SINT32:
-	case PROTOBUF_C_TYPE_SFIXED32:
-		return json_integer(*(const int32_t *)p);
+	case PROTOBUF_C_TYPE_SFIXED32: return json_integer(*(const int32_t *)p);
 	case PROTOBUF_C_TYPE_UINT32:
-	case PROTOBUF_C_TYPE_FIXED32:
-		return json_integer(*(const uint32_t *)p);
+	case PROTOBUF_C_TYPE_FIXED32: return json_integer(*(const uint32_t *)p);
 	case PROTOBUF_C_TYPE_INT64:
 	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-		return json_integer(*(const int64_t *)p);
+	case PROTOBUF_C_TYPE_SFIXED64: return json_integer(*(const int64_t *)p);
 	case PROTOBUF_C_TYPE_UINT64:
 	case PROTOBUF_C_TYPE_FIXED64:
 		/* Indexes and sizes stay far below 2^63 (see ADR 0004). */
 		return json_integer((json_int_t) * (const uint64_t *)p);
-	case PROTOBUF_C_TYPE_FLOAT:
-		return json_real(*(const float *)p);
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return json_real(*(const double *)p);
+	case PROTOBUF_C_TYPE_FLOAT: return json_real(*(const float *)p);
+	case PROTOBUF_C_TYPE_DOUBLE: return json_real(*(const double *)p);
 	case PROTOBUF_C_TYPE_BOOL:
 		return json_boolean(*(const protobuf_c_boolean *)p);
 	case PROTOBUF_C_TYPE_ENUM:
@@ -314,9 +302,10 @@ json_t *flt_pb_to_json(const ProtobufCMessage *m)
 							 ed->fields[0].offset);
 				json_object_set_new(
 					map, key ? key : "",
-					value_json(&ed->fields[1],
-						   (const char *)e +
-							   ed->fields[1].offset));
+					value_json(
+						&ed->fields[1],
+						(const char *)e +
+							ed->fields[1].offset));
 			}
 			json_object_set_new(o, f->name, map);
 			continue;
@@ -369,9 +358,10 @@ static int value_from_json(const ProtobufCFieldDescriptor *f, json_t *v,
 	case PROTOBUF_C_TYPE_UINT32:
 	case PROTOBUF_C_TYPE_FIXED32:
 		if (!is_int || n < 0 || n > (json_int_t)UINT32_MAX)
-			return flt_err(err, -EINVAL,
-				       "%s: must be a whole number from 0 to %u",
-				       path, UINT32_MAX);
+			return flt_err(
+				err, -EINVAL,
+				"%s: must be a whole number from 0 to %u", path,
+				UINT32_MAX);
 		*(uint32_t *)p = (uint32_t)n;
 		return 0;
 	case PROTOBUF_C_TYPE_INT64:
@@ -405,7 +395,8 @@ static int value_from_json(const ProtobufCFieldDescriptor *f, json_t *v,
 		return 0;
 	case PROTOBUF_C_TYPE_ENUM: {
 		const ProtobufCEnumDescriptor *ed = f->descriptor;
-		if (is_int && protobuf_c_enum_descriptor_get_value(ed, (int)n)) {
+		if (is_int &&
+		    protobuf_c_enum_descriptor_get_value(ed, (int)n)) {
 			*(int *)p = (int)n;
 			return 0;
 		}
@@ -483,7 +474,8 @@ static int field_from_json(const ProtobufCFieldDescriptor *f, json_t *v,
 		json_t *val;
 		json_object_foreach(v, key, val)
 		{
-			ProtobufCMessage *e = flt_xcalloc(1, ed->sizeof_message);
+			ProtobufCMessage *e =
+				flt_xcalloc(1, ed->sizeof_message);
 			protobuf_c_message_init(ed, e);
 			arr[k] = e;
 			*count = ++k;

@@ -93,8 +93,8 @@ static const char *shown(const char *s, char buf[72])
 	if (!s)
 		s = "";
 	for (; s[i] && i < 64; i++)
-		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?'
-								   : s[i];
+		buf[i] =
+			(unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
 	buf[i] = '\0';
 	flt_utf8_trim(buf);
 	if (s[i])
@@ -115,8 +115,7 @@ static bool plain_file_name(const char *s)
 	return true;
 }
 
-int flt_pkg_manifest_check(const Flotilla__PackageManifest *m,
-			   flt_error_t *err)
+int flt_pkg_manifest_check(const Flotilla__PackageManifest *m, flt_error_t *err)
 {
 	char b[72];
 	uint64_t want;
@@ -152,10 +151,11 @@ int flt_pkg_manifest_check(const Flotilla__PackageManifest *m,
 			       m->chunk_size, FLT_PKG_CHUNK_SIZE);
 	want = (m->size + m->chunk_size - 1) / m->chunk_size;
 	if (m->n_chunks != want)
-		return flt_err(err, FLT_EPROTO,
-			       "manifest: chunks: %zu digests, expected %" PRIu64
-			       " for %" PRIu64 " bytes in chunks of %" PRIu32,
-			       m->n_chunks, want, m->size, m->chunk_size);
+		return flt_err(
+			err, FLT_EPROTO,
+			"manifest: chunks: %zu digests, expected %" PRIu64
+			" for %" PRIu64 " bytes in chunks of %" PRIu32,
+			m->n_chunks, want, m->size, m->chunk_size);
 	if (m->n_chunks > FLT_PKG_MAX_CHUNKS)
 		return flt_err(err, FLT_EPROTO,
 			       "manifest: chunks: %zu, above the limit of %llu "
@@ -167,8 +167,8 @@ int flt_pkg_manifest_check(const Flotilla__PackageManifest *m,
 				       "manifest: chunks[%zu] \"%s\": not 64 "
 				       "lower-case hex digits",
 				       i, shown(m->chunks[i], b));
-	if (!m->format || (strcmp(m->format, "archive") &&
-			   strcmp(m->format, "file")))
+	if (!m->format ||
+	    (strcmp(m->format, "archive") && strcmp(m->format, "file")))
 		return flt_err(err, FLT_EPROTO,
 			       "manifest: format \"%s\": must be \"archive\" "
 			       "or \"file\"",
@@ -183,8 +183,7 @@ int flt_pkg_manifest_check(const Flotilla__PackageManifest *m,
 			       "file name (no '/', not \".\" or \"..\", at "
 			       "most %d bytes)",
 			       shown(m->file_name, b), FILE_NAME_MAX);
-	if (m->signature.len != 0 &&
-	    m->signature.len != crypto_sign_BYTES)
+	if (m->signature.len != 0 && m->signature.len != crypto_sign_BYTES)
 		return flt_err(err, FLT_EPROTO,
 			       "manifest: signature: %zu bytes, must be 0 or "
 			       "%d",
@@ -197,10 +196,7 @@ int flt_pkg_manifest_check(const Flotilla__PackageManifest *m,
 	return 0;
 }
 
-static const char *or_empty(const char *s)
-{
-	return s ? s : "";
-}
+static const char *or_empty(const char *s) { return s ? s : ""; }
 
 char *flt_pkg_signed_message(const Flotilla__PackageManifest *m)
 {
@@ -257,8 +253,8 @@ static int fsync_parent(const char *path)
  * sees a partial key, and an existing key is never replaced: losing a
  * fleet's secret key would orphan every agent that trusts it.
  */
-static int write_key_file(const char *path, const char *what,
-			  const char *line, mode_t mode, flt_error_t *err)
+static int write_key_file(const char *path, const char *what, const char *line,
+			  mode_t mode, flt_error_t *err)
 {
 	cleanup_free char *tmp = NULL;
 	cleanup_close int fd = -1;
@@ -270,8 +266,7 @@ static int write_key_file(const char *path, const char *what,
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0) {
 		rc = -errno;
-		return flt_err(err, rc, "%s %s: %s", what, path,
-			       strerror(-rc));
+		return flt_err(err, rc, "%s %s: %s", what, path, strerror(-rc));
 	}
 	if ((rc = write_all(fd, line, strlen(line))) < 0 ||
 	    (fchmod(fd, mode) < 0 && (rc = -errno)) ||
@@ -282,8 +277,7 @@ static int write_key_file(const char *path, const char *what,
 			return flt_err(err, rc,
 				       "%s %s: already exists (not replaced)",
 				       what, path);
-		return flt_err(err, rc, "%s %s: %s", what, path,
-			       strerror(-rc));
+		return flt_err(err, rc, "%s %s: %s", what, path, strerror(-rc));
 	}
 	unlink(tmp);
 	if ((rc = fsync_parent(path)) < 0)
@@ -312,10 +306,12 @@ int flt_key_generate(const char *public_path, const char *secret_path,
 	uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
 	char pub[sizeof(PUBLIC_TAG) +
 		 sodium_base64_ENCODED_LEN(sizeof(pk),
-					   sodium_base64_VARIANT_ORIGINAL) + 1];
+					   sodium_base64_VARIANT_ORIGINAL) +
+		 1];
 	char sec[sizeof(SECRET_TAG) +
 		 sodium_base64_ENCODED_LEN(sizeof(sk),
-					   sodium_base64_VARIANT_ORIGINAL) + 1];
+					   sodium_base64_VARIANT_ORIGINAL) +
+		 1];
 	size_t n;
 	int rc;
 
@@ -327,8 +323,9 @@ int flt_key_generate(const char *public_path, const char *secret_path,
 			       "the same (%s)",
 			       public_path);
 	if (sodium_init() < 0)
-		return flt_err(err, -EIO, "key files: libsodium failed to "
-					  "initialize");
+		return flt_err(err, -EIO,
+			       "key files: libsodium failed to "
+			       "initialize");
 	if ((rc = absent(secret_path, "secret key", err)) < 0 ||
 	    (rc = absent(public_path, "public key", err)) < 0)
 		return rc;
@@ -379,12 +376,10 @@ static int parse_key(const char *path, const char *what, const char *tag,
 			       "\"%s<base64>\")",
 			       what, path, what, tag);
 	b64 = line + taglen;
-	if (sodium_base642bin(bin, sizeof(bin), b64, strlen(b64), NULL,
-			      &binlen, &end,
-			      sodium_base64_VARIANT_ORIGINAL) < 0 ||
+	if (sodium_base642bin(bin, sizeof(bin), b64, strlen(b64), NULL, &binlen,
+			      &end, sodium_base64_VARIANT_ORIGINAL) < 0 ||
 	    *end != '\0')
-		rc = flt_err(err, FLT_EPROTO, "%s %s: bad base64", what,
-			     path);
+		rc = flt_err(err, FLT_EPROTO, "%s %s: bad base64", what, path);
 	else if (binlen != len)
 		rc = flt_err(err, FLT_EPROTO,
 			     "%s %s: key is %zu bytes, expected %zu", what,
@@ -417,7 +412,8 @@ int flt_key_load_public(const char *path, uint8_t pk[32], flt_error_t *err)
 
 int flt_key_load_secret(const char *path, uint8_t sk[64], flt_error_t *err)
 {
-	uint8_t pk[crypto_sign_PUBLICKEYBYTES], check[crypto_sign_SECRETKEYBYTES];
+	uint8_t pk[crypto_sign_PUBLICKEYBYTES],
+		check[crypto_sign_SECRETKEYBYTES];
 	char line[KEY_FILE_MAX + 1];
 	cleanup_close int fd = -1;
 	struct stat st;
@@ -427,8 +423,9 @@ int flt_key_load_secret(const char *path, uint8_t sk[64], flt_error_t *err)
 	if (!path || !*path)
 		return flt_err(err, -EINVAL, "secret key: missing path");
 	if (sodium_init() < 0)
-		return flt_err(err, -EIO, "secret key %s: libsodium failed to "
-					  "initialize",
+		return flt_err(err, -EIO,
+			       "secret key %s: libsodium failed to "
+			       "initialize",
 			       path);
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0 || fstat(fd, &st) < 0)
@@ -506,8 +503,9 @@ int flt_pkg_sign(Flotilla__PackageManifest *m, const uint8_t sk[64],
 	if (!m || !sk)
 		return flt_err(err, -EINVAL, "sign: missing manifest or key");
 	if (sodium_init() < 0)
-		return flt_err(err, -EIO, "sign: libsodium failed to "
-					  "initialize");
+		return flt_err(err, -EIO,
+			       "sign: libsodium failed to "
+			       "initialize");
 	msg = flt_pkg_signed_message(m);
 	sig = malloc(crypto_sign_BYTES);
 	id = malloc(17);
@@ -516,8 +514,7 @@ int flt_pkg_sign(Flotilla__PackageManifest *m, const uint8_t sk[64],
 		free(id);
 		return flt_err(err, -ENOMEM, "sign: out of memory");
 	}
-	crypto_sign_detached(sig, NULL, (const uint8_t *)msg, strlen(msg),
-			     sk);
+	crypto_sign_detached(sig, NULL, (const uint8_t *)msg, strlen(msg), sk);
 	/* An ed25519 secret key ends with its public key. */
 	flt_key_id(sk + crypto_sign_SEEDBYTES, id);
 	m->signature.data = sig;
@@ -556,11 +553,11 @@ int flt_pkg_verify(const Flotilla__PackageManifest *m, const uint8_t pk[32],
 	if (!msg)
 		return flt_err(err, -ENOMEM, "verify: out of memory");
 	if (sodium_init() < 0)
-		return flt_err(err, -EIO, "verify: libsodium failed to "
-					  "initialize");
-	if (crypto_sign_verify_detached(m->signature.data,
-					(const uint8_t *)msg, strlen(msg),
-					pk) != 0)
+		return flt_err(err, -EIO,
+			       "verify: libsodium failed to "
+			       "initialize");
+	if (crypto_sign_verify_detached(m->signature.data, (const uint8_t *)msg,
+					strlen(msg), pk) != 0)
 		return flt_err(err, FLT_EAUTH, "package %s %s: bad signature",
 			       b1, b2);
 	return 0;

@@ -59,7 +59,7 @@ static const struct prefix {
 
 typedef struct pkg_term {
 	const struct prefix *prefix; /* NULL: any kind, by-kind order */
-	char *group;		     /* NULL: any group */
+	char *group; /* NULL: any group */
 	char *name;
 	vclause_t *clauses; /* all must hold */
 	size_t n_clauses;
@@ -190,10 +190,7 @@ static bool is_word_char(int c)
 	       c == '+' || c == ':' || c == '/' || c == '@';
 }
 
-static bool is_space(int c)
-{
-	return c == ' ' || c == '\t' || c == '\n';
-}
+static bool is_space(int c) { return c == ' ' || c == '\t' || c == '\n'; }
 
 /* "∪" (U+222A) may stand for '|' between ranges. */
 static size_t union_sign(const char *p)
@@ -465,8 +462,8 @@ static bool ranges(parser_t *ps, int scheme, vrange_t **out, size_t *n_out)
 			flt_version_cmp(scheme, x.lo, x.hi, &c, NULL);
 			if (c > 0 || (c == 0 && !(x.lo_incl && x.hi_incl))) {
 				fail_at(ps, open,
-					"empty range: %s is not below %s",
-					x.lo, x.hi);
+					"empty range: %s is not below %s", x.lo,
+					x.hi);
 				goto fail_x;
 			}
 		}
@@ -498,8 +495,7 @@ static bool clauses(parser_t *ps, pkg_term_t *t, int scheme)
 		const char *at = ps->p;
 		int op = operator(ps, false);
 		if (op < 0) {
-			expected(ps, at,
-				 "an operator (=, !=, <, <=, >, >=)");
+			expected(ps, at, "an operator (=, !=, <, <=, >, >=)");
 			return false;
 		}
 		skip_space(ps);
@@ -553,10 +549,10 @@ static qnode_t *advisory_term(parser_t *ps, const char *start, size_t n)
 	t->n_ranges = a->n_ranges;
 	for (size_t i = 0; i < a->n_ranges; i++) {
 		t->ranges[i] = a->ranges[i];
-		t->ranges[i].lo = a->ranges[i].lo ? flt_xstrdup(a->ranges[i].lo)
-						  : NULL;
-		t->ranges[i].hi = a->ranges[i].hi ? flt_xstrdup(a->ranges[i].hi)
-						  : NULL;
+		t->ranges[i].lo =
+			a->ranges[i].lo ? flt_xstrdup(a->ranges[i].lo) : NULL;
+		t->ranges[i].hi =
+			a->ranges[i].hi ? flt_xstrdup(a->ranges[i].hi) : NULL;
 	}
 	qnode_t *q = qnode_new(QN_PKG);
 	q->pkg = t;
@@ -573,7 +569,7 @@ static bool starts_with_ci(const char *s, size_t n, const char *prefix)
 static qnode_t *node_term(parser_t *ps, const char *start, size_t n)
 {
 	node_term_t *t = flt_xcalloc(1, sizeof(*t));
-	size_t plen = starts_with_ci(start, n, "node.")	  ? 5
+	size_t plen = starts_with_ci(start, n, "node.")   ? 5
 		      : starts_with_ci(start, n, "attr.") ? 5
 							  : 6;
 	const char *rest = start + plen;
@@ -657,8 +653,8 @@ static qnode_t *package_term(parser_t *ps, const char *start, size_t n)
 	}
 	colon = memchr(name, ':', (size_t)(end - name));
 	if (colon) {
-		if (colon == name || memchr(colon + 1, ':',
-					    (size_t)(end - colon - 1))) {
+		if (colon == name ||
+		    memchr(colon + 1, ':', (size_t)(end - colon - 1))) {
 			expected(ps, name, "a name or group:artifact");
 			goto fail;
 		}
@@ -740,8 +736,8 @@ static qnode_t *parse_primary(parser_t *ps)
 	}
 	/* and, or and in where a term should start are a missing term. */
 	if ((n == 3 && !strncasecmp(start, "and", 3)) ||
-	    (n == 2 && (!strncasecmp(start, "or", 2) ||
-			!strncasecmp(start, "in", 2)))) {
+	    (n == 2 &&
+	     (!strncasecmp(start, "or", 2) || !strncasecmp(start, "in", 2)))) {
 		expected(ps, start, "a term");
 		return NULL;
 	}
@@ -832,10 +828,7 @@ static void sb_add(sbuf_t *b, const char *s, size_t n)
 	b->s[b->len] = '\0';
 }
 
-static void sb_puts(sbuf_t *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
+static void sb_puts(sbuf_t *b, const char *s) { sb_add(b, s, strlen(s)); }
 
 /* s as the parser reads it back: bare when it can be (no character of
  * stops, none of lead first), else quoted. */
@@ -896,14 +889,10 @@ static void print_pkg(sbuf_t *b, const pkg_term_t *t)
 static int precedence(const qnode_t *n)
 {
 	switch (n->kind) {
-	case QN_OR:
-		return 1;
-	case QN_AND:
-		return 2;
-	case QN_NOT:
-		return 3;
-	default:
-		return 4;
+	case QN_OR: return 1;
+	case QN_AND: return 2;
+	case QN_NOT: return 3;
+	default: return 4;
 	}
 }
 
@@ -914,12 +903,8 @@ static void print_node(sbuf_t *b, const qnode_t *n, int outer)
 	if (parens)
 		sb_puts(b, "(");
 	switch (n->kind) {
-	case QN_ALL:
-		sb_puts(b, "all");
-		break;
-	case QN_PKG:
-		print_pkg(b, n->pkg);
-		break;
+	case QN_ALL: sb_puts(b, "all"); break;
+	case QN_PKG: print_pkg(b, n->pkg); break;
 	case QN_NODE:
 		sb_puts(b, n->node->key);
 		sb_puts(b, " ");
@@ -1005,10 +990,7 @@ void flt_query_free(flt_query_t *q)
 	free(q);
 }
 
-const char *flt_query_string(const flt_query_t *q)
-{
-	return q->text;
-}
+const char *flt_query_string(const flt_query_t *q) { return q->text; }
 
 static bool has_pkg(const qnode_t *n)
 {
@@ -1027,10 +1009,7 @@ bool flt_query_has_package_term(const flt_query_t *q)
 
 /* ---- matching ---------------------------------------------------------- */
 
-static const char *str(const char *s)
-{
-	return s ? s : "";
-}
+static const char *str(const char *s) { return s ? s : ""; }
 
 static int default_scheme(Flotilla__InventoryKind kind)
 {
@@ -1059,20 +1038,13 @@ static bool vcmp(int s, const char *v, const char *bound, int *c)
 static bool op_holds(enum op op, int c)
 {
 	switch (op) {
-	case OP_EQ:
-		return c == 0;
-	case OP_NE:
-		return c != 0;
-	case OP_LT:
-		return c < 0;
-	case OP_LE:
-		return c <= 0;
-	case OP_GT:
-		return c > 0;
-	case OP_GE:
-		return c >= 0;
-	default:
-		return false;
+	case OP_EQ: return c == 0;
+	case OP_NE: return c != 0;
+	case OP_LT: return c < 0;
+	case OP_LE: return c <= 0;
+	case OP_GT: return c > 0;
+	case OP_GE: return c >= 0;
+	default: return false;
 	}
 }
 
@@ -1178,26 +1150,19 @@ static bool node_match(const node_term_t *t, const flt_query_host_t *h)
 	else if (h->attr)
 		v = h->attr(h->attr_arg, t->key);
 	switch (t->op) {
-	case OP_EQ:
-		return v && strcmp(v, t->value) == 0;
-	case OP_NE:
-		return !v || strcmp(v, t->value) != 0;
-	default:
-		return v && regexec(&t->re, v, 0, NULL, 0) == 0;
+	case OP_EQ: return v && strcmp(v, t->value) == 0;
+	case OP_NE: return !v || strcmp(v, t->value) != 0;
+	default: return v && regexec(&t->re, v, 0, NULL, 0) == 0;
 	}
 }
 
 static bool eval(const qnode_t *n, const flt_query_host_t *h)
 {
 	switch (n->kind) {
-	case QN_ALL:
-		return true;
-	case QN_PKG:
-		return pkg_match(n->pkg, h, NULL, NULL);
-	case QN_NODE:
-		return node_match(n->node, h);
-	case QN_NOT:
-		return !eval(n->kids[0], h);
+	case QN_ALL: return true;
+	case QN_PKG: return pkg_match(n->pkg, h, NULL, NULL);
+	case QN_NODE: return node_match(n->node, h);
+	case QN_NOT: return !eval(n->kids[0], h);
 	case QN_AND:
 		for (size_t i = 0; i < n->n_kids; i++)
 			if (!eval(n->kids[i], h))
@@ -1221,9 +1186,7 @@ static void collect(const qnode_t *n, const flt_query_host_t *h, size_t *hits,
 		    size_t *n_hits)
 {
 	switch (n->kind) {
-	case QN_PKG:
-		pkg_match(n->pkg, h, hits, n_hits);
-		break;
+	case QN_PKG: pkg_match(n->pkg, h, hits, n_hits); break;
 	case QN_AND:
 		for (size_t i = 0; i < n->n_kids; i++)
 			collect(n->kids[i], h, hits, n_hits);
@@ -1233,8 +1196,7 @@ static void collect(const qnode_t *n, const flt_query_host_t *h, size_t *hits,
 			if (eval(n->kids[i], h))
 				collect(n->kids[i], h, hits, n_hits);
 		break;
-	default:
-		break;
+	default: break;
 	}
 }
 
@@ -1270,10 +1232,7 @@ static const advisory_t *advisory_find(const flt_advisories_t *a,
 	return NULL;
 }
 
-size_t flt_advisories_count(const flt_advisories_t *a)
-{
-	return a ? a->n : 0;
-}
+size_t flt_advisories_count(const flt_advisories_t *a) { return a ? a->n : 0; }
 
 const flt_advisory_t *flt_advisories_at(const flt_advisories_t *a, size_t i)
 {
@@ -1311,11 +1270,10 @@ typedef struct adv_ctx {
 	flt_error_t *err;
 } adv_ctx_t;
 
-static int adv_bad(const adv_ctx_t *c, const char *field, const char *fmt,
-		   ...) __attribute__((format(printf, 3, 4)));
+static int adv_bad(const adv_ctx_t *c, const char *field, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
-static int adv_bad(const adv_ctx_t *c, const char *field, const char *fmt,
-		   ...)
+static int adv_bad(const adv_ctx_t *c, const char *field, const char *fmt, ...)
 {
 	char msg[FLT_ERROR_MSG_MAX], id[ADVISORY_ID_MAX + 8] = "";
 	va_list ap;
@@ -1385,8 +1343,8 @@ static int adv_strings(const adv_ctx_t *c, json_t *obj, const char *key,
 		return adv_bad(c, key, "must be an array of strings");
 	if (required && !json_array_size(arr))
 		return adv_bad(c, key, "empty");
-	const char **list = flt_xcalloc(json_array_size(arr) + 1,
-					sizeof(*list));
+	const char **list =
+		flt_xcalloc(json_array_size(arr) + 1, sizeof(*list));
 	free((void *)*out);
 	*out = list;
 	json_array_foreach(arr, i, v)
@@ -1412,15 +1370,14 @@ static bool key_known(const char *key, const char *const *keys)
 
 static int adv_entry(adv_ctx_t *c, json_t *e, advisory_t *a)
 {
-	static const char *const keys[] = { "id",      "aliases", "summary",
-					    "severity", "cvss",   "package",
-					    "affected", "fixed",  "source",
+	static const char *const keys[] = { "id",       "aliases", "summary",
+					    "severity", "cvss",    "package",
+					    "affected", "fixed",   "source",
 					    "notes",    NULL };
 	static const char *const pkg_keys[] = { "ecosystem", "group", "name",
 						NULL };
 	static const char *const severities[] = { "critical", "high",
-						  "moderate", "medium",
-						  "low" };
+						  "moderate", "medium", "low" };
 	const char *key;
 	json_t *v;
 	int rc;
@@ -1528,8 +1485,8 @@ static int adv_entry(adv_ctx_t *c, json_t *e, advisory_t *a)
 			ranges_free(r, n);
 			return adv_bad(c, field, "%s", perr.msg);
 		}
-		a->ranges = flt_xrealloc(a->ranges, (a->n_ranges + n) *
-							    sizeof(*r));
+		a->ranges =
+			flt_xrealloc(a->ranges, (a->n_ranges + n) * sizeof(*r));
 		memcpy(a->ranges + a->n_ranges, r, n * sizeof(*r));
 		a->n_ranges += n;
 		free(r);
@@ -1542,8 +1499,8 @@ static int adv_entry(adv_ctx_t *c, json_t *e, advisory_t *a)
 			return adv_bad(c, "fixed",
 				       "\"%.64s\" is not a semantic version",
 				       a->pub.fixed[i]);
-	if ((rc = adv_string(c, e, "source", "source", true,
-			     &a->pub.source)) < 0)
+	if ((rc = adv_string(c, e, "source", "source", true, &a->pub.source)) <
+	    0)
 		return rc;
 	a->pub.notes = "";
 	return adv_string(c, e, "notes", "notes", false, &a->pub.notes);
@@ -1562,8 +1519,8 @@ int flt_advisories_load(const char *path, flt_advisories_t **out,
 	json_t *root = json_loads(buf, JSON_REJECT_DUPLICATES, &je);
 	free(buf);
 	if (!root)
-		return flt_err(err, -EINVAL, "%s: line %d, column %d: %s",
-			       path, je.line, je.column, je.text);
+		return flt_err(err, -EINVAL, "%s: line %d, column %d: %s", path,
+			       je.line, je.column, je.text);
 
 	flt_advisories_t *a = flt_xcalloc(1, sizeof(*a));
 	a->json = root;
@@ -1600,13 +1557,12 @@ int flt_advisories_load(const char *path, flt_advisories_t **out,
 		const flt_advisory_t *p = &a->v[i].pub;
 		for (size_t k = 0; k <= p->n_aliases; k++) {
 			const char *name = k ? p->aliases[k - 1] : p->id;
-			const advisory_t *x = advisory_find(a, name,
-							    strlen(name));
+			const advisory_t *x =
+				advisory_find(a, name, strlen(name));
 			bool twice = x != &a->v[i];
 			for (size_t j = 0; !twice && j < k; j++)
-				twice = !strcasecmp(name,
-						    j ? p->aliases[j - 1]
-						      : p->id);
+				twice = !strcasecmp(name, j ? p->aliases[j - 1]
+							    : p->id);
 			if (twice) {
 				rc = adv_bad(&c, k ? "aliases" : "id",
 					     "\"%s\" is given twice", name);

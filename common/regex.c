@@ -9,7 +9,7 @@
 #define REGEX_DEPTH_MAX 32
 
 #define TOO_COMPLEX "too complex (repetitions expand past 500)"
-#define REPEAT_REPEAT                                                     \
+#define REPEAT_REPEAT                                                      \
 	"repeats a repetition (\"a**\", \"a+?\", \"a{2}*\"; undefined in " \
 	"POSIX)"
 
@@ -104,9 +104,7 @@ const char *flt_regex_problem(const char *re)
 			atom = total[depth] ? total[depth] : 1;
 			depth--;
 			break;
-		case '[':
-			p = bracket_end(p);
-			break;
+		case '[': p = bracket_end(p); break;
 		case '\\':
 			if (p[1] >= '1' && p[1] <= '9')
 				return "back-references are not supported";
@@ -133,9 +131,7 @@ const char *flt_regex_problem(const char *re)
 			if (total[depth] > REGEX_COST_MAX)
 				return TOO_COMPLEX;
 			continue;
-		case '|':
-			last[depth] = 0;
-			continue;
+		case '|': last[depth] = 0; continue;
 		case '*':
 		case '?':
 			if (was)

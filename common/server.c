@@ -186,8 +186,7 @@ static void request_cb(void *arg)
 		}
 		recycle(r);
 		return;
-	case ST_HANDLE:
-		return;
+	case ST_HANDLE: return;
 	}
 }
 
@@ -285,11 +284,8 @@ const char *flt_request_peer(const flt_request_t *r)
 			 ntohs(sa.s_in6.sa_port));
 		break;
 	}
-	case NNG_AF_IPC:
-		snprintf(w->peer, sizeof(w->peer), "ipc");
-		break;
-	default:
-		break;
+	case NNG_AF_IPC: snprintf(w->peer, sizeof(w->peer), "ipc"); break;
+	default: break;
 	}
 	return w->peer;
 }

@@ -79,9 +79,8 @@ int flt_store_open(const char *dir, const flt_store_opts_t *opts,
 	mdb_env_set_maxdbs(s->env, MAX_DBS + 1);
 	mdb_env_set_mapsize(s->env, opts && opts->map_size ? opts->map_size
 							   : (size_t)1 << 30);
-	mdb_env_set_maxreaders(s->env, opts && opts->max_readers
-					       ? opts->max_readers
-					       : 256);
+	mdb_env_set_maxreaders(
+		s->env, opts && opts->max_readers ? opts->max_readers : 256);
 	/*
 	 * MDB_NOTLS: read transactions are tied to the transaction object,
 	 * not the thread, because nng runs our handlers on a thread pool.
@@ -168,8 +167,7 @@ uint64_t flt_store_index(flt_store_t *s)
 	return idx;
 }
 
-int flt_txn_begin(flt_store_t *s, bool write, flt_txn_t **out,
-		  flt_error_t *err)
+int flt_txn_begin(flt_store_t *s, bool write, flt_txn_t **out, flt_error_t *err)
 {
 	flt_txn_t *t = flt_xcalloc(1, sizeof(*t));
 	int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
@@ -266,8 +264,8 @@ int flt_txn_del(flt_txn_t *t, flt_db_t db, const void *key, size_t klen)
 	return 0;
 }
 
-int flt_txn_foreach(flt_txn_t *t, flt_db_t db, const void *prefix,
-		    size_t plen, flt_store_iter_fn fn, void *arg)
+int flt_txn_foreach(flt_txn_t *t, flt_db_t db, const void *prefix, size_t plen,
+		    flt_store_iter_fn fn, void *arg)
 {
 	MDB_cursor *cur;
 	MDB_val k = { plen, (void *)prefix }, v;
@@ -277,8 +275,8 @@ int flt_txn_foreach(flt_txn_t *t, flt_db_t db, const void *prefix,
 	rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
 	int ret = 0;
 	while (rc == 0) {
-		if (plen && (k.mv_size < plen ||
-			     memcmp(k.mv_data, prefix, plen) != 0))
+		if (plen &&
+		    (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0))
 			break;
 		ret = fn(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg);
 		if (ret != 0)

@@ -10,10 +10,7 @@
 
 #define PEM_MAX (1u << 20)
 
-bool flt_url_is_tls(const char *url)
-{
-	return strncmp(url, "tls+tcp", 7) == 0;
-}
+bool flt_url_is_tls(const char *url) { return strncmp(url, "tls+tcp", 7) == 0; }
 
 int flt_tls_check(const char *role, const char *url, const flt_tls_opts_t *o,
 		  bool dev, flt_error_t *err)
@@ -27,10 +24,11 @@ int flt_tls_check(const char *role, const char *url, const flt_tls_opts_t *o,
 		return 0;
 	}
 	if (!dev)
-		flt_warn("plain transport without TLS: peers are not "
-			 "authenticated and traffic is readable; use tls+tcp:// "
-			 "in production or --dev to silence this role=%s url=%s",
-			 role, url);
+		flt_warn(
+			"plain transport without TLS: peers are not "
+			"authenticated and traffic is readable; use tls+tcp:// "
+			"in production or --dev to silence this role=%s url=%s",
+			role, url);
 	return 0;
 }
 
@@ -65,14 +63,13 @@ static int make_config(nng_tls_mode mode, const flt_tls_opts_t *o,
 	}
 	if (cert && key &&
 	    (rc = nng_tls_config_own_cert(cfg, cert, key, NULL)) != 0) {
-		flt_err(err, FLT_ETRANSPORT,
-			"--tls-cert %s / --tls-key %s: %s", o->cert_file,
-			o->key_file, nng_strerror(rc));
+		flt_err(err, FLT_ETRANSPORT, "--tls-cert %s / --tls-key %s: %s",
+			o->cert_file, o->key_file, nng_strerror(rc));
 		goto fail;
 	}
 	/* Both directions verify: agents and operators need a cert. */
-	if ((rc = nng_tls_config_auth_mode(cfg,
-					   NNG_TLS_AUTH_MODE_REQUIRED)) != 0) {
+	if ((rc = nng_tls_config_auth_mode(cfg, NNG_TLS_AUTH_MODE_REQUIRED)) !=
+	    0) {
 		flt_err(err, FLT_ETRANSPORT, "tls auth mode: %s",
 			nng_strerror(rc));
 		goto fail;
@@ -105,8 +102,8 @@ int flt_tls_listener_setup(nng_listener l, const flt_tls_opts_t *o,
 	return 0;
 }
 
-int flt_tls_dialer_setup(nng_dialer d, const char *url,
-			 const flt_tls_opts_t *o, flt_error_t *err)
+int flt_tls_dialer_setup(nng_dialer d, const char *url, const flt_tls_opts_t *o,
+			 flt_error_t *err)
 {
 	char host[256] = "";
 	const char *name = o->server_name;

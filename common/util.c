@@ -233,10 +233,7 @@ int flt_program_start(const char *program, const char *log_level)
 static _Atomic(const char *) shutdown_step = "stopping";
 static unsigned shutdown_limit;
 
-void flt_shutdown_step(const char *step)
-{
-	atomic_store(&shutdown_step, step);
-}
+void flt_shutdown_step(const char *step) { atomic_store(&shutdown_step, step); }
 
 static void *shutdown_guard(void *arg)
 {

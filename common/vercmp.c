@@ -31,20 +31,14 @@ const char *flt_vscheme_name(flt_vscheme_t s)
 	return "?";
 }
 
-static bool is_digit(int c)
-{
-	return c >= '0' && c <= '9';
-}
+static bool is_digit(int c) { return c >= '0' && c <= '9'; }
 
 static bool is_alpha(int c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-static int sign(int c)
-{
-	return (c > 0) - (c < 0);
-}
+static int sign(int c) { return (c > 0) - (c < 0); }
 
 /* Two runs of decimal digits as numbers, however long. */
 static int digits_cmp(const char *a, size_t na, const char *b, size_t nb)
@@ -110,7 +104,7 @@ static int dpkg_part_cmp(const char *a, const char *ae, const char *b,
 typedef struct dpkg_version {
 	const char *epoch, *epoch_end; /* empty when absent: compares as 0 */
 	const char *up, *up_end;
-	const char *rev, *rev_end;     /* empty when absent: compares as 0 */
+	const char *rev, *rev_end; /* empty when absent: compares as 0 */
 } dpkg_version_t;
 
 static bool is_space(int c)
@@ -197,8 +191,8 @@ enum {
 
 typedef struct mv_token {
 	uint8_t type;
-	uint8_t qual;	  /* MV_STR */
-	uint32_t len;	  /* MV_INT: digits without leading zeros (0: zero) */
+	uint8_t qual; /* MV_STR */
+	uint32_t len; /* MV_INT: digits without leading zeros (0: zero) */
 	const char *text; /* MV_INT: those digits; MV_STR: the qualifier */
 } mv_token_t;
 
@@ -209,10 +203,7 @@ typedef struct mv_version {
 	mv_token_t local[96];
 } mv_version_t;
 
-static int lower(int c)
-{
-	return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c;
-}
+static int lower(int c) { return c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c; }
 
 static bool word_is(const char *s, size_t n, const char *w)
 {
@@ -236,8 +227,8 @@ static void mv_push_list(mv_version_t *v)
 	mv_push(v, (mv_token_t){ .type = MV_LIST });
 }
 
-static void mv_push_item(mv_version_t *v, bool digits, const char *s,
-			 size_t n, bool followed_by_digit)
+static void mv_push_item(mv_version_t *v, bool digits, const char *s, size_t n,
+			 bool followed_by_digit)
 {
 	mv_token_t t = { 0 };
 
@@ -256,19 +247,32 @@ static void mv_push_item(mv_version_t *v, bool digits, const char *s,
 	if (followed_by_digit && n == 1) {
 		/* a1 = alpha-1, b1 = beta-1, m1 = milestone-1 */
 		switch (lower((unsigned char)*s)) {
-		case 'a': t.qual = QUAL_ALPHA; mv_push(v, t); return;
-		case 'b': t.qual = QUAL_BETA; mv_push(v, t); return;
-		case 'm': t.qual = QUAL_MILESTONE; mv_push(v, t); return;
+		case 'a':
+			t.qual = QUAL_ALPHA;
+			mv_push(v, t);
+			return;
+		case 'b':
+			t.qual = QUAL_BETA;
+			mv_push(v, t);
+			return;
+		case 'm':
+			t.qual = QUAL_MILESTONE;
+			mv_push(v, t);
+			return;
 		}
 	}
 	static const struct {
 		const char *word;
 		uint8_t qual;
 	} known[] = {
-		{ "alpha", QUAL_ALPHA },     { "beta", QUAL_BETA },
-		{ "milestone", QUAL_MILESTONE }, { "rc", QUAL_RC },
-		{ "cr", QUAL_RC },	     { "snapshot", QUAL_SNAPSHOT },
-		{ "ga", QUAL_RELEASE },	     { "final", QUAL_RELEASE },
+		{ "alpha", QUAL_ALPHA },
+		{ "beta", QUAL_BETA },
+		{ "milestone", QUAL_MILESTONE },
+		{ "rc", QUAL_RC },
+		{ "cr", QUAL_RC },
+		{ "snapshot", QUAL_SNAPSHOT },
+		{ "ga", QUAL_RELEASE },
+		{ "final", QUAL_RELEASE },
 		{ "sp", QUAL_SP },
 	};
 	t.qual = QUAL_OTHER;
@@ -400,12 +404,10 @@ static int mv_qual_cmp(const mv_token_t *a, const mv_token_t *b)
 static int mv_cmp_null(const mv_token_t *t)
 {
 	switch (t->type) {
-	case MV_INT:
-		return t->len != 0; /* 1.0 == 1, 1.1 > 1 */
+	case MV_INT: return t->len != 0; /* 1.0 == 1, 1.1 > 1 */
 	case MV_STR: /* 1-rc < 1, 1-sp > 1 */
 		return t->qual < QUAL_RELEASE ? -1 : t->qual > QUAL_RELEASE;
-	default:
-		return 0; /* a list compares by its items, which follow */
+	default: return 0; /* a list compares by its items, which follow */
 	}
 }
 
@@ -482,12 +484,8 @@ int flt_version_cmp(flt_vscheme_t s, const char *a, const char *b, int *out,
 	int c, rc;
 
 	switch (s) {
-	case FLT_VS_DPKG:
-		*out = flt_dpkg_cmp(a, b);
-		return 0;
-	case FLT_VS_MAVEN:
-		*out = flt_maven_cmp(a, b);
-		return 0;
+	case FLT_VS_DPKG: *out = flt_dpkg_cmp(a, b); return 0;
+	case FLT_VS_MAVEN: *out = flt_maven_cmp(a, b); return 0;
 	case FLT_VS_SEMVER:
 		rc = flt_semver_cmp(a, b, &c);
 		if (rc < 0) {

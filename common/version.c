@@ -130,12 +130,13 @@ int flt_semver_cmp(const char *a, const char *b, int *out)
 	return 0;
 }
 
-int flt_semver_range_match(const char *range, const char *version,
-			   bool *match, flt_error_t *err)
+int flt_semver_range_match(const char *range, const char *version, bool *match,
+			   flt_error_t *err)
 {
 	semver_t v;
 	if (parse(version, version + strlen(version), &v) < 0)
-		return flt_err(err, -EINVAL, "\"%s\" is not a version", version);
+		return flt_err(err, -EINVAL, "\"%s\" is not a version",
+			       version);
 	bool all = true, pre_allowed = false;
 	const char *s = range;
 	int clauses = 0;
@@ -162,10 +163,11 @@ int flt_semver_range_match(const char *range, const char *version,
 			s++;
 		semver_t r;
 		if (s >= end || parse(s, end, &r) < 0 || !strcmp(op, "!"))
-			return flt_err(err, -EINVAL,
-				       "\"%s\": clause %d is not an operator and "
-				       "a version",
-				       range, clauses + 1);
+			return flt_err(
+				err, -EINVAL,
+				"\"%s\": clause %d is not an operator and "
+				"a version",
+				range, clauses + 1);
 		/* As npm does: a pre-release satisfies a range only when a
 		 * clause names a pre-release of the same version. */
 		if (r.pre_len && r.v[0] == v.v[0] && r.v[1] == v.v[1] &&

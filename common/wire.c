@@ -24,7 +24,8 @@ const char *flt_method_name(Flotilla__Method m)
 	case FLOTILLA__METHOD__METHOD_NODE_LIST: return "node_list";
 	case FLOTILLA__METHOD__METHOD_NODE_GET: return "node_get";
 	case FLOTILLA__METHOD__METHOD_NODE_DRAIN: return "node_drain";
-	case FLOTILLA__METHOD__METHOD_NODE_ELIGIBILITY: return "node_eligibility";
+	case FLOTILLA__METHOD__METHOD_NODE_ELIGIBILITY:
+		return "node_eligibility";
 	case FLOTILLA__METHOD__METHOD_JOB_PLAN: return "job_plan";
 	case FLOTILLA__METHOD__METHOD_JOB_REGISTER: return "job_register";
 	case FLOTILLA__METHOD__METHOD_JOB_GET: return "job_get";
@@ -33,7 +34,8 @@ const char *flt_method_name(Flotilla__Method m)
 	case FLOTILLA__METHOD__METHOD_JOB_HISTORY: return "job_history";
 	case FLOTILLA__METHOD__METHOD_ALLOC_GET: return "alloc_get";
 	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_GET: return "deployment_get";
-	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_PROMOTE: return "deployment_promote";
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_PROMOTE:
+		return "deployment_promote";
 	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_FAIL: return "deployment_fail";
 	case FLOTILLA__METHOD__METHOD_CHUNK_PUT: return "chunk_put";
 	case FLOTILLA__METHOD__METHOD_PACKAGE_PUSH: return "package_push";
@@ -131,8 +133,8 @@ int flt_envelope_unpack(const void *buf, size_t len, flt_envelope_t **out,
 	return unpack(buf, len, true, out, err);
 }
 
-int flt_envelope_unpack_reply(const void *buf, size_t len,
-			      flt_envelope_t **out, flt_error_t *err)
+int flt_envelope_unpack_reply(const void *buf, size_t len, flt_envelope_t **out,
+			      flt_error_t *err)
 {
 	return unpack(buf, len, false, out, err);
 }
@@ -160,9 +162,10 @@ int flt_envelope_pack(flt_envelope_t *env, const ProtobufCMessage *body_msg,
 	if (body_msg) {
 		size_t bl = protobuf_c_message_get_packed_size(body_msg);
 		if (bl > FLT_WIRE_MAX_MSG - 1024)
-			return flt_err(err, -EMSGSIZE,
-				       "%s: %zu bytes is over the message limit",
-				       body_msg->descriptor->short_name, bl);
+			return flt_err(
+				err, -EMSGSIZE,
+				"%s: %zu bytes is over the message limit",
+				body_msg->descriptor->short_name, bl);
 		body = flt_xmalloc(bl);
 		protobuf_c_message_pack(body_msg, body);
 		env->body.data = body;

@@ -53,15 +53,15 @@ typedef Flotilla__CampaignTarget target_t;
 typedef struct camp {
 	camp_msg_t *c;
 	flt_query_t *q; /* the parsed target; NULL if it no longer parses */
-	target_t **t;   /* sorted by node id */
+	target_t **t; /* sorted by node id */
 	size_t n, cap;
 	/* Since the current wave began (memory only, for the log): */
 	int64_t wave_start_ms; /* monotonic; 0 unknown (after a restart) */
-	int64_t busy_us;       /* this thread's time spent on it */
+	int64_t busy_us; /* this thread's time spent on it */
 	/* This round's working copies: change index + 1, 0 for none. */
-	size_t *chi;           /* per target, k->n of them */
+	size_t *chi; /* per target, k->n of them */
 	size_t chi_n;
-	size_t cchi;           /* the campaign's */
+	size_t cchi; /* the campaign's */
 } camp_t;
 
 typedef struct report {
@@ -83,10 +83,10 @@ typedef struct cmd {
 /* One change to commit: a campaign, a target, or a new target. */
 typedef struct change {
 	camp_t *camp;
-	camp_msg_t *c;  /* new campaign value, or NULL */
-	target_t *t;    /* new target value, or NULL */
-	size_t ti;      /* index of t in camp (SIZE_MAX: new target) */
-	bool push;      /* the node has a new step */
+	camp_msg_t *c; /* new campaign value, or NULL */
+	target_t *t; /* new target value, or NULL */
+	size_t ti; /* index of t in camp (SIZE_MAX: new target) */
+	bool push; /* the node has a new step */
 } change_t;
 
 struct coord_campaigns {
@@ -242,8 +242,7 @@ static void camp_free(camp_t *k)
 }
 
 /* Called with mtx held. */
-static camp_t *camp_find(coord_campaigns_t *cs, const char *q,
-			 flt_error_t *err)
+static camp_t *camp_find(coord_campaigns_t *cs, const char *q, flt_error_t *err)
 {
 	camp_t *found = NULL;
 	size_t n = 0, ql = strlen(q);
@@ -318,8 +317,8 @@ static int load_campaign(const void *key, size_t klen, const void *val,
 	camp_t *k = flt_xcalloc(1, sizeof(*k));
 	k->c = c;
 	flt_error_t err;
-	if (flt_query_parse(c->spec->target,
-			    coord_inv_advisories(cs->o.inv), &k->q, &err) < 0)
+	if (flt_query_parse(c->spec->target, coord_inv_advisories(cs->o.inv),
+			    &k->q, &err) < 0)
 		flt_warn("campaign %s: target no longer parses: %s", c->id,
 			 err.msg);
 	if (cs->n == cs->cap) {
@@ -400,8 +399,7 @@ static int sync_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 	return o->apply(txn, o->arg, err);
 }
 
-static void sync_done(void *arg, int rc, uint64_t index,
-		      const flt_error_t *err)
+static void sync_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 {
 	coord_campaigns_t *cs = ((sync_op_t *)arg)->cs;
 	pthread_mutex_lock(&cs->wmtx);
@@ -415,8 +413,8 @@ static void sync_done(void *arg, int rc, uint64_t index,
 }
 
 /* Submits an op and waits for its commit (only the campaign thread). */
-static int commit_sync(coord_campaigns_t *cs, coord_apply_fn apply,
-		       void *arg, uint64_t *index, flt_error_t *err)
+static int commit_sync(coord_campaigns_t *cs, coord_apply_fn apply, void *arg,
+		       uint64_t *index, flt_error_t *err)
 {
 	sync_op_t op = { cs, apply, arg };
 	pthread_mutex_lock(&cs->wmtx);
@@ -524,8 +522,7 @@ static int changes_commit(coord_campaigns_t *cs)
 	flt_error_t err;
 	int rc = commit_sync(cs, changes_apply, cs, &index, &err);
 	if (rc < 0) {
-		flt_warn("campaign changes not stored (retried): %s",
-			 err.msg);
+		flt_warn("campaign changes not stored (retried): %s", err.msg);
 		changes_discard(cs);
 		return rc;
 	}
@@ -588,8 +585,7 @@ static void new_step(coord_campaigns_t *cs, camp_t *k, size_t ti)
 	ch->push = true;
 }
 
-static void finish_target(target_t *w, Flotilla__TargetState s,
-			  const char *msg)
+static void finish_target(target_t *w, Flotilla__TargetState s, const char *msg)
 {
 	w->state = s;
 	w->finished_at_ms = flt_now_wall_ms();
@@ -659,10 +655,9 @@ static void apply_report(coord_campaigns_t *cs, const char *node,
 		char vers[256] = "", paths[512] = "";
 		bool known = false, match = false;
 		if (fi >= 0 && k->q)
-			match = coord_inv_match_node(cs->o.inv, fleet,
-						     (size_t)fi, k->q, vers,
-						     sizeof(vers), paths,
-						     sizeof(paths), &known);
+			match = coord_inv_match_node(
+				cs->o.inv, fleet, (size_t)fi, k->q, vers,
+				sizeof(vers), paths, sizeof(paths), &known);
 		char after[256] = "";
 		/* The first matched name stands for what was fixed. */
 		char name[128];
@@ -701,11 +696,9 @@ static void apply_report(coord_campaigns_t *cs, const char *node,
 		finish_target(w, ST(FAILED), msg);
 		break;
 	}
-	default:
-		return;
+	default: return;
 	}
-	flt_info("campaign %.8s host %s: %s", k->c->id,
-		 cur->node_name,
+	flt_info("campaign %.8s host %s: %s", k->c->id, cur->node_name,
 		 coord_target_state_name(
 			 changed_target(cs, k, (size_t)ti)->state));
 }
@@ -771,8 +764,7 @@ static void advance(coord_campaigns_t *cs, camp_t *k, sched_fleet_t *fleet)
 				if (fi >= 0 && k->q)
 					match = coord_inv_match_node(
 						cs->o.inv, fleet, (size_t)fi,
-						k->q, NULL, 0, NULL, 0,
-						&known);
+						k->q, NULL, 0, NULL, 0, &known);
 				if (known && !match) {
 					finish_target(w, ST(SKIPPED),
 						      "no longer matches the "
@@ -821,8 +813,8 @@ static void advance(coord_campaigns_t *cs, camp_t *k, sched_fleet_t *fleet)
 static void gate(coord_campaigns_t *cs, camp_t *k)
 {
 	camp_msg_t *c = work_camp(cs, k);
-	if (c->tripped || c->state == CS(ABORTING) ||
-	    c->state == CS(ABORTED) || c->state == CS(COMPLETE))
+	if (c->tripped || c->state == CS(ABORTING) || c->state == CS(ABORTED) ||
+	    c->state == CS(COMPLETE))
 		return;
 	uint32_t failures = failures_of(cs, k);
 	if (failures <= c->failure_limit)
@@ -937,8 +929,8 @@ static int late_one(void *arg, size_t node, const Flotilla__Inventory *inv,
 	ch->camp = x->k;
 	ch->t = t;
 	ch->ti = SIZE_MAX;
-	flt_info("campaign %.8s: host %s matches the target late",
-		 x->k->c->id, t->node_name);
+	flt_info("campaign %.8s: host %s matches the target late", x->k->c->id,
+		 t->node_name);
 	return 0;
 }
 
@@ -1030,10 +1022,9 @@ static void handle_cmd(coord_campaigns_t *cs, cmd_t *cmd)
 					for (size_t i = 0; i < k->n; i++)
 						total += k->t[i]->state !=
 							 ST(LATE);
-					base = (uint32_t)(
-						total *
-						c->spec->max_failures_percent /
-						100);
+					base = (uint32_t)(total *
+							  c->spec->max_failures_percent /
+							  100);
 				}
 				c->failure_limit = f + base;
 				c->tripped = false;
@@ -1042,8 +1033,7 @@ static void handle_cmd(coord_campaigns_t *cs, cmd_t *cmd)
 			set_str(&c->message, "");
 		}
 		break;
-	case CMD_CREATE:
-		break;
+	case CMD_CREATE: break;
 	case CMD_ABORT:
 		if (!camp_open(c) || c->state == CS(ABORTING))
 			bad = "only a running or paused campaign can be "
@@ -1056,8 +1046,9 @@ static void handle_cmd(coord_campaigns_t *cs, cmd_t *cmd)
 		break;
 	}
 	if (bad) {
-		flt_request_fail(cmd->r, FLT_ECONFLICT, "campaign %.8s is %s: %s",
-				 k->c->id, camp_state_name(k->c->state), bad);
+		flt_request_fail(cmd->r, FLT_ECONFLICT,
+				 "campaign %.8s is %s: %s", k->c->id,
+				 camp_state_name(k->c->state), bad);
 		cmd->r = NULL;
 	}
 }
@@ -1095,7 +1086,8 @@ static void drop_unchanged_camp(coord_campaigns_t *cs, camp_t *k)
 		size_t b = protobuf_c_message_get_packed_size(&k->c->base);
 		bool same = a == b;
 		if (same) {
-			uint8_t *x = flt_xmalloc(a + 1), *y = flt_xmalloc(b + 1);
+			uint8_t *x = flt_xmalloc(a + 1),
+				*y = flt_xmalloc(b + 1);
 			protobuf_c_message_pack(&ch->c->base, x);
 			protobuf_c_message_pack(&k->c->base, y);
 			same = memcmp(x, y, a) == 0;
@@ -1286,7 +1278,8 @@ int coord_campaigns_open(const coord_campaigns_opts_t *o,
 	if (cs->n)
 		flt_info("campaigns loaded total=%zu open=%zu", cs->n, open);
 	if (pthread_create(&cs->thread, NULL, campaign_main, cs) != 0) {
-		rc = flt_err(err, -EAGAIN, "starting the campaign thread failed");
+		rc = flt_err(err, -EAGAIN,
+			     "starting the campaign thread failed");
 		goto fail;
 	}
 	cs->started = true;
@@ -1345,8 +1338,9 @@ static bool report_moot(coord_campaigns_t *cs, const char *node_id,
 	const target_t *t = k->t[ti];
 	if (strcmp(t->step_id, st->id) != 0 || terminal(t->state))
 		return true;
-	bool progress = st->state == FLOTILLA__STEP_STATE__STEP_STATE_APPLYING ||
-			st->state == FLOTILLA__STEP_STATE__STEP_STATE_VERIFYING;
+	bool progress =
+		st->state == FLOTILLA__STEP_STATE__STEP_STATE_APPLYING ||
+		st->state == FLOTILLA__STEP_STATE__STEP_STATE_VERIFYING;
 	return progress && t->state != ST(DISPATCHED);
 }
 
@@ -1422,7 +1416,8 @@ void coord_campaigns_node_steps(coord_campaigns_t *cs, const char *node_id,
 		st->min_healthy_ms = sp->min_healthy_ms;
 		st->timeout_ms = agent_timeout_ms(sp);
 		if (t->state == ST(ROLLING_BACK)) {
-			st->action = FLOTILLA__STEP_ACTION__STEP_ACTION_ROLLBACK;
+			st->action =
+				FLOTILLA__STEP_ACTION__STEP_ACTION_ROLLBACK;
 			st->rollback_to = flt_xstrdup(t->from_version);
 		} else {
 			st->action = FLOTILLA__STEP_ACTION__STEP_ACTION_INSTALL;
@@ -1492,8 +1487,7 @@ static void handle_list(coord_campaigns_t *cs, flt_request_t *r)
 		FLOTILLA__CAMPAIGN_LIST_RESPONSE__INIT;
 	pthread_mutex_lock(&cs->mtx);
 	size_t n = cs->n;
-	Flotilla__CampaignCounts *counts =
-		flt_xcalloc(n + 1, sizeof(*counts));
+	Flotilla__CampaignCounts *counts = flt_xcalloc(n + 1, sizeof(*counts));
 	Flotilla__CampaignCounts **cp = flt_xcalloc(n + 1, sizeof(*cp));
 	Flotilla__Campaign **camps = flt_xcalloc(n + 1, sizeof(*camps));
 	Flotilla__Campaign *views = flt_xcalloc(n + 1, sizeof(*views));
@@ -1576,8 +1570,7 @@ static int spec_check(Flotilla__CampaignSpec *sp, flt_error_t *err)
 			       "spec.batch_percent: give batch or "
 			       "batch_percent, not both");
 	if (sp->batch_percent > 100)
-		return flt_err(err, FLT_EPROTO,
-			       "spec.batch_percent: 1 to 100");
+		return flt_err(err, FLT_EPROTO, "spec.batch_percent: 1 to 100");
 	if (sp->max_failures && sp->max_failures_percent)
 		return flt_err(err, FLT_EPROTO,
 			       "spec.max_failures_percent: give max_failures "
@@ -1727,8 +1720,8 @@ static void handle_create(coord_campaigns_t *cs, flt_request_t *r)
 		goto out;
 	}
 	Flotilla__PackageManifest *pkg = NULL;
-	if (coord_pkgs_get(cs->o.pkgs, sp->package, sp->version, &pkg,
-			   &err) < 0) {
+	if (coord_pkgs_get(cs->o.pkgs, sp->package, sp->version, &pkg, &err) <
+	    0) {
 		flt_request_fail(r, err.code, "spec.package: %s", err.msg);
 		goto out;
 	}
@@ -1780,9 +1773,8 @@ static void handle_create(coord_campaigns_t *cs, flt_request_t *r)
 	coord_inv_eval(cs->o.inv, fleet, k->q, plan_one, &x, NULL);
 	c->waves = plan_waves(k);
 	if (c->spec->max_failures_percent)
-		c->failure_limit = (uint32_t)(k->n *
-					      c->spec->max_failures_percent /
-					      100);
+		c->failure_limit =
+			(uint32_t)(k->n * c->spec->max_failures_percent / 100);
 	else
 		c->failure_limit = c->spec->max_failures;
 	if (k->n == 0) {
@@ -1829,19 +1821,14 @@ void coord_campaigns_handle_api(coord_campaigns_t *cs, flt_request_t *r)
 	case FLOTILLA__METHOD__METHOD_CAMPAIGN_CREATE:
 		handle_create(cs, r);
 		return;
-	case FLOTILLA__METHOD__METHOD_CAMPAIGN_GET:
-		handle_get(cs, r);
-		return;
-	case FLOTILLA__METHOD__METHOD_CAMPAIGN_LIST:
-		handle_list(cs, r);
-		return;
+	case FLOTILLA__METHOD__METHOD_CAMPAIGN_GET: handle_get(cs, r); return;
+	case FLOTILLA__METHOD__METHOD_CAMPAIGN_LIST: handle_list(cs, r); return;
 	case FLOTILLA__METHOD__METHOD_CAMPAIGN_PAUSE:
 		handle_cmd_req(cs, r, CMD_PAUSE);
 		return;
 	case FLOTILLA__METHOD__METHOD_CAMPAIGN_RESUME:
 		handle_cmd_req(cs, r, CMD_RESUME);
 		return;
-	default:
-		handle_cmd_req(cs, r, CMD_ABORT);
+	default: handle_cmd_req(cs, r, CMD_ABORT);
 	}
 }

@@ -49,7 +49,7 @@ struct ejob {
 	Flotilla__JobRecord **versions; /* committed, oldest first */
 	size_t nversions;
 	Flotilla__JobRecord *new_version; /* written with this cycle */
-	bool version_restable;            /* rewrite versions[] stable */
+	bool version_restable; /* rewrite versions[] stable */
 	ealloc_t **allocs;
 	size_t nallocs, allocs_cap;
 	edep_t **deps; /* oldest first */
@@ -81,8 +81,8 @@ enum op_kind { OP_REGISTER, OP_STOP, OP_PROMOTE, OP_FAIL };
 typedef struct eop {
 	enum op_kind kind;
 	Flotilla__Job *job; /* register: owned */
-	char *name;         /* stop: job; promote/fail: deployment */
-	flt_request_t *r;   /* NULL: a direct call waiting on done */
+	char *name; /* stop: job; promote/fail: deployment */
+	flt_request_t *r; /* NULL: a direct call waiting on done */
 	/* Results. */
 	int rc;
 	flt_error_t err;
@@ -222,8 +222,8 @@ static void *pb_dup(const ProtobufCMessage *m)
 	size_t len = protobuf_c_message_get_packed_size(m);
 	uint8_t *buf = flt_xmalloc(len ? len : 1);
 	protobuf_c_message_pack(m, buf);
-	ProtobufCMessage *c = protobuf_c_message_unpack(m->descriptor, NULL,
-							len, buf);
+	ProtobufCMessage *c =
+		protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
 	free(buf);
 	if (!c)
 		abort(); /* only out of memory */
@@ -497,8 +497,8 @@ static Flotilla__NodeTasks *report_of(const ealloc_t *ea)
  * and whether every task runs and passes its checks.
  */
 static void derive(const ealloc_t *ea, const Flotilla__Alloc *a,
-		   const Flotilla__TaskGroup *g, const char **status,
-		   char *msg, size_t msglen, bool *healthy)
+		   const Flotilla__TaskGroup *g, const char **status, char *msg,
+		   size_t msglen, bool *healthy)
 {
 	*status = a->client_status;
 	*healthy = false;
@@ -556,8 +556,7 @@ static void derive(const ealloc_t *ea, const Flotilla__Alloc *a,
 		case FLOTILLA__TASK_STATE__TASK_STATE_RESTARTING:
 			running++;
 			break;
-		default:
-			break;
+		default: break;
 		}
 	}
 	if (nt->n_tasks >= want && exited_ok == nt->n_tasks)
@@ -758,9 +757,11 @@ static void place_wanted(cycle_t *c, ejob_t *ej, gstate_t *s)
 			existing[nex++] = (size_t)ni;
 	}
 	bool system = is(s->rec->job->type, "system");
-	sched_request_t rq = { .job = s->rec->job, .group = s->g,
+	sched_request_t rq = { .job = s->rec->job,
+			       .group = s->g,
 			       .count = (uint32_t)s->nw,
-			       .existing = existing, .nexisting = nex,
+			       .existing = existing,
+			       .nexisting = nex,
 			       .seed = (uint64_t)c->now };
 	sched_result_t res;
 	flt_error_t err;
@@ -805,16 +806,16 @@ static void place_wanted(cycle_t *c, ejob_t *ej, gstate_t *s)
 					p->reschedule_attempts + 1;
 				a->n_reschedule_times_ms =
 					p->n_reschedule_times_ms + 1;
-				a->reschedule_times_ms = flt_xcalloc(
-					a->n_reschedule_times_ms,
-					sizeof(int64_t));
+				a->reschedule_times_ms =
+					flt_xcalloc(a->n_reschedule_times_ms,
+						    sizeof(int64_t));
 				if (p->n_reschedule_times_ms)
 					memcpy(a->reschedule_times_ms,
 					       p->reschedule_times_ms,
 					       p->n_reschedule_times_ms *
 						       sizeof(int64_t));
-				a->reschedule_times_ms[p->n_reschedule_times_ms] =
-					c->now;
+				a->reschedule_times_ms
+					[p->n_reschedule_times_ms] = c->now;
 			} else {
 				a->reschedule_attempts = p->reschedule_attempts;
 			}
@@ -835,8 +836,7 @@ static void place_wanted(cycle_t *c, ejob_t *ej, gstate_t *s)
 	}
 	if (res.unplaced) {
 		c->unplaced += res.unplaced;
-		snprintf(c->why, sizeof(c->why), "%s: %s", s->g->name,
-			 res.why);
+		snprintf(c->why, sizeof(c->why), "%s: %s", s->g->name, res.why);
 		flt_warn("allocations not placed job=%s group=%s count=%u "
 			 "why=\"%s\"",
 			 ej->name, s->g->name, res.unplaced, res.why);
@@ -906,8 +906,7 @@ static void start_deployment(cycle_t *c, ejob_t *ej, bool revert);
 
 /* Marks a deployment failed; with auto_revert, registers the last stable
  * version again as a new version. */
-static void fail_deployment(cycle_t *c, ejob_t *ej, edep_t *ed,
-			    const char *why)
+static void fail_deployment(cycle_t *c, ejob_t *ej, edep_t *ed, const char *why)
 {
 	Flotilla__Deployment *d = dwc(c, ed);
 	set_str(&d->status, "failed");
@@ -944,7 +943,8 @@ static void fail_deployment(cycle_t *c, ejob_t *ej, edep_t *ed,
 	w->version++;
 	w->stable = false;
 	w->submitted_ms = c->now;
-	snprintf(msg, sizeof(msg), "reverted to version %llu: deployment %.8s "
+	snprintf(msg, sizeof(msg),
+		 "reverted to version %llu: deployment %.8s "
 		 "failed",
 		 (unsigned long long)stable->version, d->id);
 	set_str(&w->description, msg);
@@ -1018,8 +1018,8 @@ static void start_deployment(cycle_t *c, ejob_t *ej, bool revert)
 	ej->deps = flt_xrealloc(ej->deps, (ej->ndeps + 1) * sizeof(*ej->deps));
 	ej->deps[ej->ndeps++] = ed;
 	plan_add(c, PE_DEP, ed);
-	flt_info("deployment started deployment=%s job=%s version=%llu",
-		 d->id, d->job, (unsigned long long)d->job_version);
+	flt_info("deployment started deployment=%s job=%s version=%llu", d->id,
+		 d->job, (unsigned long long)d->job_version);
 }
 
 /* Decides the health of the deployment's undecided allocations. */
@@ -1062,8 +1062,8 @@ static void dep_health(cycle_t *c, ejob_t *ej, edep_t *ed)
 					? "not healthy within the healthy "
 					  "deadline"
 					: "ended before it was healthy");
-		flt_info("allocation %s alloc=%s job=%s deployment=%s",
-			 verdict, w->id, w->job, d->id);
+		flt_info("allocation %s alloc=%s job=%s deployment=%s", verdict,
+			 w->id, w->job, d->id);
 		if (is(verdict, "healthy")) {
 			Flotilla__Deployment *dw = dwc(c, ed);
 			dw->progress_by_ms =
@@ -1211,7 +1211,8 @@ static void reconcile_group(cycle_t *c, ejob_t *ej, gstate_t *s)
 				 a->node_name);
 			bool was_done = terminal(a->client_status);
 			stop_alloc(c, ea, why, was_done ? NULL : "lost");
-			if (!system && !(was_done && !needs_replacement(job, a)))
+			if (!system &&
+			    !(was_done && !needs_replacement(job, a)))
 				want_add(s, (want_t){ .index = a->index,
 						      .prev = ea });
 			continue;
@@ -1220,12 +1221,14 @@ static void reconcile_group(cycle_t *c, ejob_t *ej, gstate_t *s)
 			int64_t when;
 			if (resched_allowed(a, g->reschedule, c->now, &when)) {
 				if (c->now >= when) {
-					stop_alloc(c, ea,
-						   "rescheduled after it failed",
-						   NULL);
-					want_add(s, (want_t){ .index = a->index,
-							      .prev = ea,
-							      .resched = true });
+					stop_alloc(
+						c, ea,
+						"rescheduled after it failed",
+						NULL);
+					want_add(s,
+						 (want_t){ .index = a->index,
+							   .prev = ea,
+							   .resched = true });
 					continue;
 				}
 				wake_at(ej, when);
@@ -1247,21 +1250,21 @@ static void reconcile_group(cycle_t *c, ejob_t *ej, gstate_t *s)
 		int64_t deadline;
 		sched_node_draining(f, sched_fleet_find(f, a->node_id),
 				    &deadline);
-		ealloc_t *next = a->next_alloc[0]
-					 ? smap_get(&c->e->alloc_map,
-						    a->next_alloc)
-					 : NULL;
+		ealloc_t *next = a->next_alloc[0] ? smap_get(&c->e->alloc_map,
+							     a->next_alloc)
+						  : NULL;
 		const Flotilla__Alloc *n = next ? acur(next) : NULL;
 		bool past = c->now >= deadline;
-		if (n && (past || n->healthy_since_ms ||
-			  terminal(n->client_status) ||
-			  is(n->desired, "stop"))) {
+		if (n &&
+		    (past || n->healthy_since_ms ||
+		     terminal(n->client_status) || is(n->desired, "stop"))) {
 			stop_alloc(c, ea, "node drained", NULL);
 		} else if (!n) {
 			if (past)
 				stop_alloc(c, ea, "drain deadline passed",
 					   NULL);
-			want_add(s, (want_t){ .index = a->index, .prev = ea,
+			want_add(s, (want_t){ .index = a->index,
+					      .prev = ea,
 					      .migrate = !past });
 		} else {
 			wake_at(ej, deadline);
@@ -1376,10 +1379,11 @@ static void reconcile_group(cycle_t *c, ejob_t *ej, gstate_t *s)
 			nnew++;
 		}
 	}
-	flt_debug("reconcile job=%s group=%s want=%u old=%zu cur=%zu wanted=%zu "
-		  "migrating=%zu canaries=%zu dep=%s",
-		  ej->name, g->name, want, nold, ncur, s->nw, nmig, canaries,
-		  d ? d->status : "none");
+	flt_debug(
+		"reconcile job=%s group=%s want=%u old=%zu cur=%zu wanted=%zu "
+		"migrating=%zu canaries=%zu dep=%s",
+		ej->name, g->name, want, nold, ncur, s->nw, nmig, canaries,
+		d ? d->status : "none");
 	/* Too many (a count lowered): stop the surplus, the old version
 	 * first. Canaries waiting for promotion are beside the count. */
 	size_t total = nold + ncur + s->nw - canaries;
@@ -1509,8 +1513,8 @@ static void run_op(cycle_t *c, eop_t *op)
 	case OP_REGISTER: {
 		ejob_t *ej = job_find(e, op->job->name);
 		const Flotilla__JobRecord *cur = ej ? jcur(ej) : NULL;
-		if (cur && !cur->stopped && pb_equal(&cur->job->base,
-						     &op->job->base)) {
+		if (cur && !cur->stopped &&
+		    pb_equal(&cur->job->base, &op->job->base)) {
 			op->resp.unchanged = true;
 			op->resp.job_version = cur->version;
 			return;
@@ -1662,8 +1666,8 @@ static char *version_key(const char *name, uint64_t v, size_t *len)
 	return k;
 }
 
-static int put_pb_key(flt_txn_t *txn, flt_db_t db, const void *key,
-		      size_t klen, const ProtobufCMessage *m, flt_error_t *err)
+static int put_pb_key(flt_txn_t *txn, flt_db_t db, const void *key, size_t klen,
+		      const ProtobufCMessage *m, flt_error_t *err)
 {
 	size_t len = protobuf_c_message_get_packed_size(m);
 	uint8_t *buf = flt_xmalloc(len + 1);
@@ -1705,7 +1709,8 @@ static int plan_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 					ej->new_version->create_index = idx;
 				size_t kl;
 				cleanup_free char *k = version_key(
-					ej->name, ej->new_version->version, &kl);
+					ej->name, ej->new_version->version,
+					&kl);
 				rc = put_pb_key(txn, e->db_versions, k, kl,
 						&ej->new_version->base, err);
 			}
@@ -1722,9 +1727,10 @@ static int plan_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 				rc = flt_txn_put_pb(txn, e->db_evals, ev->id,
 						    &ev->base, err);
 				if (rc == 0 && ej->nevals >= EVALS_KEPT)
-					rc = flt_txn_del(txn, e->db_evals,
-							 ej->evals[0]->id,
-							 strlen(ej->evals[0]->id));
+					rc = flt_txn_del(
+						txn, e->db_evals,
+						ej->evals[0]->id,
+						strlen(ej->evals[0]->id));
 				if (rc == -ENOENT)
 					rc = 0;
 			}
@@ -1748,8 +1754,7 @@ static int plan_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 					    &ed->wc->base, err);
 			break;
 		}
-		default:
-			break;
+		default: break;
 		}
 		if (rc < 0)
 			return rc;
@@ -1757,8 +1762,7 @@ static int plan_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 	return 0;
 }
 
-static void plan_done(void *arg, int rc, uint64_t index,
-		      const flt_error_t *err)
+static void plan_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 {
 	waiter_t *w = arg;
 	pthread_mutex_lock(&w->mtx);
@@ -1798,15 +1802,15 @@ static void finish_plan(cycle_t *c, bool ok, uint64_t index)
 					     v++)
 						if (ej->versions[v]->version ==
 						    ej->rec->version)
-							ej->versions[v]->stable =
-								true;
+							ej->versions[v]
+								->stable = true;
 				if (ej->eval) {
 					if (ej->nevals >= EVALS_KEPT) {
 						pb_free(ej->evals[0]);
 						memmove(ej->evals,
 							ej->evals + 1,
-							(ej->nevals - 1) *
-								sizeof(*ej->evals));
+							(ej->nevals -
+							 1) * sizeof(*ej->evals));
 						ej->nevals--;
 					}
 					ej->evals = flt_xrealloc(
@@ -1854,8 +1858,7 @@ static void finish_plan(cycle_t *c, bool ok, uint64_t index)
 			ed->wc = NULL;
 			break;
 		}
-		default:
-			break;
+		default: break;
 		}
 	}
 	c->npe = 0;
@@ -1939,7 +1942,8 @@ static void *engine_main(void *arg)
 		else if (!work) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
-			int64_t ns = ts.tv_nsec + (int64_t)e->o.tick_ms * 1000000;
+			int64_t ns =
+				ts.tv_nsec + (int64_t)e->o.tick_ms * 1000000;
 			ts.tv_sec += ns / 1000000000;
 			ts.tv_nsec = ns % 1000000000;
 			pthread_cond_timedwait(&e->cond, &e->mtx, &ts);
@@ -1979,9 +1983,9 @@ static void *engine_main(void *arg)
 				c.placed = c.stopped = c.unplaced = 0;
 				c.why[0] = 0;
 				reconcile(&c, ej);
-				bool eventful = !is(ej->trigger, "timer") &&
-						!is(ej->trigger,
-						    "alloc-update");
+				bool eventful =
+					!is(ej->trigger, "timer") &&
+					!is(ej->trigger, "alloc-update");
 				if (eventful || c.placed || c.stopped ||
 				    c.unplaced) {
 					new_eval(&c, ej);
@@ -2054,8 +2058,8 @@ typedef struct loader {
 	int rc;
 } loader_t;
 
-static int load_job(const void *key, size_t klen, const void *val,
-		    size_t vlen, void *arg)
+static int load_job(const void *key, size_t klen, const void *val, size_t vlen,
+		    void *arg)
 {
 	loader_t *l = arg;
 	(void)key;
@@ -2085,8 +2089,8 @@ static int load_version(const void *key, size_t klen, const void *val,
 		return 0;
 	}
 	/* Keys sort by name, then version: versions arrive in order. */
-	ej->versions = flt_xrealloc(ej->versions,
-				    (ej->nversions + 1) * sizeof(*ej->versions));
+	ej->versions = flt_xrealloc(
+		ej->versions, (ej->nversions + 1) * sizeof(*ej->versions));
 	ej->versions[ej->nversions++] = r;
 	return 0;
 }
@@ -2113,13 +2117,13 @@ static int dep_order(const void *x, const void *y)
 {
 	const Flotilla__Deployment *a = (*(edep_t *const *)x)->d;
 	const Flotilla__Deployment *b = (*(edep_t *const *)y)->d;
-	return a->create_index < b->create_index ? -1
+	return a->create_index < b->create_index   ? -1
 	       : a->create_index > b->create_index ? 1
 						   : 0;
 }
 
-static int load_dep(const void *key, size_t klen, const void *val,
-		    size_t vlen, void *arg)
+static int load_dep(const void *key, size_t klen, const void *val, size_t vlen,
+		    void *arg)
 {
 	loader_t *l = arg;
 	(void)key;
@@ -2141,13 +2145,13 @@ static int eval_order(const void *x, const void *y)
 {
 	const Flotilla__Eval *a = *(Flotilla__Eval *const *)x;
 	const Flotilla__Eval *b = *(Flotilla__Eval *const *)y;
-	return a->create_index < b->create_index ? -1
+	return a->create_index < b->create_index   ? -1
 	       : a->create_index > b->create_index ? 1
 						   : 0;
 }
 
-static int load_eval(const void *key, size_t klen, const void *val,
-		     size_t vlen, void *arg)
+static int load_eval(const void *key, size_t klen, const void *val, size_t vlen,
+		     void *arg)
 {
 	loader_t *l = arg;
 	(void)key;
@@ -2158,7 +2162,8 @@ static int load_eval(const void *key, size_t klen, const void *val,
 		pb_free(ev);
 		return 0;
 	}
-	ej->evals = flt_xrealloc(ej->evals, (ej->nevals + 1) * sizeof(*ej->evals));
+	ej->evals =
+		flt_xrealloc(ej->evals, (ej->nevals + 1) * sizeof(*ej->evals));
 	ej->evals[ej->nevals++] = ev;
 	return 0;
 }
@@ -2170,12 +2175,14 @@ static int load(coord_engine_t *e, flt_error_t *err)
 	if (rc < 0)
 		return rc;
 	loader_t l = { .e = e };
-	if ((rc = flt_txn_foreach(txn, e->db_jobs, NULL, 0, load_job, &l)) < 0 ||
+	if ((rc = flt_txn_foreach(txn, e->db_jobs, NULL, 0, load_job, &l)) <
+		    0 ||
 	    (rc = flt_txn_foreach(txn, e->db_versions, NULL, 0, load_version,
 				  &l)) < 0 ||
-	    (rc = flt_txn_foreach(txn, e->db_allocs, NULL, 0, load_alloc,
-				  &l)) < 0 ||
-	    (rc = flt_txn_foreach(txn, e->db_deps, NULL, 0, load_dep, &l)) < 0 ||
+	    (rc = flt_txn_foreach(txn, e->db_allocs, NULL, 0, load_alloc, &l)) <
+		    0 ||
+	    (rc = flt_txn_foreach(txn, e->db_deps, NULL, 0, load_dep, &l)) <
+		    0 ||
 	    (rc = flt_txn_foreach(txn, e->db_evals, NULL, 0, load_eval, &l)) <
 		    0) {
 		flt_txn_abort(txn);
@@ -2186,7 +2193,8 @@ static int load(coord_engine_t *e, flt_error_t *err)
 	for (size_t j = 0; j < e->njobs; j++) {
 		ejob_t *ej = e->jobs[j];
 		if (ej->ndeps)
-			qsort(ej->deps, ej->ndeps, sizeof(*ej->deps), dep_order);
+			qsort(ej->deps, ej->ndeps, sizeof(*ej->deps),
+			      dep_order);
 		if (ej->nevals)
 			qsort(ej->evals, ej->nevals, sizeof(*ej->evals),
 			      eval_order);
@@ -2215,7 +2223,8 @@ int coord_engine_open(const coord_engine_opts_t *o, coord_engine_t **out,
 	pthread_cond_init(&e->done_cond, NULL);
 	int rc;
 	if ((rc = flt_store_db(o->store, "jobs", &e->db_jobs)) < 0 ||
-	    (rc = flt_store_db(o->store, "job_versions", &e->db_versions)) < 0 ||
+	    (rc = flt_store_db(o->store, "job_versions", &e->db_versions)) <
+		    0 ||
 	    (rc = flt_store_db(o->store, "allocs", &e->db_allocs)) < 0 ||
 	    (rc = flt_store_db(o->store, "deployments", &e->db_deps)) < 0 ||
 	    (rc = flt_store_db(o->store, "evals", &e->db_evals)) < 0) {
@@ -2337,8 +2346,7 @@ static void call(coord_engine_t *e, eop_t *op)
 }
 
 int coord_engine_register(coord_engine_t *e, const Flotilla__Job *job,
-			  Flotilla__JobRegisterResponse **out,
-			  flt_error_t *err)
+			  Flotilla__JobRegisterResponse **out, flt_error_t *err)
 {
 	eop_t *op = flt_xcalloc(1, sizeof(*op));
 	op->kind = OP_REGISTER;
@@ -2384,9 +2392,8 @@ void coord_engine_node_allocs(coord_engine_t *e, const char *node_id,
 		const Flotilla__Alloc *a = nd->v[i]->a;
 		if (!a || !is(a->desired, "run"))
 			continue;
-		const Flotilla__TaskGroup *g =
-			group_of(job_at(nd->v[i]->job, a->job_version),
-				 a->group);
+		const Flotilla__TaskGroup *g = group_of(
+			job_at(nd->v[i]->job, a->job_version), a->group);
 		if (!g)
 			continue;
 		Flotilla__AllocSpec *as = flt_xmalloc(sizeof(*as));
@@ -2449,9 +2456,9 @@ static void summarize(const ejob_t *ej, Flotilla__JobSummary *s)
 	if (system)
 		s->desired = r->stopped ? 0 : live;
 	/* A batch job whose allocations all ended is done, not pending. */
-	s->status = r->stopped		       ? (live ? "stopping" : "dead")
-		    : s->running		       ? "running"
-		    : live && complete == live	       ? "complete"
+	s->status = r->stopped                 ? (live ? "stopping" : "dead")
+		    : s->running               ? "running"
+		    : live && complete == live ? "complete"
 		    : live && complete + s->failed == live ? "failed"
 							   : "pending";
 	const edep_t *ld = latest_dep(ej);
@@ -2469,7 +2476,8 @@ static ealloc_t *alloc_lookup(coord_engine_t *e, const char *q,
 		return ea;
 	size_t n = strlen(q), matches = 0;
 	for (size_t i = 0; i < e->nallocs && n >= 4; i++)
-		if (e->allocs[i]->a && strncmp(e->allocs[i]->a->id, q, n) == 0) {
+		if (e->allocs[i]->a &&
+		    strncmp(e->allocs[i]->a->id, q, n) == 0) {
 			ea = e->allocs[i];
 			matches++;
 		}
@@ -2559,10 +2567,8 @@ bool coord_engine_serves(Flotilla__Method m)
 	case FLOTILLA__METHOD__METHOD_ALLOC_GET:
 	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_GET:
 	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_PROMOTE:
-	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_FAIL:
-		return true;
-	default:
-		return false;
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_FAIL: return true;
+	default: return false;
 	}
 }
 
@@ -2595,8 +2601,7 @@ static void handle_register(coord_engine_t *e, flt_request_t *r)
 	enqueue(e, op);
 }
 
-static void handle_named(coord_engine_t *e, flt_request_t *r,
-			 enum op_kind kind)
+static void handle_named(coord_engine_t *e, flt_request_t *r, enum op_kind kind)
 {
 	char *name = NULL;
 	if (kind == OP_STOP) {
@@ -2608,8 +2613,9 @@ static void handle_named(coord_engine_t *e, flt_request_t *r,
 		pb_free(req);
 	} else {
 		Flotilla__DeploymentGetRequest *req;
-		if (flt_request_body(r, &flotilla__deployment_get_request__descriptor,
-				     &req) < 0)
+		if (flt_request_body(
+			    r, &flotilla__deployment_get_request__descriptor,
+			    &req) < 0)
 			return;
 		name = flt_xstrdup(req->id);
 		pb_free(req);
@@ -2690,7 +2696,8 @@ static void handle_read(coord_engine_t *e, flt_request_t *r)
 	}
 	case FLOTILLA__METHOD__METHOD_ALLOC_GET: {
 		Flotilla__AllocGetRequest *req;
-		if (flt_request_body(r, &flotilla__alloc_get_request__descriptor,
+		if (flt_request_body(r,
+				     &flotilla__alloc_get_request__descriptor,
 				     &req) < 0)
 			return;
 		pthread_mutex_lock(&e->mtx);
@@ -2710,8 +2717,9 @@ static void handle_read(coord_engine_t *e, flt_request_t *r)
 	}
 	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_GET: {
 		Flotilla__DeploymentGetRequest *req;
-		if (flt_request_body(r, &flotilla__deployment_get_request__descriptor,
-				     &req) < 0)
+		if (flt_request_body(
+			    r, &flotilla__deployment_get_request__descriptor,
+			    &req) < 0)
 			return;
 		pthread_mutex_lock(&e->mtx);
 		ejob_t *ej;
@@ -2728,8 +2736,7 @@ static void handle_read(coord_engine_t *e, flt_request_t *r)
 		pb_free(req);
 		break;
 	}
-	default:
-		rc = flt_err(&err, FLT_EMETHOD, "not served here");
+	default: rc = flt_err(&err, FLT_EMETHOD, "not served here");
 	}
 	if (rc < 0)
 		flt_request_fail(r, rc, "%s", err.msg);
@@ -2753,7 +2760,6 @@ void coord_engine_handle_api(coord_engine_t *e, flt_request_t *r)
 	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_FAIL:
 		handle_named(e, r, OP_FAIL);
 		return;
-	default:
-		handle_read(e, r);
+	default: handle_read(e, r);
 	}
 }

@@ -80,15 +80,14 @@ static void put(coord_inv_t *t, const char *id, Flotilla__Inventory *inv)
 		i++;
 	/* Joins are rare next to queries: a sorted array is enough. */
 	if (i < t->n)
-		memmove(&t->v[i + 1], &t->v[i],
-			(t->n - i) * sizeof(*t->v));
+		memmove(&t->v[i + 1], &t->v[i], (t->n - i) * sizeof(*t->v));
 	snprintf(t->v[i].id, sizeof(t->v[i].id), "%s", id);
 	t->v[i].inv = inv;
 	t->n++;
 }
 
-static int load_one(const void *key, size_t klen, const void *val,
-		    size_t vlen, void *arg)
+static int load_one(const void *key, size_t klen, const void *val, size_t vlen,
+		    void *arg)
 {
 	coord_inv_t *t = arg;
 	(void)key;
@@ -152,10 +151,7 @@ void coord_inv_close(coord_inv_t *t)
 	free(t);
 }
 
-const flt_advisories_t *coord_inv_advisories(coord_inv_t *t)
-{
-	return t->adv;
-}
+const flt_advisories_t *coord_inv_advisories(coord_inv_t *t) { return t->adv; }
 
 void coord_inv_digest(coord_inv_t *t, const char *node_id,
 		      char out[FLT_INV_DIGEST_LEN])
@@ -192,8 +188,7 @@ int coord_inv_check(Flotilla__Inventory *inv, flt_error_t *err)
 		return flt_err(err, FLT_EPROTO,
 			       "inventory.digest: 64 hex digits expected");
 	if (inv->n_items > 1)
-		qsort(inv->items, inv->n_items, sizeof(*inv->items),
-		      item_cmp);
+		qsort(inv->items, inv->n_items, sizeof(*inv->items), item_cmp);
 	return 0;
 }
 
@@ -378,15 +373,14 @@ static int query_one(void *arg, size_t node, const Flotilla__Inventory *inv,
 		m->items[k] = inv->items[hits[k]];
 	if (o->n == o->cap) {
 		o->cap = o->cap ? 2 * o->cap : 64;
-		o->matches = flt_xrealloc(o->matches,
-					  o->cap * sizeof(*o->matches));
+		o->matches =
+			flt_xrealloc(o->matches, o->cap * sizeof(*o->matches));
 	}
 	o->matches[o->n++] = m;
 	return 0;
 }
 
-static void handle_query(coord_inv_t *t, coord_nodes_t *nodes,
-			 flt_request_t *r)
+static void handle_query(coord_inv_t *t, coord_nodes_t *nodes, flt_request_t *r)
 {
 	Flotilla__InventoryQueryRequest *req;
 	flt_error_t err;

@@ -17,8 +17,8 @@ void coord_jobs_plan(coord_nodes_t *t, flt_request_t *r)
 	Flotilla__JobPlanRequest *req;
 	flt_error_t err;
 
-	if (flt_request_body(r, &flotilla__job_plan_request__descriptor,
-			     &req) < 0)
+	if (flt_request_body(r, &flotilla__job_plan_request__descriptor, &req) <
+	    0)
 		return;
 	if (!req->job) {
 		flotilla__job_plan_request__free_unpacked(req, NULL);
@@ -48,7 +48,8 @@ void coord_jobs_plan(coord_nodes_t *t, flt_request_t *r)
 	resp.nodes_considered = (uint32_t)sched_fleet_size(f);
 	int rc = 0;
 	for (size_t g = 0; g < job->n_groups && rc == 0; g++) {
-		sched_request_t rq = { .job = job, .group = job->groups[g],
+		sched_request_t rq = { .job = job,
+				       .group = job->groups[g],
 				       .count = job->groups[g]->count,
 				       .seed = flt_now_mono_ms() };
 		sched_result_t res;

@@ -44,20 +44,20 @@ static const flt_flag_t flags[] = {
 	{ "join-token-file", FLT_FLAG_STRING, &join_token_file, "FILE",
 	  "read the join token from FILE", 0, 0, NULL },
 	{ "heartbeat-ttl", FLT_FLAG_INT, &ttl_s, "SECONDS",
-	  "declare a node down after this much silence (default 10)", 1,
-	  3600, NULL },
+	  "declare a node down after this much silence (default 10)", 1, 3600,
+	  NULL },
 	{ "heartbeat-interval", FLT_FLAG_INT, &interval_ms, "MS",
-	  "how often agents sync (default: a third of the TTL)", 100,
-	  3600000, NULL },
+	  "how often agents sync (default: a third of the TTL)", 100, 3600000,
+	  NULL },
 	{ "max-watch", FLT_FLAG_INT, &max_watch_ms, "MS",
-	  "longest an agent's long-poll is held (default 30000)", 100,
-	  600000, NULL },
+	  "longest an agent's long-poll is held (default 30000)", 100, 600000,
+	  NULL },
 	{ "workers", FLT_FLAG_INT, &workers, "N",
-	  "request contexts kept receiving per socket (default 64)", 1,
-	  4096, NULL },
+	  "request contexts kept receiving per socket (default 64)", 1, 4096,
+	  NULL },
 	{ "map-size", FLT_FLAG_INT, &map_size_mb, "MIB",
-	  "largest size the state may grow to (default 1024)", 16,
-	  1 << 20, NULL },
+	  "largest size the state may grow to (default 1024)", 16, 1 << 20,
+	  NULL },
 	{ "tls-ca", FLT_FLAG_STRING, &tls.ca_file, "FILE",
 	  "CA that signs agent and operator certificates", 0, 0, NULL },
 	{ "tls-cert", FLT_FLAG_STRING, &tls.cert_file, "FILE",
@@ -67,8 +67,7 @@ static const flt_flag_t flags[] = {
 	{ "advisories", FLT_FLAG_STRING, &advisories, "FILE",
 	  "advisory file for advisory: queries (\"\": none)", 0, 0, NULL },
 	{ "dev", FLT_FLAG_BOOL, &dev, NULL,
-	  "development mode: plain transports without a warning", 0, 0,
-	  NULL },
+	  "development mode: plain transports without a warning", 0, 0, NULL },
 	{ "log-level", FLT_FLAG_STRING, &log_level, "LEVEL",
 	  "error, warn, info or debug", 0, 0, "FLOTILLA_LOG_LEVEL" },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
@@ -110,10 +109,7 @@ static sched_fleet_t *fleet_of(void *ctx, flt_error_t *err)
 	return coord_nodes_fleet(ctx, err);
 }
 
-static uint64_t fleet_gen(void *ctx)
-{
-	return coord_nodes_generation(ctx);
-}
+static uint64_t fleet_gen(void *ctx) { return coord_nodes_generation(ctx); }
 
 static void push_to(void *ctx, const char *node_id, uint64_t index)
 {
@@ -127,12 +123,13 @@ static void drained(void *ctx, const char *node_id)
 
 static int run(void)
 {
-	static const char *const dbs[] = { "nodes", "jobs", "job_versions",
-					   "allocs", "evals",
-					   "deployments", "packages", "blobs",
-					   "campaigns", "campaign_targets",
-					   "inventory", "events", "tokens",
-					   NULL };
+	static const char *const dbs[] = { "nodes",        "jobs",
+					   "job_versions", "allocs",
+					   "evals",        "deployments",
+					   "packages",     "blobs",
+					   "campaigns",    "campaign_targets",
+					   "inventory",    "events",
+					   "tokens",       NULL };
 	flt_store_opts_t so = { .dbs = dbs,
 				.map_size = (size_t)map_size_mb << 20 };
 	flt_store_t *store = NULL;
@@ -206,14 +203,18 @@ static int run(void)
 	if (coord_campaigns_open(&co, &camps, &err) < 0)
 		goto out;
 	coord_nodes_set_parts(nodes, pkgs, inv, camps);
-	flt_server_opts_t ao = { .url = listen_url, .tls = &tls,
+	flt_server_opts_t ao = { .url = listen_url,
+				 .tls = &tls,
 				 .workers = (unsigned)workers,
 				 .handler = coord_nodes_handle_agent,
-				 .arg = nodes, .name = "agents" };
-	flt_server_opts_t po = { .url = api_url, .tls = &tls,
+				 .arg = nodes,
+				 .name = "agents" };
+	flt_server_opts_t po = { .url = api_url,
+				 .tls = &tls,
 				 .workers = 8,
 				 .handler = coord_nodes_handle_api,
-				 .arg = nodes, .name = "api" };
+				 .arg = nodes,
+				 .name = "api" };
 	if (flt_server_open(&ao, &agents, &err) < 0 ||
 	    flt_server_open(&po, &api, &err) < 0)
 		goto out;

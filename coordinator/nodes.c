@@ -29,7 +29,7 @@ typedef struct cnode {
 	char id[37];
 	char name[NAME_MAX_LEN + 1];
 	uint8_t secret_hash[crypto_generichash_BYTES];
-	Flotilla__NodeStatus status;    /* as operators see it now */
+	Flotilla__NodeStatus status; /* as operators see it now */
 	Flotilla__NodeStatus persisted; /* as last committed */
 	bool flush_queued;
 	int64_t retry_at; /* a failed write is retried by the tick after it */
@@ -153,7 +153,8 @@ static cnode_t *table_find_unsynced(coord_nodes_t *t, const char *reg_id)
 	size_t s = hash_str(reg_id) & (t->nslots - 1);
 	while (t->reg_slots[s]) {
 		cnode_t *c = t->v[t->reg_slots[s] - 1];
-		if (c->status == FLOTILLA__NODE_STATUS__NODE_STATUS_INITIALIZING &&
+		if (c->status ==
+			    FLOTILLA__NODE_STATUS__NODE_STATUS_INITIALIZING &&
 		    strcmp(c->reg_id, reg_id) == 0)
 			return c;
 		s = (s + 1) & (t->nslots - 1);
@@ -220,8 +221,8 @@ static void attr_hash(const Flotilla__Fingerprint *fp, size_t nlabels,
 
 /* ---- loading --------------------------------------------------------- */
 
-static int load_one(const void *key, size_t klen, const void *val,
-		    size_t vlen, void *arg)
+static int load_one(const void *key, size_t klen, const void *val, size_t vlen,
+		    void *arg)
 {
 	coord_nodes_t *t = arg;
 	Flotilla__NodeRecord *rec =
@@ -310,7 +311,8 @@ size_t coord_nodes_count(coord_nodes_t *t, size_t *ready, size_t *down)
 	size_t r = 0, d = 0;
 	pthread_mutex_lock(&t->mtx);
 	for (size_t i = 0; i < t->n; i++) {
-		r += t->v[i]->status == FLOTILLA__NODE_STATUS__NODE_STATUS_READY;
+		r += t->v[i]->status ==
+		     FLOTILLA__NODE_STATUS__NODE_STATUS_READY;
 		d += t->v[i]->status == FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN;
 	}
 	size_t n = t->n;
@@ -328,7 +330,7 @@ typedef struct update_op {
 	coord_nodes_t *t;
 	cnode_t *node;
 	Flotilla__SyncRequest *attrs; /* new fingerprint and labels, or NULL */
-	bool set_attrs;   /* attrs carries a new fingerprint and labels */
+	bool set_attrs; /* attrs carries a new fingerprint and labels */
 	Flotilla__Inventory *inv; /* a new inventory to store, or NULL */
 	flt_request_t *r; /* a Sync answered once the attributes are stored */
 	Flotilla__NodeStatus written;
@@ -356,8 +358,8 @@ static int update_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 	pthread_mutex_unlock(&u->t->mtx);
 	rec->modify_index = flt_txn_index(txn);
 
-	if (u->inv && (rc = coord_inv_apply(u->t->inv, txn, u->node->id,
-					     u->inv, err)) < 0) {
+	if (u->inv && (rc = coord_inv_apply(u->t->inv, txn, u->node->id, u->inv,
+					    err)) < 0) {
 		flotilla__node_record__free_unpacked(rec, NULL);
 		return rc;
 	}
@@ -458,8 +460,7 @@ static void queue_update(coord_nodes_t *t, cnode_t *c,
 }
 
 /* Called with t->mtx held. Returns true when a flush must be queued. */
-static bool set_status(coord_nodes_t *t, cnode_t *c,
-		       Flotilla__NodeStatus s)
+static bool set_status(coord_nodes_t *t, cnode_t *c, Flotilla__NodeStatus s)
 {
 	if (c->status == s)
 		return false;
@@ -486,8 +487,9 @@ static int check_attrs(const Flotilla__Fingerprint *fp, size_t n,
 	if (!*fp->hostname || strlen(fp->hostname) > 255)
 		return flt_err(err, FLT_EPROTO,
 			       "fingerprint.hostname: must be 1 to 255 bytes");
-	const char *strs[] = { fp->os_id, fp->os_version, fp->os_name,
-			       fp->kernel, fp->arch, fp->cgroup_version,
+	const char *strs[] = { fp->os_id,        fp->os_version,
+			       fp->os_name,      fp->kernel,
+			       fp->arch,         fp->cgroup_version,
 			       fp->agent_version };
 	for (size_t i = 0; i < FLT_ARRAY_SIZE(strs); i++)
 		if (strlen(strs[i]) > 255)
@@ -614,14 +616,14 @@ static void reg_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 static void handle_register(coord_nodes_t *t, flt_request_t *r)
 {
 	const flt_envelope_t *env = flt_request_envelope(r);
-	const char *token = env->credentials ? env->credentials->join_token
-					     : "";
+	const char *token =
+		env->credentials ? env->credentials->join_token : "";
 	uint8_t h[crypto_generichash_BYTES];
 	flt_error_t err;
 
 	/* Compare digests so neither content nor length leaks by timing. */
-	crypto_generichash(h, sizeof(h), (const uint8_t *)token,
-			   strlen(token), NULL, 0);
+	crypto_generichash(h, sizeof(h), (const uint8_t *)token, strlen(token),
+			   NULL, 0);
 	if (!*token || sodium_memcmp(h, t->token_hash, sizeof(h)) != 0) {
 		flt_warn("registration refused: wrong join token peer=%s",
 			 flt_request_peer(r));
@@ -629,8 +631,8 @@ static void handle_register(coord_nodes_t *t, flt_request_t *r)
 		return;
 	}
 	Flotilla__RegisterRequest *req;
-	if (flt_request_body(r, &flotilla__register_request__descriptor,
-			     &req) < 0)
+	if (flt_request_body(r, &flotilla__register_request__descriptor, &req) <
+	    0)
 		return;
 	if (!flt_is_name(req->name, NAME_MAX_LEN)) {
 		flt_request_fail(r, FLT_EPROTO,
@@ -765,8 +767,8 @@ static void handle_sync(coord_nodes_t *t, flt_request_t *r)
 	bool flush = set_status(t, c, FLOTILLA__NODE_STATUS__NODE_STATUS_READY);
 	if (req->fingerprint) {
 		uint8_t h[16];
-		attr_hash(req->fingerprint, req->n_labels,
-			  ENTRIES(req->labels), h);
+		attr_hash(req->fingerprint, req->n_labels, ENTRIES(req->labels),
+			  h);
 		if (memcmp(h, c->attr_hash, sizeof(h)) != 0) {
 			memcpy(c->attr_hash, h, sizeof(h));
 			attrs_changed = true;
@@ -912,8 +914,8 @@ void coord_nodes_tick(coord_nodes_t *t)
 		bool need = false;
 		if (c->status != FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN &&
 		    now - c->last_hb_mono > t->o.ttl_ms) {
-			need = set_status(t, c,
-					  FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN);
+			need = set_status(
+				t, c, FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN);
 			down = flt_xrealloc(down, (ndown + 1) * sizeof(*down));
 			down[ndown++] = c;
 		}
@@ -929,8 +931,8 @@ void coord_nodes_tick(coord_nodes_t *t)
 			flush[nflush++] = c;
 		}
 		if (c->watch && now >= c->watch_deadline) {
-			expired = flt_xrealloc(expired, (nwatch + 1) *
-								sizeof(*expired));
+			expired = flt_xrealloc(expired,
+					       (nwatch + 1) * sizeof(*expired));
 			expired[nwatch].r = c->watch;
 			expired[nwatch++].idx = c->desired_index;
 			c->watch = NULL;
@@ -986,15 +988,9 @@ void coord_nodes_handle_agent(flt_request_t *r, void *arg)
 		return;
 	}
 	switch (flt_request_envelope(r)->method) {
-	case FLOTILLA__METHOD__METHOD_REGISTER:
-		handle_register(t, r);
-		return;
-	case FLOTILLA__METHOD__METHOD_SYNC:
-		handle_sync(t, r);
-		return;
-	case FLOTILLA__METHOD__METHOD_WATCH:
-		handle_watch(t, r);
-		return;
+	case FLOTILLA__METHOD__METHOD_REGISTER: handle_register(t, r); return;
+	case FLOTILLA__METHOD__METHOD_SYNC: handle_sync(t, r); return;
+	case FLOTILLA__METHOD__METHOD_WATCH: handle_watch(t, r); return;
 	case FLOTILLA__METHOD__METHOD_FETCH_CHUNK:
 		if (t->pkgs && authenticate(t, r))
 			coord_pkgs_fetch_chunk(t->pkgs, r);
@@ -1002,9 +998,10 @@ void coord_nodes_handle_agent(flt_request_t *r, void *arg)
 			flt_request_fail(r, FLT_EMETHOD, "no package store");
 		return;
 	default:
-		flt_request_fail(r, FLT_EMETHOD,
-				 "method %s is not served on the agent port",
-				 flt_method_name(flt_request_envelope(r)->method));
+		flt_request_fail(
+			r, FLT_EMETHOD,
+			"method %s is not served on the agent port",
+			flt_method_name(flt_request_envelope(r)->method));
 	}
 }
 
@@ -1099,8 +1096,8 @@ typedef struct list_ctx {
 	size_t n, cap;
 } list_ctx_t;
 
-static int list_one(const void *key, size_t klen, const void *val,
-		    size_t vlen, void *arg)
+static int list_one(const void *key, size_t klen, const void *val, size_t vlen,
+		    void *arg)
 {
 	list_ctx_t *l = arg;
 	(void)key;
@@ -1218,8 +1215,8 @@ static void handle_get(coord_nodes_t *t, flt_request_t *r)
 	flt_error_t err;
 	char id[37];
 
-	if (flt_request_body(r, &flotilla__node_get_request__descriptor,
-			     &req) < 0)
+	if (flt_request_body(r, &flotilla__node_get_request__descriptor, &req) <
+	    0)
 		return;
 	int rc = *req->node ? resolve(t, req->node, id, &err)
 			    : flt_err(&err, FLT_EPROTO, "node: required");
@@ -1317,18 +1314,17 @@ static int edit_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 	return rc;
 }
 
-static void edit_done(void *arg, int rc, uint64_t index,
-		      const flt_error_t *err)
+static void edit_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 {
 	edit_op_t *o = arg;
 	(void)index;
 	if (rc == 0 && o->rc == 0) {
 		atomic_fetch_add(&o->t->fleet_gen, 1);
 		flt_info("node %s node=%s%s",
-			 o->kind == EDIT_DRAIN	       ? (o->enable ? "drain started"
-							: "drain cancelled")
+			 o->kind == EDIT_DRAIN ? (o->enable ? "drain started"
+							    : "drain cancelled")
 			 : o->kind == EDIT_DRAINED ? "drain complete"
-			 : o->enable		   ? "eligible"
+			 : o->enable               ? "eligible"
 						   : "ineligible",
 			 o->id, "");
 		if (o->t->engine && o->kind != EDIT_DRAINED)
@@ -1358,7 +1354,8 @@ static void handle_edit(coord_nodes_t *t, flt_request_t *r)
 	char query[256];
 	if (env->method == FLOTILLA__METHOD__METHOD_NODE_DRAIN) {
 		Flotilla__NodeDrainRequest *req;
-		if (flt_request_body(r, &flotilla__node_drain_request__descriptor,
+		if (flt_request_body(r,
+				     &flotilla__node_drain_request__descriptor,
 				     &req) < 0)
 			return;
 		o.kind = EDIT_DRAIN;
@@ -1438,28 +1435,26 @@ void coord_nodes_handle_api(flt_request_t *r, void *arg)
 	case FLOTILLA__METHOD__METHOD_NODE_ELIGIBILITY:
 		handle_edit(t, r);
 		return;
-	case FLOTILLA__METHOD__METHOD_NODE_LIST:
-		handle_list(t, r);
-		return;
-	case FLOTILLA__METHOD__METHOD_NODE_GET:
-		handle_get(t, r);
-		return;
-	case FLOTILLA__METHOD__METHOD_JOB_PLAN:
-		coord_jobs_plan(t, r);
-		return;
+	case FLOTILLA__METHOD__METHOD_NODE_LIST: handle_list(t, r); return;
+	case FLOTILLA__METHOD__METHOD_NODE_GET: handle_get(t, r); return;
+	case FLOTILLA__METHOD__METHOD_JOB_PLAN: coord_jobs_plan(t, r); return;
 	default:
-		flt_request_fail(r, FLT_EMETHOD,
-				 "method %s is not served on the API port",
-				 flt_method_name(flt_request_envelope(r)->method));
+		flt_request_fail(
+			r, FLT_EMETHOD,
+			"method %s is not served on the API port",
+			flt_method_name(flt_request_envelope(r)->method));
 	}
 }
 
 /* ---- the scheduler's view ------------------------------------------------ */
 
-static int fleet_one(const void *key, size_t klen, const void *val,
-		     size_t vlen, void *arg)
+static int fleet_one(const void *key, size_t klen, const void *val, size_t vlen,
+		     void *arg)
 {
-	struct { coord_nodes_t *t; sched_fleet_t *f; } *x = arg;
+	struct {
+		coord_nodes_t *t;
+		sched_fleet_t *f;
+	} *x = arg;
 	(void)key;
 	(void)klen;
 	Flotilla__NodeRecord *rec =
@@ -1511,8 +1506,10 @@ sched_fleet_t *coord_nodes_fleet(coord_nodes_t *t, flt_error_t *err)
 	flt_txn_t *txn;
 	if (flt_txn_begin(t->o.store, false, &txn, err) < 0)
 		return NULL;
-	struct { coord_nodes_t *t; sched_fleet_t *f; } x = { t,
-							      sched_fleet_new() };
+	struct {
+		coord_nodes_t *t;
+		sched_fleet_t *f;
+	} x = { t, sched_fleet_new() };
 	int rc = flt_txn_foreach(txn, t->db, NULL, 0, fleet_one, &x);
 	flt_txn_abort(txn);
 	if (rc < 0) {

@@ -42,10 +42,7 @@ int coord_pkgs_open(flt_store_t *store, coord_writer_t *writer,
 	return 0;
 }
 
-void coord_pkgs_close(coord_pkgs_t *p)
-{
-	free(p);
-}
+void coord_pkgs_close(coord_pkgs_t *p) { free(p); }
 
 static void pkg_key(char *key, size_t len, const char *name,
 		    const char *version)
@@ -91,8 +88,8 @@ static int chunk_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 	chunk_op_t *o = arg;
 	const void *v;
 	size_t vlen;
-	o->existed = flt_txn_get(txn, o->p->db_blobs, o->sha, 64, &v,
-				 &vlen) == 0;
+	o->existed =
+		flt_txn_get(txn, o->p->db_blobs, o->sha, 64, &v, &vlen) == 0;
 	if (o->existed)
 		return 0;
 	return flt_txn_put(txn, o->p->db_blobs, o->sha, 64, o->req->data.data,
@@ -156,8 +153,8 @@ static int verify_chunks(coord_pkgs_t *p, const Flotilla__PackageManifest *m,
 	for (size_t i = 0; i < m->n_chunks; i++) {
 		const void *v;
 		size_t vlen;
-		if (flt_txn_get(txn, p->db_blobs, m->chunks[i], 64, &v,
-				&vlen) < 0) {
+		if (flt_txn_get(txn, p->db_blobs, m->chunks[i], 64, &v, &vlen) <
+		    0) {
 			rc = flt_err(err, FLT_EPROTO,
 				     "chunks[%zu]: %s is not stored: put every "
 				     "chunk before the manifest",
@@ -226,8 +223,7 @@ static int push_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 	return flt_txn_put_pb(txn, o->p->db_pkgs, key, &m->base, err);
 }
 
-static void push_done(void *arg, int rc, uint64_t index,
-		      const flt_error_t *err)
+static void push_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 {
 	push_op_t *o = arg;
 	Flotilla__PackageManifest *m = o->req->manifest;
@@ -318,7 +314,8 @@ static int collect_one(const void *key, size_t klen, const void *val,
 
 static void reply_collected(flt_request_t *r, collect_t *c, bool chunks)
 {
-	Flotilla__PackageGetResponse resp = FLOTILLA__PACKAGE_GET_RESPONSE__INIT;
+	Flotilla__PackageGetResponse resp =
+		FLOTILLA__PACKAGE_GET_RESPONSE__INIT;
 	size_t *saved = flt_xcalloc(c->n + 1, sizeof(*saved));
 	for (size_t i = 0; i < c->n && !chunks; i++) {
 		saved[i] = c->v[i]->n_chunks;
@@ -342,7 +339,8 @@ static void handle_list_get(coord_pkgs_t *p, flt_request_t *r, bool get)
 	flt_error_t err;
 	char prefix[256] = "";
 	if (get) {
-		if (flt_request_body(r, &flotilla__package_get_request__descriptor,
+		if (flt_request_body(r,
+				     &flotilla__package_get_request__descriptor,
 				     &req) < 0)
 			return;
 		if (!flt_pkg_name_valid(req->name) ||
@@ -444,16 +442,11 @@ bool coord_pkgs_serves(Flotilla__Method m)
 void coord_pkgs_handle_api(coord_pkgs_t *p, flt_request_t *r)
 {
 	switch (flt_request_envelope(r)->method) {
-	case FLOTILLA__METHOD__METHOD_CHUNK_PUT:
-		handle_chunk_put(p, r);
-		return;
-	case FLOTILLA__METHOD__METHOD_PACKAGE_PUSH:
-		handle_push(p, r);
-		return;
+	case FLOTILLA__METHOD__METHOD_CHUNK_PUT: handle_chunk_put(p, r); return;
+	case FLOTILLA__METHOD__METHOD_PACKAGE_PUSH: handle_push(p, r); return;
 	case FLOTILLA__METHOD__METHOD_PACKAGE_LIST:
 		handle_list_get(p, r, false);
 		return;
-	default:
-		handle_list_get(p, r, true);
+	default: handle_list_get(p, r, true);
 	}
 }

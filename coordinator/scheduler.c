@@ -14,7 +14,7 @@
 typedef struct node {
 	char *id;
 	const char **values; /* by key id; NULL when unset */
-	uint32_t cls;        /* nodes alike but for name and id share one */
+	uint32_t cls; /* nodes alike but for name and id share one */
 	uint32_t cpu_total, cpu_used;
 	uint64_t mem_total, mem_used;
 	uint32_t pids_total, pids_used;
@@ -26,10 +26,10 @@ typedef struct node {
 /* The values of one key, interned: node -> value index. */
 typedef struct vcache {
 	uint32_t *node_value;
-	size_t nodes;      /* nodes covered so far */
+	size_t nodes; /* nodes covered so far */
 	const char **vals; /* index -> value (borrowed from a node) */
 	uint32_t nvals;
-	uint32_t *slots;   /* open addressing: value index + 1 */
+	uint32_t *slots; /* open addressing: value index + 1 */
 	size_t nslots;
 } vcache_t;
 
@@ -78,8 +78,7 @@ static uint64_t class_hash(const sched_fleet_t *f, const node_t *n)
 	return h;
 }
 
-static bool same_class(const sched_fleet_t *f, const node_t *a,
-		       const node_t *b)
+static bool same_class(const sched_fleet_t *f, const node_t *a, const node_t *b)
 {
 	for (size_t k = 0; k < f->nkeys; k++) {
 		if (unique_key(f->keys[k]))
@@ -156,8 +155,8 @@ static vcache_t *values_of(sched_fleet_t *f, int key)
 			v->nslots = v->nslots ? v->nslots * 2 : 64;
 			v->slots = flt_xcalloc(v->nslots, sizeof(uint32_t));
 			for (uint32_t k = 0; k < v->nvals; k++) {
-				size_t s = fnv(1469598103934665603ull, v->vals[k],
-					       strlen(v->vals[k])) &
+				size_t s = fnv(1469598103934665603ull,
+					       v->vals[k], strlen(v->vals[k])) &
 					   (v->nslots - 1);
 				while (v->slots[s])
 					s = (s + 1) & (v->nslots - 1);
@@ -348,8 +347,8 @@ void sched_reserve(sched_fleet_t *f, size_t i, const sched_ask_t *ask)
 	n->pids_used += ask->pids;
 }
 
-void sched_node_free_resources(const sched_fleet_t *f, size_t i,
-			       uint32_t *cpu, uint64_t *mem, uint32_t *pids)
+void sched_node_free_resources(const sched_fleet_t *f, size_t i, uint32_t *cpu,
+			       uint64_t *mem, uint32_t *pids)
 {
 	const node_t *n = &f->nodes[i];
 	*cpu = n->cpu_total - n->cpu_used;
@@ -372,21 +371,45 @@ void sched_release(sched_fleet_t *f, size_t i, const sched_ask_t *ask)
 {
 	node_t *n = &f->nodes[i];
 	n->cpu_used -= ask->cpu < n->cpu_used ? ask->cpu : n->cpu_used;
-	n->mem_used -= ask->memory_mb < n->mem_used ? ask->memory_mb
-						    : n->mem_used;
+	n->mem_used -=
+		ask->memory_mb < n->mem_used ? ask->memory_mb : n->mem_used;
 	n->pids_used -= ask->pids < n->pids_used ? ask->pids : n->pids_used;
 }
 
 /* ---- constraints ------------------------------------------------------ */
 
-enum op { OP_EQ, OP_NE, OP_LT, OP_GT, OP_LE, OP_GE, OP_REGEXP, OP_VERSION,
-	  OP_SET_CONTAINS, OP_IN, OP_IS_SET, OP_IS_NOT_SET, OP_DISTINCT_HOSTS,
-	  OP_DISTINCT_PROPERTY };
+enum op {
+	OP_EQ,
+	OP_NE,
+	OP_LT,
+	OP_GT,
+	OP_LE,
+	OP_GE,
+	OP_REGEXP,
+	OP_VERSION,
+	OP_SET_CONTAINS,
+	OP_IN,
+	OP_IS_SET,
+	OP_IS_NOT_SET,
+	OP_DISTINCT_HOSTS,
+	OP_DISTINCT_PROPERTY
+};
 
 static const char *const op_names[] = {
-	"=",	  "!=",		  "<",	    ">",      "<=",
-	">=",	  "regexp",	  "version", "set_contains", "in",
-	"is_set", "is_not_set", "distinct_hosts", "distinct_property",
+	"=",
+	"!=",
+	"<",
+	">",
+	"<=",
+	">=",
+	"regexp",
+	"version",
+	"set_contains",
+	"in",
+	"is_set",
+	"is_not_set",
+	"distinct_hosts",
+	"distinct_property",
 };
 
 typedef struct cons {
@@ -456,7 +479,7 @@ static bool static_ok(cons_t *c, const node_t *n)
 			r = x < c->num ? -1 : x > c->num ? 1 : 0;
 		else
 			r = strcmp(v, want);
-		return c->op == OP_LT ? r < 0
+		return c->op == OP_LT   ? r < 0
 		       : c->op == OP_GT ? r > 0
 		       : c->op == OP_LE ? r <= 0
 					: r >= 0;
@@ -503,16 +526,17 @@ static int compile(sched_fleet_t *f, const Flotilla__Constraint *src,
 		if (!strcmp(op_names[i], src->operator_))
 			break;
 	if (i == FLT_ARRAY_SIZE(op_names))
-		return flt_err(err, -EINVAL, "%s.operator: unknown \"%s\"", where,
-			       src->operator_);
+		return flt_err(err, -EINVAL, "%s.operator: unknown \"%s\"",
+			       where, src->operator_);
 	c->op = (enum op)i;
 	c->key = *src->attribute ? key_id(f, src->attribute, false) : -1;
 	c->is_num = number(src->value, &c->num);
 	if (c->op == OP_REGEXP) {
 		if (regcomp(&c->re, src->value, REG_EXTENDED | REG_NOSUB) != 0)
-			return flt_err(err, -EINVAL,
-				       "%s.value: not a valid regular expression",
-				       where);
+			return flt_err(
+				err, -EINVAL,
+				"%s.value: not a valid regular expression",
+				where);
 		c->has_re = true;
 	}
 	if (c->op == OP_VERSION) {
@@ -530,7 +554,7 @@ static int compile(sched_fleet_t *f, const Flotilla__Constraint *src,
 typedef struct spread {
 	double weight;
 	const uint32_t *node_value; /* from the fleet's value cache */
-	uint32_t *counts;           /* allocations per value */
+	uint32_t *counts; /* allocations per value */
 	uint32_t nvalues;
 } spread_t;
 
@@ -700,11 +724,11 @@ static void explain(plan_t *p, sched_result_t *out)
 {
 	size_t off = 0, len = sizeof(out->why);
 	out->why[0] = '\0';
-#define ADD(...)                                                              \
-	do {                                                                  \
-		if (off < len)                                                \
-			off += (size_t)snprintf(out->why + off, len - off,    \
-						__VA_ARGS__);                 \
+#define ADD(...)                                                           \
+	do {                                                               \
+		if (off < len)                                             \
+			off += (size_t)snprintf(out->why + off, len - off, \
+						__VA_ARGS__);              \
 	} while (0)
 	ADD("%u of %u allocations not placed:", out->unplaced,
 	    out->unplaced + (uint32_t)out->nplaced);
@@ -798,9 +822,9 @@ static int plan_init(plan_t *p, sched_fleet_t *f, const sched_request_t *rq,
 	size_t ns = j->n_spreads + g->n_spreads;
 	p->spreads = flt_xcalloc(ns + 1, sizeof(*p->spreads));
 	for (size_t s = 0; s < ns; s++) {
-		const Flotilla__Spread *src = s < j->n_spreads
-						      ? j->spreads[s]
-						      : g->spreads[s - j->n_spreads];
+		const Flotilla__Spread *src =
+			s < j->n_spreads ? j->spreads[s]
+					 : g->spreads[s - j->n_spreads];
 		int key = key_id(f, src->attribute, false);
 		if (key < 0)
 			continue; /* no node has it: nothing to spread over */

@@ -58,20 +58,20 @@ void sched_node_free_resources(const sched_fleet_t *f, size_t node,
 
 /* What one allocation of a group asks for: the sum of its tasks. */
 typedef struct sched_ask {
-	uint32_t cpu;       /* cpu_quota_percent summed */
+	uint32_t cpu; /* cpu_quota_percent summed */
 	uint64_t memory_mb; /* memory_mb summed */
-	uint32_t pids;      /* max_pids summed (default 1024 a task) */
+	uint32_t pids; /* max_pids summed (default 1024 a task) */
 } sched_ask_t;
 void sched_ask_of(const Flotilla__TaskGroup *g, sched_ask_t *out);
 
 typedef struct sched_request {
 	const Flotilla__Job *job;
 	const Flotilla__TaskGroup *group;
-	uint32_t count;            /* allocations to place (not for system) */
-	const size_t *existing;    /* nodes already running this group */
+	uint32_t count; /* allocations to place (not for system) */
+	const size_t *existing; /* nodes already running this group */
 	size_t nexisting;
-	unsigned sample;           /* candidates scored; 0: automatic */
-	uint64_t seed;             /* start of the rotation */
+	unsigned sample; /* candidates scored; 0: automatic */
+	uint64_t seed; /* start of the rotation */
 } sched_request_t;
 
 typedef struct sched_result {

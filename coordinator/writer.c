@@ -112,7 +112,8 @@ int coord_writer_start(flt_store_t *store, coord_writer_t **out,
 	int rc = pthread_create(&w->thread, NULL, writer_main, w);
 	if (rc != 0) {
 		free(w);
-		return flt_err(err, -rc, "writer thread: %s", flt_strerror(-rc));
+		return flt_err(err, -rc, "writer thread: %s",
+			       flt_strerror(-rc));
 	}
 	*out = w;
 	return 0;

@@ -8,7 +8,7 @@ PACKAGES=(
 	libnng-dev protobuf-c-compiler libprotobuf-c-dev liblmdb-dev
 	libsodium-dev libjansson-dev libsystemd-dev
 	libseccomp-dev libcap-dev libarchive-dev
-	libcmocka-dev jq openssl systemd clang
+	libcmocka-dev jq openssl systemd clang clang-format
 )
 
 missing=()

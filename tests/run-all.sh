@@ -7,6 +7,8 @@ cd "$top"
 
 scripts/deps.sh
 status=0
+# An unformatted file fails the run (but the tests still run).
+scripts/check-format.sh || status=1
 for variant in normal sanitize; do
 	dir=build
 	opts=()

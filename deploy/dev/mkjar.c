@@ -89,7 +89,8 @@ int main(int argc, char **argv)
 			archive_error_string(a));
 		return 1;
 	}
-	char manifest[1024] = "Manifest-Version: 1.0\r\nCreated-By: flt-mkjar\r\n";
+	char manifest[1024] =
+		"Manifest-Version: 1.0\r\nCreated-By: flt-mkjar\r\n";
 	int rc = 0;
 	/* The manifest goes first, as jar tools expect. */
 	for (int i = 2; i < argc; i++) {
@@ -115,8 +116,8 @@ int main(int argc, char **argv)
 			i++;
 		} else if (strcmp(o, "--jndi") == 0) {
 			static const unsigned char cls[] = { 0xca, 0xfe, 0xba,
-							     0xbe, 0, 0, 0,
-							     52 };
+							     0xbe, 0,    0,
+							     0,    52 };
 			rc |= add(a, JNDI, cls, sizeof(cls));
 		} else if (strcmp(o, "--pom") == 0 && i + 1 < argc) {
 			char g[256], art[256], v[256];

@@ -6,15 +6,15 @@
 
 /* Project error codes, below -4096 so they never clash with errno. */
 enum {
-	FLT_EPROTO = -5001,   /* malformed or invalid message */
-	FLT_EAUTH = -5002,    /* missing or wrong credentials */
+	FLT_EPROTO = -5001, /* malformed or invalid message */
+	FLT_EAUTH = -5002, /* missing or wrong credentials */
 	FLT_ENOTFOUND = -5003,
 	FLT_EVERSION = -5004, /* unsupported protocol version */
-	FLT_EMETHOD = -5005,  /* unknown method */
-	FLT_EREMOTE = -5006,  /* the peer answered with an error */
-	FLT_ESTORE = -5007,   /* LMDB failure */
+	FLT_EMETHOD = -5005, /* unknown method */
+	FLT_EREMOTE = -5006, /* the peer answered with an error */
+	FLT_ESTORE = -5007, /* LMDB failure */
 	FLT_ETRANSPORT = -5008,
-	FLT_EUSAGE = -5009,   /* bad command line or configuration */
+	FLT_EUSAGE = -5009, /* bad command line or configuration */
 	FLT_ECONFLICT = -5010,
 };
 

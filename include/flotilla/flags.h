@@ -14,10 +14,10 @@
 
 typedef enum flt_flag_type {
 	FLT_FLAG_STRING, /* const char *: points into argv or environ */
-	FLT_FLAG_INT,    /* long, checked against [min, max] */
-	FLT_FLAG_BOOL,   /* bool, takes no argument */
-	FLT_FLAG_LIST,   /* flt_strlist_t, repeatable */
-	FLT_FLAG_KV,     /* flt_strlist_t of "key=value", repeatable, checked */
+	FLT_FLAG_INT, /* long, checked against [min, max] */
+	FLT_FLAG_BOOL, /* bool, takes no argument */
+	FLT_FLAG_LIST, /* flt_strlist_t, repeatable */
+	FLT_FLAG_KV, /* flt_strlist_t of "key=value", repeatable, checked */
 } flt_flag_type_t;
 
 typedef struct flt_strlist {
@@ -31,7 +31,7 @@ typedef struct flt_flag {
 	void *dest;
 	const char *metavar; /* "URL", "DIR"...: for --help */
 	const char *help;
-	long min, max;   /* FLT_FLAG_INT only; both 0 means no bounds */
+	long min, max; /* FLT_FLAG_INT only; both 0 means no bounds */
 	const char *env; /* environment variable used when the flag is absent */
 } flt_flag_t;
 
@@ -40,8 +40,8 @@ typedef struct flt_flag {
  * and sets *next to its index. "--help"/"-h" returns 1 and parses nothing
  * more. Errors name the flag: "--heartbeat-ttl: must be between 1 and 3600".
  */
-int flt_flags_parse(const flt_flag_t *flags, int argc, char **argv,
-		    int *next, flt_error_t *err);
+int flt_flags_parse(const flt_flag_t *flags, int argc, char **argv, int *next,
+		    flt_error_t *err);
 
 void flt_flags_usage(FILE *f, const char *usage, const flt_flag_t *flags);
 

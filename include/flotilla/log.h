@@ -30,10 +30,10 @@ void flt_log(flt_log_level_t level, const char *fmt, ...)
 #define flt_error(...) flt_log(FLT_LOG_ERROR, __VA_ARGS__)
 #define flt_warn(...) flt_log(FLT_LOG_WARN, __VA_ARGS__)
 #define flt_info(...) flt_log(FLT_LOG_INFO, __VA_ARGS__)
-#define flt_debug(...)                                                        \
-	do {                                                                  \
-		if (flt_log_enabled(FLT_LOG_DEBUG))                           \
-			flt_log(FLT_LOG_DEBUG, __VA_ARGS__);                  \
+#define flt_debug(...)                                       \
+	do {                                                 \
+		if (flt_log_enabled(FLT_LOG_DEBUG))          \
+			flt_log(FLT_LOG_DEBUG, __VA_ARGS__); \
 	} while (0)
 
 #endif

@@ -11,9 +11,9 @@
 
 typedef struct flt_pb_limits {
 	size_t max_string; /* bytes of any string field */
-	size_t max_bytes;  /* bytes of any bytes field; 0: max_string */
+	size_t max_bytes; /* bytes of any bytes field; 0: max_string */
 	size_t max_repeated; /* elements of any repeated field */
-	unsigned max_depth;  /* nesting of messages */
+	unsigned max_depth; /* nesting of messages */
 	/* Decoding may allocate at most alloc_factor * length + alloc_slack
 	 * bytes (protobuf-c builds the whole message, unknown fields and
 	 * all, before it can be checked). */

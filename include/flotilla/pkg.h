@@ -14,9 +14,9 @@
 #include "flotilla/error.h"
 
 #define FLT_PKG_CHUNK_SIZE (256u * 1024)
-#define FLT_PKG_MAX_SIZE (1ull << 30)   /* 1 GiB per package */
+#define FLT_PKG_MAX_SIZE (1ull << 30) /* 1 GiB per package */
 #define FLT_PKG_MAX_CHUNKS (FLT_PKG_MAX_SIZE / FLT_PKG_CHUNK_SIZE)
-#define FLT_SHA256_HEX 65               /* 64 digits and the NUL */
+#define FLT_SHA256_HEX 65 /* 64 digits and the NUL */
 
 /* Lower-case hex sha256 of buf. */
 void flt_sha256_hex(const void *buf, size_t len, char out[FLT_SHA256_HEX]);

@@ -76,16 +76,16 @@ typedef struct flt_advisory {
 	size_t n_aliases;
 	const char *summary;
 	const char *severity; /* critical, high, moderate, medium or low */
-	double cvss;	      /* 0 to 10 */
+	double cvss; /* 0 to 10 */
 	const char *ecosystem; /* "maven", "dpkg" or "semver" */
-	const char *group;     /* "" when not given */
+	const char *group; /* "" when not given */
 	const char *name;
 	const char *const *affected; /* ranges in the query syntax */
 	size_t n_affected;
 	const char *const *fixed; /* the first fixed version of each line */
 	size_t n_fixed;
 	const char *source; /* where the ranges come from */
-	const char *notes;  /* "" when not given */
+	const char *notes; /* "" when not given */
 } flt_advisory_t;
 
 /* The advisories in file order, and one by id or alias (any case; NULL

@@ -28,8 +28,8 @@ typedef unsigned int flt_db_t;
 
 typedef struct flt_store_opts {
 	const char *const *dbs; /* names of the named databases, NULL-ended */
-	size_t map_size;        /* bytes of address space; 0 means 1 GiB */
-	unsigned max_readers;   /* 0 means 256 */
+	size_t map_size; /* bytes of address space; 0 means 1 GiB */
+	unsigned max_readers; /* 0 means 256 */
 } flt_store_opts_t;
 
 /*
@@ -80,8 +80,8 @@ int flt_txn_del(flt_txn_t *txn, flt_db_t db, const void *key, size_t klen);
  * in key order. fn returns 0 to go on, anything else to stop; that value is
  * then returned.
  */
-typedef int (*flt_store_iter_fn)(const void *key, size_t klen,
-				 const void *val, size_t vlen, void *arg);
+typedef int (*flt_store_iter_fn)(const void *key, size_t klen, const void *val,
+				 size_t vlen, void *arg);
 int flt_txn_foreach(flt_txn_t *txn, flt_db_t db, const void *prefix,
 		    size_t plen, flt_store_iter_fn fn, void *arg);
 

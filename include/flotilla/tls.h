@@ -9,9 +9,9 @@
 #include "flotilla/error.h"
 
 typedef struct flt_tls_opts {
-	const char *ca_file;     /* PEM CA chain that signs the peer */
-	const char *cert_file;   /* PEM certificate of this side */
-	const char *key_file;    /* PEM private key of this side */
+	const char *ca_file; /* PEM CA chain that signs the peer */
+	const char *cert_file; /* PEM certificate of this side */
+	const char *key_file; /* PEM private key of this side */
 	const char *server_name; /* dialer: name to verify; default: URL host */
 } flt_tls_opts_t;
 
@@ -24,8 +24,8 @@ bool flt_url_is_tls(const char *url);
  */
 int flt_tls_listener_setup(nng_listener l, const flt_tls_opts_t *o,
 			   flt_error_t *err);
-int flt_tls_dialer_setup(nng_dialer d, const char *url,
-			 const flt_tls_opts_t *o, flt_error_t *err);
+int flt_tls_dialer_setup(nng_dialer d, const char *url, const flt_tls_opts_t *o,
+			 flt_error_t *err);
 
 /*
  * Checks that a tls+tcp URL has all three files, and logs the

@@ -23,7 +23,7 @@ int flt_semver_cmp(const char *a, const char *b, int *out);
  * names a pre-release of the same version. -EINVAL (with the reason in err)
  * for a malformed range or version.
  */
-int flt_semver_range_match(const char *range, const char *version,
-			   bool *match, flt_error_t *err);
+int flt_semver_range_match(const char *range, const char *version, bool *match,
+			   flt_error_t *err);
 
 #endif

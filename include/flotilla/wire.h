@@ -21,7 +21,7 @@
 #include "flotilla/tls.h"
 
 #define FLT_WIRE_VERSION 1u
-#define FLT_WIRE_MAX_MSG (4u << 20)     /* replies, on client sockets */
+#define FLT_WIRE_MAX_MSG (4u << 20) /* replies, on client sockets */
 #define FLT_WIRE_MAX_REQUEST (1u << 20) /* requests, on server sockets */
 #define FLT_NODE_SECRET_LEN 32u
 #define FLT_NODE_ID_MAX 64u
@@ -47,8 +47,8 @@ void flt_envelope_free(flt_envelope_t *env);
 
 /* For replies: like flt_envelope_unpack, but an error reply may echo a
  * method this side does not know. */
-int flt_envelope_unpack_reply(const void *buf, size_t len,
-			      flt_envelope_t **out, flt_error_t *err);
+int flt_envelope_unpack_reply(const void *buf, size_t len, flt_envelope_t **out,
+			      flt_error_t *err);
 
 /* Best effort: method and request id of a message that failed
  * validation (0 when it cannot be decoded at all), to echo in the error. */

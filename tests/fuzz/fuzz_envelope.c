@@ -32,7 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	flt_error_t err;
 
 	if (flt_envelope_unpack(data, size, &env, &err) == 0) {
-		for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]);
+		     i++) {
 			ProtobufCMessage *m;
 			if (flt_envelope_body(env, bodies[i], &m, &err) == 0) {
 				json_decref(flt_pb_to_json(m));

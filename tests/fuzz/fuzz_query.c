@@ -46,18 +46,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	text[size] = 0;
 
 	Flotilla__InventoryItem items[] = {
-		item(FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_JAVA, "log4j-core",
-		     "2.14.1", "org.apache.logging.log4j"),
+		item(FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_JAVA,
+		     "log4j-core", "2.14.1", "org.apache.logging.log4j"),
 		item(FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_MANAGED,
 		     "log4j-core", "2.17.1", ""),
 		item(FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_DPKG, "openssl",
 		     "3.0.11-1~deb12u2", ""),
-		item(FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_JAVA, "x", "", ""),
+		item(FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_JAVA, "x", "",
+		     ""),
 	};
 	Flotilla__InventoryItem *ptrs[] = { &items[0], &items[1], &items[2],
 					    &items[3] };
-	flt_query_host_t h = { .id = "id", .name = "web-1", .attr = attr,
-			       .items = ptrs, .n_items = 4 };
+	flt_query_host_t h = { .id = "id",
+			       .name = "web-1",
+			       .attr = attr,
+			       .items = ptrs,
+			       .n_items = 4 };
 	flt_query_t *q, *again;
 	flt_error_t err;
 	if (flt_query_parse(text, NULL, &q, &err) == 0) {

@@ -110,20 +110,11 @@ static long try_mount(void)
 	return mount("none", "/tmp/flt-mnt", "tmpfs", 0, "size=4k");
 }
 
-static long try_umount2(void)
-{
-	return umount2("/tmp", MNT_DETACH);
-}
+static long try_umount2(void) { return umount2("/tmp", MNT_DETACH); }
 
-static long try_unshare_user(void)
-{
-	return unshare(CLONE_NEWUSER);
-}
+static long try_unshare_user(void) { return unshare(CLONE_NEWUSER); }
 
-static long try_unshare_mnt(void)
-{
-	return unshare(CLONE_NEWNS);
-}
+static long try_unshare_mnt(void) { return unshare(CLONE_NEWNS); }
 
 static long try_setns(void)
 {
@@ -151,15 +142,9 @@ static long raw_clone(unsigned long flags)
 	return pid;
 }
 
-static long try_clone_newns(void)
-{
-	return raw_clone(CLONE_NEWNS);
-}
+static long try_clone_newns(void) { return raw_clone(CLONE_NEWNS); }
 
-static long try_clone_newuser(void)
-{
-	return raw_clone(CLONE_NEWUSER);
-}
+static long try_clone_newuser(void) { return raw_clone(CLONE_NEWUSER); }
 
 /* The layout of struct clone_args up to tls (CLONE_ARGS_SIZE_VER0). */
 struct clone3_args {
@@ -332,15 +317,9 @@ static long try_reboot(void)
 		       LINUX_REBOOT_CMD_CAD_ON, NULL);
 }
 
-static long try_swapon(void)
-{
-	return syscall(SYS_swapon, "/dev/null", 0);
-}
+static long try_swapon(void) { return syscall(SYS_swapon, "/dev/null", 0); }
 
-static long try_swapoff(void)
-{
-	return syscall(SYS_swapoff, "/dev/null");
-}
+static long try_swapoff(void) { return syscall(SYS_swapoff, "/dev/null"); }
 
 static long try_pivot_root(void)
 {
@@ -402,49 +381,30 @@ static long try_io_uring_setup(void)
 }
 
 /* The new mount API: as much a way to mount as mount(2) itself. */
-static long try_fsopen(void)
-{
-	return syscall(SYS_fsopen, "tmpfs", 0);
-}
+static long try_fsopen(void) { return syscall(SYS_fsopen, "tmpfs", 0); }
 
 static long try_open_tree(void)
 {
 	return syscall(SYS_open_tree, AT_FDCWD, "/", OPEN_TREE_CLONE);
 }
 
-static long try_chroot(void)
-{
-	return chroot("/tmp");
-}
+static long try_chroot(void) { return chroot("/tmp"); }
 
 static long try_syslog(void)
 {
-	return syscall(SYS_syslog, 10 /* SYSLOG_ACTION_SIZE_BUFFER */, NULL,
-		       0);
+	return syscall(SYS_syslog, 10 /* SYSLOG_ACTION_SIZE_BUFFER */, NULL, 0);
 }
 
 #if defined(__x86_64__) || defined(__i386__)
 /* Port I/O reaches the host's hardware directly. */
-static long try_iopl(void)
-{
-	return syscall(SYS_iopl, 3);
-}
+static long try_iopl(void) { return syscall(SYS_iopl, 3); }
 
-static long try_ioperm(void)
-{
-	return syscall(SYS_ioperm, 0x80UL, 1UL, 1);
-}
+static long try_ioperm(void) { return syscall(SYS_ioperm, 0x80UL, 1UL, 1); }
 #endif
 
-static long try_sethostname(void)
-{
-	return sethostname("evil", 4);
-}
+static long try_sethostname(void) { return sethostname("evil", 4); }
 
-static long try_setdomainname(void)
-{
-	return setdomainname("evil", 4);
-}
+static long try_setdomainname(void) { return setdomainname("evil", 4); }
 
 /* Allowed by the filter: only the missing CAP_MKNOD refuses these. */
 static long try_mknod_blk(void)
@@ -468,10 +428,7 @@ static long try_capset(void)
 	return syscall(SYS_capset, &h, d);
 }
 
-static long try_setuid0(void)
-{
-	return syscall(SYS_setuid, 0);
-}
+static long try_setuid0(void) { return syscall(SYS_setuid, 0); }
 
 /* The read-only root: creating a file needs a writable mount, so the
  * answer is EROFS whatever the directory's permissions. */
@@ -487,20 +444,11 @@ static long create_in(const char *dir)
 	return fd;
 }
 
-static long try_write_root(void)
-{
-	return create_in("");
-}
+static long try_write_root(void) { return create_in(""); }
 
-static long try_write_etc(void)
-{
-	return create_in("/etc");
-}
+static long try_write_etc(void) { return create_in("/etc"); }
 
-static long try_write_usr(void)
-{
-	return create_in("/usr");
-}
+static long try_write_usr(void) { return create_in("/usr"); }
 
 /* The directory of this program: part of the host, seen read-only. */
 static long try_write_bindir(void)
@@ -545,11 +493,12 @@ static long try_kill_host(void)
 static long try_raw_disk(void)
 {
 	static const char *const devs[] = {
-		"/dev/sda",  "/dev/vda",     "/dev/xvda", "/dev/nvme0n1",
-		"/dev/hda",  "/dev/mmcblk0", "/dev/loop0", "/dev/dm-0",
-		"/dev/md0",  "/dev/mem",     "/dev/kmem", "/dev/port",
-		"/dev/kmsg", "/dev/console", "/dev/tty0", "/dev/ttyS0",
-		"/dev/fuse", "/dev/mapper/control",
+		"/dev/sda",     "/dev/vda",     "/dev/xvda",
+		"/dev/nvme0n1", "/dev/hda",     "/dev/mmcblk0",
+		"/dev/loop0",   "/dev/dm-0",    "/dev/md0",
+		"/dev/mem",     "/dev/kmem",    "/dev/port",
+		"/dev/kmsg",    "/dev/console", "/dev/tty0",
+		"/dev/ttyS0",   "/dev/fuse",    "/dev/mapper/control",
 	};
 	for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++) {
 		int fd = open(devs[i], O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -585,8 +534,7 @@ static long try_read_shadow(void)
 
 static long try_net_none(void)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_port = htons(9) };
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(9) };
 	inet_pton(AF_INET, "192.0.2.1", &a.sin_addr);
 	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (s < 0)
@@ -708,10 +656,9 @@ static int probe_proc_pids(const char *name)
 /* /dev holds the minimal set and nothing else. */
 static int probe_dev_list(const char *name)
 {
-	static const char *const ok[] = { "null",   "zero",  "full",
-					  "random", "urandom", "tty",
-					  "fd",     "stdin", "stdout",
-					  "stderr", "shm" };
+	static const char *const ok[] = { "null",    "zero",   "full", "random",
+					  "urandom", "tty",    "fd",   "stdin",
+					  "stdout",  "stderr", "shm" };
 	DIR *d = opendir("/dev");
 	if (!d)
 		return report(name, UNEXPECTED, errno, "opendir /dev");
@@ -908,8 +855,8 @@ static int probe_setuid_exec(const char *name)
 	waitpid(pid, &status, 0);
 	unsigned ruid, euid, suid;
 	int secure;
-	if (sscanf(buf, "uid=%u euid=%u suid=%u secure=%d", &ruid, &euid,
-		   &suid, &secure) != 4)
+	if (sscanf(buf, "uid=%u euid=%u suid=%u secure=%d", &ruid, &euid, &suid,
+		   &secure) != 4)
 		return report(name, UNEXPECTED, 0, "no answer (status %d)",
 			      status);
 	if (euid == 0 || suid == 0)
@@ -934,8 +881,9 @@ static int probe_tty(const char *name)
 	int rc = ioctl(fd, TIOCSTI, &c);
 	int e = rc < 0 ? errno : 0;
 	close(fd);
-	return report(name, ESCAPED, e, "controlling terminal open, "
-			    "TIOCSTI %s",
+	return report(name, ESCAPED, e,
+		      "controlling terminal open, "
+		      "TIOCSTI %s",
 		      rc == 0 ? "injected input" : "refused");
 }
 
@@ -950,8 +898,8 @@ static int probe_proc_sys(const char *name)
 			      "/proc/sys/kernel/core_pattern open for writing "
 			      "(nothing written)");
 	}
-	return report(name, errno == EACCES || errno == EROFS ? REFUSED
-							      : UNEXPECTED,
+	return report(name,
+		      errno == EACCES || errno == EROFS ? REFUSED : UNEXPECTED,
 		      errno, NULL);
 }
 
@@ -988,8 +936,8 @@ static int whoami(void)
 {
 	uid_t r, e, s;
 	getresuid(&r, &e, &s);
-	printf("uid=%u euid=%u suid=%u secure=%lu\n", (unsigned)r,
-	       (unsigned)e, (unsigned)s, getauxval(AT_SECURE));
+	printf("uid=%u euid=%u suid=%u secure=%lu\n", (unsigned)r, (unsigned)e,
+	       (unsigned)s, getauxval(AT_SECURE));
 	return 0;
 }
 

@@ -75,8 +75,8 @@ static long offset, tail, max_bytes;
 static flt_tls_opts_t tls;
 
 static const flt_flag_t serve_flags[] = {
-	{ "listen", FLT_FLAG_STRING, &listen_url, "URL", "where agents dial",
-	  0, 0, NULL },
+	{ "listen", FLT_FLAG_STRING, &listen_url, "URL", "where agents dial", 0,
+	  0, NULL },
 	{ "allocs", FLT_FLAG_STRING, &allocs_path, "FILE",
 	  "JSON array of AllocSpec", 0, 0, NULL },
 	{ "log", FLT_FLAG_STRING, &log_path, "FILE",
@@ -95,8 +95,8 @@ static const flt_flag_t serve_flags[] = {
 static const flt_flag_t pack_flags[] = {
 	{ "name", FLT_FLAG_STRING, &pkg_name, "NAME", "package name", 0, 0,
 	  NULL },
-	{ "version", FLT_FLAG_STRING, &pkg_version, "VERSION", "its version",
-	  0, 0, NULL },
+	{ "version", FLT_FLAG_STRING, &pkg_version, "VERSION", "its version", 0,
+	  0, NULL },
 	{ "file", FLT_FLAG_STRING, &pkg_file, "PATH", "the content", 0, 0,
 	  NULL },
 	{ "chunks", FLT_FLAG_STRING, &chunks_dir, "DIR", "where chunks go", 0,
@@ -125,14 +125,14 @@ static const flt_flag_t logs_flags[] = {
 	  NULL },
 	{ "alloc", FLT_FLAG_STRING, &alloc_id, "ID", "allocation id", 0, 0,
 	  NULL },
-	{ "task", FLT_FLAG_STRING, &task, "NAME", "task (default: first)", 0,
-	  0, NULL },
+	{ "task", FLT_FLAG_STRING, &task, "NAME", "task (default: first)", 0, 0,
+	  NULL },
 	{ "stderr", FLT_FLAG_BOOL, &use_stderr, NULL, "stderr, not stdout", 0,
 	  0, NULL },
 	{ "offset", FLT_FLAG_INT, &offset, "N", "offset (-1: tail)", -1,
 	  1L << 40, NULL },
-	{ "tail", FLT_FLAG_INT, &tail, "N", "bytes of a tail read", 0,
-	  1L << 30, NULL },
+	{ "tail", FLT_FLAG_INT, &tail, "N", "bytes of a tail read", 0, 1L << 30,
+	  NULL },
 	{ "max", FLT_FLAG_INT, &max_bytes, "N", "most bytes", 0, 1L << 30,
 	  NULL },
 	{ "tls-ca", FLT_FLAG_STRING, &tls.ca_file, "FILE", "CA", 0, 0, NULL },
@@ -337,7 +337,8 @@ static void write_state(fake_t *f, const Flotilla__SyncRequest *req)
 			    json_string(req->inventory_digest));
 	json_t *steps = json_array();
 	for (size_t i = 0; i < req->n_steps; i++)
-		json_array_append_new(steps, flt_pb_to_json(&req->steps[i]->base));
+		json_array_append_new(steps,
+				      flt_pb_to_json(&req->steps[i]->base));
 	json_object_set_new(j, "steps", steps);
 	json_object_set_new(j, "inventory",
 			    f->inv ? flt_pb_to_json(&f->inv->base)
@@ -458,9 +459,9 @@ static void handle(flt_request_t *r, void *arg)
 		cleanup_pb Flotilla__FetchChunkRequest *req = NULL;
 		cleanup_free char *data = NULL;
 		char path[4200];
-		if (flt_envelope_body(env,
-				      &flotilla__fetch_chunk_request__descriptor,
-				      (ProtobufCMessage **)&req, &err) < 0) {
+		if (flt_envelope_body(
+			    env, &flotilla__fetch_chunk_request__descriptor,
+			    (ProtobufCMessage **)&req, &err) < 0) {
 			flt_request_fail(r, err.code, "%s", err.msg);
 			return;
 		}
@@ -541,8 +542,10 @@ static int serve(void)
 	reload(&f);
 	reload_steps(&f);
 	pthread_mutex_unlock(&f.mtx);
-	flt_server_opts_t so = { .url = listen_url, .workers = 8,
-				 .handler = handle, .arg = &f,
+	flt_server_opts_t so = { .url = listen_url,
+				 .workers = 8,
+				 .handler = handle,
+				 .arg = &f,
 				 .name = "fakecoord" };
 	if (flt_server_open(&so, &srv, &err) < 0) {
 		fprintf(stderr, "flt-fakecoord: %s\n", err.msg);
@@ -612,10 +615,9 @@ static int logs(void)
 					 resp->data.len);
 		if (!d)
 			d = json_integer((json_int_t)resp->data.len);
-		json_object_set_new(out,
-				    json_is_string(d) ? "data"
-						      : "data_invalid_utf8",
-				    d);
+		json_object_set_new(
+			out, json_is_string(d) ? "data" : "data_invalid_utf8",
+			d);
 		json_object_set_new(out, "offset", json_integer(resp->offset));
 		json_object_set_new(out, "rotated",
 				    json_boolean(resp->rotated));
@@ -661,8 +663,8 @@ static int pack(void)
 	m->key_id = flt_xstrdup("");
 	m->created_at_ms = flt_now_wall_ms();
 	m->n_chunks = (len + (size_t)chunk_size - 1) / (size_t)chunk_size;
-	m->chunks = flt_xcalloc(m->n_chunks ? m->n_chunks : 1,
-				sizeof(*m->chunks));
+	m->chunks =
+		flt_xcalloc(m->n_chunks ? m->n_chunks : 1, sizeof(*m->chunks));
 	for (size_t i = 0; i < m->n_chunks; i++) {
 		size_t off = i * (size_t)chunk_size;
 		size_t n = len - off < (size_t)chunk_size ? len - off
@@ -745,8 +747,8 @@ int main(int argc, char **argv)
 			"usage: flt-fakecoord serve|logs|pack|keygen [FLAGS]\n");
 		return 2;
 	}
-	int rc = flt_flags_parse(cmds[c].flags, argc - 1, argv + 1, &next,
-				 &err);
+	int rc =
+		flt_flags_parse(cmds[c].flags, argc - 1, argv + 1, &next, &err);
 	if (rc != 0 || next != argc - 1) {
 		fprintf(stderr, "flt-fakecoord: %s\n",
 			rc < 0 ? err.msg : "unexpected argument");

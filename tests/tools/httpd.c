@@ -33,7 +33,8 @@ static int listen_on(int port)
 				 .sin_port = htons((uint16_t)port) };
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(s, 16) < 0) {
+	if (bind(s, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    listen(s, 16) < 0) {
 		perror("flt-httpd: listen");
 		exit(1);
 	}
@@ -71,9 +72,10 @@ int main(int argc, char **argv)
 		if (read(c, req, sizeof(req)) < 0)
 			req[0] = '\0';
 		read_state(argv[2], state, sizeof(state));
-		const char *resp = strcmp(state, "503") == 0
-					   ? "HTTP/1.0 503 Service Unavailable\r\n\r\n"
-					   : "HTTP/1.0 200 OK\r\n\r\nok\n";
+		const char *resp =
+			strcmp(state, "503") == 0
+				? "HTTP/1.0 503 Service Unavailable\r\n\r\n"
+				: "HTTP/1.0 200 OK\r\n\r\nok\n";
 		if (write(c, resp, strlen(resp)) < 0)
 			perror("flt-httpd: write");
 		close(c);

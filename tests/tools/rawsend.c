@@ -36,7 +36,8 @@ static long timeout_ms = 3000;
 static flt_tls_opts_t tls;
 
 static const flt_flag_t flags[] = {
-	{ "url", FLT_FLAG_STRING, &url, "URL", "socket to send to", 0, 0, NULL },
+	{ "url", FLT_FLAG_STRING, &url, "URL", "socket to send to", 0, 0,
+	  NULL },
 	{ "garbage", FLT_FLAG_INT, &garbage, "N", "send N random bytes", 0,
 	  1 << 30, NULL },
 	{ "seed", FLT_FLAG_INT, &seed, "N", "random seed", 0, 1 << 30, NULL },
@@ -49,8 +50,7 @@ static const flt_flag_t flags[] = {
 	{ "sync", FLT_FLAG_BOOL, &sync_call, NULL, "send a Sync", 0, 0, NULL },
 	{ "register", FLT_FLAG_STRING, &register_name, "NAME",
 	  "send a Register", 0, 0, NULL },
-	{ "token", FLT_FLAG_STRING, &token, "TOKEN", "join token", 0, 0,
-	  NULL },
+	{ "token", FLT_FLAG_STRING, &token, "TOKEN", "join token", 0, 0, NULL },
 	{ "reg-id", FLT_FLAG_STRING, &reg_id, "ID", "registration id", 0, 0,
 	  NULL },
 	{ "node-id", FLT_FLAG_STRING, &node_id, "ID", "Sync node id", 0, 0,
@@ -78,8 +78,8 @@ static int do_sync(void)
 	flt_client_t *cl;
 	flt_error_t err;
 
-	for (size_t i = 0; i < sizeof(secret) && secret_hex[2 * i] &&
-			   secret_hex[2 * i + 1];
+	for (size_t i = 0;
+	     i < sizeof(secret) && secret_hex[2 * i] && secret_hex[2 * i + 1];
 	     i++) {
 		char b[3] = { secret_hex[2 * i], secret_hex[2 * i + 1], 0 };
 		secret[i] = (uint8_t)strtoul(b, NULL, 16);
@@ -92,9 +92,10 @@ static int do_sync(void)
 		return 3;
 	}
 	ProtobufCMessage *resp = NULL;
-	int rc = flt_client_call(cl, FLOTILLA__METHOD__METHOD_SYNC, &c,
-				 &req.base, &flotilla__sync_response__descriptor,
-				 &resp, (int)timeout_ms, &err);
+	int rc =
+		flt_client_call(cl, FLOTILLA__METHOD__METHOD_SYNC, &c,
+				&req.base, &flotilla__sync_response__descriptor,
+				&resp, (int)timeout_ms, &err);
 	flt_client_close(cl);
 	if (rc == 0) {
 		protobuf_c_message_free_unpacked(resp, NULL);
@@ -128,11 +129,10 @@ static int do_register(void)
 		printf("no reply: %s\n", err.msg);
 		return 3;
 	}
-	int rc = flt_client_call(cl, FLOTILLA__METHOD__METHOD_REGISTER, &c,
-				 &req.base,
-				 &flotilla__register_response__descriptor,
-				 (ProtobufCMessage **)&resp, (int)timeout_ms,
-				 &err);
+	int rc = flt_client_call(
+		cl, FLOTILLA__METHOD__METHOD_REGISTER, &c, &req.base,
+		&flotilla__register_response__descriptor,
+		(ProtobufCMessage **)&resp, (int)timeout_ms, &err);
 	flt_client_close(cl);
 	if (rc < 0) {
 		printf("reply code=%d message=%s\n", flt_wire_code_out(rc),
@@ -200,7 +200,8 @@ int main(int argc, char **argv)
 	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, (nng_duration)timeout_ms);
 	nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, FLT_WIRE_MAX_MSG);
 	nng_dialer_create(&d, s, url);
-	if (flt_url_is_tls(url) && flt_tls_dialer_setup(d, url, &tls, &err) < 0) {
+	if (flt_url_is_tls(url) &&
+	    flt_tls_dialer_setup(d, url, &tls, &err) < 0) {
 		printf("no reply: %s\n", err.msg);
 		return 3;
 	}
@@ -223,9 +224,9 @@ int main(int argc, char **argv)
 		_exit(3);
 	}
 	flt_envelope_t *env = NULL;
-	ProtobufCMessage *pm = protobuf_c_message_unpack(
-		&flotilla__envelope__descriptor, NULL, nng_msg_len(m),
-		nng_msg_body(m));
+	ProtobufCMessage *pm =
+		protobuf_c_message_unpack(&flotilla__envelope__descriptor, NULL,
+					  nng_msg_len(m), nng_msg_body(m));
 	env = (flt_envelope_t *)pm;
 	if (!env) {
 		printf("reply undecodable\n");

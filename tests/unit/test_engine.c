@@ -98,17 +98,20 @@ static void drained_cb(void *ctx, const char *node)
 static void engine_start(fixture_t *f)
 {
 	flt_error_t err;
-	coord_engine_opts_t o = { .store = f->store, .writer = f->writer,
-				  .fleet = fleet_cb, .fleet_gen = gen_cb,
+	coord_engine_opts_t o = { .store = f->store,
+				  .writer = f->writer,
+				  .fleet = fleet_cb,
+				  .fleet_gen = gen_cb,
 				  .push = push_cb,
-				  .drained = drained_cb, .ctx = f,
+				  .drained = drained_cb,
+				  .ctx = f,
 				  .tick_ms = 20 };
 	assert_int_equal(coord_engine_open(&o, &f->engine, &err), 0);
 }
 
 static void open_all(fixture_t *f)
 {
-	static const char *const dbs[] = { "nodes", "jobs", "job_versions",
+	static const char *const dbs[] = { "nodes",  "jobs",  "job_versions",
 					   "allocs", "evals", "deployments",
 					   NULL };
 	flt_store_opts_t so = { .dbs = dbs, .map_size = 64 << 20 };
@@ -166,10 +169,11 @@ static Flotilla__Job *job_of(const char *json)
 	return j;
 }
 
-#define SERVICE(name, count, cmd, update)                                     \
-	"{\"name\":\"" name "\",\"groups\":[{\"name\":\"web\",\"count\":"     \
-	#count ",\"reschedule\":{\"attempts\":2,\"delay_ms\":1},"             \
-	"\"tasks\":[{\"name\":\"srv\",\"command\":\"" cmd "\"}]}],"          \
+#define SERVICE(name, count, cmd, update)                           \
+	"{\"name\":\"" name                                         \
+	"\",\"groups\":[{\"name\":\"web\",\"count\":" #count        \
+	",\"reschedule\":{\"attempts\":2,\"delay_ms\":1},"          \
+	"\"tasks\":[{\"name\":\"srv\",\"command\":\"" cmd "\"}]}]," \
 	"\"update\":{" update "}}"
 
 static Flotilla__JobRegisterResponse *run_job(fixture_t *f, const char *json)
@@ -219,8 +223,8 @@ static void report_node(fixture_t *f, const char *node,
 		ts[n].name = "srv";
 		ts[n].alloc_id = a->id;
 		bool mine = !only_version || a->job_version == only_version;
-		ts[n].state = mine ? state
-				   : FLOTILLA__TASK_STATE__TASK_STATE_RUNNING;
+		ts[n].state =
+			mine ? state : FLOTILLA__TASK_STATE__TASK_STATE_RUNNING;
 		ts[n].healthy = mine ? healthy : true;
 		ts[n].message = mine && !healthy ? "check failed" : "";
 		tp[n] = &ts[n];
@@ -229,9 +233,8 @@ static void report_node(fixture_t *f, const char *node,
 	coord_engine_report(f->engine, node, tp, n);
 }
 
-static void report_all(fixture_t *f, const char *job,
-		       Flotilla__TaskState state, bool healthy,
-		       uint64_t only_version)
+static void report_all(fixture_t *f, const char *job, Flotilla__TaskState state,
+		       bool healthy, uint64_t only_version)
 {
 	Flotilla__JobGetResponse *g = get(f, job);
 	for (size_t i = 0; i < f->nnodes; i++)
@@ -256,9 +259,9 @@ static char *await_deployment(fixture_t *f, const char *job, bool healthy,
 		Flotilla__JobGetResponse *g = get(f, job);
 		snprintf(status, sizeof(status), "%s",
 			 g->deployment ? g->deployment->status : "none");
-		bool waiting = g->deployment &&
-			       strstr(g->deployment->status_description,
-				      "promotion");
+		bool waiting =
+			g->deployment &&
+			strstr(g->deployment->status_description, "promotion");
 		flotilla__job_get_response__free_unpacked(g, NULL);
 		if (strcmp(status, "running") || waiting)
 			return status;
@@ -272,8 +275,9 @@ static char *await_deployment(fixture_t *f, const char *job, bool healthy,
 static void test_place_and_succeed(void **state)
 {
 	fixture_t *f = *state;
-	Flotilla__JobRegisterResponse *r = run_job(
-		f, SERVICE("web", 3, "/bin/true", "\"min_healthy_time_ms\":50"));
+	Flotilla__JobRegisterResponse *r =
+		run_job(f, SERVICE("web", 3, "/bin/true",
+				   "\"min_healthy_time_ms\":50"));
 	assert_int_equal(r->job_version, 1);
 	assert_int_equal(r->placed, 3);
 	assert_int_equal(r->unplaced, 0);
@@ -489,9 +493,10 @@ static void test_canary_then_auto_revert(void **state)
 			    "successful");
 
 	/* v2 is healthy: one canary first, beside the three of v1. */
-	r = run_job(f, SERVICE("c", 3, "/bin/v2",
-			       "\"canary\":1,\"auto_promote\":true,"
-			       "\"auto_revert\":true,\"min_healthy_time_ms\":20"));
+	r = run_job(f,
+		    SERVICE("c", 3, "/bin/v2",
+			    "\"canary\":1,\"auto_promote\":true,"
+			    "\"auto_revert\":true,\"min_healthy_time_ms\":20"));
 	assert_int_equal(r->job_version, 2);
 	assert_int_equal(r->placed, 1);
 	flotilla__job_register_response__free_unpacked(r, NULL);
@@ -518,17 +523,19 @@ static void test_canary_then_auto_revert(void **state)
 
 	/* v3 fails its checks: the canary is unhealthy, the deployment
 	 * fails, and the job reverts to v2, which never stopped serving. */
-	r = run_job(f, SERVICE("c", 3, "/bin/v3",
-			       "\"canary\":1,\"auto_promote\":true,"
-			       "\"auto_revert\":true,\"min_healthy_time_ms\":20,"
-			       "\"healthy_deadline_ms\":300"));
+	r = run_job(f,
+		    SERVICE("c", 3, "/bin/v3",
+			    "\"canary\":1,\"auto_promote\":true,"
+			    "\"auto_revert\":true,\"min_healthy_time_ms\":20,"
+			    "\"healthy_deadline_ms\":300"));
 	flotilla__job_register_response__free_unpacked(r, NULL);
 	/* The revert is a deployment of its own, which succeeds. */
 	assert_string_equal(await_deployment(f, "c", false, 3, 5000),
 			    "successful");
 	g = get(f, "c");
 	assert_int_equal(g->record->version, 4);
-	assert_non_null(strstr(g->record->description, "reverted to version 2"));
+	assert_non_null(
+		strstr(g->record->description, "reverted to version 2"));
 	size_t bad = 0;
 	for (size_t i = 0; i < g->n_allocs; i++)
 		if (g->allocs[i]->job_version == 3) {
@@ -568,8 +575,7 @@ static void test_restart_resumes_deployment(void **state)
 	snprintf(dep, sizeof(dep), "%s", r->deployment_id);
 	flotilla__job_register_response__free_unpacked(r, NULL);
 	/* Waits for promotion (auto_promote is off). */
-	assert_string_equal(await_deployment(f, "p", true, 0, 3000),
-			    "running");
+	assert_string_equal(await_deployment(f, "p", true, 0, 3000), "running");
 
 	/* The coordinator goes away and comes back on the same store. */
 	close_all(f);
@@ -598,8 +604,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_canary_then_auto_revert,
 						setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			test_restart_resumes_deployment, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_resumes_deployment,
+						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

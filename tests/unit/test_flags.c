@@ -276,7 +276,7 @@ static void test_env_fallback(void **state)
 	int next;
 	char *none[] = { "prog", NULL };
 	char *given[] = { "prog",  "--heartbeat-ttl", "5",
-			  "--url", "ipc://x",	      NULL };
+			  "--url", "ipc://x",         NULL };
 
 	setenv(TTL_ENV, "30", 1);
 	setenv(URL_ENV, "tcp://from-env:1", 1);
@@ -346,8 +346,8 @@ static void test_kv_rejects(void **state)
 {
 	opts_t *o = *state;
 	char longkey[80];
-	const char *bad[] = { "novalue", "=x",	     "bad key=x", "a/b=x",
-			      longkey,	 "k=bell\a", "" };
+	const char *bad[] = { "novalue", "=x",       "bad key=x", "a/b=x",
+			      longkey,   "k=bell\a", "" };
 	flt_error_t err;
 	int next;
 
@@ -429,8 +429,8 @@ static void test_reparse(void **state)
 	opts_t *o = *state;
 	flt_error_t err;
 	int next;
-	char *a[] = { "prog",	 "--peer", "p1",  "--peer", "p2",
-		      "--label", "k=v",	   "sub", NULL };
+	char *a[] = { "prog",    "--peer", "p1",  "--peer", "p2",
+		      "--label", "k=v",    "sub", NULL };
 	char *b[] = { "prog", "--peer", "p3", NULL };
 
 	/* Parsing twice works: optind is reset by every call. */

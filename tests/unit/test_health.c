@@ -258,9 +258,9 @@ static void http_case(const char *reply, const char *path, int want_rc,
 	char why[256];
 
 	server_start(&s, reply);
-	assert_int_equal(agent_check_http(s.addr, path, -1, 2000, why,
-					  sizeof(why)),
-			 want_rc);
+	assert_int_equal(
+		agent_check_http(s.addr, path, -1, 2000, why, sizeof(why)),
+		want_rc);
 	assert_string_equal(why, want_why);
 	server_stop(&s);
 }
@@ -272,8 +272,8 @@ static void test_http_ok(void **state)
 
 	(void)state;
 	server_start(&s, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
-	assert_int_equal(agent_check_http(s.addr, "/healthz?x=1", -1, 2000,
-					  why, sizeof(why)),
+	assert_int_equal(agent_check_http(s.addr, "/healthz?x=1", -1, 2000, why,
+					  sizeof(why)),
 			 0);
 	assert_string_equal(why, "");
 	server_stop(&s);
@@ -283,9 +283,8 @@ static void test_http_ok(void **state)
 
 	/* No path: "/". */
 	server_start(&s, "HTTP/1.0 204 No Content\r\n\r\n");
-	assert_int_equal(agent_check_http(s.addr, NULL, -1, 2000, why,
-					  sizeof(why)),
-			 0);
+	assert_int_equal(
+		agent_check_http(s.addr, NULL, -1, 2000, why, sizeof(why)), 0);
 	server_stop(&s);
 	assert_memory_equal(s.request, "GET / HTTP/1.0\r\n", 16);
 }
@@ -329,9 +328,8 @@ static void test_http_timeout(void **state)
 	(void)state;
 	server_start(&s, NULL);
 	t0 = flt_now_mono_ms();
-	assert_int_equal(agent_check_http(s.addr, "/", -1, 700, why,
-					  sizeof(why)),
-			 1);
+	assert_int_equal(
+		agent_check_http(s.addr, "/", -1, 700, why, sizeof(why)), 1);
 	elapsed = flt_now_mono_ms() - t0;
 	assert_string_equal(why, "timed out after 700 ms");
 	assert_true(elapsed >= 650);
@@ -346,9 +344,8 @@ static void test_http_refused(void **state)
 	(void)state;
 	snprintf(addr, sizeof(addr), "127.0.0.1:%d", closed_port());
 	snprintf(want, sizeof(want), "connect %s: Connection refused", addr);
-	assert_int_equal(agent_check_http(addr, "/", -1, 1000, why,
-					  sizeof(why)),
-			 1);
+	assert_int_equal(
+		agent_check_http(addr, "/", -1, 1000, why, sizeof(why)), 1);
 	assert_string_equal(why, want);
 }
 
@@ -425,9 +422,8 @@ static void test_netns(void **state)
 		 addr);
 	assert_int_equal(rc, 1);
 	assert_string_equal(why, want);
-	assert_int_equal(agent_check_http(addr, "/", nsfd, 1000, why,
-					  sizeof(why)),
-			 1);
+	assert_int_equal(
+		agent_check_http(addr, "/", nsfd, 1000, why, sizeof(why)), 1);
 	assert_string_equal(why, want);
 	/* The calling thread never left the host's namespace. */
 	assert_int_equal(agent_check_tcp(addr, -1, 1000, why, sizeof(why)), 0);
@@ -441,16 +437,16 @@ static void test_netns_bad_fd(void **state)
 	int fd;
 
 	(void)state;
-	assert_int_equal(agent_check_tcp("127.0.0.1:80", 987654, 500, why,
-					 sizeof(why)),
-			 -EBADF);
+	assert_int_equal(
+		agent_check_tcp("127.0.0.1:80", 987654, 500, why, sizeof(why)),
+		-EBADF);
 	assert_string_equal(why, "netns fd 987654: Bad file descriptor");
 	/* Not a namespace: setns refuses it. */
 	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
-	assert_int_equal(agent_check_tcp("127.0.0.1:80", fd, 500, why,
-					 sizeof(why)),
-			 -EINVAL);
+	assert_int_equal(
+		agent_check_tcp("127.0.0.1:80", fd, 500, why, sizeof(why)),
+		-EINVAL);
 	assert_string_equal(why, "setns: Invalid argument");
 	close(fd);
 }
@@ -532,8 +528,10 @@ static void test_state_default_and_one(void **state)
 	hc.failures = 1;
 	agent_check_state_init(&s, &hc, 0);
 	assert_true(agent_check_record(&s, &hc, 0, "", 0));
-	assert_true(agent_check_record(&s, &hc, -EMFILE, "socket: Too many "
-							"open files", 0));
+	assert_true(agent_check_record(&s, &hc, -EMFILE,
+				       "socket: Too many "
+				       "open files",
+				       0));
 	assert_false(s.healthy);
 }
 
@@ -585,8 +583,7 @@ struct spec {
 	uint32_t interval, timeout, failures;
 };
 
-static void make(Flotilla__HealthCheck *hc, const struct spec *sp,
-		 char **argv)
+static void make(Flotilla__HealthCheck *hc, const struct spec *sp, char **argv)
 {
 	static char empty[] = "";
 
@@ -639,14 +636,17 @@ static void test_validate_bad(void **state)
 		{ { .type = "http", .address = "a:80", .path = "healthz" },
 		  "checks[1].path: must start with / and have no spaces or "
 		  "control characters" },
-		{ { .type = "http", .address = "a:80",
+		{ { .type = "http",
+		    .address = "a:80",
 		    .path = "/x\r\nHost: y" },
 		  "checks[1].path: must start with / and have no spaces or "
 		  "control characters" },
 		{ { .type = "tcp", .address = "a:1", .interval = 1000 },
 		  "checks[1].timeout_ms: must be less than interval_ms "
 		  "(2000 >= 1000)" },
-		{ { .type = "tcp", .address = "a:1", .interval = 3000,
+		{ { .type = "tcp",
+		    .address = "a:1",
+		    .interval = 3000,
 		    .timeout = 3000 },
 		  "checks[1].timeout_ms: must be less than interval_ms "
 		  "(3000 >= 3000)" },
@@ -667,8 +667,7 @@ static void test_validate_bad(void **state)
 				 -EINVAL);
 		assert_int_equal(err.code, -EINVAL);
 		assert_string_equal(err.msg, cases[i].msg);
-		assert_int_equal(flt_check_validate(&hc, NULL, NULL),
-				 -EINVAL);
+		assert_int_equal(flt_check_validate(&hc, NULL, NULL), -EINVAL);
 	}
 }
 
@@ -689,8 +688,7 @@ static void test_validate_prefixes(void **state)
 			 -EINVAL);
 	assert_string_equal(err.msg,
 			    "task web: checks[0].address: must be host:port");
-	assert_int_equal(flt_check_validate(NULL, "checks[2]", &err),
-			 -EINVAL);
+	assert_int_equal(flt_check_validate(NULL, "checks[2]", &err), -EINVAL);
 	assert_string_equal(err.msg, "checks[2]: missing");
 }
 
@@ -698,17 +696,23 @@ static void test_validate_good(void **state)
 {
 	static const struct spec good[] = {
 		{ .type = "exec", .cmd0 = "/bin/check", .ncmd = 1 },
-		{ .type = "exec", .cmd0 = "/bin/check", .ncmd = 2,
-		  .name = "ready", .interval = 1000, .timeout = 999,
+		{ .type = "exec",
+		  .cmd0 = "/bin/check",
+		  .ncmd = 2,
+		  .name = "ready",
+		  .interval = 1000,
+		  .timeout = 999,
 		  .failures = 1 },
 		{ .type = "tcp", .address = "127.0.0.1:8080" },
 		{ .type = "tcp", .address = "[::1]:8080", .failures = 0 },
 		{ .type = "tcp", .address = "[fe80::1%eth0]:22" },
-		{ .type = "tcp", .address = "db.internal:5432",
+		{ .type = "tcp",
+		  .address = "db.internal:5432",
 		  .timeout = 500 },
 		{ .type = "http", .address = "localhost:80" },
 		{ .type = "http", .address = "localhost:65535", .path = "/" },
-		{ .type = "http", .address = "web:8080",
+		{ .type = "http",
+		  .address = "web:8080",
 		  .path = "/healthz?full=1&x=%20" },
 		{ .type = "tcp", .address = "a:1", .interval = 2001 },
 		/* path is for http only and ignored elsewhere. */
@@ -723,8 +727,7 @@ static void test_validate_good(void **state)
 		flt_error_t err = { .code = 42, .msg = "untouched" };
 
 		make(&hc, &good[i], argv);
-		assert_int_equal(flt_check_validate(&hc, "checks[0]", &err),
-				 0);
+		assert_int_equal(flt_check_validate(&hc, "checks[0]", &err), 0);
 		assert_int_equal(err.code, 42);
 		assert_string_equal(err.msg, "untouched");
 	}

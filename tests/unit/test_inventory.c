@@ -34,13 +34,22 @@
 struct zent {
 	const char *name;
 	const void *data; /* NULL: the name as contents */
-	size_t len;       /* 0 with data: strlen(data) */
-	bool store;       /* stored, not deflated */
+	size_t len; /* 0 with data: strlen(data) */
+	bool store; /* stored, not deflated */
 };
 
-#define Z(n) { .name = (n) }
-#define ZD(n, d) { .name = (n), .data = (d) }
-#define ZL(n, d, l, st) { .name = (n), .data = (d), .len = (l), .store = (st) }
+#define Z(n)                \
+	{                   \
+		.name = (n) \
+	}
+#define ZD(n, d)                         \
+	{                                \
+		.name = (n), .data = (d) \
+	}
+#define ZL(n, d, l, st)                                             \
+	{                                                           \
+		.name = (n), .data = (d), .len = (l), .store = (st) \
+	}
 
 /* A zip of the entries in a malloc'd buffer. */
 static void *zip_mem(const struct zent *e, size_t n, size_t *len)
@@ -159,9 +168,9 @@ static void mkdir_p(const char *dir, const char *name)
 
 /* ---- looking at results ------------------------------------------------ */
 
-static const Flotilla__InventoryItem *
-find(Flotilla__InventoryItem **items, size_t n, const char *name,
-     const char *path)
+static const Flotilla__InventoryItem *find(Flotilla__InventoryItem **items,
+					   size_t n, const char *name,
+					   const char *path)
 {
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(items[i]->name, name) == 0 &&
@@ -181,9 +190,8 @@ static size_t count_path(Flotilla__InventoryItem **items, size_t n,
 	return k;
 }
 
-static void assert_item(const Flotilla__InventoryItem *it,
-			const char *version, const char *group,
-			const char *source, bool jndi)
+static void assert_item(const Flotilla__InventoryItem *it, const char *version,
+			const char *group, const char *source, bool jndi)
 {
 	assert_non_null(it);
 	assert_int_equal(it->kind, KIND_JAVA);
@@ -385,8 +393,9 @@ static void test_manifest_only(void **state)
 	assert_item(l.items[0], "1.4.0.v20210101", "", "manifest", false);
 	agent_inv_list_free(&l);
 
-	o = (size_t)snprintf(big, big_len, "Manifest-Version: 1.0\n"
-					   "Export-Package: a");
+	o = (size_t)snprintf(big, big_len,
+			     "Manifest-Version: 1.0\n"
+			     "Export-Package: a");
 	while (o < big_len - 200) {
 		memcpy(big + o, "\n ,org.acme.pkg", 15);
 		o += 15;
@@ -448,8 +457,8 @@ static void test_renamed_and_filename(void **state)
 	zip_file(path, plain, 2);
 	free(path);
 	assert_int_equal(probe(dir, "jetty-util-9.4.44.v20210927.JAR", &l), 0);
-	assert_item(find(l.items, l.n, "jetty-util", NULL),
-		    "9.4.44.v20210927", "", "filename", false);
+	assert_item(find(l.items, l.n, "jetty-util", NULL), "9.4.44.v20210927",
+		    "", "filename", false);
 	agent_inv_list_free(&l);
 	free(p);
 	free(pp);
@@ -580,9 +589,9 @@ static void test_nested_one_level(void **state)
 	assert_int_equal(probe(dir, "outer.war", &l), 0);
 	assert_int_equal(l.n, 2);
 	assert_non_null(find(l.items, l.n, "outer", "outer.war"));
-	assert_item(find(l.items, l.n, "mid",
-			 "outer.war!/WEB-INF/lib/mid-1.0.jar"),
-		    "1.0", "", "filename", false);
+	assert_item(
+		find(l.items, l.n, "mid", "outer.war!/WEB-INF/lib/mid-1.0.jar"),
+		"1.0", "", "filename", false);
 	assert_null(find(l.items, l.n, "log4j-core", NULL));
 	assert_int_equal(count_path(l.items, l.n, "log4j-core"), 0);
 	agent_inv_list_free(&l);
@@ -779,8 +788,8 @@ static void test_managed(void **state)
 	free(cur);
 	cur = cat(pkgs, "log4j-core/current/lib/log4j-core-2.17.1.jar");
 	it = inv->items[1];
-	assert_item(it, "2.17.1", "org.apache.logging.log4j",
-		    "pom.properties", false);
+	assert_item(it, "2.17.1", "org.apache.logging.log4j", "pom.properties",
+		    false);
 	assert_string_equal(it->path, cur);
 	free(cur);
 	assert_int_equal(count_path(inv->items, inv->n_items, "2.14.1"), 0);

@@ -304,20 +304,20 @@ static void test_size_limit(void **state)
 }
 
 /* One group "g" whose one task "t" has the given extra fields. */
-#define TASK_JOB(fields)                                                  \
+#define TASK_JOB(fields)                                                    \
 	"{\"name\":\"j\",\"groups\":[{\"name\":\"g\",\"tasks\":[{\"name\":" \
 	"\"t\",\"command\":\"/bin/true\"" fields "}]}]}"
 /* One group "g" of one task, with the given extra group fields. */
-#define GROUP_JOB(fields)                                                 \
+#define GROUP_JOB(fields)                                                   \
 	"{\"name\":\"j\",\"groups\":[{\"name\":\"g\",\"tasks\":[{\"name\":" \
 	"\"t\",\"command\":\"/bin/true\"}]" fields "}]}"
 /* One group "g" of one task, with the given extra job fields. */
-#define JOB(fields)                                                       \
+#define JOB(fields)                                                         \
 	"{\"name\":\"j\",\"groups\":[{\"name\":\"g\",\"tasks\":[{\"name\":" \
 	"\"t\",\"command\":\"/bin/true\"}]}]" fields "}"
 /* A group "g" of one task, for lists of groups. */
-#define G                                                                 \
-	"{\"name\":\"g\",\"tasks\":[{\"name\":\"t\",\"command\":"           \
+#define G                                                         \
+	"{\"name\":\"g\",\"tasks\":[{\"name\":\"t\",\"command\":" \
 	"\"/bin/true\"}]}"
 
 static const struct bad_case {
@@ -336,19 +336,16 @@ static const struct bad_case {
 	  "groups[0].count: must be a whole number from 0 to 4294967295" },
 	{ "control character", TASK_JOB(",\"args\":[\"a\\u001bb\"]"),
 	  "groups[0].tasks[0].args[0]: not valid UTF-8 text" },
-	{ "job name with a space",
-	  "{\"name\":\"my job\",\"groups\":[" G "]}",
+	{ "job name with a space", "{\"name\":\"my job\",\"groups\":[" G "]}",
 	  "name: must be 1 to 63 of [A-Za-z0-9._-]" },
 	{ "unknown type", JOB(",\"type\":\"cron\""),
 	  "type: must be \"service\", \"batch\" or \"system\"" },
-	{ "priority 0", JOB(",\"priority\":0"),
-	  "priority: must be 1 to 100" },
+	{ "priority 0", JOB(",\"priority\":0"), "priority: must be 1 to 100" },
 	{ "priority 101", JOB(",\"priority\":101"),
 	  "priority: must be 1 to 100" },
 	{ "empty groups", "{\"name\":\"j\",\"groups\":[]}",
 	  "groups: a job needs at least one group" },
-	{ "duplicate group names",
-	  "{\"name\":\"j\",\"groups\":[" G "," G "]}",
+	{ "duplicate group names", "{\"name\":\"j\",\"groups\":[" G "," G "]}",
 	  "groups[1].name: \"g\" is used by groups[0]" },
 	{ "count 0", GROUP_JOB(",\"count\":0"),
 	  "groups[0].count: must be 1 to 10000" },
@@ -493,8 +490,7 @@ static const struct bad_case {
 	  "groups[0].tasks[0].uses[0]: \"\" is not a package name" },
 	{ "uses: twice", TASK_JOB(",\"uses\":[\"a\",\"b\",\"a\"]"),
 	  "groups[0].tasks[0].uses[2]: \"a\" is listed twice" },
-	{ "uses: one variable for two",
-	  TASK_JOB(",\"uses\":[\"a-b\",\"A.b\"]"),
+	{ "uses: one variable for two", TASK_JOB(",\"uses\":[\"a-b\",\"A.b\"]"),
 	  "groups[0].tasks[0].uses[1]: \"A.b\" and uses[0] \"a-b\" would "
 	  "share one FLOTILLA_PACKAGE_ variable" },
 	{ "uses: 17 packages",
@@ -528,8 +524,8 @@ static void test_bad_jobs(void **state)
 		if (rc == -EINVAL && err.code == -EINVAL && !job &&
 		    strcmp(err.msg, c->msg) == 0)
 			continue;
-		print_error("case %zu (%s): rc %d\n  got:  %s\n  want: %s\n",
-			    i, c->what, rc, err.msg, c->msg);
+		print_error("case %zu (%s): rc %d\n  got:  %s\n  want: %s\n", i,
+			    c->what, rc, err.msg, c->msg);
 		if (job)
 			flotilla__job__free_unpacked(job, NULL);
 		failed++;

@@ -413,9 +413,9 @@ static void test_open_errors(void **state)
 	assert_int_equal(agent_logfile_open(dir, "x", 0, 1001, &l, &err),
 			 -EINVAL);
 	assert_string_equal(err.msg, "log file x: max_files 1001 above 1000");
-	assert_int_equal(agent_logfile_open("/nonexistent/flt", "x", 0, 0, &l,
-					    &err),
-			 -ENOENT);
+	assert_int_equal(
+		agent_logfile_open("/nonexistent/flt", "x", 0, 0, &l, &err),
+		-ENOENT);
 	assert_string_equal(err.msg, "log directory /nonexistent/flt: "
 				     "No such file or directory");
 	assert_null(l);

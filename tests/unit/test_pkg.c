@@ -38,8 +38,9 @@ static void test_sha256_vectors(void **state)
 	assert_string_equal(hex, SHA_EMPTY);
 	flt_sha256_hex("abc", 3, hex);
 	assert_string_equal(hex, SHA_ABC);
-	flt_sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
-		       56, hex);
+	flt_sha256_hex(
+		"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", 56,
+		hex);
 	assert_string_equal(hex, "248d6a61d20638b8e5c026930c3e6039a33ce459"
 				 "64ff2167f6ecedd419db06c1");
 	memset(million, 'a', sizeof(million));

@@ -109,9 +109,7 @@ static void add_entry(struct archive *a, const struct ent *x)
 		archive_entry_set_filetype(e, AE_IFCHR);
 		archive_entry_set_rdev(e, makedev(1, 3));
 		break;
-	case FIFO:
-		archive_entry_set_filetype(e, AE_IFIFO);
-		break;
+	case FIFO: archive_entry_set_filetype(e, AE_IFIFO); break;
 	}
 	assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
 	if (len)
@@ -158,7 +156,9 @@ static uint8_t *build(const char *dir, enum fmt f, const struct ent *e,
 	struct archive *a;
 
 	snprintf(file, sizeof(file), "%s/build.%s", dir,
-		 f == ZIP ? "zip" : f == TGZ ? "tar.gz" : "tar");
+		 f == ZIP   ? "zip"
+		 : f == TGZ ? "tar.gz"
+			    : "tar");
 	a = writer(f, file);
 	for (size_t i = 0; i < n; i++)
 		add_entry(a, &e[i]);
@@ -270,7 +270,7 @@ static int stage(agent_pkgs_t *s, struct pkg *p, flt_error_t *err)
 /* ---- the file system -------------------------------------------------- */
 
 struct env {
-	char root[PATH_MAX];  /* the test's own directory */
+	char root[PATH_MAX]; /* the test's own directory */
 	char store[PATH_MAX]; /* root/pkgs */
 	char escape[PATH_MAX]; /* a name just outside root's parent */
 	bool tmp_x; /* /tmp/x was there before the test */
@@ -394,8 +394,7 @@ static void switch_ok(agent_pkgs_t *s, const char *name, const char *ver)
 		fail_msg("switch %s %s: %s", name, ver, err.msg);
 }
 
-static void assert_current(agent_pkgs_t *s, const char *name,
-			   const char *want)
+static void assert_current(agent_pkgs_t *s, const char *name, const char *want)
 {
 	char ver[256];
 
@@ -488,8 +487,7 @@ static void test_stage_switch_resolve(void **state)
 	assert_true(p3->m->n_chunks > 3);
 	assert_false(agent_pkgs_staged(s, "app", "1.0"));
 	assert_current(s, "app", "");
-	assert_int_equal(agent_pkgs_resolve(s, "app", path, sizeof(path),
-					    &err),
+	assert_int_equal(agent_pkgs_resolve(s, "app", path, sizeof(path), &err),
 			 FLT_ENOTFOUND);
 	assert_msg(&err, "no current version");
 
@@ -510,8 +508,7 @@ static void test_stage_switch_resolve(void **state)
 
 	switch_ok(s, "app", "1.0");
 	assert_current(s, "app", "1.0");
-	assert_int_equal(agent_pkgs_resolve(s, "app", path, sizeof(path),
-					    &err),
+	assert_int_equal(agent_pkgs_resolve(s, "app", path, sizeof(path), &err),
 			 0);
 	snprintf(want, sizeof(want), "%s/app/1.0", v->store);
 	assert_string_equal(path, want);
@@ -532,8 +529,7 @@ static void test_stage_switch_resolve(void **state)
 
 	switch_ok(s, "app", "2.0");
 	assert_current(s, "app", "2.0");
-	assert_int_equal(agent_pkgs_resolve(s, "app", path, sizeof(path),
-					    NULL),
+	assert_int_equal(agent_pkgs_resolve(s, "app", path, sizeof(path), NULL),
 			 0);
 	snprintf(want, sizeof(want), "%s/app/2.0", v->store);
 	assert_string_equal(path, want);
@@ -551,17 +547,14 @@ static void test_stage_switch_resolve(void **state)
 	assert_msg(&err, "version 9.9 is not staged");
 	assert_int_equal(agent_pkgs_switch(s, "other", "1.0", &err),
 			 FLT_ENOTFOUND);
-	assert_int_equal(agent_pkgs_switch(s, "app", "../1.0", &err),
-			 -EINVAL);
-	assert_int_equal(agent_pkgs_switch(s, "../app", "1.0", &err),
-			 -EINVAL);
+	assert_int_equal(agent_pkgs_switch(s, "app", "../1.0", &err), -EINVAL);
+	assert_int_equal(agent_pkgs_switch(s, "../app", "1.0", &err), -EINVAL);
 	assert_current(s, "app", "1.0");
 
 	/* "" takes the link away. */
 	switch_ok(s, "app", "");
 	assert_current(s, "app", "");
-	assert_int_equal(agent_pkgs_resolve(s, "app", path, sizeof(path),
-					    &err),
+	assert_int_equal(agent_pkgs_resolve(s, "app", path, sizeof(path), &err),
 			 FLT_ENOTFOUND);
 	switch_ok(s, "app", "");
 	switch_ok(s, "app", "3.0");
@@ -729,8 +722,7 @@ static void test_stale_temporaries(void **state)
 	/* What a crash in the middle of each step would leave. */
 	snprintf(path, sizeof(path), "%s/.unpack-0123456789abcdef", v->store);
 	assert_int_equal(mkdir(path, 0700), 0);
-	snprintf(path, sizeof(path), "%s/.unpack-0123456789abcdef/d",
-		 v->store);
+	snprintf(path, sizeof(path), "%s/.unpack-0123456789abcdef/d", v->store);
 	assert_int_equal(mkdir(path, 0700), 0);
 	snprintf(path, sizeof(path), "%s/.unpack-0123456789abcdef/d/up",
 		 v->store);
@@ -783,8 +775,8 @@ struct hostile {
 	struct pkg *base;
 };
 
-static void hostile_begin(struct hostile *h, struct env *v,
-			  const uint8_t *key, const uint8_t *sk)
+static void hostile_begin(struct hostile *h, struct env *v, const uint8_t *key,
+			  const uint8_t *sk)
 {
 	h->v = v;
 	h->s = open_store(v, key);
@@ -841,10 +833,10 @@ static void refused(struct hostile *h, enum fmt f, const struct ent *e,
 		    want);
 }
 
-#define REFUSED(h, f, code, want, ...)                                        \
-	do {                                                                  \
-		const struct ent e_[] = { __VA_ARGS__ };                      \
-		refused(h, f, e_, FLT_ARRAY_SIZE(e_), code, want);            \
+#define REFUSED(h, f, code, want, ...)                             \
+	do {                                                       \
+		const struct ent e_[] = { __VA_ARGS__ };           \
+		refused(h, f, e_, FLT_ARRAY_SIZE(e_), code, want); \
 	} while (0)
 
 static void test_hostile_paths(void **state)
@@ -881,8 +873,8 @@ static void test_hostile_paths(void **state)
 	REFUSED(&h, TAR, FLT_EPROTO, "entry \".\": names the package root",
 		{ L, ".", 0, "x" });
 	/* A file named like a directory, its data then read as headers. */
-	REFUSED(&h, TAR, FLT_EPROTO, "archive: after entry \"./\": ",
-		{ F, "./", 0, "gotcha" });
+	REFUSED(&h, TAR, FLT_EPROTO,
+		"archive: after entry \"./\": ", { F, "./", 0, "gotcha" });
 	hostile_end(&h);
 }
 
@@ -949,7 +941,8 @@ static void test_hostile_entries(void **state)
 		"entry \"pw\": hard link to \"../../../../etc/passwd\" leaves "
 		"the package",
 		{ H, "pw", 0, "../../../../etc/passwd" });
-	REFUSED(&h, TAR, FLT_EPROTO, "hard link to \"nope\": not in the package",
+	REFUSED(&h, TAR, FLT_EPROTO,
+		"hard link to \"nope\": not in the package",
 		{ H, "pw", 0, "nope" });
 	REFUSED(&h, TAR, FLT_EPROTO,
 		"entry \"h\": hard link to \"lnk/f\" goes through the symlink",
@@ -1050,12 +1043,10 @@ static void test_hostile_content(void **state)
 	p = good_pkg(v, "6.6", TAR);
 	set_str(&p->m->sha256, "ba7816bf8f01cfea414140de5dae2223b00361a3961"
 			       "77a9cb410ff61f20015ad");
-	refused_pkg(&h, p, FLT_EPROTO,
-		    "content: sha256 ");
+	refused_pkg(&h, p, FLT_EPROTO, "content: sha256 ");
 	p = good_pkg(v, "6.6", TGZ);
 	p->corrupt = 2;
-	refused_pkg(&h, p, FLT_EPROTO,
-		    "chunk 2 (");
+	refused_pkg(&h, p, FLT_EPROTO, "chunk 2 (");
 	p = good_pkg(v, "6.6", TGZ);
 	p->corrupt = 2;
 	{
@@ -1146,16 +1137,11 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, env_setup, env_teardown)
-		T(test_stage_switch_resolve),
-		T(test_restage),
-		T(test_file_format),
-		T(test_gc),
-		T(test_stale_temporaries),
-		T(test_hostile_paths),
-		T(test_hostile_symlinks),
-		T(test_hostile_entries),
-		T(test_hostile_limits),
-		T(test_hostile_content),
+		T(test_stage_switch_resolve), T(test_restage),
+		T(test_file_format),          T(test_gc),
+		T(test_stale_temporaries),    T(test_hostile_paths),
+		T(test_hostile_symlinks),     T(test_hostile_entries),
+		T(test_hostile_limits),       T(test_hostile_content),
 		T(test_signatures),
 #undef T
 	};

@@ -232,7 +232,8 @@ static void test_parse_errors(void **state)
 {
 	static const char *const t[][2] = {
 		{ "", "column 1: expected a term, found the end of the query" },
-		{ "   ", "column 4: expected a term, found the end of the query" },
+		{ "   ",
+		  "column 4: expected a term, found the end of the query" },
 		{ "log4j-core <",
 		  "column 13: expected a version, found the end of the query" },
 		{ "log4j-core =< 2",
@@ -280,7 +281,8 @@ static void test_parse_errors(void **state)
 		{ "log4j-core)",
 		  "column 11: expected the end of the query (this \")\" closes "
 		  "nothing), found \")\"" },
-		{ "not", "column 4: expected a term, found the end of the query" },
+		{ "not",
+		  "column 4: expected a term, found the end of the query" },
 		{ "a and or b", "column 7: expected a term, found \"or\"" },
 		{ "node.host = x",
 		  "column 1: expected node.name or node.id, found \"node.host\"" },
@@ -350,14 +352,14 @@ static void test_parse_errors(void **state)
 	/* A bad regular expression, in glibc's words. */
 	assert_int_equal(flt_query_parse("node.name ~ 'a('", adv, &q, &err),
 			 -EINVAL);
-	assert_memory_equal(err.msg,
-			    "column 13: not a valid regular expression: ",
-			    strlen("column 13: not a valid regular expression: "));
+	assert_memory_equal(
+		err.msg, "column 13: not a valid regular expression: ",
+		strlen("column 13: not a valid regular expression: "));
 
 	/* Without advisories, advisory terms are refused by name. */
-	assert_int_equal(flt_query_parse("advisory:CVE-2021-44228", NULL, &q,
-					 &err),
-			 -EINVAL);
+	assert_int_equal(
+		flt_query_parse("advisory:CVE-2021-44228", NULL, &q, &err),
+		-EINVAL);
 	assert_string_equal(err.msg, "column 1: advisory:CVE-2021-44228: no "
 				     "advisories are loaded");
 }
@@ -521,16 +523,16 @@ static const char *load_text(const char *text, flt_error_t *err)
 	return msg + 2;
 }
 
-#define ENTRY(extra_pkg, extra)                                                \
-	"{\"id\": \"CVE-X\", \"summary\": \"s\", \"severity\": \"low\", "      \
-	"\"cvss\": 1.5, \"package\": {\"ecosystem\": \"maven\", "              \
+#define ENTRY(extra_pkg, extra)                                           \
+	"{\"id\": \"CVE-X\", \"summary\": \"s\", \"severity\": \"low\", " \
+	"\"cvss\": 1.5, \"package\": {\"ecosystem\": \"maven\", "         \
 	"\"name\": \"p\"" extra_pkg "}, \"source\": \"here\"" extra "}"
 
 static void test_advisories_malformed(void **state)
 {
 	static const char *const t[][2] = {
-		{ "{\"advisories\": [" ENTRY("", ", \"affected\": [\"[1, 2)\"]")
-		  "]}",
+		{ "{\"advisories\": [" ENTRY(
+			  "", ", \"affected\": [\"[1, 2)\"]") "]}",
 		  "" },
 		{ "{\"advisories\": [" ENTRY("", "") "]}",
 		  "advisories[0] (CVE-X): affected: missing" },
@@ -544,18 +546,19 @@ static void test_advisories_malformed(void **state)
 						 "\"[3, 2)\"]") "]}",
 		  "advisories[0] (CVE-X): affected[1]: column 1: empty range: "
 		  "3 is not below 2" },
-		{ "{\"advisories\": [" ENTRY("", ", \"affected\": [\"[1, 2) x\"]")
-		  "]}",
+		{ "{\"advisories\": [" ENTRY(
+			  "", ", \"affected\": [\"[1, 2) x\"]") "]}",
 		  "advisories[0] (CVE-X): affected[0]: column 8: expected \"|\" "
 		  "or the end of the range, found \"x\"" },
 		{ "{\"advisories\": [" ENTRY("", ", \"affected\": [7]") "]}",
 		  "advisories[0] (CVE-X): affected[0]: must be a non-empty "
 		  "string" },
-		{ "{\"advisories\": [" ENTRY("", ", \"afected\": [\"[1, 2)\"]")
-		  "]}",
+		{ "{\"advisories\": [" ENTRY(
+			  "", ", \"afected\": [\"[1, 2)\"]") "]}",
 		  "advisories[0] (CVE-X): afected: unknown field" },
-		{ "{\"advisories\": [" ENTRY(", \"version\": \"1\"",
-					     ", \"affected\": [\"[1, 2)\"]") "]}",
+		{ "{\"advisories\": [" ENTRY(
+			  ", \"version\": \"1\"",
+			  ", \"affected\": [\"[1, 2)\"]") "]}",
 		  "advisories[0] (CVE-X): package.version: unknown field" },
 		{ "{\"advisories\": [{\"id\": \"CVE-X\", \"summary\": \"s\", "
 		  "\"severity\": \"low\", \"cvss\": 1, \"package\": "
@@ -582,11 +585,12 @@ static void test_advisories_malformed(void **state)
 		  "advisories[0] (CVE-X): cvss: must be a number from 0 to 10" },
 		{ "{\"advisories\": [{\"id\": \"CVE-X\", \"summary\": \"\"}]}",
 		  "advisories[0] (CVE-X): summary: empty" },
-		{ "{\"advisories\": [" ENTRY("", ", \"affected\": [\"[1, 2)\"]")
-		  ", " ENTRY("", ", \"affected\": [\"[1, 2)\"]") "]}",
+		{ "{\"advisories\": [" ENTRY("", ", \"affected\": [\"[1, 2)\"]") ", " ENTRY(
+			  "", ", \"affected\": [\"[1, 2)\"]") "]}",
 		  "advisories[1] (CVE-X): id: \"CVE-X\" is given twice" },
-		{ "{\"advisories\": [" ENTRY("", ", \"affected\": [\"[1, 2)\"], "
-						 "\"aliases\": [\"cve-x\"]") "]}",
+		{ "{\"advisories\": [" ENTRY("",
+					     ", \"affected\": [\"[1, 2)\"], "
+					     "\"aliases\": [\"cve-x\"]") "]}",
 		  "advisories[0] (CVE-X): aliases: \"cve-x\" is given twice" },
 		{ "{\"advisories\": [{\"id\": \"A\", \"summary\": \"s\", "
 		  "\"severity\": \"low\", \"cvss\": 1, \"package\": "
@@ -616,9 +620,9 @@ static void test_advisories_malformed(void **state)
 
 	/* Not there: the errno. */
 	flt_advisories_t *a = NULL;
-	assert_int_equal(flt_advisories_load("/nonexistent/advisories.json",
-					     &a, &err),
-			 -ENOENT);
+	assert_int_equal(
+		flt_advisories_load("/nonexistent/advisories.json", &a, &err),
+		-ENOENT);
 	assert_null(a);
 	assert_non_null(strstr(err.msg, "/nonexistent/advisories.json"));
 }
@@ -810,9 +814,11 @@ static void test_match_nodes(void **state)
 		{ "node.name = web1", true, false },
 		{ "node.name ~ '^(web|db)'", true, true },
 		{ "not node.name = db1", true, false },
-		{ "node.id = 00000000-0000-4000-8000-000000000001", true, true },
+		{ "node.id = 00000000-0000-4000-8000-000000000001", true,
+		  true },
 		{ "log4j-core < 2.17.1 and label.zone = eu-1", true, false },
-		{ "log4j-core < 2.17.1 and not label.zone = eu-1", false, true },
+		{ "log4j-core < 2.17.1 and not label.zone = eu-1", false,
+		  true },
 		{ "(java:log4j-core or managed:log4j-core) and not node.name = "
 		  "db1",
 		  true, false },

@@ -23,8 +23,7 @@ typedef struct jobfix {
 	Flotilla__Spread spread, *spreadp[1];
 } jobfix_t;
 
-static void job_init(jobfix_t *j, const char *type, uint32_t cpu,
-		     uint64_t mem)
+static void job_init(jobfix_t *j, const char *type, uint32_t cpu, uint64_t mem)
 {
 	memset(j, 0, sizeof(*j));
 	flotilla__job__init(&j->job);
@@ -70,10 +69,11 @@ static void add_spread(jobfix_t *j, const char *attr, uint32_t weight)
 /* Nodes n0..n5 with varied attributes. */
 static sched_fleet_t *fleet6(void)
 {
-	static const char *const keys[] = { "node.name", "attr.os_id",
-					    "attr.kernel", "attr.cpu_count",
-					    "label.zone", "label.features",
-					    "attr.agent_version" };
+	static const char *const keys[] = {
+		"node.name",         "attr.os_id", "attr.kernel",
+		"attr.cpu_count",    "label.zone", "label.features",
+		"attr.agent_version"
+	};
 	static const char *const rows[6][7] = {
 		{ "n0", "debian", "6.1.0", "2", "a", "gpu,ssd", "1.2.0" },
 		{ "n1", "debian", "6.18.4", "8", "a", "ssd", "1.3.1" },
@@ -180,8 +180,9 @@ static void test_binpack_fills_in_order(void **state)
 		sched_fleet_add(f, id, 0, NULL, NULL, 400, 4096, 1000, true);
 	}
 	job_init(&j, "service", 100, 1024);
-	sched_request_t rq = { .job = &j.job, .group = &j.group, .count = 10,
-			       .sample = 3 };
+	sched_request_t rq = {
+		.job = &j.job, .group = &j.group, .count = 10, .sample = 3
+	};
 	assert_int_equal(sched_place(f, &rq, &r, &err), 0);
 	assert_int_equal(r.nplaced, 10);
 	/* Four fit a node: the first four share one node, the next four
@@ -229,8 +230,9 @@ static void test_spread_balances(void **state)
 	}
 	job_init(&j, "service", 10, 10);
 	add_spread(&j, "label.zone", 100);
-	sched_request_t rq = { .job = &j.job, .group = &j.group, .count = 12,
-			       .sample = 6 };
+	sched_request_t rq = {
+		.job = &j.job, .group = &j.group, .count = 12, .sample = 6
+	};
 	assert_int_equal(sched_place(f, &rq, &r, &err), 0);
 	assert_int_equal(r.nplaced, 12);
 	int per_zone[3] = { 0 };
@@ -288,8 +290,9 @@ static void test_distinct(void **state)
 	(void)state;
 	job_init(&j, "service", 10, 10);
 	add_cons(&j, "", "distinct_hosts", "");
-	sched_request_t rq = { .job = &j.job, .group = &j.group, .count = 8,
-			       .sample = 6 };
+	sched_request_t rq = {
+		.job = &j.job, .group = &j.group, .count = 8, .sample = 6
+	};
 	assert_int_equal(sched_place(f, &rq, &r, &err), 0);
 	assert_int_equal(r.nplaced, 6);
 	assert_int_equal(r.unplaced, 2);
@@ -335,7 +338,8 @@ static void test_system_jobs_and_new_nodes(void **state)
 	sched_result_free(&r);
 
 	/* A node joins: only it gets an allocation. */
-	size_t x3 = sched_fleet_add(f, "x3", 1, keys, os, 400, 4096, 1000, true);
+	size_t x3 =
+		sched_fleet_add(f, "x3", 1, keys, os, 400, 4096, 1000, true);
 	rq.existing = existing;
 	rq.nexisting = 2;
 	assert_int_equal(sched_place(f, &rq, &r, &err), 0);
@@ -361,8 +365,11 @@ static void test_reschedule_from_down_node(void **state)
 	job_init(&j, "service", 100, 100);
 	add_cons(&j, "", "distinct_hosts", "");
 	size_t existing[1] = { 1 };
-	sched_request_t rq = { .job = &j.job, .group = &j.group, .count = 2,
-			       .existing = existing, .nexisting = 1,
+	sched_request_t rq = { .job = &j.job,
+			       .group = &j.group,
+			       .count = 2,
+			       .existing = existing,
+			       .nexisting = 1,
 			       .sample = 4 };
 	assert_int_equal(sched_place(f, &rq, &r, &err), 0);
 	assert_int_equal(r.nplaced, 2);
@@ -379,15 +386,18 @@ static void test_semver(void **state)
 		const char *a, *b;
 		int want;
 	} order[] = {
-		{ "1.0.0", "2.0.0", -1 },	  { "2.0.0", "2.1.0", -1 },
-		{ "2.1.0", "2.1.1", -1 },	  { "1.0.0-alpha", "1.0.0", -1 },
+		{ "1.0.0", "2.0.0", -1 },
+		{ "2.0.0", "2.1.0", -1 },
+		{ "2.1.0", "2.1.1", -1 },
+		{ "1.0.0-alpha", "1.0.0", -1 },
 		{ "1.0.0-alpha", "1.0.0-alpha.1", -1 },
 		{ "1.0.0-alpha.1", "1.0.0-alpha.beta", -1 },
 		{ "1.0.0-alpha.beta", "1.0.0-beta", -1 },
 		{ "1.0.0-beta.2", "1.0.0-beta.11", -1 },
 		{ "1.0.0-beta.11", "1.0.0-rc.1", -1 },
 		{ "1.0.0+build.1", "1.0.0+build.2", 0 },
-		{ "v1.2", "1.2.0", 0 },	  { "10.0.0", "9.9.9", 1 },
+		{ "v1.2", "1.2.0", 0 },
+		{ "10.0.0", "9.9.9", 1 },
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
@@ -402,9 +412,8 @@ static void test_semver(void **state)
 	assert_int_equal(flt_semver_cmp("1.0.0-", "1.0.0", &c), -EINVAL);
 	bool m;
 	flt_error_t err;
-	assert_int_equal(flt_semver_range_match(">= 1.0, < 2", "1.5.0", &m,
-						&err),
-			 0);
+	assert_int_equal(
+		flt_semver_range_match(">= 1.0, < 2", "1.5.0", &m, &err), 0);
 	assert_true(m);
 	assert_int_equal(flt_semver_range_match("^0.2.3", "0.3.0", &m, &err),
 			 0);

@@ -122,8 +122,7 @@ static uint32_t bpf_eval(const agent_bpf_t *p, const struct seccomp_data *d)
 			}
 			pc += cond ? f->jt : f->jf;
 			break;
-		case BPF_RET:
-			return BPF_RVAL(f->code) == BPF_A ? a : f->k;
+		case BPF_RET: return BPF_RVAL(f->code) == BPF_A ? a : f->k;
 		case BPF_MISC:
 			if (BPF_MISCOP(f->code) == BPF_TAX)
 				x = a;
@@ -136,8 +135,7 @@ static uint32_t bpf_eval(const agent_bpf_t *p, const struct seccomp_data *d)
 	return 0;
 }
 
-static uint32_t eval(const agent_bpf_t *p, uint32_t arch, int nr,
-		     uint64_t a0)
+static uint32_t eval(const agent_bpf_t *p, uint32_t arch, int nr, uint64_t a0)
 {
 	struct seccomp_data d = { .nr = nr, .arch = arch };
 
@@ -296,8 +294,8 @@ static void test_compile_errors(void **state)
 
 static void test_compile_allow_variants(void **state)
 {
-	const char *dup[] = { "kcmp", "kcmp", "read", "clone", "clone3",
-			      "personality" };
+	const char *dup[] = { "kcmp",  "kcmp",   "read",
+			      "clone", "clone3", "personality" };
 	const char *foreign[] = { "chown32" };
 	agent_bpf_t p;
 
@@ -305,12 +303,12 @@ static void test_compile_allow_variants(void **state)
 	assert_int_equal(agent_seccomp_compile(NULL, dup, 6, &p, NULL), 0);
 	assert_int_equal(eval(&p, native_arch, nr_of("kcmp"), 0), RET_ALLOW);
 	assert_int_equal(eval(&p, native_arch, nr_of("clone3"), 0), RET_ALLOW);
-	assert_int_equal(eval(&p, native_arch, nr_of("clone"),
-			      CLONE_NEWUSER | SIGCHLD),
-			 RET_ALLOW);
-	assert_int_equal(eval(&p, native_arch, nr_of("personality"),
-			      READ_IMPLIES_EXEC),
-			 RET_ALLOW);
+	assert_int_equal(
+		eval(&p, native_arch, nr_of("clone"), CLONE_NEWUSER | SIGCHLD),
+		RET_ALLOW);
+	assert_int_equal(
+		eval(&p, native_arch, nr_of("personality"), READ_IMPLIES_EXEC),
+		RET_ALLOW);
 	assert_int_equal(eval(&p, native_arch, nr_of("mount"), 0), RET_EPERM);
 	agent_bpf_free(&p);
 
@@ -327,35 +325,83 @@ static void test_compile_allow_variants(void **state)
 
 /* Refused: Docker's list without a capability, plus the agent's extras. */
 static const char *const refused[] = {
-	"mount", "umount2", "unshare", "setns", "ptrace", "kexec_load",
-	"kexec_file_load", "init_module", "finit_module", "delete_module",
-	"bpf", "perf_event_open", "keyctl", "add_key", "request_key",
-	"clock_settime", "clock_adjtime", "settimeofday", "adjtimex", "reboot",
-	"swapon", "swapoff", "pivot_root", "open_by_handle_at",
-	"name_to_handle_at", "userfaultfd", "io_uring_setup",
-	"io_uring_enter", "io_uring_register", "acct", "quotactl",
-	"lookup_dcookie", "move_mount", "fsopen", "fsconfig", "fsmount",
-	"fspick", "open_tree", "mount_setattr", "syslog", "vhangup",
-	"sethostname", "setdomainname", "iopl", "ioperm", "create_module",
-	"get_kernel_syms", "query_module", "uselib", "ustat", "sysfs",
-	"_sysctl", "nfsservctl", "vm86", "vm86old", "process_vm_readv",
-	"process_vm_writev", "kcmp", "chroot", "fanotify_init",
-	"pidfd_getfd", "process_madvise",
+	"mount",
+	"umount2",
+	"unshare",
+	"setns",
+	"ptrace",
+	"kexec_load",
+	"kexec_file_load",
+	"init_module",
+	"finit_module",
+	"delete_module",
+	"bpf",
+	"perf_event_open",
+	"keyctl",
+	"add_key",
+	"request_key",
+	"clock_settime",
+	"clock_adjtime",
+	"settimeofday",
+	"adjtimex",
+	"reboot",
+	"swapon",
+	"swapoff",
+	"pivot_root",
+	"open_by_handle_at",
+	"name_to_handle_at",
+	"userfaultfd",
+	"io_uring_setup",
+	"io_uring_enter",
+	"io_uring_register",
+	"acct",
+	"quotactl",
+	"lookup_dcookie",
+	"move_mount",
+	"fsopen",
+	"fsconfig",
+	"fsmount",
+	"fspick",
+	"open_tree",
+	"mount_setattr",
+	"syslog",
+	"vhangup",
+	"sethostname",
+	"setdomainname",
+	"iopl",
+	"ioperm",
+	"create_module",
+	"get_kernel_syms",
+	"query_module",
+	"uselib",
+	"ustat",
+	"sysfs",
+	"_sysctl",
+	"nfsservctl",
+	"vm86",
+	"vm86old",
+	"process_vm_readv",
+	"process_vm_writev",
+	"kcmp",
+	"chroot",
+	"fanotify_init",
+	"pidfd_getfd",
+	"process_madvise",
 };
 
 static const char *const allowed_names[] = {
-	"read", "write", "openat", "close", "execve", "execveat", "futex",
-	"epoll_pwait", "socket", "connect", "setuid", "setresgid",
-	"exit_group", "rt_sigreturn", "mmap", "wait4", "seccomp", "prctl",
+	"read",     "write",     "openat",      "close",        "execve",
+	"execveat", "futex",     "epoll_pwait", "socket",       "connect",
+	"setuid",   "setresgid", "exit_group",  "rt_sigreturn", "mmap",
+	"wait4",    "seccomp",   "prctl",
 };
 
 static void test_profile_rules(void **state)
 {
-	const uint64_t ns[] = { CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC,
-				CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET,
+	const uint64_t ns[] = { CLONE_NEWNS,    CLONE_NEWUTS, CLONE_NEWIPC,
+				CLONE_NEWUSER,  CLONE_NEWPID, CLONE_NEWNET,
 				CLONE_NEWCGROUP };
-	const uint64_t persona_ok[] = { 0, 0x8, 0x20000, 0x20008,
-					0xffffffff };
+	const uint64_t persona_ok[] = { 0, 0x8, 0x20000, 0x20008, 0xffffffff };
 	const uint64_t persona_bad[] = { ADDR_LIMIT_32BIT, READ_IMPLIES_EXEC,
 					 ADDR_NO_RANDOMIZE, 0x1,
 					 0xffffffffffffffffULL };
@@ -380,17 +426,16 @@ static void test_profile_rules(void **state)
 #endif
 
 	assert_int_equal(eval(&dflt, native_arch, clone, SIGCHLD), RET_ALLOW);
-	assert_int_equal(eval(&dflt, native_arch, clone,
-			      CLONE_VM | CLONE_FS | CLONE_FILES |
-				      CLONE_SIGHAND | CLONE_THREAD |
-				      CLONE_SYSVSEM | CLONE_SETTLS |
-				      CLONE_PARENT_SETTID |
-				      CLONE_CHILD_CLEARTID),
-			 RET_ALLOW);
+	assert_int_equal(
+		eval(&dflt, native_arch, clone,
+		     CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND |
+			     CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS |
+			     CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID),
+		RET_ALLOW);
 	for (size_t i = 0; i < FLT_ARRAY_SIZE(ns); i++) {
-		assert_int_equal(eval(&dflt, native_arch, clone,
-				      ns[i] | SIGCHLD),
-				 RET_EPERM);
+		assert_int_equal(
+			eval(&dflt, native_arch, clone, ns[i] | SIGCHLD),
+			RET_EPERM);
 		/* The kernel ignores the high word; the filter must too. */
 		assert_int_equal(eval(&dflt, native_arch, clone,
 				      ns[i] | 0xffffffff00000000ULL),
@@ -425,8 +470,8 @@ static void test_profile_rules(void **state)
 	for (int nr = 0; nr < 1024; nr++) {
 		if (eval(&dflt, native_arch, nr, 0) == RET_ALLOW)
 			allowed++;
-		char *name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE,
-							      nr);
+		char *name =
+			seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
 		if (name)
 			maxnr = nr;
 		free(name);
@@ -553,10 +598,7 @@ static int do_fork(const void *arg)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 7 ? 0 : EPROTO;
 }
 
-static void *thread_main(void *arg)
-{
-	return arg;
-}
+static void *thread_main(void *arg) { return arg; }
 
 /* glibc's pthread_create tries clone3 first, then falls back to clone. */
 static int do_thread(const void *arg)
@@ -616,15 +658,17 @@ static int do_exec_true(const void *arg)
 static int do_seccomp_mode(const void *arg)
 {
 	return prctl(PR_GET_SECCOMP, 0, 0, 0, 0) == *(const int *)arg ? 0
-								       : EPROTO;
+								      : EPROTO;
 }
 
 static void test_allowed_in_kernel(void **state)
 {
 	struct call getpid_call = { "getpid", nr_of("getpid"), { 0 } };
-	struct call query = { "personality", nr_of("personality"),
+	struct call query = { "personality",
+			      nr_of("personality"),
 			      { 0xffffffff } };
-	struct call per_linux = { "personality", nr_of("personality"),
+	struct call per_linux = { "personality",
+				  nr_of("personality"),
 				  { PER_LINUX } };
 	struct call clone3 = { "clone3", nr_of("clone3"), { 0, 0 } };
 	int mode = SECCOMP_MODE_FILTER;
@@ -663,8 +707,8 @@ static int do_i386_getpid(const void *arg)
 	__asm__ volatile("int $0x80"
 			 : "+a"(r)
 			 :
-			 : "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9",
-			   "r10", "r11", "memory", "cc");
+			 : "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10",
+			   "r11", "memory", "cc");
 	return r == getpid() ? 0 : r < 0 ? (int)-r : EPROTO;
 }
 
@@ -688,8 +732,8 @@ static void test_foreign_abi(void **state)
 	st = run_child(&dflt, do_x32_getpid, NULL);
 	describe("x32 getpid, filtered", st);
 	assert_true((WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS) ||
-		    (WIFEXITED(st) && (WEXITSTATUS(st) == ENOSYS ||
-				       WEXITSTATUS(st) == EPERM)));
+		    (WIFEXITED(st) &&
+		     (WEXITSTATUS(st) == ENOSYS || WEXITSTATUS(st) == EPERM)));
 
 	describe("i386 getpid, unfiltered",
 		 run_child(NULL, do_i386_getpid, NULL));
@@ -698,8 +742,7 @@ static void test_foreign_abi(void **state)
 	assert_false(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	/* With IA32 emulation in the kernel, seccomp sees it and kills. */
 	if (WIFSIGNALED(st))
-		assert_true(WTERMSIG(st) == SIGSYS ||
-			    WTERMSIG(st) == SIGSEGV);
+		assert_true(WTERMSIG(st) == SIGSYS || WTERMSIG(st) == SIGSEGV);
 }
 #endif
 
@@ -739,9 +782,8 @@ static void test_unconfined(void **state)
 	int mode = SECCOMP_MODE_DISABLED;
 
 	(void)state;
-	assert_int_equal(agent_seccomp_compile("unconfined", allow, 1, &p,
-					       NULL),
-			 0);
+	assert_int_equal(
+		agent_seccomp_compile("unconfined", allow, 1, &p, NULL), 0);
 	assert_int_equal(p.len, 0);
 	assert_null(p.insns);
 	assert_int_equal(agent_bpf_install(&p), 0);
@@ -812,7 +854,8 @@ static void test_save_load(void **state)
 	char path[256], bad[256];
 	flt_error_t err = { 0 };
 	agent_bpf_t q, none = { 0 };
-	struct call umount = { "umount2", nr_of("umount2"),
+	struct call umount = { "umount2",
+			       nr_of("umount2"),
 			       { (long)NOPATH, 0 } };
 	struct stat st;
 	char *big;

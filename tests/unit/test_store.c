@@ -396,7 +396,7 @@ static void test_foreach(void **state)
 	visit_t vs;
 	/* Inserted out of order; LMDB keeps keys sorted bytewise. */
 	const char *keys[] = { "node/c", "job/1",  "node/a", "nodex", "node/",
-			       "a",	 "node/b", "nod",    "node0" };
+			       "a",      "node/b", "nod",    "node0" };
 
 	fx_open(fx);
 	assert_int_equal(flt_txn_begin(fx->store, true, &t, &err), 0);
@@ -431,7 +431,7 @@ static void test_foreach(void **state)
 	assert_int_equal(flt_txn_foreach(t, fx->nodes, NULL, 0, visit_cb, &vs),
 			 0);
 	assert_int_equal(vs.n, 9);
-	const char *sorted[] = { "a",	   "job/1",  "nod",   "node/", "node/a",
+	const char *sorted[] = { "a",      "job/1",  "nod",   "node/", "node/a",
 				 "node/b", "node/c", "node0", "nodex" };
 	for (int i = 0; i < 9; i++)
 		assert_string_equal(vs.keys[i], sorted[i]);
@@ -833,9 +833,9 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T(test_open_creates), T(test_open_fails), T(test_put_get_del),
-		T(test_index),	      T(test_abort),	  T(test_snapshot),
-		T(test_foreach),      T(test_pb),	  T(test_pb_corrupt),
-		T(test_reopen),	      T(test_map_full),	  T(test_crash_safe),
+		T(test_index),        T(test_abort),      T(test_snapshot),
+		T(test_foreach),      T(test_pb),         T(test_pb_corrupt),
+		T(test_reopen),       T(test_map_full),   T(test_crash_safe),
 	};
 	return cmocka_run_group_tests_name("unit.store", tests, NULL, NULL);
 }

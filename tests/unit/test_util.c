@@ -66,17 +66,17 @@ static void test_is_text_ascii(void **state)
 static void test_is_text_utf8_valid(void **state)
 {
 	(void)state;
-	assert_true(text("caf\xc3\xa9"));      /* U+00E9, 2 bytes */
-	assert_true(text("\xc2\xa0"));	       /* U+00A0 */
-	assert_true(text("\xdf\xbf"));	       /* U+07FF */
-	assert_true(text("\xe0\xa0\x80"));     /* U+0800 */
-	assert_true(text("\xe2\x82\xac 5"));   /* U+20AC euro sign */
-	assert_true(text("\xed\x9f\xbf"));     /* U+D7FF, before surrogates */
-	assert_true(text("\xee\x80\x80"));     /* U+E000, after them */
-	assert_true(text("\xef\xbf\xbd"));     /* U+FFFD */
+	assert_true(text("caf\xc3\xa9")); /* U+00E9, 2 bytes */
+	assert_true(text("\xc2\xa0")); /* U+00A0 */
+	assert_true(text("\xdf\xbf")); /* U+07FF */
+	assert_true(text("\xe0\xa0\x80")); /* U+0800 */
+	assert_true(text("\xe2\x82\xac 5")); /* U+20AC euro sign */
+	assert_true(text("\xed\x9f\xbf")); /* U+D7FF, before surrogates */
+	assert_true(text("\xee\x80\x80")); /* U+E000, after them */
+	assert_true(text("\xef\xbf\xbd")); /* U+FFFD */
 	assert_true(text("\xf0\x90\x80\x80")); /* U+10000 */
 	assert_true(text("\xf0\x9f\x9a\xa2 ship")); /* U+1F6A2 */
-	assert_true(text("\xf4\x8f\xbf\xbf"));	    /* U+10FFFF, the last */
+	assert_true(text("\xf4\x8f\xbf\xbf")); /* U+10FFFF, the last */
 	assert_true(text("\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e"));
 }
 
@@ -140,7 +140,7 @@ static void test_uuid_v4(void **state)
 			assert_non_null(strchr("0123456789abcdef", u[k]));
 			assert_true(u[k] != '\0');
 		}
-		assert_int_equal(u[14], '4');		/* version */
+		assert_int_equal(u[14], '4'); /* version */
 		assert_non_null(strchr("89ab", u[19])); /* RFC 4122 variant */
 	}
 	qsort(ids, N, sizeof(ids[0]), cmp_str);

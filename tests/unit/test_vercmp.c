@@ -19,10 +19,7 @@ typedef struct vpair {
 	int want; /* -1, 0 or 1 */
 } vpair_t;
 
-static int sgn(int c)
-{
-	return (c > 0) - (c < 0);
-}
+static int sgn(int c) { return (c > 0) - (c < 0); }
 
 static int cmp_in(flt_vscheme_t s, const char *a, const char *b)
 {
@@ -44,10 +41,11 @@ static void check_pairs(flt_vscheme_t s, const vpair_t *p, size_t n)
 		int ab = cmp_in(s, p[i].a, p[i].b);
 		int ba = cmp_in(s, p[i].b, p[i].a);
 		if (ab != p[i].want || ba != -p[i].want) {
-			print_error("%s: \"%s\" vs \"%s\": got %d (reversed %d), "
-				    "want %d\n",
-				    flt_vscheme_name(s), p[i].a, p[i].b, ab, ba,
-				    p[i].want);
+			print_error(
+				"%s: \"%s\" vs \"%s\": got %d (reversed %d), "
+				"want %d\n",
+				flt_vscheme_name(s), p[i].a, p[i].b, ab, ba,
+				p[i].want);
 			bad++;
 		}
 	}
@@ -206,10 +204,11 @@ static void test_dpkg_table(void **state)
 static void test_dpkg_chain(void **state)
 {
 	static const char *const v[] = {
-		"~~", "~", "0~", "0", "0a", "0.0~", "0.a", "1~~", "1~", "1~a",
-		"1", "1-0.1", "1-1", "1-1.1", "1a", "1a-1", "1b", "1+",
-		"1.0~", "1.0", "1.0a", "1.0+b1", "1.1", "1.10", "2", "10",
-		"1:0", "1:1.0~rc1", "1:1.0", "2:0",
+		"~~",   "~",     "0~",   "0",         "0a",    "0.0~",
+		"0.a",  "1~~",   "1~",   "1~a",       "1",     "1-0.1",
+		"1-1",  "1-1.1", "1a",   "1a-1",      "1b",    "1+",
+		"1.0~", "1.0",   "1.0a", "1.0+b1",    "1.1",   "1.10",
+		"2",    "10",    "1:0",  "1:1.0~rc1", "1:1.0", "2:0",
 	};
 
 	(void)state;
@@ -300,8 +299,8 @@ static void test_maven_examples(void **state)
 		{ "1Final", "1", 0 },
 		{ "1GA", "1", 0 },
 		{ "1m3", "1MILESTONE3", 0 },
-		{ "1-abcdefghijklmnopqrstuvwxyz", "1-ABCDEFGHIJKLMNOPQRSTUVWXYZ",
-		  0 },
+		{ "1-abcdefghijklmnopqrstuvwxyz",
+		  "1-ABCDEFGHIJKLMNOPQRSTUVWXYZ", 0 },
 		/* underscores separate as hyphens do */
 		{ "2.7.7_5", "2.7.7-5", 0 },
 		{ "2.7.7_5", "2.7.7.5", -1 },
@@ -310,8 +309,8 @@ static void test_maven_examples(void **state)
 		  "1.123456789012345678901234567889", 1 },
 		{ "20190126.230843", "1234567890.12345", -1 },
 		{ "1234567890.12345", "123456789012345.1H.5-beta", -1 },
-		{ "123456789012345.1H.5-beta",
-		  "12345678901234567890.1H.5-beta", -1 },
+		{ "123456789012345.1H.5-beta", "12345678901234567890.1H.5-beta",
+		  -1 },
 		{ "0000000000000000001", "1", 0 },
 		{ "0000000000000000000", "0", 0 },
 		{ "1.010", "1.10", 0 },
@@ -336,33 +335,49 @@ static void test_maven_chains(void **state)
 {
 	/* Maven's own ordering tables. */
 	static const char *const qualifiers[] = {
-		"1-alpha2snapshot", "1-alpha2", "1-alpha-123", "1-beta-2",
-		"1-beta123",	    "1-m2",	"1-m11",       "1-rc",
-		"1-cr2",	    "1-rc123",	"1-SNAPSHOT",  "1",
-		"1-sp",		    "1-sp2",	"1-sp123",     "1-abc",
-		"1-def",	    "1-pom-1",	"1-1-snapshot", "1-1",
-		"1-2",		    "1-123",
+		"1-alpha2snapshot",
+		"1-alpha2",
+		"1-alpha-123",
+		"1-beta-2",
+		"1-beta123",
+		"1-m2",
+		"1-m11",
+		"1-rc",
+		"1-cr2",
+		"1-rc123",
+		"1-SNAPSHOT",
+		"1",
+		"1-sp",
+		"1-sp2",
+		"1-sp123",
+		"1-abc",
+		"1-def",
+		"1-pom-1",
+		"1-1-snapshot",
+		"1-1",
+		"1-2",
+		"1-123",
 	};
 	static const char *const numbers[] = {
-		"2.0",	 "2.0.a", "2-1",   "2.0.2", "2.0.123", "2.1.0",
-		"2.1-a", "2.1b",  "2.1-c", "2.1-1", "2.1.0.1", "2.2",
-		"2.123", "11.a2", "11.a11", "11.b2", "11.b11", "11.m2",
-		"11.m11", "11",	  "11.a",  "11b",   "11c",     "11m",
+		"2.0",    "2.0.a", "2-1",    "2.0.2", "2.0.123", "2.1.0",
+		"2.1-a",  "2.1b",  "2.1-c",  "2.1-1", "2.1.0.1", "2.2",
+		"2.123",  "11.a2", "11.a11", "11.b2", "11.b11",  "11.m2",
+		"11.m11", "11",    "11.a",   "11b",   "11c",     "11m",
 	};
 	static const char *const log4j[] = {
 		"2.0-alpha1", "2.0-alpha7", "2.0-beta7", "2.0-beta8",
-		"2.0-beta9", "2.0-rc1",	   "2.0-rc2",	"2.0",
-		"2.0.1",     "2.0.2",	   "2.1",	"2.3",
-		"2.3.1",     "2.3.2",	   "2.4",	"2.4.1",
-		"2.8.2",     "2.10.0",	   "2.11.2",	"2.12.0",
-		"2.12.1",    "2.12.2",	   "2.12.3",	"2.12.4",
-		"2.13.0",    "2.13.3",	   "2.14.0",	"2.14.1",
-		"2.15.0",    "2.16.0",	   "2.17.0",	"2.17.1",
-		"2.17.2",    "2.18.0",	   "2.20.0",	"2.23.1",
+		"2.0-beta9",  "2.0-rc1",    "2.0-rc2",   "2.0",
+		"2.0.1",      "2.0.2",      "2.1",       "2.3",
+		"2.3.1",      "2.3.2",      "2.4",       "2.4.1",
+		"2.8.2",      "2.10.0",     "2.11.2",    "2.12.0",
+		"2.12.1",     "2.12.2",     "2.12.3",    "2.12.4",
+		"2.13.0",     "2.13.3",     "2.14.0",    "2.14.1",
+		"2.15.0",     "2.16.0",     "2.17.0",    "2.17.1",
+		"2.17.2",     "2.18.0",     "2.20.0",    "2.23.1",
 	};
 	static const char *const same[] = {
-		"1", "1.0", "1.0.0", "1-0", "1.0-0", "1.ga", "1-ga", "1.final",
-		"1GA", "1.0.0-0.0.0", "01", "1.",
+		"1",    "1.0",     "1.0.0", "1-0",         "1.0-0", "1.ga",
+		"1-ga", "1.final", "1GA",   "1.0.0-0.0.0", "01",    "1.",
 	};
 	static const char *const same_x[] = {
 		"1x", "1-x", "1.0-x", "1.0.0-x", "1.0x", "1.0.0x", "1.x",
@@ -379,7 +394,7 @@ static void test_maven_chains(void **state)
 /* MNG-7644: 1.0.0.X1 < 1.0.0-X2, and 2-X = 2.0.X = 2.0.0.X, for any X. */
 static void test_maven_dot_qualifier(void **state)
 {
-	static const char *const xs[] = { "abc", "alpha", "a",	"beta", "b",
+	static const char *const xs[] = { "abc", "alpha",     "a", "beta", "b",
 					  "def", "milestone", "m", "RC" };
 	char a[64], b[64], c[64];
 
@@ -401,8 +416,24 @@ static void test_maven_dot_qualifier(void **state)
 static void test_maven_total(void **state)
 {
 	static const char *const odd[] = {
-		"", ".", "-", "_", "..", "--", "-.-", "a", "A", "~", "1~", "é",
-		"1.é", "\x80\xff", "1-+", "+", "1..-..2", "abc123def456",
+		"",
+		".",
+		"-",
+		"_",
+		"..",
+		"--",
+		"-.-",
+		"a",
+		"A",
+		"~",
+		"1~",
+		"é",
+		"1.é",
+		"\x80\xff",
+		"1-+",
+		"+",
+		"1..-..2",
+		"abc123def456",
 		"1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a",
 	};
 	int bad = 0;
@@ -444,11 +475,11 @@ static void test_maven_total(void **state)
 static void test_semver(void **state)
 {
 	static const char *const chain[] = {
-		"1.0.0-alpha",	"1.0.0-alpha.1", "1.0.0-alpha.beta",
-		"1.0.0-beta",	"1.0.0-beta.2",	 "1.0.0-beta.11",
-		"1.0.0-rc.1",	"1.0.0",	 "1.0.1",
-		"1.1.0",	"2.0.0-0",	 "2.0.0",
-		"10.0.0",	"10.0.1-rc.1",	 "10.0.1",
+		"1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta",
+		"1.0.0-beta",  "1.0.0-beta.2",  "1.0.0-beta.11",
+		"1.0.0-rc.1",  "1.0.0",         "1.0.1",
+		"1.1.0",       "2.0.0-0",       "2.0.0",
+		"10.0.0",      "10.0.1-rc.1",   "10.0.1",
 	};
 	static const vpair_t t[] = {
 		{ "1.0.0+build.1", "1.0.0", 0 },
@@ -467,14 +498,14 @@ static void test_semver(void **state)
 	check_order(FLT_VS_SEMVER, chain, FLT_ARRAY_SIZE(chain));
 	check_pairs(FLT_VS_SEMVER, t, FLT_ARRAY_SIZE(t));
 
-	assert_int_equal(flt_version_cmp(FLT_VS_SEMVER, "1.x", "1.0.0", &c,
-					 &err),
-			 -EINVAL);
+	assert_int_equal(
+		flt_version_cmp(FLT_VS_SEMVER, "1.x", "1.0.0", &c, &err),
+		-EINVAL);
 	assert_string_equal(err.msg, "\"1.x\" is not a semantic version");
 	assert_int_equal(c, 42);
-	assert_int_equal(flt_version_cmp(FLT_VS_SEMVER, "1.0.0", "2.0.0.1",
-					 &c, &err),
-			 -EINVAL);
+	assert_int_equal(
+		flt_version_cmp(FLT_VS_SEMVER, "1.0.0", "2.0.0.1", &c, &err),
+		-EINVAL);
 	assert_string_equal(err.msg, "\"2.0.0.1\" is not a semantic version");
 	/* dpkg and Maven never fail. */
 	assert_int_equal(flt_version_cmp(FLT_VS_DPKG, "x", "", &c, &err), 0);
@@ -496,10 +527,7 @@ static uint64_t rng(void)
 	return z ^ (z >> 31);
 }
 
-static unsigned pick(unsigned n)
-{
-	return (unsigned)(rng() % n);
-}
+static unsigned pick(unsigned n) { return (unsigned)(rng() % n); }
 
 static bool is_alnum(char c)
 {
@@ -560,8 +588,8 @@ static void rand_version(char *buf, size_t size)
 		if (pick(4) == 0) {
 			static const char *const epochs[] = { "0", "1", "2",
 							      "10", "01" };
-			n += (size_t)snprintf(buf + n, size - n, "%s:",
-					      epochs[pick(5)]);
+			n += (size_t)snprintf(buf + n, size - n,
+					      "%s:", epochs[pick(5)]);
 		}
 		buf[n++] = (char)('0' + pick(10));
 		for (unsigned k = pick(9); k > 0 && n + 12 < size; k--)
@@ -580,14 +608,14 @@ static void rand_version(char *buf, size_t size)
 /* A version close to a: the same, or one small edit away. */
 static void near_version(const char *a, char *buf, size_t size)
 {
-	static const char *const suffixes[] = { "~", "~rc1", "0", ".0", "a",
-						"+b1", "-0", "-1", "~~", "." };
+	static const char *const suffixes[] = {
+		"~", "~rc1", "0", ".0", "a", "+b1", "-0", "-1", "~~", "."
+	};
 	for (int tries = 0; tries < 100; tries++) {
 		size_t n = strlen(a);
 		snprintf(buf, size, "%s", a);
 		switch (pick(8)) {
-		case 0:
-			break;
+		case 0: break;
 		case 1: /* one character changed */
 			buf[pick((unsigned)n)] = rand_char(true);
 			break;
@@ -619,9 +647,7 @@ static void near_version(const char *a, char *buf, size_t size)
 					break;
 				}
 			break;
-		default:
-			rand_version(buf, size);
-			break;
+		default: rand_version(buf, size); break;
 		}
 		if (dpkg_valid(buf))
 			return;

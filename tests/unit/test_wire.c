@@ -495,15 +495,15 @@ static void test_pb_check_text(void **state)
 	Flotilla__NodeGetRequest req = FLOTILLA__NODE_GET_REQUEST__INIT;
 	flt_error_t err;
 	const char *bad[] = {
-		"\xc3\x28",	    /* bad continuation */
-		"web\xff",	    /* never valid */
-		"\xc0\xaf",	    /* overlong '/' */
-		"\xed\xa0\x80",	    /* surrogate */
+		"\xc3\x28", /* bad continuation */
+		"web\xff", /* never valid */
+		"\xc0\xaf", /* overlong '/' */
+		"\xed\xa0\x80", /* surrogate */
 		"\xf4\x90\x80\x80", /* above U+10FFFF */
-		"a\x01z",	    /* control characters */
-		"line\r",	    /* carriage return */
-		"\x1b[2J",	    /* escape */
-		"del\x7f",	    /* delete */
+		"a\x01z", /* control characters */
+		"line\r", /* carriage return */
+		"\x1b[2J", /* escape */
+		"del\x7f", /* delete */
 	};
 	(void)state;
 
@@ -758,8 +758,8 @@ static void test_body_repeated_limit(void **state)
 		assert_int_equal(unpack(buf, len, &got, &err), 0);
 		ProtobufCMessage *m = NULL;
 		int rc = flt_envelope_body_lim(
-			got, &flotilla__node_list_response__descriptor,
-			&lim, &m, &err);
+			got, &flotilla__node_list_response__descriptor, &lim,
+			&m, &err);
 		if (over) {
 			char want[128];
 			snprintf(want, sizeof(want),
@@ -825,7 +825,7 @@ static void test_pack_too_big(void **state)
 
 static void test_code_map(void **state)
 {
-	const int ours[] = { FLT_EAUTH,	   FLT_EPROTO,	FLT_ENOTFOUND,
+	const int ours[] = { FLT_EAUTH,    FLT_EPROTO,  FLT_ENOTFOUND,
 			     FLT_EVERSION, FLT_EMETHOD, FLT_ECONFLICT,
 			     -EAGAIN };
 	(void)state;
@@ -907,12 +907,11 @@ static void test_json_node(void **state)
 				      "draining",
 				      "drain_deadline",
 				      "api_address" };
-	const char *fp_fields[] = { "hostname",	      "os_id",
-				    "os_version",     "os_name",
-				    "kernel",	      "arch",
-				    "cpu_count",      "memory_bytes",
-				    "cgroup_version", "agent_version",
-				    "api_address" };
+	const char *fp_fields[] = {
+		"hostname",       "os_id",         "os_version", "os_name",
+		"kernel",         "arch",          "cpu_count",  "memory_bytes",
+		"cgroup_version", "agent_version", "api_address"
+	};
 	(void)state;
 
 	l[0].key = "zone";
@@ -1063,10 +1062,10 @@ typedef struct rpc {
 	flt_client_t *cli;
 	pthread_mutex_t mtx;
 	pthread_cond_t cond;
-	bool release;		     /* deferred replies may go */
-	int deferred;		     /* requests deferred so far */
-	int fast;		     /* immediate replies so far */
-	int handled;		     /* handler calls */
+	bool release; /* deferred replies may go */
+	int deferred; /* requests deferred so far */
+	int fast; /* immediate replies so far */
+	int handled; /* handler calls */
 	int fast_seen[MAX_DEFERRED]; /* `fast` when each deferred one went */
 	pthread_t threads[MAX_DEFERRED];
 	int nthreads;
