@@ -1,5 +1,6 @@
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -195,14 +196,23 @@ static bool is_map_entry(const ProtobufCMessageDescriptor *d)
 	       strcmp(d->fields[1].name, "value") == 0;
 }
 
-/* NODE_STATUS_READY of enum NodeStatus -> "ready". */
-static json_t *enum_json(const ProtobufCEnumDescriptor *d, int v)
+/*
+ * The JSON names of an enum's values, computed once per enum: the value
+ * names without the prefix they all share up to its last '_', in lower
+ * case (NODE_STATUS_READY of enum NodeStatus -> "ready"). The names are
+ * immutable once published, so only the lookup of the table takes the lock.
+ */
+typedef struct enum_names {
+	const ProtobufCEnumDescriptor *d;
+	char **names; /* by index in d->values */
+} enum_names_t;
+
+static pthread_mutex_t enum_mtx = PTHREAD_MUTEX_INITIALIZER;
+static enum_names_t enum_tables[128];
+static size_t n_enum_tables;
+
+static char **names_build(const ProtobufCEnumDescriptor *d)
 {
-	const ProtobufCEnumValue *ev =
-		protobuf_c_enum_descriptor_get_value(d, v);
-	if (!ev)
-		return json_integer(v);
-	/* The prefix all value names share, up to its last '_'. */
 	size_t n = d->n_values > 1 ? strlen(d->values[0].name) : 0;
 	for (unsigned i = 1; i < d->n_values; i++) {
 		size_t k = 0;
@@ -212,13 +222,74 @@ static json_t *enum_json(const ProtobufCEnumDescriptor *d, int v)
 	}
 	while (n > 0 && d->values[0].name[n - 1] != '_')
 		n--;
-	const char *name = ev->name + (strlen(ev->name) > n ? n : 0);
-	char low[128];
-	size_t i = 0;
-	for (; name[i] && i + 1 < sizeof(low); i++)
-		low[i] = (char)tolower((unsigned char)name[i]);
-	low[i] = '\0';
-	return json_string(low);
+	char **names =
+		flt_xcalloc(d->n_values ? d->n_values : 1, sizeof(*names));
+	for (unsigned i = 0; i < d->n_values; i++) {
+		const char *name = d->values[i].name;
+		name += strlen(name) > n ? n : 0;
+		names[i] = flt_xstrdup(name);
+		for (char *c = names[i]; *c; c++)
+			*c = (char)tolower((unsigned char)*c);
+	}
+	return names;
+}
+
+static char **names_of(const ProtobufCEnumDescriptor *d)
+{
+	char **names = NULL;
+	pthread_mutex_lock(&enum_mtx);
+	for (size_t i = 0; i < n_enum_tables && !names; i++)
+		if (enum_tables[i].d == d)
+			names = enum_tables[i].names;
+	if (!names) {
+		/* Every enum of flotilla.proto fits; past that, a new table
+		 * each time would leak, so the last slot is reused. */
+		names = names_build(d);
+		size_t slot = n_enum_tables < FLT_ARRAY_SIZE(enum_tables)
+				      ? n_enum_tables++
+				      : FLT_ARRAY_SIZE(enum_tables) - 1;
+		enum_tables[slot] = (enum_names_t){ d, names };
+	}
+	pthread_mutex_unlock(&enum_mtx);
+	return names;
+}
+
+static int value_index(const ProtobufCEnumDescriptor *d, int v)
+{
+	for (unsigned i = 0; i < d->n_values; i++)
+		if (d->values[i].value == v)
+			return (int)i;
+	return -1;
+}
+
+bool flt_pb_enum_known(const ProtobufCEnumDescriptor *d, int v)
+{
+	return value_index(d, v) >= 0;
+}
+
+const char *flt_pb_enum_name(const ProtobufCEnumDescriptor *d, int v)
+{
+	int i = value_index(d, v);
+	return i < 0 ? "unknown" : names_of(d)[i];
+}
+
+int flt_pb_enum_value(const ProtobufCEnumDescriptor *d, const char *name,
+		      int *v)
+{
+	char **names = names_of(d);
+	for (unsigned i = 0; i < d->n_values; i++)
+		if (strcmp(names[i], name) == 0) {
+			*v = d->values[i].value;
+			return 0;
+		}
+	return FLT_ENOTFOUND;
+}
+
+static json_t *enum_json(const ProtobufCEnumDescriptor *d, int v)
+{
+	if (!flt_pb_enum_known(d, v))
+		return json_integer(v);
+	return json_string(flt_pb_enum_name(d, v));
 }
 
 static json_t *value_json(const ProtobufCFieldDescriptor *f, const void *p)
@@ -402,16 +473,10 @@ static int value_from_json(const ProtobufCFieldDescriptor *f, json_t *v,
 		}
 		if (!json_is_string(v))
 			break;
-		for (unsigned i = 0; i < ed->n_values; i++) {
-			json_t *name = enum_json(ed, ed->values[i].value);
-			bool match = json_is_string(name) &&
-				     strcmp(json_string_value(name),
-					    json_string_value(v)) == 0;
-			json_decref(name);
-			if (match) {
-				*(int *)p = ed->values[i].value;
-				return 0;
-			}
+		int ev;
+		if (flt_pb_enum_value(ed, json_string_value(v), &ev) == 0) {
+			*(int *)p = ev;
+			return 0;
 		}
 		return flt_err(err, -EINVAL, "%s: \"%s\" is not a known value",
 			       path, json_string_value(v));

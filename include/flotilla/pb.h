@@ -2,6 +2,7 @@
 #ifndef FLOTILLA_PB_H
 #define FLOTILLA_PB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <jansson.h>
@@ -51,6 +52,19 @@ static inline void flt_pb_freep(void *p)
 		protobuf_c_message_free_unpacked(*m, NULL);
 }
 #define cleanup_pb __attribute__((cleanup(flt_pb_freep)))
+
+/*
+ * Enum values by their JSON names: the value name without the prefix all
+ * of the enum's names share, in lower case (TARGET_STATE_FAILED_OFFLINE ->
+ * "failed_offline"). The one spelling of a state everywhere: the CLI,
+ * logs and JSON. flt_pb_enum_name returns a string that lives as long as
+ * the program, "unknown" for a value outside the enum. Thread-safe.
+ */
+const char *flt_pb_enum_name(const ProtobufCEnumDescriptor *d, int v);
+bool flt_pb_enum_known(const ProtobufCEnumDescriptor *d, int v);
+/* FLT_ENOTFOUND when no value of d has that JSON name. */
+int flt_pb_enum_value(const ProtobufCEnumDescriptor *d, const char *name,
+		      int *v);
 
 /*
  * Maps m to JSON (new reference): field names as in the .proto, every field
