@@ -1471,7 +1471,7 @@ static void reply_campaign(coord_campaigns_t *cs, flt_request_t *r,
 	pthread_mutex_unlock(&cs->mtx);
 }
 
-static void handle_get(coord_campaigns_t *cs, flt_request_t *r)
+void coord_campaigns_get(coord_campaigns_t *cs, flt_request_t *r)
 {
 	Flotilla__CampaignGetRequest *req;
 	if (flt_request_body(r, &flotilla__campaign_get_request__descriptor,
@@ -1481,7 +1481,7 @@ static void handle_get(coord_campaigns_t *cs, flt_request_t *r)
 	flotilla__campaign_get_request__free_unpacked(req, NULL);
 }
 
-static void handle_list(coord_campaigns_t *cs, flt_request_t *r)
+void coord_campaigns_list(coord_campaigns_t *cs, flt_request_t *r)
 {
 	Flotilla__CampaignListResponse resp =
 		FLOTILLA__CAMPAIGN_LIST_RESPONSE__INIT;
@@ -1688,7 +1688,7 @@ static uint32_t plan_waves(camp_t *k)
 	return waves;
 }
 
-static void handle_create(coord_campaigns_t *cs, flt_request_t *r)
+void coord_campaigns_create(coord_campaigns_t *cs, flt_request_t *r)
 {
 	Flotilla__CampaignCreateRequest *req;
 	flt_error_t err;
@@ -1809,26 +1809,17 @@ out:
 	flotilla__campaign_create_request__free_unpacked(req, NULL);
 }
 
-bool coord_campaigns_serves(Flotilla__Method m)
+void coord_campaigns_pause(coord_campaigns_t *cs, flt_request_t *r)
 {
-	return m >= FLOTILLA__METHOD__METHOD_CAMPAIGN_CREATE &&
-	       m <= FLOTILLA__METHOD__METHOD_CAMPAIGN_ABORT;
+	handle_cmd_req(cs, r, CMD_PAUSE);
 }
 
-void coord_campaigns_handle_api(coord_campaigns_t *cs, flt_request_t *r)
+void coord_campaigns_resume(coord_campaigns_t *cs, flt_request_t *r)
 {
-	switch (flt_request_envelope(r)->method) {
-	case FLOTILLA__METHOD__METHOD_CAMPAIGN_CREATE:
-		handle_create(cs, r);
-		return;
-	case FLOTILLA__METHOD__METHOD_CAMPAIGN_GET: handle_get(cs, r); return;
-	case FLOTILLA__METHOD__METHOD_CAMPAIGN_LIST: handle_list(cs, r); return;
-	case FLOTILLA__METHOD__METHOD_CAMPAIGN_PAUSE:
-		handle_cmd_req(cs, r, CMD_PAUSE);
-		return;
-	case FLOTILLA__METHOD__METHOD_CAMPAIGN_RESUME:
-		handle_cmd_req(cs, r, CMD_RESUME);
-		return;
-	default: handle_cmd_req(cs, r, CMD_ABORT);
-	}
+	handle_cmd_req(cs, r, CMD_RESUME);
+}
+
+void coord_campaigns_abort(coord_campaigns_t *cs, flt_request_t *r)
+{
+	handle_cmd_req(cs, r, CMD_ABORT);
 }

@@ -39,17 +39,30 @@ void coord_writer_submit(coord_writer_t *w, coord_apply_fn apply,
 void coord_writer_stop(coord_writer_t *w);
 void coord_writer_free(coord_writer_t *w);
 
-/* ---- nodes.c: the node table, registration and heartbeats ------------ */
+/* ---- nodes.c: the node table --------------------------------------- */
 
 typedef struct coord_nodes coord_nodes_t;
+
+/* What happens to a node, as the engine needs to hear it. */
+enum coord_node_event {
+	COORD_NODE_DOWN,
+	COORD_NODE_UP, /* ready again, or joined */
+	COORD_NODE_DRAIN, /* drain started or its deadline changed */
+	COORD_NODE_ELIGIBLE,
+};
 
 typedef struct coord_nodes_opts {
 	flt_store_t *store;
 	coord_writer_t *writer;
-	const char *join_token;
 	int64_t ttl_ms;
-	uint32_t interval_ms;
-	uint32_t max_watch_ms;
+	/* Down, drain and eligibility events: called on the tick's thread
+	 * or the writer's, with no lock of the table held. May be NULL. */
+	void (*on_event)(void *ctx, const char *node_id,
+			 enum coord_node_event ev);
+	void *ctx;
+	/* Answers a parked long-poll (sync.c): the node's index and whether
+	 * it moved. Called with the table's lock held: it may only reply. */
+	void (*answer_watch)(flt_request_t *r, uint64_t index, bool changed);
 } coord_nodes_opts_t;
 
 /* Loads every stored node; each live one gets a fresh grace period. */
@@ -57,10 +70,72 @@ int coord_nodes_open(const coord_nodes_opts_t *o, coord_nodes_t **out,
 		     flt_error_t *err);
 void coord_nodes_close(coord_nodes_t *n);
 
-/* Agent methods (Register, Sync, Watch). */
-void coord_nodes_handle_agent(flt_request_t *r, void *arg);
-/* Operator methods (NodeList, NodeGet). */
-void coord_nodes_handle_api(flt_request_t *r, void *arg);
+/* Operator methods on nodes (see api.c). */
+void coord_nodes_list(coord_nodes_t *n, flt_request_t *r);
+void coord_nodes_get(coord_nodes_t *n, flt_request_t *r);
+void coord_nodes_drain(coord_nodes_t *n, flt_request_t *r);
+void coord_nodes_eligibility(coord_nodes_t *n, flt_request_t *r);
+
+/* Checks a fingerprint and labels as an agent sends them. */
+int coord_nodes_check_attrs(const Flotilla__Fingerprint *fp, size_t n,
+			    ProtobufCMessage *const *labels, flt_error_t *err);
+
+/*
+ * Registers a node (a new one, or the same one again for a registration
+ * id that never synced, with a new secret) once req was checked. req is
+ * borrowed until done, which runs once on the writer's thread: rc 0 with
+ * the node's id and secret (both borrowed for the call), or the failure.
+ */
+typedef void (*coord_nodes_registered_fn)(void *arg, int rc,
+					  const char *node_id,
+					  const uint8_t *secret,
+					  const flt_error_t *err);
+void coord_nodes_register(coord_nodes_t *n,
+			  const Flotilla__RegisterRequest *req,
+			  coord_nodes_registered_fn done, void *arg);
+
+/* 0 when cr proves a node's secret, FLT_EAUTH otherwise (one answer for
+ * unknown ids and wrong secrets alike). */
+int coord_nodes_authenticate(coord_nodes_t *n, const Flotilla__Credentials *cr);
+
+/* What a heartbeat changed. */
+typedef struct coord_heartbeat {
+	bool came_up; /* was not ready */
+	bool attrs_changed; /* the fingerprint or labels differ */
+	bool flush; /* a status is owed to the store: pass it on to
+		     * coord_nodes_store (alone or with attributes) */
+	uint64_t desired_index;
+} coord_heartbeat_t;
+
+/* Records a Sync: the node is ready, its tasks and address are kept in
+ * memory. FLT_ENOTFOUND for a node not in the table. */
+int coord_nodes_heartbeat(coord_nodes_t *n, const char *node_id,
+			  const char *peer, const Flotilla__SyncRequest *req,
+			  coord_heartbeat_t *hb);
+
+/*
+ * The one writer of a stored node record's status and attributes: queues
+ * the node's status and, when attrs carries a fingerprint, its fingerprint
+ * and labels; extra (may be NULL) runs in the same transaction first.
+ * attrs is borrowed until done, which (may be NULL) runs once after the
+ * commit or the failure on the writer's thread, with the node's desired
+ * index. With everything NULL it stores the status a heartbeat owes.
+ */
+typedef void (*coord_nodes_stored_fn)(void *arg, int rc, uint64_t desired,
+				      const flt_error_t *err);
+void coord_nodes_store(coord_nodes_t *n, const char *node_id,
+		       const Flotilla__SyncRequest *attrs, coord_apply_fn extra,
+		       coord_nodes_stored_fn done, void *arg);
+
+/*
+ * Parks a long-poll: returns true when r was deferred, to be answered
+ * through answer_watch when the node's index moves past known, at the
+ * deadline, or at shutdown. false (not parked) when the index already
+ * moved, wait_ms is 0, the node is unknown or the table is closing;
+ * *index is the node's index either way.
+ */
+bool coord_nodes_watch(coord_nodes_t *n, const char *node_id, uint64_t known,
+		       uint32_t wait_ms, flt_request_t *r, uint64_t *index);
 
 /*
  * Declares down every node silent for longer than the TTL and answers
@@ -70,17 +145,15 @@ void coord_nodes_tick(coord_nodes_t *n);
 
 /*
  * Shutdown, before the writer drains and the servers close: agent calls
- * are refused from now on (ERROR_UNAVAILABLE), every parked long-poll is
+ * are refused from now on (coord_nodes_closing), every parked long-poll is
  * answered, and no new work reaches the writer.
  */
 void coord_nodes_shutdown(coord_nodes_t *n);
+bool coord_nodes_closing(coord_nodes_t *n);
 void coord_nodes_release_watches(coord_nodes_t *n);
 
 size_t coord_nodes_count(coord_nodes_t *n, size_t *ready, size_t *down);
 
-/* The engine that serves jobs; set before the servers open. */
-struct coord_engine;
-void coord_nodes_set_engine(coord_nodes_t *n, struct coord_engine *e);
 /* The allocations of node_id changed at index: wake its long-poll. */
 void coord_nodes_push(coord_nodes_t *n, const char *node_id, uint64_t index);
 /* Changes whenever coord_nodes_fleet would return something else. */
@@ -108,15 +181,6 @@ coord_fleet_snap_t *coord_nodes_snapshot(coord_nodes_t *n, flt_error_t *err);
 struct sched_fleet *coord_fleet_snap_fleet(coord_fleet_snap_t *s);
 void coord_fleet_snap_release(coord_fleet_snap_t *s);
 
-/* Packages, inventories and campaigns; set before the servers open
- * (each may be NULL). */
-struct coord_pkgs;
-struct coord_inv;
-struct coord_campaigns;
-void coord_nodes_set_parts(coord_nodes_t *n, struct coord_pkgs *pkgs,
-			   struct coord_inv *inv,
-			   struct coord_campaigns *camps);
-
 /* Resolves an id, unique id prefix or name to the node's id and name. */
 int coord_nodes_resolve(coord_nodes_t *n, const char *q, char id[37],
 			char *name, size_t name_len, flt_error_t *err);
@@ -130,9 +194,11 @@ typedef struct coord_pkgs coord_pkgs_t;
 int coord_pkgs_open(flt_store_t *store, coord_writer_t *writer,
 		    coord_pkgs_t **out, flt_error_t *err);
 void coord_pkgs_close(coord_pkgs_t *p);
-bool coord_pkgs_serves(Flotilla__Method m);
-/* ChunkPut, PackagePush, PackageList, PackageGet. */
-void coord_pkgs_handle_api(coord_pkgs_t *p, flt_request_t *r);
+/* Operator methods: ChunkPut, PackagePush, PackageList, PackageGet. */
+void coord_pkgs_chunk_put(coord_pkgs_t *p, flt_request_t *r);
+void coord_pkgs_push(coord_pkgs_t *p, flt_request_t *r);
+void coord_pkgs_list(coord_pkgs_t *p, flt_request_t *r);
+void coord_pkgs_show(coord_pkgs_t *p, flt_request_t *r);
 /* FetchChunk, for an authenticated agent. */
 void coord_pkgs_fetch_chunk(coord_pkgs_t *p, flt_request_t *r);
 /* The stored manifest of name@version (FLT_ENOTFOUND when absent). */
@@ -185,9 +251,9 @@ bool coord_inv_match_node(coord_inv_t *t, const struct sched_fleet *f,
 /* The versions of the items called name on node_id (", " list). */
 void coord_inv_versions_of(coord_inv_t *t, const char *node_id,
 			   const char *name, char *out, size_t len);
-bool coord_inv_serves(Flotilla__Method m);
-void coord_inv_handle_api(coord_inv_t *t, coord_nodes_t *nodes,
-			  flt_request_t *r);
+/* Operator methods: InventoryQuery, InventoryGet. */
+void coord_inv_query(coord_inv_t *t, coord_nodes_t *nodes, flt_request_t *r);
+void coord_inv_get(coord_inv_t *t, coord_nodes_t *nodes, flt_request_t *r);
 
 /* ---- campaign.c: fleet-wide patch campaigns ------------------------- */
 
@@ -206,8 +272,13 @@ int coord_campaigns_open(const coord_campaigns_opts_t *o,
 			 coord_campaigns_t **out, flt_error_t *err);
 void coord_campaigns_stop(coord_campaigns_t *c);
 void coord_campaigns_free(coord_campaigns_t *c);
-bool coord_campaigns_serves(Flotilla__Method m);
-void coord_campaigns_handle_api(coord_campaigns_t *c, flt_request_t *r);
+/* Operator methods on campaigns. */
+void coord_campaigns_create(coord_campaigns_t *c, flt_request_t *r);
+void coord_campaigns_get(coord_campaigns_t *c, flt_request_t *r);
+void coord_campaigns_list(coord_campaigns_t *c, flt_request_t *r);
+void coord_campaigns_pause(coord_campaigns_t *c, flt_request_t *r);
+void coord_campaigns_resume(coord_campaigns_t *c, flt_request_t *r);
+void coord_campaigns_abort(coord_campaigns_t *c, flt_request_t *r);
 /* A node's step statuses from its Sync (copied). */
 void coord_campaigns_report(coord_campaigns_t *c, const char *node_id,
 			    Flotilla__StepStatus *const *steps, size_t n);
@@ -217,9 +288,98 @@ void coord_campaigns_node_steps(coord_campaigns_t *c, const char *node_id,
 				Flotilla__SyncResponse *resp);
 void coord_campaigns_node_steps_free(Flotilla__SyncResponse *resp);
 
+/* ---- sync.c: the agent methods ---------------------------------------- */
+
+typedef struct coord_sync coord_sync_t;
+struct coord_engine;
+
+typedef struct coord_sync_opts {
+	const char *join_token; /* what Register must present */
+	uint32_t interval_ms; /* the heartbeat interval agents are told */
+	uint32_t max_watch_ms; /* the longest a Watch is parked */
+	coord_nodes_t *nodes;
+	/* What a Sync reports to and answers from; each may be NULL. */
+	struct coord_engine *engine;
+	coord_inv_t *inv;
+	coord_campaigns_t *camps;
+	coord_pkgs_t *pkgs;
+} coord_sync_opts_t;
+
+int coord_sync_open(const coord_sync_opts_t *o, coord_sync_t **out,
+		    flt_error_t *err);
+void coord_sync_close(coord_sync_t *s);
+void coord_sync_register(coord_sync_t *s, flt_request_t *r);
+void coord_sync_heartbeat(coord_sync_t *s, flt_request_t *r);
+void coord_sync_watch(coord_sync_t *s, flt_request_t *r);
+void coord_sync_fetch_chunk(coord_sync_t *s, flt_request_t *r);
+/* Answers a parked Watch: the node table's answer_watch. */
+void coord_sync_answer_watch(flt_request_t *r, uint64_t index, bool changed);
+
 /* ---- jobs.c: operator methods on jobs --------------------------------- */
 
 /* JobPlan: checks the job and shows where its allocations would go. */
 void coord_jobs_plan(coord_nodes_t *n, flt_request_t *r);
+
+/* ---- api.c: the front door -------------------------------------------- */
+
+/* Every part of a running coordinator, as main.c wires them. */
+typedef struct coord {
+	flt_store_t *store;
+	coord_writer_t *writer;
+	coord_nodes_t *nodes;
+	coord_sync_t *sync;
+	struct coord_engine *engine;
+	coord_pkgs_t *pkgs;
+	coord_inv_t *inv;
+	coord_campaigns_t *camps;
+} coord_t;
+
+/* The port a method is served on. */
+typedef enum coord_port {
+	COORD_PORT_AGENT, /* --listen: agents, with a join token or secret */
+	COORD_PORT_OPERATOR, /* --api: operators and the CLI */
+} coord_port_t;
+
+/* What a caller must hold to call a method: an area and read or write. */
+typedef enum coord_area {
+	COORD_AREA_JOIN, /* the join token (Register) */
+	COORD_AREA_NODE_SELF, /* a node's own secret: its own records only */
+	COORD_AREA_NODE, /* nodes: list, drain, eligibility */
+	COORD_AREA_JOB, /* jobs, allocations, deployments */
+	COORD_AREA_PACKAGE,
+	COORD_AREA_INVENTORY,
+	COORD_AREA_CAMPAIGN,
+} coord_area_t;
+
+typedef enum coord_access {
+	COORD_READ,
+	COORD_WRITE,
+} coord_access_t;
+
+/* One row of the method table. */
+typedef struct coord_method {
+	Flotilla__Method method;
+	coord_port_t port;
+	coord_area_t area;
+	coord_access_t access;
+	bool mutates; /* may change stored state */
+	const ProtobufCMessageDescriptor *request, *response;
+	void (*handler)(coord_t *c, flt_request_t *r);
+} coord_method_t;
+
+/* The row of m, or NULL for a method no port serves. */
+const coord_method_t *coord_api_method(Flotilla__Method m);
+/* Every row, in the order of the proto; *n gets the count. */
+const coord_method_t *coord_api_methods(size_t *n);
+const char *coord_area_name(coord_area_t a);
+
+/*
+ * The request handlers of the two ports (flt_server_opts_t.handler, with
+ * arg the coord_t): each looks the method up in the table, refuses one
+ * that is not served on its port, and calls the row's handler. Agent
+ * calls are refused once the node table is closing.
+ */
+void coord_api_agent(flt_request_t *r, void *arg);
+void coord_api_operator(flt_request_t *r, void *arg);
 
 #endif

@@ -50,12 +50,6 @@ void coord_engine_handle_api(coord_engine_t *e, flt_request_t *r);
 
 /* ---- from the node table ----------------------------------------------- */
 
-enum coord_node_event {
-	COORD_NODE_DOWN,
-	COORD_NODE_UP, /* ready again, or joined */
-	COORD_NODE_DRAIN, /* drain started or its deadline changed */
-	COORD_NODE_ELIGIBLE,
-};
 void coord_engine_node_event(coord_engine_t *e, const char *node_id,
 			     enum coord_node_event ev);
 

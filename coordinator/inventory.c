@@ -380,7 +380,7 @@ static int query_one(void *arg, size_t node, const Flotilla__Inventory *inv,
 	return 0;
 }
 
-static void handle_query(coord_inv_t *t, coord_nodes_t *nodes, flt_request_t *r)
+void coord_inv_query(coord_inv_t *t, coord_nodes_t *nodes, flt_request_t *r)
 {
 	Flotilla__InventoryQueryRequest *req;
 	flt_error_t err;
@@ -427,7 +427,7 @@ out:
 	flotilla__inventory_query_request__free_unpacked(req, NULL);
 }
 
-static void handle_get(coord_inv_t *t, coord_nodes_t *nodes, flt_request_t *r)
+void coord_inv_get(coord_inv_t *t, coord_nodes_t *nodes, flt_request_t *r)
 {
 	Flotilla__InventoryGetRequest *req;
 	flt_error_t err;
@@ -458,20 +458,4 @@ static void handle_get(coord_inv_t *t, coord_nodes_t *nodes, flt_request_t *r)
 	pthread_rwlock_unlock(&t->lock);
 out:
 	flotilla__inventory_get_request__free_unpacked(req, NULL);
-}
-
-bool coord_inv_serves(Flotilla__Method m)
-{
-	return m == FLOTILLA__METHOD__METHOD_INVENTORY_QUERY ||
-	       m == FLOTILLA__METHOD__METHOD_INVENTORY_GET;
-}
-
-void coord_inv_handle_api(coord_inv_t *t, coord_nodes_t *nodes,
-			  flt_request_t *r)
-{
-	if (flt_request_envelope(r)->method ==
-	    FLOTILLA__METHOD__METHOD_INVENTORY_QUERY)
-		handle_query(t, nodes, r);
-	else
-		handle_get(t, nodes, r);
 }

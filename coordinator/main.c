@@ -121,6 +121,13 @@ static void drained(void *ctx, const char *node_id)
 	coord_nodes_drained(ctx, node_id);
 }
 
+static void node_event(void *ctx, const char *node_id, enum coord_node_event ev)
+{
+	coord_t *c = ctx;
+	if (c->engine)
+		coord_engine_node_event(c->engine, node_id, ev);
+}
+
 static int run(void)
 {
 	static const char *const dbs[] = { "nodes",        "jobs",
@@ -132,13 +139,7 @@ static int run(void)
 					   "tokens",       NULL };
 	flt_store_opts_t so = { .dbs = dbs,
 				.map_size = (size_t)map_size_mb << 20 };
-	flt_store_t *store = NULL;
-	coord_writer_t *writer = NULL;
-	coord_nodes_t *nodes = NULL;
-	coord_engine_t *engine = NULL;
-	coord_pkgs_t *pkgs = NULL;
-	coord_inv_t *inv = NULL;
-	coord_campaigns_t *camps = NULL;
+	coord_t c = { 0 };
 	flt_server_t *agents = NULL, *api = NULL;
 	cleanup_free char *token = NULL;
 	flt_error_t err;
@@ -161,70 +162,80 @@ static int run(void)
 	}
 
 	int sfd = flt_signal_fd();
-	if (flt_store_open(data_dir, &so, &store, &err) < 0 ||
-	    coord_writer_start(store, &writer, &err) < 0)
+	if (flt_store_open(data_dir, &so, &c.store, &err) < 0 ||
+	    coord_writer_start(c.store, &c.writer, &err) < 0)
 		goto out;
 	coord_nodes_opts_t no = {
-		.store = store,
-		.writer = writer,
-		.join_token = token,
+		.store = c.store,
+		.writer = c.writer,
 		.ttl_ms = ttl_ms,
-		.interval_ms = (uint32_t)interval_ms,
-		.max_watch_ms = (uint32_t)max_watch_ms,
+		.on_event = node_event,
+		.ctx = &c,
+		.answer_watch = coord_sync_answer_watch,
 	};
-	if (coord_nodes_open(&no, &nodes, &err) < 0)
+	if (coord_nodes_open(&no, &c.nodes, &err) < 0)
 		goto out;
 	coord_engine_opts_t eo = {
-		.store = store,
-		.writer = writer,
+		.store = c.store,
+		.writer = c.writer,
 		.fleet = fleet_of,
 		.fleet_gen = fleet_gen,
 		.push = push_to,
 		.drained = drained,
-		.ctx = nodes,
+		.ctx = c.nodes,
 	};
-	if (coord_engine_open(&eo, &engine, &err) < 0)
+	if (coord_engine_open(&eo, &c.engine, &err) < 0)
 		goto out;
-	coord_nodes_set_engine(nodes, engine);
 	const char *adv = advisories;
 	if (adv[0] && strcmp(adv, FLT_ADVISORIES_DEFAULT) == 0 &&
 	    access(adv, R_OK) != 0)
 		adv = ""; /* not installed: advisory: queries are refused */
-	if (coord_pkgs_open(store, writer, &pkgs, &err) < 0 ||
-	    coord_inv_open(store, adv, &inv, &err) < 0)
+	if (coord_pkgs_open(c.store, c.writer, &c.pkgs, &err) < 0 ||
+	    coord_inv_open(c.store, adv, &c.inv, &err) < 0)
 		goto out;
 	coord_campaigns_opts_t co = {
-		.store = store,
-		.writer = writer,
-		.nodes = nodes,
-		.inv = inv,
-		.pkgs = pkgs,
+		.store = c.store,
+		.writer = c.writer,
+		.nodes = c.nodes,
+		.inv = c.inv,
+		.pkgs = c.pkgs,
 	};
-	if (coord_campaigns_open(&co, &camps, &err) < 0)
+	if (coord_campaigns_open(&co, &c.camps, &err) < 0)
 		goto out;
-	coord_nodes_set_parts(nodes, pkgs, inv, camps);
+	coord_sync_opts_t yo = {
+		.join_token = token,
+		.interval_ms = (uint32_t)interval_ms,
+		.max_watch_ms = (uint32_t)max_watch_ms,
+		.nodes = c.nodes,
+		.engine = c.engine,
+		.inv = c.inv,
+		.camps = c.camps,
+		.pkgs = c.pkgs,
+	};
+	if (coord_sync_open(&yo, &c.sync, &err) < 0)
+		goto out;
 	flt_server_opts_t ao = { .url = listen_url,
 				 .tls = &tls,
 				 .workers = (unsigned)workers,
-				 .handler = coord_nodes_handle_agent,
-				 .arg = nodes,
+				 .handler = coord_api_agent,
+				 .arg = &c,
 				 .name = "agents" };
 	flt_server_opts_t po = { .url = api_url,
 				 .tls = &tls,
 				 .workers = 8,
-				 .handler = coord_nodes_handle_api,
-				 .arg = nodes,
+				 .handler = coord_api_operator,
+				 .arg = &c,
 				 .name = "api" };
 	if (flt_server_open(&ao, &agents, &err) < 0 ||
 	    flt_server_open(&po, &api, &err) < 0)
 		goto out;
 
-	size_t ready, down, total = coord_nodes_count(nodes, &ready, &down);
+	size_t ready, down, total = coord_nodes_count(c.nodes, &ready, &down);
 	flt_info("coordinator started listen=%s api=%s data_dir=%s nodes=%zu "
 		 "index=%llu ttl_ms=%lld interval_ms=%ld",
 		 listen_url, api_url, data_dir, total,
-		 (unsigned long long)flt_store_index(store), (long long)ttl_ms,
-		 interval_ms);
+		 (unsigned long long)flt_store_index(c.store),
+		 (long long)ttl_ms, interval_ms);
 	flt_notify_ready("serving");
 
 	int64_t wd = flt_notify_watchdog_interval_ms(), next_wd = 0;
@@ -239,7 +250,7 @@ static int run(void)
 				break;
 			}
 		}
-		coord_nodes_tick(nodes);
+		coord_nodes_tick(c.nodes);
 		int64_t now = flt_now_mono_ms();
 		if (wd && now >= next_wd) {
 			flt_notify_watchdog();
@@ -255,24 +266,25 @@ out:
 	 * (deferred replies go out before they do). */
 	flt_shutdown_guard(SHUTDOWN_LIMIT_S);
 	flt_shutdown_step("refusing new agent work");
-	if (nodes)
-		coord_nodes_shutdown(nodes);
+	if (c.nodes)
+		coord_nodes_shutdown(c.nodes);
 	flt_shutdown_step("finishing the engine's cycle");
-	coord_engine_stop(engine);
+	coord_engine_stop(c.engine);
 	flt_shutdown_step("finishing the campaigns' round");
-	coord_campaigns_stop(camps);
+	coord_campaigns_stop(c.camps);
 	flt_shutdown_step("draining the writer");
-	coord_writer_stop(writer);
+	coord_writer_stop(c.writer);
 	flt_shutdown_step("closing the sockets");
 	flt_server_close(agents);
 	flt_server_close(api);
-	coord_engine_free(engine);
-	coord_campaigns_free(camps);
-	coord_nodes_close(nodes);
-	coord_inv_close(inv);
-	coord_pkgs_close(pkgs);
-	coord_writer_free(writer);
-	flt_store_close(store);
+	coord_sync_close(c.sync);
+	coord_engine_free(c.engine);
+	coord_campaigns_free(c.camps);
+	coord_nodes_close(c.nodes);
+	coord_inv_close(c.inv);
+	coord_pkgs_close(c.pkgs);
+	coord_writer_free(c.writer);
+	flt_store_close(c.store);
 	if (sfd >= 0)
 		close(sfd);
 	return rc;

@@ -1,6 +1,10 @@
 /*
- * The node table: registration, heartbeats (Sync), long-polls (Watch),
- * failure detection, and the operator views of nodes.
+ * The node table: every node's record and live state, registration and
+ * heartbeat bookkeeping, parked long-polls, failure detection, drain and
+ * eligibility, and the operator views of nodes. It calls nothing above it:
+ * the agent methods that use it are in sync.c, node events reach the
+ * engine through the on_event callback, and parked long-polls are answered
+ * through answer_watch.
  *
  * What is durable lives in the `nodes` database as NodeRecord. What changes
  * on every heartbeat lives only here in memory: the last heartbeat time and
@@ -16,7 +20,6 @@
 #include <sodium.h>
 
 #include "coordinator.h"
-#include "engine.h"
 #include "scheduler.h"
 #include "flotilla/log.h"
 #include "flotilla/util.h"
@@ -55,13 +58,8 @@ struct coord_nodes {
 	uint32_t *slots; /* open addressing over v: index + 1, 0 empty */
 	uint32_t *reg_slots; /* the same, by registration id */
 	size_t nslots;
-	uint8_t token_hash[crypto_generichash_BYTES];
 	int64_t grace_from;
 	bool closing; /* shutting down: new work is refused */
-	coord_engine_t *engine;
-	coord_pkgs_t *pkgs;
-	coord_inv_t *inv;
-	coord_campaigns_t *camps;
 	/* Bumped by every change the scheduler's view shows: a status, or a
 	 * stored record (registration, attributes, drain, eligibility). */
 	atomic_uint_fast64_t fleet_gen;
@@ -81,17 +79,11 @@ uint64_t coord_nodes_generation(coord_nodes_t *t)
 	return atomic_load(&t->fleet_gen);
 }
 
-void coord_nodes_set_parts(coord_nodes_t *t, coord_pkgs_t *pkgs,
-			   coord_inv_t *inv, coord_campaigns_t *camps)
+static void node_event(coord_nodes_t *t, const char *id,
+		       enum coord_node_event ev)
 {
-	t->pkgs = pkgs;
-	t->inv = inv;
-	t->camps = camps;
-}
-
-void coord_nodes_set_engine(coord_nodes_t *t, coord_engine_t *e)
-{
-	t->engine = e;
+	if (t->o.on_event)
+		t->o.on_event(t->o.ctx, id, ev);
 }
 
 /* ---- the table ------------------------------------------------------- */
@@ -262,9 +254,6 @@ int coord_nodes_open(const coord_nodes_opts_t *o, coord_nodes_t **out,
 	t->o = *o;
 	pthread_mutex_init(&t->mtx, NULL);
 	pthread_mutex_init(&t->snap_mtx, NULL);
-	crypto_generichash(t->token_hash, sizeof(t->token_hash),
-			   (const uint8_t *)o->join_token,
-			   strlen(o->join_token), NULL, 0);
 	if ((rc = flt_store_db(o->store, "nodes", &t->db)) < 0) {
 		free(t);
 		return flt_err(err, rc, "store has no nodes database");
@@ -324,73 +313,117 @@ size_t coord_nodes_count(coord_nodes_t *t, size_t *ready, size_t *down)
 	return n;
 }
 
+/* ---- the stored record ------------------------------------------------ */
+
+/*
+ * The one read-modify-write of a stored node record, inside the writer's
+ * transaction. edit changes rec and returns 0 to store it, > 0 to leave
+ * the record as it is, or an error; undo (may be NULL) runs after the put
+ * to take back what edit lent into rec (strings and messages it does not
+ * own), so that freeing rec frees only what it owns.
+ */
+typedef struct record_edit {
+	int (*edit)(Flotilla__NodeRecord *rec, void *arg, flt_error_t *err);
+	void (*undo)(Flotilla__NodeRecord *rec, void *arg);
+} record_edit_t;
+
+static int record_update(flt_txn_t *txn, coord_nodes_t *t, const char *id,
+			 const record_edit_t *how, void *arg, flt_error_t *err)
+{
+	Flotilla__NodeRecord *rec;
+	int rc = flt_txn_get_pb(txn, t->db, id,
+				&flotilla__node_record__descriptor,
+				(ProtobufCMessage **)&rec, err);
+	if (rc < 0)
+		return rc;
+	rc = how->edit(rec, arg, err);
+	if (rc == 0) {
+		rec->modify_index = flt_txn_index(txn);
+		rc = flt_txn_put_pb(txn, t->db, id, &rec->base, err);
+	}
+	if (how->undo)
+		how->undo(rec, arg);
+	flotilla__node_record__free_unpacked(rec, NULL);
+	return rc < 0 ? rc : 0;
+}
+
 /* ---- persisting changes ---------------------------------------------- */
 
 typedef struct update_op {
 	coord_nodes_t *t;
 	cnode_t *node;
-	Flotilla__SyncRequest *attrs; /* new fingerprint and labels, or NULL */
+	/* New fingerprint and labels (set_attrs), step results...; borrowed
+	 * from the caller until done. NULL for a status flush. */
+	const Flotilla__SyncRequest *attrs;
 	bool set_attrs; /* attrs carries a new fingerprint and labels */
-	Flotilla__Inventory *inv; /* a new inventory to store, or NULL */
-	flt_request_t *r; /* a Sync answered once the attributes are stored */
+	coord_apply_fn extra; /* more of the same transaction, or NULL */
+	coord_nodes_stored_fn done;
+	void *arg;
 	Flotilla__NodeStatus written;
+	/* What the record held before the attributes were lent into it. */
+	Flotilla__Fingerprint *old_fp;
+	size_t old_n;
+	Flotilla__NodeRecord__LabelsEntry **old_labels;
+	Flotilla__NodeRecord__LabelsEntry *entries, **ptrs;
 } update_op_t;
 
 static void queue_update(coord_nodes_t *t, cnode_t *c,
-			 Flotilla__SyncRequest *attrs, flt_request_t *r);
-static void answer_sync(coord_nodes_t *t, flt_request_t *r, uint64_t idx,
-			uint64_t known, const char *node_id);
+			 const Flotilla__SyncRequest *attrs,
+			 coord_apply_fn extra, coord_nodes_stored_fn done,
+			 void *arg);
 
-static int update_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
+static int update_edit(Flotilla__NodeRecord *rec, void *arg, flt_error_t *err)
 {
 	update_op_t *u = arg;
-	Flotilla__NodeRecord *rec;
-	int rc = flt_txn_get_pb(txn, u->t->db, u->node->id,
-				&flotilla__node_record__descriptor,
-				(ProtobufCMessage **)&rec, err);
-	if (rc < 0)
-		return rc;
-
+	(void)err;
 	pthread_mutex_lock(&u->t->mtx);
 	u->written = u->node->status;
 	rec->status = u->node->status;
 	rec->status_changed_at_ms = u->node->status_changed_ms;
 	pthread_mutex_unlock(&u->t->mtx);
-	rec->modify_index = flt_txn_index(txn);
+	if (!u->set_attrs)
+		return 0;
+	/* Lend the request's fingerprint and labels for the pack. */
+	size_t n = u->attrs->n_labels;
+	u->old_fp = rec->fingerprint;
+	u->old_n = rec->n_labels;
+	u->old_labels = rec->labels;
+	u->entries = flt_xcalloc(n, sizeof(*u->entries));
+	u->ptrs = flt_xcalloc(n, sizeof(*u->ptrs));
+	for (size_t i = 0; i < n; i++) {
+		flotilla__node_record__labels_entry__init(&u->entries[i]);
+		u->entries[i].key = u->attrs->labels[i]->key;
+		u->entries[i].value = u->attrs->labels[i]->value;
+		u->ptrs[i] = &u->entries[i];
+	}
+	rec->fingerprint = u->attrs->fingerprint;
+	rec->n_labels = n;
+	rec->labels = u->ptrs;
+	return 0;
+}
 
-	if (u->inv && (rc = coord_inv_apply(u->t->inv, txn, u->node->id, u->inv,
-					    err)) < 0) {
-		flotilla__node_record__free_unpacked(rec, NULL);
+static void update_undo(Flotilla__NodeRecord *rec, void *arg)
+{
+	update_op_t *u = arg;
+	if (!u->set_attrs)
+		return;
+	rec->fingerprint = u->old_fp;
+	rec->n_labels = u->old_n;
+	rec->labels = u->old_labels;
+	free(u->entries);
+	free(u->ptrs);
+	u->entries = NULL;
+	u->ptrs = NULL;
+}
+
+static int update_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
+{
+	static const record_edit_t how = { update_edit, update_undo };
+	update_op_t *u = arg;
+	int rc;
+	if (u->extra && (rc = u->extra(txn, u->arg, err)) < 0)
 		return rc;
-	}
-	/* Borrow the request's fingerprint and labels for the pack. */
-	Flotilla__Fingerprint *old_fp = rec->fingerprint;
-	size_t old_n = rec->n_labels;
-	Flotilla__NodeRecord__LabelsEntry **old_l = rec->labels;
-	Flotilla__NodeRecord__LabelsEntry *entries = NULL;
-	Flotilla__NodeRecord__LabelsEntry **ptrs = NULL;
-	if (u->set_attrs) {
-		size_t n = u->attrs->n_labels;
-		entries = flt_xcalloc(n, sizeof(*entries));
-		ptrs = flt_xcalloc(n, sizeof(*ptrs));
-		for (size_t i = 0; i < n; i++) {
-			flotilla__node_record__labels_entry__init(&entries[i]);
-			entries[i].key = u->attrs->labels[i]->key;
-			entries[i].value = u->attrs->labels[i]->value;
-			ptrs[i] = &entries[i];
-		}
-		rec->fingerprint = u->attrs->fingerprint;
-		rec->n_labels = n;
-		rec->labels = ptrs;
-	}
-	rc = flt_txn_put_pb(txn, u->t->db, u->node->id, &rec->base, err);
-	rec->fingerprint = old_fp;
-	rec->n_labels = old_n;
-	rec->labels = old_l;
-	free(entries);
-	free(ptrs);
-	flotilla__node_record__free_unpacked(rec, NULL);
-	return rc;
+	return record_update(txn, u->t, u->node->id, &how, u, err);
 }
 
 static void update_done(void *arg, int rc, uint64_t index,
@@ -421,42 +454,44 @@ static void update_done(void *arg, int rc, uint64_t index,
 		c->flush_queued = true;
 	uint64_t desired = c->desired_index;
 	pthread_mutex_unlock(&t->mtx);
-	if (rc == 0 && u->inv)
-		coord_inv_commit(t->inv, c->id, steal_ptr(&u->inv));
-	/* Step results after the inventory they were re-scanned with. */
-	if (rc == 0 && u->attrs && t->camps && u->attrs->n_steps)
-		coord_campaigns_report(t->camps, c->id, u->attrs->steps,
-				       u->attrs->n_steps);
-	if (u->r) {
-		if (rc == 0)
-			answer_sync(t, u->r, desired, u->attrs->known_index,
-				    c->id);
-		else
-			flt_request_fail(u->r, -EAGAIN,
-					 "node attributes not stored: %s",
-					 err ? err->msg : "write failed");
-	}
-	if (u->inv)
-		flotilla__inventory__free_unpacked(u->inv, NULL);
-	if (u->attrs)
-		flotilla__sync_request__free_unpacked(u->attrs, NULL);
+	if (u->done)
+		u->done(u->arg, rc, desired, err);
 	free(u);
 	if (again)
-		queue_update(t, c, NULL, NULL);
+		queue_update(t, c, NULL, NULL, NULL, NULL);
 }
 
 static void queue_update(coord_nodes_t *t, cnode_t *c,
-			 Flotilla__SyncRequest *attrs, flt_request_t *r)
+			 const Flotilla__SyncRequest *attrs,
+			 coord_apply_fn extra, coord_nodes_stored_fn done,
+			 void *arg)
 {
 	update_op_t *u = flt_xcalloc(1, sizeof(*u));
 	u->t = t;
 	u->node = c;
 	u->attrs = attrs;
 	u->set_attrs = attrs && attrs->fingerprint;
-	if (attrs && attrs->inventory && t->inv)
-		u->inv = steal_ptr(&attrs->inventory);
-	u->r = r;
+	u->extra = extra;
+	u->done = done;
+	u->arg = arg;
 	coord_writer_submit(t->o.writer, update_apply, update_done, u);
+}
+
+void coord_nodes_store(coord_nodes_t *t, const char *node_id,
+		       const Flotilla__SyncRequest *attrs, coord_apply_fn extra,
+		       coord_nodes_stored_fn done, void *arg)
+{
+	pthread_mutex_lock(&t->mtx);
+	cnode_t *c = table_find(t, node_id);
+	pthread_mutex_unlock(&t->mtx);
+	if (c) {
+		queue_update(t, c, attrs, extra, done, arg);
+	} else if (done) {
+		flt_error_t err;
+		flt_err(&err, FLT_ENOTFOUND, "node %s: not in the table",
+			node_id);
+		done(arg, err.code, 0, &err);
+	}
 }
 
 /* Called with t->mtx held. Returns true when a flush must be queued. */
@@ -479,8 +514,8 @@ static bool set_status(coord_nodes_t *t, cnode_t *c, Flotilla__NodeStatus s)
 
 /* ---- validation ------------------------------------------------------ */
 
-static int check_attrs(const Flotilla__Fingerprint *fp, size_t n,
-		       ProtobufCMessage *const *labels, flt_error_t *err)
+int coord_nodes_check_attrs(const Flotilla__Fingerprint *fp, size_t n,
+			    ProtobufCMessage *const *labels, flt_error_t *err)
 {
 	if (!fp)
 		return flt_err(err, FLT_EPROTO, "fingerprint: required");
@@ -515,37 +550,43 @@ static int check_attrs(const Flotilla__Fingerprint *fp, size_t n,
 	return 0;
 }
 
-/* ---- Register -------------------------------------------------------- */
+/* ---- registration ------------------------------------------------------ */
 
 typedef struct reg_op {
 	coord_nodes_t *t;
-	flt_request_t *r;
-	Flotilla__RegisterRequest *req;
+	const Flotilla__RegisterRequest *req;
+	coord_nodes_registered_fn done;
+	void *arg;
 	cnode_t *node;
 	bool retry; /* node exists: only its secret is issued anew */
 	uint8_t secret[FLT_NODE_SECRET_LEN];
 	uint8_t secret_hash[crypto_generichash_BYTES];
 } reg_op_t;
 
+static int reissue_edit(Flotilla__NodeRecord *rec, void *arg, flt_error_t *err)
+{
+	reg_op_t *g = arg;
+	(void)err;
+	free(rec->secret_hash.data);
+	rec->secret_hash.data = g->secret_hash;
+	rec->secret_hash.len = sizeof(g->secret_hash);
+	return 0;
+}
+
+static void reissue_undo(Flotilla__NodeRecord *rec, void *arg)
+{
+	(void)arg;
+	/* The hash was lent: do not let free_unpacked release it. */
+	rec->secret_hash.data = NULL;
+	rec->secret_hash.len = 0;
+}
+
 /* A retried Register: the first one's reply was lost. */
 static int reissue_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 {
+	static const record_edit_t how = { reissue_edit, reissue_undo };
 	reg_op_t *g = arg;
-	Flotilla__NodeRecord *rec;
-	int rc = flt_txn_get_pb(txn, g->t->db, g->node->id,
-				&flotilla__node_record__descriptor,
-				(ProtobufCMessage **)&rec, err);
-	if (rc < 0)
-		return rc;
-	rec->secret_hash.data = g->secret_hash;
-	rec->secret_hash.len = sizeof(g->secret_hash);
-	rec->modify_index = flt_txn_index(txn);
-	rc = flt_txn_put_pb(txn, g->t->db, g->node->id, &rec->base, err);
-	/* The hash was borrowed: do not let free_unpacked release it. */
-	rec->secret_hash.data = NULL;
-	rec->secret_hash.len = 0;
-	flotilla__node_record__free_unpacked(rec, NULL);
-	return rc;
+	return record_update(txn, g->t, g->node->id, &how, g, err);
 }
 
 static int reg_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
@@ -581,18 +622,11 @@ static void reg_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 {
 	reg_op_t *g = arg;
 	if (rc < 0) {
-		flt_request_fail(g->r, rc, "registration not stored: %s",
-				 err ? err->msg : "write failed");
+		g->done(g->arg, rc, NULL, NULL, err);
 		if (!g->retry)
 			free(g->node);
 	} else {
 		atomic_fetch_add(&g->t->fleet_gen, 1);
-		Flotilla__RegisterResponse resp =
-			FLOTILLA__REGISTER_RESPONSE__INIT;
-		resp.node_id = g->node->id;
-		resp.node_secret.data = g->secret;
-		resp.node_secret.len = sizeof(g->secret);
-		resp.heartbeat_interval_ms = g->t->o.interval_ms;
 		pthread_mutex_lock(&g->t->mtx);
 		if (g->retry) {
 			memcpy(g->node->secret_hash, g->secret_hash,
@@ -606,58 +640,21 @@ static void reg_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 		flt_info("node %s node=%s name=%s index=%llu",
 			 g->retry ? "registration retried" : "registered",
 			 g->node->id, g->node->name, (unsigned long long)index);
-		flt_request_reply(g->r, &resp.base);
+		g->done(g->arg, 0, g->node->id, g->secret, NULL);
 	}
 	sodium_memzero(g->secret, sizeof(g->secret));
-	flotilla__register_request__free_unpacked(g->req, NULL);
 	free(g);
 }
 
-static void handle_register(coord_nodes_t *t, flt_request_t *r)
+void coord_nodes_register(coord_nodes_t *t,
+			  const Flotilla__RegisterRequest *req,
+			  coord_nodes_registered_fn done, void *arg)
 {
-	const flt_envelope_t *env = flt_request_envelope(r);
-	const char *token =
-		env->credentials ? env->credentials->join_token : "";
-	uint8_t h[crypto_generichash_BYTES];
-	flt_error_t err;
-
-	/* Compare digests so neither content nor length leaks by timing. */
-	crypto_generichash(h, sizeof(h), (const uint8_t *)token, strlen(token),
-			   NULL, 0);
-	if (!*token || sodium_memcmp(h, t->token_hash, sizeof(h)) != 0) {
-		flt_warn("registration refused: wrong join token peer=%s",
-			 flt_request_peer(r));
-		flt_request_fail(r, FLT_EAUTH, "join token rejected");
-		return;
-	}
-	Flotilla__RegisterRequest *req;
-	if (flt_request_body(r, &flotilla__register_request__descriptor, &req) <
-	    0)
-		return;
-	if (!flt_is_name(req->name, NAME_MAX_LEN)) {
-		flt_request_fail(r, FLT_EPROTO,
-				 "name: must be 1 to %d of [A-Za-z0-9._-]",
-				 NAME_MAX_LEN);
-		goto fail;
-	}
-	if (check_attrs(req->fingerprint, req->n_labels, ENTRIES(req->labels),
-			&err) < 0) {
-		flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
-		goto fail;
-	}
-	if (*req->registration_id &&
-	    !flt_is_name(req->registration_id, FLT_NODE_ID_MAX)) {
-		flt_request_fail(r, FLT_EPROTO,
-				 "registration_id: must be 1 to %u of "
-				 "[A-Za-z0-9._-]",
-				 FLT_NODE_ID_MAX);
-		goto fail;
-	}
-
 	reg_op_t *g = flt_xcalloc(1, sizeof(*g));
 	g->t = t;
-	g->r = r;
 	g->req = req;
+	g->done = done;
+	g->arg = arg;
 	randombytes_buf(g->secret, sizeof(g->secret));
 	crypto_generichash(g->secret_hash, sizeof(g->secret_hash), g->secret,
 			   sizeof(g->secret), NULL, 0);
@@ -674,7 +671,6 @@ static void handle_register(coord_nodes_t *t, flt_request_t *r)
 	}
 	if (g->node) {
 		g->retry = true;
-		flt_request_defer(r);
 		coord_writer_submit(t->o.writer, reissue_apply, reg_done, g);
 		return;
 	}
@@ -689,20 +685,13 @@ static void handle_register(coord_nodes_t *t, flt_request_t *r)
 	g->node->status_changed_ms = flt_now_wall_ms();
 	attr_hash(req->fingerprint, req->n_labels, ENTRIES(req->labels),
 		  g->node->attr_hash);
-	/* Answer only once the node is durable. */
-	flt_request_defer(r);
 	coord_writer_submit(t->o.writer, reg_apply, reg_done, g);
-	return;
-fail:
-	flotilla__register_request__free_unpacked(req, NULL);
 }
 
-/* ---- authentication -------------------------------------------------- */
+/* ---- authentication and heartbeats ----------------------------------- */
 
-/* Returns the node whose secret the request proves, or NULL (answered). */
-static cnode_t *authenticate(coord_nodes_t *t, flt_request_t *r)
+int coord_nodes_authenticate(coord_nodes_t *t, const Flotilla__Credentials *cr)
 {
-	const Flotilla__Credentials *cr = flt_request_envelope(r)->credentials;
 	uint8_t h[crypto_generichash_BYTES];
 	cnode_t *c = NULL;
 
@@ -715,38 +704,13 @@ static cnode_t *authenticate(coord_nodes_t *t, flt_request_t *r)
 		if (c && sodium_memcmp(h, c->secret_hash, sizeof(h)) != 0)
 			c = NULL;
 	}
-	if (!c) {
-		/* One answer for unknown ids and wrong secrets alike. */
-		flt_warn("node credentials rejected method=%s node=%s peer=%s",
-			 flt_method_name(flt_request_envelope(r)->method),
-			 cr ? cr->node_id : "", flt_request_peer(r));
-		flt_request_fail(r, FLT_EAUTH, "node credentials rejected");
-	}
-	return c;
+	return c ? 0 : FLT_EAUTH;
 }
 
-/* ---- Sync (the heartbeat) -------------------------------------------- */
-
-static void handle_sync(coord_nodes_t *t, flt_request_t *r)
+int coord_nodes_heartbeat(coord_nodes_t *t, const char *node_id,
+			  const char *peer, const Flotilla__SyncRequest *req,
+			  coord_heartbeat_t *hb)
 {
-	Flotilla__SyncRequest *req;
-	flt_error_t err;
-
-	cnode_t *c = authenticate(t, r);
-	if (!c)
-		return;
-	if (flt_request_body(r, &flotilla__sync_request__descriptor, &req) < 0)
-		return;
-	bool attrs_changed = false;
-	if (req->fingerprint) {
-		if (check_attrs(req->fingerprint, req->n_labels,
-				ENTRIES(req->labels), &err) < 0) {
-			flt_request_fail(r, FLT_EPROTO, "%s", err.msg);
-			flotilla__sync_request__free_unpacked(req, NULL);
-			return;
-		}
-	}
-	const char *peer = flt_request_peer(r);
 	/* Task states are the agent's to report: kept in memory, shown to
 	 * operators, and the input of rollouts later. */
 	Flotilla__NodeTasks nt = FLOTILLA__NODE_TASKS__INIT;
@@ -756,140 +720,59 @@ static void handle_sync(coord_nodes_t *t, flt_request_t *r)
 	uint8_t *tbuf = flt_xmalloc(tlen);
 	protobuf_c_message_pack(&nt.base, tbuf);
 
+	memset(hb, 0, sizeof(*hb));
 	pthread_mutex_lock(&t->mtx);
+	cnode_t *c = table_find(t, node_id);
+	if (!c) {
+		pthread_mutex_unlock(&t->mtx);
+		free(tbuf);
+		return FLT_ENOTFOUND;
+	}
 	free(c->tasks);
 	c->tasks = tbuf;
 	c->tasks_len = tlen;
 	c->last_hb_mono = flt_now_mono_ms();
 	c->last_hb_wall = flt_now_wall_ms();
 	snprintf(c->addr, sizeof(c->addr), "%s", peer);
-	bool came_up = c->status != FLOTILLA__NODE_STATUS__NODE_STATUS_READY;
-	bool flush = set_status(t, c, FLOTILLA__NODE_STATUS__NODE_STATUS_READY);
+	hb->came_up = c->status != FLOTILLA__NODE_STATUS__NODE_STATUS_READY;
+	hb->flush = set_status(t, c, FLOTILLA__NODE_STATUS__NODE_STATUS_READY);
 	if (req->fingerprint) {
 		uint8_t h[16];
 		attr_hash(req->fingerprint, req->n_labels, ENTRIES(req->labels),
 			  h);
 		if (memcmp(h, c->attr_hash, sizeof(h)) != 0) {
 			memcpy(c->attr_hash, h, sizeof(h));
-			attrs_changed = true;
+			hb->attrs_changed = true;
 		}
 	}
-	uint64_t desired = c->desired_index;
+	hb->desired_index = c->desired_index;
 	pthread_mutex_unlock(&t->mtx);
-
-	if (t->engine) {
-		coord_engine_report(t->engine, c->id, req->tasks, req->n_tasks);
-		if (came_up)
-			coord_engine_node_event(t->engine, c->id,
-						COORD_NODE_UP);
-	}
-	uint64_t known = req->known_index;
-
-	/*
-	 * New attributes are acknowledged only once stored (the agent stops
-	 * sending them on this reply); the write carries the status along.
-	 * A status change alone needs no wait: the next heartbeat or tick
-	 * decides it again if it is lost.
-	 */
-	/* So is a new inventory: a step's result is judged on it. */
-	if (req->inventory && t->inv) {
-		if (coord_inv_check(req->inventory, &err) < 0) {
-			flt_warn("inventory refused node=%s: %s", c->id,
-				 err.msg);
-			flotilla__inventory__free_unpacked(req->inventory,
-							   NULL);
-			req->inventory = NULL;
-		}
-	}
-	if (attrs_changed || (req->inventory && t->inv)) {
-		if (!attrs_changed && req->fingerprint) {
-			/* Unchanged: not stored again. */
-			flotilla__fingerprint__free_unpacked(req->fingerprint,
-							     NULL);
-			req->fingerprint = NULL;
-		}
-		flt_request_defer(r);
-		queue_update(t, c, steal_ptr(&req), r);
-		return;
-	}
-	if (flush)
-		queue_update(t, c, NULL, NULL);
-	if (t->camps && req->n_steps)
-		coord_campaigns_report(t->camps, c->id, req->steps,
-				       req->n_steps);
-	flotilla__sync_request__free_unpacked(req, NULL);
-	answer_sync(t, r, desired, known, c->id);
+	return 0;
 }
 
-/* An agent behind the node's index gets every allocation it must run. */
-static void answer_sync(coord_nodes_t *t, flt_request_t *r, uint64_t idx,
-			uint64_t known, const char *node_id)
+/* ---- long-polls ---------------------------------------------------------- */
+
+bool coord_nodes_watch(coord_nodes_t *t, const char *node_id, uint64_t known,
+		       uint32_t wait_ms, flt_request_t *r, uint64_t *index)
 {
-	Flotilla__SyncResponse resp = FLOTILLA__SYNC_RESPONSE__INIT;
-	resp.heartbeat_interval_ms = t->o.interval_ms;
-	resp.index = idx;
-	bool send = t->engine && known < idx;
-	if (send)
-		coord_engine_node_allocs(t->engine, node_id, &resp);
-	char digest[FLT_INV_DIGEST_LEN] = "";
-	if (t->inv)
-		coord_inv_digest(t->inv, node_id, digest);
-	resp.inventory_digest = digest;
-	if (t->camps)
-		coord_campaigns_node_steps(t->camps, node_id, &resp);
-	flt_request_reply(r, &resp.base);
-	if (t->camps)
-		coord_campaigns_node_steps_free(&resp);
-	if (send)
-		coord_engine_node_allocs_free(&resp);
-}
-
-/* ---- Watch (the long-poll that carries prompt changes) --------------- */
-
-static void answer_watch(flt_request_t *r, uint64_t index, bool changed)
-{
-	Flotilla__WatchResponse resp = FLOTILLA__WATCH_RESPONSE__INIT;
-	resp.index = index;
-	resp.changed = changed;
-	flt_request_reply(r, &resp.base);
-}
-
-static void handle_watch(coord_nodes_t *t, flt_request_t *r)
-{
-	Flotilla__WatchRequest *req;
-
-	cnode_t *c = authenticate(t, r);
-	if (!c)
-		return;
-	if (flt_request_body(r, &flotilla__watch_request__descriptor, &req) < 0)
-		return;
-	uint32_t wait = req->max_wait_ms;
-	uint64_t known = req->known_index;
-	flotilla__watch_request__free_unpacked(req, NULL);
-	if (wait > t->o.max_watch_ms)
-		wait = t->o.max_watch_ms;
-
 	flt_request_t *old = NULL;
 	pthread_mutex_lock(&t->mtx);
-	uint64_t idx = c->desired_index;
-	if (idx > known || wait == 0) {
+	cnode_t *c = table_find(t, node_id);
+	uint64_t idx = c ? c->desired_index : 0;
+	*index = idx;
+	if (!c || idx > known || wait_ms == 0 || t->closing) {
 		pthread_mutex_unlock(&t->mtx);
-		answer_watch(r, idx, idx > known);
-		return;
-	}
-	if (t->closing) {
-		pthread_mutex_unlock(&t->mtx);
-		answer_watch(r, idx, false);
-		return;
+		return false;
 	}
 	/* One long-poll per node: a newer one replaces the older. */
 	old = c->watch;
 	c->watch = r;
-	c->watch_deadline = flt_now_mono_ms() + wait;
+	c->watch_deadline = flt_now_mono_ms() + wait_ms;
 	flt_request_defer(r);
 	pthread_mutex_unlock(&t->mtx);
 	if (old)
-		answer_watch(old, idx, false);
+		t->o.answer_watch(old, idx, false);
+	return true;
 }
 
 /* ---- failure detection ----------------------------------------------- */
@@ -940,12 +823,11 @@ void coord_nodes_tick(coord_nodes_t *t)
 	}
 	pthread_mutex_unlock(&t->mtx);
 	for (size_t i = 0; i < nflush; i++)
-		queue_update(t, flush[i], NULL, NULL);
+		queue_update(t, flush[i], NULL, NULL, NULL, NULL);
 	for (size_t i = 0; i < nwatch; i++)
-		answer_watch(expired[i].r, expired[i].idx, false);
-	for (size_t i = 0; i < ndown && t->engine; i++)
-		coord_engine_node_event(t->engine, down[i]->id,
-					COORD_NODE_DOWN);
+		t->o.answer_watch(expired[i].r, expired[i].idx, false);
+	for (size_t i = 0; i < ndown; i++)
+		node_event(t, down[i]->id, COORD_NODE_DOWN);
 	free(flush);
 	free(down);
 	free(expired);
@@ -959,7 +841,7 @@ void coord_nodes_shutdown(coord_nodes_t *t)
 	coord_nodes_release_watches(t);
 }
 
-static bool closing(coord_nodes_t *t)
+bool coord_nodes_closing(coord_nodes_t *t)
 {
 	pthread_mutex_lock(&t->mtx);
 	bool c = t->closing;
@@ -973,36 +855,11 @@ void coord_nodes_release_watches(coord_nodes_t *t)
 	for (size_t i = 0; i < t->n; i++) {
 		cnode_t *c = t->v[i];
 		if (c->watch) {
-			answer_watch(c->watch, c->desired_index, false);
+			t->o.answer_watch(c->watch, c->desired_index, false);
 			c->watch = NULL;
 		}
 	}
 	pthread_mutex_unlock(&t->mtx);
-}
-
-void coord_nodes_handle_agent(flt_request_t *r, void *arg)
-{
-	coord_nodes_t *t = arg;
-	if (closing(t)) {
-		flt_request_fail(r, -EAGAIN, "coordinator is shutting down");
-		return;
-	}
-	switch (flt_request_envelope(r)->method) {
-	case FLOTILLA__METHOD__METHOD_REGISTER: handle_register(t, r); return;
-	case FLOTILLA__METHOD__METHOD_SYNC: handle_sync(t, r); return;
-	case FLOTILLA__METHOD__METHOD_WATCH: handle_watch(t, r); return;
-	case FLOTILLA__METHOD__METHOD_FETCH_CHUNK:
-		if (t->pkgs && authenticate(t, r))
-			coord_pkgs_fetch_chunk(t->pkgs, r);
-		else if (!t->pkgs)
-			flt_request_fail(r, FLT_EMETHOD, "no package store");
-		return;
-	default:
-		flt_request_fail(
-			r, FLT_EMETHOD,
-			"method %s is not served on the agent port",
-			flt_method_name(flt_request_envelope(r)->method));
-	}
 }
 
 /* ---- operator views -------------------------------------------------- */
@@ -1115,7 +972,7 @@ static int list_one(const void *key, size_t klen, const void *val, size_t vlen,
 	return 0;
 }
 
-static void handle_list(coord_nodes_t *t, flt_request_t *r)
+void coord_nodes_list(coord_nodes_t *t, flt_request_t *r)
 {
 	list_ctx_t l = { .t = t };
 	flt_error_t err;
@@ -1209,7 +1066,7 @@ bool coord_nodes_ready(coord_nodes_t *t, const char *node_id)
 
 static void reply_node(coord_nodes_t *t, flt_request_t *r, const char *id);
 
-static void handle_get(coord_nodes_t *t, flt_request_t *r)
+void coord_nodes_get(coord_nodes_t *t, flt_request_t *r)
 {
 	Flotilla__NodeGetRequest *req;
 	flt_error_t err;
@@ -1267,15 +1124,10 @@ typedef struct edit_op {
 	flt_error_t err;
 } edit_op_t;
 
-static int edit_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
+static int edit_edit(Flotilla__NodeRecord *rec, void *arg, flt_error_t *err)
 {
 	edit_op_t *o = arg;
-	Flotilla__NodeRecord *rec;
-	int rc = flt_txn_get_pb(txn, o->t->db, o->id,
-				&flotilla__node_record__descriptor,
-				(ProtobufCMessage **)&rec, err);
-	if (rc < 0)
-		return rc;
+	(void)err;
 	o->rc = 0;
 	switch (o->kind) {
 	case EDIT_DRAIN:
@@ -1294,24 +1146,25 @@ static int edit_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 					"node %s is draining; cancel the drain "
 					"first (node drain --disable)",
 					rec->name);
-			flotilla__node_record__free_unpacked(rec, NULL);
-			return 0;
+			return 1;
 		}
 		rec->ineligible = !o->enable;
 		break;
 	case EDIT_DRAINED:
-		if (!rec->draining) {
-			flotilla__node_record__free_unpacked(rec, NULL);
-			return 0;
-		}
+		if (!rec->draining)
+			return 1;
 		rec->draining = false;
 		rec->drain_deadline_ms = 0;
 		break;
 	}
-	rec->modify_index = flt_txn_index(txn);
-	rc = flt_txn_put_pb(txn, o->t->db, o->id, &rec->base, err);
-	flotilla__node_record__free_unpacked(rec, NULL);
-	return rc;
+	return 0;
+}
+
+static int edit_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
+{
+	static const record_edit_t how = { edit_edit, NULL };
+	edit_op_t *o = arg;
+	return record_update(txn, o->t, o->id, &how, o, err);
 }
 
 static void edit_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
@@ -1327,12 +1180,11 @@ static void edit_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 			 : o->enable               ? "eligible"
 						   : "ineligible",
 			 o->id, "");
-		if (o->t->engine && o->kind != EDIT_DRAINED)
-			coord_engine_node_event(o->t->engine, o->id,
-						o->kind == EDIT_DRAIN ||
-								!o->enable
-							? COORD_NODE_DRAIN
-							: COORD_NODE_ELIGIBLE);
+		if (o->kind != EDIT_DRAINED)
+			node_event(o->t, o->id,
+				   o->kind == EDIT_DRAIN || !o->enable
+					   ? COORD_NODE_DRAIN
+					   : COORD_NODE_ELIGIBLE);
 	}
 	if (o->r) {
 		if (rc < 0)
@@ -1346,45 +1198,51 @@ static void edit_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 	free(o);
 }
 
-static void handle_edit(coord_nodes_t *t, flt_request_t *r)
+/* Resolves the node of an edit and queues it (answered once stored). */
+static void queue_edit(coord_nodes_t *t, flt_request_t *r, edit_op_t *o,
+		       const char *query)
 {
-	const flt_envelope_t *env = flt_request_envelope(r);
-	edit_op_t o = { .t = t, .r = r };
 	flt_error_t err;
-	char query[256];
-	if (env->method == FLOTILLA__METHOD__METHOD_NODE_DRAIN) {
-		Flotilla__NodeDrainRequest *req;
-		if (flt_request_body(r,
-				     &flotilla__node_drain_request__descriptor,
-				     &req) < 0)
-			return;
-		o.kind = EDIT_DRAIN;
-		o.enable = req->enable;
-		uint32_t d = req->deadline_ms ? req->deadline_ms : 3600000;
-		o.deadline_ms = flt_now_wall_ms() + d;
-		snprintf(query, sizeof(query), "%s", req->node);
-		flotilla__node_drain_request__free_unpacked(req, NULL);
-	} else {
-		Flotilla__NodeEligibilityRequest *req;
-		if (flt_request_body(
-			    r, &flotilla__node_eligibility_request__descriptor,
-			    &req) < 0)
-			return;
-		o.kind = EDIT_ELIGIBILITY;
-		o.enable = req->eligible;
-		snprintf(query, sizeof(query), "%s", req->node);
-		flotilla__node_eligibility_request__free_unpacked(req, NULL);
-	}
-	int rc = *query ? resolve(t, query, o.id, &err)
+	int rc = *query ? resolve(t, query, o->id, &err)
 			: flt_err(&err, FLT_EPROTO, "node: required");
 	if (rc < 0) {
 		flt_request_fail(r, rc, "%s", err.msg);
 		return;
 	}
 	edit_op_t *op = flt_xmalloc(sizeof(*op));
-	*op = o;
+	*op = *o;
 	flt_request_defer(r);
 	coord_writer_submit(t->o.writer, edit_apply, edit_done, op);
+}
+
+void coord_nodes_drain(coord_nodes_t *t, flt_request_t *r)
+{
+	Flotilla__NodeDrainRequest *req;
+	edit_op_t o = { .t = t, .r = r, .kind = EDIT_DRAIN };
+	char query[256];
+	if (flt_request_body(r, &flotilla__node_drain_request__descriptor,
+			     &req) < 0)
+		return;
+	o.enable = req->enable;
+	uint32_t d = req->deadline_ms ? req->deadline_ms : 3600000;
+	o.deadline_ms = flt_now_wall_ms() + d;
+	snprintf(query, sizeof(query), "%s", req->node);
+	flotilla__node_drain_request__free_unpacked(req, NULL);
+	queue_edit(t, r, &o, query);
+}
+
+void coord_nodes_eligibility(coord_nodes_t *t, flt_request_t *r)
+{
+	Flotilla__NodeEligibilityRequest *req;
+	edit_op_t o = { .t = t, .r = r, .kind = EDIT_ELIGIBILITY };
+	char query[256];
+	if (flt_request_body(r, &flotilla__node_eligibility_request__descriptor,
+			     &req) < 0)
+		return;
+	o.enable = req->eligible;
+	snprintf(query, sizeof(query), "%s", req->node);
+	flotilla__node_eligibility_request__free_unpacked(req, NULL);
+	queue_edit(t, r, &o, query);
 }
 
 void coord_nodes_push(coord_nodes_t *t, const char *node_id, uint64_t index)
@@ -1394,7 +1252,7 @@ void coord_nodes_push(coord_nodes_t *t, const char *node_id, uint64_t index)
 	if (c && index > c->desired_index) {
 		c->desired_index = index;
 		if (c->watch) {
-			answer_watch(c->watch, index, true);
+			t->o.answer_watch(c->watch, index, true);
 			c->watch = NULL;
 		}
 	}
@@ -1408,42 +1266,6 @@ void coord_nodes_drained(coord_nodes_t *t, const char *node_id)
 	o->kind = EDIT_DRAINED;
 	snprintf(o->id, sizeof(o->id), "%s", node_id);
 	coord_writer_submit(t->o.writer, edit_apply, edit_done, o);
-}
-
-void coord_nodes_handle_api(flt_request_t *r, void *arg)
-{
-	coord_nodes_t *t = arg;
-	Flotilla__Method m = flt_request_envelope(r)->method;
-	if (t->engine && coord_engine_serves(m)) {
-		coord_engine_handle_api(t->engine, r);
-		return;
-	}
-	if (t->pkgs && coord_pkgs_serves(m)) {
-		coord_pkgs_handle_api(t->pkgs, r);
-		return;
-	}
-	if (t->inv && coord_inv_serves(m)) {
-		coord_inv_handle_api(t->inv, t, r);
-		return;
-	}
-	if (t->camps && coord_campaigns_serves(m)) {
-		coord_campaigns_handle_api(t->camps, r);
-		return;
-	}
-	switch (m) {
-	case FLOTILLA__METHOD__METHOD_NODE_DRAIN:
-	case FLOTILLA__METHOD__METHOD_NODE_ELIGIBILITY:
-		handle_edit(t, r);
-		return;
-	case FLOTILLA__METHOD__METHOD_NODE_LIST: handle_list(t, r); return;
-	case FLOTILLA__METHOD__METHOD_NODE_GET: handle_get(t, r); return;
-	case FLOTILLA__METHOD__METHOD_JOB_PLAN: coord_jobs_plan(t, r); return;
-	default:
-		flt_request_fail(
-			r, FLT_EMETHOD,
-			"method %s is not served on the API port",
-			flt_method_name(flt_request_envelope(r)->method));
-	}
 }
 
 /* ---- the scheduler's view ------------------------------------------------ */

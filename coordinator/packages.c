@@ -115,7 +115,7 @@ static void chunk_done(void *arg, int rc, uint64_t index,
 	free(o);
 }
 
-static void handle_chunk_put(coord_pkgs_t *p, flt_request_t *r)
+void coord_pkgs_chunk_put(coord_pkgs_t *p, flt_request_t *r)
 {
 	Flotilla__ChunkPutRequest *req;
 	if (flt_request_body(r, &flotilla__chunk_put_request__descriptor,
@@ -256,7 +256,7 @@ static void push_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 	free(o);
 }
 
-static void handle_push(coord_pkgs_t *p, flt_request_t *r)
+void coord_pkgs_push(coord_pkgs_t *p, flt_request_t *r)
 {
 	Flotilla__PackagePushRequest *req;
 	flt_error_t err;
@@ -431,22 +431,12 @@ out:
 	flotilla__fetch_chunk_request__free_unpacked(req, NULL);
 }
 
-bool coord_pkgs_serves(Flotilla__Method m)
+void coord_pkgs_list(coord_pkgs_t *p, flt_request_t *r)
 {
-	return m == FLOTILLA__METHOD__METHOD_CHUNK_PUT ||
-	       m == FLOTILLA__METHOD__METHOD_PACKAGE_PUSH ||
-	       m == FLOTILLA__METHOD__METHOD_PACKAGE_LIST ||
-	       m == FLOTILLA__METHOD__METHOD_PACKAGE_GET;
+	handle_list_get(p, r, false);
 }
 
-void coord_pkgs_handle_api(coord_pkgs_t *p, flt_request_t *r)
+void coord_pkgs_show(coord_pkgs_t *p, flt_request_t *r)
 {
-	switch (flt_request_envelope(r)->method) {
-	case FLOTILLA__METHOD__METHOD_CHUNK_PUT: handle_chunk_put(p, r); return;
-	case FLOTILLA__METHOD__METHOD_PACKAGE_PUSH: handle_push(p, r); return;
-	case FLOTILLA__METHOD__METHOD_PACKAGE_LIST:
-		handle_list_get(p, r, false);
-		return;
-	default: handle_list_get(p, r, true);
-	}
+	handle_list_get(p, r, true);
 }

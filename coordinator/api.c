@@ -1,0 +1,207 @@
+/*
+ * The front door: one table of every method the coordinator serves, with
+ * the port that serves it, the permission a caller will need (an area,
+ * read or write), whether it may change stored state, its request and
+ * reply messages, and its handler. The two ports' request handlers look
+ * the method up here and call the row's handler; nothing else routes.
+ * The handlers below only pick the part of the coordinator that serves
+ * a method: they hold no logic.
+ */
+#include <errno.h>
+
+#include "coordinator.h"
+#include "engine.h"
+#include "flotilla/log.h"
+#include "flotilla/util.h"
+
+/* Agent methods. */
+static void agent_register(coord_t *c, flt_request_t *r)
+{
+	coord_sync_register(c->sync, r);
+}
+static void agent_sync(coord_t *c, flt_request_t *r)
+{
+	coord_sync_heartbeat(c->sync, r);
+}
+static void agent_watch(coord_t *c, flt_request_t *r)
+{
+	coord_sync_watch(c->sync, r);
+}
+static void agent_fetch_chunk(coord_t *c, flt_request_t *r)
+{
+	coord_sync_fetch_chunk(c->sync, r);
+}
+
+/* Operator methods: the part that serves each. */
+#define PART(fn, part, call)                                                  \
+	static void fn(coord_t *c, flt_request_t *r)                          \
+	{                                                                     \
+		call(c->part, r);                                             \
+	}
+PART(node_list, nodes, coord_nodes_list)
+PART(node_get, nodes, coord_nodes_get)
+PART(node_drain, nodes, coord_nodes_drain)
+PART(node_eligibility, nodes, coord_nodes_eligibility)
+PART(job_plan, nodes, coord_jobs_plan)
+PART(engine_method, engine, coord_engine_handle_api)
+PART(chunk_put, pkgs, coord_pkgs_chunk_put)
+PART(package_push, pkgs, coord_pkgs_push)
+PART(package_list, pkgs, coord_pkgs_list)
+PART(package_get, pkgs, coord_pkgs_show)
+PART(campaign_create, camps, coord_campaigns_create)
+PART(campaign_get, camps, coord_campaigns_get)
+PART(campaign_list, camps, coord_campaigns_list)
+PART(campaign_pause, camps, coord_campaigns_pause)
+PART(campaign_resume, camps, coord_campaigns_resume)
+PART(campaign_abort, camps, coord_campaigns_abort)
+#undef PART
+
+static void inventory_query(coord_t *c, flt_request_t *r)
+{
+	coord_inv_query(c->inv, c->nodes, r);
+}
+static void inventory_get(coord_t *c, flt_request_t *r)
+{
+	coord_inv_get(c->inv, c->nodes, r);
+}
+
+#define M(name) FLOTILLA__METHOD__METHOD_##name
+#define D(msg) &flotilla__##msg##__descriptor
+#define AGENT COORD_PORT_AGENT
+#define OPERATOR COORD_PORT_OPERATOR
+#define R COORD_READ
+#define W COORD_WRITE
+#define A(area) COORD_AREA_##area
+
+/* In the order of the Method enum in flotilla.proto. */
+static const coord_method_t methods[] = {
+	{ M(REGISTER), AGENT, A(JOIN), W, true, D(register_request),
+	  D(register_response), agent_register },
+	{ M(SYNC), AGENT, A(NODE_SELF), W, true, D(sync_request),
+	  D(sync_response), agent_sync },
+	{ M(WATCH), AGENT, A(NODE_SELF), R, false, D(watch_request),
+	  D(watch_response), agent_watch },
+	{ M(FETCH_CHUNK), AGENT, A(NODE_SELF), R, false,
+	  D(fetch_chunk_request), D(fetch_chunk_response), agent_fetch_chunk },
+
+	{ M(NODE_LIST), OPERATOR, A(NODE), R, false, D(node_list_request),
+	  D(node_list_response), node_list },
+	{ M(NODE_GET), OPERATOR, A(NODE), R, false, D(node_get_request),
+	  D(node_get_response), node_get },
+	{ M(NODE_DRAIN), OPERATOR, A(NODE), W, true, D(node_drain_request),
+	  D(node_get_response), node_drain },
+	{ M(NODE_ELIGIBILITY), OPERATOR, A(NODE), W, true,
+	  D(node_eligibility_request), D(node_get_response), node_eligibility },
+
+	/* A plan changes nothing, but it shows what a submission would do:
+	 * it needs the right to submit. */
+	{ M(JOB_PLAN), OPERATOR, A(JOB), W, false, D(job_plan_request),
+	  D(job_plan_response), job_plan },
+	{ M(JOB_REGISTER), OPERATOR, A(JOB), W, true, D(job_register_request),
+	  D(job_register_response), engine_method },
+	{ M(JOB_GET), OPERATOR, A(JOB), R, false, D(job_get_request),
+	  D(job_get_response), engine_method },
+	{ M(JOB_LIST), OPERATOR, A(JOB), R, false, D(job_list_request),
+	  D(job_list_response), engine_method },
+	{ M(JOB_STOP), OPERATOR, A(JOB), W, true, D(job_stop_request),
+	  D(job_register_response), engine_method },
+	{ M(JOB_HISTORY), OPERATOR, A(JOB), R, false, D(job_get_request),
+	  D(job_history_response), engine_method },
+	{ M(ALLOC_GET), OPERATOR, A(JOB), R, false, D(alloc_get_request),
+	  D(alloc_get_response), engine_method },
+	{ M(DEPLOYMENT_GET), OPERATOR, A(JOB), R, false,
+	  D(deployment_get_request), D(deployment_get_response),
+	  engine_method },
+	{ M(DEPLOYMENT_PROMOTE), OPERATOR, A(JOB), W, true,
+	  D(deployment_get_request), D(deployment_get_response),
+	  engine_method },
+	{ M(DEPLOYMENT_FAIL), OPERATOR, A(JOB), W, true,
+	  D(deployment_get_request), D(deployment_get_response),
+	  engine_method },
+
+	{ M(CHUNK_PUT), OPERATOR, A(PACKAGE), W, true, D(chunk_put_request),
+	  D(chunk_put_response), chunk_put },
+	{ M(PACKAGE_PUSH), OPERATOR, A(PACKAGE), W, true,
+	  D(package_push_request), D(package_get_response), package_push },
+	{ M(PACKAGE_LIST), OPERATOR, A(PACKAGE), R, false,
+	  D(package_list_request), D(package_get_response), package_list },
+	{ M(PACKAGE_GET), OPERATOR, A(PACKAGE), R, false,
+	  D(package_get_request), D(package_get_response), package_get },
+
+	{ M(INVENTORY_QUERY), OPERATOR, A(INVENTORY), R, false,
+	  D(inventory_query_request), D(inventory_query_response),
+	  inventory_query },
+	{ M(INVENTORY_GET), OPERATOR, A(INVENTORY), R, false,
+	  D(inventory_get_request), D(inventory_get_response), inventory_get },
+
+	{ M(CAMPAIGN_CREATE), OPERATOR, A(CAMPAIGN), W, true,
+	  D(campaign_create_request), D(campaign_get_response),
+	  campaign_create },
+	{ M(CAMPAIGN_GET), OPERATOR, A(CAMPAIGN), R, false,
+	  D(campaign_get_request), D(campaign_get_response), campaign_get },
+	{ M(CAMPAIGN_LIST), OPERATOR, A(CAMPAIGN), R, false,
+	  D(campaign_list_request), D(campaign_list_response), campaign_list },
+	{ M(CAMPAIGN_PAUSE), OPERATOR, A(CAMPAIGN), W, true,
+	  D(campaign_get_request), D(campaign_get_response), campaign_pause },
+	{ M(CAMPAIGN_RESUME), OPERATOR, A(CAMPAIGN), W, true,
+	  D(campaign_get_request), D(campaign_get_response), campaign_resume },
+	{ M(CAMPAIGN_ABORT), OPERATOR, A(CAMPAIGN), W, true,
+	  D(campaign_get_request), D(campaign_get_response), campaign_abort },
+};
+
+const coord_method_t *coord_api_method(Flotilla__Method m)
+{
+	for (size_t i = 0; i < FLT_ARRAY_SIZE(methods); i++)
+		if (methods[i].method == m)
+			return &methods[i];
+	return NULL;
+}
+
+const coord_method_t *coord_api_methods(size_t *n)
+{
+	*n = FLT_ARRAY_SIZE(methods);
+	return methods;
+}
+
+const char *coord_area_name(coord_area_t a)
+{
+	static const char *const names[] = {
+		[COORD_AREA_JOIN] = "join",
+		[COORD_AREA_NODE_SELF] = "node-self",
+		[COORD_AREA_NODE] = "node",
+		[COORD_AREA_JOB] = "job",
+		[COORD_AREA_PACKAGE] = "package",
+		[COORD_AREA_INVENTORY] = "inventory",
+		[COORD_AREA_CAMPAIGN] = "campaign",
+	};
+	return (unsigned)a < FLT_ARRAY_SIZE(names) ? names[a] : "?";
+}
+
+static void dispatch(coord_t *c, flt_request_t *r, coord_port_t port)
+{
+	Flotilla__Method m = flt_request_envelope(r)->method;
+	const coord_method_t *row = coord_api_method(m);
+	if (!row || row->port != port) {
+		flt_request_fail(r, FLT_EMETHOD,
+				 "method %s is not served on the %s port",
+				 flt_method_name(m),
+				 port == COORD_PORT_AGENT ? "agent" : "API");
+		return;
+	}
+	row->handler(c, r);
+}
+
+void coord_api_agent(flt_request_t *r, void *arg)
+{
+	coord_t *c = arg;
+	if (coord_nodes_closing(c->nodes)) {
+		flt_request_fail(r, -EAGAIN, "coordinator is shutting down");
+		return;
+	}
+	dispatch(c, r, COORD_PORT_AGENT);
+}
+
+void coord_api_operator(flt_request_t *r, void *arg)
+{
+	dispatch(arg, r, COORD_PORT_OPERATOR);
+}
