@@ -33,11 +33,8 @@ static void agent_fetch_chunk(coord_t *c, flt_request_t *r)
 }
 
 /* Operator methods: the part that serves each. */
-#define PART(fn, part, call)                                                  \
-	static void fn(coord_t *c, flt_request_t *r)                          \
-	{                                                                     \
-		call(c->part, r);                                             \
-	}
+#define PART(fn, part, call) \
+	static void fn(coord_t *c, flt_request_t *r) { call(c->part, r); }
 PART(node_list, nodes, coord_nodes_list)
 PART(node_get, nodes, coord_nodes_get)
 PART(node_drain, nodes, coord_nodes_drain)
@@ -81,8 +78,8 @@ static const coord_method_t methods[] = {
 	  D(sync_response), agent_sync },
 	{ M(WATCH), AGENT, A(NODE_SELF), R, false, D(watch_request),
 	  D(watch_response), agent_watch },
-	{ M(FETCH_CHUNK), AGENT, A(NODE_SELF), R, false,
-	  D(fetch_chunk_request), D(fetch_chunk_response), agent_fetch_chunk },
+	{ M(FETCH_CHUNK), AGENT, A(NODE_SELF), R, false, D(fetch_chunk_request),
+	  D(fetch_chunk_response), agent_fetch_chunk },
 
 	{ M(NODE_LIST), OPERATOR, A(NODE), R, false, D(node_list_request),
 	  D(node_list_response), node_list },

@@ -1,21 +1,27 @@
 /*
- * flotilla-docgen: prints docs/lifecycles.md from the lifecycle tables the
- * coordinator dispatches through, after checking each of them (every cell
- * in range, every state reachable). Exits 1 on a bad table.
+ * flotilla-docgen: renders pages of docs/ from the coordinator's own
+ * tables, so that they cannot drift from the code:
+ *   flotilla-docgen lifecycles  > docs/lifecycles.md  (after checking each
+ *                                 table: cells in range, states reachable)
+ *   flotilla-docgen methods     > docs/methods.md
+ * Exits 1 on a bad table, 2 on a bad command line.
  */
 #include <stdio.h>
+#include <string.h>
 
+#include "coordinator.h"
+#include "flotilla/pb.h"
 #include "lifecycle.h"
 
-int main(void)
+static int lifecycles(void)
 {
 	int status = 0;
 	printf("# Lifecycles\n\n"
-	       "Generated from the coordinator's tables by `flotilla-docgen`"
-	       " (`coordinator/lifecycle.h`);\nthe test `docs.lifecycles`"
-	       " fails when this page and the code differ.\nRegenerate it"
-	       " with `build/coordinator/flotilla-docgen >"
-	       " docs/lifecycles.md`.\n\n"
+	       "Generated from the coordinator's tables by `flotilla-docgen"
+	       " lifecycles`\n(`coordinator/lifecycle.h`); the test"
+	       " `docs.lifecycles` fails when this page\nand the code differ."
+	       " Regenerate it with\n`build/coordinator/flotilla-docgen"
+	       " lifecycles > docs/lifecycles.md`.\n\n"
 	       "Each row is a state, each column an event; a cell names the"
 	       " state the event\nmoves a record to. *refused*: the event is"
 	       " an error in that state, answered\nwith a message and"
@@ -31,4 +37,44 @@ int main(void)
 		flt_fsm_markdown(*f, stdout);
 	}
 	return status;
+}
+
+static int methods(void)
+{
+	size_t n;
+	const coord_method_t *m = coord_api_methods(&n);
+	printf("# Methods\n\n"
+	       "Generated from the coordinator's method table"
+	       " (`coordinator/api.c`) by\n`flotilla-docgen methods`; the"
+	       " test `docs.methods` fails when this page and\nthe code"
+	       " differ.\n\n"
+	       "Every call is one protobuf `Envelope` (`proto/flotilla.proto`)"
+	       " naming the\nmethod. *Port*: `agent` is the coordinator's"
+	       " `--listen` address, `api` its\n`--api` address; a method is"
+	       " refused on the other port. *Permission*: the\narea and the"
+	       " access a caller needs (`join`: the join token; `node-self`:"
+	       "\na node's own secret). *Changes state*: whether a call may"
+	       " change what is\nstored.\n\n"
+	       "| method | port | permission | changes state | request |"
+	       " reply |\n| --- | --- | --- | --- | --- | --- |\n");
+	for (size_t i = 0; i < n; i++)
+		printf("| `%s` | %s | %s:%s | %s | `%s` | `%s` |\n",
+		       flt_pb_enum_name(&flotilla__method__descriptor,
+					m[i].method),
+		       m[i].port == COORD_PORT_AGENT ? "agent" : "api",
+		       coord_area_name(m[i].area),
+		       m[i].access == COORD_WRITE ? "write" : "read",
+		       m[i].mutates ? "yes" : "no", m[i].request->short_name,
+		       m[i].response->short_name);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 2 && strcmp(argv[1], "lifecycles") == 0)
+		return lifecycles();
+	if (argc == 2 && strcmp(argv[1], "methods") == 0)
+		return methods();
+	fprintf(stderr, "usage: flotilla-docgen lifecycles|methods\n");
+	return 2;
 }

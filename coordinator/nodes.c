@@ -22,6 +22,7 @@
 #include "coordinator.h"
 #include "scheduler.h"
 #include "flotilla/log.h"
+#include "flotilla/pb.h"
 #include "flotilla/util.h"
 
 #define MAX_LABELS 64
@@ -170,13 +171,7 @@ static cnode_t *table_find(coord_nodes_t *t, const char *id)
 
 static const char *status_name(Flotilla__NodeStatus s)
 {
-	switch (s) {
-	case FLOTILLA__NODE_STATUS__NODE_STATUS_INITIALIZING:
-		return "initializing";
-	case FLOTILLA__NODE_STATUS__NODE_STATUS_READY: return "ready";
-	case FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN: return "down";
-	default: return "unknown";
-	}
+	return flt_pb_enum_name(&flotilla__node_status__descriptor, (int)s);
 }
 
 /* Key and value of any map<string, string> entry, through its descriptor. */

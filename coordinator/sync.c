@@ -230,8 +230,7 @@ void coord_sync_heartbeat(coord_sync_t *s, flt_request_t *r)
 	if (s->o.engine) {
 		coord_engine_report(s->o.engine, id, req->tasks, req->n_tasks);
 		if (hb.came_up)
-			coord_engine_node_event(s->o.engine, id,
-						COORD_NODE_UP);
+			coord_engine_node_event(s->o.engine, id, COORD_NODE_UP);
 	}
 
 	/*
