@@ -1,4 +1,8 @@
-/* Internal interfaces of flotilla-agent. */
+/*
+ * The agent library's host fingerprint, identity, sync loop and exec
+ * (fingerprint.c, identity.c, sync.c, exec.c), for flotilla-agent's main.c
+ * and the agent simulator (bench/agentsim.c).
+ */
 #ifndef FLOTILLA_AGENT_H
 #define FLOTILLA_AGENT_H
 
