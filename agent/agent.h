@@ -1,4 +1,8 @@
-/* Internal interfaces of flotilla-agent. */
+/*
+ * The agent library's host fingerprint, identity, sync loop and exec
+ * (fingerprint.c, identity.c, sync.c, exec.c), for flotilla-agent's main.c
+ * and the agent simulator (bench/agentsim.c).
+ */
 #ifndef FLOTILLA_AGENT_H
 #define FLOTILLA_AGENT_H
 
@@ -36,6 +40,7 @@ typedef struct agent_identity {
 	bool valid;
 } agent_identity_t;
 
+/* Reads the stored identity into *id (valid false when there is none). */
 int agent_identity_load(flt_store_t *s, agent_identity_t *id, flt_error_t *err);
 int agent_identity_save(flt_store_t *s, const agent_identity_t *id,
 			const char *coordinator, flt_error_t *err);
@@ -46,7 +51,25 @@ int agent_identity_save(flt_store_t *s, const agent_identity_t *id,
  */
 int agent_registration_id(flt_store_t *s, char out[37], flt_error_t *err);
 
+/*
+ * The identity a RegisterResponse grants, copied into *id (valid set).
+ * Returns 0, or FLT_EPROTO (*id untouched) when the node id or the secret
+ * does not have the size of one.
+ */
+int agent_identity_from_reply(const Flotilla__RegisterResponse *r,
+			      agent_identity_t *id);
+
+/* Fills c with id's node id and secret, which c borrows. */
+void agent_identity_creds(const agent_identity_t *id, Flotilla__Credentials *c);
+
 /* ---- sync.c: registration, heartbeats and long-polls ------------------ */
+
+/* The deadline of a call to the coordinator, the longest wait of one Watch
+ * (whose own deadline is the sum of both), and the pause before a failed
+ * Watch is asked again. */
+#define AGENT_CALL_TIMEOUT_MS 5000
+#define AGENT_WATCH_WAIT_MS 30000
+#define AGENT_WATCH_RETRY_MS 1000
 
 typedef struct agent_opts {
 	const char *coordinator;

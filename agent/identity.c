@@ -10,6 +10,34 @@
 
 #define IDENTITY_KEY "self"
 
+/* Sets id from a node id and secret as stored or received, when both have
+ * the sizes of an identity; false (id untouched) otherwise. */
+static bool identity_set(agent_identity_t *id, const char *node_id,
+			 ProtobufCBinaryData secret)
+{
+	if (strlen(node_id) >= sizeof(id->node_id) ||
+	    secret.len != sizeof(id->secret))
+		return false;
+	snprintf(id->node_id, sizeof(id->node_id), "%s", node_id);
+	memcpy(id->secret, secret.data, sizeof(id->secret));
+	id->valid = true;
+	return true;
+}
+
+int agent_identity_from_reply(const Flotilla__RegisterResponse *r,
+			      agent_identity_t *id)
+{
+	return identity_set(id, r->node_id, r->node_secret) ? 0 : FLT_EPROTO;
+}
+
+void agent_identity_creds(const agent_identity_t *id, Flotilla__Credentials *c)
+{
+	flotilla__credentials__init(c);
+	c->node_id = (char *)id->node_id;
+	c->node_secret.data = (uint8_t *)id->secret;
+	c->node_secret.len = sizeof(id->secret);
+}
+
 int agent_identity_load(flt_store_t *s, agent_identity_t *id, flt_error_t *err)
 {
 	flt_db_t db;
@@ -30,12 +58,7 @@ int agent_identity_load(flt_store_t *s, agent_identity_t *id, flt_error_t *err)
 		return 0;
 	if (rc < 0)
 		return rc;
-	if (strlen(rec->node_id) < sizeof(id->node_id) &&
-	    rec->node_secret.len == sizeof(id->secret)) {
-		snprintf(id->node_id, sizeof(id->node_id), "%s", rec->node_id);
-		memcpy(id->secret, rec->node_secret.data, sizeof(id->secret));
-		id->valid = true;
-	}
+	identity_set(id, rec->node_id, rec->node_secret);
 	flotilla__agent_identity__free_unpacked(rec, NULL);
 	return 0;
 }

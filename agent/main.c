@@ -1,14 +1,12 @@
 /* flotilla-agent: options and wiring. */
-#include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "agent.h"
 #include "flotilla/log.h"
 #include "flotilla/pkg.h"
 #include "flotilla/util.h"
+#include "options.h"
 
 static const char *coordinator = "tcp://127.0.0.1:4700";
 static const char *data_dir = "/var/lib/flotilla/agent";
@@ -92,48 +90,6 @@ static const flt_flag_t flags[] = {
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
 
-/* "90s", "5m", "1h30m", "500ms": at least a second, at most a day. */
-static int parse_interval(const char *s, int64_t *ms)
-{
-	static const struct {
-		const char *unit;
-		int64_t ms;
-	} units[] = {
-		{ "ms", 1 }, { "s", 1000 }, { "m", 60000 }, { "h", 3600000 }
-	};
-	int64_t total = 0;
-
-	if (!*s)
-		return -EINVAL;
-	while (*s) {
-		int64_t v = 0;
-		if (*s < '0' || *s > '9')
-			return -EINVAL;
-		for (; *s >= '0' && *s <= '9'; s++)
-			if ((v = v * 10 + (*s - '0')) > 86400000)
-				return -ERANGE;
-		size_t u = 0, ulen = 0;
-		for (size_t i = 0; i < FLT_ARRAY_SIZE(units); i++) {
-			size_t n = strlen(units[i].unit);
-			/* The longest unit that fits: "ms" before "m". */
-			if (!strncmp(s, units[i].unit, n) && n > ulen) {
-				u = i;
-				ulen = n;
-			}
-		}
-		if (!ulen)
-			return -EINVAL;
-		total += v * units[u].ms;
-		if (total > 86400000)
-			return -ERANGE;
-		s += ulen;
-	}
-	if (total < 1000)
-		return -ERANGE;
-	*ms = total;
-	return 0;
-}
-
 static int run(void)
 {
 	static const char *const dbs[] = { "identity", "tasks", "packages",
@@ -161,12 +117,7 @@ static int run(void)
 		token = flt_xstrdup(join_token);
 	}
 	if (!name) {
-		if (gethostname(host, sizeof(host) - 1) != 0)
-			host[0] = '\0';
-		host[sizeof(host) - 1] = '\0';
-		char *dot = strchr(host, '.');
-		if (dot)
-			*dot = '\0';
+		agent_default_name(host, sizeof(host));
 		name = host;
 	}
 	if (!flt_is_name(name, 63)) {
@@ -179,7 +130,7 @@ static int run(void)
 		flt_error("%s", err.msg);
 		return AGENT_EXIT_CONFIG;
 	}
-	if (parse_interval(inventory_interval, &inv_interval_ms) < 0) {
+	if (agent_interval_parse(inventory_interval, &inv_interval_ms) < 0) {
 		flt_error("--inventory-interval \"%s\": a duration from 1s to "
 			  "24h, such as 90s, 5m or 1h30m",
 			  inventory_interval);

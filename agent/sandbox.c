@@ -33,7 +33,7 @@
 #include <sys/capability.h>
 
 #include "sandbox.h"
-#include "seccomp.h"
+#include "syscallfilter.h"
 
 /* Host directories a task never sees: home directories, runtime sockets
  * (a docker.sock there is root on the host), root's home. */

@@ -37,7 +37,6 @@
 #include "flotilla/util.h"
 #include "flotilla/wire.h"
 
-#define CALL_TIMEOUT_MS 5000
 /* Register waits for a durable commit; retries reuse the registration id. */
 #define REGISTER_TIMEOUT_MS 30000
 /* Rejections in a row before the agent concludes it is forgotten. */
@@ -45,7 +44,6 @@
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
 #define FINGERPRINT_EVERY_MS 60000
-#define WATCH_WAIT_MS 30000
 #define TASKS_EVERY_MS 100
 #define SHUTDOWN_LIMIT_S 10
 /* Least time between two syncs brought forward by task changes: a
@@ -160,14 +158,6 @@ static int64_t backoff_ms(agent_t *a)
 	return d / 2 + (int64_t)randombytes_uniform((uint32_t)(d / 2 + 1));
 }
 
-static void creds_of(agent_t *a, Flotilla__Credentials *c)
-{
-	flotilla__credentials__init(c);
-	c->node_id = a->id.node_id;
-	c->node_secret.data = a->id.secret;
-	c->node_secret.len = sizeof(a->id.secret);
-}
-
 /* Returns 0, a negative error to retry later, or AGENT_EXIT_CONFIG. */
 static int do_register(agent_t *a)
 {
@@ -200,15 +190,12 @@ static int do_register(agent_t *a)
 		flt_warn("registration failed, will retry: %s", err.msg);
 		return rc;
 	}
-	if (resp->node_secret.len != sizeof(a->id.secret) ||
-	    strlen(resp->node_id) >= sizeof(a->id.node_id)) {
+	agent_identity_t id;
+	if (agent_identity_from_reply(resp, &id) < 0) {
 		flotilla__register_response__free_unpacked(resp, NULL);
 		flt_warn("registration answered with a malformed identity");
 		return FLT_EPROTO;
 	}
-	agent_identity_t id = { .valid = true };
-	snprintf(id.node_id, sizeof(id.node_id), "%s", resp->node_id);
-	memcpy(id.secret, resp->node_secret.data, sizeof(id.secret));
 	a->interval_ms = resp->heartbeat_interval_ms;
 	flotilla__register_response__free_unpacked(resp, NULL);
 
@@ -246,7 +233,7 @@ static int do_sync(agent_t *a)
 
 	if (flt_now_mono_ms() >= a->next_fp_ms)
 		refresh_fingerprint(a);
-	creds_of(a, &c);
+	agent_identity_creds(&a->id, &c);
 	bool attrs = a->send_attrs;
 	if (attrs) {
 		req.fingerprint = &a->fp.fp;
@@ -283,7 +270,7 @@ static int do_sync(agent_t *a)
 	int rc = flt_client_call(
 		a->client, FLOTILLA__METHOD__METHOD_SYNC, &c, &req.base,
 		&flotilla__sync_response__descriptor,
-		(ProtobufCMessage **)&resp, CALL_TIMEOUT_MS, &err);
+		(ProtobufCMessage **)&resp, AGENT_CALL_TIMEOUT_MS, &err);
 	agent_tasks_status_free(ts, req.n_tasks);
 	agent_steps_status_free(ss, req.n_steps);
 	agent_invscan_release(a->inv, inv);
@@ -350,20 +337,18 @@ static void *watch_main(void *arg)
 			usleep(200 * 1000);
 			continue;
 		}
-		flotilla__credentials__init(&c);
-		c.node_id = id.node_id;
-		c.node_secret.data = id.secret;
-		c.node_secret.len = sizeof(id.secret);
+		agent_identity_creds(&id, &c);
 		req.known_index = atomic_load(&a->known_index);
-		req.max_wait_ms = WATCH_WAIT_MS;
+		req.max_wait_ms = AGENT_WATCH_WAIT_MS;
 		int rc = flt_client_call(
 			a->client, FLOTILLA__METHOD__METHOD_WATCH, &c,
 			&req.base, &flotilla__watch_response__descriptor,
-			(ProtobufCMessage **)&resp, WATCH_WAIT_MS + 5000, &err);
+			(ProtobufCMessage **)&resp,
+			AGENT_WATCH_WAIT_MS + AGENT_CALL_TIMEOUT_MS, &err);
 		sodium_memzero(&id, sizeof(id));
 		if (rc < 0) {
 			if (!atomic_load(&a->stopping))
-				usleep(1000 * 1000);
+				usleep(AGENT_WATCH_RETRY_MS * 1000);
 			continue;
 		}
 		uint64_t idx = resp->index;
@@ -410,10 +395,7 @@ static int fetch_chunk(void *arg, const char *sha256, uint8_t **data,
 		if (!id.valid)
 			return flt_err(err, -EAGAIN,
 				       "this agent is not registered yet");
-		flotilla__credentials__init(&c);
-		c.node_id = id.node_id;
-		c.node_secret.data = id.secret;
-		c.node_secret.len = sizeof(id.secret);
+		agent_identity_creds(&id, &c);
 		rc = flt_client_call(
 			a->client, FLOTILLA__METHOD__METHOD_FETCH_CHUNK, &c,
 			&req.base, &flotilla__fetch_chunk_response__descriptor,

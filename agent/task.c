@@ -17,7 +17,7 @@
 #include "flotilla/pb.h"
 #include "flotilla/util.h"
 #include "health.h"
-#include "seccomp.h"
+#include "syscallfilter.h"
 #include "shimconf.h"
 #include "task.h"
 

@@ -20,16 +20,15 @@
  * Campaigns (--inventory N): every simulated agent also reports an
  * inventory of N items, dpkg packages and Java archives named from fixed
  * pools, log4j-core 2.14.1 (org.apache.logging.log4j) among them on every
- * agent, sorted as the protocol says, with a sha256 digest over a canonical
- * encoding of the items. It sends the whole inventory only while its digest
- * differs from the one the coordinator says it holds. Patch steps are
- * answered as scripted: on first seeing a step id the agent reports
- * APPLYING at once; after the step's min_healthy_ms (the health gate a
- * real agent waits) it reports SUCCEEDED with log4j-core at the step's
- * version in a new inventory, re-scanned (new digest, sent along), or, on
- * --campaign-fail-percent P% of the agents (those where i * P / 100 steps
- * up, spread evenly; agent 0 never fails unless P is 100), FAILED with
- * rolled_back set. A step id is never run twice. Every change of a step's
+ * agent, sorted and hashed by the agent's own code (agent_inv_finish). It
+ * sends the whole inventory only while its digest differs from the one the
+ * coordinator says it holds. Patch steps are answered as scripted: on
+ * first seeing a step id the agent reports APPLYING at once; after the
+ * step's min_healthy_ms (the health gate a real agent waits) it reports
+ * SUCCEEDED with log4j-core at the step's version in a new inventory,
+ * re-scanned (new digest, sent along), or, on --campaign-fail-percent P% of
+ * the agents (those where i * P / 100 steps up, spread evenly; agent 0
+ * never fails unless P is 100), FAILED with rolled_back set. A step id is never run twice. Every change of a step's
  * state is reported by a sync sent at once, not at the next interval (at
  * most one sync per agent in flight: a sync wanted meanwhile follows the
  * current one as soon as it ends).
@@ -59,18 +58,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/utsname.h>
 #include <time.h>
 
 #include <jansson.h>
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
-#include <sodium.h>
 
+#include "agent.h"
 #include "flotilla/flags.h"
 #include "flotilla/log.h"
 #include "flotilla/util.h"
 #include "flotilla/wire.h"
+#include "inventory.h"
 
 #define NS_PER_MS 1000000ll
 #define NS_PER_S 1000000000ll
@@ -93,7 +92,7 @@ static long duration_s = 30;
 static long warmup_s = 5;
 static long kill_n;
 static long kill_at_s = 10;
-static long timeout_ms = 5000;
+static long timeout_ms = AGENT_CALL_TIMEOUT_MS;
 static long reg_inflight = 500;
 static long connect_wait_s = 60;
 static long poll_ms = 100;
@@ -101,7 +100,7 @@ static const char *log_level = "warn";
 static long inv_items;
 static long fail_percent = 1;
 static bool watch;
-static long watch_wait_ms = 30000;
+static long watch_wait_ms = AGENT_WATCH_WAIT_MS;
 static const char *step_times;
 
 static const flt_flag_t flags[] = {
@@ -166,8 +165,9 @@ static const flt_flag_t flags[] = {
 };
 
 static volatile sig_atomic_t interrupted;
-/* Kernel and machine of the simulated hosts: this host's. */
-static struct utsname host_uts;
+/* This host as the agent fingerprints it: the simulated hosts report its
+ * kernel, machine and agent version. */
+static agent_fingerprint_t host_fp;
 
 /* ---- types ----------------------------------------------------------- */
 
@@ -222,14 +222,13 @@ struct sim_agent {
 	enum call_op op;
 	enum call_state state;
 	bool in_window; /* sent inside the measured window */
-	atomic_bool registered; /* node_id and secret are set */
+	atomic_bool registered; /* id is set */
 	int attempts;
 	uint64_t next_id, req_id;
 	int64_t t_send;
 	int64_t last_send; /* send time of the latest sync */
 	atomic_uint_fast64_t known_index;
-	char node_id[FLT_NODE_ID_MAX + 1];
-	uint8_t secret[FLT_NODE_SECRET_LEN];
+	agent_identity_t id;
 	/* A sync is wanted as soon as the one in flight ends. */
 	atomic_bool again;
 
@@ -450,13 +449,6 @@ static void raise_nofile(size_t need)
 
 #define KIND(x) FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_##x
 
-/* The strings of one item. */
-typedef struct item_text {
-	char name[64];
-	char version[32];
-	char path[160];
-} item_text_t;
-
 static const char *const dpkg_pool[] = {
 	"adduser",
 	"apt",
@@ -598,30 +590,6 @@ static const char *const java_pool[][2] = {
 #define N_DPKG (sizeof(dpkg_pool) / sizeof(dpkg_pool[0]))
 #define N_JAVA (sizeof(java_pool) / sizeof(java_pool[0]))
 
-/* One inventory as it is sent; strings live in text. */
-typedef struct inv_buf {
-	Flotilla__Inventory inv;
-	Flotilla__InventoryItem *items;
-	Flotilla__InventoryItem **ptrs;
-	item_text_t *text;
-	char digest[65];
-} inv_buf_t;
-
-/* The protocol's order: name, then kind, path, version. */
-static int item_cmp(const void *a, const void *b)
-{
-	const Flotilla__InventoryItem *x = *(Flotilla__InventoryItem *const *)a;
-	const Flotilla__InventoryItem *y = *(Flotilla__InventoryItem *const *)b;
-	int c = strcmp(x->name, y->name);
-	if (c)
-		return c;
-	if (x->kind != y->kind)
-		return x->kind < y->kind ? -1 : 1;
-	if ((c = strcmp(x->path, y->path)))
-		return c;
-	return strcmp(x->version, y->version);
-}
-
 /* A pool name, with a suffix once the pool has been used up. */
 static void pool_name(char *out, size_t len, const char *base, size_t k,
 		      size_t pool)
@@ -632,12 +600,6 @@ static void pool_name(char *out, size_t len, const char *base, size_t k,
 		snprintf(out, len, "%s-%zu", base, k / pool);
 }
 
-static void hash_str(crypto_hash_sha256_state *h, const char *s)
-{
-	/* With its NUL: "ab" + "c" never hashes like "a" + "bc". */
-	crypto_hash_sha256_update(h, (const unsigned char *)s, strlen(s) + 1);
-}
-
 /* Item versions vary with idx % 3 and idx % 4: a dozen variants. */
 #define INV_VARIANTS 12
 
@@ -645,97 +607,67 @@ static void hash_str(crypto_hash_sha256_state *h, const char *s)
  * The inventory of variant idx (0 to INV_VARIANTS - 1) with log4j-core at
  * version v: the Java archive the application ships while v is
  * LOG4J_BASE; after a patch step, the archive from the managed package's
- * directory plus the managed package itself. The digest covers every
- * field of every item, in order.
+ * directory plus the managed package itself. Sorted and hashed by the
+ * agent's own code, as a real agent's scan is.
  */
-static void inv_build(inv_buf_t *b, size_t idx, const char *v)
+static Flotilla__Inventory *inv_build(size_t idx, const char *v)
 {
 	size_t n = (size_t)inv_items;
 	bool patched = strcmp(v, LOG4J_BASE) != 0;
 	size_t total = n + patched;
 	size_t nj = n ? (n - 1) / 4 : 0, nd = n ? n - 1 - nj : 0;
+	agent_inv_list_t l = { 0 };
 
-	flotilla__inventory__init(&b->inv);
-	b->items = flt_xcalloc(total, sizeof(*b->items));
-	b->ptrs = flt_xcalloc(total, sizeof(*b->ptrs));
-	b->text = flt_xcalloc(total, sizeof(*b->text));
 	for (size_t k = 0; k < total; k++) {
-		Flotilla__InventoryItem *it = &b->items[k];
-		char *name = b->text[k].name, *ver = b->text[k].version,
-		     *path = b->text[k].path;
-		const size_t pl = sizeof(b->text[k].path);
-		flotilla__inventory_item__init(it);
-		it->name = name;
-		it->version = ver;
-		it->path = path;
+		Flotilla__InventoryItem it;
+		char name[64], ver[32], path[160] = "";
+		flotilla__inventory_item__init(&it);
+		it.name = name;
+		it.version = ver;
+		it.path = path;
 		if (k < nd) {
-			it->kind = KIND(DPKG);
-			pool_name(name, sizeof(b->text[k].name),
-				  dpkg_pool[k % N_DPKG], k, N_DPKG);
-			snprintf(ver, 32, "%zu.%zu.%zu-%zu", 1 + k % 7,
+			it.kind = KIND(DPKG);
+			pool_name(name, sizeof(name), dpkg_pool[k % N_DPKG], k,
+				  N_DPKG);
+			snprintf(ver, sizeof(ver), "%zu.%zu.%zu-%zu", 1 + k % 7,
 				 (k * 5) % 17, (k + idx % 3) % 10, 1 + k % 3);
-			it->arch = "amd64";
+			it.arch = "amd64";
 		} else if (k < nd + nj) {
 			size_t j = k - nd;
-			it->kind = KIND(JAVA);
-			pool_name(name, sizeof(b->text[k].name),
-				  java_pool[j % N_JAVA][1], j, N_JAVA);
-			it->group = (char *)java_pool[j % N_JAVA][0];
-			snprintf(ver, 32, "%zu.%zu.%zu", 1 + j % 5,
+			it.kind = KIND(JAVA);
+			pool_name(name, sizeof(name), java_pool[j % N_JAVA][1],
+				  j, N_JAVA);
+			it.group = (char *)java_pool[j % N_JAVA][0];
+			snprintf(ver, sizeof(ver), "%zu.%zu.%zu", 1 + j % 5,
 				 (j * 3) % 13, (j + idx % 4) % 7);
-			snprintf(path, pl, "/opt/app/lib/%s-%s.jar", name, ver);
-			it->source = "pom.properties";
+			snprintf(path, sizeof(path), "/opt/app/lib/%s-%s.jar",
+				 name, ver);
+			it.source = "pom.properties";
 		} else if (k == nd + nj) {
-			it->kind = KIND(JAVA);
-			snprintf(name, 64, "%s", LOG4J_NAME);
-			it->group = LOG4J_GROUP;
-			snprintf(ver, 32, "%s", v);
+			it.kind = KIND(JAVA);
+			snprintf(name, sizeof(name), "%s", LOG4J_NAME);
+			it.group = LOG4J_GROUP;
+			snprintf(ver, sizeof(ver), "%s", v);
 			if (patched)
-				snprintf(path, pl, PKG_DIR "/%s/%s/%s-%s.jar",
-					 LOG4J_NAME, v, LOG4J_NAME, v);
+				snprintf(path, sizeof(path),
+					 PKG_DIR "/%s/%s/%s-%s.jar", LOG4J_NAME,
+					 v, LOG4J_NAME, v);
 			else
-				snprintf(path, pl, "/opt/app/lib/%s-%s.jar",
-					 LOG4J_NAME, v);
-			it->source = "pom.properties";
-			it->jndi_lookup = !patched;
+				snprintf(path, sizeof(path),
+					 "/opt/app/lib/%s-%s.jar", LOG4J_NAME,
+					 v);
+			it.source = "pom.properties";
+			it.jndi_lookup = !patched;
 		} else {
-			it->kind = KIND(MANAGED);
-			snprintf(name, 64, "%s", LOG4J_NAME);
-			snprintf(ver, 32, "%s", v);
-			snprintf(path, pl, PKG_DIR "/%s/current", LOG4J_NAME);
+			it.kind = KIND(MANAGED);
+			snprintf(name, sizeof(name), "%s", LOG4J_NAME);
+			snprintf(ver, sizeof(ver), "%s", v);
+			snprintf(path, sizeof(path), PKG_DIR "/%s/current",
+				 LOG4J_NAME);
 		}
-		b->ptrs[k] = it;
+		agent_inv_add(&l, &it);
 	}
-	qsort(b->ptrs, total, sizeof(*b->ptrs), item_cmp);
-
-	crypto_hash_sha256_state h;
-	unsigned char d[crypto_hash_sha256_BYTES];
-	crypto_hash_sha256_init(&h);
-	for (size_t k = 0; k < total; k++) {
-		const Flotilla__InventoryItem *it = b->ptrs[k];
-		unsigned char kind[2] = { (unsigned char)it->kind,
-					  (unsigned char)it->jndi_lookup };
-		crypto_hash_sha256_update(&h, kind, sizeof(kind));
-		hash_str(&h, it->name);
-		hash_str(&h, it->version);
-		hash_str(&h, it->group);
-		hash_str(&h, it->path);
-		hash_str(&h, it->source);
-		hash_str(&h, it->arch);
-	}
-	crypto_hash_sha256_final(&h, d);
-	sodium_bin2hex(b->digest, sizeof(b->digest), d, sizeof(d));
-	b->inv.n_items = total;
-	b->inv.items = b->ptrs;
-	b->inv.digest = b->digest;
-	b->inv.scanned_at_ms = flt_now_wall_ms();
-}
-
-static void inv_free(inv_buf_t *b)
-{
-	free(b->items);
-	free(b->ptrs);
-	free(b->text);
+	return agent_inv_finish(&l);
 }
 
 /*
@@ -747,11 +679,11 @@ static void inv_free(inv_buf_t *b)
 typedef struct inv_cached {
 	size_t variant;
 	char version[64];
-	inv_buf_t b;
+	Flotilla__Inventory *inv;
 	struct inv_cached *next;
 } inv_cached_t;
 
-static const inv_buf_t *inv_get(sim_t *s, size_t idx, const char *v)
+static const Flotilla__Inventory *inv_get(sim_t *s, size_t idx, const char *v)
 {
 	size_t var = idx % INV_VARIANTS;
 	pthread_mutex_lock(&s->inv_mtx);
@@ -762,12 +694,12 @@ static const inv_buf_t *inv_get(sim_t *s, size_t idx, const char *v)
 		c = flt_xcalloc(1, sizeof(*c));
 		c->variant = var;
 		snprintf(c->version, sizeof(c->version), "%s", v);
-		inv_build(&c->b, var, v);
+		c->inv = inv_build(var, v);
 		c->next = s->inv_cache;
 		s->inv_cache = c;
 	}
 	pthread_mutex_unlock(&s->inv_mtx);
-	return &c->b;
+	return c->inv;
 }
 
 static void inv_cache_free(sim_t *s)
@@ -775,7 +707,7 @@ static void inv_cache_free(sim_t *s)
 	while (s->inv_cache) {
 		inv_cached_t *c = s->inv_cache;
 		s->inv_cache = c->next;
-		inv_free(&c->b);
+		flotilla__inventory__free_unpacked(c->inv, NULL);
 		free(c);
 	}
 }
@@ -783,8 +715,8 @@ static void inv_cache_free(sim_t *s)
 /* Re-scans agent a's inventory (its digest); a->mtx held. */
 static void inv_rescan(sim_agent_t *a)
 {
-	const inv_buf_t *b = inv_get(a->sim, a->idx, a->log4j);
-	memcpy(a->digest, b->digest, sizeof(a->digest));
+	const Flotilla__Inventory *inv = inv_get(a->sim, a->idx, a->log4j);
+	snprintf(a->digest, sizeof(a->digest), "%s", inv->digest);
 }
 
 /* Exactly P% of the agents, spread evenly: i where i * P / 100 steps up. */
@@ -824,20 +756,18 @@ static int call_start(sim_agent_t *a, enum call_op op, int64_t now,
 	return 0;
 }
 
-/* A plausible host, as the real agent reports it. */
+/* A plausible host: this one as the agent reports it, with the name, OS
+ * and size of a simulated one. */
 static void fill_fingerprint(Flotilla__Fingerprint *fp, const char *host)
 {
-	flotilla__fingerprint__init(fp);
+	*fp = host_fp.fp;
 	fp->hostname = (char *)host;
 	fp->os_id = "debian";
 	fp->os_version = "12";
 	fp->os_name = "Debian GNU/Linux 12 (bookworm)";
-	fp->kernel = host_uts.release;
-	fp->arch = host_uts.machine;
 	fp->cpu_count = 4;
 	fp->memory_bytes = 8ull << 30;
 	fp->cgroup_version = "v2";
-	fp->agent_version = FLT_VERSION;
 }
 
 static void reg_start(sim_agent_t *a)
@@ -910,11 +840,8 @@ static void reg_reply(sim_agent_t *a, const flt_envelope_t *rep, int64_t now)
 		reg_end(a, false, true);
 		return;
 	}
-	bool ok = resp->node_secret.len == sizeof(a->secret) &&
-		  strlen(resp->node_id) < sizeof(a->node_id);
+	bool ok = agent_identity_from_reply(resp, &a->id) == 0;
 	if (ok) {
-		snprintf(a->node_id, sizeof(a->node_id), "%s", resp->node_id);
-		memcpy(a->secret, resp->node_secret.data, sizeof(a->secret));
 		atomic_store(&a->registered, true);
 		samples_add(&a->sim->reg_lat, now - a->t_send);
 	} else {
@@ -998,14 +925,12 @@ static void sync_fire(sim_agent_t *a, int64_t now)
 static void sync_send(sim_agent_t *a, int64_t now)
 {
 	Flotilla__SyncRequest req = FLOTILLA__SYNC_REQUEST__INIT;
-	Flotilla__Credentials c = FLOTILLA__CREDENTIALS__INIT;
+	Flotilla__Credentials c;
 	Flotilla__StepStatus *sv = NULL, **sp = NULL;
 	sim_t *s = a->sim;
 
 	bool win = now >= s->meas_start && now < s->meas_end;
-	c.node_id = a->node_id;
-	c.node_secret.data = a->secret;
-	c.node_secret.len = sizeof(a->secret);
+	agent_identity_creds(&a->id, &c);
 	req.known_index = atomic_load(&a->known_index);
 	a->in_window = win;
 	a->last_send = now;
@@ -1014,13 +939,14 @@ static void sync_send(sim_agent_t *a, int64_t now)
 	if (inv_items) {
 		req.inventory_digest = a->digest;
 		if (strcmp(a->digest, a->coord_digest) != 0) {
-			const inv_buf_t *inv = inv_get(s, a->idx, a->log4j);
+			const Flotilla__Inventory *inv =
+				inv_get(s, a->idx, a->log4j);
 			/* Only read by the pack below. */
-			req.inventory = (Flotilla__Inventory *)&inv->inv;
+			req.inventory = (Flotilla__Inventory *)inv;
 			atomic_fetch_add(&s->inv_sent, 1);
-			atomic_fetch_add(&s->inv_bytes,
-					 protobuf_c_message_get_packed_size(
-						 &inv->inv.base));
+			atomic_fetch_add(
+				&s->inv_bytes,
+				protobuf_c_message_get_packed_size(&inv->base));
 		}
 	}
 	size_t n = 0;
@@ -1259,14 +1185,12 @@ static void sync_reply(sim_agent_t *a, const flt_envelope_t *rep, int64_t now)
 static void watch_send(sim_agent_t *a)
 {
 	Flotilla__WatchRequest req = FLOTILLA__WATCH_REQUEST__INIT;
-	Flotilla__Credentials c = FLOTILLA__CREDENTIALS__INIT;
+	Flotilla__Credentials c;
 	flt_envelope_t env = FLOTILLA__ENVELOPE__INIT;
 	flt_error_t err;
 	nng_msg *msg;
 
-	c.node_id = a->node_id;
-	c.node_secret.data = a->secret;
-	c.node_secret.len = sizeof(a->secret);
+	agent_identity_creds(&a->id, &c);
 	req.known_index = atomic_load(&a->known_index);
 	req.max_wait_ms = (uint32_t)watch_wait_ms;
 	env.version = FLT_WIRE_VERSION;
@@ -1377,7 +1301,7 @@ failed:
 	atomic_fetch_add(&s->watch_errors, 1);
 	/* Again after a pause, as the agent does. */
 	a->wcall = CS_SLEEP;
-	nng_sleep_aio(1000, a->waio);
+	nng_sleep_aio(AGENT_WATCH_RETRY_MS, a->waio);
 	return;
 off:
 	pthread_mutex_lock(&a->mtx);
@@ -1686,7 +1610,7 @@ static void poll_get(sim_t *s, flt_client_t *api)
 		if (s->seen[i].down_at ||
 		    !atomic_load(&s->agents[i].registered))
 			continue;
-		req.node = s->agents[i].node_id;
+		req.node = s->agents[i].id.node_id;
 		int64_t c0 = now_ns();
 		int rc = flt_client_call(
 			api, FLOTILLA__METHOD__METHOD_NODE_GET, NULL, &req.base,
@@ -1808,7 +1732,7 @@ static void kill_agents(sim_t *s)
 	for (size_t j = 0; j < s->nkilled; j++)
 		flt_info("killed agent name=%s node=%s",
 			 s->agents[s->killed[j]].name,
-			 s->agents[s->killed[j]].node_id);
+			 s->agents[s->killed[j]].id.node_id);
 }
 
 static void choose_killed(sim_t *s)
@@ -2359,7 +2283,6 @@ out:
 int main(int argc, char **argv)
 {
 	flt_error_t err;
-	flt_log_level_t level;
 	int next;
 
 	flt_log_init("agentsim", FLT_LOG_WARN);
@@ -2378,14 +2301,8 @@ int main(int argc, char **argv)
 			rc < 0 ? err.msg : "unexpected argument");
 		return 2;
 	}
-	if (flt_log_level_parse(log_level, &level) < 0) {
-		fprintf(stderr,
-			"agentsim: --log-level: \"%s\" is not one of error, "
-			"warn, info, debug\n",
-			log_level);
-		return 2;
-	}
-	flt_log_init("agentsim", level);
+	if ((rc = flt_program_start("agentsim", log_level)) != 0)
+		return rc;
 	if (!join_token) {
 		fprintf(stderr, "agentsim: --join-token is required\n");
 		return 2;
@@ -2409,11 +2326,7 @@ int main(int argc, char **argv)
 	if (kill_n && kill_at_s >= warmup_s + duration_s)
 		fprintf(stderr, "agentsim: warning: --kill-at is past the end "
 				"of the run; nothing will be killed\n");
-	if (sodium_init() < 0) {
-		fprintf(stderr, "agentsim: libsodium failed\n");
-		return 1;
-	}
-	uname(&host_uts);
+	agent_fingerprint_read(&host_fp, "/etc/os-release");
 	/* One descriptor per agent, plus nng's own and the API client. */
 	raise_nofile((size_t)n_agents + 64);
 	struct sigaction sa = { .sa_handler = on_signal };

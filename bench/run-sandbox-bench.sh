@@ -131,12 +131,12 @@ mkdir -p "$B/rootfs" "$W/crun-state"
 (cd "$B/rootfs" && mkdir -p usr etc proc dev sys tmp &&
 	for l in bin lib lib64 sbin; do ln -sfn "usr/$l" "$l"; done)
 (cd "$B" && crun spec)
-python3 - "$B/config.json" "$ROOT/agent/seccomp.c" <<'PY'
+python3 - "$B/config.json" "$ROOT/agent/syscallfilter.c" <<'PY'
 import json, re, sys
 cfg_path, seccomp_c = sys.argv[1], sys.argv[2]
 
 # Docker's unconditional allowlist, derived from Flotilla's own table
-# (agent/seccomp.c), which is Docker's less the names listed in its comment
+# (agent/syscallfilter.c), which is Docker's less the names listed in its comment
 # and plus socket and the per-architecture names; both differences are
 # undone here, so that crun gets Docker's profile exactly.
 src = open(seccomp_c).read()
@@ -153,7 +153,7 @@ refused_by_flotilla = ["adjtimex", "clock_adjtime", "clock_adjtime64",
 main = sorted({n for n in names if n not in not_docker_main} |
               set(refused_by_flotilla))
 if len(main) < 300:
-    sys.exit("seccomp.c: could not read the allowlist (%d names)" % len(main))
+    sys.exit("syscallfilter.c: could not read the allowlist (%d names)" % len(main))
 
 def allow(names, **kw):
     return dict(names=names, action="SCMP_ACT_ALLOW", **kw)

@@ -20,7 +20,7 @@
 #include <cmocka.h>
 
 #include "flotilla/util.h"
-#include "../../agent/health.h"
+#include "health.h"
 #include "flotilla/job.h"
 
 /* ---- a listening socket and a tiny HTTP server ------------------------ */

@@ -22,7 +22,7 @@
 #include "flotilla/pb.h"
 #include "flotilla/util.h"
 
-#include "../../agent/inventory.h"
+#include "inventory.h"
 
 #define JNDI "org/apache/logging/log4j/core/lookup/JndiLookup.class"
 #define KIND_JAVA FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_JAVA

@@ -16,7 +16,7 @@
 
 #include "testutil.h"
 
-#include "../../agent/logfile.h"
+#include "logfile.h"
 
 /* Size of dir/name, or -1 when it does not exist. */
 static long long fsize(const char *dir, const char *name)

@@ -28,7 +28,7 @@
 #include "flotilla/error.h"
 #include "flotilla/pkg.h"
 #include "flotilla/util.h"
-#include "../../agent/pkgstore.h"
+#include "pkgstore.h"
 
 #define CHUNK 1000
 

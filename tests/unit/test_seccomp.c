@@ -1,5 +1,5 @@
 /*
- * Unit tests for agent/seccomp.c.
+ * Unit tests for agent/syscallfilter.c.
  *
  * Two views of the same filter: an interpreter of classic BPF evaluates
  * the compiled program for chosen syscalls, which holds whatever the
@@ -37,12 +37,11 @@
 
 #include <cmocka.h>
 
-#include "testutil.h"
 #include <seccomp.h>
 
-/* Not via the include path: agent/seccomp.h would shadow <seccomp.h>. */
-#include "../../agent/seccomp.h"
 #include "flotilla/util.h"
+#include "syscallfilter.h"
+#include "testutil.h"
 
 #ifndef __X32_SYSCALL_BIT
 #define __X32_SYSCALL_BIT 0x40000000

@@ -17,7 +17,7 @@
 #include <seccomp.h>
 
 #include "flotilla/util.h"
-#include "seccomp.h"
+#include "syscallfilter.h"
 
 /* A job spec's list is outside input: more names than syscalls is junk. */
 #define ALLOW_MAX 1024

@@ -1,13 +1,11 @@
 /*
  * The seccomp-bpf filter of sandboxed tasks: compiled by the agent with
  * libseccomp, stored as classic BPF, installed by the per-task supervisor
- * without libseccomp.
- *
- * Include this as "seccomp.h" from agent/ only: never put agent/ on an
- * include path, where it would shadow libseccomp's <seccomp.h>.
+ * without libseccomp. (Not named seccomp.h: agent/ is on the include path
+ * of the agent's library, where that name would shadow libseccomp's.)
  */
-#ifndef FLOTILLA_AGENT_SECCOMP_H
-#define FLOTILLA_AGENT_SECCOMP_H
+#ifndef FLOTILLA_AGENT_SYSCALLFILTER_H
+#define FLOTILLA_AGENT_SYSCALLFILTER_H
 
 #include <stddef.h>
 
