@@ -9,7 +9,10 @@
 #include "coordinator.h"
 
 /* Served by an agent on its own API address, not by the coordinator. */
-static bool agent_own(int v) { return v == FLOTILLA__METHOD__METHOD_AGENT_LOGS; }
+static bool agent_own(int v)
+{
+	return v == FLOTILLA__METHOD__METHOD_AGENT_LOGS;
+}
 
 static void every_method_has_one_row(void **state)
 {
