@@ -116,25 +116,6 @@ struct coord_campaigns {
 
 /* ---- helpers ----------------------------------------------------------- */
 
-static void *clone_msg(const ProtobufCMessage *m)
-{
-	size_t len = protobuf_c_message_get_packed_size(m);
-	uint8_t *buf = flt_xmalloc(len ? len : 1);
-	protobuf_c_message_pack(m, buf);
-	void *out = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
-	free(buf);
-	if (!out)
-		abort();
-	return out;
-}
-
-static void set_str(char **field, const char *v)
-{
-	if (*field && *field != protobuf_c_empty_string)
-		free(*field);
-	*field = flt_xstrdup(v ? v : "");
-}
-
 static bool terminal(Flotilla__TargetState s)
 {
 	return s == ST(REMEDIATED) || s == ST(FAILED) ||
@@ -453,7 +434,7 @@ static camp_msg_t *work_camp(coord_campaigns_t *cs, camp_t *k)
 	if (k->cchi)
 		return cs->ch[k->cchi - 1].c;
 	change_t *ch = new_change(cs, k);
-	ch->c = clone_msg(&k->c->base);
+	ch->c = flt_pb_dup(&k->c->base);
 	k->cchi = cs->nch;
 	return ch->c;
 }
@@ -470,7 +451,7 @@ static target_t *work_target(coord_campaigns_t *cs, camp_t *k, size_t ti)
 		return cs->ch[k->chi[ti] - 1].t;
 	change_t *ch = new_change(cs, k);
 	ch->ti = ti;
-	ch->t = clone_msg(&k->t[ti]->base);
+	ch->t = flt_pb_dup(&k->t[ti]->base);
 	k->chi[ti] = cs->nch;
 	return ch->t;
 }
@@ -579,7 +560,7 @@ static void new_step(coord_campaigns_t *cs, camp_t *k, size_t ti)
 	target_t *w = ch->t;
 	char id[80];
 	snprintf(id, sizeof(id), "%s/%u", c->id, ++c->next_step);
-	set_str(&w->step_id, id);
+	flt_pb_set_str(&w->step_id, id);
 	w->started_at_ms = flt_now_wall_ms();
 	w->finished_at_ms = 0;
 	ch->push = true;
@@ -589,7 +570,7 @@ static void finish_target(target_t *w, Flotilla__TargetState s, const char *msg)
 {
 	w->state = s;
 	w->finished_at_ms = flt_now_wall_ms();
-	set_str(&w->message, msg);
+	flt_pb_set_str(&w->message, msg);
 }
 
 /* The campaign a step id ("<campaign id>/<n>") belongs to, or NULL. */
@@ -628,7 +609,8 @@ static void apply_report(coord_campaigns_t *cs, const char *node,
 				w = work_target(cs, k, (size_t)ti);
 			w->state = ST(APPLYING);
 			if (st->from_version[0] || !w->from_version[0])
-				set_str(&w->from_version, st->from_version);
+				flt_pb_set_str(&w->from_version,
+					       st->from_version);
 		}
 		return;
 	case FLOTILLA__STEP_STATE__STEP_STATE_SUCCEEDED: {
@@ -646,7 +628,7 @@ static void apply_report(coord_campaigns_t *cs, const char *node,
 		if (!w)
 			w = work_target(cs, k, (size_t)ti);
 		if (!rollback && st->from_version[0])
-			set_str(&w->from_version, st->from_version);
+			flt_pb_set_str(&w->from_version, st->from_version);
 		if (rollback) {
 			finish_target(w, ST(ROLLED_BACK), st->message);
 			break;
@@ -667,7 +649,7 @@ static void apply_report(coord_campaigns_t *cs, const char *node,
 			*comma = 0;
 		coord_inv_versions_of(cs->o.inv, node, name, after,
 				      sizeof(after));
-		set_str(&w->after, after);
+		flt_pb_set_str(&w->after, after);
 		if (match) {
 			char msg[512];
 			snprintf(msg, sizeof(msg),
@@ -692,7 +674,7 @@ static void apply_report(coord_campaigns_t *cs, const char *node,
 			snprintf(msg, sizeof(msg), "%s%s", st->message,
 				 st->rolled_back ? " (switched back)" : "");
 		if (!rollback && st->from_version[0])
-			set_str(&w->from_version, st->from_version);
+			flt_pb_set_str(&w->from_version, st->from_version);
 		finish_target(w, ST(FAILED), msg);
 		break;
 	}
@@ -737,7 +719,7 @@ static void dispatch(coord_campaigns_t *cs, camp_t *k, size_t ti)
 {
 	target_t *w = work_target(cs, k, ti);
 	w->state = ST(DISPATCHED);
-	set_str(&w->message, "");
+	flt_pb_set_str(&w->message, "");
 	new_step(cs, k, ti);
 }
 
@@ -792,7 +774,7 @@ static void advance(coord_campaigns_t *cs, camp_t *k, sched_fleet_t *fleet)
 		k->busy_us = 0;
 		if (c->wave + 1 >= c->waves) {
 			c->state = CS(COMPLETE);
-			set_str(&c->message, "");
+			flt_pb_set_str(&c->message, "");
 			flt_info("campaign %.8s complete", c->id);
 			return;
 		}
@@ -802,9 +784,9 @@ static void advance(coord_campaigns_t *cs, camp_t *k, sched_fleet_t *fleet)
 		if (c->wave == 1 && c->spec->manual_promote &&
 		    c->spec->canary > 0) {
 			c->state = CS(PAUSED);
-			set_str(&c->message,
-				"the canary wave is done: resume the "
-				"campaign to go on");
+			flt_pb_set_str(&c->message,
+				       "the canary wave is done: resume the "
+				       "campaign to go on");
 			return;
 		}
 	}
@@ -827,7 +809,7 @@ static void gate(coord_campaigns_t *cs, camp_t *k)
 		 "flight finish",
 		 failures, c->failure_limit,
 		 abort ? "aborting (rolling back what changed)" : "paused");
-	set_str(&c->message, msg);
+	flt_pb_set_str(&c->message, msg);
 	c->state = abort ? CS(ABORTING) : CS(PAUSED);
 	flt_warn("campaign %.8s %s", c->id, msg);
 }
@@ -852,7 +834,7 @@ static void abort_step(coord_campaigns_t *cs, camp_t *k)
 			if (!w)
 				w = work_target(cs, k, i);
 			w->state = ST(ROLLING_BACK);
-			set_str(&w->message, "");
+			flt_pb_set_str(&w->message, "");
 			new_step(cs, k, i);
 			open = true;
 			break;
@@ -1006,7 +988,7 @@ static void handle_cmd(coord_campaigns_t *cs, cmd_t *cmd)
 			bad = "only a running campaign can be paused";
 		else {
 			c->state = CS(PAUSED);
-			set_str(&c->message, "paused by an operator");
+			flt_pb_set_str(&c->message, "paused by an operator");
 		}
 		break;
 	case CMD_RESUME:
@@ -1030,7 +1012,7 @@ static void handle_cmd(coord_campaigns_t *cs, cmd_t *cmd)
 				c->tripped = false;
 			}
 			c->state = CS(RUNNING);
-			set_str(&c->message, "");
+			flt_pb_set_str(&c->message, "");
 		}
 		break;
 	case CMD_CREATE: break;
@@ -1040,8 +1022,9 @@ static void handle_cmd(coord_campaigns_t *cs, cmd_t *cmd)
 			      "aborted";
 		else {
 			c->state = CS(ABORTING);
-			set_str(&c->message, "aborted by an operator: rolling "
-					     "back what changed");
+			flt_pb_set_str(&c->message,
+				       "aborted by an operator: rolling "
+				       "back what changed");
 		}
 		break;
 	}
@@ -1082,19 +1065,7 @@ static void drop_unchanged_camp(coord_campaigns_t *cs, camp_t *k)
 {
 	if (k->cchi) {
 		change_t *ch = &cs->ch[k->cchi - 1];
-		size_t a = protobuf_c_message_get_packed_size(&ch->c->base);
-		size_t b = protobuf_c_message_get_packed_size(&k->c->base);
-		bool same = a == b;
-		if (same) {
-			uint8_t *x = flt_xmalloc(a + 1),
-				*y = flt_xmalloc(b + 1);
-			protobuf_c_message_pack(&ch->c->base, x);
-			protobuf_c_message_pack(&k->c->base, y);
-			same = memcmp(x, y, a) == 0;
-			free(x);
-			free(y);
-		}
-		if (!same)
+		if (!flt_pb_equal(&ch->c->base, &k->c->base))
 			return;
 		/* The entry stays (indexes point past it), empty. */
 		flotilla__campaign__free_unpacked(ch->c, NULL);
@@ -1361,7 +1332,7 @@ void coord_campaigns_report(coord_campaigns_t *cs, const char *node_id,
 		any = true;
 		report_t *r = flt_xcalloc(1, sizeof(*r));
 		snprintf(r->node, sizeof(r->node), "%s", node_id);
-		r->st = clone_msg(&steps[i]->base);
+		r->st = flt_pb_dup(&steps[i]->base);
 		*cs->rtail = r;
 		cs->rtail = &r->next;
 	}
@@ -1423,7 +1394,7 @@ void coord_campaigns_node_steps(coord_campaigns_t *cs, const char *node_id,
 			st->action = FLOTILLA__STEP_ACTION__STEP_ACTION_INSTALL;
 			st->rollback_to = flt_xstrdup("");
 			if (k->c->package)
-				st->package = clone_msg(&k->c->package->base);
+				st->package = flt_pb_dup(&k->c->package->base);
 		}
 		v = flt_xrealloc(v, (n + 1) * sizeof(*v));
 		v[n++] = st;
@@ -1579,7 +1550,7 @@ static int spec_check(Flotilla__CampaignSpec *sp, flt_error_t *err)
 		return flt_err(err, FLT_EPROTO,
 			       "spec.max_failures_percent: 0 to 100");
 	if (!sp->on_failure[0])
-		set_str(&sp->on_failure, "pause");
+		flt_pb_set_str(&sp->on_failure, "pause");
 	if (strcmp(sp->on_failure, "pause") != 0 &&
 	    strcmp(sp->on_failure, "abort") != 0)
 		return flt_err(err, FLT_EPROTO,
@@ -1779,7 +1750,7 @@ static void handle_create(coord_campaigns_t *cs, flt_request_t *r)
 		c->failure_limit = c->spec->max_failures;
 	if (k->n == 0) {
 		c->state = CS(COMPLETE);
-		set_str(&c->message, "no host matched the target");
+		flt_pb_set_str(&c->message, "no host matched the target");
 	} else {
 		c->state = CS(RUNNING);
 	}
