@@ -11,13 +11,13 @@
  * is stored with it) and the agent runs a step id at most once.
  *
  * Per target:  pending -> dispatched -> applying -> remediated
- *                                                -> still-exposed
+ *                                                -> still_exposed
  *                                                -> failed
- *                      -> failed-offline (no answer, node down)
+ *                      -> failed_offline (no answer, node down)
  *              pending -> skipped (aborted, or fixed meanwhile)
- * On abort:    remediated / still-exposed -> rolling-back -> rolled-back
+ * On abort:    remediated / still_exposed -> rolling_back -> rolled_back
  *
- * The failure gate: failures are failed + failed-offline + still-exposed
+ * The failure gate: failures are failed + failed_offline + still_exposed
  * targets. The gate trips when failures EXCEED the limit (a limit of 0
  * trips on the first failure, a limit of 2 on the third). Once tripped no
  * new target is dispatched; targets already in flight finish and are
@@ -141,34 +141,14 @@ static bool camp_open(const camp_msg_t *c)
 	       c->state == CS(ABORTING);
 }
 
-static const char *coord_target_state_name(Flotilla__TargetState s)
+static const char *target_state_name(Flotilla__TargetState s)
 {
-	switch (s) {
-	case ST(PENDING): return "pending";
-	case ST(DISPATCHED): return "dispatched";
-	case ST(APPLYING): return "applying";
-	case ST(REMEDIATED): return "remediated";
-	case ST(FAILED): return "failed";
-	case ST(FAILED_OFFLINE): return "failed-offline";
-	case ST(STILL_EXPOSED): return "still-exposed";
-	case ST(SKIPPED): return "skipped";
-	case ST(ROLLING_BACK): return "rolling-back";
-	case ST(ROLLED_BACK): return "rolled-back";
-	case ST(LATE): return "late";
-	default: return "unknown";
-	}
+	return flt_pb_enum_name(&flotilla__target_state__descriptor, s);
 }
 
 static const char *camp_state_name(Flotilla__CampaignState s)
 {
-	switch (s) {
-	case CS(RUNNING): return "running";
-	case CS(PAUSED): return "paused";
-	case CS(COMPLETE): return "complete";
-	case CS(ABORTING): return "aborting";
-	case CS(ABORTED): return "aborted";
-	default: return "unknown";
-	}
+	return flt_pb_enum_name(&flotilla__campaign_state__descriptor, s);
 }
 
 static int target_cmp(const void *a, const void *b)
@@ -681,8 +661,7 @@ static void apply_report(coord_campaigns_t *cs, const char *node,
 	default: return;
 	}
 	flt_info("campaign %.8s host %s: %s", k->c->id, cur->node_name,
-		 coord_target_state_name(
-			 changed_target(cs, k, (size_t)ti)->state));
+		 target_state_name(changed_target(cs, k, (size_t)ti)->state));
 }
 
 /* Per-host timeouts of a campaign's targets in flight. */
