@@ -65,21 +65,29 @@ int flt_rlimit_resource(const char *name)
 }
 
 static const char *const operators[] = {
-	"=",
-	"!=",
-	"<",
-	">",
-	"<=",
-	">=",
-	"regexp",
-	"version",
-	"set_contains",
-	"in",
-	"is_set",
-	"is_not_set",
-	"distinct_hosts",
-	"distinct_property",
+	[FLT_OP_EQ] = "=",
+	[FLT_OP_NE] = "!=",
+	[FLT_OP_LT] = "<",
+	[FLT_OP_GT] = ">",
+	[FLT_OP_LE] = "<=",
+	[FLT_OP_GE] = ">=",
+	[FLT_OP_REGEXP] = "regexp",
+	[FLT_OP_VERSION] = "version",
+	[FLT_OP_SET_CONTAINS] = "set_contains",
+	[FLT_OP_IN] = "in",
+	[FLT_OP_IS_SET] = "is_set",
+	[FLT_OP_IS_NOT_SET] = "is_not_set",
+	[FLT_OP_DISTINCT_HOSTS] = "distinct_hosts",
+	[FLT_OP_DISTINCT_PROPERTY] = "distinct_property",
 };
+
+int flt_constraint_op(const char *op)
+{
+	for (size_t i = 0; i < FLT_ARRAY_SIZE(operators); i++)
+		if (strcmp(op, operators[i]) == 0)
+			return (int)i;
+	return -1;
+}
 
 static int bad(flt_error_t *err, const char *prefix, const char *field,
 	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -98,14 +106,6 @@ static int bad(flt_error_t *err, const char *prefix, const char *field,
 		prefix = "";
 	return flt_err(err, -EINVAL, "%s%s%s: %s", prefix,
 		       *prefix && *field ? "." : "", field, msg);
-}
-
-static bool in_list(const char *s, const char *const *list, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(s, list[i]) == 0)
-			return true;
-	return false;
 }
 
 /* ---- tasks ------------------------------------------------------------ */
@@ -674,7 +674,7 @@ static int check_constraint(const Flotilla__Constraint *c, const char *prefix,
 		return rc;
 	if (!*op)
 		return bad(err, prefix, "operator", "required");
-	if (!in_list(op, operators, FLT_ARRAY_SIZE(operators)))
+	if (flt_constraint_op(op) < 0)
 		return bad(err, prefix, "operator", "unknown operator \"%s\"",
 			   flt_shown(op, SHOWN_MAX, q, sizeof(q)));
 	if (no_attr && *c->attribute)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "flotilla/hash.h"
+#include "flotilla/job.h"
 #include "flotilla/util.h"
 #include "flotilla/version.h"
 #include "scheduler.h"
@@ -311,43 +312,9 @@ void sched_release(sched_fleet_t *f, size_t i, const sched_ask_t *ask)
 
 /* ---- constraints ------------------------------------------------------ */
 
-enum op {
-	OP_EQ,
-	OP_NE,
-	OP_LT,
-	OP_GT,
-	OP_LE,
-	OP_GE,
-	OP_REGEXP,
-	OP_VERSION,
-	OP_SET_CONTAINS,
-	OP_IN,
-	OP_IS_SET,
-	OP_IS_NOT_SET,
-	OP_DISTINCT_HOSTS,
-	OP_DISTINCT_PROPERTY
-};
-
-static const char *const op_names[] = {
-	"=",
-	"!=",
-	"<",
-	">",
-	"<=",
-	">=",
-	"regexp",
-	"version",
-	"set_contains",
-	"in",
-	"is_set",
-	"is_not_set",
-	"distinct_hosts",
-	"distinct_property",
-};
-
 typedef struct cons {
 	const Flotilla__Constraint *c;
-	enum op op;
+	flt_constraint_op_t op;
 	int key; /* -1: the fleet has no such attribute anywhere */
 	regex_t re;
 	bool has_re;
@@ -392,37 +359,37 @@ static bool static_ok(cons_t *c, const node_t *n)
 	const char *want = c->c->value;
 	double x;
 	switch (c->op) {
-	case OP_IS_SET: return v != NULL;
-	case OP_IS_NOT_SET: return v == NULL;
-	case OP_DISTINCT_HOSTS:
-	case OP_DISTINCT_PROPERTY: return true; /* depend on placements */
+	case FLT_OP_IS_SET: return v != NULL;
+	case FLT_OP_IS_NOT_SET: return v == NULL;
+	case FLT_OP_DISTINCT_HOSTS:
+	case FLT_OP_DISTINCT_PROPERTY: return true; /* depend on placements */
 	default: break;
 	}
 	if (!v)
 		return false;
 	switch (c->op) {
-	case OP_EQ: return strcmp(v, want) == 0;
-	case OP_NE: return strcmp(v, want) != 0;
-	case OP_LT:
-	case OP_GT:
-	case OP_LE:
-	case OP_GE: {
+	case FLT_OP_EQ: return strcmp(v, want) == 0;
+	case FLT_OP_NE: return strcmp(v, want) != 0;
+	case FLT_OP_LT:
+	case FLT_OP_GT:
+	case FLT_OP_LE:
+	case FLT_OP_GE: {
 		int r;
 		if (c->is_num && number(v, &x))
 			r = x < c->num ? -1 : x > c->num ? 1 : 0;
 		else
 			r = strcmp(v, want);
-		return c->op == OP_LT   ? r < 0
-		       : c->op == OP_GT ? r > 0
-		       : c->op == OP_LE ? r <= 0
-					: r >= 0;
+		return c->op == FLT_OP_LT   ? r < 0
+		       : c->op == FLT_OP_GT ? r > 0
+		       : c->op == FLT_OP_LE ? r <= 0
+					    : r >= 0;
 	}
-	case OP_REGEXP: return regexec(&c->re, v, 0, NULL, 0) == 0;
-	case OP_VERSION: {
+	case FLT_OP_REGEXP: return regexec(&c->re, v, 0, NULL, 0) == 0;
+	case FLT_OP_VERSION: {
 		bool m = false;
 		return flt_semver_range_match(want, v, &m, NULL) == 0 && m;
 	}
-	case OP_SET_CONTAINS: {
+	case FLT_OP_SET_CONTAINS: {
 		/* Every wanted item is in the node's set. */
 		char item[256];
 		for (const char *p = want; *p;) {
@@ -444,7 +411,7 @@ static bool static_ok(cons_t *c, const node_t *n)
 		}
 		return true;
 	}
-	case OP_IN: return in_list(want, v);
+	case FLT_OP_IN: return in_list(want, v);
 	default: return false;
 	}
 }
@@ -454,17 +421,14 @@ static int compile(sched_fleet_t *f, const Flotilla__Constraint *src,
 {
 	memset(c, 0, sizeof(*c));
 	c->c = src;
-	size_t i;
-	for (i = 0; i < FLT_ARRAY_SIZE(op_names); i++)
-		if (!strcmp(op_names[i], src->operator_))
-			break;
-	if (i == FLT_ARRAY_SIZE(op_names))
+	int op = flt_constraint_op(src->operator_);
+	if (op < 0)
 		return flt_err(err, -EINVAL, "%s.operator: unknown \"%s\"",
 			       where, src->operator_);
-	c->op = (enum op)i;
+	c->op = (flt_constraint_op_t)op;
 	c->key = *src->attribute ? key_id(f, src->attribute, false) : -1;
 	c->is_num = number(src->value, &c->num);
-	if (c->op == OP_REGEXP) {
+	if (c->op == FLT_OP_REGEXP) {
 		if (regcomp(&c->re, src->value, REG_EXTENDED | REG_NOSUB) != 0)
 			return flt_err(
 				err, -EINVAL,
@@ -472,12 +436,12 @@ static int compile(sched_fleet_t *f, const Flotilla__Constraint *src,
 				where);
 		c->has_re = true;
 	}
-	if (c->op == OP_VERSION) {
+	if (c->op == FLT_OP_VERSION) {
 		bool m;
 		if (flt_semver_range_match(src->value, "0.0.0", &m, err) < 0)
 			return flt_err_prefix(err, "%s.value", where);
 	}
-	if (c->op == OP_DISTINCT_PROPERTY)
+	if (c->op == FLT_OP_DISTINCT_PROPERTY)
 		c->limit = *src->value ? (uint32_t)atoi(src->value) : 1;
 	return 0;
 }
@@ -731,9 +695,9 @@ static int plan_init(plan_t *p, sched_fleet_t *f, const sched_request_t *rq,
 		cons_t *cc = &p->cons[p->ncons - 1];
 		if (cc->key >= 0 && unique_key(f->keys[cc->key]))
 			p->per_node = true;
-		if (cc->op == OP_DISTINCT_HOSTS)
+		if (cc->op == FLT_OP_DISTINCT_HOSTS)
 			p->distinct_hosts = 1;
-		if (cc->op == OP_DISTINCT_PROPERTY &&
+		if (cc->op == FLT_OP_DISTINCT_PROPERTY &&
 		    p->ndprop < FLT_ARRAY_SIZE(p->dprop))
 			p->dprop[p->ndprop++] = cc;
 	}
