@@ -4,7 +4,6 @@
  * debugging a spec, for the tests and for the benchmark.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,16 +14,6 @@
 #include "flotilla/log.h"
 #include "flotilla/util.h"
 #include "task.h"
-
-static int rm_one(const char *path, const struct stat *st, int flag,
-		  struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
 
 int agent_exec(const char *spec_path, const char *data_dir)
 {
@@ -63,7 +52,7 @@ int agent_exec(const char *spec_path, const char *data_dir)
 	flotilla__task_spec__free_unpacked(t, NULL);
 	if (rc < 0) {
 		fprintf(stderr, "flotilla-agent exec: %s\n", err.msg);
-		nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+		flt_rm_rf(dir, 0);
 		return 125;
 	}
 	const char *shim = agent_shim_path();
@@ -101,6 +90,6 @@ int agent_exec(const char *spec_path, const char *data_dir)
 		if (sig == SIGINT || sig == SIGTERM)
 			kill(pid, SIGTERM);
 	}
-	nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	flt_rm_rf(dir, 0);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

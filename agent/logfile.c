@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "flotilla/util.h"
 #include "logfile.h"
 
 #define PUMP_BUF (64 * 1024)
@@ -172,23 +173,13 @@ static int rotate(agent_logfile_t *l)
 	return finish_rotation(l);
 }
 
-static int write_all(agent_logfile_t *l, const char *p, size_t len)
+/* Counts what reached the file, also when a write fails part way. */
+static int write_counted(agent_logfile_t *l, const char *p, size_t len)
 {
-	while (len > 0) {
-		ssize_t n = write(l->fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		l->size += (uint64_t)n;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
+	size_t done = 0;
+	int rc = flt_write_all(l->fd, p, len, &done);
+	l->size += done;
+	return rc;
 }
 
 int agent_logfile_write(agent_logfile_t *l, const void *buf, size_t len)
@@ -215,7 +206,7 @@ int agent_logfile_write(agent_logfile_t *l, const void *buf, size_t len)
 			/* Larger than a whole file: fill this one. */
 			n = (size_t)l->max_bytes;
 		}
-		if ((rc = write_all(l, p, n)) < 0)
+		if ((rc = write_counted(l, p, n)) < 0)
 			return rc;
 		p += n;
 		len -= n;

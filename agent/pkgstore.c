@@ -37,8 +37,10 @@
 #include "pkgstore.h"
 
 #define ENTRIES_MAX 100000
-/* Path components of an archive entry; also bounds rm_tree's recursion. */
+/* Path components of an archive entry. */
 #define DEPTH_MAX 128
+/* Bytes of a name from an archive or a manifest quoted in a message. */
+#define SHOWN_MAX 200
 #define PATH_LEN_MAX 4096
 #define CURRENT "current"
 #define CURRENT_TMP ".current.tmp"
@@ -58,28 +60,6 @@ struct agent_pkgs {
 	char *dir; /* absolute */
 };
 
-/*
- * A name from an archive or a manifest, fit to quote in a message: cut to
- * 200 bytes, control characters and quotes shown as '?'.
- */
-static const char *shown(const char *s, char buf[208])
-{
-	size_t i = 0;
-
-	if (!s)
-		s = "";
-	for (; s[i] && i < 200; i++)
-		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ||
-					 s[i] == '"'
-				 ? '?'
-				 : s[i];
-	buf[i] = '\0';
-	flt_utf8_trim(buf);
-	if (s[i])
-		strcat(buf, "...");
-	return buf;
-}
-
 static void temp_name(char buf[TEMP_LEN], const char *prefix)
 {
 	uint8_t r[8];
@@ -92,84 +72,6 @@ static void temp_name(char buf[TEMP_LEN], const char *prefix)
 static void marker_name(char buf[MARKER_LEN], const char *version)
 {
 	snprintf(buf, MARKER_LEN, ".%s" MARKER_SUFFIX, version);
-}
-
-static int write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int pwrite_all(int fd, const void *buf, size_t len, off_t off)
-{
-	const char *p = buf;
-
-	while (len > 0) {
-		ssize_t n = pwrite(fd, p, len, off);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-		off += n;
-	}
-	return 0;
-}
-
-/*
- * rm -rf of dfd/name without following any symlink: the tree may be a
- * hostile archive half unpacked. unlinkat fails with EISDIR on Linux for a
- * directory, which is then emptied through an O_NOFOLLOW descriptor.
- */
-static int rm_tree_at(int dfd, const char *name, unsigned depth)
-{
-	struct dirent *e;
-	int fd, rc = 0;
-	DIR *d;
-
-	if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
-		return 0;
-	if (errno != EISDIR && errno != EPERM)
-		return -errno;
-	if (depth > DEPTH_MAX + 2)
-		return -ELOOP;
-	fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	d = fdopendir(fd);
-	if (!d) {
-		rc = -errno;
-		close(fd);
-		return rc;
-	}
-	while ((e = readdir(d))) {
-		int r;
-
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		r = rm_tree_at(dirfd(d), e->d_name, depth + 1);
-		if (r < 0 && rc == 0)
-			rc = r;
-	}
-	closedir(d);
-	if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && rc == 0)
-		rc = -errno;
-	return rc;
 }
 
 /* <dir>/<name>, or -errno (-ENOENT when absent and !create). */
@@ -267,7 +169,7 @@ static void remove_stale(agent_pkgs_t *p)
 
 		if (!strncmp(n, ".fetch-", 7) || !strncmp(n, ".unpack-", 8) ||
 		    !strncmp(n, ".gc-", 4)) {
-			int rc = rm_tree_at(p->dirfd, n, 0);
+			int rc = flt_rm_rf_at(p->dirfd, n, 0);
 
 			if (rc < 0)
 				flt_warn("package store: stale temporary not "
@@ -288,7 +190,7 @@ static void remove_stale(agent_pkgs_t *p)
 				if (!strcmp(f->d_name, CURRENT_TMP) ||
 				    (!strncmp(f->d_name, "..", 2) &&
 				     f->d_name[2] != '\0'))
-					rm_tree_at(dirfd(nd), f->d_name, 0);
+					flt_rm_rf_at(dirfd(nd), f->d_name, 0);
 			closedir(nd);
 		}
 	}
@@ -451,7 +353,7 @@ static int fetch_content(const Flotilla__PackageManifest *m,
 		}
 		if (rc == 0) {
 			crypto_hash_sha256_update(&st, data, len);
-			if ((rc = write_all(fd, data, len)) < 0)
+			if ((rc = flt_write_all(fd, data, len, NULL)) < 0)
 				flt_err(err, rc, "writing chunk %zu: %s", i,
 					strerror(-rc));
 		}
@@ -578,7 +480,9 @@ static int walk_parents(struct unpack *u, char **comps, size_t n, bool create,
 				return refuse(u,
 					      "%s: \"%s\" is not in the "
 					      "package before it",
-					      what, shown(prefix, b));
+					      what,
+					      flt_shown(prefix, SHOWN_MAX, b,
+							sizeof(b)));
 			}
 			if ((errno == ELOOP || errno == ENOTDIR) &&
 			    fstatat(fd, comps[i], &st, AT_SYMLINK_NOFOLLOW) ==
@@ -588,11 +492,16 @@ static int walk_parents(struct unpack *u, char **comps, size_t n, bool create,
 					return refuse(u,
 						      "%s goes through the "
 						      "symlink \"%s\"",
-						      what, shown(prefix, b));
+						      what,
+						      flt_shown(prefix,
+								SHOWN_MAX, b,
+								sizeof(b)));
 				return refuse(u,
 					      "%s: \"%s\" is not a "
 					      "directory",
-					      what, shown(prefix, b));
+					      what,
+					      flt_shown(prefix, SHOWN_MAX, b,
+							sizeof(b)));
 			}
 			goto sys;
 		}
@@ -604,7 +513,8 @@ sys:
 	rc = -errno;
 	close(fd);
 	return flt_err(u->err, rc, "entry \"%s\": %s: %s", u->shown,
-		       shown(prefix, b), strerror(-rc));
+		       flt_shown(prefix, SHOWN_MAX, b, sizeof(b)),
+		       strerror(-rc));
 }
 
 /*
@@ -629,7 +539,7 @@ static int check_symlink(struct unpack *u, const char *target, size_t depth)
 			      PATH_LEN_MAX);
 	if (target[0] == '/')
 		return refuse(u, "symlink to \"%s\" points outside the package",
-			      shown(target, b));
+			      flt_shown(target, SHOWN_MAX, b, sizeof(b)));
 	memcpy(buf, target, len + 1);
 	for (s = strtok_r(buf, "/", &save); s; s = strtok_r(NULL, "/", &save)) {
 		if (!strcmp(s, "."))
@@ -639,16 +549,18 @@ static int check_symlink(struct unpack *u, const char *target, size_t depth)
 			continue;
 		}
 		if (named)
-			return refuse(u,
-				      "symlink to \"%s\": \"..\" after a "
-				      "name could leave the package through "
-				      "another symlink",
-				      shown(target, b));
+			return refuse(
+				u,
+				"symlink to \"%s\": \"..\" after a "
+				"name could leave the package through "
+				"another symlink",
+				flt_shown(target, SHOWN_MAX, b, sizeof(b)));
 		if (++ups > depth)
-			return refuse(u,
-				      "symlink to \"%s\" points outside "
-				      "the package",
-				      shown(target, b));
+			return refuse(
+				u,
+				"symlink to \"%s\" points outside "
+				"the package",
+				flt_shown(target, SHOWN_MAX, b, sizeof(b)));
 	}
 	return 0;
 }
@@ -675,7 +587,7 @@ static int write_data(struct unpack *u, struct archive_entry *e, int fd)
 		if (off < 0 || (uint64_t)off > left ||
 		    size > left - (uint64_t)off)
 			goto too_big;
-		if ((rc = pwrite_all(fd, buf, size, off)) < 0)
+		if ((rc = flt_pwrite_all(fd, buf, size, off)) < 0)
 			return flt_err(u->err, rc, "entry \"%s\": %s", u->shown,
 				       strerror(-rc));
 		if ((uint64_t)off + size > end)
@@ -760,7 +672,8 @@ static int make_hardlink(struct unpack *u, struct archive_entry *e,
 	int tfd, rc = 0;
 	size_t n;
 
-	snprintf(what, sizeof(what), "hard link to \"%s\"", shown(target, b));
+	snprintf(what, sizeof(what), "hard link to \"%s\"",
+		 flt_shown(target, SHOWN_MAX, b, sizeof(b)));
 	if ((rc = split_path(u, target, what, buf, comps, &n)) < 0)
 		return rc;
 	if (n == 0)
@@ -797,7 +710,7 @@ static int unpack_entry(struct unpack *u, struct archive_entry *e)
 	int parent, rc;
 	size_t n;
 
-	shown(path ? path : "", u->shown);
+	flt_shown(path, SHOWN_MAX, u->shown, sizeof(u->shown));
 	if (++u->entries > ENTRIES_MAX)
 		return refuse(u, "more than %d entries in the archive",
 			      ENTRIES_MAX);
@@ -948,7 +861,8 @@ static int check_existing(agent_pkgs_t *p, int namefd,
 		return flt_err(err, FLT_ECONFLICT,
 			       "version %s is staged with another digest "
 			       "(sha256 %.12s, this one %.12s)",
-			       shown(m->version, b), sha, m->sha256);
+			       flt_shown(m->version, SHOWN_MAX, b, sizeof(b)),
+			       sha, m->sha256);
 	return flt_err(err, FLT_ECONFLICT,
 		       "%s/%s/%s exists but is not a staged version (no "
 		       "digest record)",
@@ -994,7 +908,7 @@ static int install(agent_pkgs_t *p, const Flotilla__PackageManifest *m,
 		goto sys;
 	}
 	snprintf(line, sizeof(line), "%s\n", m->sha256);
-	if ((rc = write_all(fd, line, strlen(line))) < 0 ||
+	if ((rc = flt_write_all(fd, line, strlen(line), NULL)) < 0 ||
 	    (fsync(fd) < 0 && (rc = -errno) < 0) ||
 	    (renameat(namefd, tmp, namefd, marker) < 0 && (rc = -errno) < 0)) {
 		close(fd);
@@ -1068,8 +982,8 @@ int agent_pkgs_stage(agent_pkgs_t *p, const Flotilla__PackageManifest *m,
 			       "function");
 	if ((rc = flt_pkg_manifest_check(m, err)) < 0)
 		goto fail;
-	shown(m->name, nb);
-	shown(m->version, vb);
+	flt_shown(m->name, SHOWN_MAX, nb, sizeof(nb));
+	flt_shown(m->version, SHOWN_MAX, vb, sizeof(vb));
 	if (p->has_key) {
 		if (m->signature.len == 0)
 			return flt_err(err, FLT_EAUTH,
@@ -1144,7 +1058,7 @@ fail:
 	if (have_file)
 		unlinkat(p->dirfd, fetched, 0);
 	if (have_dir) {
-		int r = rm_tree_at(p->dirfd, unpacked, 0);
+		int r = flt_rm_rf_at(p->dirfd, unpacked, 0);
 
 		if (r < 0)
 			flt_warn("package store: temporary not removed "
@@ -1152,8 +1066,10 @@ fail:
 				 p->dir, unpacked, strerror(-r));
 	}
 	if (rc < 0 && err)
-		flt_err_prefix(err, "package %s %s", shown(m->name, nb),
-			       shown(m->version, vb));
+		flt_err_prefix(
+			err, "package %s %s",
+			flt_shown(m->name, SHOWN_MAX, nb, sizeof(nb)),
+			flt_shown(m->version, SHOWN_MAX, vb, sizeof(vb)));
 	return rc;
 }
 
@@ -1237,9 +1153,10 @@ static int switch_locked(int namefd, const char *name, const char *version,
 			goto sys;
 		}
 		if (st != V_STAGED)
-			return flt_err(err, FLT_ENOTFOUND,
-				       "package %s: version %s is not staged",
-				       name, shown(version, b));
+			return flt_err(
+				err, FLT_ENOTFOUND,
+				"package %s: version %s is not staged", name,
+				flt_shown(version, SHOWN_MAX, b, sizeof(b)));
 		/* A fresh link renamed over the old one: current always
 		 * names a complete version, the old or the new. */
 		if (unlinkat(namefd, CURRENT_TMP, 0) < 0 && errno != ENOENT)
@@ -1259,7 +1176,8 @@ static int switch_locked(int namefd, const char *name, const char *version,
 	return 0;
 sys:
 	return flt_err(err, -errno, "package %s: switching to %s: %s", name,
-		       *version ? shown(version, b) : "no version",
+		       *version ? flt_shown(version, SHOWN_MAX, b, sizeof(b))
+				: "no version",
 		       strerror(errno));
 }
 
@@ -1274,17 +1192,19 @@ int agent_pkgs_switch(agent_pkgs_t *p, const char *name, const char *version,
 			       "package store: missing package version");
 	if (!flt_pkg_name_valid(name))
 		return flt_err(err, -EINVAL, "package name \"%s\": not valid",
-			       shown(name, b));
+			       flt_shown(name, SHOWN_MAX, b, sizeof(b)));
 	if (*version && !flt_pkg_version_valid(version))
 		return flt_err(err, -EINVAL,
 			       "package %s: version \"%s\": not valid", name,
-			       shown(version, b));
+			       flt_shown(version, SHOWN_MAX, b, sizeof(b)));
 	pthread_mutex_lock(&p->lock);
 	namefd = open_name_dir(p, name, false, NULL);
 	if (namefd == -ENOENT)
 		rc = *version ? flt_err(err, FLT_ENOTFOUND,
 					"package %s: version %s is not staged",
-					name, shown(version, b))
+					name,
+					flt_shown(version, SHOWN_MAX, b,
+						  sizeof(b)))
 			      : 0;
 	else if (namefd < 0)
 		rc = flt_err(err, namefd, "%s/%s: %s", p->dir, name,
@@ -1305,7 +1225,7 @@ int agent_pkgs_resolve(agent_pkgs_t *p, const char *name, char *path,
 
 	if (!p || !path || !flt_pkg_name_valid(name))
 		return flt_err(err, -EINVAL, "package name \"%s\": not valid",
-			       shown(name, b));
+			       flt_shown(name, SHOWN_MAX, b, sizeof(b)));
 	pthread_mutex_lock(&p->lock);
 	namefd = open_name_dir(p, name, false, NULL);
 	if (namefd == -ENOENT) {
@@ -1376,7 +1296,7 @@ static void remove_version(agent_pkgs_t *p, int namefd, const char *name,
 	marker_name(marker, version);
 	unlinkat(namefd, marker, 0);
 	fsync(namefd);
-	if ((rc = rm_tree_at(p->dirfd, tmp, 0)) < 0)
+	if ((rc = flt_rm_rf_at(p->dirfd, tmp, 0)) < 0)
 		flt_warn("package store: temporary not removed dir=%s name=%s "
 			 "error=\"%s\"",
 			 p->dir, tmp, strerror(-rc));

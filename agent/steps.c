@@ -69,13 +69,7 @@ static const char *action_name(Flotilla__StepAction a)
 
 static const char *state_name(Flotilla__StepState st)
 {
-	switch (st) {
-	case FLOTILLA__STEP_STATE__STEP_STATE_APPLYING: return "applying";
-	case FLOTILLA__STEP_STATE__STEP_STATE_VERIFYING: return "verifying";
-	case FLOTILLA__STEP_STATE__STEP_STATE_SUCCEEDED: return "succeeded";
-	case FLOTILLA__STEP_STATE__STEP_STATE_FAILED: return "failed";
-	default: return "unknown";
-	}
+	return flt_pb_enum_name(&flotilla__step_state__descriptor, st);
 }
 
 static bool in_progress(Flotilla__StepState st)

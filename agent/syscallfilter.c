@@ -262,21 +262,6 @@ static ssize_t pread_full(int fd, void *buf, size_t n)
 	return done;
 }
 
-static int write_full(int fd, const void *buf, size_t n)
-{
-	size_t done = 0;
-
-	while (done < n) {
-		ssize_t w = write(fd, (const char *)buf + done, n - done);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -errno;
-		done += w;
-	}
-	return 0;
-}
-
 /*
  * Reads a whole program from fd, whose size must be a non-zero multiple
  * of an instruction and at most BPF_MAXINSNS of them.
@@ -424,7 +409,7 @@ int agent_bpf_save(const agent_bpf_t *p, const char *path, flt_error_t *err)
 		return flt_err(err, rc, "%s: cannot create temporary file: %s",
 			       path, strerror(-rc));
 	}
-	rc = write_full(fd, p->insns, (size_t)p->len * INSN_SIZE);
+	rc = flt_write_all(fd, p->insns, (size_t)p->len * INSN_SIZE, NULL);
 	if (rc == 0 && fsync(fd) < 0)
 		rc = -errno;
 	if (rc == 0 && rename(tmp, path) < 0)

@@ -13,6 +13,7 @@
 
 #include <jansson.h>
 
+#include "flotilla/hash.h"
 #include "flotilla/job.h"
 #include "flotilla/pb.h"
 #include "flotilla/util.h"
@@ -269,9 +270,7 @@ int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
 		 *t->hostname ? t->hostname : t->name);
 	/* Unique per task directory: an exec of the same name, or a second
 	 * agent on the host, never shares (and kills) another's cgroup. */
-	uint64_t h = 1469598103934665603ull;
-	for (const char *q = task_dir; *q; q++)
-		h = (h ^ (unsigned char)*q) * 1099511628211ull;
+	uint64_t h = flt_hash_str(task_dir);
 	snprintf(c.cgroup, sizeof(c.cgroup), "%s-%08llx", t->name,
 		 (unsigned long long)(h & 0xffffffffull));
 	shim_conf_add_arg(&c, t->command);

@@ -1,7 +1,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -16,6 +15,7 @@
 #include <sodium.h>
 
 #include "flotilla/log.h"
+#include "flotilla/pb.h"
 #include "flotilla/util.h"
 #include "health.h"
 #include "shimconf.h"
@@ -186,20 +186,6 @@ bool agent_is_uuid(const char *s)
 			return false;
 	}
 	return s[36] == '\0';
-}
-
-/* A deep copy, by packing (the message came from the network or is
- * about to be freed by its owner). */
-static void *dup_msg(const ProtobufCMessage *m)
-{
-	size_t len = protobuf_c_message_get_packed_size(m);
-	cleanup_free uint8_t *buf = flt_xmalloc(len ? len : 1);
-	protobuf_c_message_pack(m, buf);
-	ProtobufCMessage *copy =
-		protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
-	if (!copy)
-		abort(); /* it was packed just above */
-	return copy;
 }
 
 static void reset_checks(task_t *k)
@@ -683,7 +669,7 @@ static void reconcile_alloc_task(agent_tasks_t *t, const Flotilla__AllocSpec *a,
 		if (!k->spec && !k->refused) {
 			/* Re-attached after a restart: its checks need the
 			 * spec, which the records do not keep. */
-			k->spec = dup_msg(&s->base);
+			k->spec = flt_pb_dup(&s->base);
 			if (agent_task_spec_check(k->spec, &err) < 0)
 				flt_warn("running task no longer passes this "
 					 "host's checks, left running task=%s "
@@ -707,7 +693,7 @@ static void reconcile_alloc_task(agent_tasks_t *t, const Flotilla__AllocSpec *a,
 		return;
 	}
 	k = new_alloc_task(t, a, j, h);
-	Flotilla__TaskSpec *spec = dup_msg(&s->base);
+	Flotilla__TaskSpec *spec = flt_pb_dup(&s->base);
 	if (agent_task_spec_check(spec, &err) < 0) {
 		/* Reported, so that the coordinator sees why. */
 		k->refused = true;
@@ -800,7 +786,7 @@ int agent_tasks_set_allocs(agent_tasks_t *t, Flotilla__AllocSpec *const *allocs,
 				rc = flt_err(err, -EINVAL, "%s", e.msg);
 			continue;
 		}
-		want[nwant] = dup_msg(&allocs[i]->base);
+		want[nwant] = flt_pb_dup(&allocs[i]->base);
 		ntasks += want[nwant++]->n_tasks;
 	}
 	pthread_mutex_lock(&t->mtx);
@@ -899,22 +885,6 @@ static char *retire_dir(agent_tasks_t *t, const task_t *k)
 	return to;
 }
 
-static int rm_entry(const char *path, const struct stat *st, int flag,
-		    struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-/* Deletes a retired directory: no symlink followed, no mount crossed. */
-static void remove_tree(const char *path)
-{
-	nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-}
-
 /* Directories retired but not deleted when the agent last stopped. */
 static void remove_retired(agent_tasks_t *t)
 {
@@ -930,7 +900,7 @@ static void remove_retired(agent_tasks_t *t)
 		char p[1500];
 		snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
 		if (!mounted_below(p))
-			remove_tree(p);
+			flt_rm_rf(p, FLT_RM_ONE_FS);
 	}
 	closedir(d);
 }
@@ -1005,7 +975,8 @@ void agent_tasks_tick(agent_tasks_t *t)
 		reconcile_allocs(t);
 	pthread_mutex_unlock(&t->mtx);
 	for (size_t i = 0; i < ntrash; i++) {
-		remove_tree(trash[i]);
+		/* No symlink followed, no mount crossed. */
+		flt_rm_rf(trash[i], FLT_RM_ONE_FS);
 		free(trash[i]);
 	}
 	notify(t);
@@ -1112,7 +1083,7 @@ static void *health_main(void *arg)
 				 * task (and its spec) may go meanwhile. */
 				task_t copy = *k;
 				Flotilla__HealthCheck *hc =
-					dup_msg(&k->spec->checks[c]->base);
+					flt_pb_dup(&k->spec->checks[c]->base);
 				bool host = !strcmp(k->spec->network, "host");
 				char key[KEY_MAX];
 				snprintf(key, sizeof(key), "%s", k->key);

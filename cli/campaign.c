@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "flotilla/pkg.h"
+#include "flotilla/pb.h"
 #include "flotilla/util.h"
 
 #define POLL_MS 500
@@ -26,42 +27,12 @@ static const Flotilla__CampaignCounts no_counts =
 
 static const char *campaign_state(Flotilla__CampaignState s)
 {
-	static const char *const names[] = {
-		[FLOTILLA__CAMPAIGN_STATE__CAMPAIGN_STATE_UNKNOWN] = "unknown",
-		[FLOTILLA__CAMPAIGN_STATE__CAMPAIGN_STATE_RUNNING] = "running",
-		[FLOTILLA__CAMPAIGN_STATE__CAMPAIGN_STATE_PAUSED] = "paused",
-		[FLOTILLA__CAMPAIGN_STATE__CAMPAIGN_STATE_COMPLETE] =
-			"complete",
-		[FLOTILLA__CAMPAIGN_STATE__CAMPAIGN_STATE_ABORTING] =
-			"aborting",
-		[FLOTILLA__CAMPAIGN_STATE__CAMPAIGN_STATE_ABORTED] = "aborted",
-	};
-	return (unsigned)s < FLT_ARRAY_SIZE(names) ? names[s] : "unknown";
+	return flt_pb_enum_name(&flotilla__campaign_state__descriptor, s);
 }
 
 static const char *target_state(Flotilla__TargetState s)
 {
-	static const char *const names[] = {
-		[FLOTILLA__TARGET_STATE__TARGET_STATE_UNKNOWN] = "unknown",
-		[FLOTILLA__TARGET_STATE__TARGET_STATE_PENDING] = "pending",
-		[FLOTILLA__TARGET_STATE__TARGET_STATE_DISPATCHED] =
-			"dispatched",
-		[FLOTILLA__TARGET_STATE__TARGET_STATE_APPLYING] = "applying",
-		[FLOTILLA__TARGET_STATE__TARGET_STATE_REMEDIATED] =
-			"remediated",
-		[FLOTILLA__TARGET_STATE__TARGET_STATE_FAILED] = "failed",
-		[FLOTILLA__TARGET_STATE__TARGET_STATE_FAILED_OFFLINE] =
-			"failed-offline",
-		[FLOTILLA__TARGET_STATE__TARGET_STATE_STILL_EXPOSED] =
-			"still-exposed",
-		[FLOTILLA__TARGET_STATE__TARGET_STATE_SKIPPED] = "skipped",
-		[FLOTILLA__TARGET_STATE__TARGET_STATE_ROLLING_BACK] =
-			"rolling-back",
-		[FLOTILLA__TARGET_STATE__TARGET_STATE_ROLLED_BACK] =
-			"rolled-back",
-		[FLOTILLA__TARGET_STATE__TARGET_STATE_LATE] = "late",
-	};
-	return (unsigned)s < FLT_ARRAY_SIZE(names) ? names[s] : "unknown";
+	return flt_pb_enum_name(&flotilla__target_state__descriptor, s);
 }
 
 static bool campaign_over(const Flotilla__Campaign *k)

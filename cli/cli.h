@@ -138,7 +138,6 @@ void cli_table_print(cli_table_t *t, const char *indent);
 static inline const char *cli_yes(bool b) { return b ? "yes" : "no"; }
 
 /* A task state's name ("running"). */
-const char *cli_task_state(Flotilla__TaskState s);
 
 /* The tasks table of node status and alloc status (ALLOC column when any
  * task belongs to an allocation). */

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "flotilla/pb.h"
 #include "flotilla/util.h"
 
 /* Words a query may be given in unquoted ("log4j-core '<' 2.17.1"). */
@@ -10,12 +11,7 @@
 
 static const char *kind_name(Flotilla__InventoryKind k)
 {
-	switch (k) {
-	case FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_MANAGED: return "managed";
-	case FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_DPKG: return "dpkg";
-	case FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_JAVA: return "java";
-	default: return "unknown";
-	}
+	return flt_pb_enum_name(&flotilla__inventory_kind__descriptor, k);
 }
 
 /* "org.apache.logging.log4j:log4j-core" for Java items with a group. */
@@ -134,17 +130,13 @@ static int inventory_query(cli_t *c, const cli_cmd_t *cmd, int argc,
 
 static bool kind_parse(const char *s, Flotilla__InventoryKind *k)
 {
-	static const Flotilla__InventoryKind kinds[] = {
-		FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_MANAGED,
-		FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_DPKG,
-		FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_JAVA,
-	};
-	for (size_t i = 0; i < FLT_ARRAY_SIZE(kinds); i++)
-		if (strcmp(s, kind_name(kinds[i])) == 0) {
-			*k = kinds[i];
-			return true;
-		}
-	return false;
+	int v;
+	if (flt_pb_enum_value(&flotilla__inventory_kind__descriptor, s, &v) <
+		    0 ||
+	    v == FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_UNKNOWN)
+		return false;
+	*k = (Flotilla__InventoryKind)v;
+	return true;
 }
 
 static void print_items(const Flotilla__Inventory *inv, const char *kind_filter,

@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "flotilla/job.h"
+#include "flotilla/pb.h"
 #include "flotilla/util.h"
 
 /* Monitoring limits when --wait is not given. */
@@ -309,22 +310,6 @@ say(buf_t *b, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* Messages compared by their encoding (specs come from the same parser). */
-static bool pb_same(const ProtobufCMessage *a, const ProtobufCMessage *b)
-{
-	if (!a || !b)
-		return a == b;
-	size_t la = protobuf_c_message_get_packed_size(a);
-	size_t lb = protobuf_c_message_get_packed_size(b);
-	if (la != lb)
-		return false;
-	cleanup_free uint8_t *pa = flt_xmalloc(la + 1);
-	cleanup_free uint8_t *pb = flt_xmalloc(lb + 1);
-	protobuf_c_message_pack(a, pa);
-	protobuf_c_message_pack(b, pb);
-	return memcmp(pa, pb, la) == 0;
-}
-
 static const Flotilla__TaskGroup *find_group(const Flotilla__Job *j,
 					     const char *name)
 {
@@ -375,7 +360,7 @@ static void task_changes(buf_t *b, const Flotilla__TaskGroup *g,
 			say(b, "+task %s.%s: %s", g->name, t->name, cmd);
 		else if (!args_same(t, o))
 			say(b, "%s.%s: %s", g->name, t->name, cmd);
-		else if (!pb_same(&t->base, &o->base))
+		else if (!flt_pb_equal(&t->base, &o->base))
 			say(b, "%s.%s settings", g->name, t->name);
 	}
 	for (size_t i = 0; i < old->n_tasks; i++)
@@ -395,8 +380,8 @@ static void group_changes(buf_t *b, const Flotilla__TaskGroup *g,
 	task_changes(b, g, old);
 	if (g->n_constraints != old->n_constraints ||
 	    g->n_spreads != old->n_spreads ||
-	    !pb_same((const ProtobufCMessage *)g->reschedule,
-		     (const ProtobufCMessage *)old->reschedule))
+	    !flt_pb_equal((const ProtobufCMessage *)g->reschedule,
+			  (const ProtobufCMessage *)old->reschedule))
 		say(b, "%s placement", g->name);
 }
 
@@ -422,12 +407,12 @@ static void job_changes(const Flotilla__Job *j, const Flotilla__Job *old,
 		if (!find_group(j, old->groups[i]->name))
 			say(&b, "-group %s", old->groups[i]->name);
 	if (strcmp(j->type, old->type) != 0 || j->priority != old->priority ||
-	    !pb_same((const ProtobufCMessage *)j->update,
-		     (const ProtobufCMessage *)old->update) ||
+	    !flt_pb_equal((const ProtobufCMessage *)j->update,
+			  (const ProtobufCMessage *)old->update) ||
 	    j->n_constraints != old->n_constraints ||
 	    j->n_spreads != old->n_spreads)
 		say(&b, "job settings");
-	if (!b.off && !pb_same(&j->base, &old->base))
+	if (!b.off && !flt_pb_equal(&j->base, &old->base))
 		say(&b, "other settings");
 }
 

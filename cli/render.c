@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "flotilla/pb.h"
 #include "flotilla/util.h"
 
 /* Finished allocations of old versions shown by job status without --all. */
@@ -123,20 +124,6 @@ void cli_table_print(cli_table_t *t, const char *indent)
 
 /* ---- Tasks and allocations --------------------------------------------- */
 
-const char *cli_task_state(Flotilla__TaskState s)
-{
-	static const char *const names[] = {
-		[FLOTILLA__TASK_STATE__TASK_STATE_UNKNOWN] = "unknown",
-		[FLOTILLA__TASK_STATE__TASK_STATE_PENDING] = "pending",
-		[FLOTILLA__TASK_STATE__TASK_STATE_RUNNING] = "running",
-		[FLOTILLA__TASK_STATE__TASK_STATE_RESTARTING] = "restarting",
-		[FLOTILLA__TASK_STATE__TASK_STATE_EXITED] = "exited",
-		[FLOTILLA__TASK_STATE__TASK_STATE_FAILED] = "failed",
-		[FLOTILLA__TASK_STATE__TASK_STATE_STOPPED] = "stopped",
-	};
-	return (unsigned)s < FLT_ARRAY_SIZE(names) ? names[s] : "unknown";
-}
-
 /* "http ok, alive failing(3)" */
 static void checks_str(const Flotilla__TaskStatus *t, char *buf, size_t len)
 {
@@ -194,14 +181,17 @@ void cli_print_tasks(Flotilla__TaskStatus *const *tasks, size_t n)
 		snprintf(alloc, sizeof(alloc), "%.8s", s->alloc_id);
 		exit_str(s, ex, sizeof(ex));
 		checks_str(s, checks, sizeof(checks));
-		const char *cells[8] = { s->name,
-					 alloc,
-					 cli_task_state(s->state),
-					 cli_yes(s->healthy),
-					 restarts,
-					 ex,
-					 checks,
-					 s->message };
+		const char *cells[8] = {
+			s->name,
+			alloc,
+			flt_pb_enum_name(&flotilla__task_state__descriptor,
+					 s->state),
+			cli_yes(s->healthy),
+			restarts,
+			ex,
+			checks,
+			s->message
+		};
 		task_cells(&t, cells, allocs);
 	}
 	cli_table_print(&t, "  ");

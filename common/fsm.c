@@ -83,8 +83,16 @@ void flt_fsm_markdown(const flt_fsm_t *f, FILE *out)
 	for (unsigned e = 0; e < f->n_events; e++)
 		fprintf(out, " --- |");
 	fprintf(out, "\n");
-	for (unsigned s = 1; s < f->n_states; s++) {
-		fprintf(out, "| **%s** |", flt_fsm_state_name(f, (int)s));
+	/* The zero state's row, where a table has one, makes records. */
+	bool makes = false;
+	for (unsigned e = 0; e < f->n_events; e++)
+		makes = makes || f->next[e] != FLT_FSM_REFUSE;
+	for (unsigned s = makes ? 0 : 1; s < f->n_states; s++) {
+		if (s == 0)
+			fprintf(out, "| *(new)* |");
+		else
+			fprintf(out, "| **%s** |",
+				flt_fsm_state_name(f, (int)s));
 		for (unsigned e = 0; e < f->n_events; e++) {
 			int n = f->next[s * f->n_events + e];
 			if (n == FLT_FSM_REFUSE)

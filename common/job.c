@@ -21,6 +21,8 @@
 #define NAME_MAX_LEN 63
 #define GROUPS_MAX 100
 #define COUNT_MAX 10000
+/* Bytes of a value from the submitter quoted in a message. */
+#define SHOWN_MAX 48
 #define PRIORITY_MAX 100
 #define PRIORITY_DEFAULT 50
 #define WEIGHT_MAX 100
@@ -63,21 +65,29 @@ int flt_rlimit_resource(const char *name)
 }
 
 static const char *const operators[] = {
-	"=",
-	"!=",
-	"<",
-	">",
-	"<=",
-	">=",
-	"regexp",
-	"version",
-	"set_contains",
-	"in",
-	"is_set",
-	"is_not_set",
-	"distinct_hosts",
-	"distinct_property",
+	[FLT_OP_EQ] = "=",
+	[FLT_OP_NE] = "!=",
+	[FLT_OP_LT] = "<",
+	[FLT_OP_GT] = ">",
+	[FLT_OP_LE] = "<=",
+	[FLT_OP_GE] = ">=",
+	[FLT_OP_REGEXP] = "regexp",
+	[FLT_OP_VERSION] = "version",
+	[FLT_OP_SET_CONTAINS] = "set_contains",
+	[FLT_OP_IN] = "in",
+	[FLT_OP_IS_SET] = "is_set",
+	[FLT_OP_IS_NOT_SET] = "is_not_set",
+	[FLT_OP_DISTINCT_HOSTS] = "distinct_hosts",
+	[FLT_OP_DISTINCT_PROPERTY] = "distinct_property",
 };
+
+int flt_constraint_op(const char *op)
+{
+	for (size_t i = 0; i < FLT_ARRAY_SIZE(operators); i++)
+		if (strcmp(op, operators[i]) == 0)
+			return (int)i;
+	return -1;
+}
 
 static int bad(flt_error_t *err, const char *prefix, const char *field,
 	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -96,33 +106,6 @@ static int bad(flt_error_t *err, const char *prefix, const char *field,
 		prefix = "";
 	return flt_err(err, -EINVAL, "%s%s%s: %s", prefix,
 		       *prefix && *field ? "." : "", field, msg);
-}
-
-/*
- * A value given by the submitter, fit to quote in a message: cut to 48
- * bytes, control characters (possible when the job did not come through
- * flt_job_parse) shown as '?'.
- */
-static const char *shown(const char *s, char buf[64])
-{
-	size_t i = 0;
-
-	for (; s[i] && i < 48; i++)
-		buf[i] =
-			(unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-	buf[i] = '\0';
-	flt_utf8_trim(buf);
-	if (s[i])
-		strcat(buf, "...");
-	return buf;
-}
-
-static bool in_list(const char *s, const char *const *list, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(s, list[i]) == 0)
-			return true;
-	return false;
 }
 
 /* ---- tasks ------------------------------------------------------------ */
@@ -199,18 +182,19 @@ static int check_user(const char *user, const char *prefix, flt_error_t *err)
 			return bad(err, prefix, "user",
 				   "\"%s\" is not a name or uid[:gid] (ids "
 				   "below 4294967295)",
-				   shown(user, q));
+				   flt_shown(user, SHOWN_MAX, q, sizeof(q)));
 	} else {
 		for (const char *c = user; *c; c++)
 			if ((unsigned char)*c <= ' ' || *c == ':' ||
 			    *c == '/' || *c == 0x7f)
 				return bad(err, prefix, "user",
 					   "\"%s\" is not a name or uid[:gid]",
-					   shown(user, q));
+					   flt_shown(user, SHOWN_MAX, q,
+						     sizeof(q)));
 		if (user[0] == '-' || strlen(user) > 255)
 			return bad(err, prefix, "user",
 				   "\"%s\" is not a name or uid[:gid]",
-				   shown(user, q));
+				   flt_shown(user, SHOWN_MAX, q, sizeof(q)));
 		uid = strcmp(user, "root") == 0 ? 0 : 1;
 		gid = 1;
 	}
@@ -218,7 +202,7 @@ static int check_user(const char *user, const char *prefix, flt_error_t *err)
 		return bad(err, prefix, "user",
 			   "\"%s\" is root; tasks run as an unprivileged user "
 			   "(keep capabilities with \"capabilities\" instead)",
-			   shown(user, q));
+			   flt_shown(user, SHOWN_MAX, q, sizeof(q)));
 	if (gid == 0)
 		return bad(err, prefix, "user", "group 0 (root) is refused");
 	return 0;
@@ -414,7 +398,8 @@ static int check_uses(const Flotilla__TaskSpec *t, const char *pre,
 		snprintf(sub, sizeof(sub), "uses[%zu]", i);
 		if (!flt_pkg_name_valid(u))
 			return bad(err, pre, sub,
-				   "\"%s\" is not a package name", shown(u, q));
+				   "\"%s\" is not a package name",
+				   flt_shown(u, SHOWN_MAX, q, sizeof(q)));
 		for (size_t k = 0; k < i; k++) {
 			const char *v = t->uses[k];
 			if (!strcmp(u, v))
@@ -454,7 +439,8 @@ int flt_task_check(const Flotilla__TaskSpec *t, const char *pre,
 	for (size_t i = 0; i < t->n_env; i++) {
 		if (env_name(t->env[i]->key))
 			continue;
-		snprintf(sub, sizeof(sub), "env.%s", shown(t->env[i]->key, q));
+		snprintf(sub, sizeof(sub), "env.%s",
+			 flt_shown(t->env[i]->key, SHOWN_MAX, q, sizeof(q)));
 		return bad(err, pre, sub, "not a valid variable name");
 	}
 	if (*t->workdir && !abs_clean_path(t->workdir))
@@ -505,10 +491,11 @@ int flt_task_check(const Flotilla__TaskSpec *t, const char *pre,
 		if (capability_name(t->capabilities[i]))
 			continue;
 		snprintf(sub, sizeof(sub), "capabilities[%zu]", i);
-		return bad(err, pre, sub,
-			   "\"%s\" is not a capability name such as "
-			   "CAP_NET_BIND_SERVICE",
-			   shown(t->capabilities[i], q));
+		return bad(
+			err, pre, sub,
+			"\"%s\" is not a capability name such as "
+			"CAP_NET_BIND_SERVICE",
+			flt_shown(t->capabilities[i], SHOWN_MAX, q, sizeof(q)));
 	}
 	if (t->seccomp) {
 		const Flotilla__Seccomp *s = t->seccomp;
@@ -522,7 +509,8 @@ int flt_task_check(const Flotilla__TaskSpec *t, const char *pre,
 			snprintf(sub, sizeof(sub), "seccomp.allow[%zu]", i);
 			return bad(err, pre, sub,
 				   "\"%s\" is not a system call name",
-				   shown(s->allow[i], q));
+				   flt_shown(s->allow[i], SHOWN_MAX, q,
+					     sizeof(q)));
 		}
 	}
 	for (size_t i = 0; i < t->n_rlimits; i++) {
@@ -531,7 +519,7 @@ int flt_task_check(const Flotilla__TaskSpec *t, const char *pre,
 			 *pre ? "." : "", i);
 		if (flt_rlimit_resource(l->name) < 0)
 			return bad(err, sub, "name", "unknown limit \"%s\"",
-				   shown(l->name, q));
+				   flt_shown(l->name, SHOWN_MAX, q, sizeof(q)));
 		if (l->soft > l->hard)
 			return bad(err, sub, "soft", "must not exceed hard");
 	}
@@ -548,7 +536,7 @@ int flt_task_check(const Flotilla__TaskSpec *t, const char *pre,
 	}
 	if (!signal_known(t->stop_signal))
 		return bad(err, pre, "stop_signal", "unknown signal \"%s\"",
-			   shown(t->stop_signal, q));
+			   flt_shown(t->stop_signal, SHOWN_MAX, q, sizeof(q)));
 	if (t->kill_timeout_ms > KILL_TIMEOUT_MAX)
 		return bad(err, pre, "kill_timeout_ms",
 			   "must be at most 600000");
@@ -584,7 +572,7 @@ static int check_attribute(const char *a, const char *prefix, flt_error_t *err)
 			    &flotilla__fingerprint__descriptor, a + 5))
 			return bad(err, prefix, "attribute",
 				   "unknown node attribute \"%s\"",
-				   shown(a, q));
+				   flt_shown(a, SHOWN_MAX, q, sizeof(q)));
 		return 0;
 	}
 	if (!strncmp(a, "label.", 6)) {
@@ -645,7 +633,7 @@ static int check_version_range(const char *range, const char *prefix,
 				   "not a valid version range: \"%s\" is not "
 				   "an operator and a version such as "
 				   "\">= 1.2.0\"",
-				   shown(clause, q));
+				   flt_shown(clause, SHOWN_MAX, q, sizeof(q)));
 		}
 		if (!*end)
 			return 0;
@@ -686,9 +674,9 @@ static int check_constraint(const Flotilla__Constraint *c, const char *prefix,
 		return rc;
 	if (!*op)
 		return bad(err, prefix, "operator", "required");
-	if (!in_list(op, operators, FLT_ARRAY_SIZE(operators)))
+	if (flt_constraint_op(op) < 0)
 		return bad(err, prefix, "operator", "unknown operator \"%s\"",
-			   shown(op, q));
+			   flt_shown(op, SHOWN_MAX, q, sizeof(q)));
 	if (no_attr && *c->attribute)
 		return bad(err, prefix, "attribute",
 			   "distinct_hosts takes no attribute");

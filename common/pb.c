@@ -188,6 +188,40 @@ int flt_pb_unpack(const ProtobufCMessageDescriptor *desc, const void *buf,
 
 /* ---- JSON ------------------------------------------------------------- */
 
+void *flt_pb_dup(const ProtobufCMessage *m)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+	cleanup_free uint8_t *buf = flt_xmalloc(len ? len : 1);
+	protobuf_c_message_pack(m, buf);
+	ProtobufCMessage *copy =
+		protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
+	if (!copy)
+		abort(); /* it was packed just above: only out of memory */
+	return copy;
+}
+
+bool flt_pb_equal(const ProtobufCMessage *a, const ProtobufCMessage *b)
+{
+	if (!a || !b)
+		return a == b;
+	size_t la = protobuf_c_message_get_packed_size(a);
+	size_t lb = protobuf_c_message_get_packed_size(b);
+	if (la != lb)
+		return false;
+	cleanup_free uint8_t *x = flt_xmalloc(la + 1);
+	cleanup_free uint8_t *y = flt_xmalloc(lb + 1);
+	protobuf_c_message_pack(a, x);
+	protobuf_c_message_pack(b, y);
+	return memcmp(x, y, la) == 0;
+}
+
+void flt_pb_set_str(char **field, const char *v)
+{
+	if (*field && *field != protobuf_c_empty_string)
+		free(*field);
+	*field = flt_xstrdup(v ? v : "");
+}
+
 static bool is_map_entry(const ProtobufCMessageDescriptor *d)
 {
 	size_t n = strlen(d->short_name);

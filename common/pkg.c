@@ -22,6 +22,8 @@
 #define SECRET_TAG "flotilla-ed25519-secret "
 /* A key file is one short line; anything longer is not one of ours. */
 #define KEY_FILE_MAX 256
+/* Bytes of a value from a manifest quoted in a message. */
+#define SHOWN_MAX 64
 
 void flt_sha256_hex(const void *buf, size_t len, char out[FLT_SHA256_HEX])
 {
@@ -82,26 +84,6 @@ bool flt_pkg_version_valid(const char *s)
 	return true;
 }
 
-/*
- * A value from a manifest, fit to quote in a message: cut to 64 bytes,
- * control characters shown as '?'.
- */
-static const char *shown(const char *s, char buf[72])
-{
-	size_t i = 0;
-
-	if (!s)
-		s = "";
-	for (; s[i] && i < 64; i++)
-		buf[i] =
-			(unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-	buf[i] = '\0';
-	flt_utf8_trim(buf);
-	if (s[i])
-		strcat(buf, "...");
-	return buf;
-}
-
 static bool plain_file_name(const char *s)
 {
 	size_t n;
@@ -127,18 +109,20 @@ int flt_pkg_manifest_check(const Flotilla__PackageManifest *m, flt_error_t *err)
 		return flt_err(err, FLT_EPROTO,
 			       "manifest: name \"%s\": must be 1-%d of "
 			       "[A-Za-z0-9._-], not starting with '.' or '-'",
-			       shown(m->name, b), NAME_LEN_MAX);
+			       flt_shown(m->name, SHOWN_MAX, b, sizeof(b)),
+			       NAME_LEN_MAX);
 	if (!flt_pkg_version_valid(m->version))
 		return flt_err(err, FLT_EPROTO,
 			       "manifest: version \"%s\": must be 1-%d of "
 			       "[A-Za-z0-9.+~:_-], not starting with '.', "
 			       "and not \"current\"",
-			       shown(m->version, b), VERSION_LEN_MAX);
+			       flt_shown(m->version, SHOWN_MAX, b, sizeof(b)),
+			       VERSION_LEN_MAX);
 	if (!flt_sha256_valid(m->sha256))
 		return flt_err(err, FLT_EPROTO,
 			       "manifest: sha256 \"%s\": not 64 lower-case hex "
 			       "digits",
-			       shown(m->sha256, b));
+			       flt_shown(m->sha256, SHOWN_MAX, b, sizeof(b)));
 	if (m->size > FLT_PKG_MAX_SIZE)
 		return flt_err(err, FLT_EPROTO,
 			       "manifest: size %" PRIu64 ": above the limit "
@@ -166,13 +150,15 @@ int flt_pkg_manifest_check(const Flotilla__PackageManifest *m, flt_error_t *err)
 			return flt_err(err, FLT_EPROTO,
 				       "manifest: chunks[%zu] \"%s\": not 64 "
 				       "lower-case hex digits",
-				       i, shown(m->chunks[i], b));
+				       i,
+				       flt_shown(m->chunks[i], SHOWN_MAX, b,
+						 sizeof(b)));
 	if (!m->format ||
 	    (strcmp(m->format, "archive") && strcmp(m->format, "file")))
 		return flt_err(err, FLT_EPROTO,
 			       "manifest: format \"%s\": must be \"archive\" "
 			       "or \"file\"",
-			       shown(m->format, b));
+			       flt_shown(m->format, SHOWN_MAX, b, sizeof(b)));
 	if (!strcmp(m->format, "file") && (!m->file_name || !*m->file_name))
 		return flt_err(err, FLT_EPROTO,
 			       "manifest: file_name: required with format "
@@ -182,7 +168,8 @@ int flt_pkg_manifest_check(const Flotilla__PackageManifest *m, flt_error_t *err)
 			       "manifest: file_name \"%s\": must be a plain "
 			       "file name (no '/', not \".\" or \"..\", at "
 			       "most %d bytes)",
-			       shown(m->file_name, b), FILE_NAME_MAX);
+			       flt_shown(m->file_name, SHOWN_MAX, b, sizeof(b)),
+			       FILE_NAME_MAX);
 	if (m->signature.len != 0 && m->signature.len != crypto_sign_BYTES)
 		return flt_err(err, FLT_EPROTO,
 			       "manifest: signature: %zu bytes, must be 0 or "
@@ -192,7 +179,7 @@ int flt_pkg_manifest_check(const Flotilla__PackageManifest *m, flt_error_t *err)
 		return flt_err(err, FLT_EPROTO,
 			       "manifest: key_id \"%s\": not 16 lower-case hex "
 			       "digits",
-			       shown(m->key_id, b));
+			       flt_shown(m->key_id, SHOWN_MAX, b, sizeof(b)));
 	return 0;
 }
 
@@ -211,22 +198,6 @@ char *flt_pkg_signed_message(const Flotilla__PackageManifest *m)
 }
 
 /* ---- key files ------------------------------------------------------- */
-
-static int write_all(int fd, const char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
 
 static int fsync_parent(const char *path)
 {
@@ -268,7 +239,7 @@ static int write_key_file(const char *path, const char *what, const char *line,
 		rc = -errno;
 		return flt_err(err, rc, "%s %s: %s", what, path, strerror(-rc));
 	}
-	if ((rc = write_all(fd, line, strlen(line))) < 0 ||
+	if ((rc = flt_write_all(fd, line, strlen(line), NULL)) < 0 ||
 	    (fchmod(fd, mode) < 0 && (rc = -errno)) ||
 	    (fsync(fd) < 0 && (rc = -errno)) ||
 	    (link(tmp, path) < 0 && (rc = -errno))) {
@@ -531,8 +502,8 @@ int flt_pkg_verify(const Flotilla__PackageManifest *m, const uint8_t pk[32],
 
 	if (!m || !pk)
 		return flt_err(err, -EINVAL, "verify: missing manifest or key");
-	shown(m->name, b1);
-	shown(m->version, b2);
+	flt_shown(m->name, SHOWN_MAX, b1, sizeof(b1));
+	flt_shown(m->version, SHOWN_MAX, b2, sizeof(b2));
 	if (m->signature.len == 0)
 		return flt_err(err, FLT_EAUTH, "package %s %s: unsigned", b1,
 			       b2);
@@ -543,7 +514,9 @@ int flt_pkg_verify(const Flotilla__PackageManifest *m, const uint8_t pk[32],
 		return flt_err(err, FLT_EAUTH,
 			       "package %s %s: signed by another key (key id "
 			       "%s; this one is %s)",
-			       b1, b2, shown(m->key_id, b3), id);
+			       b1, b2,
+			       flt_shown(m->key_id, SHOWN_MAX, b3, sizeof(b3)),
+			       id);
 	}
 	if (m->signature.len != crypto_sign_BYTES)
 		return flt_err(err, FLT_EAUTH,

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,42 +89,105 @@ bool flt_is_name(const char *s, size_t max)
 	return true;
 }
 
+/*
+ * The length of the valid UTF-8 sequence of two to four bytes at p (of
+ * len), or 0: overlong forms, surrogates, code points past U+10FFFF and
+ * C1 controls (U+0080-U+009F) are not valid here.
+ */
+static size_t utf8_seq(const unsigned char *p, size_t len)
+{
+	unsigned char c = p[0];
+	size_t extra;
+	if ((c & 0xe0) == 0xc0 && c >= 0xc2)
+		extra = 1;
+	else if ((c & 0xf0) == 0xe0)
+		extra = 2;
+	else if ((c & 0xf8) == 0xf0 && c <= 0xf4)
+		extra = 3;
+	else
+		return 0;
+	for (size_t k = 1; k <= extra; k++)
+		if (k >= len || (p[k] & 0xc0) != 0x80)
+			return 0;
+	if (extra == 1 && c == 0xc2 && p[1] < 0xa0)
+		return 0;
+	if (extra == 2 &&
+	    ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0)))
+		return 0;
+	if (extra == 3 &&
+	    ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90)))
+		return 0;
+	return extra + 1;
+}
+
 bool flt_is_text(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0;
 	while (i < len) {
 		unsigned char c = p[i];
-		size_t extra;
 		if (c < 0x80) {
 			if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7f)
 				return false;
 			i++;
 			continue;
 		}
-		if ((c & 0xe0) == 0xc0 && c >= 0xc2)
-			extra = 1; /* C1 controls (U+0080-U+009F) refused below */
-		else if ((c & 0xf0) == 0xe0)
-			extra = 2;
-		else if ((c & 0xf8) == 0xf0 && c <= 0xf4)
-			extra = 3;
-		else
+		size_t n = utf8_seq(p + i, len - i);
+		if (!n)
 			return false;
-		for (size_t k = 1; k <= extra; k++)
-			if (i + k >= len || (p[i + k] & 0xc0) != 0x80)
-				return false;
-		if (extra == 1 && c == 0xc2 && p[i + 1] < 0xa0)
-			return false;
-		/* Overlong 3- and 4-byte forms, surrogates, > U+10FFFF. */
-		if (extra == 2 && ((c == 0xe0 && p[i + 1] < 0xa0) ||
-				   (c == 0xed && p[i + 1] >= 0xa0)))
-			return false;
-		if (extra == 3 && ((c == 0xf0 && p[i + 1] < 0x90) ||
-				   (c == 0xf4 && p[i + 1] >= 0x90)))
-			return false;
-		i += extra + 1;
+		i += n;
 	}
 	return true;
+}
+
+const char *flt_shown(const char *s, size_t max, char *buf, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	size_t slen = strlen((const char *)p), i = 0, o = 0;
+	if (len < 4) {
+		if (len)
+			buf[0] = '\0';
+		return buf;
+	}
+	if (max > len - 4)
+		max = len - 4;
+	while (i < slen) {
+		size_t n = p[i] < 0x80 ? 1 : utf8_seq(p + i, slen - i);
+		if (o + (n ? n : 1) > max)
+			break;
+		if (n > 1) {
+			memcpy(buf + o, p + i, n);
+		} else {
+			bool bad = !n || p[i] < 0x20 || p[i] == 0x7f ||
+				   p[i] == '"';
+			buf[o] = bad ? '?' : (char)p[i];
+			n = 1;
+		}
+		o += n;
+		i += n;
+	}
+	if (i < slen) {
+		memcpy(buf + o, "...", 3);
+		o += 3;
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+int flt_pwrite_all(int fd, const void *buf, size_t len, off_t off)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = pwrite(fd, p, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += n;
+	}
+	return 0;
 }
 
 int flt_read_file(const char *path, size_t max, char **out)
@@ -187,6 +252,78 @@ int flt_mkdir_p(const char *path, unsigned mode)
 			return -ENOTDIR;
 	}
 	return 0;
+}
+
+/*
+ * Everything is reached through a descriptor opened with O_NOFOLLOW from
+ * its parent's, never by path: a tree being deleted may belong to a
+ * workload or be a hostile archive half unpacked, and a directory swapped
+ * for a symlink between two steps must not lead the walk (running as
+ * root) out of the tree. unlinkat fails with EISDIR on Linux for a
+ * directory (EPERM on some file systems), which is then emptied first.
+ * Each level holds one descriptor: depth is bounded.
+ */
+static int rm_at(int dfd, const char *name, unsigned flags, dev_t dev,
+		 unsigned depth)
+{
+	if (unlinkat(dfd, name, 0) == 0 || errno == ENOENT)
+		return 0;
+	if (errno != EISDIR && errno != EPERM)
+		return -errno;
+	if (depth > FLT_RM_DEPTH_MAX)
+		return -ELOOP;
+	int fd = openat(dfd, name,
+			O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (flags & FLT_RM_ONE_FS) {
+		/* A mount point, even of the same file system (a bind
+		 * mount keeps st_dev), is not ours to empty. */
+		struct statx stx;
+		if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS, &stx) < 0 ||
+		    makedev(stx.stx_dev_major, stx.stx_dev_minor) != dev ||
+		    (stx.stx_attributes & STATX_ATTR_MOUNT_ROOT)) {
+			close(fd);
+			return -EXDEV;
+		}
+	}
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	int rc = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		int r = rm_at(dirfd(d), e->d_name, flags, dev, depth + 1);
+		if (r < 0 && rc == 0)
+			rc = r;
+	}
+	closedir(d);
+	if (unlinkat(dfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT && rc == 0)
+		rc = -errno;
+	return rc;
+}
+
+int flt_rm_rf_at(int dfd, const char *name, unsigned flags)
+{
+	struct stat st;
+	dev_t dev = 0;
+	if (flags & FLT_RM_ONE_FS) {
+		/* The file system the tree starts on. */
+		if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			return errno == ENOENT ? 0 : -errno;
+		dev = st.st_dev;
+	}
+	return rm_at(dfd, name, flags, dev, 0);
+}
+
+int flt_rm_rf(const char *path, unsigned flags)
+{
+	return flt_rm_rf_at(AT_FDCWD, path, flags);
 }
 
 static void term_signals(sigset_t *set)

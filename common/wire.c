@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "flotilla/pb.h"
 #include "flotilla/util.h"
 #include "flotilla/wire.h"
 
@@ -15,42 +16,9 @@ static const flt_pb_limits_t envelope_limits = {
 
 const char *flt_method_name(Flotilla__Method m)
 {
-	switch (m) {
-	case FLOTILLA__METHOD__METHOD_REGISTER: return "register";
-	case FLOTILLA__METHOD__METHOD_SYNC: return "sync";
-	case FLOTILLA__METHOD__METHOD_WATCH: return "watch";
-	case FLOTILLA__METHOD__METHOD_FETCH_CHUNK: return "fetch_chunk";
-	case FLOTILLA__METHOD__METHOD_AGENT_LOGS: return "agent_logs";
-	case FLOTILLA__METHOD__METHOD_NODE_LIST: return "node_list";
-	case FLOTILLA__METHOD__METHOD_NODE_GET: return "node_get";
-	case FLOTILLA__METHOD__METHOD_NODE_DRAIN: return "node_drain";
-	case FLOTILLA__METHOD__METHOD_NODE_ELIGIBILITY:
-		return "node_eligibility";
-	case FLOTILLA__METHOD__METHOD_JOB_PLAN: return "job_plan";
-	case FLOTILLA__METHOD__METHOD_JOB_REGISTER: return "job_register";
-	case FLOTILLA__METHOD__METHOD_JOB_GET: return "job_get";
-	case FLOTILLA__METHOD__METHOD_JOB_LIST: return "job_list";
-	case FLOTILLA__METHOD__METHOD_JOB_STOP: return "job_stop";
-	case FLOTILLA__METHOD__METHOD_JOB_HISTORY: return "job_history";
-	case FLOTILLA__METHOD__METHOD_ALLOC_GET: return "alloc_get";
-	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_GET: return "deployment_get";
-	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_PROMOTE:
-		return "deployment_promote";
-	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_FAIL: return "deployment_fail";
-	case FLOTILLA__METHOD__METHOD_CHUNK_PUT: return "chunk_put";
-	case FLOTILLA__METHOD__METHOD_PACKAGE_PUSH: return "package_push";
-	case FLOTILLA__METHOD__METHOD_PACKAGE_LIST: return "package_list";
-	case FLOTILLA__METHOD__METHOD_PACKAGE_GET: return "package_get";
-	case FLOTILLA__METHOD__METHOD_INVENTORY_QUERY: return "inventory_query";
-	case FLOTILLA__METHOD__METHOD_INVENTORY_GET: return "inventory_get";
-	case FLOTILLA__METHOD__METHOD_CAMPAIGN_CREATE: return "campaign_create";
-	case FLOTILLA__METHOD__METHOD_CAMPAIGN_GET: return "campaign_get";
-	case FLOTILLA__METHOD__METHOD_CAMPAIGN_LIST: return "campaign_list";
-	case FLOTILLA__METHOD__METHOD_CAMPAIGN_PAUSE: return "campaign_pause";
-	case FLOTILLA__METHOD__METHOD_CAMPAIGN_RESUME: return "campaign_resume";
-	case FLOTILLA__METHOD__METHOD_CAMPAIGN_ABORT: return "campaign_abort";
-	default: return "unknown";
-	}
+	if (m == FLOTILLA__METHOD__METHOD_UNSPECIFIED)
+		return "unknown";
+	return flt_pb_enum_name(&flotilla__method__descriptor, m);
 }
 
 static const struct {

@@ -10,14 +10,11 @@
  * restarts from the last commit: a target is dispatched once (its step id
  * is stored with it) and the agent runs a step id at most once.
  *
- * Per target:  pending -> dispatched -> applying -> remediated
- *                                                -> still-exposed
- *                                                -> failed
- *                      -> failed-offline (no answer, node down)
- *              pending -> skipped (aborted, or fixed meanwhile)
- * On abort:    remediated / still-exposed -> rolling-back -> rolled-back
+ * A campaign and each of its targets move only through their lifecycle
+ * tables, coord_campaign_fsm and coord_target_fsm below, rendered in
+ * docs/lifecycles.md: what a table refuses changes nothing.
  *
- * The failure gate: failures are failed + failed-offline + still-exposed
+ * The failure gate: failures are failed + failed_offline + still_exposed
  * targets. The gate trips when failures EXCEED the limit (a limit of 0
  * trips on the first failure, a limit of 2 on the third). Once tripped no
  * new target is dispatched; targets already in flight finish and are
@@ -32,6 +29,7 @@
 #include <string.h>
 
 #include "coordinator.h"
+#include "lifecycle.h"
 #include "scheduler.h"
 #include "flotilla/log.h"
 #include "flotilla/pb.h"
@@ -114,26 +112,124 @@ struct coord_campaigns {
 	flt_error_t werr;
 };
 
+/* ---- lifecycles ---------------------------------------------------------- */
+
+#define NO FLT_FSM_REFUSE
+#define IG FLT_FSM_IGNORE
+
+static const char *const campaign_events[CAMP_EV_COUNT] = {
+	[CAMP_EV_CREATE] = "create", [CAMP_EV_PAUSE] = "pause",
+	[CAMP_EV_RESUME] = "resume", [CAMP_EV_ABORT] = "abort",
+	[CAMP_EV_TRIP] = "trip",     [CAMP_EV_TRIP_ABORT] = "trip_abort",
+	[CAMP_EV_HOLD] = "hold",     [CAMP_EV_FINISH] = "finish",
+	[CAMP_EV_SETTLE] = "settle",
+};
+
+_Static_assert(CAMP_EV_COUNT == 9, "campaign_next has a column per event");
+static const signed char campaign_next[][CAMP_EV_COUNT] = {
+	/* create, pause, resume, abort, trip, trip_abort, hold, finish,
+	 * settle */
+	[CS(UNKNOWN)] = { CS(RUNNING), NO, NO, NO, NO, NO, NO, NO, NO },
+	[CS(RUNNING)] = { NO, CS(PAUSED), NO, CS(ABORTING), CS(PAUSED),
+			  CS(ABORTING), CS(PAUSED), CS(COMPLETE), NO },
+	[CS(PAUSED)] = { NO, NO, CS(RUNNING), CS(ABORTING), CS(PAUSED),
+			 CS(ABORTING), NO, NO, NO },
+	[CS(COMPLETE)] = { NO, NO, NO, NO, IG, IG, NO, NO, NO },
+	[CS(ABORTING)] = { NO, NO, NO, NO, IG, IG, NO, NO, CS(ABORTED) },
+	[CS(ABORTED)] = { NO, NO, NO, NO, IG, IG, NO, NO, NO },
+};
+
+const flt_fsm_t coord_campaign_fsm = {
+	.name = "campaign",
+	.doc = "A campaign rolls one package version out to the hosts an "
+	       "inventory query matched, wave by wave. *pause*, *resume* and "
+	       "*abort* come from operators, who get the refusal as their "
+	       "answer; the campaign thread sends the others: *create* (a "
+	       "campaign with no host to patch then gets *finish* at once), "
+	       "*trip* and *trip_abort* when failures exceed the limit "
+	       "(per `on_failure`; a paused campaign stays paused, and the "
+	       "gate trips once), *hold* when the canary wave is done and "
+	       "`manual_promote` asks for a resume, *finish* when the last "
+	       "wave is done, *settle* when an abort has nothing left in "
+	       "flight.",
+	.states = &flotilla__campaign_state__descriptor,
+	.n_states = FLT_ARRAY_SIZE(campaign_next),
+	.events = campaign_events,
+	.n_events = CAMP_EV_COUNT,
+	.next = &campaign_next[0][0],
+};
+
+static const char *const target_events[TARGET_EV_COUNT] = {
+	[TARGET_EV_PLAN] = "plan",
+	[TARGET_EV_LATE] = "late",
+	[TARGET_EV_DISPATCH] = "dispatch",
+	[TARGET_EV_SKIP] = "skip",
+	[TARGET_EV_START] = "start",
+	[TARGET_EV_SUCCEED] = "succeed",
+	[TARGET_EV_STAY_EXPOSED] = "stay_exposed",
+	[TARGET_EV_FAIL] = "fail",
+	[TARGET_EV_FAIL_OFFLINE] = "fail_offline",
+	[TARGET_EV_ABORT] = "abort",
+};
+
+/* A target that has settled takes no report and no timeout. */
+#define SETTLED                                        \
+	{                                              \
+		NO, NO, NO, NO, IG, IG, IG, IG, IG, IG \
+	}
+
+_Static_assert(TARGET_EV_COUNT == 10, "target_next has a column per event");
+static const signed char target_next[][TARGET_EV_COUNT] = {
+	/* plan, late, dispatch, skip, start, succeed, stay_exposed, fail,
+	 * fail_offline, abort */
+	[ST(UNKNOWN)] = { ST(PENDING), ST(LATE), NO, NO, NO, NO, NO, NO, NO,
+			  NO },
+	[ST(PENDING)] = { NO, NO, ST(DISPATCHED), ST(SKIPPED), NO, NO, NO, NO,
+			  NO, ST(SKIPPED) },
+	[ST(DISPATCHED)] = { NO, NO, NO, NO, ST(APPLYING), ST(REMEDIATED),
+			     ST(STILL_EXPOSED), ST(FAILED), ST(FAILED_OFFLINE),
+			     IG },
+	[ST(APPLYING)] = { NO, NO, NO, NO, IG, ST(REMEDIATED),
+			   ST(STILL_EXPOSED), ST(FAILED), ST(FAILED), IG },
+	[ST(REMEDIATED)] = { NO, NO, NO, NO, IG, IG, IG, IG, IG,
+			     ST(ROLLING_BACK) },
+	[ST(FAILED)] = SETTLED,
+	[ST(FAILED_OFFLINE)] = SETTLED,
+	[ST(STILL_EXPOSED)] = { NO, NO, NO, NO, IG, IG, IG, IG, IG,
+				ST(ROLLING_BACK) },
+	[ST(SKIPPED)] = SETTLED,
+	[ST(ROLLING_BACK)] = { NO, NO, NO, NO, IG, ST(ROLLED_BACK), NO,
+			       ST(FAILED), ST(FAILED), IG },
+	[ST(ROLLED_BACK)] = SETTLED,
+	[ST(LATE)] = SETTLED,
+};
+
+#undef SETTLED
+#undef IG
+#undef NO
+
+const flt_fsm_t coord_target_fsm = {
+	.name = "campaign target",
+	.doc = "One host of a campaign. It is made when the campaign is "
+	       "planned (*plan*), or reported when it matches the target only "
+	       "later (*late*: never patched). When its wave comes it gets a "
+	       "step (*dispatch*), or is *skip*ped when it no longer matches; "
+	       "its agent reports the step started (*start*), succeeded with "
+	       "a re-scan that no longer matches the target (*succeed*) or "
+	       "still does (*stay_exposed*), or failed (*fail*, also sent "
+	       "after the per-host timeout with the host up; *fail_offline* "
+	       "with the host down). *abort* skips the hosts not yet sent and "
+	       "rolls back those the campaign changed; hosts in flight finish "
+	       "first. Reports about a settled step change nothing. Failures "
+	       "for the gate: failed, failed_offline, still_exposed.",
+	.states = &flotilla__target_state__descriptor,
+	.n_states = FLT_ARRAY_SIZE(target_next),
+	.events = target_events,
+	.n_events = TARGET_EV_COUNT,
+	.next = &target_next[0][0],
+};
+
 /* ---- helpers ----------------------------------------------------------- */
-
-static void *clone_msg(const ProtobufCMessage *m)
-{
-	size_t len = protobuf_c_message_get_packed_size(m);
-	uint8_t *buf = flt_xmalloc(len ? len : 1);
-	protobuf_c_message_pack(m, buf);
-	void *out = protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
-	free(buf);
-	if (!out)
-		abort();
-	return out;
-}
-
-static void set_str(char **field, const char *v)
-{
-	if (*field && *field != protobuf_c_empty_string)
-		free(*field);
-	*field = flt_xstrdup(v ? v : "");
-}
 
 static bool terminal(Flotilla__TargetState s)
 {
@@ -160,34 +256,9 @@ static bool camp_open(const camp_msg_t *c)
 	       c->state == CS(ABORTING);
 }
 
-static const char *coord_target_state_name(Flotilla__TargetState s)
+static const char *target_state_name(Flotilla__TargetState s)
 {
-	switch (s) {
-	case ST(PENDING): return "pending";
-	case ST(DISPATCHED): return "dispatched";
-	case ST(APPLYING): return "applying";
-	case ST(REMEDIATED): return "remediated";
-	case ST(FAILED): return "failed";
-	case ST(FAILED_OFFLINE): return "failed-offline";
-	case ST(STILL_EXPOSED): return "still-exposed";
-	case ST(SKIPPED): return "skipped";
-	case ST(ROLLING_BACK): return "rolling-back";
-	case ST(ROLLED_BACK): return "rolled-back";
-	case ST(LATE): return "late";
-	default: return "unknown";
-	}
-}
-
-static const char *camp_state_name(Flotilla__CampaignState s)
-{
-	switch (s) {
-	case CS(RUNNING): return "running";
-	case CS(PAUSED): return "paused";
-	case CS(COMPLETE): return "complete";
-	case CS(ABORTING): return "aborting";
-	case CS(ABORTED): return "aborted";
-	default: return "unknown";
-	}
+	return flt_fsm_state_name(&coord_target_fsm, s);
 }
 
 static int target_cmp(const void *a, const void *b)
@@ -453,7 +524,7 @@ static camp_msg_t *work_camp(coord_campaigns_t *cs, camp_t *k)
 	if (k->cchi)
 		return cs->ch[k->cchi - 1].c;
 	change_t *ch = new_change(cs, k);
-	ch->c = clone_msg(&k->c->base);
+	ch->c = flt_pb_dup(&k->c->base);
 	k->cchi = cs->nch;
 	return ch->c;
 }
@@ -470,7 +541,7 @@ static target_t *work_target(coord_campaigns_t *cs, camp_t *k, size_t ti)
 		return cs->ch[k->chi[ti] - 1].t;
 	change_t *ch = new_change(cs, k);
 	ch->ti = ti;
-	ch->t = clone_msg(&k->t[ti]->base);
+	ch->t = flt_pb_dup(&k->t[ti]->base);
 	k->chi[ti] = cs->nch;
 	return ch->t;
 }
@@ -579,17 +650,78 @@ static void new_step(coord_campaigns_t *cs, camp_t *k, size_t ti)
 	target_t *w = ch->t;
 	char id[80];
 	snprintf(id, sizeof(id), "%s/%u", c->id, ++c->next_step);
-	set_str(&w->step_id, id);
+	flt_pb_set_str(&w->step_id, id);
 	w->started_at_ms = flt_now_wall_ms();
 	w->finished_at_ms = 0;
 	ch->push = true;
 }
 
-static void finish_target(target_t *w, Flotilla__TargetState s, const char *msg)
+/* Target ti as this round sees it: its working copy, or the stored one. */
+static target_t *cur_target(coord_campaigns_t *cs, camp_t *k, size_t ti)
 {
-	w->state = s;
-	w->finished_at_ms = flt_now_wall_ms();
-	set_str(&w->message, msg);
+	target_t *w = changed_target(cs, k, ti);
+	return w ? w : k->t[ti];
+}
+
+/*
+ * Moves target ti on ev through coord_target_fsm, in its working copy
+ * (made only when the state changes). Entering dispatched or rolling_back
+ * gives the host a new step; entering a settled state stamps the end and
+ * keeps msg. Returns 1 when it moved, 0 when the event changes nothing
+ * here, FLT_ECONFLICT when the table refuses it (logged: only the campaign
+ * thread sends target events, and never one the table refuses).
+ */
+static int target_event(coord_campaigns_t *cs, camp_t *k, size_t ti, int ev,
+			const char *msg)
+{
+	const target_t *cur = cur_target(cs, k, ti);
+	int state = cur->state;
+	flt_error_t err;
+	int rc = flt_fsm_step(&coord_target_fsm, cur->node_name, &state, ev,
+			      &err);
+	if (rc < 0)
+		flt_warn("campaign %.8s: %s", k->c->id, err.msg);
+	if (rc <= 0)
+		return rc;
+	target_t *w = work_target(cs, k, ti);
+	w->state = state;
+	if (in_flight(w->state) && w->state != ST(APPLYING)) {
+		flt_pb_set_str(&w->message, "");
+		new_step(cs, k, ti);
+	} else if (terminal(w->state)) {
+		w->finished_at_ms = flt_now_wall_ms();
+		flt_pb_set_str(&w->message, msg);
+	}
+	return 1;
+}
+
+/*
+ * Moves the campaign's working copy c on ev through coord_campaign_fsm.
+ * Returns 1 when it moved, 0 when the event changes nothing here,
+ * FLT_ECONFLICT when the table refuses it: err says "campaign 1a2b3c4d:
+ * cannot pause when complete", and c is untouched.
+ */
+static int camp_event(camp_msg_t *c, int ev, flt_error_t *err)
+{
+	char id[9];
+	snprintf(id, sizeof(id), "%.8s", c->id);
+	int state = c->state;
+	int rc = flt_fsm_step(&coord_campaign_fsm, id, &state, ev, err);
+	c->state = state;
+	return rc;
+}
+
+/* The target event of a step status from an agent, or -1. */
+static int report_event(Flotilla__StepState st)
+{
+	switch (st) {
+	case FLOTILLA__STEP_STATE__STEP_STATE_APPLYING:
+	case FLOTILLA__STEP_STATE__STEP_STATE_VERIFYING: return TARGET_EV_START;
+	case FLOTILLA__STEP_STATE__STEP_STATE_SUCCEEDED:
+		return TARGET_EV_SUCCEED;
+	case FLOTILLA__STEP_STATE__STEP_STATE_FAILED: return TARGET_EV_FAIL;
+	default: return -1;
+	}
 }
 
 /* The campaign a step id ("<campaign id>/<n>") belongs to, or NULL. */
@@ -611,27 +743,25 @@ static void apply_report(coord_campaigns_t *cs, const char *node,
 {
 	camp_t *k = step_camp(cs, st->id);
 	long ti = k ? target_find(k, node) : -1;
-	if (ti < 0)
+	int ev = report_event(st->state);
+	if (ti < 0 || ev < 0)
 		return;
-	target_t *cur = changed_target(cs, k, (size_t)ti);
-	if (!cur)
-		cur = k->t[ti];
-	if (strcmp(cur->step_id, st->id) != 0 || terminal(cur->state))
+	const target_t *cur = cur_target(cs, k, (size_t)ti);
+	/* An old step, or one the target's state no longer takes (settled,
+	 * or "applying" again). */
+	if (strcmp(cur->step_id, st->id) != 0 ||
+	    flt_fsm_next(&coord_target_fsm, cur->state, ev) < 0)
 		return;
 	bool rollback = cur->state == ST(ROLLING_BACK);
-	switch (st->state) {
-	case FLOTILLA__STEP_STATE__STEP_STATE_APPLYING:
-	case FLOTILLA__STEP_STATE__STEP_STATE_VERIFYING:
-		if (cur->state == ST(DISPATCHED)) {
-			target_t *w = changed_target(cs, k, (size_t)ti);
-			if (!w)
-				w = work_target(cs, k, (size_t)ti);
-			w->state = ST(APPLYING);
-			if (st->from_version[0] || !w->from_version[0])
-				set_str(&w->from_version, st->from_version);
-		}
+	char msg[600] = "";
+	if (ev == TARGET_EV_START) {
+		target_event(cs, k, (size_t)ti, ev, "");
+		target_t *w = work_target(cs, k, (size_t)ti);
+		if (st->from_version[0] || !w->from_version[0])
+			flt_pb_set_str(&w->from_version, st->from_version);
 		return;
-	case FLOTILLA__STEP_STATE__STEP_STATE_SUCCEEDED: {
+	}
+	if (ev == TARGET_EV_SUCCEED) {
 		char digest[FLT_INV_DIGEST_LEN];
 		int64_t scanned = 0;
 		coord_inv_state(cs->o.inv, node, digest, &scanned);
@@ -642,15 +772,17 @@ static void apply_report(coord_campaigns_t *cs, const char *node,
 		    strcmp(digest, st->inventory_digest) != 0 &&
 		    (!st->finished_at_ms || scanned < st->finished_at_ms))
 			return;
-		target_t *w = changed_target(cs, k, (size_t)ti);
-		if (!w)
-			w = work_target(cs, k, (size_t)ti);
-		if (!rollback && st->from_version[0])
-			set_str(&w->from_version, st->from_version);
-		if (rollback) {
-			finish_target(w, ST(ROLLED_BACK), st->message);
-			break;
-		}
+		snprintf(msg, sizeof(msg), "%s", rollback ? st->message : "");
+	} else if (rollback) {
+		snprintf(msg, sizeof(msg), "rollback failed: %s", st->message);
+	} else {
+		snprintf(msg, sizeof(msg), "%s%s", st->message,
+			 st->rolled_back ? " (switched back)" : "");
+	}
+	target_t *w = work_target(cs, k, (size_t)ti);
+	if (!rollback && st->from_version[0])
+		flt_pb_set_str(&w->from_version, st->from_version);
+	if (ev == TARGET_EV_SUCCEED && !rollback) {
 		long fi = sched_fleet_find(fleet, node);
 		char vers[256] = "", paths[512] = "";
 		bool known = false, match = false;
@@ -667,40 +799,18 @@ static void apply_report(coord_campaigns_t *cs, const char *node,
 			*comma = 0;
 		coord_inv_versions_of(cs->o.inv, node, name, after,
 				      sizeof(after));
-		set_str(&w->after, after);
+		flt_pb_set_str(&w->after, after);
 		if (match) {
-			char msg[512];
+			ev = TARGET_EV_STAY_EXPOSED;
 			snprintf(msg, sizeof(msg),
 				 "the step succeeded but the re-scan still "
 				 "matches the target: %s at %s",
 				 vers, paths);
-			finish_target(w, ST(STILL_EXPOSED), msg);
-		} else {
-			finish_target(w, ST(REMEDIATED), "");
 		}
-		break;
 	}
-	case FLOTILLA__STEP_STATE__STEP_STATE_FAILED: {
-		target_t *w = changed_target(cs, k, (size_t)ti);
-		if (!w)
-			w = work_target(cs, k, (size_t)ti);
-		char msg[600];
-		if (rollback)
-			snprintf(msg, sizeof(msg), "rollback failed: %s",
-				 st->message);
-		else
-			snprintf(msg, sizeof(msg), "%s%s", st->message,
-				 st->rolled_back ? " (switched back)" : "");
-		if (!rollback && st->from_version[0])
-			set_str(&w->from_version, st->from_version);
-		finish_target(w, ST(FAILED), msg);
-		break;
-	}
-	default: return;
-	}
-	flt_info("campaign %.8s host %s: %s", k->c->id, cur->node_name,
-		 coord_target_state_name(
-			 changed_target(cs, k, (size_t)ti)->state));
+	target_event(cs, k, (size_t)ti, ev, msg);
+	flt_info("campaign %.8s host %s: %s", k->c->id, w->node_name,
+		 target_state_name(w->state));
 }
 
 /* Per-host timeouts of a campaign's targets in flight. */
@@ -711,34 +821,24 @@ static void check_timeouts(coord_campaigns_t *cs, camp_t *k)
 	for (size_t i = 0; i < k->n; i++) {
 		if (changed_target(cs, k, i))
 			continue;
-		target_t *t = k->t[i];
+		const target_t *t = k->t[i];
 		if (!in_flight(t->state) ||
 		    now - t->started_at_ms < (int64_t)limit)
 			continue;
 		bool up = coord_nodes_ready(cs->o.nodes, t->node_id);
-		target_t *w = work_target(cs, k, i);
-		if (t->state == ST(DISPATCHED) && !up)
-			finish_target(w, ST(FAILED_OFFLINE),
-				      "the host was down for the whole "
-				      "per-host timeout");
-		else if (t->state == ST(ROLLING_BACK))
-			finish_target(w, ST(FAILED),
-				      "rollback: no result within the "
-				      "per-host timeout");
-		else
-			finish_target(w, ST(FAILED),
-				      "no result within the per-host timeout");
-		flt_warn("campaign %.8s host %s: %s", k->c->id, t->node_name,
-			 w->message);
+		int ev = up ? TARGET_EV_FAIL : TARGET_EV_FAIL_OFFLINE;
+		const char *msg = "no result within the per-host timeout";
+		if (t->state == ST(ROLLING_BACK))
+			msg = "rollback: no result within the per-host "
+			      "timeout";
+		else if (flt_fsm_next(&coord_target_fsm, t->state, ev) ==
+			 ST(FAILED_OFFLINE))
+			msg = "the host was down for the whole per-host "
+			      "timeout";
+		if (target_event(cs, k, i, ev, msg) > 0)
+			flt_warn("campaign %.8s host %s: %s", k->c->id,
+				 t->node_name, msg);
 	}
-}
-
-static void dispatch(coord_campaigns_t *cs, camp_t *k, size_t ti)
-{
-	target_t *w = work_target(cs, k, ti);
-	w->state = ST(DISPATCHED);
-	set_str(&w->message, "");
-	new_step(cs, k, ti);
 }
 
 /* Moves a running campaign on: dispatches its wave, or the next one. */
@@ -750,29 +850,24 @@ static void advance(coord_campaigns_t *cs, camp_t *k, sched_fleet_t *fleet)
 			return;
 		bool open = false;
 		for (size_t i = 0; i < k->n; i++) {
-			target_t *cur = changed_target(cs, k, i);
-			if (!cur)
-				cur = k->t[i];
+			const target_t *cur = cur_target(cs, k, i);
 			if (cur->wave != c->wave || cur->state == ST(LATE))
 				continue;
 			if (cur->state == ST(PENDING)) {
-				target_t *w = changed_target(cs, k, i);
-				if (!w)
-					w = work_target(cs, k, i);
-				long fi = sched_fleet_find(fleet, w->node_id);
+				long fi = sched_fleet_find(fleet, cur->node_id);
 				bool known = false, match = true;
 				if (fi >= 0 && k->q)
 					match = coord_inv_match_node(
 						cs->o.inv, fleet, (size_t)fi,
 						k->q, NULL, 0, NULL, 0, &known);
 				if (known && !match) {
-					finish_target(w, ST(SKIPPED),
-						      "no longer matches the "
-						      "target when its wave "
-						      "came");
+					target_event(cs, k, i, TARGET_EV_SKIP,
+						     "no longer matches the "
+						     "target when its wave "
+						     "came");
 					continue;
 				}
-				dispatch(cs, k, i);
+				target_event(cs, k, i, TARGET_EV_DISPATCH, "");
 				open = true;
 			} else if (!terminal(cur->state)) {
 				open = true;
@@ -791,8 +886,8 @@ static void advance(coord_campaigns_t *cs, camp_t *k, sched_fleet_t *fleet)
 		k->wave_start_ms = now;
 		k->busy_us = 0;
 		if (c->wave + 1 >= c->waves) {
-			c->state = CS(COMPLETE);
-			set_str(&c->message, "");
+			camp_event(c, CAMP_EV_FINISH, NULL);
+			flt_pb_set_str(&c->message, "");
 			flt_info("campaign %.8s complete", c->id);
 			return;
 		}
@@ -801,10 +896,10 @@ static void advance(coord_campaigns_t *cs, camp_t *k, sched_fleet_t *fleet)
 			 c->waves);
 		if (c->wave == 1 && c->spec->manual_promote &&
 		    c->spec->canary > 0) {
-			c->state = CS(PAUSED);
-			set_str(&c->message,
-				"the canary wave is done: resume the "
-				"campaign to go on");
+			camp_event(c, CAMP_EV_HOLD, NULL);
+			flt_pb_set_str(&c->message,
+				       "the canary wave is done: resume the "
+				       "campaign to go on");
 			return;
 		}
 	}
@@ -813,87 +908,61 @@ static void advance(coord_campaigns_t *cs, camp_t *k, sched_fleet_t *fleet)
 static void gate(coord_campaigns_t *cs, camp_t *k)
 {
 	camp_msg_t *c = work_camp(cs, k);
-	if (c->tripped || c->state == CS(ABORTING) || c->state == CS(ABORTED) ||
-	    c->state == CS(COMPLETE))
+	bool abort = strcmp(c->spec->on_failure, "abort") == 0;
+	int ev = abort ? CAMP_EV_TRIP_ABORT : CAMP_EV_TRIP;
+	if (c->tripped || flt_fsm_next(&coord_campaign_fsm, c->state, ev) < 0)
 		return;
 	uint32_t failures = failures_of(cs, k);
 	if (failures <= c->failure_limit)
 		return;
 	c->tripped = true;
 	char msg[256];
-	bool abort = strcmp(c->spec->on_failure, "abort") == 0;
 	snprintf(msg, sizeof(msg),
 		 "%u failures exceed the limit of %u: %s; hosts already in "
 		 "flight finish",
 		 failures, c->failure_limit,
 		 abort ? "aborting (rolling back what changed)" : "paused");
-	set_str(&c->message, msg);
-	c->state = abort ? CS(ABORTING) : CS(PAUSED);
+	flt_pb_set_str(&c->message, msg);
+	camp_event(c, ev, NULL);
 	flt_warn("campaign %.8s %s", c->id, msg);
 }
 
+/* While aborting: the table says what abort does to each target (skip
+ * the pending, roll back the changed); done when none is in flight. */
 static void abort_step(coord_campaigns_t *cs, camp_t *k)
 {
 	bool open = false;
 	for (size_t i = 0; i < k->n; i++) {
-		target_t *cur = changed_target(cs, k, i);
-		target_t *w = cur;
-		if (!cur)
-			cur = k->t[i];
-		switch (cur->state) {
-		case ST(PENDING):
-			if (!w)
-				w = work_target(cs, k, i);
-			finish_target(w, ST(SKIPPED),
-				      "not sent: the campaign was aborted");
-			break;
-		case ST(REMEDIATED):
-		case ST(STILL_EXPOSED):
-			if (!w)
-				w = work_target(cs, k, i);
-			w->state = ST(ROLLING_BACK);
-			set_str(&w->message, "");
-			new_step(cs, k, i);
-			open = true;
-			break;
-		default:
-			if (in_flight(cur->state))
-				open = true;
-		}
+		target_event(cs, k, i, TARGET_EV_ABORT,
+			     "not sent: the campaign was aborted");
+		open = open || in_flight(cur_target(cs, k, i)->state);
 	}
 	if (!open) {
 		camp_msg_t *c = work_camp(cs, k);
-		c->state = CS(ABORTED);
+		camp_event(c, CAMP_EV_SETTLE, NULL);
 		flt_info("campaign %.8s aborted", c->id);
 	}
 }
 
-typedef struct late_ctx {
-	coord_campaigns_t *cs;
-	camp_t *k;
-	const sched_fleet_t *f;
-} late_ctx_t;
-
-static int late_one(void *arg, size_t node, const Flotilla__Inventory *inv,
-		    const size_t *hits, size_t n_hits)
+/*
+ * A new target for node of the fleet, with what its inventory matched
+ * (hits), made through the table by ev (plan or late). Owned by the
+ * caller.
+ */
+static target_t *target_new(const camp_t *k, const sched_fleet_t *f,
+			    size_t node, const Flotilla__Inventory *inv,
+			    const size_t *hits, size_t n_hits, int ev)
 {
-	late_ctx_t *x = arg;
-	const char *id = sched_node_id(x->f, node);
-	if (target_find(x->k, id) >= 0)
-		return 0;
-	for (size_t i = 0; i < x->cs->nch; i++)
-		if (x->cs->ch[i].camp == x->k && x->cs->ch[i].t &&
-		    strcmp(x->cs->ch[i].t->node_id, id) == 0)
-			return 0;
 	target_t *t = flt_xcalloc(1, sizeof(*t));
 	flotilla__campaign_target__init(t);
-	t->campaign = flt_xstrdup(x->k->c->id);
-	t->node_id = flt_xstrdup(id);
-	const char *name = sched_node_attr(x->f, node, "node.name");
-	t->node_name = flt_xstrdup(name ? name : id);
-	t->state = ST(LATE);
-	t->wave = x->k->c->waves;
-	char vers[256] = "", names[256] = "", paths[512] = "";
+	t->campaign = flt_xstrdup(k->c->id);
+	t->node_id = flt_xstrdup(sched_node_id(f, node));
+	const char *name = sched_node_attr(f, node, "node.name");
+	t->node_name = flt_xstrdup(name ? name : t->node_id);
+	int state = t->state;
+	flt_fsm_step(&coord_target_fsm, t->node_name, &state, ev, NULL);
+	t->state = state;
+	char vers[256] = "", names[256] = "", paths[1024] = "";
 	for (size_t h = 0; h < n_hits; h++) {
 		const Flotilla__InventoryItem *it = inv->items[hits[h]];
 		size_t l;
@@ -909,26 +978,44 @@ static int late_one(void *arg, size_t node, const Flotilla__Inventory *inv,
 		}
 		l = strlen(paths);
 		snprintf(paths + l, sizeof(paths) - l, "%s%s", l ? ", " : "",
-			 it->path);
+			 it->path[0] ? it->path : it->name);
 	}
 	t->before = flt_xstrdup(vers);
 	t->after = flt_xstrdup("");
 	t->step_id = flt_xstrdup("");
-	t->message = flt_xstrdup("matched the target after the campaign "
-				 "was created: reported, not patched");
+	t->message = flt_xstrdup("");
 	t->from_version = flt_xstrdup("");
 	t->paths = flt_xstrdup(paths);
 	t->names = flt_xstrdup(names);
+	return t;
+}
+
+typedef struct late_ctx {
+	coord_campaigns_t *cs;
+	camp_t *k;
+	const sched_fleet_t *f;
+} late_ctx_t;
+
+/* A host matching an open campaign's target that is not one of its
+ * targets: recorded late (a new target in this round's changes). */
+static int late_one(void *arg, size_t node, const Flotilla__Inventory *inv,
+		    const size_t *hits, size_t n_hits)
+{
+	late_ctx_t *x = arg;
 	coord_campaigns_t *cs = x->cs;
-	if (cs->nch == cs->chcap) {
-		cs->chcap = cs->chcap ? 2 * cs->chcap : 64;
-		cs->ch = flt_xrealloc(cs->ch, cs->chcap * sizeof(*cs->ch));
-	}
-	change_t *ch = &cs->ch[cs->nch++];
-	memset(ch, 0, sizeof(*ch));
-	ch->camp = x->k;
-	ch->t = t;
-	ch->ti = SIZE_MAX;
+	const char *id = sched_node_id(x->f, node);
+	if (target_find(x->k, id) >= 0)
+		return 0;
+	for (size_t i = 0; i < cs->nch; i++)
+		if (cs->ch[i].camp == x->k && cs->ch[i].t &&
+		    strcmp(cs->ch[i].t->node_id, id) == 0)
+			return 0;
+	target_t *t =
+		target_new(x->k, x->f, node, inv, hits, n_hits, TARGET_EV_LATE);
+	t->wave = x->k->c->waves;
+	flt_pb_set_str(&t->message, "matched the target after the campaign "
+				    "was created: reported, not patched");
+	new_change(cs, x->k)->t = t;
 	flt_info("campaign %.8s: host %s matches the target late", x->k->c->id,
 		 t->node_name);
 	return 0;
@@ -999,56 +1086,43 @@ static void handle_cmd(coord_campaigns_t *cs, cmd_t *cmd)
 		return;
 	}
 	camp_msg_t *c = work_camp(cs, k);
-	const char *bad = NULL;
+	int rc = 0;
 	switch (cmd->kind) {
 	case CMD_PAUSE:
-		if (c->state != CS(RUNNING))
-			bad = "only a running campaign can be paused";
-		else {
-			c->state = CS(PAUSED);
-			set_str(&c->message, "paused by an operator");
-		}
+		if ((rc = camp_event(c, CAMP_EV_PAUSE, &err)) > 0)
+			flt_pb_set_str(&c->message, "paused by an operator");
 		break;
-	case CMD_RESUME:
-		if (c->state != CS(PAUSED))
-			bad = "only a paused campaign can be resumed";
-		else {
-			if (c->tripped) {
-				/* Accept the failures so far. */
-				uint32_t f = failures_of(cs, k);
-				uint32_t base = c->spec->max_failures;
-				if (c->spec->max_failures_percent) {
-					size_t total = 0;
-					for (size_t i = 0; i < k->n; i++)
-						total += k->t[i]->state !=
-							 ST(LATE);
-					base = (uint32_t)(total *
-							  c->spec->max_failures_percent /
-							  100);
-				}
-				c->failure_limit = f + base;
-				c->tripped = false;
+	case CMD_RESUME: {
+		/* A tripped gate accepts the failures so far. */
+		uint32_t f = failures_of(cs, k);
+		if ((rc = camp_event(c, CAMP_EV_RESUME, &err)) <= 0)
+			break;
+		if (c->tripped) {
+			uint32_t base = c->spec->max_failures;
+			if (c->spec->max_failures_percent) {
+				size_t total = 0;
+				for (size_t i = 0; i < k->n; i++)
+					total += k->t[i]->state != ST(LATE);
+				base = (uint32_t)(total *
+						  c->spec->max_failures_percent /
+						  100);
 			}
-			c->state = CS(RUNNING);
-			set_str(&c->message, "");
+			c->failure_limit = f + base;
+			c->tripped = false;
 		}
-		break;
-	case CMD_CREATE: break;
-	case CMD_ABORT:
-		if (!camp_open(c) || c->state == CS(ABORTING))
-			bad = "only a running or paused campaign can be "
-			      "aborted";
-		else {
-			c->state = CS(ABORTING);
-			set_str(&c->message, "aborted by an operator: rolling "
-					     "back what changed");
-		}
+		flt_pb_set_str(&c->message, "");
 		break;
 	}
-	if (bad) {
-		flt_request_fail(cmd->r, FLT_ECONFLICT,
-				 "campaign %.8s is %s: %s", k->c->id,
-				 camp_state_name(k->c->state), bad);
+	case CMD_CREATE: break;
+	case CMD_ABORT:
+		if ((rc = camp_event(c, CAMP_EV_ABORT, &err)) > 0)
+			flt_pb_set_str(&c->message,
+				       "aborted by an operator: rolling back "
+				       "what changed");
+		break;
+	}
+	if (rc < 0) {
+		flt_request_fail(cmd->r, rc, "%s", err.msg);
 		cmd->r = NULL;
 	}
 }
@@ -1082,19 +1156,7 @@ static void drop_unchanged_camp(coord_campaigns_t *cs, camp_t *k)
 {
 	if (k->cchi) {
 		change_t *ch = &cs->ch[k->cchi - 1];
-		size_t a = protobuf_c_message_get_packed_size(&ch->c->base);
-		size_t b = protobuf_c_message_get_packed_size(&k->c->base);
-		bool same = a == b;
-		if (same) {
-			uint8_t *x = flt_xmalloc(a + 1),
-				*y = flt_xmalloc(b + 1);
-			protobuf_c_message_pack(&ch->c->base, x);
-			protobuf_c_message_pack(&k->c->base, y);
-			same = memcmp(x, y, a) == 0;
-			free(x);
-			free(y);
-		}
-		if (!same)
+		if (!flt_pb_equal(&ch->c->base, &k->c->base))
 			return;
 		/* The entry stays (indexes point past it), empty. */
 		flotilla__campaign__free_unpacked(ch->c, NULL);
@@ -1323,10 +1385,10 @@ void coord_campaigns_free(coord_campaigns_t *cs)
 
 /*
  * A status that cannot change what is stored, judged on the stored
- * targets (cs->mtx held): a step the host is no longer on or one already
- * settled, or "applying" again (each heartbeat of a host in flight repeats
- * it). Dropped before it wakes the campaign thread. Outcomes always go
- * through.
+ * targets (cs->mtx held): a step the host is no longer on, or one the
+ * target's table ignores (settled, or "applying" again: each heartbeat of
+ * a host in flight repeats it). Dropped before it wakes the campaign
+ * thread. Outcomes of steps in flight always go through.
  */
 static bool report_moot(coord_campaigns_t *cs, const char *node_id,
 			const Flotilla__StepStatus *st)
@@ -1336,12 +1398,9 @@ static bool report_moot(coord_campaigns_t *cs, const char *node_id,
 	if (ti < 0)
 		return true;
 	const target_t *t = k->t[ti];
-	if (strcmp(t->step_id, st->id) != 0 || terminal(t->state))
-		return true;
-	bool progress =
-		st->state == FLOTILLA__STEP_STATE__STEP_STATE_APPLYING ||
-		st->state == FLOTILLA__STEP_STATE__STEP_STATE_VERIFYING;
-	return progress && t->state != ST(DISPATCHED);
+	int ev = report_event(st->state);
+	return ev < 0 || strcmp(t->step_id, st->id) != 0 ||
+	       flt_fsm_next(&coord_target_fsm, t->state, ev) < 0;
 }
 
 void coord_campaigns_report(coord_campaigns_t *cs, const char *node_id,
@@ -1361,7 +1420,7 @@ void coord_campaigns_report(coord_campaigns_t *cs, const char *node_id,
 		any = true;
 		report_t *r = flt_xcalloc(1, sizeof(*r));
 		snprintf(r->node, sizeof(r->node), "%s", node_id);
-		r->st = clone_msg(&steps[i]->base);
+		r->st = flt_pb_dup(&steps[i]->base);
 		*cs->rtail = r;
 		cs->rtail = &r->next;
 	}
@@ -1423,7 +1482,7 @@ void coord_campaigns_node_steps(coord_campaigns_t *cs, const char *node_id,
 			st->action = FLOTILLA__STEP_ACTION__STEP_ACTION_INSTALL;
 			st->rollback_to = flt_xstrdup("");
 			if (k->c->package)
-				st->package = clone_msg(&k->c->package->base);
+				st->package = flt_pb_dup(&k->c->package->base);
 		}
 		v = flt_xrealloc(v, (n + 1) * sizeof(*v));
 		v[n++] = st;
@@ -1579,7 +1638,7 @@ static int spec_check(Flotilla__CampaignSpec *sp, flt_error_t *err)
 		return flt_err(err, FLT_EPROTO,
 			       "spec.max_failures_percent: 0 to 100");
 	if (!sp->on_failure[0])
-		set_str(&sp->on_failure, "pause");
+		flt_pb_set_str(&sp->on_failure, "pause");
 	if (strcmp(sp->on_failure, "pause") != 0 &&
 	    strcmp(sp->on_failure, "abort") != 0)
 		return flt_err(err, FLT_EPROTO,
@@ -1609,39 +1668,9 @@ static int plan_one(void *arg, size_t node, const Flotilla__Inventory *inv,
 		    const size_t *hits, size_t n_hits)
 {
 	plan_ctx_t *x = arg;
-	target_t *t = flt_xcalloc(1, sizeof(*t));
-	flotilla__campaign_target__init(t);
-	t->campaign = flt_xstrdup(x->k->c->id);
-	t->node_id = flt_xstrdup(sched_node_id(x->f, node));
-	const char *name = sched_node_attr(x->f, node, "node.name");
-	t->node_name = flt_xstrdup(name ? name : t->node_id);
-	t->state = ST(PENDING);
-	char vers[256] = "", names[256] = "", paths[1024] = "";
-	for (size_t h = 0; h < n_hits; h++) {
-		const Flotilla__InventoryItem *it = inv->items[hits[h]];
-		size_t l;
-		if (!strstr(vers, it->version)) {
-			l = strlen(vers);
-			snprintf(vers + l, sizeof(vers) - l, "%s%s",
-				 l ? ", " : "", it->version);
-		}
-		if (!strstr(names, it->name)) {
-			l = strlen(names);
-			snprintf(names + l, sizeof(names) - l, "%s%s",
-				 l ? ", " : "", it->name);
-		}
-		l = strlen(paths);
-		snprintf(paths + l, sizeof(paths) - l, "%s%s", l ? ", " : "",
-			 it->path[0] ? it->path : it->name);
-	}
-	t->before = flt_xstrdup(vers);
-	t->after = flt_xstrdup("");
-	t->step_id = flt_xstrdup("");
-	t->message = flt_xstrdup("");
-	t->from_version = flt_xstrdup("");
-	t->paths = flt_xstrdup(paths);
-	t->names = flt_xstrdup(names);
 	camp_t *k = x->k;
+	target_t *t =
+		target_new(k, x->f, node, inv, hits, n_hits, TARGET_EV_PLAN);
 	if (k->n == k->cap) {
 		k->cap = k->cap ? 2 * k->cap : 16;
 		k->t = flt_xrealloc(k->t, k->cap * sizeof(*k->t));
@@ -1777,11 +1806,10 @@ void coord_campaigns_create(coord_campaigns_t *cs, flt_request_t *r)
 			(uint32_t)(k->n * c->spec->max_failures_percent / 100);
 	else
 		c->failure_limit = c->spec->max_failures;
+	camp_event(c, CAMP_EV_CREATE, NULL);
 	if (k->n == 0) {
-		c->state = CS(COMPLETE);
-		set_str(&c->message, "no host matched the target");
-	} else {
-		c->state = CS(RUNNING);
+		camp_event(c, CAMP_EV_FINISH, NULL);
+		flt_pb_set_str(&c->message, "no host matched the target");
 	}
 	if (req->dry_run) {
 		Flotilla__CampaignGetResponse resp =

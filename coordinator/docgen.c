@@ -26,8 +26,9 @@ static int lifecycles(void)
 	       " state the event\nmoves a record to. *refused*: the event is"
 	       " an error in that state, answered\nwith a message and"
 	       " changing nothing; *·*: the event changes nothing;"
-	       "\n*stays*: handled without a change of state. State names are"
-	       " the ones the CLI,\nthe logs and the JSON API show.\n\n");
+	       "\n*stays*: handled without a change of state; the *(new)* row:"
+	       " the events that\nmake a record. State names are the ones"
+	       " the CLI, the logs and the JSON API\nshow.\n\n");
 	for (const flt_fsm_t *const *f = coord_lifecycles; *f; f++) {
 		flt_error_t err;
 		if (flt_fsm_check(*f, NULL, &err) < 0) {

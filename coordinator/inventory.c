@@ -15,6 +15,7 @@
 
 #include "coordinator.h"
 #include "scheduler.h"
+#include "flotilla/hash.h"
 #include "flotilla/log.h"
 #include "flotilla/pb.h"
 #include "flotilla/util.h"
@@ -31,8 +32,7 @@ struct coord_inv {
 	flt_db_t db;
 	flt_advisories_t *adv;
 	pthread_rwlock_t lock;
-	inv_entry_t *v; /* sorted by id */
-	size_t n, cap;
+	flt_map_t by_id; /* node id -> inv_entry_t */
 };
 
 static int item_cmp(const void *a, const void *b)
@@ -49,17 +49,10 @@ static int item_cmp(const void *a, const void *b)
 	return strcmp(x->version, y->version);
 }
 
-static int entry_cmp(const void *key, const void *e)
-{
-	return strcmp(key, ((const inv_entry_t *)e)->id);
-}
-
 /* Called with the lock held. */
 static inv_entry_t *find(coord_inv_t *t, const char *id)
 {
-	if (t->n == 0)
-		return NULL;
-	return bsearch(id, t->v, t->n, sizeof(*t->v), entry_cmp);
+	return flt_map_get(&t->by_id, id);
 }
 
 /* Called with the write lock held; takes inv. */
@@ -71,19 +64,10 @@ static void put(coord_inv_t *t, const char *id, Flotilla__Inventory *inv)
 		e->inv = inv;
 		return;
 	}
-	if (t->n == t->cap) {
-		t->cap = t->cap ? 2 * t->cap : 64;
-		t->v = flt_xrealloc(t->v, t->cap * sizeof(*t->v));
-	}
-	size_t i = 0;
-	while (i < t->n && strcmp(t->v[i].id, id) < 0)
-		i++;
-	/* Joins are rare next to queries: a sorted array is enough. */
-	if (i < t->n)
-		memmove(&t->v[i + 1], &t->v[i], (t->n - i) * sizeof(*t->v));
-	snprintf(t->v[i].id, sizeof(t->v[i].id), "%s", id);
-	t->v[i].inv = inv;
-	t->n++;
+	e = flt_xcalloc(1, sizeof(*e));
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	e->inv = inv;
+	flt_map_put(&t->by_id, e->id, e);
 }
 
 static int load_one(const void *key, size_t klen, const void *val, size_t vlen,
@@ -143,9 +127,14 @@ void coord_inv_close(coord_inv_t *t)
 {
 	if (!t)
 		return;
-	for (size_t i = 0; i < t->n; i++)
-		flotilla__inventory__free_unpacked(t->v[i].inv, NULL);
-	free(t->v);
+	size_t pos = 0;
+	void *v;
+	while (flt_map_next(&t->by_id, &pos, NULL, &v)) {
+		inv_entry_t *e = v;
+		flotilla__inventory__free_unpacked(e->inv, NULL);
+		free(e);
+	}
+	flt_map_free(&t->by_id);
 	flt_advisories_free(t->adv);
 	pthread_rwlock_destroy(&t->lock);
 	free(t);

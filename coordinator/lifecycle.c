@@ -4,5 +4,9 @@
 #include "lifecycle.h"
 
 const flt_fsm_t *const coord_lifecycles[] = {
+	/* Campaigns (campaign.c). */
+	&coord_campaign_fsm,
+	&coord_target_fsm,
+
 	NULL,
 };

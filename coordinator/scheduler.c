@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flotilla/hash.h"
+#include "flotilla/job.h"
 #include "flotilla/util.h"
 #include "flotilla/version.h"
 #include "scheduler.h"
@@ -29,8 +31,7 @@ typedef struct vcache {
 	size_t nodes; /* nodes covered so far */
 	const char **vals; /* index -> value (borrowed from a node) */
 	uint32_t nvals;
-	uint32_t *slots; /* open addressing: value index + 1 */
-	size_t nslots;
+	flt_map_t index; /* value -> its index + 1 */
 } vcache_t;
 
 struct sched_fleet {
@@ -44,94 +45,68 @@ struct sched_fleet {
 	 * equal but for name and id are feasible for the same constraints,
 	 * so a job evaluates each class once, not each node.
 	 */
-	uint32_t *class_rep; /* class -> a node of it */
+	char **class_keys; /* class -> its attributes (see class_key) */
 	uint32_t nclasses, class_cap;
-	uint32_t *class_slots; /* hash -> class + 1 */
-	size_t nclass_slots;
-	uint32_t *id_slots; /* node id hash -> node + 1, built on demand */
-	size_t nid_slots, id_nodes;
+	flt_map_t classes; /* class key -> class + 1 */
+	char *kbuf; /* class_key's buffer */
+	size_t kcap;
+	flt_map_t ids; /* node id -> node + 1, built on demand */
+	size_t id_nodes; /* nodes in ids */
 	vcache_t vc[MAX_KEYS];
 };
+
+/* Indexes as map values: + 1, so that none is NULL. */
+static void *idx_val(size_t i) { return (void *)(uintptr_t)(i + 1); }
+static size_t val_idx(void *v) { return (size_t)(uintptr_t)v - 1; }
 
 static bool unique_key(const char *k)
 {
 	return !strcmp(k, "node.name") || !strcmp(k, "node.id");
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
+/*
+ * What makes a node's class, as one string (in f->kbuf): each attribute
+ * but name and id as its key's id, its value's length and the value, so
+ * that no value can make two classes look alike.
+ */
+static const char *class_key(sched_fleet_t *f, const node_t *n)
 {
-	const unsigned char *b = p;
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 1099511628211ull;
-	return h;
-}
-
-static uint64_t class_hash(const sched_fleet_t *f, const node_t *n)
-{
-	uint64_t h = 1469598103934665603ull;
+	size_t len = 0;
 	for (size_t k = 0; k < f->nkeys; k++) {
 		if (!n->values[k] || unique_key(f->keys[k]))
 			continue;
-		h = fnv(h, &k, sizeof(k));
-		h = fnv(h, n->values[k], strlen(n->values[k]) + 1);
+		size_t vl = strlen(n->values[k]);
+		size_t need = len + vl + 48;
+		if (need > f->kcap) {
+			f->kcap = need * 2;
+			f->kbuf = flt_xrealloc(f->kbuf, f->kcap);
+		}
+		len += (size_t)snprintf(f->kbuf + len, f->kcap - len,
+					"%zu:%zu:%s", k, vl, n->values[k]);
 	}
-	return h;
-}
-
-static bool same_class(const sched_fleet_t *f, const node_t *a, const node_t *b)
-{
-	for (size_t k = 0; k < f->nkeys; k++) {
-		if (unique_key(f->keys[k]))
-			continue;
-		const char *x = a->values[k], *y = b->values[k];
-		if ((x == NULL) != (y == NULL) || (x && strcmp(x, y)))
-			return false;
+	if (!f->kbuf) {
+		f->kcap = 64;
+		f->kbuf = flt_xmalloc(f->kcap);
 	}
-	return true;
-}
-
-static void class_insert(sched_fleet_t *f, uint32_t cls, uint64_t h)
-{
-	size_t s = h & (f->nclass_slots - 1);
-	while (f->class_slots[s])
-		s = (s + 1) & (f->nclass_slots - 1);
-	f->class_slots[s] = cls + 1;
-}
-
-static void class_rehash(sched_fleet_t *f)
-{
-	free(f->class_slots);
-	f->nclass_slots = f->nclass_slots ? f->nclass_slots * 2 : 256;
-	f->class_slots = flt_xcalloc(f->nclass_slots, sizeof(uint32_t));
-	for (uint32_t c = 0; c < f->nclasses; c++)
-		class_insert(f, c, class_hash(f, &f->nodes[f->class_rep[c]]));
+	f->kbuf[len] = '\0';
+	return f->kbuf;
 }
 
 /* Finds or makes the class of node i. */
 static uint32_t classify(sched_fleet_t *f, size_t i)
 {
-	node_t *n = &f->nodes[i];
-	uint64_t h = class_hash(f, n);
-	if (f->nclass_slots) {
-		size_t s = h & (f->nclass_slots - 1);
-		while (f->class_slots[s]) {
-			uint32_t c = f->class_slots[s] - 1;
-			if (same_class(f, n, &f->nodes[f->class_rep[c]]))
-				return c;
-			s = (s + 1) & (f->nclass_slots - 1);
-		}
-	}
+	const char *key = class_key(f, &f->nodes[i]);
+	void *found = flt_map_get(&f->classes, key);
+	if (found)
+		return (uint32_t)val_idx(found);
 	if (f->nclasses == f->class_cap) {
 		f->class_cap = f->class_cap ? f->class_cap * 2 : 64;
-		f->class_rep = flt_xrealloc(f->class_rep,
-					    f->class_cap * sizeof(uint32_t));
+		f->class_keys = flt_xrealloc(f->class_keys,
+					     f->class_cap * sizeof(char *));
 	}
 	uint32_t c = f->nclasses++;
-	f->class_rep[c] = (uint32_t)i;
-	if ((size_t)f->nclasses * 2 > f->nclass_slots)
-		class_rehash(f);
-	else
-		class_insert(f, c, h);
+	f->class_keys[c] = flt_xstrdup(key);
+	flt_map_put(&f->classes, f->class_keys[c], idx_val(c));
 	return c;
 }
 
@@ -150,37 +125,15 @@ static vcache_t *values_of(sched_fleet_t *f, int key)
 		const char *val = f->nodes[i].values[key];
 		if (!val)
 			val = "";
-		if ((size_t)(v->nvals + 1) * 2 > v->nslots) {
-			free(v->slots);
-			v->nslots = v->nslots ? v->nslots * 2 : 64;
-			v->slots = flt_xcalloc(v->nslots, sizeof(uint32_t));
-			for (uint32_t k = 0; k < v->nvals; k++) {
-				size_t s = fnv(1469598103934665603ull,
-					       v->vals[k], strlen(v->vals[k])) &
-					   (v->nslots - 1);
-				while (v->slots[s])
-					s = (s + 1) & (v->nslots - 1);
-				v->slots[s] = k + 1;
-			}
-		}
-		size_t s = fnv(1469598103934665603ull, val, strlen(val)) &
-			   (v->nslots - 1);
-		uint32_t found = 0;
-		while (v->slots[s]) {
-			if (!strcmp(v->vals[v->slots[s] - 1], val)) {
-				found = v->slots[s];
-				break;
-			}
-			s = (s + 1) & (v->nslots - 1);
-		}
+		void *found = flt_map_get(&v->index, val);
 		if (!found) {
 			v->vals = flt_xrealloc(v->vals,
 					       (v->nvals + 1) * sizeof(char *));
 			v->vals[v->nvals] = val;
-			found = ++v->nvals;
-			v->slots[s] = found;
+			found = idx_val(v->nvals++);
+			flt_map_put(&v->index, val, found);
 		}
-		v->node_value[i] = found - 1;
+		v->node_value[i] = (uint32_t)val_idx(found);
 	}
 	v->nodes = f->n;
 	return v;
@@ -205,11 +158,14 @@ void sched_fleet_free(sched_fleet_t *f)
 		free(f->keys[k]);
 		free(f->vc[k].node_value);
 		free(f->vc[k].vals);
-		free(f->vc[k].slots);
+		flt_map_free(&f->vc[k].index);
 	}
-	free(f->class_rep);
-	free(f->class_slots);
-	free(f->id_slots);
+	for (uint32_t c = 0; c < f->nclasses; c++)
+		free(f->class_keys[c]);
+	free(f->class_keys);
+	flt_map_free(&f->classes);
+	free(f->kbuf);
+	flt_map_free(&f->ids);
 	free(f->nodes);
 	free(f);
 }
@@ -297,37 +253,15 @@ const char *sched_node_attr(const sched_fleet_t *f, size_t node,
 	return NULL;
 }
 
-static uint64_t hash_id(const char *s)
-{
-	return fnv(1469598103934665603ull, s, strlen(s));
-}
-
 long sched_fleet_find(sched_fleet_t *f, const char *id)
 {
-	if (f->n == 0)
-		return -1;
-	if (f->id_nodes != f->n) {
-		free(f->id_slots);
-		f->nid_slots = 64;
-		while (f->nid_slots < f->n * 2)
-			f->nid_slots *= 2;
-		f->id_slots = flt_xcalloc(f->nid_slots, sizeof(uint32_t));
-		for (size_t i = 0; i < f->n; i++) {
-			size_t s = hash_id(f->nodes[i].id) & (f->nid_slots - 1);
-			while (f->id_slots[s])
-				s = (s + 1) & (f->nid_slots - 1);
-			f->id_slots[s] = (uint32_t)i + 1;
-		}
-		f->id_nodes = f->n;
-	}
-	size_t s = hash_id(id) & (f->nid_slots - 1);
-	while (f->id_slots[s]) {
-		size_t i = f->id_slots[s] - 1;
-		if (strcmp(f->nodes[i].id, id) == 0)
-			return (long)i;
-		s = (s + 1) & (f->nid_slots - 1);
-	}
-	return -1;
+	/* The first node of an id wins, as in a scan. */
+	for (; f->id_nodes < f->n; f->id_nodes++)
+		if (!flt_map_get(&f->ids, f->nodes[f->id_nodes].id))
+			flt_map_put(&f->ids, f->nodes[f->id_nodes].id,
+				    idx_val(f->id_nodes));
+	void *found = flt_map_get(&f->ids, id);
+	return found ? (long)val_idx(found) : -1;
 }
 
 void sched_fleet_reset_usage(sched_fleet_t *f)
@@ -378,43 +312,9 @@ void sched_release(sched_fleet_t *f, size_t i, const sched_ask_t *ask)
 
 /* ---- constraints ------------------------------------------------------ */
 
-enum op {
-	OP_EQ,
-	OP_NE,
-	OP_LT,
-	OP_GT,
-	OP_LE,
-	OP_GE,
-	OP_REGEXP,
-	OP_VERSION,
-	OP_SET_CONTAINS,
-	OP_IN,
-	OP_IS_SET,
-	OP_IS_NOT_SET,
-	OP_DISTINCT_HOSTS,
-	OP_DISTINCT_PROPERTY
-};
-
-static const char *const op_names[] = {
-	"=",
-	"!=",
-	"<",
-	">",
-	"<=",
-	">=",
-	"regexp",
-	"version",
-	"set_contains",
-	"in",
-	"is_set",
-	"is_not_set",
-	"distinct_hosts",
-	"distinct_property",
-};
-
 typedef struct cons {
 	const Flotilla__Constraint *c;
-	enum op op;
+	flt_constraint_op_t op;
 	int key; /* -1: the fleet has no such attribute anywhere */
 	regex_t re;
 	bool has_re;
@@ -459,37 +359,37 @@ static bool static_ok(cons_t *c, const node_t *n)
 	const char *want = c->c->value;
 	double x;
 	switch (c->op) {
-	case OP_IS_SET: return v != NULL;
-	case OP_IS_NOT_SET: return v == NULL;
-	case OP_DISTINCT_HOSTS:
-	case OP_DISTINCT_PROPERTY: return true; /* depend on placements */
+	case FLT_OP_IS_SET: return v != NULL;
+	case FLT_OP_IS_NOT_SET: return v == NULL;
+	case FLT_OP_DISTINCT_HOSTS:
+	case FLT_OP_DISTINCT_PROPERTY: return true; /* depend on placements */
 	default: break;
 	}
 	if (!v)
 		return false;
 	switch (c->op) {
-	case OP_EQ: return strcmp(v, want) == 0;
-	case OP_NE: return strcmp(v, want) != 0;
-	case OP_LT:
-	case OP_GT:
-	case OP_LE:
-	case OP_GE: {
+	case FLT_OP_EQ: return strcmp(v, want) == 0;
+	case FLT_OP_NE: return strcmp(v, want) != 0;
+	case FLT_OP_LT:
+	case FLT_OP_GT:
+	case FLT_OP_LE:
+	case FLT_OP_GE: {
 		int r;
 		if (c->is_num && number(v, &x))
 			r = x < c->num ? -1 : x > c->num ? 1 : 0;
 		else
 			r = strcmp(v, want);
-		return c->op == OP_LT   ? r < 0
-		       : c->op == OP_GT ? r > 0
-		       : c->op == OP_LE ? r <= 0
-					: r >= 0;
+		return c->op == FLT_OP_LT   ? r < 0
+		       : c->op == FLT_OP_GT ? r > 0
+		       : c->op == FLT_OP_LE ? r <= 0
+					    : r >= 0;
 	}
-	case OP_REGEXP: return regexec(&c->re, v, 0, NULL, 0) == 0;
-	case OP_VERSION: {
+	case FLT_OP_REGEXP: return regexec(&c->re, v, 0, NULL, 0) == 0;
+	case FLT_OP_VERSION: {
 		bool m = false;
 		return flt_semver_range_match(want, v, &m, NULL) == 0 && m;
 	}
-	case OP_SET_CONTAINS: {
+	case FLT_OP_SET_CONTAINS: {
 		/* Every wanted item is in the node's set. */
 		char item[256];
 		for (const char *p = want; *p;) {
@@ -511,7 +411,7 @@ static bool static_ok(cons_t *c, const node_t *n)
 		}
 		return true;
 	}
-	case OP_IN: return in_list(want, v);
+	case FLT_OP_IN: return in_list(want, v);
 	default: return false;
 	}
 }
@@ -521,17 +421,14 @@ static int compile(sched_fleet_t *f, const Flotilla__Constraint *src,
 {
 	memset(c, 0, sizeof(*c));
 	c->c = src;
-	size_t i;
-	for (i = 0; i < FLT_ARRAY_SIZE(op_names); i++)
-		if (!strcmp(op_names[i], src->operator_))
-			break;
-	if (i == FLT_ARRAY_SIZE(op_names))
+	int op = flt_constraint_op(src->operator_);
+	if (op < 0)
 		return flt_err(err, -EINVAL, "%s.operator: unknown \"%s\"",
 			       where, src->operator_);
-	c->op = (enum op)i;
+	c->op = (flt_constraint_op_t)op;
 	c->key = *src->attribute ? key_id(f, src->attribute, false) : -1;
 	c->is_num = number(src->value, &c->num);
-	if (c->op == OP_REGEXP) {
+	if (c->op == FLT_OP_REGEXP) {
 		if (regcomp(&c->re, src->value, REG_EXTENDED | REG_NOSUB) != 0)
 			return flt_err(
 				err, -EINVAL,
@@ -539,12 +436,12 @@ static int compile(sched_fleet_t *f, const Flotilla__Constraint *src,
 				where);
 		c->has_re = true;
 	}
-	if (c->op == OP_VERSION) {
+	if (c->op == FLT_OP_VERSION) {
 		bool m;
 		if (flt_semver_range_match(src->value, "0.0.0", &m, err) < 0)
 			return flt_err_prefix(err, "%s.value", where);
 	}
-	if (c->op == OP_DISTINCT_PROPERTY)
+	if (c->op == FLT_OP_DISTINCT_PROPERTY)
 		c->limit = *src->value ? (uint32_t)atoi(src->value) : 1;
 	return 0;
 }
@@ -798,9 +695,9 @@ static int plan_init(plan_t *p, sched_fleet_t *f, const sched_request_t *rq,
 		cons_t *cc = &p->cons[p->ncons - 1];
 		if (cc->key >= 0 && unique_key(f->keys[cc->key]))
 			p->per_node = true;
-		if (cc->op == OP_DISTINCT_HOSTS)
+		if (cc->op == FLT_OP_DISTINCT_HOSTS)
 			p->distinct_hosts = 1;
-		if (cc->op == OP_DISTINCT_PROPERTY &&
+		if (cc->op == FLT_OP_DISTINCT_PROPERTY &&
 		    p->ndprop < FLT_ARRAY_SIZE(p->dprop))
 			p->dprop[p->ndprop++] = cc;
 	}

@@ -29,7 +29,8 @@ typedef struct flt_fsm {
 	const char *const *events; /* event names: n_events of them */
 	unsigned n_events;
 	/* next[state * n_events + event]: the state the event moves a record
-	 * to (possibly the same), FLT_FSM_REFUSE or FLT_FSM_IGNORE. */
+	 * to (possibly the same), FLT_FSM_REFUSE or FLT_FSM_IGNORE. Row 0,
+	 * the proto's zero value, may hold the events that make a record. */
 	const signed char *next;
 } flt_fsm_t;
 
@@ -56,7 +57,11 @@ const char *flt_fsm_state_name(const flt_fsm_t *f, int state);
  */
 int flt_fsm_check(const flt_fsm_t *f, const int *initial, flt_error_t *err);
 
-/* Writes the table as a Markdown section (a heading, doc, a grid). */
+/*
+ * Writes the table as a Markdown section (a heading, doc, a grid). The
+ * zero state's row shows as "(new)" when any of its cells is not refused:
+ * the events that make a record.
+ */
 void flt_fsm_markdown(const flt_fsm_t *f, FILE *out);
 
 #endif

@@ -74,6 +74,31 @@ int flt_check_validate(const Flotilla__HealthCheck *hc, const char *prefix,
 #define FLT_PKG_ENV_MAX (17 + 64 + 8 + 1)
 void flt_pkg_env_name(const char *pkg, char out[FLT_PKG_ENV_MAX]);
 
+/*
+ * The operators of a constraint, in the order of this enum: "=", "!=",
+ * "<", ">", "<=", ">=", "regexp", "version", "set_contains", "in",
+ * "is_set", "is_not_set", "distinct_hosts", "distinct_property".
+ */
+typedef enum flt_constraint_op {
+	FLT_OP_EQ,
+	FLT_OP_NE,
+	FLT_OP_LT,
+	FLT_OP_GT,
+	FLT_OP_LE,
+	FLT_OP_GE,
+	FLT_OP_REGEXP,
+	FLT_OP_VERSION,
+	FLT_OP_SET_CONTAINS,
+	FLT_OP_IN,
+	FLT_OP_IS_SET,
+	FLT_OP_IS_NOT_SET,
+	FLT_OP_DISTINCT_HOSTS,
+	FLT_OP_DISTINCT_PROPERTY,
+} flt_constraint_op_t;
+
+/* The operator spelled op, or -1 for none. */
+int flt_constraint_op(const char *op);
+
 /* RLIMIT_* of a task rlimit name ("nofile"), or -1. */
 int flt_rlimit_resource(const char *name);
 

@@ -45,6 +45,29 @@ int flt_pb_unpack(const ProtobufCMessageDescriptor *desc, const void *buf,
 		  size_t len, const flt_pb_limits_t *lim,
 		  ProtobufCMessage **out, flt_error_t *err);
 
+/*
+ * A deep copy of m (owned by the caller, free with
+ * protobuf_c_message_free_unpacked(copy, NULL)), made by packing and
+ * unpacking: what a copy keeps is exactly what the wire would carry.
+ * Aborts only when memory runs out (m packs into what unpacks).
+ */
+void *flt_pb_dup(const ProtobufCMessage *m);
+
+/*
+ * True when a and b encode to the same bytes (same descriptor assumed;
+ * two NULLs are equal, NULL and a message are not). Field order is the
+ * descriptor's, so equal values give equal encodings; unknown fields
+ * count.
+ */
+bool flt_pb_equal(const ProtobufCMessage *a, const ProtobufCMessage *b);
+
+/*
+ * Sets a string field of a message to a copy of v ("" for NULL), freeing
+ * the old string unless it is protobuf-c's shared empty default. Aborts
+ * on OOM.
+ */
+void flt_pb_set_str(char **field, const char *v);
+
 static inline void flt_pb_freep(void *p)
 {
 	ProtobufCMessage **m = p;

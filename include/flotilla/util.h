@@ -2,6 +2,7 @@
 #ifndef FLOTILLA_UTIL_H
 #define FLOTILLA_UTIL_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -54,6 +55,46 @@ bool flt_is_name(const char *s, size_t max);
 /* True when s holds only printable ASCII or valid UTF-8, no control chars. */
 bool flt_is_text(const char *s, size_t len);
 
+/*
+ * A string fit to quote in a message (err->msg, a log line) whatever it
+ * holds: at most max bytes of s (NULL reads as ""), cut on a UTF-8
+ * boundary, each control character, '"' and byte of invalid UTF-8 shown
+ * as '?', and "..." after it when it was cut. Writes buf (len bytes, at
+ * least 4; max shrinks to len - 4 when larger) and returns it.
+ */
+const char *flt_shown(const char *s, size_t max, char *buf, size_t len);
+
+/*
+ * Writes all len bytes of buf to fd, retrying on EINTR and short writes.
+ * Returns 0 or a negative errno (-EIO when write returns 0); *written (if
+ * not NULL) receives the bytes written, also on failure.
+ */
+static inline int flt_write_all(int fd, const void *buf, size_t len,
+				size_t *written)
+{
+	/* Inline: the statically linked shim has none of the library but
+	 * its error and allocation files. */
+	const char *p = buf;
+	size_t done = 0;
+	int rc = 0;
+	while (done < len) {
+		ssize_t n = write(fd, p + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			rc = n < 0 ? -errno : -EIO;
+			break;
+		}
+		done += (size_t)n;
+	}
+	if (written)
+		*written = done;
+	return rc;
+}
+
+/* The same at offset off, with pwrite (the file offset is not moved). */
+int flt_pwrite_all(int fd, const void *buf, size_t len, off_t off);
+
 /* Reads a whole small file (at most max bytes); trailing newline trimmed. */
 int flt_read_file(const char *path, size_t max, char **out);
 
@@ -76,6 +117,22 @@ int flt_signal_fd(void);
 
 /* mkdir -p with mode for the last component. */
 int flt_mkdir_p(const char *path, unsigned mode);
+
+/*
+ * rm -rf: deletes path, or dfd/name, and everything below it, never
+ * following a symlink (a symlink is deleted, not what it points to;
+ * components before the last one are resolved as usual). With
+ * FLT_RM_ONE_FS, it crosses no mount: a directory on another file system,
+ * or that is a mount point (bind mounts included), is left with what
+ * leads to it. Deletes what it can; returns 0 when nothing is left
+ * (absent counts), else the first negative errno (-EXDEV for a mount
+ * left, -ELOOP past FLT_RM_DEPTH_MAX levels). Not for trees others are
+ * writing into at the same time: new entries may survive.
+ */
+enum { FLT_RM_ONE_FS = 1 };
+#define FLT_RM_DEPTH_MAX 256
+int flt_rm_rf(const char *path, unsigned flags);
+int flt_rm_rf_at(int dfd, const char *name, unsigned flags);
 
 /*
  * Bounds a daemon's shutdown: unless the process has exited within

@@ -510,6 +510,18 @@ static const struct bad_case {
 };
 
 /* Every case is run and every mismatch shown before the test fails. */
+static void test_constraint_ops(void **state)
+{
+	(void)state;
+	assert_int_equal(flt_constraint_op("="), FLT_OP_EQ);
+	assert_int_equal(flt_constraint_op(">="), FLT_OP_GE);
+	assert_int_equal(flt_constraint_op("regexp"), FLT_OP_REGEXP);
+	assert_int_equal(flt_constraint_op("distinct_property"),
+			 FLT_OP_DISTINCT_PROPERTY);
+	assert_int_equal(flt_constraint_op("~="), -1);
+	assert_int_equal(flt_constraint_op(""), -1);
+}
+
 static void test_bad_jobs(void **state)
 {
 	size_t failed = 0;
@@ -544,6 +556,7 @@ int main(void)
 		cmocka_unit_test(test_uses),
 		cmocka_unit_test(test_size_limit),
 		cmocka_unit_test(test_bad_jobs),
+		cmocka_unit_test(test_constraint_ops),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

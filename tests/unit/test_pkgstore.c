@@ -300,7 +300,7 @@ static int env_setup(void **state)
 static int env_teardown(void **state)
 {
 	struct env *v = *state;
-	int rc = test_rm_rf(v->root);
+	int rc = flt_rm_rf(v->root, 0);
 
 	unlink(v->escape);
 	free(v);

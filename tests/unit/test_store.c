@@ -71,7 +71,7 @@ static int fx_teardown(void **state)
 	fixture_t *fx = *state;
 	flt_store_close(fx->store);
 	*strrchr(fx->dir, '/') = '\0';
-	int rc = test_rm_rf(fx->dir);
+	int rc = flt_rm_rf(fx->dir, 0);
 	free(fx);
 	return rc;
 }

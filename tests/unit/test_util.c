@@ -1,13 +1,14 @@
 /* Unit tests for common/util.c. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -300,6 +301,223 @@ static void test_mkdir_p(void **state)
 	umask(old);
 }
 
+/* ---- flt_shown -------------------------------------------------------- */
+
+static void test_shown(void **state)
+{
+	char b[16], small[6];
+	(void)state;
+	assert_string_equal(flt_shown("web", 8, b, sizeof(b)), "web");
+	assert_string_equal(flt_shown(NULL, 8, b, sizeof(b)), "");
+	assert_string_equal(flt_shown("12345678", 8, b, sizeof(b)), "12345678");
+	assert_string_equal(flt_shown("123456789", 8, b, sizeof(b)),
+			    "12345678...");
+	/* Control characters, quotes and invalid UTF-8 as '?'. */
+	assert_string_equal(flt_shown("a\nb\"c\x7f", 8, b, sizeof(b)),
+			    "a?b?c?");
+	assert_string_equal(flt_shown("x\xff\xc3", 8, b, sizeof(b)), "x??");
+	/* A cut never splits a character: é is two bytes, € three. */
+	assert_string_equal(flt_shown("abc\xc3\xa9", 4, b, sizeof(b)),
+			    "abc...");
+	assert_string_equal(flt_shown("abc\xc3\xa9", 5, b, sizeof(b)),
+			    "abc\xc3\xa9");
+	assert_string_equal(
+		flt_shown("a\xe2\x82\xac\xe2\x82\xac", 6, b, sizeof(b)),
+		"a\xe2\x82\xac...");
+	/* max shrinks to what the buffer holds with "..." after it. */
+	assert_string_equal(flt_shown("abcdefgh", 100, small, sizeof(small)),
+			    "ab...");
+	assert_string_equal(flt_shown("ab", 100, small, sizeof(small)), "ab");
+	assert_string_equal(flt_shown("abcd", 100, b, 3), "");
+}
+
+/* ---- flt_write_all, flt_pwrite_all ------------------------------------ */
+
+static void test_write_all(void **state)
+{
+	const char *dir = *state;
+	char path[256], *got = NULL;
+	size_t n = 1234;
+	int fds[2];
+
+	snprintf(path, sizeof(path), "%s/out", dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(flt_write_all(fd, "hello ", 6, NULL), 0);
+	assert_int_equal(flt_write_all(fd, "world", 5, &n), 0);
+	assert_int_equal(n, 5);
+	assert_int_equal(flt_write_all(fd, "", 0, &n), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(flt_pwrite_all(fd, "W", 1, 6), 0);
+	close(fd);
+	assert_int_equal(flt_read_file(path, 100, &got), 0);
+	assert_string_equal(got, "hello World");
+	free(got);
+
+	/* A failing write says how much went through (nothing here). */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(flt_write_all(fd, "x", 1, &n), -EBADF);
+	assert_int_equal(n, 0);
+	assert_int_equal(flt_pwrite_all(fd, "x", 1, 0), -EBADF);
+	close(fd);
+
+	/* Short writes: a non-blocking pipe fills, and the count stops
+	 * where it did. */
+	assert_int_equal(pipe2(fds, O_NONBLOCK | O_CLOEXEC), 0);
+	size_t big = 1 << 20;
+	char *buf = calloc(1, big);
+	assert_non_null(buf);
+	assert_int_equal(flt_write_all(fds[1], buf, big, &n), -EAGAIN);
+	assert_true(n > 0 && n < big);
+	free(buf);
+	close(fds[0]);
+	close(fds[1]);
+}
+
+/* ---- flt_rm_rf -------------------------------------------------------- */
+
+static void touch(const char *dir, const char *name)
+{
+	char p[512];
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	write_file(p, "x", 1);
+}
+
+static bool exists(const char *dir, const char *name)
+{
+	char p[512];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/%s", dir, name);
+	return lstat(p, &st) == 0;
+}
+
+static void test_rm_rf(void **state)
+{
+	const char *dir = *state;
+	char p[512], q[512];
+
+	/* A tree with a symlink to a directory outside it, a symlink to a
+	 * file outside it and a directory without write permission. */
+	snprintf(p, sizeof(p), "%s/keep", dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	touch(dir, "keep/file");
+	snprintf(p, sizeof(p), "%s/t/a/b/c", dir);
+	assert_int_equal(flt_mkdir_p(p, 0700), 0);
+	touch(dir, "t/a/b/c/f");
+	touch(dir, "t/a/g");
+	snprintf(p, sizeof(p), "%s/keep", dir);
+	snprintf(q, sizeof(q), "%s/t/a/link", dir);
+	assert_int_equal(symlink(p, q), 0);
+	snprintf(p, sizeof(p), "%s/keep/file", dir);
+	snprintf(q, sizeof(q), "%s/t/flink", dir);
+	assert_int_equal(symlink(p, q), 0);
+	snprintf(p, sizeof(p), "%s/t/a/b", dir);
+	assert_int_equal(chmod(p, 0500), 0);
+
+	snprintf(p, sizeof(p), "%s/t", dir);
+	int rc = flt_rm_rf(p, 0);
+	if (geteuid() != 0) {
+		/* Without root, b's entries stay: fix and retry. */
+		snprintf(q, sizeof(q), "%s/t/a/b", dir);
+		chmod(q, 0700);
+		rc = flt_rm_rf(p, 0);
+	}
+	assert_int_equal(rc, 0);
+	assert_false(exists(dir, "t"));
+	assert_true(exists(dir, "keep/file"));
+
+	/* Absent is done; a symlink given as the top is removed, not
+	 * followed; a plain file is removed. */
+	assert_int_equal(flt_rm_rf(p, 0), 0);
+	snprintf(p, sizeof(p), "%s/keep", dir);
+	snprintf(q, sizeof(q), "%s/top", dir);
+	assert_int_equal(symlink(p, q), 0);
+	assert_int_equal(flt_rm_rf(q, FLT_RM_ONE_FS), 0);
+	assert_false(exists(dir, "top"));
+	assert_true(exists(dir, "keep/file"));
+	snprintf(p, sizeof(p), "%s/keep/file", dir);
+	assert_int_equal(flt_rm_rf(p, 0), 0);
+	assert_false(exists(dir, "keep/file"));
+
+	/* Through a directory descriptor. */
+	touch(dir, "keep/x");
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	assert_int_equal(flt_rm_rf_at(dfd, "keep", 0), 0);
+	close(dfd);
+	assert_false(exists(dir, "keep"));
+}
+
+static void test_rm_rf_depth(void **state)
+{
+	const char *dir = *state;
+	char p[512];
+
+	/* Deeper than FLT_RM_DEPTH_MAX: -ELOOP, and what lies above the
+	 * limit is left. */
+	snprintf(p, sizeof(p), "%s/deep", dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	for (int i = 0; i < FLT_RM_DEPTH_MAX + 10; i++) {
+		assert_int_equal(mkdirat(fd, "d", 0700), 0);
+		int sub = openat(fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		assert_true(sub >= 0);
+		close(fd);
+		fd = sub;
+	}
+	close(fd);
+	assert_int_equal(flt_rm_rf(p, 0), -ELOOP);
+	assert_true(exists(dir, "deep/d"));
+
+	/* From half way down, the rest is within reach. */
+	fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	for (int i = 0; i < 100; i++) {
+		int sub = openat(fd, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		assert_true(sub >= 0);
+		close(fd);
+		fd = sub;
+	}
+	assert_int_equal(flt_rm_rf_at(fd, "d", 0), 0);
+	close(fd);
+	assert_int_equal(flt_rm_rf(p, 0), 0);
+	assert_false(exists(dir, "deep"));
+}
+
+static void test_rm_rf_mount(void **state)
+{
+	const char *dir = *state;
+	char p[512], m[512];
+
+	snprintf(p, sizeof(p), "%s/t", dir);
+	snprintf(m, sizeof(m), "%s/t/mnt", dir);
+	assert_int_equal(flt_mkdir_p(m, 0700), 0);
+	touch(dir, "t/file");
+	if (mount("flt-unit", m, "tmpfs", 0, NULL) < 0)
+		skip(); /* not root, or no tmpfs: nothing to cross */
+	touch(dir, "t/mnt/inside");
+
+	/* Nothing on the mount is touched; the rest goes. */
+	assert_int_equal(flt_rm_rf(p, FLT_RM_ONE_FS), -EXDEV);
+	assert_true(exists(dir, "t/mnt/inside"));
+	assert_false(exists(dir, "t/file"));
+
+	/* A bind mount of the same file system is a mount too. */
+	assert_int_equal(umount(m), 0);
+	snprintf(p, sizeof(p), "%s/src", dir);
+	assert_int_equal(mkdir(p, 0700), 0);
+	touch(dir, "src/kept");
+	assert_int_equal(mount(p, m, NULL, MS_BIND, NULL), 0);
+	snprintf(p, sizeof(p), "%s/t", dir);
+	assert_int_equal(flt_rm_rf(p, FLT_RM_ONE_FS), -EXDEV);
+	assert_true(exists(dir, "src/kept"));
+	assert_int_equal(umount(m), 0);
+	assert_int_equal(flt_rm_rf(p, FLT_RM_ONE_FS), 0);
+	assert_false(exists(dir, "t"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -315,6 +533,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_read_file_limits,
 						tmpdir_setup, tmpdir_teardown),
 		cmocka_unit_test_setup_teardown(test_mkdir_p, tmpdir_setup,
+						tmpdir_teardown),
+		cmocka_unit_test(test_shown),
+		cmocka_unit_test_setup_teardown(test_write_all, tmpdir_setup,
+						tmpdir_teardown),
+		cmocka_unit_test_setup_teardown(test_rm_rf, tmpdir_setup,
+						tmpdir_teardown),
+		cmocka_unit_test_setup_teardown(test_rm_rf_depth, tmpdir_setup,
+						tmpdir_teardown),
+		cmocka_unit_test_setup_teardown(test_rm_rf_mount, tmpdir_setup,
 						tmpdir_teardown),
 	};
 	return cmocka_run_group_tests_name("unit.util", tests, NULL, NULL);

@@ -1255,7 +1255,7 @@ static int rpc_teardown(void **state)
 	flt_server_close(rpc->srv);
 	pthread_mutex_destroy(&rpc->mtx);
 	pthread_cond_destroy(&rpc->cond);
-	int rc = test_rm_rf(rpc->dir);
+	int rc = flt_rm_rf(rpc->dir, 0);
 	free(rpc);
 	return rc;
 }

@@ -4,26 +4,12 @@
 #define FLOTILLA_TESTUTIL_H
 
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static inline int test_rm_entry(const char *path, const struct stat *st,
-				int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-/* rm -rf path; 0 or -1. */
-static inline int test_rm_rf(const char *path)
-{
-	return nftw(path, test_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
+#include "flotilla/util.h"
 
 /* cmocka setup/teardown: *state is a fresh directory under /tmp. */
 static inline int tmpdir_setup(void **state)
@@ -40,7 +26,7 @@ static inline int tmpdir_setup(void **state)
 static inline int tmpdir_teardown(void **state)
 {
 	char *dir = *state;
-	int rc = test_rm_rf(dir);
+	int rc = flt_rm_rf(dir, 0);
 	free(dir);
 	return rc;
 }
