@@ -21,6 +21,7 @@
 
 #include "coordinator.h"
 #include "scheduler.h"
+#include "flotilla/hash.h"
 #include "flotilla/log.h"
 #include "flotilla/pb.h"
 #include "flotilla/util.h"
@@ -56,9 +57,10 @@ struct coord_nodes {
 	pthread_mutex_t mtx;
 	cnode_t **v;
 	size_t n, cap;
-	uint32_t *slots; /* open addressing over v: index + 1, 0 empty */
-	uint32_t *reg_slots; /* the same, by registration id */
-	size_t nslots;
+	flt_map_t by_id; /* id -> cnode_t */
+	/* registration id -> the node registered with it that may still be
+	 * unsynced (a retry before the first Sync reuses that node) */
+	flt_map_t by_reg;
 	int64_t grace_from;
 	bool closing; /* shutting down: new work is refused */
 	/* Bumped by every change the scheduler's view shows: a status, or a
@@ -89,37 +91,6 @@ static void node_event(coord_nodes_t *t, const char *id,
 
 /* ---- the table ------------------------------------------------------- */
 
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 1469598103934665603ull;
-	while (*s)
-		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
-	return h;
-}
-
-static void slot_put(uint32_t *slots, size_t nslots, const char *key,
-		     size_t idx)
-{
-	size_t s = hash_str(key) & (nslots - 1);
-	while (slots[s])
-		s = (s + 1) & (nslots - 1);
-	slots[s] = (uint32_t)(idx + 1);
-}
-
-static void table_rehash(coord_nodes_t *t, size_t nslots)
-{
-	free(t->slots);
-	free(t->reg_slots);
-	t->slots = flt_xcalloc(nslots, sizeof(*t->slots));
-	t->reg_slots = flt_xcalloc(nslots, sizeof(*t->reg_slots));
-	t->nslots = nslots;
-	for (size_t i = 0; i < t->n; i++) {
-		slot_put(t->slots, nslots, t->v[i]->id, i);
-		if (t->v[i]->reg_id[0])
-			slot_put(t->reg_slots, nslots, t->v[i]->reg_id, i);
-	}
-}
-
 /* Called with t->mtx held (or before threads start). */
 static void table_add(coord_nodes_t *t, cnode_t *node)
 {
@@ -128,45 +99,27 @@ static void table_add(coord_nodes_t *t, cnode_t *node)
 		t->v = flt_xrealloc(t->v, t->cap * sizeof(*t->v));
 	}
 	t->v[t->n++] = node;
-	if (t->n * 2 > t->nslots) {
-		table_rehash(t, t->nslots ? t->nslots * 2 : 128);
-	} else {
-		slot_put(t->slots, t->nslots, node->id, t->n - 1);
-		if (node->reg_id[0])
-			slot_put(t->reg_slots, t->nslots, node->reg_id,
-				 t->n - 1);
-	}
+	flt_map_put(&t->by_id, node->id, node);
+	/* Stored nodes load in id order, not in the order they registered:
+	 * an unsynced one wins over an older one with the same id. */
+	if (node->reg_id[0] &&
+	    (!flt_map_get(&t->by_reg, node->reg_id) ||
+	     node->status == FLOTILLA__NODE_STATUS__NODE_STATUS_INITIALIZING))
+		flt_map_put(&t->by_reg, node->reg_id, node);
 }
 
 /* A node registered under reg_id that has never synced, or NULL. */
 static cnode_t *table_find_unsynced(coord_nodes_t *t, const char *reg_id)
 {
-	if (!t->nslots)
-		return NULL;
-	size_t s = hash_str(reg_id) & (t->nslots - 1);
-	while (t->reg_slots[s]) {
-		cnode_t *c = t->v[t->reg_slots[s] - 1];
-		if (c->status ==
-			    FLOTILLA__NODE_STATUS__NODE_STATUS_INITIALIZING &&
-		    strcmp(c->reg_id, reg_id) == 0)
-			return c;
-		s = (s + 1) & (t->nslots - 1);
-	}
-	return NULL;
+	cnode_t *c = flt_map_get(&t->by_reg, reg_id);
+	return c && c->status == FLOTILLA__NODE_STATUS__NODE_STATUS_INITIALIZING
+		       ? c
+		       : NULL;
 }
 
 static cnode_t *table_find(coord_nodes_t *t, const char *id)
 {
-	if (!t->nslots)
-		return NULL;
-	size_t s = hash_str(id) & (t->nslots - 1);
-	while (t->slots[s]) {
-		cnode_t *c = t->v[t->slots[s] - 1];
-		if (strcmp(c->id, id) == 0)
-			return c;
-		s = (s + 1) & (t->nslots - 1);
-	}
-	return NULL;
+	return flt_map_get(&t->by_id, id);
 }
 
 static const char *status_name(Flotilla__NodeStatus s)
@@ -282,8 +235,8 @@ void coord_nodes_close(coord_nodes_t *t)
 		free(t->v[i]);
 	}
 	free(t->v);
-	free(t->slots);
-	free(t->reg_slots);
+	flt_map_free(&t->by_id);
+	flt_map_free(&t->by_reg);
 	coord_fleet_snap_release(t->snap);
 	pthread_mutex_destroy(&t->snap_mtx);
 	pthread_mutex_destroy(&t->mtx);
