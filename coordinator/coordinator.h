@@ -217,9 +217,4 @@ void coord_campaigns_node_steps(coord_campaigns_t *c, const char *node_id,
 				Flotilla__SyncResponse *resp);
 void coord_campaigns_node_steps_free(Flotilla__SyncResponse *resp);
 
-/* ---- jobs.c: operator methods on jobs --------------------------------- */
-
-/* JobPlan: checks the job and shows where its allocations would go. */
-void coord_jobs_plan(coord_nodes_t *n, flt_request_t *r);
-
 #endif

@@ -44,9 +44,12 @@ int coord_engine_open(const coord_engine_opts_t *o, coord_engine_t **out,
 void coord_engine_stop(coord_engine_t *e);
 void coord_engine_free(coord_engine_t *e);
 
-/* Operator methods: jobs, allocations, deployments. */
+/* Operator methods: jobs, allocations, deployments (jobs.c). */
 bool coord_engine_serves(Flotilla__Method m);
 void coord_engine_handle_api(coord_engine_t *e, flt_request_t *r);
+/* JobPlan: checks the job and shows where its allocations would go, on
+ * the fleet as the engine's fleet callback returns it. */
+void coord_jobs_plan(coord_engine_t *e, flt_request_t *r);
 
 /* ---- from the node table ----------------------------------------------- */
 

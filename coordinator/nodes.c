@@ -1437,7 +1437,6 @@ void coord_nodes_handle_api(flt_request_t *r, void *arg)
 		return;
 	case FLOTILLA__METHOD__METHOD_NODE_LIST: handle_list(t, r); return;
 	case FLOTILLA__METHOD__METHOD_NODE_GET: handle_get(t, r); return;
-	case FLOTILLA__METHOD__METHOD_JOB_PLAN: coord_jobs_plan(t, r); return;
 	default:
 		flt_request_fail(
 			r, FLT_EMETHOD,

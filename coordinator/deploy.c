@@ -1,0 +1,382 @@
+/*
+ * Deployments (see engine-internal.h): one rolls a job version out over
+ * the job's allocations. Created with the version, it counts what is placed
+ * and healthy, waits for canaries and their promotion, succeeds (marking
+ * the version stable) or fails, and on failure may revert the job to its
+ * last stable version.
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "engine-internal.h"
+#include "flotilla/log.h"
+
+const Flotilla__DeploymentGroup *deploy_group(const Flotilla__Deployment *d,
+					      const char *name)
+{
+	for (size_t i = 0; d && i < d->n_groups; i++)
+		if (is(d->groups[i]->group, name))
+			return d->groups[i];
+	return NULL;
+}
+
+void deploy_fail(cycle_t *c, ejob_t *ej, edep_t *ed, const char *why)
+{
+	Flotilla__Deployment *d = dwc(c, ed);
+	set_str(&d->status, "failed");
+	set_str(&d->status_description, why);
+	d->modify_ms = c->now;
+	flt_warn("deployment failed deployment=%s job=%s version=%llu "
+		 "reason=\"%s\"",
+		 d->id, d->job, (unsigned long long)d->job_version, why);
+	if (!d->auto_revert)
+		return;
+	const Flotilla__JobRecord *stable = NULL;
+	for (size_t i = ej->nversions; i-- > 0;)
+		if (ej->versions[i]->stable &&
+		    ej->versions[i]->version < d->job_version) {
+			stable = ej->versions[i];
+			break;
+		}
+	if (!stable) {
+		char msg[600];
+		snprintf(msg, sizeof(msg), "%s; no stable version to revert to",
+			 why);
+		set_str(&d->status_description, msg);
+		return;
+	}
+	d->reverted_to = stable->version;
+	char msg[600];
+	snprintf(msg, sizeof(msg), "%s; rolling back to version %llu", why,
+		 (unsigned long long)stable->version);
+	set_str(&d->status_description, msg);
+
+	Flotilla__JobRecord *w = jwc(c, ej);
+	pb_free(w->job);
+	w->job = pb_dup(&stable->job->base);
+	w->version++;
+	w->stable = false;
+	w->submitted_ms = c->now;
+	snprintf(msg, sizeof(msg),
+		 "reverted to version %llu: deployment %.8s "
+		 "failed",
+		 (unsigned long long)stable->version, d->id);
+	set_str(&w->description, msg);
+	pb_free(ej->new_version);
+	ej->new_version = pb_dup(&w->base);
+	flt_warn("job reverted job=%s version=%llu to=%llu", ej->name,
+		 (unsigned long long)w->version,
+		 (unsigned long long)stable->version);
+	deploy_start(c, ej, true);
+	mark_dirty(c, ej, "deployment-revert", NULL);
+}
+
+void deploy_start(cycle_t *c, ejob_t *ej, bool revert)
+{
+	const Flotilla__JobRecord *rec = jcur(ej);
+	const Flotilla__Job *job = rec->job;
+	for (size_t i = 0; i < ej->ndeps; i++) {
+		const Flotilla__Deployment *o = dcur(ej->deps[i]);
+		if (is(o->status, "running") || is(o->status, "paused")) {
+			Flotilla__Deployment *w = dwc(c, ej->deps[i]);
+			set_str(&w->status, "cancelled");
+			set_str(&w->status_description,
+				"cancelled by a newer version of the job");
+			w->modify_ms = c->now;
+		}
+	}
+	if (!is(job->type, "service"))
+		return;
+	const Flotilla__UpdatePolicy *u = job->update;
+	Flotilla__Deployment *d = flt_xmalloc(sizeof(*d));
+	flotilla__deployment__init(d);
+	char id[37];
+	flt_uuid_v4(id);
+	set_str(&d->id, id);
+	set_str(&d->job, ej->name);
+	d->job_version = rec->version;
+	set_str(&d->status, "running");
+	set_str(&d->status_description, "Deployment is running");
+	d->create_ms = d->modify_ms = c->now;
+	d->progress_by_ms = c->now + (u ? u->progress_deadline_ms : 600000);
+	d->auto_revert = u && u->auto_revert;
+	d->auto_promote = u && u->auto_promote;
+	d->n_groups = job->n_groups;
+	d->groups = flt_xcalloc(job->n_groups + 1, sizeof(*d->groups));
+	for (size_t g = 0; g < job->n_groups; g++) {
+		const Flotilla__TaskGroup *tg = job->groups[g];
+		Flotilla__DeploymentGroup *dg = flt_xmalloc(sizeof(*dg));
+		flotilla__deployment_group__init(dg);
+		set_str(&dg->group, tg->name);
+		dg->desired_total = tg->count;
+		/* Canaries only where running allocations must change. */
+		bool destructive = false;
+		for (size_t i = 0; i < ej->nallocs && !revert; i++) {
+			const Flotilla__Alloc *a = acur(ej->allocs[i]);
+			if (!a || !is(a->group, tg->name) ||
+			    !is(a->desired, "run"))
+				continue;
+			if (!tasks_equal(group_of(job_at(ej, a->job_version),
+						  a->group),
+					 tg))
+				destructive = true;
+		}
+		dg->desired_canaries = destructive && u ? u->canary : 0;
+		if (dg->desired_canaries > tg->count)
+			dg->desired_canaries = tg->count;
+		d->groups[g] = dg;
+	}
+	edep_t *ed = flt_xcalloc(1, sizeof(*ed));
+	ed->wc = d;
+	ed->in_plan = true;
+	ej->deps = flt_xrealloc(ej->deps, (ej->ndeps + 1) * sizeof(*ej->deps));
+	ej->deps[ej->ndeps++] = ed;
+	plan_add(c, PE_DEP, ed);
+	flt_info("deployment started deployment=%s job=%s version=%llu", d->id,
+		 d->job, (unsigned long long)d->job_version);
+}
+
+void deploy_health(cycle_t *c, ejob_t *ej, edep_t *ed)
+{
+	const Flotilla__Deployment *d = dcur(ed);
+	const Flotilla__UpdatePolicy *u = jcur(ej)->job->update;
+	int64_t min_healthy = u ? u->min_healthy_time_ms : 10000;
+	int64_t deadline = u ? u->healthy_deadline_ms : 300000;
+	for (size_t i = 0; i < ej->nallocs; i++) {
+		ealloc_t *ea = ej->allocs[i];
+		const Flotilla__Alloc *a = acur(ea);
+		if (!a || !in_dep(a, d) || a->health[0])
+			continue;
+		const char *verdict = NULL;
+		if (is(a->client_status, "failed") ||
+		    is(a->client_status, "lost") ||
+		    is(a->client_status, "complete"))
+			verdict = "unhealthy";
+		else if (is(a->desired, "stop"))
+			continue;
+		else if (a->healthy_since_ms &&
+			 c->now - a->healthy_since_ms >= min_healthy)
+			verdict = "healthy";
+		else if (c->now - a->create_ms >= deadline)
+			verdict = "unhealthy";
+		if (!verdict) {
+			wake_at(ej, a->healthy_since_ms
+					    ? a->healthy_since_ms + min_healthy
+					    : a->create_ms + deadline);
+			continue;
+		}
+		Flotilla__Alloc *w = awc(c, ea);
+		set_str(&w->health, verdict);
+		w->modify_ms = c->now;
+		if (is(verdict, "unhealthy") && !w->client_message[0])
+			set_str(&w->client_message,
+				is(a->client_status, "running") ||
+						is(a->client_status, "pending")
+					? "not healthy within the healthy "
+					  "deadline"
+					: "ended before it was healthy");
+		flt_info("allocation %s alloc=%s job=%s deployment=%s", verdict,
+			 w->id, w->job, d->id);
+		if (is(verdict, "healthy")) {
+			Flotilla__Deployment *dw = dwc(c, ed);
+			dw->progress_by_ms =
+				c->now + (u ? u->progress_deadline_ms : 600000);
+		}
+	}
+}
+
+/* What one group of a deployment has, over the job's allocations. */
+typedef struct tally {
+	uint32_t placed, healthy, unhealthy, chealthy;
+	uint32_t live_new_healthy, live_other;
+	size_t ncan;
+	char **can; /* the canaries' ids, borrowed */
+} tally_t;
+
+static void tally_group(const ejob_t *ej, const Flotilla__Deployment *d,
+			const char *group, tally_t *t)
+{
+	*t = (tally_t){ .can = flt_xcalloc(ej->nallocs + 1, sizeof(char *)) };
+	for (size_t i = 0; i < ej->nallocs; i++) {
+		const Flotilla__Alloc *a = acur(ej->allocs[i]);
+		if (!a || !is(a->group, group))
+			continue;
+		bool live = is(a->desired, "run");
+		if (!in_dep(a, d)) {
+			t->live_other += live;
+			continue;
+		}
+		t->placed++;
+		t->healthy += is(a->health, "healthy");
+		t->unhealthy += is(a->health, "unhealthy");
+		if (a->canary) {
+			t->can[t->ncan++] = a->id;
+			t->chealthy += is(a->health, "healthy");
+		}
+		t->live_new_healthy += live && is(a->health, "healthy");
+	}
+}
+
+/* Records the tally in group gi of the deployment when it changed. */
+static void store_tally(cycle_t *c, edep_t *ed,
+			const Flotilla__DeploymentGroup *dg, size_t gi,
+			const tally_t *t)
+{
+	if (t->placed == dg->placed && t->healthy == dg->healthy &&
+	    t->unhealthy == dg->unhealthy && t->ncan == dg->n_canaries)
+		return;
+	Flotilla__Deployment *w = dwc(c, ed);
+	Flotilla__DeploymentGroup *wg = w->groups[gi];
+	wg->placed = t->placed;
+	wg->healthy = t->healthy;
+	wg->unhealthy = t->unhealthy;
+	for (size_t k = 0; k < wg->n_canaries; k++)
+		free(wg->canaries[k]);
+	free(wg->canaries);
+	wg->canaries = flt_xcalloc(t->ncan + 1, sizeof(char *));
+	for (size_t k = 0; k < t->ncan; k++)
+		wg->canaries[k] = flt_xstrdup(t->can[k]);
+	wg->n_canaries = t->ncan;
+	w->modify_ms = c->now;
+}
+
+void deploy_progress(cycle_t *c, ejob_t *ej, edep_t *ed)
+{
+	const Flotilla__Deployment *d = dcur(ed);
+	const Flotilla__Job *job = jcur(ej)->job;
+	if (!is(d->status, "running"))
+		return;
+	bool done = true, failed = false, waiting_promotion = false;
+	for (size_t gi = 0; gi < d->n_groups; gi++) {
+		const Flotilla__DeploymentGroup *dg = d->groups[gi];
+		tally_t t;
+		tally_group(ej, d, dg->group, &t);
+		store_tally(c, ed, dg, gi, &t);
+		free(t.can);
+		if (t.unhealthy)
+			failed = true;
+		if (dg->desired_canaries && !dg->promoted) {
+			done = false;
+			if (t.chealthy >= dg->desired_canaries) {
+				if (d->auto_promote) {
+					Flotilla__Deployment *w = dwc(c, ed);
+					w->groups[gi]->promoted = true;
+					flt_info("deployment promoted "
+						 "automatically deployment=%s "
+						 "group=%s",
+						 d->id, dg->group);
+					mark_dirty(c, ej, "deployment-promote",
+						   NULL);
+				} else {
+					waiting_promotion = true;
+				}
+			}
+			continue;
+		}
+		const Flotilla__TaskGroup *tg = group_of(job, dg->group);
+		uint32_t want = tg ? tg->count : 0;
+		if (t.live_new_healthy < want || t.live_other)
+			done = false;
+	}
+	d = dcur(ed);
+	if (failed) {
+		deploy_fail(c, ej, ed,
+				"Failed due to unhealthy allocations");
+		return;
+	}
+	if (c->now >= d->progress_by_ms && !waiting_promotion) {
+		deploy_fail(c, ej, ed, "Failed due to progress deadline");
+		return;
+	}
+	if (done) {
+		Flotilla__Deployment *w = dwc(c, ed);
+		set_str(&w->status, "successful");
+		set_str(&w->status_description,
+			"Deployment completed successfully");
+		w->modify_ms = c->now;
+		Flotilla__JobRecord *jr = jwc(c, ej);
+		if (jr->version == d->job_version) {
+			jr->stable = true;
+			ej->version_restable = true;
+		}
+		flt_info("deployment successful deployment=%s job=%s "
+			 "version=%llu",
+			 d->id, d->job, (unsigned long long)d->job_version);
+		return;
+	}
+	const char *desc = waiting_promotion
+				   ? "Deployment is running but requires "
+				     "manual promotion"
+				   : "Deployment is running";
+	if (!is(d->status_description, desc)) {
+		Flotilla__Deployment *w = dwc(c, ed);
+		set_str(&w->status_description, desc);
+	}
+	if (!waiting_promotion)
+		wake_at(ej, d->progress_by_ms);
+}
+
+edep_t *deploy_find(coord_engine_t *e, const char *q, ejob_t **job,
+			flt_error_t *err)
+{
+	ejob_t *ej = job_find(e, q);
+	if (ej && latest_dep(ej) && latest_dep(ej)->d) {
+		*job = ej;
+		return latest_dep(ej);
+	}
+	edep_t *found = NULL;
+	size_t n = strlen(q), matches = 0;
+	for (size_t j = 0; j < e->njobs; j++)
+		for (size_t i = 0; i < e->jobs[j]->ndeps; i++) {
+			edep_t *ed = e->jobs[j]->deps[i];
+			if (ed->d && n >= 4 && strncmp(ed->d->id, q, n) == 0) {
+				found = ed;
+				*job = e->jobs[j];
+				matches++;
+			}
+		}
+	if (matches == 1)
+		return found;
+	flt_err(err, matches ? FLT_ECONFLICT : FLT_ENOTFOUND,
+		matches ? "deployment %s: ambiguous prefix"
+			: "deployment %s: no such deployment or job",
+		q);
+	return NULL;
+}
+
+int deploy_promote(cycle_t *c, ejob_t *ej, edep_t *ed, flt_error_t *err)
+{
+	const Flotilla__Deployment *d = dcur(ed);
+	bool any = false;
+	for (size_t g = 0; g < d->n_groups; g++) {
+		const Flotilla__DeploymentGroup *dg = d->groups[g];
+		if (!dg->desired_canaries || dg->promoted)
+			continue;
+		uint32_t healthy = 0;
+		for (size_t i = 0; i < ej->nallocs; i++) {
+			const Flotilla__Alloc *a = acur(ej->allocs[i]);
+			healthy += a && in_dep(a, d) && a->canary &&
+				   is(a->health, "healthy");
+		}
+		if (healthy < dg->desired_canaries)
+			return flt_err(err, FLT_ECONFLICT,
+				       "deployment %.8s: group %s has %u of "
+				       "%u canaries healthy; promote once "
+				       "they are",
+				       d->id, dg->group, healthy,
+				       dg->desired_canaries);
+		any = true;
+	}
+	if (!any)
+		return flt_err(err, FLT_ECONFLICT,
+			       "deployment %.8s has no canaries "
+			       "waiting for promotion",
+			       d->id);
+	Flotilla__Deployment *w = dwc(c, ed);
+	for (size_t g = 0; g < w->n_groups; g++)
+		w->groups[g]->promoted = true;
+	w->modify_ms = c->now;
+	flt_info("deployment promoted deployment=%s job=%s", w->id, w->job);
+	mark_dirty(c, ej, "deployment-promote", NULL);
+	return 0;
+}

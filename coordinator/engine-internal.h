@@ -1,0 +1,441 @@
+/*
+ * What the engine's files share (see engine.h for the engine's contract):
+ *
+ *   engine.c     the thread, its queue, loading, the cycle
+ *   plan.c       the plan of a cycle: working copies, the tables new
+ *                objects enter, and the commit through the writer
+ *   reconcile.c  reconciling a job's groups: placements, stops, in-place
+ *                updates, rescheduling
+ *   deploy.c     deployments: creation, health, promotion, failure,
+ *                automatic revert
+ *   jobs.c       the operator methods on jobs, allocations, deployments
+ *
+ * Files depend downwards only: jobs.c and engine.c use reconcile.c,
+ * deploy.c and plan.c; reconcile.c uses deploy.c and plan.c; deploy.c
+ * uses plan.c. The engine runs an operator's request through the function
+ * pointers of its op, never by calling jobs.c.
+ *
+ * Every object (job, allocation, deployment) is held twice at most: the
+ * committed message, which readers see, and during a cycle a working copy
+ * the cycle changes. The plan is the set of working copies; it is written
+ * in one transaction, and only once that committed do the copies replace
+ * what readers see. A failed commit throws the copies away and retries the
+ * jobs later: memory never runs ahead of the store.
+ */
+#ifndef FLOTILLA_ENGINE_INTERNAL_H
+#define FLOTILLA_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+#include "flotilla/util.h"
+
+#define EVALS_KEPT 10
+#define MAX_PASSES 4
+
+typedef struct ejob ejob_t;
+
+typedef struct ealloc {
+	char id[37]; /* the key of alloc_map: messages come and go */
+	Flotilla__Alloc *a, *wc;
+	ejob_t *job;
+	bool in_plan, push;
+	/* The agent's last report of its tasks (packed NodeTasks). */
+	uint8_t *report;
+	size_t report_len;
+	bool report_new; /* listed in reported[] */
+	bool gone; /* the node's last report did not list it */
+} ealloc_t;
+
+typedef struct edep {
+	Flotilla__Deployment *d, *wc;
+	bool in_plan;
+} edep_t;
+
+struct ejob {
+	char *name;
+	Flotilla__JobRecord *rec, *wc;
+	Flotilla__JobRecord **versions; /* committed, oldest first */
+	size_t nversions;
+	Flotilla__JobRecord *new_version; /* written with this cycle */
+	bool version_restable; /* rewrite versions[] stable */
+	ealloc_t **allocs;
+	size_t nallocs, allocs_cap;
+	edep_t **deps; /* oldest first */
+	size_t ndeps;
+	Flotilla__Eval **evals; /* committed, oldest first */
+	size_t nevals;
+	Flotilla__Eval *eval; /* this cycle's */
+	bool in_plan, dirty;
+	char trigger[32];
+	char trigger_node[37];
+	int64_t wake_ms;
+};
+
+typedef struct enode {
+	char *id;
+	ealloc_t **v;
+	size_t n, cap;
+} enode_t;
+
+/* A string-keyed open-addressing map (no deletion). */
+typedef struct smap {
+	const char **keys;
+	void **vals;
+	size_t n, nslots;
+} smap_t;
+
+typedef struct cycle cycle_t;
+
+enum op_kind { OP_REGISTER, OP_STOP, OP_PROMOTE, OP_FAIL };
+
+/* An operator's request, queued for the engine's next cycle. */
+typedef struct eop {
+	enum op_kind kind;
+	/* What the request does inside the cycle. */
+	void (*run)(cycle_t *c, struct eop *op);
+	/* Answers it once the cycle's plan is committed (committed true) or
+	 * failed (cerr); frees a request's op, or sets done for a direct
+	 * caller, which frees it. */
+	void (*reply)(coord_engine_t *e, struct eop *op, bool committed,
+		      uint64_t index, const flt_error_t *cerr);
+	Flotilla__Job *job; /* register: owned */
+	char *name; /* stop: job; promote/fail: deployment */
+	flt_request_t *r; /* NULL: a direct call waiting on done */
+	/* Results. */
+	int rc;
+	flt_error_t err;
+	Flotilla__JobRegisterResponse resp;
+	char eval_id[37], dep_id[37];
+	bool done;
+	ejob_t *ej;
+	edep_t *ed;
+	struct eop *next;
+} eop_t;
+
+typedef struct nevent {
+	char id[37];
+	enum coord_node_event ev;
+	struct nevent *next;
+} nevent_t;
+
+/* A job entry carries its new version, stable mark and evaluation. */
+typedef enum { PE_JOB, PE_ALLOC, PE_DEP } pe_kind_t;
+
+typedef struct pentry {
+	pe_kind_t kind;
+	void *obj;
+} pentry_t;
+
+/* One cycle's plan. */
+struct cycle {
+	coord_engine_t *e;
+	int64_t now;
+	sched_fleet_t *fleet;
+	bool fleet_failed;
+	pentry_t *pe;
+	size_t npe, cap;
+	ejob_t **dirty;
+	size_t ndirty;
+	uint32_t placed, stopped, unplaced;
+	char why[512];
+};
+
+/*
+ * The engine. One mutex, mtx, guards all of it: the tables, the committed
+ * and working messages, the queues. The engine thread holds it for a whole
+ * cycle but for the wait on the writer's commit; every other entry point
+ * takes it for its own work.
+ */
+struct coord_engine {
+	coord_engine_opts_t o;
+	flt_db_t db_jobs, db_versions, db_allocs, db_deps, db_evals;
+	pthread_mutex_t mtx;
+	pthread_cond_t cond, done_cond;
+	ejob_t **jobs;
+	size_t njobs;
+	smap_t job_map, alloc_map, node_map;
+	ealloc_t **allocs; /* every allocation, for prefix lookups */
+	size_t nallocs, allocs_cap;
+	eop_t *ops, **ops_tail;
+	nevent_t *events;
+	ealloc_t **reported; /* with a report the engine has not seen */
+	size_t nreported, reported_cap;
+	bool force_cycle;
+	bool stopping;
+	sched_fleet_t *fleet; /* kept between cycles while fleet_gen holds */
+	uint64_t fleet_gen;
+	pthread_t thread;
+	bool started;
+	uint64_t cycles_started, cycles_done;
+	uint64_t index;
+};
+
+/* ---- engine-util: helpers that common/ will provide ------------------- */
+
+static inline uint64_t fnv(const char *s)
+{
+	uint64_t h = 1469598103934665603ull;
+	while (*s)
+		h = (h ^ (unsigned char)*s++) * 1099511628211ull;
+	return h;
+}
+
+static inline void *smap_get(const smap_t *m, const char *key)
+{
+	if (!m->nslots)
+		return NULL;
+	size_t s = fnv(key) & (m->nslots - 1);
+	while (m->keys[s]) {
+		if (strcmp(m->keys[s], key) == 0)
+			return m->vals[s];
+		s = (s + 1) & (m->nslots - 1);
+	}
+	return NULL;
+}
+
+static inline void smap_put(smap_t *m, const char *key, void *val);
+
+static inline void smap_grow(smap_t *m)
+{
+	smap_t old = *m;
+	m->nslots = old.nslots ? old.nslots * 2 : 64;
+	m->keys = flt_xcalloc(m->nslots, sizeof(*m->keys));
+	m->vals = flt_xcalloc(m->nslots, sizeof(*m->vals));
+	m->n = 0;
+	for (size_t i = 0; i < old.nslots; i++)
+		if (old.keys[i])
+			smap_put(m, old.keys[i], old.vals[i]);
+	free(old.keys);
+	free(old.vals);
+}
+
+/* key must outlive the map (it points into the value). */
+static inline void smap_put(smap_t *m, const char *key, void *val)
+{
+	if ((m->n + 1) * 2 > m->nslots)
+		smap_grow(m);
+	size_t s = fnv(key) & (m->nslots - 1);
+	while (m->keys[s]) {
+		if (strcmp(m->keys[s], key) == 0) {
+			m->vals[s] = val;
+			return;
+		}
+		s = (s + 1) & (m->nslots - 1);
+	}
+	m->keys[s] = key;
+	m->vals[s] = val;
+	m->n++;
+}
+
+static inline void smap_free(smap_t *m)
+{
+	free(m->keys);
+	free(m->vals);
+}
+
+/* Sets a protobuf-c string field (never frees the shared empty string). */
+static inline void set_str(char **field, const char *v)
+{
+	if (*field && *field != protobuf_c_empty_string)
+		free(*field);
+	*field = flt_xstrdup(v ? v : "");
+}
+
+static inline void *pb_dup(const ProtobufCMessage *m)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+	uint8_t *buf = flt_xmalloc(len ? len : 1);
+	protobuf_c_message_pack(m, buf);
+	ProtobufCMessage *c =
+		protobuf_c_message_unpack(m->descriptor, NULL, len, buf);
+	free(buf);
+	if (!c)
+		abort(); /* only out of memory */
+	return c;
+}
+
+static inline void pb_free(void *m)
+{
+	if (m)
+		protobuf_c_message_free_unpacked(m, NULL);
+}
+
+static inline bool pb_equal(const ProtobufCMessage *a,
+			    const ProtobufCMessage *b)
+{
+	size_t la = protobuf_c_message_get_packed_size(a);
+	size_t lb = protobuf_c_message_get_packed_size(b);
+	if (la != lb)
+		return false;
+	uint8_t *x = flt_xmalloc(la + 1), *y = flt_xmalloc(lb + 1);
+	protobuf_c_message_pack(a, x);
+	protobuf_c_message_pack(b, y);
+	bool eq = memcmp(x, y, la) == 0;
+	free(x);
+	free(y);
+	return eq;
+}
+
+static inline void ptr_push(void ***v, size_t *n, size_t *cap, void *p)
+{
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 8;
+		*v = flt_xrealloc(*v, *cap * sizeof(void *));
+	}
+	(*v)[(*n)++] = p;
+}
+
+static inline bool is(const char *s, const char *v)
+{
+	return strcmp(s, v) == 0;
+}
+
+static inline bool terminal(const char *client_status)
+{
+	return is(client_status, "complete") || is(client_status, "failed") ||
+	       is(client_status, "lost");
+}
+
+/* ---- views: the working copy when there is one ------------------------ */
+
+static inline const Flotilla__Alloc *acur(const ealloc_t *ea)
+{
+	return ea->wc ? ea->wc : ea->a;
+}
+
+static inline const Flotilla__JobRecord *jcur(const ejob_t *ej)
+{
+	return ej->wc ? ej->wc : ej->rec;
+}
+
+static inline const Flotilla__Deployment *dcur(const edep_t *ed)
+{
+	return ed->wc ? ed->wc : ed->d;
+}
+
+static inline ejob_t *job_find(coord_engine_t *e, const char *name)
+{
+	return smap_get(&e->job_map, name);
+}
+
+/* The job as it was at version (the working record's when it is that). */
+static inline const Flotilla__Job *job_at(const ejob_t *ej, uint64_t version)
+{
+	const Flotilla__JobRecord *cur = jcur(ej);
+	if (cur && cur->version == version)
+		return cur->job;
+	for (size_t i = ej->nversions; i-- > 0;)
+		if (ej->versions[i]->version == version)
+			return ej->versions[i]->job;
+	return NULL;
+}
+
+static inline const Flotilla__TaskGroup *group_of(const Flotilla__Job *job,
+						  const char *name)
+{
+	for (size_t g = 0; job && g < job->n_groups; g++)
+		if (is(job->groups[g]->name, name))
+			return job->groups[g];
+	return NULL;
+}
+
+/* The tasks an allocation runs are the same (an in-place update). */
+static inline bool tasks_equal(const Flotilla__TaskGroup *a,
+			       const Flotilla__TaskGroup *b)
+{
+	if (!a || !b || a->n_tasks != b->n_tasks)
+		return false;
+	for (size_t i = 0; i < a->n_tasks; i++)
+		if (!pb_equal(&a->tasks[i]->base, &b->tasks[i]->base))
+			return false;
+	return true;
+}
+
+static inline edep_t *latest_dep(const ejob_t *ej)
+{
+	return ej->ndeps ? ej->deps[ej->ndeps - 1] : NULL;
+}
+
+/* The tasks an agent last reported for ea (NULL when none); free it. */
+static inline Flotilla__NodeTasks *report_of(const ealloc_t *ea)
+{
+	if (!ea->report)
+		return NULL;
+	return flotilla__node_tasks__unpack(NULL, ea->report_len, ea->report);
+}
+
+static inline void wake_at(ejob_t *ej, int64_t when)
+{
+	if (!ej->wake_ms || when < ej->wake_ms)
+		ej->wake_ms = when;
+}
+
+/* ---- plan.c: the plan of a cycle ----------------------------------------- */
+
+void plan_add(cycle_t *c, pe_kind_t kind, void *obj);
+/* The working copy of an object, made from the committed one on first use
+ * and put in the plan once. */
+Flotilla__Alloc *awc(cycle_t *c, ealloc_t *ea);
+Flotilla__JobRecord *jwc(cycle_t *c, ejob_t *ej);
+Flotilla__Deployment *dwc(cycle_t *c, edep_t *ed);
+/* Queues ej for evaluation in this cycle, with what triggered it. */
+void mark_dirty(cycle_t *c, ejob_t *ej, const char *trigger,
+		const char *node);
+
+/* The tables: a new job, a node's entry, a new allocation indexed. */
+ejob_t *job_add(coord_engine_t *e, const char *name);
+enode_t *node_get(coord_engine_t *e, const char *id, bool add);
+void alloc_index(coord_engine_t *e, ejob_t *ej, ealloc_t *ea);
+
+/*
+ * Writes the plan in one transaction through the writer and waits for it,
+ * with e->mtx released meanwhile; then makes the working copies committed
+ * (ok) or throws them away. Returns 0 or the writer's error (cerr).
+ */
+int plan_commit(cycle_t *c, uint64_t *index, flt_error_t *cerr);
+
+/* ---- deploy.c: deployments ------------------------------------------------ */
+
+/* Cancels the job's running deployments and, for a service, starts one for
+ * its current version (revert: no canaries). */
+void deploy_start(cycle_t *c, ejob_t *ej, bool revert);
+/* Marks a deployment failed; with auto_revert, registers the last stable
+ * version again as a new version. */
+void deploy_fail(cycle_t *c, ejob_t *ej, edep_t *ed, const char *why);
+/* Decides the health of the deployment's undecided allocations. */
+void deploy_health(cycle_t *c, ejob_t *ej, edep_t *ed);
+/* Counts, promotion, success and failure of a running deployment. */
+void deploy_progress(cycle_t *c, ejob_t *ej, edep_t *ed);
+/* An operator's promotion: FLT_ECONFLICT (err) when nothing waits for it
+ * or its canaries are not healthy yet. */
+int deploy_promote(cycle_t *c, ejob_t *ej, edep_t *ed, flt_error_t *err);
+/* A deployment by id, unique id prefix, or job name (its latest). */
+edep_t *deploy_find(coord_engine_t *e, const char *q, ejob_t **job,
+		    flt_error_t *err);
+const Flotilla__DeploymentGroup *deploy_group(const Flotilla__Deployment *d,
+					      const char *name);
+
+static inline bool in_dep(const Flotilla__Alloc *a,
+			  const Flotilla__Deployment *d)
+{
+	return d && is(a->deployment_id, d->id);
+}
+
+/* ---- reconcile.c: a job's groups ----------------------------------------- */
+
+/* Brings the job's allocations to what its current version wants. */
+void reconcile(cycle_t *c, ejob_t *ej);
+
+/* ---- engine.c: the queue --------------------------------------------------- */
+
+/* Queues op for the next cycle. */
+void engine_enqueue(coord_engine_t *e, eop_t *op);
+/* Queues op and waits until its cycle answered it (op->done). */
+void engine_call(coord_engine_t *e, eop_t *op);
+
+#endif
