@@ -280,8 +280,7 @@ void deploy_progress(cycle_t *c, ejob_t *ej, edep_t *ed)
 	}
 	d = dcur(ed);
 	if (failed) {
-		deploy_fail(c, ej, ed,
-				"Failed due to unhealthy allocations");
+		deploy_fail(c, ej, ed, "Failed due to unhealthy allocations");
 		return;
 	}
 	if (c->now >= d->progress_by_ms && !waiting_promotion) {
@@ -317,7 +316,7 @@ void deploy_progress(cycle_t *c, ejob_t *ej, edep_t *ed)
 }
 
 edep_t *deploy_find(coord_engine_t *e, const char *q, ejob_t **job,
-			flt_error_t *err)
+		    flt_error_t *err)
 {
 	ejob_t *ej = job_find(e, q);
 	if (ej && latest_dep(ej) && latest_dep(ej)->d) {

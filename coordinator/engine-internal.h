@@ -384,8 +384,7 @@ Flotilla__Alloc *awc(cycle_t *c, ealloc_t *ea);
 Flotilla__JobRecord *jwc(cycle_t *c, ejob_t *ej);
 Flotilla__Deployment *dwc(cycle_t *c, edep_t *ed);
 /* Queues ej for evaluation in this cycle, with what triggered it. */
-void mark_dirty(cycle_t *c, ejob_t *ej, const char *trigger,
-		const char *node);
+void mark_dirty(cycle_t *c, ejob_t *ej, const char *trigger, const char *node);
 
 /* The tables: a new job, a node's entry, a new allocation indexed. */
 ejob_t *job_add(coord_engine_t *e, const char *name);

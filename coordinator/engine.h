@@ -44,12 +44,41 @@ int coord_engine_open(const coord_engine_opts_t *o, coord_engine_t **out,
 void coord_engine_stop(coord_engine_t *e);
 void coord_engine_free(coord_engine_t *e);
 
-/* Operator methods: jobs, allocations, deployments (jobs.c). */
+/* ---- operator methods (jobs.c) ------------------------------------------- */
+
+/*
+ * One function a method, for the API's method table: each decodes r's
+ * body, checks it, and answers r: at once for a read, or, for a change,
+ * deferred until the engine's cycle that committed it (or refused it:
+ * ERROR_NOT_FOUND, ERROR_CONFLICT with the reason). Called on the API
+ * server's threads; r is answered exactly once.
+ */
+/* JobRegister: a checked job, as a new version when it changed. */
+void coord_jobs_register(coord_engine_t *e, flt_request_t *r);
+/* JobStop: the job's allocations stop; its record stays. */
+void coord_jobs_stop(coord_engine_t *e, flt_request_t *r);
+/* JobGet: the summary, record, allocations, latest deployment, evals. */
+void coord_jobs_get(coord_engine_t *e, flt_request_t *r);
+/* JobList: a summary of every job. */
+void coord_jobs_list(coord_engine_t *e, flt_request_t *r);
+/* JobHistory: every stored version, newest first. */
+void coord_jobs_history(coord_engine_t *e, flt_request_t *r);
+/* JobPlan: checks the job and shows where its allocations would go, on
+ * the fleet as the engine's fleet callback returns it; changes nothing. */
+void coord_jobs_plan(coord_engine_t *e, flt_request_t *r);
+/* AllocGet: by id or unique id prefix, with the tasks last reported. */
+void coord_allocs_get(coord_engine_t *e, flt_request_t *r);
+/* DeploymentGet: by id, unique id prefix, or job name (its latest). */
+void coord_deployments_get(coord_engine_t *e, flt_request_t *r);
+/* DeploymentPromote: the canaries are healthy; the rollout goes on. */
+void coord_deployments_promote(coord_engine_t *e, flt_request_t *r);
+/* DeploymentFail: fails the deployment (and reverts with auto_revert). */
+void coord_deployments_fail(coord_engine_t *e, flt_request_t *r);
+
+/* The methods above as one switch, for nodes.c's dispatch until
+ * coordinator/api.c's method table calls them directly. */
 bool coord_engine_serves(Flotilla__Method m);
 void coord_engine_handle_api(coord_engine_t *e, flt_request_t *r);
-/* JobPlan: checks the job and shows where its allocations would go, on
- * the fleet as the engine's fleet callback returns it. */
-void coord_jobs_plan(coord_engine_t *e, flt_request_t *r);
 
 /* ---- from the node table ----------------------------------------------- */
 

@@ -376,26 +376,48 @@ void coord_jobs_plan(coord_engine_t *e, flt_request_t *r)
 	flotilla__job_plan_request__free_unpacked(req, NULL);
 }
 
-/* ---- requests --------------------------------------------------------------- */
+/* ---- the methods -------------------------------------------------------------- */
 
-bool coord_engine_serves(Flotilla__Method m)
+/* Replies resp (then frees it), or fails with err when rc < 0. */
+static void answer(flt_request_t *r, int rc, const flt_error_t *err,
+		   ProtobufCMessage *resp)
 {
-	switch (m) {
-	case FLOTILLA__METHOD__METHOD_JOB_PLAN:
-	case FLOTILLA__METHOD__METHOD_JOB_REGISTER:
-	case FLOTILLA__METHOD__METHOD_JOB_GET:
-	case FLOTILLA__METHOD__METHOD_JOB_LIST:
-	case FLOTILLA__METHOD__METHOD_JOB_STOP:
-	case FLOTILLA__METHOD__METHOD_JOB_HISTORY:
-	case FLOTILLA__METHOD__METHOD_ALLOC_GET:
-	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_GET:
-	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_PROMOTE:
-	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_FAIL: return true;
-	default: return false;
-	}
+	if (rc < 0)
+		flt_request_fail(r, rc, "%s", err->msg);
+	else
+		flt_request_reply(r, resp);
+	pb_free(resp);
 }
 
-static void handle_register(coord_engine_t *e, flt_request_t *r)
+/* Queues a change named by a job name or deployment id; the cycle that
+ * commits it answers r. */
+static void queue_named(coord_engine_t *e, flt_request_t *r, enum op_kind kind,
+			const char *field, const char *name)
+{
+	if (!name[0]) {
+		flt_request_fail(r, FLT_EPROTO, "%s: required", field);
+		return;
+	}
+	eop_t *op = op_new(kind);
+	op->name = flt_xstrdup(name);
+	op->r = r;
+	flt_request_defer(r);
+	engine_enqueue(e, op);
+}
+
+/* A deployment change: the body is a DeploymentGetRequest. */
+static void queue_deployment(coord_engine_t *e, flt_request_t *r,
+			     enum op_kind kind)
+{
+	Flotilla__DeploymentGetRequest *req;
+	if (flt_request_body(r, &flotilla__deployment_get_request__descriptor,
+			     &req) < 0)
+		return;
+	queue_named(e, r, kind, "id", req->id);
+	pb_free(req);
+}
+
+void coord_jobs_register(coord_engine_t *e, flt_request_t *r)
 {
 	Flotilla__JobRegisterRequest *req;
 	flt_error_t err;
@@ -422,146 +444,162 @@ static void handle_register(coord_engine_t *e, flt_request_t *r)
 	engine_enqueue(e, op);
 }
 
-static void handle_named(coord_engine_t *e, flt_request_t *r, enum op_kind kind)
+void coord_jobs_stop(coord_engine_t *e, flt_request_t *r)
 {
-	char *name = NULL;
-	if (kind == OP_STOP) {
-		Flotilla__JobStopRequest *req;
-		if (flt_request_body(r, &flotilla__job_stop_request__descriptor,
-				     &req) < 0)
-			return;
-		name = flt_xstrdup(req->name);
-		pb_free(req);
-	} else {
-		Flotilla__DeploymentGetRequest *req;
-		if (flt_request_body(
-			    r, &flotilla__deployment_get_request__descriptor,
-			    &req) < 0)
-			return;
-		name = flt_xstrdup(req->id);
-		pb_free(req);
-	}
-	if (!name[0]) {
-		free(name);
-		flt_request_fail(r, FLT_EPROTO, "%s: required",
-				 kind == OP_STOP ? "name" : "id");
+	Flotilla__JobStopRequest *req;
+	if (flt_request_body(r, &flotilla__job_stop_request__descriptor, &req) <
+	    0)
 		return;
-	}
-	eop_t *op = op_new(kind);
-	op->name = name;
-	op->r = r;
-	flt_request_defer(r);
-	engine_enqueue(e, op);
+	queue_named(e, r, OP_STOP, "name", req->name);
+	pb_free(req);
 }
 
-static void handle_read(coord_engine_t *e, flt_request_t *r)
+void coord_jobs_get(coord_engine_t *e, flt_request_t *r)
 {
-	const flt_envelope_t *env = flt_request_envelope(r);
-	flt_error_t err = { 0 };
-	int rc = 0;
-	ProtobufCMessage *resp = NULL;
+	Flotilla__JobGetRequest *req;
+	if (flt_request_body(r, &flotilla__job_get_request__descriptor, &req) <
+	    0)
+		return;
+	flt_error_t err;
+	Flotilla__JobGetResponse *g = NULL;
+	pthread_mutex_lock(&e->mtx);
+	int rc = job_get_locked(e, req->name, &g, &err);
+	pthread_mutex_unlock(&e->mtx);
+	pb_free(req);
+	answer(r, rc, &err, g ? &g->base : NULL);
+}
 
-	switch (env->method) {
+void coord_jobs_history(coord_engine_t *e, flt_request_t *r)
+{
+	Flotilla__JobGetRequest *req;
+	if (flt_request_body(r, &flotilla__job_get_request__descriptor, &req) <
+	    0)
+		return;
+	flt_error_t err;
+	ProtobufCMessage *resp = NULL;
+	int rc = 0;
+	pthread_mutex_lock(&e->mtx);
+	ejob_t *ej = job_find(e, req->name);
+	if (!ej || !ej->rec) {
+		rc = flt_err(&err, FLT_ENOTFOUND, "job %s: no such job",
+			     req->name);
+	} else {
+		Flotilla__JobHistoryResponse h =
+			FLOTILLA__JOB_HISTORY_RESPONSE__INIT;
+		h.versions =
+			flt_xcalloc(ej->nversions + 1, sizeof(*h.versions));
+		for (size_t i = ej->nversions; i-- > 0;)
+			h.versions[h.n_versions++] = ej->versions[i];
+		resp = pb_dup(&h.base);
+		free(h.versions);
+	}
+	pthread_mutex_unlock(&e->mtx);
+	pb_free(req);
+	answer(r, rc, &err, resp);
+}
+
+void coord_jobs_list(coord_engine_t *e, flt_request_t *r)
+{
+	Flotilla__JobListResponse l = FLOTILLA__JOB_LIST_RESPONSE__INIT;
+	pthread_mutex_lock(&e->mtx);
+	Flotilla__JobSummary *s = flt_xcalloc(e->njobs + 1, sizeof(*s));
+	l.jobs = flt_xcalloc(e->njobs + 1, sizeof(*l.jobs));
+	for (size_t j = 0; j < e->njobs; j++) {
+		if (!e->jobs[j]->rec)
+			continue;
+		summarize(e->jobs[j], &s[l.n_jobs]);
+		l.jobs[l.n_jobs] = &s[l.n_jobs];
+		l.n_jobs++;
+	}
+	l.index = e->index;
+	ProtobufCMessage *resp = pb_dup(&l.base);
+	pthread_mutex_unlock(&e->mtx);
+	free(s);
+	free(l.jobs);
+	answer(r, 0, NULL, resp);
+}
+
+void coord_allocs_get(coord_engine_t *e, flt_request_t *r)
+{
+	Flotilla__AllocGetRequest *req;
+	if (flt_request_body(r, &flotilla__alloc_get_request__descriptor,
+			     &req) < 0)
+		return;
+	flt_error_t err;
+	ProtobufCMessage *resp = NULL;
+	int rc = 0;
+	pthread_mutex_lock(&e->mtx);
+	ealloc_t *ea = alloc_lookup(e, req->id, &err);
+	if (ea) {
+		Flotilla__AllocGetResponse g =
+			FLOTILLA__ALLOC_GET_RESPONSE__INIT;
+		g.alloc = alloc_view(ea);
+		resp = pb_dup(&g.base);
+		pb_free(g.alloc);
+	} else {
+		rc = err.code;
+	}
+	pthread_mutex_unlock(&e->mtx);
+	pb_free(req);
+	answer(r, rc, &err, resp);
+}
+
+void coord_deployments_get(coord_engine_t *e, flt_request_t *r)
+{
+	Flotilla__DeploymentGetRequest *req;
+	if (flt_request_body(r, &flotilla__deployment_get_request__descriptor,
+			     &req) < 0)
+		return;
+	flt_error_t err;
+	ProtobufCMessage *resp = NULL;
+	int rc = 0;
+	pthread_mutex_lock(&e->mtx);
+	ejob_t *ej;
+	edep_t *ed = deploy_find(e, req->id, &ej, &err);
+	if (ed) {
+		Flotilla__DeploymentGetResponse g =
+			FLOTILLA__DEPLOYMENT_GET_RESPONSE__INIT;
+		g.deployment = ed->d;
+		resp = pb_dup(&g.base);
+	} else {
+		rc = err.code;
+	}
+	pthread_mutex_unlock(&e->mtx);
+	pb_free(req);
+	answer(r, rc, &err, resp);
+}
+
+void coord_deployments_promote(coord_engine_t *e, flt_request_t *r)
+{
+	queue_deployment(e, r, OP_PROMOTE);
+}
+
+void coord_deployments_fail(coord_engine_t *e, flt_request_t *r)
+{
+	queue_deployment(e, r, OP_FAIL);
+}
+
+/* ---- until coordinator/api.c routes every method --------------------------- */
+
+/*
+ * A switch over the methods above for nodes.c's dispatch; the method table
+ * of api.c replaces both functions.
+ */
+bool coord_engine_serves(Flotilla__Method m)
+{
+	switch (m) {
+	case FLOTILLA__METHOD__METHOD_JOB_PLAN:
+	case FLOTILLA__METHOD__METHOD_JOB_REGISTER:
 	case FLOTILLA__METHOD__METHOD_JOB_GET:
-	case FLOTILLA__METHOD__METHOD_JOB_HISTORY: {
-		Flotilla__JobGetRequest *req;
-		if (flt_request_body(r, &flotilla__job_get_request__descriptor,
-				     &req) < 0)
-			return;
-		pthread_mutex_lock(&e->mtx);
-		if (env->method == FLOTILLA__METHOD__METHOD_JOB_GET) {
-			Flotilla__JobGetResponse *g;
-			rc = job_get_locked(e, req->name, &g, &err);
-			resp = rc == 0 ? &g->base : NULL;
-		} else {
-			ejob_t *ej = job_find(e, req->name);
-			if (!ej || !ej->rec) {
-				rc = flt_err(&err, FLT_ENOTFOUND,
-					     "job %s: no such job", req->name);
-			} else {
-				Flotilla__JobHistoryResponse h =
-					FLOTILLA__JOB_HISTORY_RESPONSE__INIT;
-				h.versions = flt_xcalloc(ej->nversions + 1,
-							 sizeof(*h.versions));
-				for (size_t i = ej->nversions; i-- > 0;)
-					h.versions[h.n_versions++] =
-						ej->versions[i];
-				resp = pb_dup(&h.base);
-				free(h.versions);
-			}
-		}
-		pthread_mutex_unlock(&e->mtx);
-		pb_free(req);
-		break;
+	case FLOTILLA__METHOD__METHOD_JOB_LIST:
+	case FLOTILLA__METHOD__METHOD_JOB_STOP:
+	case FLOTILLA__METHOD__METHOD_JOB_HISTORY:
+	case FLOTILLA__METHOD__METHOD_ALLOC_GET:
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_GET:
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_PROMOTE:
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_FAIL: return true;
+	default: return false;
 	}
-	case FLOTILLA__METHOD__METHOD_JOB_LIST: {
-		Flotilla__JobListResponse l = FLOTILLA__JOB_LIST_RESPONSE__INIT;
-		pthread_mutex_lock(&e->mtx);
-		Flotilla__JobSummary *s = flt_xcalloc(e->njobs + 1, sizeof(*s));
-		l.jobs = flt_xcalloc(e->njobs + 1, sizeof(*l.jobs));
-		for (size_t j = 0; j < e->njobs; j++) {
-			if (!e->jobs[j]->rec)
-				continue;
-			summarize(e->jobs[j], &s[l.n_jobs]);
-			l.jobs[l.n_jobs] = &s[l.n_jobs];
-			l.n_jobs++;
-		}
-		l.index = e->index;
-		resp = pb_dup(&l.base);
-		pthread_mutex_unlock(&e->mtx);
-		free(s);
-		free(l.jobs);
-		break;
-	}
-	case FLOTILLA__METHOD__METHOD_ALLOC_GET: {
-		Flotilla__AllocGetRequest *req;
-		if (flt_request_body(r,
-				     &flotilla__alloc_get_request__descriptor,
-				     &req) < 0)
-			return;
-		pthread_mutex_lock(&e->mtx);
-		ealloc_t *ea = alloc_lookup(e, req->id, &err);
-		if (ea) {
-			Flotilla__AllocGetResponse g =
-				FLOTILLA__ALLOC_GET_RESPONSE__INIT;
-			g.alloc = alloc_view(ea);
-			resp = pb_dup(&g.base);
-			pb_free(g.alloc);
-		} else {
-			rc = err.code;
-		}
-		pthread_mutex_unlock(&e->mtx);
-		pb_free(req);
-		break;
-	}
-	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_GET: {
-		Flotilla__DeploymentGetRequest *req;
-		if (flt_request_body(
-			    r, &flotilla__deployment_get_request__descriptor,
-			    &req) < 0)
-			return;
-		pthread_mutex_lock(&e->mtx);
-		ejob_t *ej;
-		edep_t *ed = deploy_find(e, req->id, &ej, &err);
-		if (ed) {
-			Flotilla__DeploymentGetResponse g =
-				FLOTILLA__DEPLOYMENT_GET_RESPONSE__INIT;
-			g.deployment = ed->d;
-			resp = pb_dup(&g.base);
-		} else {
-			rc = err.code;
-		}
-		pthread_mutex_unlock(&e->mtx);
-		pb_free(req);
-		break;
-	}
-	default: rc = flt_err(&err, FLT_EMETHOD, "not served here");
-	}
-	if (rc < 0)
-		flt_request_fail(r, rc, "%s", err.msg);
-	else
-		flt_request_reply(r, resp);
-	pb_free(resp);
 }
 
 void coord_engine_handle_api(coord_engine_t *e, flt_request_t *r)
@@ -569,17 +607,24 @@ void coord_engine_handle_api(coord_engine_t *e, flt_request_t *r)
 	switch (flt_request_envelope(r)->method) {
 	case FLOTILLA__METHOD__METHOD_JOB_PLAN: coord_jobs_plan(e, r); return;
 	case FLOTILLA__METHOD__METHOD_JOB_REGISTER:
-		handle_register(e, r);
+		coord_jobs_register(e, r);
 		return;
-	case FLOTILLA__METHOD__METHOD_JOB_STOP:
-		handle_named(e, r, OP_STOP);
+	case FLOTILLA__METHOD__METHOD_JOB_GET: coord_jobs_get(e, r); return;
+	case FLOTILLA__METHOD__METHOD_JOB_LIST: coord_jobs_list(e, r); return;
+	case FLOTILLA__METHOD__METHOD_JOB_STOP: coord_jobs_stop(e, r); return;
+	case FLOTILLA__METHOD__METHOD_JOB_HISTORY:
+		coord_jobs_history(e, r);
+		return;
+	case FLOTILLA__METHOD__METHOD_ALLOC_GET: coord_allocs_get(e, r); return;
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_GET:
+		coord_deployments_get(e, r);
 		return;
 	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_PROMOTE:
-		handle_named(e, r, OP_PROMOTE);
+		coord_deployments_promote(e, r);
 		return;
 	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_FAIL:
-		handle_named(e, r, OP_FAIL);
+		coord_deployments_fail(e, r);
 		return;
-	default: handle_read(e, r);
+	default: flt_request_fail(r, FLT_EMETHOD, "not served here"); return;
 	}
 }

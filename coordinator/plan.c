@@ -48,8 +48,7 @@ Flotilla__Deployment *dwc(cycle_t *c, edep_t *ed)
 	return working(c, PE_DEP, ed, &ed->wc, ed->d, &ed->in_plan);
 }
 
-void mark_dirty(cycle_t *c, ejob_t *ej, const char *trigger,
-		       const char *node)
+void mark_dirty(cycle_t *c, ejob_t *ej, const char *trigger, const char *node)
 {
 	if (trigger && (!ej->trigger[0] || !is(trigger, "timer")))
 		snprintf(ej->trigger, sizeof(ej->trigger), "%s", trigger);
@@ -309,7 +308,6 @@ static void finish_plan(cycle_t *c, bool ok, uint64_t index)
 	if (ok)
 		e->index = index;
 }
-
 
 int plan_commit(cycle_t *c, uint64_t *index, flt_error_t *cerr)
 {

@@ -404,9 +404,9 @@ static void sort_versions(cycle_t *c, ejob_t *ej, gstate_t *s)
 		ealloc_t *ea = s->live[i];
 		const Flotilla__Alloc *a = acur(ea);
 		if (a->job_version != rec->version &&
-		    tasks_equal(group_of(job_at(ej, a->job_version),
-					 s->g->name),
-				s->g)) {
+		    tasks_equal(
+			    group_of(job_at(ej, a->job_version), s->g->name),
+			    s->g)) {
 			Flotilla__Alloc *w = awc(c, ea);
 			w->job_version = rec->version;
 			w->modify_ms = c->now;
@@ -435,8 +435,7 @@ static void sort_versions(cycle_t *c, ejob_t *ej, gstate_t *s)
 
 /* A system job: the old version stops, every feasible node without one
  * gets an allocation (sched_place fills them). */
-static void replace_system(cycle_t *c, ejob_t *ej, gstate_t *s,
-			   const char *why)
+static void replace_system(cycle_t *c, ejob_t *ej, gstate_t *s, const char *why)
 {
 	for (size_t i = 0; i < s->nold; i++)
 		stop_alloc(c, s->old[i], why, NULL);
@@ -482,15 +481,15 @@ static void want_rolling(cycle_t *c, gstate_t *s, const char *why)
 	while (budget && s->nold) {
 		ealloc_t *prev = s->old[--s->nold];
 		stop_alloc(c, prev, why, NULL);
-		want_add(s, (want_t){ .index = acur(prev)->index, .prev = prev });
+		want_add(s,
+			 (want_t){ .index = acur(prev)->index, .prev = prev });
 		budget--;
 	}
 }
 
 /* No deployment: replace what changed at once. Keep the old version when
  * this version's deployment ended (failed). */
-static void want_replaced(cycle_t *c, ejob_t *ej, gstate_t *s,
-			  const char *why)
+static void want_replaced(cycle_t *c, ejob_t *ej, gstate_t *s, const char *why)
 {
 	const edep_t *last = latest_dep(ej);
 	bool keep_old = last && dcur(last)->job_version == s->rec->version;
