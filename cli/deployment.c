@@ -56,7 +56,7 @@ static void print_deployment(const Flotilla__Deployment *d)
 	cli_kv("ID", "%s", d->id);
 	cli_kv("Job", "%s (version %llu)", d->job,
 	       (unsigned long long)d->job_version);
-	cli_kv("Status", "%s", d->status);
+	cli_kv("Status", "%s", CLI_DEPLOYMENT_STATUS(d->status));
 	cli_kv("Description", "%s", cli_dash(d->status_description));
 	cli_kv("Created", "%s", created);
 	cli_kv("Progress by", "%s%s", by, strcmp(by, "-") ? " from now" : "");

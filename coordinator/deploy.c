@@ -10,6 +10,78 @@
 
 #include "engine-internal.h"
 #include "flotilla/log.h"
+#include "flotilla/pb.h"
+
+/* ---- the deployment lifecycle ------------------------------------------- */
+
+#define R FLT_FSM_REFUSE
+#define I FLT_FSM_IGNORE
+
+static const char *const deploy_events[COORD_DEPLOY_NEVENTS] = {
+	[COORD_DEPLOY_START] = "start",     [COORD_DEPLOY_PAUSE] = "pause",
+	[COORD_DEPLOY_RESUME] = "resume",   [COORD_DEPLOY_PROMOTE] = "promote",
+	[COORD_DEPLOY_SUCCEED] = "succeed", [COORD_DEPLOY_FAIL] = "fail",
+	[COORD_DEPLOY_CANCEL] = "cancel",
+};
+
+/* Rows: DeploymentStatus; columns: the events above. */
+#define RUN DS(RUNNING)
+#define PAU DS(PAUSED)
+#define SUC DS(SUCCESSFUL)
+#define FAI DS(FAILED)
+#define CAN DS(CANCELLED)
+/* clang-format off */
+static const signed char deploy_next_tab[6 * COORD_DEPLOY_NEVENTS] = {
+/*                  start  pause  resume promote succeed fail   cancel */
+/* none       */    RUN,   R,     R,     R,      R,      R,     R,
+/* running    */    R,     PAU,   R,     RUN,    SUC,    FAI,   CAN,
+/* paused     */    R,     R,     RUN,   R,      R,      FAI,   CAN,
+/* successful */    R,     R,     R,     R,      R,      R,     I,
+/* failed     */    R,     R,     R,     R,      R,      R,     I,
+/* cancelled  */    R,     R,     R,     R,      R,      R,     I,
+};
+/* clang-format on */
+#undef RUN
+#undef PAU
+#undef SUC
+#undef FAI
+#undef CAN
+
+const flt_fsm_t coord_deploy_fsm = {
+	.name = "deployment",
+	.doc = "A deployment rolls one version of a service job out over its "
+	       "allocations: it starts with the version, places canaries "
+	       "first when the update policy asks for them and waits for their "
+	       "promotion, succeeds once every allocation of the version is "
+	       "healthy (the version becomes stable), and fails on an "
+	       "unhealthy allocation, at its progress deadline, or by an "
+	       "operator (reverting the job to its last stable version with "
+	       "`auto_revert`). A newer version of the job, or the job "
+	       "stopped, cancels it. While an operator has it paused it places "
+	       "nothing new and neither promotes nor advances; its progress "
+	       "deadline is extended by the time it spent paused.",
+	.states = &flotilla__deployment_status__descriptor,
+	.n_states = 6,
+	.events = deploy_events,
+	.n_events = COORD_DEPLOY_NEVENTS,
+	.next = deploy_next_tab,
+};
+
+#undef R
+#undef I
+
+int deploy_step(cycle_t *c, edep_t *ed, enum coord_deploy_event ev,
+		flt_error_t *err)
+{
+	const Flotilla__Deployment *d = dcur(ed);
+	int state = (int)d->status;
+	char id[9];
+	snprintf(id, sizeof(id), "%.8s", d->id);
+	int rc = flt_fsm_step(&coord_deploy_fsm, id, &state, (int)ev, err);
+	if (rc == 1)
+		dwc(c, ed)->status = (Flotilla__DeploymentStatus)state;
+	return rc;
+}
 
 const Flotilla__DeploymentGroup *deploy_group(const Flotilla__Deployment *d,
 					      const char *name)
@@ -20,17 +92,20 @@ const Flotilla__DeploymentGroup *deploy_group(const Flotilla__Deployment *d,
 	return NULL;
 }
 
-void deploy_fail(cycle_t *c, ejob_t *ej, edep_t *ed, const char *why)
+int deploy_fail(cycle_t *c, ejob_t *ej, edep_t *ed, const char *why,
+		flt_error_t *err)
 {
+	int rc = deploy_step(c, ed, COORD_DEPLOY_FAIL, err);
+	if (rc <= 0)
+		return rc;
 	Flotilla__Deployment *d = dwc(c, ed);
-	set_str(&d->status, "failed");
 	set_str(&d->status_description, why);
 	d->modify_ms = c->now;
 	flt_warn("deployment failed deployment=%s job=%s version=%llu "
 		 "reason=\"%s\"",
 		 d->id, d->job, (unsigned long long)d->job_version, why);
 	if (!d->auto_revert)
-		return;
+		return 0;
 	const Flotilla__JobRecord *stable = NULL;
 	for (size_t i = ej->nversions; i-- > 0;)
 		if (ej->versions[i]->stable &&
@@ -43,7 +118,7 @@ void deploy_fail(cycle_t *c, ejob_t *ej, edep_t *ed, const char *why)
 		snprintf(msg, sizeof(msg), "%s; no stable version to revert to",
 			 why);
 		set_str(&d->status_description, msg);
-		return;
+		return 0;
 	}
 	d->reverted_to = stable->version;
 	char msg[600];
@@ -69,6 +144,7 @@ void deploy_fail(cycle_t *c, ejob_t *ej, edep_t *ed, const char *why)
 		 (unsigned long long)stable->version);
 	deploy_start(c, ej, true);
 	mark_dirty(c, ej, "deployment-revert", NULL);
+	return 0;
 }
 
 void deploy_start(cycle_t *c, ejob_t *ej, bool revert)
@@ -76,14 +152,12 @@ void deploy_start(cycle_t *c, ejob_t *ej, bool revert)
 	const Flotilla__JobRecord *rec = jcur(ej);
 	const Flotilla__Job *job = rec->job;
 	for (size_t i = 0; i < ej->ndeps; i++) {
-		const Flotilla__Deployment *o = dcur(ej->deps[i]);
-		if (is(o->status, "running") || is(o->status, "paused")) {
-			Flotilla__Deployment *w = dwc(c, ej->deps[i]);
-			set_str(&w->status, "cancelled");
-			set_str(&w->status_description,
-				"cancelled by a newer version of the job");
-			w->modify_ms = c->now;
-		}
+		if (deploy_step(c, ej->deps[i], COORD_DEPLOY_CANCEL, NULL) < 1)
+			continue;
+		Flotilla__Deployment *w = dwc(c, ej->deps[i]);
+		set_str(&w->status_description,
+			"cancelled by a newer version of the job");
+		w->modify_ms = c->now;
 	}
 	if (!is(job->type, "service"))
 		return;
@@ -95,7 +169,9 @@ void deploy_start(cycle_t *c, ejob_t *ej, bool revert)
 	set_str(&d->id, id);
 	set_str(&d->job, ej->name);
 	d->job_version = rec->version;
-	set_str(&d->status, "running");
+	int state = (int)d->status;
+	flt_fsm_step(&coord_deploy_fsm, id, &state, COORD_DEPLOY_START, NULL);
+	d->status = (Flotilla__DeploymentStatus)state;
 	set_str(&d->status_description, "Deployment is running");
 	d->create_ms = d->modify_ms = c->now;
 	d->progress_by_ms = c->now + (u ? u->progress_deadline_ms : 600000);
@@ -113,8 +189,7 @@ void deploy_start(cycle_t *c, ejob_t *ej, bool revert)
 		bool destructive = false;
 		for (size_t i = 0; i < ej->nallocs && !revert; i++) {
 			const Flotilla__Alloc *a = acur(ej->allocs[i]);
-			if (!a || !is(a->group, tg->name) ||
-			    !is(a->desired, "run"))
+			if (!a || !is(a->group, tg->name) || !runs(a))
 				continue;
 			if (!tasks_equal(group_of(job_at(ej, a->job_version),
 						  a->group),
@@ -145,39 +220,38 @@ void deploy_health(cycle_t *c, ejob_t *ej, edep_t *ed)
 	for (size_t i = 0; i < ej->nallocs; i++) {
 		ealloc_t *ea = ej->allocs[i];
 		const Flotilla__Alloc *a = acur(ea);
-		if (!a || !in_dep(a, d) || a->health[0])
+		if (!a || !in_dep(a, d) || a->health != AH(UNDECIDED))
 			continue;
-		const char *verdict = NULL;
-		if (is(a->client_status, "failed") ||
-		    is(a->client_status, "lost") ||
-		    is(a->client_status, "complete"))
-			verdict = "unhealthy";
-		else if (is(a->desired, "stop"))
+		Flotilla__AllocHealth verdict = AH(UNDECIDED);
+		if (terminal(a->client_status))
+			verdict = AH(UNHEALTHY);
+		else if (!runs(a))
 			continue;
 		else if (a->healthy_since_ms &&
 			 c->now - a->healthy_since_ms >= min_healthy)
-			verdict = "healthy";
+			verdict = AH(HEALTHY);
 		else if (c->now - a->create_ms >= deadline)
-			verdict = "unhealthy";
-		if (!verdict) {
+			verdict = AH(UNHEALTHY);
+		if (verdict == AH(UNDECIDED)) {
 			wake_at(ej, a->healthy_since_ms
 					    ? a->healthy_since_ms + min_healthy
 					    : a->create_ms + deadline);
 			continue;
 		}
 		Flotilla__Alloc *w = awc(c, ea);
-		set_str(&w->health, verdict);
+		w->health = verdict;
 		w->modify_ms = c->now;
-		if (is(verdict, "unhealthy") && !w->client_message[0])
+		if (verdict == AH(UNHEALTHY) && !w->client_message[0])
 			set_str(&w->client_message,
-				is(a->client_status, "running") ||
-						is(a->client_status, "pending")
+				!terminal(a->client_status)
 					? "not healthy within the healthy "
 					  "deadline"
 					: "ended before it was healthy");
-		flt_info("allocation %s alloc=%s job=%s deployment=%s", verdict,
+		flt_info("allocation %s alloc=%s job=%s deployment=%s",
+			 flt_pb_enum_name(&flotilla__alloc_health__descriptor,
+					  verdict),
 			 w->id, w->job, d->id);
-		if (is(verdict, "healthy")) {
+		if (verdict == AH(HEALTHY)) {
 			Flotilla__Deployment *dw = dwc(c, ed);
 			dw->progress_by_ms =
 				c->now + (u ? u->progress_deadline_ms : 600000);
@@ -201,19 +275,19 @@ static void tally_group(const ejob_t *ej, const Flotilla__Deployment *d,
 		const Flotilla__Alloc *a = acur(ej->allocs[i]);
 		if (!a || !is(a->group, group))
 			continue;
-		bool live = is(a->desired, "run");
+		bool live = runs(a);
 		if (!in_dep(a, d)) {
 			t->live_other += live;
 			continue;
 		}
 		t->placed++;
-		t->healthy += is(a->health, "healthy");
-		t->unhealthy += is(a->health, "unhealthy");
+		t->healthy += a->health == AH(HEALTHY);
+		t->unhealthy += a->health == AH(UNHEALTHY);
 		if (a->canary) {
 			t->can[t->ncan++] = a->id;
-			t->chealthy += is(a->health, "healthy");
+			t->chealthy += a->health == AH(HEALTHY);
 		}
-		t->live_new_healthy += live && is(a->health, "healthy");
+		t->live_new_healthy += live && a->health == AH(HEALTHY);
 	}
 }
 
@@ -244,7 +318,7 @@ void deploy_progress(cycle_t *c, ejob_t *ej, edep_t *ed)
 {
 	const Flotilla__Deployment *d = dcur(ed);
 	const Flotilla__Job *job = jcur(ej)->job;
-	if (!is(d->status, "running"))
+	if (d->status != DS(RUNNING))
 		return;
 	bool done = true, failed = false, waiting_promotion = false;
 	for (size_t gi = 0; gi < d->n_groups; gi++) {
@@ -280,16 +354,16 @@ void deploy_progress(cycle_t *c, ejob_t *ej, edep_t *ed)
 	}
 	d = dcur(ed);
 	if (failed) {
-		deploy_fail(c, ej, ed, "Failed due to unhealthy allocations");
+		deploy_fail(c, ej, ed, "Failed due to unhealthy allocations",
+			    NULL);
 		return;
 	}
 	if (c->now >= d->progress_by_ms && !waiting_promotion) {
-		deploy_fail(c, ej, ed, "Failed due to progress deadline");
+		deploy_fail(c, ej, ed, "Failed due to progress deadline", NULL);
 		return;
 	}
-	if (done) {
+	if (done && deploy_step(c, ed, COORD_DEPLOY_SUCCEED, NULL) == 1) {
 		Flotilla__Deployment *w = dwc(c, ed);
-		set_str(&w->status, "successful");
 		set_str(&w->status_description,
 			"Deployment completed successfully");
 		w->modify_ms = c->now;
@@ -345,6 +419,9 @@ edep_t *deploy_find(coord_engine_t *e, const char *q, ejob_t **job,
 
 int deploy_promote(cycle_t *c, ejob_t *ej, edep_t *ed, flt_error_t *err)
 {
+	int rc = deploy_step(c, ed, COORD_DEPLOY_PROMOTE, err);
+	if (rc < 0)
+		return rc;
 	const Flotilla__Deployment *d = dcur(ed);
 	bool any = false;
 	for (size_t g = 0; g < d->n_groups; g++) {
@@ -355,7 +432,7 @@ int deploy_promote(cycle_t *c, ejob_t *ej, edep_t *ed, flt_error_t *err)
 		for (size_t i = 0; i < ej->nallocs; i++) {
 			const Flotilla__Alloc *a = acur(ej->allocs[i]);
 			healthy += a && in_dep(a, d) && a->canary &&
-				   is(a->health, "healthy");
+				   a->health == AH(HEALTHY);
 		}
 		if (healthy < dg->desired_canaries)
 			return flt_err(err, FLT_ECONFLICT,

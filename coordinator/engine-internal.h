@@ -33,6 +33,7 @@
 
 #include "engine.h"
 #include "flotilla/util.h"
+#include "lifecycle.h"
 
 #define EVALS_KEPT 10
 #define MAX_PASSES 4
@@ -295,10 +296,23 @@ static inline bool is(const char *s, const char *v)
 	return strcmp(s, v) == 0;
 }
 
-static inline bool terminal(const char *client_status)
+/* ---- states: the enums of flotilla.proto, moved by lifecycle.h's tables */
+
+#define AS(x) FLOTILLA__ALLOC_CLIENT_STATUS__ALLOC_CLIENT_STATUS_##x
+#define AD(x) FLOTILLA__ALLOC_DESIRED_STATUS__ALLOC_DESIRED_STATUS_##x
+#define AH(x) FLOTILLA__ALLOC_HEALTH__ALLOC_HEALTH_##x
+#define DS(x) FLOTILLA__DEPLOYMENT_STATUS__DEPLOYMENT_STATUS_##x
+#define ES(x) FLOTILLA__EVAL_STATUS__EVAL_STATUS_##x
+
+/* The allocation ended: no report moves it any more. */
+static inline bool terminal(Flotilla__AllocClientStatus s)
 {
-	return is(client_status, "complete") || is(client_status, "failed") ||
-	       is(client_status, "lost");
+	return s == AS(COMPLETE) || s == AS(FAILED) || s == AS(LOST);
+}
+
+static inline bool runs(const Flotilla__Alloc *a)
+{
+	return a->desired == AD(RUN);
 }
 
 /* ---- views: the working copy when there is one ------------------------ */
@@ -400,18 +414,28 @@ int plan_commit(cycle_t *c, uint64_t *index, flt_error_t *cerr);
 
 /* ---- deploy.c: deployments ------------------------------------------------ */
 
+/*
+ * Moves the deployment on ev through coord_deploy_fsm, on its working copy
+ * when the state changes. Returns 1 (moved), 0 (nothing to do), or
+ * FLT_ECONFLICT with the table's refusal in err.
+ */
+int deploy_step(cycle_t *c, edep_t *ed, enum coord_deploy_event ev,
+		flt_error_t *err);
+
 /* Cancels the job's running deployments and, for a service, starts one for
  * its current version (revert: no canaries). */
 void deploy_start(cycle_t *c, ejob_t *ej, bool revert);
 /* Marks a deployment failed; with auto_revert, registers the last stable
- * version again as a new version. */
-void deploy_fail(cycle_t *c, ejob_t *ej, edep_t *ed, const char *why);
+ * version again as a new version. FLT_ECONFLICT (err) when the table
+ * refuses: the deployment had ended. */
+int deploy_fail(cycle_t *c, ejob_t *ej, edep_t *ed, const char *why,
+		flt_error_t *err);
 /* Decides the health of the deployment's undecided allocations. */
 void deploy_health(cycle_t *c, ejob_t *ej, edep_t *ed);
 /* Counts, promotion, success and failure of a running deployment. */
 void deploy_progress(cycle_t *c, ejob_t *ej, edep_t *ed);
-/* An operator's promotion: FLT_ECONFLICT (err) when nothing waits for it
- * or its canaries are not healthy yet. */
+/* An operator's promotion: FLT_ECONFLICT (err) when the table refuses it,
+ * nothing waits for it, or its canaries are not healthy yet. */
 int deploy_promote(cycle_t *c, ejob_t *ej, edep_t *ed, flt_error_t *err);
 /* A deployment by id, unique id prefix, or job name (its latest). */
 edep_t *deploy_find(coord_engine_t *e, const char *q, ejob_t **job,
@@ -427,8 +451,13 @@ static inline bool in_dep(const Flotilla__Alloc *a,
 
 /* ---- reconcile.c: a job's groups ----------------------------------------- */
 
-/* Brings the job's allocations to what its current version wants. */
-void reconcile(cycle_t *c, ejob_t *ej);
+/* Brings the job's allocations to what its current version wants. False
+ * when no plan could be made (the fleet could not be read). */
+bool reconcile(cycle_t *c, ejob_t *ej);
+/* The client status an event moves a to (a's own when the table ignores or
+ * refuses it: the engine raises only events its own code decided). */
+Flotilla__AllocClientStatus alloc_next(const Flotilla__Alloc *a,
+				       enum coord_alloc_event ev);
 
 /* ---- engine.c: the queue --------------------------------------------------- */
 

@@ -77,19 +77,18 @@ void coord_engine_report(coord_engine_t *e, const char *node_id,
 }
 
 /*
- * What the tasks' states say of the allocation: client status, message,
- * and whether every task runs and passes its checks.
+ * What the tasks' states say of the allocation: the event of its lifecycle
+ * (-1: none), a message, and whether every task runs and passes its checks.
  */
-static void derive(const ealloc_t *ea, const Flotilla__Alloc *a,
-		   const Flotilla__TaskGroup *g, const char **status, char *msg,
-		   size_t msglen, bool *healthy)
+static int derive(const ealloc_t *ea, const Flotilla__Alloc *a,
+		  const Flotilla__TaskGroup *g, char *msg, size_t msglen,
+		  bool *healthy)
 {
-	*status = a->client_status;
 	*healthy = false;
 	msg[0] = 0;
 	if (terminal(a->client_status))
-		return;
-	if (is(a->desired, "stop")) {
+		return -1;
+	if (!runs(a)) {
 		Flotilla__NodeTasks *nt = report_of(ea);
 		bool done = ea->gone;
 		if (nt && !done) {
@@ -102,34 +101,30 @@ static void derive(const ealloc_t *ea, const Flotilla__Alloc *a,
 					done = false;
 			}
 		}
-		if (done)
-			*status = "complete";
 		pb_free(nt);
-		return;
+		return done ? COORD_ALLOC_COMPLETE : -1;
 	}
 	Flotilla__NodeTasks *nt = report_of(ea);
 	if (!nt)
-		return;
+		return -1;
 	size_t want = g ? g->n_tasks : nt->n_tasks;
 	size_t running = 0, exited_ok = 0, good = 0;
 	for (size_t i = 0; i < nt->n_tasks; i++) {
 		const Flotilla__TaskStatus *t = nt->tasks[i];
 		switch (t->state) {
 		case FLOTILLA__TASK_STATE__TASK_STATE_FAILED:
-			*status = "failed";
 			snprintf(msg, msglen, "task %s failed: %s", t->name,
 				 t->message);
 			pb_free(nt);
-			return;
+			return COORD_ALLOC_FAIL;
 		case FLOTILLA__TASK_STATE__TASK_STATE_EXITED:
 			if (t->exit_code != 0 || t->exit_signal) {
-				*status = "failed";
 				snprintf(msg, msglen,
 					 "task %s exited with code %d%s",
 					 t->name, t->exit_code,
 					 t->exit_signal ? " (signal)" : "");
 				pb_free(nt);
-				return;
+				return COORD_ALLOC_FAIL;
 			}
 			exited_ok++;
 			break;
@@ -143,14 +138,14 @@ static void derive(const ealloc_t *ea, const Flotilla__Alloc *a,
 		default: break;
 		}
 	}
+	int ev = COORD_ALLOC_WAIT;
 	if (nt->n_tasks >= want && exited_ok == nt->n_tasks)
-		*status = "complete";
+		ev = COORD_ALLOC_COMPLETE;
 	else if (nt->n_tasks >= want && running + exited_ok == nt->n_tasks)
-		*status = "running";
-	else
-		*status = "pending";
+		ev = COORD_ALLOC_RUN;
 	*healthy = nt->n_tasks >= want && good == nt->n_tasks;
 	pb_free(nt);
+	return ev;
 }
 
 /* Folds new reports into the allocations; marks the jobs to evaluate. */
@@ -165,29 +160,34 @@ static void take_reports(cycle_t *c)
 		const Flotilla__Alloc *a = acur(ea);
 		const Flotilla__TaskGroup *g =
 			group_of(job_at(ea->job, a->job_version), a->group);
-		const char *status;
 		char msg[256];
 		bool healthy;
-		derive(ea, a, g, &status, msg, sizeof(msg), &healthy);
+		int ev = derive(ea, a, g, msg, sizeof(msg), &healthy);
+		Flotilla__AllocClientStatus status =
+			ev < 0 ? a->client_status : alloc_next(a, ev);
 		bool hs = a->healthy_since_ms != 0;
-		if (!is(status, a->client_status) ||
+		if (status != a->client_status ||
 		    (msg[0] && !is(msg, a->client_message)) ||
-		    (healthy != hs && is(a->desired, "run"))) {
+		    (healthy != hs && runs(a))) {
 			Flotilla__Alloc *w = awc(c, ea);
-			if (!is(status, w->client_status))
-				flt_info("allocation %s alloc=%s job=%s "
-					 "group=%s[%u] node=%s%s%s",
-					 status, w->id, w->job, w->group,
-					 w->index, w->node_name,
-					 msg[0] ? " message=" : "", msg);
-			set_str(&w->client_status, status);
+			if (status != w->client_status)
+				flt_info(
+					"allocation %s alloc=%s job=%s "
+					"group=%s[%u] node=%s%s%s",
+					flt_pb_enum_name(
+						&flotilla__alloc_client_status__descriptor,
+						status),
+					w->id, w->job, w->group, w->index,
+					w->node_name, msg[0] ? " message=" : "",
+					msg);
+			w->client_status = status;
 			if (msg[0])
 				set_str(&w->client_message, msg);
 			w->modify_ms = c->now;
 			if (healthy != hs)
 				w->healthy_since_ms = healthy ? c->now : 0;
 			mark_dirty(c, ea->job,
-				   is(status, "failed") ? "alloc-failed"
+				   status == AS(FAILED) ? "alloc-failed"
 							: "alloc-update",
 				   NULL);
 		}
@@ -196,6 +196,53 @@ static void take_reports(cycle_t *c)
 }
 
 /* ---- evaluations ----------------------------------------------------------- */
+
+#define R FLT_FSM_REFUSE
+#define I FLT_FSM_IGNORE
+
+static const char *const eval_events[COORD_EVAL_NEVENTS] = {
+	[COORD_EVAL_CREATE] = "create",
+	[COORD_EVAL_COMPLETE] = "complete",
+	[COORD_EVAL_FAIL] = "fail",
+};
+
+/* Rows: EvalStatus; columns: the events above. */
+/* clang-format off */
+static const signed char eval_next_tab[4 * COORD_EVAL_NEVENTS] = {
+/*                create       complete      fail */
+/* unknown  */    ES(PENDING), R,            R,
+/* pending  */    R,           ES(COMPLETE), ES(FAILED),
+/* complete */    R,           I,            R,
+/* failed   */    R,           R,            I,
+};
+/* clang-format on */
+
+const flt_fsm_t coord_eval_fsm = {
+	.name = "evaluation",
+	.doc = "An evaluation records why the engine looked at a job (its "
+	       "trigger) and the plan it made: placed, stopped and unplaced "
+	       "allocations. It is pending while the cycle evaluates the job, "
+	       "and is committed with the plan: complete, or failed when no "
+	       "plan could be made (the fleet could not be read; the job is "
+	       "evaluated again a second later). A job evaluated twice in one "
+	       "cycle keeps one evaluation, which ends once.",
+	.states = &flotilla__eval_status__descriptor,
+	.n_states = 4,
+	.events = eval_events,
+	.n_events = COORD_EVAL_NEVENTS,
+	.next = eval_next_tab,
+};
+
+#undef R
+#undef I
+
+static void eval_step(Flotilla__Eval *ev, enum coord_eval_event event)
+{
+	int state = (int)ev->status;
+	if (flt_fsm_step(&coord_eval_fsm, ev->id, &state, (int)event, NULL) ==
+	    1)
+		ev->status = (Flotilla__EvalStatus)state;
+}
 
 static void new_eval(cycle_t *c, ejob_t *ej)
 {
@@ -208,7 +255,7 @@ static void new_eval(cycle_t *c, ejob_t *ej)
 	set_str(&ev->id, id);
 	set_str(&ev->job, ej->name);
 	set_str(&ev->trigger, ej->trigger[0] ? ej->trigger : "job-register");
-	set_str(&ev->status, "complete");
+	eval_step(ev, COORD_EVAL_CREATE);
 	set_str(&ev->node_id, ej->trigger_node);
 	ev->create_ms = c->now;
 	ej->eval = ev;
@@ -224,7 +271,7 @@ static void take_event(cycle_t *c, const nevent_t *ev)
 	enode_t *nd = node_get(e, ev->id, false);
 	for (size_t i = 0; nd && i < nd->n; i++) {
 		const Flotilla__Alloc *a = acur(nd->v[i]);
-		if (a && is(a->desired, "run"))
+		if (a && runs(a))
 			mark_dirty(c, nd->v[i]->job, names[ev->ev], ev->id);
 	}
 	/* A node that joins or comes back may take system allocations, and
@@ -255,7 +302,7 @@ static void check_drains(cycle_t *c)
 		bool busy = false;
 		for (size_t k = 0; nd && k < nd->n && !busy; k++) {
 			const Flotilla__Alloc *a = nd->v[k]->a;
-			busy = a && is(a->desired, "run");
+			busy = a && runs(a);
 		}
 		if (!busy)
 			e->o.drained(e->o.ctx, id);
@@ -270,7 +317,7 @@ static void engine_wait(coord_engine_t *e)
 	for (size_t j = 0; j < e->njobs && !timers; j++) {
 		const edep_t *ld = latest_dep(e->jobs[j]);
 		timers = e->jobs[j]->wake_ms ||
-			 (ld && ld->d && is(ld->d->status, "running"));
+			 (ld && ld->d && ld->d->status == DS(RUNNING));
 	}
 	bool work = e->ops || e->events || e->nreported || e->force_cycle ||
 		    e->stopping;
@@ -303,7 +350,7 @@ static void evaluate(cycle_t *c)
 			ej->wake_ms = 0;
 			c->placed = c->stopped = c->unplaced = 0;
 			c->why[0] = 0;
-			reconcile(c, ej);
+			bool planned = reconcile(c, ej);
 			bool eventful = !is(ej->trigger, "timer") &&
 					!is(ej->trigger, "alloc-update");
 			if (eventful || c->placed || c->stopped ||
@@ -314,6 +361,13 @@ static void evaluate(cycle_t *c)
 				ej->eval->unplaced += c->unplaced;
 				if (c->why[0])
 					set_str(&ej->eval->why, c->why);
+				if (!planned)
+					set_str(&ej->eval->status_description,
+						"no plan: the fleet could not "
+						"be read");
+				eval_step(ej->eval,
+					  planned ? COORD_EVAL_COMPLETE
+						  : COORD_EVAL_FAIL);
 				jwc(c, ej);
 			}
 			ej->trigger[0] = 0;
@@ -353,7 +407,7 @@ static void cycle(coord_engine_t *e)
 		ejob_t *ej = e->jobs[j];
 		const edep_t *ld = latest_dep(ej);
 		if ((ej->wake_ms && ej->wake_ms <= c.now) ||
-		    (ld && is(dcur(ld)->status, "running")))
+		    (ld && dcur(ld)->status == DS(RUNNING)))
 			mark_dirty(&c, ej, "timer", NULL);
 	}
 	evaluate(&c);
@@ -398,6 +452,62 @@ typedef struct loader {
 	coord_engine_t *e;
 	int rc;
 } loader_t;
+
+/*
+ * Records written before the states were enums hold them as strings, in
+ * the fields now named legacy_*: an unset enum takes the state the string
+ * names, and the string is cleared so that the next write of the record
+ * leaves it out. Returns the enum's value.
+ */
+static int legacy_state(const ProtobufCEnumDescriptor *d, int value,
+			char **legacy, const char *what, const char *id)
+{
+	if (!*legacy || !(*legacy)[0])
+		return value;
+	int v;
+	if (value == 0 && flt_pb_enum_value(d, *legacy, &v) == 0)
+		value = v;
+	else if (value == 0)
+		flt_warn("stored %s %s: unknown state \"%s\"", what, id,
+			 *legacy);
+	set_str(legacy, "");
+	return value;
+}
+
+/* The legacy fields are deprecated for every other use: only here are
+ * they read. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
+static void migrate_alloc(Flotilla__Alloc *a)
+{
+	a->client_status =
+		legacy_state(&flotilla__alloc_client_status__descriptor,
+			     (int)a->client_status, &a->legacy_client_status,
+			     "allocation", a->id);
+	a->desired = legacy_state(&flotilla__alloc_desired_status__descriptor,
+				  (int)a->desired, &a->legacy_desired,
+				  "allocation", a->id);
+	a->health = legacy_state(&flotilla__alloc_health__descriptor,
+				 (int)a->health, &a->legacy_health,
+				 "allocation", a->id);
+}
+
+static void migrate_dep(Flotilla__Deployment *d)
+{
+	d->status = legacy_state(&flotilla__deployment_status__descriptor,
+				 (int)d->status, &d->legacy_status,
+				 "deployment", d->id);
+}
+
+static void migrate_eval(Flotilla__Eval *ev)
+{
+	ev->status = legacy_state(&flotilla__eval_status__descriptor,
+				  (int)ev->status, &ev->legacy_status,
+				  "evaluation", ev->id);
+}
+
+#pragma GCC diagnostic pop
 
 static int load_job(const void *key, size_t klen, const void *val, size_t vlen,
 		    void *arg)
@@ -448,6 +558,7 @@ static int load_alloc(const void *key, size_t klen, const void *val,
 		pb_free(a);
 		return 0;
 	}
+	migrate_alloc(a);
 	ealloc_t *ea = flt_xcalloc(1, sizeof(*ea));
 	ea->a = a;
 	alloc_index(l->e, ej, ea);
@@ -475,6 +586,7 @@ static int load_dep(const void *key, size_t klen, const void *val, size_t vlen,
 		pb_free(d);
 		return 0;
 	}
+	migrate_dep(d);
 	edep_t *ed = flt_xcalloc(1, sizeof(*ed));
 	ed->d = d;
 	ej->deps = flt_xrealloc(ej->deps, (ej->ndeps + 1) * sizeof(*ej->deps));
@@ -503,6 +615,7 @@ static int load_eval(const void *key, size_t klen, const void *val, size_t vlen,
 		pb_free(ev);
 		return 0;
 	}
+	migrate_eval(ev);
 	ej->evals =
 		flt_xrealloc(ej->evals, (ej->nevals + 1) * sizeof(*ej->evals));
 	ej->evals[ej->nevals++] = ev;
@@ -543,7 +656,7 @@ static int load(coord_engine_t *e, flt_error_t *err)
 		 * coordinator stopped continues from its stored state. */
 		ej->wake_ms = 1;
 		const edep_t *ld = latest_dep(ej);
-		running += ld && is(ld->d->status, "running");
+		running += ld && ld->d->status == DS(RUNNING);
 	}
 	e->index = flt_store_index(e->o.store);
 	flt_info("jobs loaded jobs=%zu allocations=%zu running_deployments=%zu",
@@ -708,11 +821,11 @@ void coord_engine_node_allocs(coord_engine_t *e, const char *node_id,
 	enode_t *nd = node_get(e, node_id, false);
 	size_t n = 0;
 	for (size_t i = 0; nd && i < nd->n; i++)
-		n += nd->v[i]->a && is(nd->v[i]->a->desired, "run");
+		n += nd->v[i]->a && runs(nd->v[i]->a);
 	resp->allocs = flt_xcalloc(n + 1, sizeof(*resp->allocs));
 	for (size_t i = 0; nd && i < nd->n; i++) {
 		const Flotilla__Alloc *a = nd->v[i]->a;
-		if (!a || !is(a->desired, "run"))
+		if (!a || !runs(a))
 			continue;
 		const Flotilla__TaskGroup *g = group_of(
 			job_at(nd->v[i]->job, a->job_version), a->group);

@@ -69,7 +69,7 @@ static void run_stop(cycle_t *c, eop_t *op)
 	mark_dirty(c, ej, "job-stop", NULL);
 }
 
-/* Promote and fail: on a deployment that is still under way. */
+/* Promote and fail: the deployment's table refuses them once it ended. */
 static void run_deployment(cycle_t *c, eop_t *op)
 {
 	ejob_t *ej;
@@ -78,17 +78,14 @@ static void run_deployment(cycle_t *c, eop_t *op)
 		op->rc = op->err.code;
 		return;
 	}
-	const Flotilla__Deployment *d = dcur(ed);
 	op->ed = ed;
-	if (!is(d->status, "running") && !is(d->status, "paused")) {
-		op->rc = flt_err(&op->err, FLT_ECONFLICT,
-				 "deployment %.8s is %s", d->id, d->status);
-		return;
-	}
 	if (op->kind == OP_FAIL) {
-		deploy_fail(c, ej, ed,
-			    "Deployment marked as failed by an operator");
-		mark_dirty(c, ej, "deployment-fail", NULL);
+		op->rc = deploy_fail(c, ej, ed,
+				     "Deployment marked as failed by an "
+				     "operator",
+				     &op->err);
+		if (op->rc == 0)
+			mark_dirty(c, ej, "deployment-fail", NULL);
 		return;
 	}
 	op->rc = deploy_promote(c, ej, ed, &op->err);
@@ -179,18 +176,18 @@ static void summarize(const ejob_t *ej, Flotilla__JobSummary *s)
 	uint32_t live = 0, complete = 0;
 	for (size_t i = 0; i < ej->nallocs; i++) {
 		const Flotilla__Alloc *a = ej->allocs[i]->a;
-		if (!a || !is(a->desired, "run"))
+		if (!a || !runs(a))
 			continue;
 		live++;
-		if (is(a->client_status, "running")) {
+		switch (a->client_status) {
+		case AS(RUNNING):
 			s->running++;
 			s->healthy += a->healthy_since_ms != 0;
-		} else if (is(a->client_status, "pending")) {
-			s->pending++;
-		} else if (is(a->client_status, "failed")) {
-			s->failed++;
-		} else if (is(a->client_status, "complete")) {
-			complete++;
+			break;
+		case AS(PENDING): s->pending++; break;
+		case AS(FAILED): s->failed++; break;
+		case AS(COMPLETE): complete++; break;
+		default: break;
 		}
 	}
 	if (!r->stopped)
@@ -255,7 +252,7 @@ static int alloc_cmp(const void *x, const void *y)
 {
 	const Flotilla__Alloc *a = *(Flotilla__Alloc *const *)x;
 	const Flotilla__Alloc *b = *(Flotilla__Alloc *const *)y;
-	bool la = is(a->desired, "run"), lb = is(b->desired, "run");
+	bool la = runs(a), lb = runs(b);
 	if (la != lb)
 		return la ? -1 : 1;
 	if (a->index != b->index && la)

@@ -4,5 +4,10 @@
 #include "lifecycle.h"
 
 const flt_fsm_t *const coord_lifecycles[] = {
+	/* the engine */
+	&coord_alloc_fsm,
+	&coord_deploy_fsm,
+	&coord_eval_fsm,
+	/* end of the engine's */
 	NULL,
 };

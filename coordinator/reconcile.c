@@ -11,6 +11,69 @@
 
 #include "engine-internal.h"
 #include "flotilla/log.h"
+#include "flotilla/pb.h"
+
+/* ---- the allocation lifecycle ------------------------------------------- */
+
+#define R FLT_FSM_REFUSE
+#define I FLT_FSM_IGNORE
+
+static const char *const alloc_events[COORD_ALLOC_NEVENTS] = {
+	[COORD_ALLOC_PLACE] = "place", [COORD_ALLOC_WAIT] = "wait",
+	[COORD_ALLOC_RUN] = "run",     [COORD_ALLOC_COMPLETE] = "complete",
+	[COORD_ALLOC_FAIL] = "fail",   [COORD_ALLOC_LOSE] = "lose",
+};
+
+/* Rows: AllocClientStatus; columns: the events above. */
+#define PEN AS(PENDING)
+#define RUN AS(RUNNING)
+#define COM AS(COMPLETE)
+#define FAI AS(FAILED)
+#define LOS AS(LOST)
+/* clang-format off */
+static const signed char alloc_next_tab[6 * COORD_ALLOC_NEVENTS] = {
+/*                place  wait   run    complete  fail   lose */
+/* unknown  */    PEN,   R,     R,     R,        R,     R,
+/* pending  */    R,     PEN,   RUN,   COM,      FAI,   LOS,
+/* running  */    R,     PEN,   RUN,   COM,      FAI,   LOS,
+/* complete */    R,     I,     I,     I,        I,     I,
+/* failed   */    R,     I,     I,     I,        I,     I,
+/* lost     */    R,     I,     I,     I,        I,     I,
+};
+/* clang-format on */
+#undef PEN
+#undef RUN
+#undef COM
+#undef FAI
+#undef LOS
+
+const flt_fsm_t coord_alloc_fsm = {
+	.name = "allocation",
+	.doc = "An allocation's status, as its node reports its tasks. A new "
+	       "allocation is pending until every task runs; it completes when "
+	       "every task exited well (or stopped when it was told to stop), "
+	       "fails when a task fails, and is lost when its node goes down. "
+	       "An allocation that ended stays as it ended: a replacement is a "
+	       "new allocation. What is wanted of it (`run`, `stop`) and its "
+	       "health in a deployment (`undecided`, `healthy`, `unhealthy`) "
+	       "are fields beside its status.",
+	.states = &flotilla__alloc_client_status__descriptor,
+	.n_states = 6,
+	.events = alloc_events,
+	.n_events = COORD_ALLOC_NEVENTS,
+	.next = alloc_next_tab,
+};
+
+#undef R
+#undef I
+
+Flotilla__AllocClientStatus alloc_next(const Flotilla__Alloc *a,
+				       enum coord_alloc_event ev)
+{
+	int next =
+		flt_fsm_next(&coord_alloc_fsm, (int)a->client_status, (int)ev);
+	return next >= 0 ? (Flotilla__AllocClientStatus)next : a->client_status;
+}
 
 /* ---- the fleet ------------------------------------------------------------ */
 
@@ -27,7 +90,7 @@ static sched_ask_t ask_of(const ealloc_t *ea)
 
 static bool holds_resources(const Flotilla__Alloc *a)
 {
-	return is(a->desired, "run") && !terminal(a->client_status);
+	return runs(a) && !terminal(a->client_status);
 }
 
 /*
@@ -71,8 +134,8 @@ static sched_fleet_t *fleet(cycle_t *c)
 
 /* ---- plan steps ----------------------------------------------------------- */
 
-static void stop_alloc(cycle_t *c, ealloc_t *ea, const char *why,
-		       const char *client_status)
+/* Tells ea to stop; lost: because its node is down. */
+static void stop_alloc(cycle_t *c, ealloc_t *ea, const char *why, bool lost)
 {
 	const Flotilla__Alloc *a = acur(ea);
 	if (c->fleet && holds_resources(a)) {
@@ -83,10 +146,10 @@ static void stop_alloc(cycle_t *c, ealloc_t *ea, const char *why,
 		}
 	}
 	Flotilla__Alloc *w = awc(c, ea);
-	set_str(&w->desired, "stop");
+	w->desired = AD(STOP);
 	set_str(&w->desired_reason, why);
-	if (client_status)
-		set_str(&w->client_status, client_status);
+	if (lost)
+		w->client_status = alloc_next(w, COORD_ALLOC_LOSE);
 	w->modify_ms = c->now;
 	ea->push = true;
 	c->stopped++;
@@ -132,8 +195,7 @@ static void want_add(gstate_t *s, want_t w)
 static bool index_used(const gstate_t *s, uint32_t idx)
 {
 	for (size_t i = 0; i < s->nlive; i++)
-		if (acur(s->live[i])->index == idx &&
-		    is(acur(s->live[i])->desired, "run"))
+		if (acur(s->live[i])->index == idx && runs(acur(s->live[i])))
 			return true;
 	for (size_t i = 0; i < s->nw; i++)
 		if (s->w[i].index == idx)
@@ -164,8 +226,8 @@ static Flotilla__Alloc *new_alloc(cycle_t *c, ejob_t *ej, const gstate_t *s,
 	a->job_version = s->rec->version;
 	set_str(&a->node_id, sched_node_id(c->fleet, ni));
 	set_str(&a->node_name, sched_node_attr(c->fleet, ni, "node.name"));
-	set_str(&a->desired, "run");
-	set_str(&a->client_status, "pending");
+	a->desired = AD(RUN);
+	a->client_status = alloc_next(a, COORD_ALLOC_PLACE);
 	if (s->d) {
 		set_str(&a->deployment_id, s->d->id);
 		a->canary = w->canary;
@@ -210,7 +272,7 @@ static void place_wanted(cycle_t *c, ejob_t *ej, gstate_t *s)
 	for (size_t i = 0; i < s->nlive; i++) {
 		const Flotilla__Alloc *a = acur(s->live[i]);
 		long ni = sched_fleet_find(f, a->node_id);
-		if (ni >= 0 && is(a->desired, "run"))
+		if (ni >= 0 && runs(a))
 			existing[nex++] = (size_t)ni;
 	}
 	sched_request_t rq = { .job = s->rec->job,
@@ -279,10 +341,10 @@ static bool resched_allowed(const Flotilla__Alloc *a,
 static bool needs_replacement(const Flotilla__Job *job,
 			      const Flotilla__Alloc *a)
 {
-	if (is(a->client_status, "failed"))
+	if (a->client_status == AS(FAILED))
 		return true;
 	/* A service is meant to run: its ending is a failure too. */
-	return is(a->client_status, "complete") && is(job->type, "service");
+	return a->client_status == AS(COMPLETE) && is(job->type, "service");
 }
 
 /* Sorts candidates to stop: not running first, then the highest index. */
@@ -290,8 +352,8 @@ static int stop_order(const void *x, const void *y)
 {
 	const Flotilla__Alloc *a = acur(*(ealloc_t *const *)x);
 	const Flotilla__Alloc *b = acur(*(ealloc_t *const *)y);
-	bool ra = is(a->client_status, "running");
-	bool rb = is(b->client_status, "running");
+	bool ra = a->client_status == AS(RUNNING);
+	bool rb = b->client_status == AS(RUNNING);
 	if (ra != rb)
 		return ra ? 1 : -1;
 	return a->index < b->index ? 1 : a->index > b->index ? -1 : 0;
@@ -313,7 +375,7 @@ static void sort_live(cycle_t *c, ejob_t *ej, gstate_t *s)
 	for (size_t i = 0; i < ej->nallocs; i++) {
 		ealloc_t *ea = ej->allocs[i];
 		const Flotilla__Alloc *a = acur(ea);
-		if (!a || !is(a->group, g->name) || !is(a->desired, "run"))
+		if (!a || !is(a->group, g->name) || !runs(a))
 			continue;
 		long ni = sched_fleet_find(f, a->node_id);
 		if (ni < 0 || sched_node_down(f, (size_t)ni)) {
@@ -321,7 +383,7 @@ static void sort_live(cycle_t *c, ejob_t *ej, gstate_t *s)
 			snprintf(why, sizeof(why), "node %s is down",
 				 a->node_name);
 			bool was_done = terminal(a->client_status);
-			stop_alloc(c, ea, why, was_done ? NULL : "lost");
+			stop_alloc(c, ea, why, true);
 			if (!s->system &&
 			    !(was_done && !needs_replacement(job, a)))
 				want_add(s, (want_t){ .index = a->index,
@@ -335,7 +397,7 @@ static void sort_live(cycle_t *c, ejob_t *ej, gstate_t *s)
 					stop_alloc(
 						c, ea,
 						"rescheduled after it failed",
-						NULL);
+						false);
 					want_add(s,
 						 (want_t){ .index = a->index,
 							   .prev = ea,
@@ -372,14 +434,13 @@ static void migrate(cycle_t *c, ejob_t *ej, gstate_t *s)
 						  : NULL;
 		const Flotilla__Alloc *n = next ? acur(next) : NULL;
 		bool past = c->now >= deadline;
-		if (n &&
-		    (past || n->healthy_since_ms ||
-		     terminal(n->client_status) || is(n->desired, "stop"))) {
-			stop_alloc(c, ea, "node drained", NULL);
+		if (n && (past || n->healthy_since_ms ||
+			  terminal(n->client_status) || !runs(n))) {
+			stop_alloc(c, ea, "node drained", false);
 		} else if (!n) {
 			if (past)
 				stop_alloc(c, ea, "drain deadline passed",
-					   NULL);
+					   false);
 			want_add(s, (want_t){ .index = a->index,
 					      .prev = ea,
 					      .migrate = !past });
@@ -425,7 +486,7 @@ static void sort_versions(cycle_t *c, ejob_t *ej, gstate_t *s)
 		s->ncur++;
 		if (in_dep(a, d) && a->canary)
 			s->ncanary++;
-		if (in_dep(a, d) && !a->health[0])
+		if (in_dep(a, d) && a->health == AH(UNDECIDED))
 			s->inflight++;
 	}
 	for (size_t i = 0; i < s->nw; i++)
@@ -438,7 +499,7 @@ static void sort_versions(cycle_t *c, ejob_t *ej, gstate_t *s)
 static void replace_system(cycle_t *c, ejob_t *ej, gstate_t *s, const char *why)
 {
 	for (size_t i = 0; i < s->nold; i++)
-		stop_alloc(c, s->old[i], why, NULL);
+		stop_alloc(c, s->old[i], why, false);
 	for (size_t i = 0; i < s->nold; i++)
 		for (size_t k = 0; k < s->nlive; k++)
 			if (s->live[k] == s->old[i])
@@ -471,7 +532,7 @@ static void want_rolling(cycle_t *c, gstate_t *s, const char *why)
 	size_t budget = maxp > s->inflight ? maxp - s->inflight : 0;
 	size_t nnew = s->ncur + s->nw;
 	while (s->nold && s->nold + nnew > want)
-		stop_alloc(c, s->old[--s->nold], why, NULL);
+		stop_alloc(c, s->old[--s->nold], why, false);
 	/* What no old allocation holds is placed at once (a first version, a
 	 * count raised); replacing is paced. */
 	while (s->nold + nnew < want) {
@@ -480,7 +541,7 @@ static void want_rolling(cycle_t *c, gstate_t *s, const char *why)
 	}
 	while (budget && s->nold) {
 		ealloc_t *prev = s->old[--s->nold];
-		stop_alloc(c, prev, why, NULL);
+		stop_alloc(c, prev, why, false);
 		want_add(s,
 			 (want_t){ .index = acur(prev)->index, .prev = prev });
 		budget--;
@@ -494,7 +555,7 @@ static void want_replaced(cycle_t *c, ejob_t *ej, gstate_t *s, const char *why)
 	const edep_t *last = latest_dep(ej);
 	bool keep_old = last && dcur(last)->job_version == s->rec->version;
 	for (size_t i = 0; i < s->nold && !keep_old; i++) {
-		stop_alloc(c, s->old[i], why, NULL);
+		stop_alloc(c, s->old[i], why, false);
 		want_add(s, (want_t){ .index = acur(s->old[i])->index,
 				      .prev = s->old[i] });
 	}
@@ -520,15 +581,14 @@ static void stop_surplus(cycle_t *c, gstate_t *s, size_t canaries)
 		size_t nc = 0;
 		for (size_t i = 0; i < s->nlive; i++) {
 			const Flotilla__Alloc *a = acur(s->live[i]);
-			if (is(a->desired, "run") &&
-			    !(a->canary && in_dep(a, s->d)) &&
+			if (runs(a) && !(a->canary && in_dep(a, s->d)) &&
 			    (a->job_version == s->rec->version) == pass)
 				cand[nc++] = s->live[i];
 		}
 		qsort(cand, nc, sizeof(*cand), stop_order);
 		for (size_t i = 0; i < nc && total > want; i++, total--)
 			stop_alloc(c, cand[i],
-				   "more allocations than the count", NULL);
+				   "more allocations than the count", false);
 	}
 	free(cand);
 }
@@ -562,37 +622,37 @@ static void reconcile_group(cycle_t *c, ejob_t *ej, gstate_t *s)
 		"reconcile job=%s group=%s want=%u old=%zu cur=%zu wanted=%zu "
 		"migrating=%zu canaries=%zu dep=%s",
 		ej->name, s->g->name, s->g->count, s->nold, s->ncur, s->nw,
-		s->nmig, canaries, s->d ? s->d->status : "none");
+		s->nmig, canaries,
+		flt_pb_enum_name(&flotilla__deployment_status__descriptor,
+				 s->d ? (int)s->d->status : 0));
 	stop_surplus(c, s, canaries);
 	place_wanted(c, ej, s);
 }
 
-void reconcile(cycle_t *c, ejob_t *ej)
+bool reconcile(cycle_t *c, ejob_t *ej)
 {
 	const Flotilla__JobRecord *rec = jcur(ej);
 	if (!rec)
-		return;
+		return true;
 	edep_t *dep = latest_dep(ej);
-	if (dep && (!is(dcur(dep)->status, "running") ||
+	if (dep && (dcur(dep)->status != DS(RUNNING) ||
 		    dcur(dep)->job_version != rec->version))
 		dep = NULL;
 	if (rec->stopped) {
 		for (size_t i = 0; i < ej->nallocs; i++) {
 			const Flotilla__Alloc *a = acur(ej->allocs[i]);
-			if (a && is(a->desired, "run"))
+			if (a && runs(a))
 				stop_alloc(c, ej->allocs[i], "job stopped",
-					   NULL);
+					   false);
 		}
-		if (dep) {
-			Flotilla__Deployment *w = dwc(c, dep);
-			set_str(&w->status, "cancelled");
-			set_str(&w->status_description, "the job was stopped");
-		}
-		return;
+		if (dep && deploy_step(c, dep, COORD_DEPLOY_CANCEL, NULL) == 1)
+			set_str(&dwc(c, dep)->status_description,
+				"the job was stopped");
+		return true;
 	}
 	if (!fleet(c)) {
 		wake_at(ej, c->now + 1000);
-		return;
+		return false;
 	}
 	if (dep)
 		deploy_health(c, ej, dep);
@@ -608,12 +668,13 @@ void reconcile(cycle_t *c, ejob_t *ej)
 	/* Groups no longer in the job. */
 	for (size_t i = 0; i < ej->nallocs; i++) {
 		const Flotilla__Alloc *a = acur(ej->allocs[i]);
-		if (a && is(a->desired, "run") && !group_of(job, a->group))
+		if (a && runs(a) && !group_of(job, a->group))
 			stop_alloc(c, ej->allocs[i],
-				   "its group was removed from the job", NULL);
+				   "its group was removed from the job", false);
 	}
 	if (dep) {
 		deploy_health(c, ej, dep);
 		deploy_progress(c, ej, dep);
 	}
+	return true;
 }

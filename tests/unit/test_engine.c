@@ -19,8 +19,21 @@
 
 #include "engine.h"
 #include "flotilla/job.h"
+#include "flotilla/pb.h"
 #include "flotilla/util.h"
 #include "testutil.h"
+
+/* States by their JSON names, as operators read them. */
+#define DESIRED(a)                                                    \
+	flt_pb_enum_name(&flotilla__alloc_desired_status__descriptor, \
+			 (a)->desired)
+#define STATUS(a)                                                    \
+	flt_pb_enum_name(&flotilla__alloc_client_status__descriptor, \
+			 (a)->client_status)
+#define HEALTH(a) \
+	flt_pb_enum_name(&flotilla__alloc_health__descriptor, (a)->health)
+#define DSTATUS(d) \
+	flt_pb_enum_name(&flotilla__deployment_status__descriptor, (d)->status)
 
 #define MAX_NODES 16
 
@@ -202,8 +215,8 @@ static size_t count_allocs(const Flotilla__JobGetResponse *g,
 {
 	size_t n = 0;
 	for (size_t i = 0; i < g->n_allocs; i++)
-		n += (!desired || !strcmp(g->allocs[i]->desired, desired)) &&
-		     (!status || !strcmp(g->allocs[i]->client_status, status));
+		n += (!desired || !strcmp(DESIRED(g->allocs[i]), desired)) &&
+		     (!status || !strcmp(STATUS(g->allocs[i]), status));
 	return n;
 }
 
@@ -217,7 +230,7 @@ static void report_node(fixture_t *f, const char *node,
 	size_t n = 0;
 	for (size_t i = 0; i < g->n_allocs && n < 32; i++) {
 		const Flotilla__Alloc *a = g->allocs[i];
-		if (strcmp(a->node_id, node) || strcmp(a->desired, "run"))
+		if (strcmp(a->node_id, node) || strcmp(DESIRED(a), "run"))
 			continue;
 		flotilla__task_status__init(&ts[n]);
 		ts[n].name = "srv";
@@ -258,7 +271,7 @@ static char *await_deployment(fixture_t *f, const char *job, bool healthy,
 			   only_version);
 		Flotilla__JobGetResponse *g = get(f, job);
 		snprintf(status, sizeof(status), "%s",
-			 g->deployment ? g->deployment->status : "none");
+			 g->deployment ? DSTATUS(g->deployment) : "none");
 		bool waiting =
 			g->deployment &&
 			strstr(g->deployment->status_description, "promotion");
@@ -339,11 +352,11 @@ static void test_node_down_reschedules(void **state)
 	for (size_t i = 0; i < g->n_allocs; i++) {
 		const Flotilla__Alloc *a = g->allocs[i];
 		if (!strcmp(a->id, lost_alloc)) {
-			assert_string_equal(a->client_status, "lost");
-			assert_string_equal(a->desired, "stop");
+			assert_string_equal(STATUS(a), "lost");
+			assert_string_equal(DESIRED(a), "stop");
 			assert_true(a->next_alloc[0]);
 			lost++;
-		} else if (!strcmp(a->desired, "run")) {
+		} else if (!strcmp(DESIRED(a), "run")) {
 			assert_string_not_equal(a->node_id, victim_id);
 			live++;
 		}
@@ -378,7 +391,7 @@ static void test_failure_reschedules_then_gives_up(void **state)
 	assert_int_equal(g->n_allocs, 3);
 	uint32_t max_attempts = 0;
 	for (size_t i = 0; i < g->n_allocs; i++) {
-		assert_string_equal(g->allocs[i]->client_status, "failed");
+		assert_string_equal(STATUS(g->allocs[i]), "failed");
 		if (g->allocs[i]->reschedule_attempts > max_attempts)
 			max_attempts = g->allocs[i]->reschedule_attempts;
 	}
@@ -422,9 +435,9 @@ static void test_drain_migrates_first(void **state)
 	for (size_t i = 0; i < g->n_allocs; i++) {
 		const Flotilla__Alloc *a = g->allocs[i];
 		if (!strcmp(a->node_id, node))
-			old_running += !strcmp(a->desired, "run");
+			old_running += !strcmp(DESIRED(a), "run");
 		else
-			new_pending += !strcmp(a->client_status, "pending");
+			new_pending += !strcmp(STATUS(a), "pending");
 	}
 	assert_int_equal(old_running, on_node);
 	assert_int_equal(new_pending, on_node);
@@ -442,7 +455,7 @@ static void test_drain_migrates_first(void **state)
 	size_t live = 0;
 	for (size_t i = 0; i < g->n_allocs; i++) {
 		const Flotilla__Alloc *a = g->allocs[i];
-		if (!strcmp(a->desired, "run")) {
+		if (!strcmp(DESIRED(a), "run")) {
 			assert_string_not_equal(a->node_id, node);
 			live++;
 		} else {
@@ -504,7 +517,7 @@ static void test_canary_then_auto_revert(void **state)
 	size_t v1 = 0, canaries = 0;
 	for (size_t i = 0; i < g->n_allocs; i++) {
 		const Flotilla__Alloc *a = g->allocs[i];
-		if (strcmp(a->desired, "run"))
+		if (strcmp(DESIRED(a), "run"))
 			continue;
 		v1 += a->job_version == 1;
 		canaries += a->canary && a->job_version == 2;
@@ -517,7 +530,7 @@ static void test_canary_then_auto_revert(void **state)
 	g = get(f, "c");
 	assert_int_equal(count_allocs(g, "run", NULL), 3);
 	for (size_t i = 0; i < g->n_allocs; i++)
-		if (!strcmp(g->allocs[i]->desired, "run"))
+		if (!strcmp(DESIRED(g->allocs[i]), "run"))
 			assert_int_equal(g->allocs[i]->job_version, 2);
 	flotilla__job_get_response__free_unpacked(g, NULL);
 
@@ -540,8 +553,8 @@ static void test_canary_then_auto_revert(void **state)
 	for (size_t i = 0; i < g->n_allocs; i++)
 		if (g->allocs[i]->job_version == 3) {
 			assert_true(g->allocs[i]->canary);
-			assert_string_equal(g->allocs[i]->health, "unhealthy");
-			assert_string_equal(g->allocs[i]->desired, "stop");
+			assert_string_equal(HEALTH(g->allocs[i]), "unhealthy");
+			assert_string_equal(DESIRED(g->allocs[i]), "stop");
 			bad++;
 		}
 	assert_int_equal(bad, 1);
@@ -550,7 +563,7 @@ static void test_canary_then_auto_revert(void **state)
 	size_t serving = 0;
 	for (size_t i = 0; i < g->n_allocs; i++) {
 		const Flotilla__Alloc *a = g->allocs[i];
-		if (!strcmp(a->desired, "run")) {
+		if (!strcmp(DESIRED(a), "run")) {
 			/* Updated in place: the same allocations as v2. */
 			assert_int_equal(a->job_version, 4);
 			assert_false(a->canary);
@@ -582,11 +595,228 @@ static void test_restart_resumes_deployment(void **state)
 	open_all(f);
 	Flotilla__JobGetResponse *g = get(f, "p");
 	assert_string_equal(g->deployment->id, dep);
-	assert_string_equal(g->deployment->status, "running");
+	assert_string_equal(DSTATUS(g->deployment), "running");
 	assert_int_equal(g->deployment->groups[0]->healthy, 1);
 	assert_int_equal(count_allocs(g, "run", NULL), 3);
 	flotilla__job_get_response__free_unpacked(g, NULL);
 }
+
+/* ---- stores written before the states were enums ------------------------ */
+
+typedef struct rec {
+	char *key;
+	ProtobufCMessage *m;
+} rec_t;
+
+typedef struct recs {
+	const ProtobufCMessageDescriptor *desc;
+	rec_t v[64];
+	size_t n;
+} recs_t;
+
+static int collect(const void *key, size_t klen, const void *val, size_t vlen,
+		   void *arg)
+{
+	recs_t *r = arg;
+	assert_true(r->n < 64);
+	r->v[r->n].key = strndup(key, klen);
+	r->v[r->n].m = protobuf_c_message_unpack(r->desc, NULL, vlen, val);
+	assert_non_null(r->v[r->n].m);
+	r->n++;
+	return 0;
+}
+
+static void read_db(flt_store_t *st, const char *db, recs_t *r)
+{
+	flt_db_t d;
+	flt_txn_t *txn;
+	flt_error_t err;
+	assert_int_equal(flt_store_db(st, db, &d), 0);
+	assert_int_equal(flt_txn_begin(st, false, &txn, &err), 0);
+	assert_int_equal(flt_txn_foreach(txn, d, NULL, 0, collect, r), 0);
+	flt_txn_abort(txn);
+}
+
+static void write_db(flt_store_t *st, const char *db, recs_t *r)
+{
+	flt_db_t d;
+	flt_txn_t *txn;
+	flt_error_t err;
+	assert_int_equal(flt_store_db(st, db, &d), 0);
+	assert_int_equal(flt_txn_begin(st, true, &txn, &err), 0);
+	for (size_t i = 0; i < r->n; i++)
+		assert_int_equal(
+			flt_txn_put_pb(txn, d, r->v[i].key, r->v[i].m, &err),
+			0);
+	assert_int_equal(flt_txn_commit(txn, &err), 0);
+}
+
+static void recs_free(recs_t *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		free(r->v[i].key);
+		protobuf_c_message_free_unpacked(r->v[i].m, NULL);
+	}
+	r->n = 0;
+}
+
+static flt_store_t *store_alone(fixture_t *f)
+{
+	static const char *const dbs[] = { "nodes",  "jobs",  "job_versions",
+					   "allocs", "evals", "deployments",
+					   NULL };
+	flt_store_opts_t so = { .dbs = dbs, .map_size = 64 << 20 };
+	flt_store_t *st;
+	flt_error_t err;
+	assert_int_equal(flt_store_open(f->dir, &so, &st, &err), 0);
+	return st;
+}
+
+/* The legacy fields are what an earlier version wrote: only the test of
+ * the migration touches them. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
+/* A state as an earlier version wrote it: the string, no enum. */
+static void to_legacy(const ProtobufCEnumDescriptor *d, unsigned *value,
+		      char **legacy)
+{
+	*legacy = strdup(flt_pb_enum_name(d, (int)*value));
+	*value = 0;
+}
+
+/* Rewrites every allocation, deployment and evaluation of the store in the
+ * form of the version before the enums. */
+static void make_store_old(fixture_t *f)
+{
+	flt_store_t *st = store_alone(f);
+	recs_t r = { .desc = &flotilla__alloc__descriptor };
+	read_db(st, "allocs", &r);
+	for (size_t i = 0; i < r.n; i++) {
+		Flotilla__Alloc *a = (Flotilla__Alloc *)r.v[i].m;
+		to_legacy(&flotilla__alloc_client_status__descriptor,
+			  (unsigned *)&a->client_status,
+			  &a->legacy_client_status);
+		to_legacy(&flotilla__alloc_desired_status__descriptor,
+			  (unsigned *)&a->desired, &a->legacy_desired);
+		/* Undecided health was the empty string. */
+		if (a->health)
+			to_legacy(&flotilla__alloc_health__descriptor,
+				  (unsigned *)&a->health, &a->legacy_health);
+	}
+	write_db(st, "allocs", &r);
+	recs_free(&r);
+	r.desc = &flotilla__deployment__descriptor;
+	read_db(st, "deployments", &r);
+	for (size_t i = 0; i < r.n; i++) {
+		Flotilla__Deployment *d = (Flotilla__Deployment *)r.v[i].m;
+		to_legacy(&flotilla__deployment_status__descriptor,
+			  (unsigned *)&d->status, &d->legacy_status);
+	}
+	write_db(st, "deployments", &r);
+	recs_free(&r);
+	r.desc = &flotilla__eval__descriptor;
+	read_db(st, "evals", &r);
+	for (size_t i = 0; i < r.n; i++) {
+		Flotilla__Eval *ev = (Flotilla__Eval *)r.v[i].m;
+		to_legacy(&flotilla__eval_status__descriptor,
+			  (unsigned *)&ev->status, &ev->legacy_status);
+	}
+	write_db(st, "evals", &r);
+	recs_free(&r);
+	flt_store_close(st);
+}
+
+static void test_legacy_records_migrate(void **state)
+{
+	fixture_t *f = *state;
+	Flotilla__JobRegisterResponse *r =
+		run_job(f, SERVICE("old", 2, "/bin/true",
+				   "\"min_healthy_time_ms\":20"));
+	flotilla__job_register_response__free_unpacked(r, NULL);
+	assert_string_equal(await_deployment(f, "old", true, 0, 3000),
+			    "successful");
+	close_all(f);
+	make_store_old(f);
+
+	/* The store holds strings only now. */
+	flt_store_t *st = store_alone(f);
+	recs_t raw = { .desc = &flotilla__alloc__descriptor };
+	read_db(st, "allocs", &raw);
+	assert_int_equal(raw.n, 2);
+	for (size_t i = 0; i < raw.n; i++) {
+		Flotilla__Alloc *a = (Flotilla__Alloc *)raw.v[i].m;
+		assert_int_equal(a->client_status, 0);
+		assert_string_equal(a->legacy_client_status, "running");
+		assert_string_equal(a->legacy_health, "healthy");
+	}
+	recs_free(&raw);
+	flt_store_close(st);
+
+	/* Loaded, every state is the enum the string named. */
+	open_all(f);
+	Flotilla__JobGetResponse *g = get(f, "old");
+	assert_int_equal(g->n_allocs, 2);
+	for (size_t i = 0; i < g->n_allocs; i++) {
+		assert_string_equal(DESIRED(g->allocs[i]), "run");
+		assert_string_equal(STATUS(g->allocs[i]), "running");
+		assert_string_equal(HEALTH(g->allocs[i]), "healthy");
+		assert_string_equal(g->allocs[i]->legacy_client_status, "");
+	}
+	assert_string_equal(DSTATUS(g->deployment), "successful");
+	assert_int_equal(
+		g->summary->deployment_status,
+		FLOTILLA__DEPLOYMENT_STATUS__DEPLOYMENT_STATUS_SUCCESSFUL);
+	assert_true(g->n_evals >= 1);
+	for (size_t i = 0; i < g->n_evals; i++)
+		assert_int_equal(g->evals[i]->status,
+				 FLOTILLA__EVAL_STATUS__EVAL_STATUS_COMPLETE);
+	char failing[37];
+	snprintf(failing, sizeof(failing), "%s", g->allocs[0]->id);
+	char node[37];
+	snprintf(node, sizeof(node), "%s", g->allocs[0]->node_id);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+
+	/* The engine goes on from there: one allocation fails (and is
+	 * replaced); its record is written again without the string. */
+	g = get(f, "old");
+	report_node(f, node, g, FAILED, false, 0);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+	g = get(f, "old");
+	bool seen = false;
+	for (size_t i = 0; i < g->n_allocs; i++)
+		if (!strcmp(g->allocs[i]->id, failing)) {
+			assert_string_equal(STATUS(g->allocs[i]), "failed");
+			seen = true;
+		}
+	assert_true(seen);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+	close_all(f);
+
+	st = store_alone(f);
+	raw.desc = &flotilla__alloc__descriptor;
+	read_db(st, "allocs", &raw);
+	seen = false;
+	for (size_t i = 0; i < raw.n; i++) {
+		Flotilla__Alloc *a = (Flotilla__Alloc *)raw.v[i].m;
+		if (strcmp(a->id, failing))
+			continue;
+		assert_string_equal(
+			flt_pb_enum_name(
+				&flotilla__alloc_client_status__descriptor,
+				(int)a->client_status),
+			"failed");
+		assert_string_equal(a->legacy_client_status, "");
+		assert_string_equal(a->legacy_desired, "");
+		assert_string_equal(a->legacy_health, "");
+		seen = true;
+	}
+	assert_true(seen);
+	recs_free(&raw);
+	flt_store_close(st);
+	open_all(f); /* for the teardown */
+}
+#pragma GCC diagnostic pop
 
 int main(void)
 {
@@ -605,6 +835,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_canary_then_auto_revert,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_restart_resumes_deployment,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_legacy_records_migrate,
 						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
