@@ -37,6 +37,10 @@ const char *flt_method_name(Flotilla__Method m)
 	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_PROMOTE:
 		return "deployment_promote";
 	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_FAIL: return "deployment_fail";
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_PAUSE:
+		return "deployment_pause";
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_RESUME:
+		return "deployment_resume";
 	case FLOTILLA__METHOD__METHOD_CHUNK_PUT: return "chunk_put";
 	case FLOTILLA__METHOD__METHOD_PACKAGE_PUSH: return "package_push";
 	case FLOTILLA__METHOD__METHOD_PACKAGE_LIST: return "package_list";

@@ -252,9 +252,13 @@ void deploy_health(cycle_t *c, ejob_t *ej, edep_t *ed)
 					  verdict),
 			 w->id, w->job, d->id);
 		if (verdict == AH(HEALTHY)) {
+			/* Progress: the deadline starts again, from the pause
+			 * when paused (its clock does not run meanwhile). */
 			Flotilla__Deployment *dw = dwc(c, ed);
+			int64_t from = dw->status == DS(PAUSED) ? dw->paused_ms
+								: c->now;
 			dw->progress_by_ms =
-				c->now + (u ? u->progress_deadline_ms : 600000);
+				from + (u ? u->progress_deadline_ms : 600000);
 		}
 	}
 }
@@ -318,7 +322,8 @@ void deploy_progress(cycle_t *c, ejob_t *ej, edep_t *ed)
 {
 	const Flotilla__Deployment *d = dcur(ed);
 	const Flotilla__Job *job = jcur(ej)->job;
-	if (d->status != DS(RUNNING))
+	bool running = d->status == DS(RUNNING);
+	if (!running && d->status != DS(PAUSED))
 		return;
 	bool done = true, failed = false, waiting_promotion = false;
 	for (size_t gi = 0; gi < d->n_groups; gi++) {
@@ -327,6 +332,9 @@ void deploy_progress(cycle_t *c, ejob_t *ej, edep_t *ed)
 		tally_group(ej, d, dg->group, &t);
 		store_tally(c, ed, dg, gi, &t);
 		free(t.can);
+		/* Paused: the counts are kept up to date, nothing advances. */
+		if (!running)
+			continue;
 		if (t.unhealthy)
 			failed = true;
 		if (dg->desired_canaries && !dg->promoted) {
@@ -352,6 +360,8 @@ void deploy_progress(cycle_t *c, ejob_t *ej, edep_t *ed)
 		if (t.live_new_healthy < want || t.live_other)
 			done = false;
 	}
+	if (!running)
+		return;
 	d = dcur(ed);
 	if (failed) {
 		deploy_fail(c, ej, ed, "Failed due to unhealthy allocations",
@@ -454,5 +464,37 @@ int deploy_promote(cycle_t *c, ejob_t *ej, edep_t *ed, flt_error_t *err)
 	w->modify_ms = c->now;
 	flt_info("deployment promoted deployment=%s job=%s", w->id, w->job);
 	mark_dirty(c, ej, "deployment-promote", NULL);
+	return 0;
+}
+
+int deploy_pause(cycle_t *c, ejob_t *ej, edep_t *ed, flt_error_t *err)
+{
+	(void)ej;
+	int rc = deploy_step(c, ed, COORD_DEPLOY_PAUSE, err);
+	if (rc < 0)
+		return rc;
+	Flotilla__Deployment *w = dwc(c, ed);
+	w->paused_ms = c->now;
+	w->modify_ms = c->now;
+	set_str(&w->status_description, "Deployment is paused by an operator");
+	flt_info("deployment paused deployment=%s job=%s", w->id, w->job);
+	return 0;
+}
+
+int deploy_resume(cycle_t *c, ejob_t *ej, edep_t *ed, flt_error_t *err)
+{
+	int rc = deploy_step(c, ed, COORD_DEPLOY_RESUME, err);
+	if (rc < 0)
+		return rc;
+	Flotilla__Deployment *w = dwc(c, ed);
+	/* The time paused does not count against the progress deadline. */
+	if (w->paused_ms && c->now > w->paused_ms)
+		w->progress_by_ms += c->now - w->paused_ms;
+	w->paused_ms = 0;
+	w->modify_ms = c->now;
+	set_str(&w->status_description, "Deployment is running");
+	flt_info("deployment resumed deployment=%s job=%s progress_by_ms=%lld",
+		 w->id, w->job, (long long)w->progress_by_ms);
+	mark_dirty(c, ej, "deployment-resume", NULL);
 	return 0;
 }

@@ -92,7 +92,14 @@ typedef struct smap {
 
 typedef struct cycle cycle_t;
 
-enum op_kind { OP_REGISTER, OP_STOP, OP_PROMOTE, OP_FAIL };
+enum op_kind {
+	OP_REGISTER,
+	OP_STOP,
+	OP_PROMOTE, /* the deployment ops: promote, fail, pause, resume */
+	OP_FAIL,
+	OP_PAUSE,
+	OP_RESUME,
+};
 
 /* An operator's request, queued for the engine's next cycle. */
 typedef struct eop {
@@ -105,8 +112,11 @@ typedef struct eop {
 	void (*reply)(coord_engine_t *e, struct eop *op, bool committed,
 		      uint64_t index, const flt_error_t *cerr);
 	Flotilla__Job *job; /* register: owned */
-	char *name; /* stop: job; promote/fail: deployment */
+	char *name; /* stop: job; the deployment ops: deployment */
 	flt_request_t *r; /* NULL: a direct call waiting on done */
+	/* A direct call's results, copied when it is answered. */
+	Flotilla__JobRegisterResponse *resp_out;
+	Flotilla__Deployment *dep_out;
 	/* Results. */
 	int rc;
 	flt_error_t err;
@@ -437,6 +447,12 @@ void deploy_progress(cycle_t *c, ejob_t *ej, edep_t *ed);
 /* An operator's promotion: FLT_ECONFLICT (err) when the table refuses it,
  * nothing waits for it, or its canaries are not healthy yet. */
 int deploy_promote(cycle_t *c, ejob_t *ej, edep_t *ed, flt_error_t *err);
+/* An operator's pause: the deployment places nothing new, neither promotes
+ * nor advances, and its progress deadline stands still until resumed.
+ * FLT_ECONFLICT (err) when the table refuses it. */
+int deploy_pause(cycle_t *c, ejob_t *ej, edep_t *ed, flt_error_t *err);
+/* An operator's resume: the progress deadline moves by the time paused. */
+int deploy_resume(cycle_t *c, ejob_t *ej, edep_t *ed, flt_error_t *err);
 /* A deployment by id, unique id prefix, or job name (its latest). */
 edep_t *deploy_find(coord_engine_t *e, const char *q, ejob_t **job,
 		    flt_error_t *err);

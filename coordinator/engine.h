@@ -74,6 +74,13 @@ void coord_deployments_get(coord_engine_t *e, flt_request_t *r);
 void coord_deployments_promote(coord_engine_t *e, flt_request_t *r);
 /* DeploymentFail: fails the deployment (and reverts with auto_revert). */
 void coord_deployments_fail(coord_engine_t *e, flt_request_t *r);
+/* DeploymentPause: the deployment places nothing new (but replacements of
+ * what was lost or failed), neither promotes nor advances, and its
+ * progress deadline stands still; health is still recorded. */
+void coord_deployments_pause(coord_engine_t *e, flt_request_t *r);
+/* DeploymentResume: goes on, the progress deadline moved by the time
+ * paused. */
+void coord_deployments_resume(coord_engine_t *e, flt_request_t *r);
 
 /* The methods above as one switch, for nodes.c's dispatch until
  * coordinator/api.c's method table calls them directly. */
@@ -109,6 +116,14 @@ void coord_engine_node_allocs_free(Flotilla__SyncResponse *resp);
 int coord_engine_register(coord_engine_t *e, const Flotilla__Job *job,
 			  Flotilla__JobRegisterResponse **out,
 			  flt_error_t *err);
+/*
+ * The same as METHOD_DEPLOYMENT_PROMOTE, _FAIL, _PAUSE or _RESUME (m) on
+ * id, waiting for the commit: *out is the deployment then (free with
+ * flotilla__deployment__free_unpacked).
+ */
+int coord_engine_deployment_act(coord_engine_t *e, Flotilla__Method m,
+				const char *id, Flotilla__Deployment **out,
+				flt_error_t *err);
 /* The same as METHOD_JOB_GET; free with ..._free_unpacked. */
 int coord_engine_job(coord_engine_t *e, const char *name,
 		     Flotilla__JobGetResponse **out, flt_error_t *err);

@@ -69,7 +69,14 @@ static void run_stop(cycle_t *c, eop_t *op)
 	mark_dirty(c, ej, "job-stop", NULL);
 }
 
-/* Promote and fail: the deployment's table refuses them once it ended. */
+static bool deployment_op(enum op_kind kind)
+{
+	return kind == OP_PROMOTE || kind == OP_FAIL || kind == OP_PAUSE ||
+	       kind == OP_RESUME;
+}
+
+/* Promote, fail, pause, resume: what the deployment's table refuses is
+ * answered with its message (ERROR_CONFLICT) and changes nothing. */
 static void run_deployment(cycle_t *c, eop_t *op)
 {
 	ejob_t *ej;
@@ -79,7 +86,8 @@ static void run_deployment(cycle_t *c, eop_t *op)
 		return;
 	}
 	op->ed = ed;
-	if (op->kind == OP_FAIL) {
+	switch (op->kind) {
+	case OP_FAIL:
 		op->rc = deploy_fail(c, ej, ed,
 				     "Deployment marked as failed by an "
 				     "operator",
@@ -87,8 +95,11 @@ static void run_deployment(cycle_t *c, eop_t *op)
 		if (op->rc == 0)
 			mark_dirty(c, ej, "deployment-fail", NULL);
 		return;
+	case OP_PROMOTE: op->rc = deploy_promote(c, ej, ed, &op->err); return;
+	case OP_PAUSE: op->rc = deploy_pause(c, ej, ed, &op->err); return;
+	case OP_RESUME: op->rc = deploy_resume(c, ej, ed, &op->err); return;
+	default: return;
 	}
-	op->rc = deploy_promote(c, ej, ed, &op->err);
 }
 
 static void reply_op(coord_engine_t *e, eop_t *op, bool committed,
@@ -112,7 +123,7 @@ static void reply_op(coord_engine_t *e, eop_t *op, bool committed,
 	if (op->r) {
 		if (op->rc < 0) {
 			flt_request_fail(op->r, op->rc, "%s", op->err.msg);
-		} else if (op->kind == OP_PROMOTE || op->kind == OP_FAIL) {
+		} else if (deployment_op(op->kind)) {
 			Flotilla__DeploymentGetResponse r =
 				FLOTILLA__DEPLOYMENT_GET_RESPONSE__INIT;
 			r.deployment = op->ed->d;
@@ -125,6 +136,12 @@ static void reply_op(coord_engine_t *e, eop_t *op, bool committed,
 		free(op);
 		return;
 	}
+	/* A direct caller reads copies: the messages change with the next
+	 * cycle, which may run before it looks. */
+	if (op->rc == 0 && deployment_op(op->kind))
+		op->dep_out = pb_dup(&op->ed->d->base);
+	else if (op->rc == 0)
+		op->resp_out = pb_dup(&op->resp.base);
 	op->done = true; /* the direct caller frees it */
 }
 
@@ -137,7 +154,9 @@ static eop_t *op_new(enum op_kind kind)
 	case OP_REGISTER: op->run = run_register; break;
 	case OP_STOP: op->run = run_stop; break;
 	case OP_PROMOTE:
-	case OP_FAIL: op->run = run_deployment; break;
+	case OP_FAIL:
+	case OP_PAUSE:
+	case OP_RESUME: op->run = run_deployment; break;
 	}
 	op->reply = reply_op;
 	flotilla__job_register_response__init(&op->resp);
@@ -156,8 +175,39 @@ int coord_engine_register(coord_engine_t *e, const Flotilla__Job *job,
 	if (rc < 0)
 		*err = op->err;
 	else
-		*out = pb_dup(&op->resp.base);
+		*out = op->resp_out;
 	pb_free(op->job);
+	free(op);
+	return rc;
+}
+
+int coord_engine_deployment_act(coord_engine_t *e, Flotilla__Method m,
+				const char *id, Flotilla__Deployment **out,
+				flt_error_t *err)
+{
+	enum op_kind kind;
+	switch (m) {
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_PROMOTE:
+		kind = OP_PROMOTE;
+		break;
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_FAIL: kind = OP_FAIL; break;
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_PAUSE: kind = OP_PAUSE; break;
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_RESUME:
+		kind = OP_RESUME;
+		break;
+	default:
+		return flt_err(err, FLT_EMETHOD, "%s: not a deployment change",
+			       flt_method_name(m));
+	}
+	eop_t *op = op_new(kind);
+	op->name = flt_xstrdup(id);
+	engine_call(e, op);
+	int rc = op->rc;
+	if (rc < 0)
+		*err = op->err;
+	else
+		*out = op->dep_out;
+	free(op->name);
 	free(op);
 	return rc;
 }
@@ -576,6 +626,16 @@ void coord_deployments_fail(coord_engine_t *e, flt_request_t *r)
 	queue_deployment(e, r, OP_FAIL);
 }
 
+void coord_deployments_pause(coord_engine_t *e, flt_request_t *r)
+{
+	queue_deployment(e, r, OP_PAUSE);
+}
+
+void coord_deployments_resume(coord_engine_t *e, flt_request_t *r)
+{
+	queue_deployment(e, r, OP_RESUME);
+}
+
 /* ---- until coordinator/api.c routes every method --------------------------- */
 
 /*
@@ -594,7 +654,9 @@ bool coord_engine_serves(Flotilla__Method m)
 	case FLOTILLA__METHOD__METHOD_ALLOC_GET:
 	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_GET:
 	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_PROMOTE:
-	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_FAIL: return true;
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_FAIL:
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_PAUSE:
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_RESUME: return true;
 	default: return false;
 	}
 }
@@ -621,6 +683,12 @@ void coord_engine_handle_api(coord_engine_t *e, flt_request_t *r)
 		return;
 	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_FAIL:
 		coord_deployments_fail(e, r);
+		return;
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_PAUSE:
+		coord_deployments_pause(e, r);
+		return;
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_RESUME:
+		coord_deployments_resume(e, r);
 		return;
 	default: flt_request_fail(r, FLT_EMETHOD, "not served here"); return;
 	}

@@ -170,8 +170,9 @@ typedef struct want {
 typedef struct gstate {
 	const Flotilla__JobRecord *rec;
 	const Flotilla__TaskGroup *g;
-	edep_t *dep; /* running deployment of this version, or NULL */
+	edep_t *dep; /* running or paused deployment of this version */
 	const Flotilla__Deployment *d; /* dep's current message */
+	bool paused; /* dep is paused */
 	bool system;
 	ealloc_t **live; /* should run, on a node that is up */
 	size_t nlive, live_cap;
@@ -599,6 +600,7 @@ static void reconcile_group(cycle_t *c, ejob_t *ej, gstate_t *s)
 		return;
 	s->system = is(s->rec->job->type, "system");
 	s->d = s->dep ? dcur(s->dep) : NULL;
+	s->paused = s->d && s->d->status == DS(PAUSED);
 	sort_live(c, ej, s);
 	migrate(c, ej, s);
 	sort_versions(c, ej, s);
@@ -612,12 +614,18 @@ static void reconcile_group(cycle_t *c, ejob_t *ej, gstate_t *s)
 	}
 	const Flotilla__DeploymentGroup *dg = deploy_group(s->d, s->g->name);
 	size_t canaries = 0;
-	if (dg && dg->desired_canaries && !dg->promoted)
+	if (s->paused) {
+		/* A paused deployment keeps the job whole (what was lost,
+		 * failed or is migrating is still replaced) and does nothing
+		 * else: no canaries, no replacements of the old version, no
+		 * change of count (as Nomad's). */
+	} else if (dg && dg->desired_canaries && !dg->promoted) {
 		canaries = want_canaries(s, dg);
-	else if (dg)
+	} else if (dg) {
 		want_rolling(c, s, why);
-	else
+	} else {
 		want_replaced(c, ej, s, why);
+	}
 	flt_debug(
 		"reconcile job=%s group=%s want=%u old=%zu cur=%zu wanted=%zu "
 		"migrating=%zu canaries=%zu dep=%s",
@@ -625,7 +633,8 @@ static void reconcile_group(cycle_t *c, ejob_t *ej, gstate_t *s)
 		s->nmig, canaries,
 		flt_pb_enum_name(&flotilla__deployment_status__descriptor,
 				 s->d ? (int)s->d->status : 0));
-	stop_surplus(c, s, canaries);
+	if (!s->paused)
+		stop_surplus(c, s, canaries);
 	place_wanted(c, ej, s);
 }
 
@@ -635,7 +644,8 @@ bool reconcile(cycle_t *c, ejob_t *ej)
 	if (!rec)
 		return true;
 	edep_t *dep = latest_dep(ej);
-	if (dep && (dcur(dep)->status != DS(RUNNING) ||
+	if (dep && ((dcur(dep)->status != DS(RUNNING) &&
+		     dcur(dep)->status != DS(PAUSED)) ||
 		    dcur(dep)->job_version != rec->version))
 		dep = NULL;
 	if (rec->stopped) {

@@ -21,6 +21,7 @@
 #include "flotilla/job.h"
 #include "flotilla/pb.h"
 #include "flotilla/util.h"
+#include "flotilla/wire.h"
 #include "testutil.h"
 
 /* States by their JSON names, as operators read them. */
@@ -601,6 +602,160 @@ static void test_restart_resumes_deployment(void **state)
 	flotilla__job_get_response__free_unpacked(g, NULL);
 }
 
+/* ---- pausing a deployment ------------------------------------------------ */
+
+static Flotilla__Deployment *act(fixture_t *f, Flotilla__Method m,
+				 const char *id)
+{
+	Flotilla__Deployment *d;
+	flt_error_t err;
+	if (coord_engine_deployment_act(f->engine, m, id, &d, &err) < 0)
+		fail_msg("%s %s: %s", flt_method_name(m), id, err.msg);
+	return d;
+}
+
+#define PAUSE FLOTILLA__METHOD__METHOD_DEPLOYMENT_PAUSE
+#define RESUME FLOTILLA__METHOD__METHOD_DEPLOYMENT_RESUME
+#define PROMOTE FLOTILLA__METHOD__METHOD_DEPLOYMENT_PROMOTE
+
+/* Live allocations of version v. */
+static size_t live_of(const Flotilla__JobGetResponse *g, uint64_t v)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < g->n_allocs; i++)
+		n += !strcmp(DESIRED(g->allocs[i]), "run") &&
+		     g->allocs[i]->job_version == v;
+	return n;
+}
+
+static void test_pause_stops_progress(void **state)
+{
+	fixture_t *f = *state;
+	Flotilla__JobRegisterResponse *r = run_job(
+		f, SERVICE("pz", 3, "/bin/v1", "\"min_healthy_time_ms\":20"));
+	flotilla__job_register_response__free_unpacked(r, NULL);
+	assert_string_equal(await_deployment(f, "pz", true, 0, 3000),
+			    "successful");
+
+	/* v2 rolls one allocation at a time; paused after the first. */
+	r = run_job(f,
+		    SERVICE("pz", 3, "/bin/v2",
+			    "\"max_parallel\":1,\"min_healthy_time_ms\":20"));
+	assert_int_equal(r->placed, 1);
+	char dep[37];
+	snprintf(dep, sizeof(dep), "%s", r->deployment_id);
+	flotilla__job_register_response__free_unpacked(r, NULL);
+	Flotilla__Deployment *d = act(f, PAUSE, dep);
+	assert_string_equal(DSTATUS(d), "paused");
+	assert_true(d->paused_ms > 0);
+	flotilla__deployment__free_unpacked(d, NULL);
+
+	/* Healthy reports: the health of the new allocation is recorded,
+	 * nothing more of v2 is placed, nothing old stops. */
+	for (int t = 0; t < 10; t++) {
+		report_all(f, "pz", RUNNING, true, 0);
+		usleep(20 * 1000);
+	}
+	Flotilla__JobGetResponse *g = get(f, "pz");
+	assert_string_equal(DSTATUS(g->deployment), "paused");
+	assert_int_equal(live_of(g, 2), 1);
+	assert_int_equal(live_of(g, 1), 2);
+	for (size_t i = 0; i < g->n_allocs; i++)
+		if (g->allocs[i]->job_version == 2)
+			assert_string_equal(HEALTH(g->allocs[i]), "healthy");
+	assert_int_equal(g->deployment->groups[0]->healthy, 1);
+	/* A healthy allocation restarts the progress deadline: from the
+	 * pause, since its clock stands still while paused. */
+	assert_int_equal(
+		g->deployment->progress_by_ms,
+		g->deployment->paused_ms +
+			(int64_t)g->record->job->update->progress_deadline_ms);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+
+	/* What the table refuses changes nothing. */
+	flt_error_t err;
+	assert_int_equal(
+		coord_engine_deployment_act(f->engine, PAUSE, dep, &d, &err),
+		FLT_ECONFLICT);
+	char want[128];
+	snprintf(want, sizeof(want),
+		 "deployment %.8s: cannot pause when paused", dep);
+	assert_string_equal(err.msg, want);
+	assert_int_equal(
+		coord_engine_deployment_act(f->engine, PROMOTE, dep, &d, &err),
+		FLT_ECONFLICT);
+	snprintf(want, sizeof(want),
+		 "deployment %.8s: cannot promote when paused", dep);
+	assert_string_equal(err.msg, want);
+
+	/* Resumed, it goes on to the end. */
+	d = act(f, RESUME, dep);
+	assert_string_equal(DSTATUS(d), "running");
+	assert_int_equal(d->paused_ms, 0);
+	flotilla__deployment__free_unpacked(d, NULL);
+	assert_string_equal(await_deployment(f, "pz", true, 0, 5000),
+			    "successful");
+	g = get(f, "pz");
+	assert_int_equal(live_of(g, 2), 3);
+	assert_int_equal(live_of(g, 1), 0);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+
+	/* Ended: pausing is refused with the table's message. */
+	assert_int_equal(
+		coord_engine_deployment_act(f->engine, PAUSE, "pz", &d, &err),
+		FLT_ECONFLICT);
+	snprintf(want, sizeof(want),
+		 "deployment %.8s: cannot pause when successful", dep);
+	assert_string_equal(err.msg, want);
+	assert_int_equal(
+		coord_engine_deployment_act(f->engine, RESUME, "pz", &d, &err),
+		FLT_ECONFLICT);
+	g = get(f, "pz");
+	assert_string_equal(DSTATUS(g->deployment), "successful");
+	flotilla__job_get_response__free_unpacked(g, NULL);
+}
+
+static void test_pause_holds_deadline(void **state)
+{
+	fixture_t *f = *state;
+	Flotilla__JobRegisterResponse *r = run_job(
+		f, SERVICE("ph", 2, "/bin/v1", "\"min_healthy_time_ms\":20"));
+	flotilla__job_register_response__free_unpacked(r, NULL);
+	assert_string_equal(await_deployment(f, "ph", true, 0, 3000),
+			    "successful");
+	r = run_job(f, SERVICE("ph", 2, "/bin/v2",
+			       "\"max_parallel\":2,\"min_healthy_time_ms\":20,"
+			       "\"progress_deadline_ms\":300,"
+			       "\"healthy_deadline_ms\":300"));
+	assert_int_equal(r->placed, 2);
+	char dep[37];
+	snprintf(dep, sizeof(dep), "%s", r->deployment_id);
+	flotilla__job_register_response__free_unpacked(r, NULL);
+	Flotilla__Deployment *d = act(f, PAUSE, dep);
+	int64_t at = d->paused_ms;
+	flotilla__deployment__free_unpacked(d, NULL);
+
+	/* Every allocation healthy, the deadline long past: a paused
+	 * deployment neither succeeds nor fails. */
+	for (int t = 0; t < 25; t++) {
+		report_all(f, "ph", RUNNING, true, 0);
+		usleep(20 * 1000);
+	}
+	Flotilla__JobGetResponse *g = get(f, "ph");
+	assert_string_equal(DSTATUS(g->deployment), "paused");
+	assert_int_equal(g->deployment->groups[0]->healthy, 2);
+	assert_int_equal(g->deployment->progress_by_ms, at + 300);
+	assert_true(flt_now_wall_ms() > at + 300);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+
+	/* Resumed: the deadline moved by the time paused, and it ends. */
+	d = act(f, RESUME, dep);
+	assert_int_equal(d->progress_by_ms, d->modify_ms + 300);
+	flotilla__deployment__free_unpacked(d, NULL);
+	assert_string_equal(await_deployment(f, "ph", true, 0, 3000),
+			    "successful");
+}
+
 /* ---- stores written before the states were enums ------------------------ */
 
 typedef struct rec {
@@ -837,6 +992,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_restart_resumes_deployment,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_legacy_records_migrate,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pause_stops_progress,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pause_holds_deadline,
 						setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
