@@ -204,8 +204,10 @@ void deploy_start(cycle_t *c, ejob_t *ej, bool revert)
 	edep_t *ed = flt_xcalloc(1, sizeof(*ed));
 	ed->wc = d;
 	ed->in_plan = true;
+	pthread_mutex_lock(&c->e->view_mtx);
 	ej->deps = flt_xrealloc(ej->deps, (ej->ndeps + 1) * sizeof(*ej->deps));
 	ej->deps[ej->ndeps++] = ed;
+	pthread_mutex_unlock(&c->e->view_mtx);
 	plan_add(c, PE_DEP, ed);
 	flt_info("deployment started deployment=%s job=%s version=%llu", d->id,
 		 d->job, (unsigned long long)d->job_version);
@@ -403,9 +405,10 @@ edep_t *deploy_find(coord_engine_t *e, const char *q, ejob_t **job,
 		    flt_error_t *err)
 {
 	ejob_t *ej = job_find(e, q);
-	if (ej && latest_dep(ej) && latest_dep(ej)->d) {
+	edep_t *ld = ej ? latest_committed_dep(ej) : NULL;
+	if (ld) {
 		*job = ej;
-		return latest_dep(ej);
+		return ld;
 	}
 	edep_t *found = NULL;
 	size_t n = strlen(q), matches = 0;

@@ -107,8 +107,8 @@ typedef struct eop {
 	/* What the request does inside the cycle. */
 	void (*run)(cycle_t *c, struct eop *op);
 	/* Answers it once the cycle's plan is committed (committed true) or
-	 * failed (cerr); frees a request's op, or sets done for a direct
-	 * caller, which frees it. */
+	 * failed (cerr); frees a request's op. A direct call's op is the
+	 * caller's: the engine sets its done afterwards. */
 	void (*reply)(coord_engine_t *e, struct eop *op, bool committed,
 		      uint64_t index, const flt_error_t *cerr);
 	Flotilla__Job *job; /* register: owned */
@@ -150,40 +150,91 @@ struct cycle {
 	bool fleet_failed;
 	pentry_t *pe;
 	size_t npe, cap;
+	ealloc_t **pushed; /* committed: their nodes are told */
+	size_t npushed, pushed_cap;
 	ejob_t **dirty;
 	size_t ndirty;
 	uint32_t placed, stopped, unplaced;
 	char why[512];
 };
 
+/* A node's last report, in the engine's inbox (queue_mtx). */
+typedef struct einbox {
+	char *node_id;
+	uint8_t *buf; /* packed NodeTasks; NULL: none, or forgotten */
+	size_t len;
+	bool queued; /* listed in inbox_q for the next cycle */
+} einbox_t;
+
 /*
- * The engine. One mutex, mtx, guards all of it: the tables, the committed
- * and working messages, the queues. The engine thread holds it for a whole
- * cycle but for the wait on the writer's commit; every other entry point
- * takes it for its own work.
+ * The engine, and its locks.
+ *
+ * The engine thread alone changes the engine's state. What it works on
+ * during a cycle -- the working copies (wc, new_version, eval), the marks
+ * of the plan (in_plan, push, dirty, trigger, wake_ms, version_restable),
+ * what it folds reports into (gone, report_new, reported[]), the fleet it
+ * keeps, the cycle itself -- is its own: no lock, no other thread reads it.
+ * The writer's thread reads and stamps the working copies in plan_apply
+ * while the engine thread waits for it (plan_commit).
+ *
+ * queue_mtx guards the work queued for the engine: ops, events, the inbox
+ * of reports (inbox_map, each einbox, inbox_q), force_cycle, stopping,
+ * cycles_started, cycles_done and every op's done; with cond, on which
+ * the engine thread waits for work, and done_cond, on which direct callers
+ * (engine_call, coord_engine_settle) wait for a cycle's end. Taken by any
+ * thread that queues work or waits for it (the API's and agents' server
+ * threads, nodes.c's tick, direct callers) and by the engine thread to
+ * take the queue and to mark a cycle done. Held for a few pointer moves
+ * and one memcmp of a report: nothing is called while holding it, no other
+ * lock is taken under it.
+ *
+ * view_mtx guards what readers see: the tables (jobs[], job_map,
+ * alloc_map, node_map, allocs[], each job's allocs[], deps[], versions[]
+ * and evals[], each node's v[]), the committed messages (rec, a, d,
+ * versions, evals), each allocation's report and index. Readers (the
+ * operator reads of jobs.c, coord_engine_node_allocs for a Sync,
+ * coord_engine_job) take it to copy what they answer. The engine thread
+ * reads all of it without the lock -- it is the only writer -- and takes
+ * it only to change it: a table growing (job_add, alloc_index,
+ * deploy_start), a report recorded, and the plan made visible after its
+ * commit (plan_commit). Under it, only memory is touched: no callback
+ * (fleet, push, drained), no writer, no reply, no other lock.
+ *
+ * The two are never held together, so they have no order between them;
+ * the engine thread calls the callbacks of coord_engine_opts_t and the
+ * writer holding neither, so callers may hold their own locks when they
+ * call the engine as long as those callbacks do not need them.
  */
 struct coord_engine {
 	coord_engine_opts_t o;
 	flt_db_t db_jobs, db_versions, db_allocs, db_deps, db_evals;
-	pthread_mutex_t mtx;
+
+	pthread_mutex_t queue_mtx;
 	pthread_cond_t cond, done_cond;
+	eop_t *ops, **ops_tail;
+	nevent_t *events;
+	smap_t inbox_map;
+	einbox_t **inbox_q; /* with a report the engine has not taken */
+	size_t ninbox_q, inbox_q_cap;
+	bool force_cycle;
+	bool stopping;
+	uint64_t cycles_started, cycles_done;
+
+	pthread_mutex_t view_mtx;
 	ejob_t **jobs;
 	size_t njobs;
 	smap_t job_map, alloc_map, node_map;
 	ealloc_t **allocs; /* every allocation, for prefix lookups */
 	size_t nallocs, allocs_cap;
-	eop_t *ops, **ops_tail;
-	nevent_t *events;
-	ealloc_t **reported; /* with a report the engine has not seen */
+	uint64_t index;
+
+	/* The engine thread's own. */
+	ealloc_t **reported; /* with a report the cycle has not folded in */
 	size_t nreported, reported_cap;
-	bool force_cycle;
-	bool stopping;
 	sched_fleet_t *fleet; /* kept between cycles while fleet_gen holds */
 	uint64_t fleet_gen;
 	pthread_t thread;
 	bool started;
-	uint64_t cycles_started, cycles_done;
-	uint64_t index;
 };
 
 /* ---- engine-util: helpers that common/ will provide ------------------- */
@@ -380,9 +431,31 @@ static inline bool tasks_equal(const Flotilla__TaskGroup *a,
 	return true;
 }
 
+/* The job's latest deployment, in the cycle's view (it may be new). */
 static inline edep_t *latest_dep(const ejob_t *ej)
 {
 	return ej->ndeps ? ej->deps[ej->ndeps - 1] : NULL;
+}
+
+/* The latest committed one: what readers see (view_mtx). */
+static inline edep_t *latest_committed_dep(const ejob_t *ej)
+{
+	for (size_t i = ej->ndeps; i-- > 0;)
+		if (ej->deps[i]->d)
+			return ej->deps[i];
+	return NULL;
+}
+
+/* The job as committed at version (view_mtx). */
+static inline const Flotilla__Job *committed_job_at(const ejob_t *ej,
+						    uint64_t version)
+{
+	if (ej->rec && ej->rec->version == version)
+		return ej->rec->job;
+	for (size_t i = ej->nversions; i-- > 0;)
+		if (ej->versions[i]->version == version)
+			return ej->versions[i]->job;
+	return NULL;
 }
 
 /* The tasks an agent last reported for ea (NULL when none); free it. */
@@ -410,15 +483,17 @@ Flotilla__Deployment *dwc(cycle_t *c, edep_t *ed);
 /* Queues ej for evaluation in this cycle, with what triggered it. */
 void mark_dirty(cycle_t *c, ejob_t *ej, const char *trigger, const char *node);
 
-/* The tables: a new job, a node's entry, a new allocation indexed. */
+/* The tables: a new job, a node's entry, a new allocation indexed. Those
+ * that add take view_mtx. */
 ejob_t *job_add(coord_engine_t *e, const char *name);
 enode_t *node_get(coord_engine_t *e, const char *id, bool add);
 void alloc_index(coord_engine_t *e, ejob_t *ej, ealloc_t *ea);
 
 /*
- * Writes the plan in one transaction through the writer and waits for it,
- * with e->mtx released meanwhile; then makes the working copies committed
- * (ok) or throws them away. Returns 0 or the writer's error (cerr).
+ * Writes the plan in one transaction through the writer and waits for it;
+ * then, under view_mtx, makes the working copies committed (ok) or throws
+ * them away. The allocations whose nodes must be told are left in
+ * c->pushed. Returns 0 or the writer's error (cerr).
  */
 int plan_commit(cycle_t *c, uint64_t *index, flt_error_t *cerr);
 
@@ -453,7 +528,8 @@ int deploy_promote(cycle_t *c, ejob_t *ej, edep_t *ed, flt_error_t *err);
 int deploy_pause(cycle_t *c, ejob_t *ej, edep_t *ed, flt_error_t *err);
 /* An operator's resume: the progress deadline moves by the time paused. */
 int deploy_resume(cycle_t *c, ejob_t *ej, edep_t *ed, flt_error_t *err);
-/* A deployment by id, unique id prefix, or job name (its latest). */
+/* A committed deployment by id, unique id prefix, or job name (its latest
+ * committed one). The engine thread, or a reader holding view_mtx. */
 edep_t *deploy_find(coord_engine_t *e, const char *q, ejob_t **job,
 		    flt_error_t *err);
 const Flotilla__DeploymentGroup *deploy_group(const Flotilla__Deployment *d,

@@ -16,40 +16,104 @@
 
 /* ---- what the agents report ------------------------------------------- */
 
-/* Queues ea for the next cycle; true when it was not queued yet. */
-static bool mark_reported(coord_engine_t *e, ealloc_t *ea)
-{
-	if (ea->report_new)
-		return false;
-	ea->report_new = true;
-	ptr_push((void ***)&e->reported, &e->nreported, &e->reported_cap, ea);
-	return true;
-}
-
+/*
+ * A Sync's report goes to the node's inbox under queue_mtx: compared with
+ * the last one the node sent (the common case is the same again, and costs
+ * a memcmp), queued when it differs. The cycle takes the inbox and splits
+ * each report over the node's allocations. A node whose allocations
+ * changed is forgotten (inbox_forget), so that its next report is looked
+ * at even if it is the same: an allocation it does not list yet, or any
+ * more, is one it has not started, or has finished.
+ */
 void coord_engine_report(coord_engine_t *e, const char *node_id,
 			 Flotilla__TaskStatus *const *tasks, size_t n)
 {
-	pthread_mutex_lock(&e->mtx);
-	enode_t *nd = node_get(e, node_id, false);
-	if (!nd) {
-		pthread_mutex_unlock(&e->mtx);
+	Flotilla__NodeTasks nt = FLOTILLA__NODE_TASKS__INIT;
+	nt.n_tasks = n;
+	nt.tasks = (Flotilla__TaskStatus **)tasks;
+	size_t len = protobuf_c_message_get_packed_size(&nt.base);
+	uint8_t *buf = flt_xmalloc(len + 1);
+	protobuf_c_message_pack(&nt.base, buf);
+
+	pthread_mutex_lock(&e->queue_mtx);
+	einbox_t *ib = smap_get(&e->inbox_map, node_id);
+	if (!ib) {
+		ib = flt_xcalloc(1, sizeof(*ib));
+		ib->node_id = flt_xstrdup(node_id);
+		smap_put(&e->inbox_map, ib->node_id, ib);
+	}
+	if (ib->buf && ib->len == len && memcmp(ib->buf, buf, len) == 0) {
+		pthread_mutex_unlock(&e->queue_mtx);
+		free(buf);
 		return;
 	}
-	bool any = false;
-	Flotilla__TaskStatus **mine = flt_xcalloc(n + 1, sizeof(*mine));
+	free(ib->buf);
+	ib->buf = steal_ptr(&buf);
+	ib->len = len;
+	if (!ib->queued) {
+		ib->queued = true;
+		ptr_push((void ***)&e->inbox_q, &e->ninbox_q, &e->inbox_q_cap,
+			 ib);
+		pthread_cond_signal(&e->cond);
+	}
+	pthread_mutex_unlock(&e->queue_mtx);
+}
+
+/* The next report of each node is looked at, even if the same. */
+static void inbox_forget(coord_engine_t *e, const char *const *nodes, size_t n)
+{
+	pthread_mutex_lock(&e->queue_mtx);
+	for (size_t i = 0; i < n; i++) {
+		einbox_t *ib = smap_get(&e->inbox_map, nodes[i]);
+		if (ib && !ib->queued) {
+			free(ib->buf);
+			ib->buf = NULL;
+			ib->len = 0;
+		}
+	}
+	pthread_mutex_unlock(&e->queue_mtx);
+}
+
+/* A node's report taken from the inbox (a copy). */
+typedef struct taken {
+	char node_id[37];
+	uint8_t *buf;
+	size_t len;
+} taken_t;
+
+/* Queues ea for take_reports, once. */
+static void mark_reported(coord_engine_t *e, ealloc_t *ea)
+{
+	if (ea->report_new)
+		return;
+	ea->report_new = true;
+	ptr_push((void ***)&e->reported, &e->nreported, &e->reported_cap, ea);
+}
+
+/* Splits a node's report over its committed allocations: each keeps the
+ * tasks of its own, and is looked at when they changed or it is gone. */
+static void split_report(coord_engine_t *e, const taken_t *t)
+{
+	enode_t *nd = node_get(e, t->node_id, false);
+	Flotilla__NodeTasks *all =
+		nd ? flotilla__node_tasks__unpack(NULL, t->len, t->buf) : NULL;
+	if (!all)
+		return;
+	Flotilla__TaskStatus **mine =
+		flt_xcalloc(all->n_tasks + 1, sizeof(*mine));
 	for (size_t i = 0; i < nd->n; i++) {
 		ealloc_t *ea = nd->v[i];
 		const Flotilla__Alloc *a = ea->a;
 		if (!a)
 			continue;
 		size_t k = 0;
-		for (size_t t = 0; t < n; t++)
-			if (is(tasks[t]->alloc_id, a->id))
-				mine[k++] = tasks[t];
+		for (size_t j = 0; j < all->n_tasks; j++)
+			if (is(all->tasks[j]->alloc_id, a->id))
+				mine[k++] = all->tasks[j];
 		if (!k) {
 			if (!ea->gone) {
 				ea->gone = true;
-				any |= mark_reported(e, ea);
+				mark_reported(e, ea);
 			}
 			continue;
 		}
@@ -65,15 +129,15 @@ void coord_engine_report(coord_engine_t *e, const char *node_id,
 			free(buf);
 			continue;
 		}
+		pthread_mutex_lock(&e->view_mtx);
 		free(ea->report);
 		ea->report = buf;
 		ea->report_len = len;
-		any |= mark_reported(e, ea);
+		pthread_mutex_unlock(&e->view_mtx);
+		mark_reported(e, ea);
 	}
 	free(mine);
-	if (any)
-		pthread_cond_signal(&e->cond);
-	pthread_mutex_unlock(&e->mtx);
+	pb_free(all);
 }
 
 /*
@@ -309,9 +373,20 @@ static void check_drains(cycle_t *c)
 	}
 }
 
-/* Waits for work, or for the next tick while timers or running
- * deployments need looking at. Called and returns with e->mtx held. */
-static void engine_wait(coord_engine_t *e)
+/* What a cycle takes from the queue. */
+typedef struct intake {
+	eop_t *ops;
+	nevent_t *events;
+	taken_t *reports;
+	size_t nreports;
+} intake_t;
+
+/*
+ * Waits for work, or for the next tick while timers or running deployments
+ * need looking at, and takes what is queued. False when the engine stops.
+ * The timers are the engine thread's own state: read before the lock.
+ */
+static bool engine_take(coord_engine_t *e, intake_t *in)
 {
 	bool timers = false;
 	for (size_t j = 0; j < e->njobs && !timers; j++) {
@@ -319,20 +394,44 @@ static void engine_wait(coord_engine_t *e)
 		timers = e->jobs[j]->wake_ms ||
 			 (ld && ld->d && ld->d->status == DS(RUNNING));
 	}
-	bool work = e->ops || e->events || e->nreported || e->force_cycle ||
+	pthread_mutex_lock(&e->queue_mtx);
+	bool work = e->ops || e->events || e->ninbox_q || e->force_cycle ||
 		    e->stopping;
-	if (work)
-		return;
-	if (!timers) {
-		pthread_cond_wait(&e->cond, &e->mtx);
-		return;
+	if (!work && !timers) {
+		pthread_cond_wait(&e->cond, &e->queue_mtx);
+	} else if (!work) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		int64_t ns = ts.tv_nsec + (int64_t)e->o.tick_ms * 1000000;
+		ts.tv_sec += ns / 1000000000;
+		ts.tv_nsec = ns % 1000000000;
+		pthread_cond_timedwait(&e->cond, &e->queue_mtx, &ts);
 	}
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	int64_t ns = ts.tv_nsec + (int64_t)e->o.tick_ms * 1000000;
-	ts.tv_sec += ns / 1000000000;
-	ts.tv_nsec = ns % 1000000000;
-	pthread_cond_timedwait(&e->cond, &e->mtx, &ts);
+	if (e->stopping && !e->ops) {
+		pthread_mutex_unlock(&e->queue_mtx);
+		return false;
+	}
+	e->cycles_started++;
+	e->force_cycle = false;
+	in->ops = e->ops;
+	e->ops = NULL;
+	e->ops_tail = &e->ops;
+	in->events = e->events;
+	e->events = NULL;
+	in->nreports = e->ninbox_q;
+	in->reports = flt_xcalloc(e->ninbox_q + 1, sizeof(*in->reports));
+	for (size_t i = 0; i < e->ninbox_q; i++) {
+		einbox_t *ib = e->inbox_q[i];
+		taken_t *t = &in->reports[i];
+		snprintf(t->node_id, sizeof(t->node_id), "%s", ib->node_id);
+		t->buf = flt_xmalloc(ib->len + 1);
+		memcpy(t->buf, ib->buf, ib->len);
+		t->len = ib->len;
+		ib->queued = false;
+	}
+	e->ninbox_q = 0;
+	pthread_mutex_unlock(&e->queue_mtx);
+	return true;
 }
 
 /* Evaluates the dirty jobs, a few passes at most: evaluating one may
@@ -385,23 +484,58 @@ static void evaluate(cycle_t *c)
 	c->ndirty = 0;
 }
 
-/* One cycle: the queued work in, the jobs evaluated, the plan committed,
- * the requests answered. Called and returns with e->mtx held. */
-static void cycle(coord_engine_t *e)
+/* Tells the nodes whose allocations the commit changed, and looks at
+ * their next reports whatever they say. */
+static void tell_nodes(cycle_t *c, uint64_t index)
 {
-	e->cycles_started++;
-	e->force_cycle = false;
-	cycle_t c = { .e = e, .now = flt_now_wall_ms() };
-	eop_t *ops = e->ops;
-	e->ops = NULL;
-	e->ops_tail = &e->ops;
-	nevent_t *evs = e->events;
-	e->events = NULL;
+	coord_engine_t *e = c->e;
+	const char **ids = flt_xcalloc(c->npushed + 1, sizeof(*ids));
+	for (size_t i = 0; i < c->npushed; i++) {
+		ids[i] = c->pushed[i]->a->node_id;
+		e->o.push(e->o.ctx, ids[i], index);
+	}
+	inbox_forget(e, ids, c->npushed);
+	free(ids);
+	free(c->pushed);
+}
 
-	for (eop_t *op = ops; op; op = op->next)
+/* Answers the cycle's ops, then marks the cycle done for those who wait:
+ * the direct callers (their ops' done) and coord_engine_settle. */
+static void answer_ops(coord_engine_t *e, eop_t *ops, bool ok, uint64_t index,
+		       const flt_error_t *cerr)
+{
+	eop_t *direct = NULL;
+	for (eop_t *op = ops, *next; op; op = next) {
+		next = op->next;
+		bool is_direct = !op->r;
+		op->reply(e, op, ok, index, ok ? NULL : cerr);
+		if (is_direct) {
+			op->next = direct;
+			direct = op;
+		}
+	}
+	pthread_mutex_lock(&e->queue_mtx);
+	for (eop_t *op = direct; op; op = op->next)
+		op->done = true;
+	e->cycles_done++;
+	pthread_cond_broadcast(&e->done_cond);
+	pthread_mutex_unlock(&e->queue_mtx);
+}
+
+/* One cycle: the queued work in, the jobs evaluated, the plan committed,
+ * the requests answered. The engine thread holds no lock but to publish. */
+static void cycle(coord_engine_t *e, intake_t *in)
+{
+	cycle_t c = { .e = e, .now = flt_now_wall_ms() };
+	for (eop_t *op = in->ops; op; op = op->next)
 		op->run(&c, op);
-	for (nevent_t *ev = evs; ev; ev = ev->next)
+	for (nevent_t *ev = in->events; ev; ev = ev->next)
 		take_event(&c, ev);
+	for (size_t i = 0; i < in->nreports; i++) {
+		split_report(e, &in->reports[i]);
+		free(in->reports[i].buf);
+	}
+	free(in->reports);
 	take_reports(&c);
 	for (size_t j = 0; j < e->njobs; j++) {
 		ejob_t *ej = e->jobs[j];
@@ -417,32 +551,23 @@ static void cycle(coord_engine_t *e)
 	flt_error_t cerr = { 0 };
 	if (c.npe)
 		ok = plan_commit(&c, &index, &cerr) == 0;
+	tell_nodes(&c, index);
 	check_drains(&c);
 	free(c.pe);
-	for (eop_t *op = ops, *next; op; op = next) {
-		next = op->next;
-		op->reply(e, op, ok, index, ok ? NULL : &cerr);
+	answer_ops(e, in->ops, ok, index, &cerr);
+	while (in->events) {
+		nevent_t *n = in->events->next;
+		free(in->events);
+		in->events = n;
 	}
-	while (evs) {
-		nevent_t *n = evs->next;
-		free(evs);
-		evs = n;
-	}
-	e->cycles_done++;
-	pthread_cond_broadcast(&e->done_cond);
 }
 
 static void *engine_main(void *arg)
 {
 	coord_engine_t *e = arg;
-	pthread_mutex_lock(&e->mtx);
-	for (;;) {
-		engine_wait(e);
-		if (e->stopping && !e->ops)
-			break;
-		cycle(e);
-	}
-	pthread_mutex_unlock(&e->mtx);
+	intake_t in;
+	while (engine_take(e, &in))
+		cycle(e, &in);
 	return NULL;
 }
 
@@ -672,7 +797,8 @@ int coord_engine_open(const coord_engine_opts_t *o, coord_engine_t **out,
 	if (!e->o.tick_ms)
 		e->o.tick_ms = 200;
 	e->ops_tail = &e->ops;
-	pthread_mutex_init(&e->mtx, NULL);
+	pthread_mutex_init(&e->queue_mtx, NULL);
+	pthread_mutex_init(&e->view_mtx, NULL);
 	pthread_cond_init(&e->cond, NULL);
 	pthread_cond_init(&e->done_cond, NULL);
 	int rc;
@@ -702,10 +828,10 @@ void coord_engine_stop(coord_engine_t *e)
 {
 	if (!e || !e->started)
 		return;
-	pthread_mutex_lock(&e->mtx);
+	pthread_mutex_lock(&e->queue_mtx);
 	e->stopping = true;
 	pthread_cond_signal(&e->cond);
-	pthread_mutex_unlock(&e->mtx);
+	pthread_mutex_unlock(&e->queue_mtx);
 	pthread_join(e->thread, NULL);
 	e->started = false;
 }
@@ -758,7 +884,18 @@ void coord_engine_free(coord_engine_t *e)
 		free(e->events);
 		e->events = n;
 	}
-	pthread_mutex_destroy(&e->mtx);
+	for (size_t i = 0; i < e->inbox_map.nslots; i++) {
+		einbox_t *ib = e->inbox_map.vals[i];
+		if (!e->inbox_map.keys[i])
+			continue;
+		free(ib->buf);
+		free(ib->node_id);
+		free(ib);
+	}
+	smap_free(&e->inbox_map);
+	free(e->inbox_q);
+	pthread_mutex_destroy(&e->queue_mtx);
+	pthread_mutex_destroy(&e->view_mtx);
 	pthread_cond_destroy(&e->cond);
 	pthread_cond_destroy(&e->done_cond);
 	free(e);
@@ -768,12 +905,12 @@ void coord_engine_free(coord_engine_t *e)
 
 void engine_enqueue(coord_engine_t *e, eop_t *op)
 {
-	pthread_mutex_lock(&e->mtx);
+	pthread_mutex_lock(&e->queue_mtx);
 	op->next = NULL;
 	*e->ops_tail = op;
 	e->ops_tail = &op->next;
 	pthread_cond_signal(&e->cond);
-	pthread_mutex_unlock(&e->mtx);
+	pthread_mutex_unlock(&e->queue_mtx);
 }
 
 void coord_engine_node_event(coord_engine_t *e, const char *node_id,
@@ -782,31 +919,31 @@ void coord_engine_node_event(coord_engine_t *e, const char *node_id,
 	nevent_t *n = flt_xcalloc(1, sizeof(*n));
 	snprintf(n->id, sizeof(n->id), "%s", node_id);
 	n->ev = ev;
-	pthread_mutex_lock(&e->mtx);
+	pthread_mutex_lock(&e->queue_mtx);
 	n->next = e->events;
 	e->events = n;
 	pthread_cond_signal(&e->cond);
-	pthread_mutex_unlock(&e->mtx);
+	pthread_mutex_unlock(&e->queue_mtx);
 }
 
 void engine_call(coord_engine_t *e, eop_t *op)
 {
 	engine_enqueue(e, op);
-	pthread_mutex_lock(&e->mtx);
+	pthread_mutex_lock(&e->queue_mtx);
 	while (!op->done)
-		pthread_cond_wait(&e->done_cond, &e->mtx);
-	pthread_mutex_unlock(&e->mtx);
+		pthread_cond_wait(&e->done_cond, &e->queue_mtx);
+	pthread_mutex_unlock(&e->queue_mtx);
 }
 
 void coord_engine_settle(coord_engine_t *e)
 {
-	pthread_mutex_lock(&e->mtx);
+	pthread_mutex_lock(&e->queue_mtx);
 	uint64_t target = e->cycles_started + 1;
 	e->force_cycle = true;
 	pthread_cond_signal(&e->cond);
 	while (e->cycles_done < target)
-		pthread_cond_wait(&e->done_cond, &e->mtx);
-	pthread_mutex_unlock(&e->mtx);
+		pthread_cond_wait(&e->done_cond, &e->queue_mtx);
+	pthread_mutex_unlock(&e->queue_mtx);
 }
 
 /* ---- what a node must run ---------------------------------------------------- */
@@ -817,7 +954,7 @@ void coord_engine_node_allocs(coord_engine_t *e, const char *node_id,
 	resp->allocs_set = true;
 	resp->n_allocs = 0;
 	resp->allocs = NULL;
-	pthread_mutex_lock(&e->mtx);
+	pthread_mutex_lock(&e->view_mtx);
 	enode_t *nd = node_get(e, node_id, false);
 	size_t n = 0;
 	for (size_t i = 0; nd && i < nd->n; i++)
@@ -828,7 +965,8 @@ void coord_engine_node_allocs(coord_engine_t *e, const char *node_id,
 		if (!a || !runs(a))
 			continue;
 		const Flotilla__TaskGroup *g = group_of(
-			job_at(nd->v[i]->job, a->job_version), a->group);
+			committed_job_at(nd->v[i]->job, a->job_version),
+			a->group);
 		if (!g)
 			continue;
 		Flotilla__AllocSpec *as = flt_xmalloc(sizeof(*as));
@@ -845,7 +983,7 @@ void coord_engine_node_allocs(coord_engine_t *e, const char *node_id,
 			as->tasks[t] = pb_dup(&g->tasks[t]->base);
 		resp->allocs[resp->n_allocs++] = as;
 	}
-	pthread_mutex_unlock(&e->mtx);
+	pthread_mutex_unlock(&e->view_mtx);
 }
 
 void coord_engine_node_allocs_free(Flotilla__SyncResponse *resp)

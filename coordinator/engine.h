@@ -7,6 +7,16 @@
  * deployment steps), commits the whole plan in one LMDB transaction
  * through the writer, then makes it visible: readers see committed state
  * only, and the nodes whose allocations changed are pushed.
+ *
+ * Threads: queueing work (the operator changes, coord_engine_report,
+ * coord_engine_node_event) takes only the queue's lock, which nothing holds
+ * for longer than a few pointer moves; reads of committed state (the
+ * operator reads, coord_engine_node_allocs, coord_engine_job) take only the
+ * view's lock, which the engine thread holds only to grow a table or to
+ * publish a committed plan, never through an evaluation or a commit. No
+ * entry point waits for a cycle but the direct calls below, which say so.
+ * The callbacks of coord_engine_opts_t run on the engine thread (fleet
+ * also on the API's threads, for JobPlan) with no engine lock held.
  */
 #ifndef FLOTILLA_ENGINE_H
 #define FLOTILLA_ENGINE_H
@@ -99,13 +109,16 @@ void coord_engine_node_event(coord_engine_t *e, const char *node_id,
 			     enum coord_node_event ev);
 
 /*
- * A node's Sync: the statuses of every task it runs. Cheap when nothing
- * changed; never blocks on the engine's cycle.
+ * A node's Sync: the statuses of every task it runs (copied). Queued for
+ * the next cycle when they differ from the node's last report; a memcmp
+ * when they do not. Never waits for the engine's cycle: it takes only the
+ * queue's lock.
  */
 void coord_engine_report(coord_engine_t *e, const char *node_id,
 			 Flotilla__TaskStatus *const *tasks, size_t n);
 
-/* Fills resp->allocs with what node_id must run (allocs_set true). */
+/* Fills resp->allocs with what node_id must run (allocs_set true), as
+ * last committed. Takes only the view's lock: never waits for a cycle. */
 void coord_engine_node_allocs(coord_engine_t *e, const char *node_id,
 			      Flotilla__SyncResponse *resp);
 void coord_engine_node_allocs_free(Flotilla__SyncResponse *resp);

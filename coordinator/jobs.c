@@ -214,6 +214,9 @@ int coord_engine_deployment_act(coord_engine_t *e, Flotilla__Method m,
 
 /* ---- operator reads ---------------------------------------------------------- */
 
+/* Readers hold view_mtx and look at committed messages only (a, rec, d,
+ * versions, evals): never at a cycle's working copies. */
+
 static void summarize(const ejob_t *ej, Flotilla__JobSummary *s)
 {
 	const Flotilla__JobRecord *r = ej->rec;
@@ -251,8 +254,8 @@ static void summarize(const ejob_t *ej, Flotilla__JobSummary *s)
 		    : live && complete == live ? "complete"
 		    : live && complete + s->failed == live ? "failed"
 							   : "pending";
-	const edep_t *ld = latest_dep(ej);
-	if (ld && ld->d) {
+	const edep_t *ld = latest_committed_dep(ej);
+	if (ld) {
 		s->deployment_id = ld->d->id;
 		s->deployment_status = ld->d->status;
 	}
@@ -326,7 +329,7 @@ static int job_get_locked(coord_engine_t *e, const char *name,
 		if (ej->allocs[i]->a)
 			r.allocs[r.n_allocs++] = alloc_view(ej->allocs[i]);
 	qsort(r.allocs, r.n_allocs, sizeof(*r.allocs), alloc_cmp);
-	const edep_t *ld = latest_dep(ej);
+	const edep_t *ld = latest_committed_dep(ej);
 	r.deployment = ld ? ld->d : NULL;
 	r.evals = ej->evals;
 	r.n_evals = ej->nevals;
@@ -340,9 +343,9 @@ static int job_get_locked(coord_engine_t *e, const char *name,
 int coord_engine_job(coord_engine_t *e, const char *name,
 		     Flotilla__JobGetResponse **out, flt_error_t *err)
 {
-	pthread_mutex_lock(&e->mtx);
+	pthread_mutex_lock(&e->view_mtx);
 	int rc = job_get_locked(e, name, out, err);
-	pthread_mutex_unlock(&e->mtx);
+	pthread_mutex_unlock(&e->view_mtx);
 	return rc;
 }
 
@@ -509,9 +512,9 @@ void coord_jobs_get(coord_engine_t *e, flt_request_t *r)
 		return;
 	flt_error_t err;
 	Flotilla__JobGetResponse *g = NULL;
-	pthread_mutex_lock(&e->mtx);
+	pthread_mutex_lock(&e->view_mtx);
 	int rc = job_get_locked(e, req->name, &g, &err);
-	pthread_mutex_unlock(&e->mtx);
+	pthread_mutex_unlock(&e->view_mtx);
 	pb_free(req);
 	answer(r, rc, &err, g ? &g->base : NULL);
 }
@@ -525,7 +528,7 @@ void coord_jobs_history(coord_engine_t *e, flt_request_t *r)
 	flt_error_t err;
 	ProtobufCMessage *resp = NULL;
 	int rc = 0;
-	pthread_mutex_lock(&e->mtx);
+	pthread_mutex_lock(&e->view_mtx);
 	ejob_t *ej = job_find(e, req->name);
 	if (!ej || !ej->rec) {
 		rc = flt_err(&err, FLT_ENOTFOUND, "job %s: no such job",
@@ -540,7 +543,7 @@ void coord_jobs_history(coord_engine_t *e, flt_request_t *r)
 		resp = pb_dup(&h.base);
 		free(h.versions);
 	}
-	pthread_mutex_unlock(&e->mtx);
+	pthread_mutex_unlock(&e->view_mtx);
 	pb_free(req);
 	answer(r, rc, &err, resp);
 }
@@ -548,7 +551,7 @@ void coord_jobs_history(coord_engine_t *e, flt_request_t *r)
 void coord_jobs_list(coord_engine_t *e, flt_request_t *r)
 {
 	Flotilla__JobListResponse l = FLOTILLA__JOB_LIST_RESPONSE__INIT;
-	pthread_mutex_lock(&e->mtx);
+	pthread_mutex_lock(&e->view_mtx);
 	Flotilla__JobSummary *s = flt_xcalloc(e->njobs + 1, sizeof(*s));
 	l.jobs = flt_xcalloc(e->njobs + 1, sizeof(*l.jobs));
 	for (size_t j = 0; j < e->njobs; j++) {
@@ -560,7 +563,7 @@ void coord_jobs_list(coord_engine_t *e, flt_request_t *r)
 	}
 	l.index = e->index;
 	ProtobufCMessage *resp = pb_dup(&l.base);
-	pthread_mutex_unlock(&e->mtx);
+	pthread_mutex_unlock(&e->view_mtx);
 	free(s);
 	free(l.jobs);
 	answer(r, 0, NULL, resp);
@@ -575,7 +578,7 @@ void coord_allocs_get(coord_engine_t *e, flt_request_t *r)
 	flt_error_t err;
 	ProtobufCMessage *resp = NULL;
 	int rc = 0;
-	pthread_mutex_lock(&e->mtx);
+	pthread_mutex_lock(&e->view_mtx);
 	ealloc_t *ea = alloc_lookup(e, req->id, &err);
 	if (ea) {
 		Flotilla__AllocGetResponse g =
@@ -586,7 +589,7 @@ void coord_allocs_get(coord_engine_t *e, flt_request_t *r)
 	} else {
 		rc = err.code;
 	}
-	pthread_mutex_unlock(&e->mtx);
+	pthread_mutex_unlock(&e->view_mtx);
 	pb_free(req);
 	answer(r, rc, &err, resp);
 }
@@ -600,7 +603,7 @@ void coord_deployments_get(coord_engine_t *e, flt_request_t *r)
 	flt_error_t err;
 	ProtobufCMessage *resp = NULL;
 	int rc = 0;
-	pthread_mutex_lock(&e->mtx);
+	pthread_mutex_lock(&e->view_mtx);
 	ejob_t *ej;
 	edep_t *ed = deploy_find(e, req->id, &ej, &err);
 	if (ed) {
@@ -611,7 +614,7 @@ void coord_deployments_get(coord_engine_t *e, flt_request_t *r)
 	} else {
 		rc = err.code;
 	}
-	pthread_mutex_unlock(&e->mtx);
+	pthread_mutex_unlock(&e->view_mtx);
 	pb_free(req);
 	answer(r, rc, &err, resp);
 }

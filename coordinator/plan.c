@@ -68,12 +68,15 @@ ejob_t *job_add(coord_engine_t *e, const char *name)
 {
 	ejob_t *ej = flt_xcalloc(1, sizeof(*ej));
 	ej->name = flt_xstrdup(name);
+	pthread_mutex_lock(&e->view_mtx);
 	e->jobs = flt_xrealloc(e->jobs, (e->njobs + 1) * sizeof(*e->jobs));
 	e->jobs[e->njobs++] = ej;
 	smap_put(&e->job_map, ej->name, ej);
+	pthread_mutex_unlock(&e->view_mtx);
 	return ej;
 }
 
+/* Adding: called with view_mtx held (alloc_index). */
 enode_t *node_get(coord_engine_t *e, const char *id, bool add)
 {
 	enode_t *nd = smap_get(&e->node_map, id);
@@ -90,12 +93,14 @@ void alloc_index(coord_engine_t *e, ejob_t *ej, ealloc_t *ea)
 {
 	const Flotilla__Alloc *a = acur(ea);
 	ea->job = ej;
+	pthread_mutex_lock(&e->view_mtx);
 	ptr_push((void ***)&ej->allocs, &ej->nallocs, &ej->allocs_cap, ea);
 	ptr_push((void ***)&e->allocs, &e->nallocs, &e->allocs_cap, ea);
 	snprintf(ea->id, sizeof(ea->id), "%s", a->id);
 	smap_put(&e->alloc_map, ea->id, ea);
 	enode_t *nd = node_get(e, a->node_id, true);
 	ptr_push((void ***)&nd->v, &nd->n, &nd->cap, ea);
+	pthread_mutex_unlock(&e->view_mtx);
 }
 
 /* ---- committing ------------------------------------------------------------ */
@@ -280,8 +285,9 @@ static void finish_plan(cycle_t *c, bool ok, uint64_t index)
 				pb_free(ea->a);
 				ea->a = ea->wc;
 				if (ea->push)
-					e->o.push(e->o.ctx, ea->a->node_id,
-						  index);
+					ptr_push((void ***)&c->pushed,
+						 &c->npushed, &c->pushed_cap,
+						 ea);
 			} else {
 				pb_free(ea->wc);
 			}
@@ -315,7 +321,6 @@ int plan_commit(cycle_t *c, uint64_t *index, flt_error_t *cerr)
 	waiter_t w = { .c = c, .done = false };
 	pthread_mutex_init(&w.mtx, NULL);
 	pthread_cond_init(&w.cond, NULL);
-	pthread_mutex_unlock(&e->mtx);
 	coord_writer_submit(e->o.writer, plan_apply, plan_done, &w);
 	pthread_mutex_lock(&w.mtx);
 	while (!w.done)
@@ -323,12 +328,13 @@ int plan_commit(cycle_t *c, uint64_t *index, flt_error_t *cerr)
 	pthread_mutex_unlock(&w.mtx);
 	pthread_mutex_destroy(&w.mtx);
 	pthread_cond_destroy(&w.cond);
-	pthread_mutex_lock(&e->mtx);
 	bool ok = w.rc == 0;
 	*index = w.index;
 	*cerr = w.err;
 	if (!ok)
 		flt_error("plan not stored, retrying: %s", w.err.msg);
+	pthread_mutex_lock(&e->view_mtx);
 	finish_plan(c, ok, w.index);
+	pthread_mutex_unlock(&e->view_mtx);
 	return w.rc;
 }

@@ -57,6 +57,10 @@ typedef struct fixture {
 	uint64_t gen; /* bumped with every change to nodes[] */
 	char drained[MAX_NODES][37];
 	size_t ndrained;
+	/* hold: the engine's next fleet callback waits (in_fleet) until it
+	 * is cleared: a cycle stuck in the middle of an evaluation. */
+	pthread_cond_t cond;
+	bool hold, in_fleet;
 } fixture_t;
 
 static sched_fleet_t *fleet_cb(void *ctx, flt_error_t *err)
@@ -65,6 +69,12 @@ static sched_fleet_t *fleet_cb(void *ctx, flt_error_t *err)
 	(void)err;
 	sched_fleet_t *fl = sched_fleet_new();
 	pthread_mutex_lock(&f->mtx);
+	while (f->hold) {
+		f->in_fleet = true;
+		pthread_cond_broadcast(&f->cond);
+		pthread_cond_wait(&f->cond, &f->mtx);
+	}
+	f->in_fleet = false;
 	for (size_t i = 0; i < f->nnodes; i++) {
 		tnode_t *n = &f->nodes[i];
 		const char *k[] = { "node.name", "node.id", "label.rack" };
@@ -150,6 +160,7 @@ static int setup(void **state)
 	if (tmpdir_setup((void **)&f->dir) < 0)
 		return -1;
 	pthread_mutex_init(&f->mtx, NULL);
+	pthread_cond_init(&f->cond, NULL);
 	for (size_t i = 0; i < 4; i++) {
 		tnode_t *n = &f->nodes[f->nnodes++];
 		flt_uuid_v4(n->id);
@@ -602,6 +613,91 @@ static void test_restart_resumes_deployment(void **state)
 	flotilla__job_get_response__free_unpacked(g, NULL);
 }
 
+/* ---- what never waits for a cycle ------------------------------------------ */
+
+typedef struct sync_call {
+	fixture_t *f;
+	const Flotilla__JobGetResponse *g;
+	const char *node;
+	size_t allocs; /* what node_allocs listed */
+	char status[16]; /* of the first allocation, as coord_engine_job saw */
+	bool done;
+} sync_call_t;
+
+/* What a node's Sync does in the engine: report, then read what to run;
+ * and an operator's read. */
+static void *sync_thread(void *arg)
+{
+	sync_call_t *s = arg;
+	report_node(s->f, s->node, s->g, RUNNING, true, 0);
+	Flotilla__SyncResponse resp = FLOTILLA__SYNC_RESPONSE__INIT;
+	coord_engine_node_allocs(s->f->engine, s->node, &resp);
+	Flotilla__JobGetResponse *j;
+	flt_error_t err;
+	assert_int_equal(coord_engine_job(s->f->engine, "rw", &j, &err), 0);
+	pthread_mutex_lock(&s->f->mtx);
+	s->allocs = resp.n_allocs;
+	snprintf(s->status, sizeof(s->status), "%s", STATUS(j->allocs[0]));
+	s->done = true;
+	pthread_cond_broadcast(&s->f->cond);
+	pthread_mutex_unlock(&s->f->mtx);
+	coord_engine_node_allocs_free(&resp);
+	flotilla__job_get_response__free_unpacked(j, NULL);
+	return NULL;
+}
+
+static void test_sync_never_waits_for_a_cycle(void **state)
+{
+	fixture_t *f = *state;
+	Flotilla__JobRegisterResponse *r = run_job(
+		f, "{\"name\":\"rw\",\"type\":\"batch\",\"groups\":[{\"name\":"
+		   "\"g\",\"count\":1,\"tasks\":[{\"name\":\"srv\","
+		   "\"command\":\"/bin/true\"}]}]}");
+	flotilla__job_register_response__free_unpacked(r, NULL);
+	Flotilla__JobGetResponse *g = get(f, "rw");
+	char node[37];
+	snprintf(node, sizeof(node), "%s", g->allocs[0]->node_id);
+
+	/* A cycle that is stuck evaluating: a node came up, and the fleet
+	 * it reads does not come. */
+	pthread_mutex_lock(&f->mtx);
+	f->hold = true;
+	f->gen++;
+	pthread_mutex_unlock(&f->mtx);
+	coord_engine_node_event(f->engine, f->nodes[0].id, COORD_NODE_UP);
+	pthread_mutex_lock(&f->mtx);
+	while (!f->in_fleet)
+		pthread_cond_wait(&f->cond, &f->mtx);
+	pthread_mutex_unlock(&f->mtx);
+
+	/* Meanwhile a Sync reports and reads, and an operator reads: each
+	 * answered from what was committed, without waiting. */
+	sync_call_t s = { .f = f, .g = g, .node = node };
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, sync_thread, &s), 0);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	pthread_mutex_lock(&f->mtx);
+	while (!s.done &&
+	       pthread_cond_timedwait(&f->cond, &f->mtx, &until) == 0)
+		;
+	bool answered = s.done;
+	f->hold = false;
+	pthread_cond_broadcast(&f->cond);
+	pthread_mutex_unlock(&f->mtx);
+	pthread_join(t, NULL);
+	assert_true(answered);
+	assert_int_equal(s.allocs, 1);
+	assert_string_equal(s.status, "pending");
+	flotilla__job_get_response__free_unpacked(g, NULL);
+
+	/* The report was queued, and the next cycle took it. */
+	g = get(f, "rw");
+	assert_string_equal(STATUS(g->allocs[0]), "running");
+	flotilla__job_get_response__free_unpacked(g, NULL);
+}
+
 /* ---- pausing a deployment ------------------------------------------------ */
 
 static Flotilla__Deployment *act(fixture_t *f, Flotilla__Method m,
@@ -997,6 +1093,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pause_holds_deadline,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_sync_never_waits_for_a_cycle, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
