@@ -152,7 +152,8 @@ void deploy_start(cycle_t *c, ejob_t *ej, bool revert)
 	const Flotilla__JobRecord *rec = jcur(ej);
 	const Flotilla__Job *job = rec->job;
 	for (size_t i = 0; i < ej->ndeps; i++) {
-		if (deploy_step(c, ej->deps[i], COORD_DEPLOY_CANCEL, NULL) < 1)
+		if (!dcur(ej->deps[i]) ||
+		    deploy_step(c, ej->deps[i], COORD_DEPLOY_CANCEL, NULL) < 1)
 			continue;
 		Flotilla__Deployment *w = dwc(c, ej->deps[i]);
 		set_str(&w->status_description,

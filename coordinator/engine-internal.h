@@ -431,10 +431,14 @@ static inline bool tasks_equal(const Flotilla__TaskGroup *a,
 	return true;
 }
 
-/* The job's latest deployment, in the cycle's view (it may be new). */
+/* The job's latest deployment, in the cycle's view (it may be new). One
+ * whose first commit failed has no message left, and is skipped. */
 static inline edep_t *latest_dep(const ejob_t *ej)
 {
-	return ej->ndeps ? ej->deps[ej->ndeps - 1] : NULL;
+	for (size_t i = ej->ndeps; i-- > 0;)
+		if (ej->deps[i]->d || ej->deps[i]->wc)
+			return ej->deps[i];
+	return NULL;
 }
 
 /* The latest committed one: what readers see (view_mtx). */

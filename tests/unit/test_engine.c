@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -47,6 +48,8 @@ typedef struct tnode {
 
 typedef struct fixture {
 	char *dir;
+	char store_dir[256]; /* "" : dir */
+	size_t map_size; /* 0: 64 MiB */
 	flt_store_t *store;
 	coord_writer_t *writer;
 	coord_engine_t *engine;
@@ -138,9 +141,13 @@ static void open_all(fixture_t *f)
 	static const char *const dbs[] = { "nodes",  "jobs",  "job_versions",
 					   "allocs", "evals", "deployments",
 					   NULL };
-	flt_store_opts_t so = { .dbs = dbs, .map_size = 64 << 20 };
+	flt_store_opts_t so = { .dbs = dbs,
+				.map_size =
+					f->map_size ? f->map_size : 64 << 20 };
 	flt_error_t err;
-	assert_int_equal(flt_store_open(f->dir, &so, &f->store, &err), 0);
+	assert_int_equal(flt_store_open(f->store_dir[0] ? f->store_dir : f->dir,
+					&so, &f->store, &err),
+			 0);
 	assert_int_equal(coord_writer_start(f->store, &f->writer, &err), 0);
 	engine_start(f);
 }
@@ -611,6 +618,59 @@ static void test_restart_resumes_deployment(void **state)
 	assert_int_equal(g->deployment->groups[0]->healthy, 1);
 	assert_int_equal(count_allocs(g, "run", NULL), 3);
 	flotilla__job_get_response__free_unpacked(g, NULL);
+}
+
+/* ---- a plan that cannot be stored ------------------------------------------ */
+
+static void test_failed_commit_leaves_nothing(void **state)
+{
+	fixture_t *f = *state;
+	close_all(f);
+	/* A store with room for a small job, not for a large one. */
+	snprintf(f->store_dir, sizeof(f->store_dir), "%s/small", f->dir);
+	assert_int_equal(mkdir(f->store_dir, 0700), 0);
+	f->map_size = 512 << 10;
+	open_all(f);
+	Flotilla__JobRegisterResponse *r = run_job(
+		f, SERVICE("a", 1, "/bin/true", "\"min_healthy_time_ms\":20"));
+	flotilla__job_register_response__free_unpacked(r, NULL);
+
+	/* 12 variables of 60000 bytes: more than the whole map. */
+	size_t val = 60000, nvars = 12;
+	char *json = malloc(nvars * (val + 16) + 512);
+	int n = sprintf(json, "{\"name\":\"b\",\"groups\":[{\"name\":\"web\","
+			      "\"count\":1,\"tasks\":[{\"name\":\"srv\","
+			      "\"command\":\"/bin/true\",\"env\":{");
+	for (size_t i = 0; i < nvars; i++) {
+		n += sprintf(json + n, "%s\"B%zu\":\"", i ? "," : "", i);
+		memset(json + n, 'x', val);
+		n += (int)val;
+		json[n++] = '"';
+	}
+	sprintf(json + n, "}}]}]}");
+	Flotilla__Job *j = job_of(json);
+	free(json);
+	flt_error_t err;
+	assert_true(coord_engine_register(f->engine, j, &r, &err) < 0);
+	assert_non_null(strstr(err.msg, "not stored"));
+	flotilla__job__free_unpacked(j, NULL);
+
+	/* Nothing of it is seen, and the engine goes on: the next cycles,
+	 * the stored job, and the same name again, small enough now. */
+	coord_engine_settle(f->engine);
+	coord_engine_settle(f->engine);
+	Flotilla__JobGetResponse *g;
+	assert_int_equal(coord_engine_job(f->engine, "b", &g, &err),
+			 FLT_ENOTFOUND);
+	assert_string_equal(await_deployment(f, "a", true, 0, 3000),
+			    "successful");
+	r = run_job(f,
+		    SERVICE("b", 1, "/bin/true", "\"min_healthy_time_ms\":20"));
+	assert_int_equal(r->job_version, 1);
+	assert_true(r->deployment_id[0]);
+	flotilla__job_register_response__free_unpacked(r, NULL);
+	assert_string_equal(await_deployment(f, "b", true, 0, 3000),
+			    "successful");
 }
 
 /* ---- what never waits for a cycle ------------------------------------------ */
@@ -1095,6 +1155,8 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_sync_never_waits_for_a_cycle, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			test_failed_commit_leaves_nothing, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
