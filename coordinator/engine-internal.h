@@ -10,10 +10,13 @@
  *                automatic revert
  *   jobs.c       the operator methods on jobs, allocations, deployments
  *
- * Files depend downwards only: jobs.c and engine.c use reconcile.c,
- * deploy.c and plan.c; reconcile.c uses deploy.c and plan.c; deploy.c
- * uses plan.c. The engine runs an operator's request through the function
- * pointers of its op, never by calling jobs.c.
+ * Files depend downwards only: jobs.c uses engine.c's queue, deploy.c and
+ * plan.c; engine.c uses reconcile.c and plan.c; reconcile.c uses deploy.c
+ * and plan.c; deploy.c uses plan.c. The engine runs an operator's request
+ * through the function pointers of its op, never by calling jobs.c. The
+ * lifecycle tables (lifecycle.h) are defined beside the code that moves
+ * the records: allocations in reconcile.c, deployments in deploy.c,
+ * evaluations in engine.c.
  *
  * Every object (job, allocation, deployment) is held twice at most: the
  * committed message, which readers see, and during a cycle a working copy
