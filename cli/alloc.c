@@ -32,12 +32,12 @@ static void print_alloc(const Flotilla__Alloc *a)
 	cli_kv("Job", "%s (version %llu)", a->job,
 	       (unsigned long long)a->job_version);
 	cli_kv("Node", "%s (%.8s)", cli_dash(a->node_name), a->node_id);
-	cli_kv("Desired", "%s%s%s%s", a->desired,
+	cli_kv("Desired", "%s%s%s%s", CLI_ALLOC_DESIRED(a),
 	       *a->desired_reason ? " (" : "", a->desired_reason,
 	       *a->desired_reason ? ")" : "");
-	cli_kv("Status", "%s%s%s", a->client_status,
+	cli_kv("Status", "%s%s%s", CLI_ALLOC_STATUS(a),
 	       *a->client_message ? ": " : "", a->client_message);
-	cli_kv("Health", "%s%s", cli_dash(a->health),
+	cli_kv("Health", "%s%s", cli_dash(CLI_ALLOC_HEALTH(a)),
 	       a->canary ? " (canary)" : "");
 	cli_kv("Deployment", "%.8s", cli_dash(a->deployment_id));
 	cli_kv("Created", "%s", created);

@@ -137,6 +137,23 @@ void cli_table_print(cli_table_t *t, const char *indent);
 /* "yes" or "no". */
 static inline const char *cli_yes(bool b) { return b ? "yes" : "no"; }
 
+/*
+ * A state's name: its JSON name ("running", flt_pb_enum_name), the one
+ * spelling of the API, the logs and the CLI; "" for the enum's zero value
+ * (no state yet: undecided health, no deployment), which cli_dash and
+ * tables show as "-".
+ */
+const char *cli_state(const ProtobufCEnumDescriptor *d, int v);
+#define CLI_ALLOC_STATUS(a)                                   \
+	cli_state(&flotilla__alloc_client_status__descriptor, \
+		  (a)->client_status)
+#define CLI_ALLOC_DESIRED(a) \
+	cli_state(&flotilla__alloc_desired_status__descriptor, (a)->desired)
+#define CLI_ALLOC_HEALTH(a) \
+	cli_state(&flotilla__alloc_health__descriptor, (a)->health)
+#define CLI_DEPLOYMENT_STATUS(v) \
+	cli_state(&flotilla__deployment_status__descriptor, (v))
+
 /* A task state's name ("running"). */
 
 /* The tasks table of node status and alloc status (ALLOC column when any

@@ -50,16 +50,25 @@ static void print_deployment(const Flotilla__Deployment *d)
 {
 	char created[32], by[32] = "-";
 	cli_age(d->create_ms, created, sizeof(created));
-	if (d->progress_by_ms && !cli_deployment_done(d))
+	bool paused = d->status ==
+		      FLOTILLA__DEPLOYMENT_STATUS__DEPLOYMENT_STATUS_PAUSED;
+	if (paused)
+		/* The deadline stands still: what is left of it then. */
+		cli_format_duration(d->progress_by_ms - d->paused_ms, by,
+				    sizeof(by));
+	else if (d->progress_by_ms && !cli_deployment_done(d))
 		cli_format_duration(d->progress_by_ms - flt_now_wall_ms(), by,
 				    sizeof(by));
 	cli_kv("ID", "%s", d->id);
 	cli_kv("Job", "%s (version %llu)", d->job,
 	       (unsigned long long)d->job_version);
-	cli_kv("Status", "%s", d->status);
+	cli_kv("Status", "%s", CLI_DEPLOYMENT_STATUS(d->status));
 	cli_kv("Description", "%s", cli_dash(d->status_description));
 	cli_kv("Created", "%s", created);
-	cli_kv("Progress by", "%s%s", by, strcmp(by, "-") ? " from now" : "");
+	cli_kv("Progress by", "%s%s", by,
+	       paused            ? " after it resumes"
+	       : strcmp(by, "-") ? " from now"
+				 : "");
 	cli_kv("Auto revert", "%s", cli_yes(d->auto_revert));
 	cli_kv("Auto promote", "%s", cli_yes(d->auto_promote));
 	if (d->reverted_to)
@@ -103,7 +112,7 @@ static int deployment_status(cli_t *c, const cli_cmd_t *cmd, int argc,
 	return 0;
 }
 
-/* promote and fail: one call, then the deployment's line. */
+/* promote, fail, pause, resume: one call, then the deployment's line. */
 static int deployment_act(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv,
 			  Flotilla__Method m)
 {
@@ -141,6 +150,20 @@ static int deployment_fail(cli_t *c, const cli_cmd_t *cmd, int argc,
 			      FLOTILLA__METHOD__METHOD_DEPLOYMENT_FAIL);
 }
 
+static int deployment_pause(cli_t *c, const cli_cmd_t *cmd, int argc,
+			    char **argv)
+{
+	return deployment_act(c, cmd, argc, argv,
+			      FLOTILLA__METHOD__METHOD_DEPLOYMENT_PAUSE);
+}
+
+static int deployment_resume(cli_t *c, const cli_cmd_t *cmd, int argc,
+			     char **argv)
+{
+	return deployment_act(c, cmd, argc, argv,
+			      FLOTILLA__METHOD__METHOD_DEPLOYMENT_RESUME);
+}
+
 const cli_cmd_t cli_deployment_cmds[] = {
 	{ "deployment", "status", "ID [--watch] [--wait SECONDS] [--json]",
 	  "show a deployment (id, id prefix, or a job name for its latest)",
@@ -151,5 +174,10 @@ const cli_cmd_t cli_deployment_cmds[] = {
 	{ "deployment", "fail", "ID [--json]",
 	  "fail a running deployment (and revert, if its job says so)",
 	  deployment_fail },
+	{ "deployment", "pause", "ID [--json]",
+	  "pause a running deployment: it places nothing new until resumed",
+	  deployment_pause },
+	{ "deployment", "resume", "ID [--json]", "resume a paused deployment",
+	  deployment_resume },
 	{ NULL, NULL, NULL, NULL, NULL },
 };

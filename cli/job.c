@@ -280,7 +280,8 @@ static int job_list(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 		snprintf(healthy, sizeof(healthy), "%u", s->healthy);
 		cli_age(s->submitted_ms, age, sizeof(age));
 		cli_table_row(&t, s->name, s->type, version, s->status, running,
-			      healthy, s->deployment_status, age);
+			      healthy,
+			      CLI_DEPLOYMENT_STATUS(s->deployment_status), age);
 	}
 	cli_table_print(&t, "");
 	flotilla__job_list_response__free_unpacked(resp, NULL);

@@ -80,7 +80,8 @@ static int get_deployment(cli_t *c, const char *id, int64_t deadline,
 /* The exit status for a finished deployment, after saying how it ended. */
 static int deployment_result(const Flotilla__Deployment *d)
 {
-	if (strcmp(d->status, "successful") == 0)
+	if (d->status ==
+	    FLOTILLA__DEPLOYMENT_STATUS__DEPLOYMENT_STATUS_SUCCESSFUL)
 		return CLI_EXIT_OK;
 	if (d->reverted_to)
 		printf("job %s reverted to version %llu\n", d->job,
@@ -138,12 +139,17 @@ static bool allocs_settled(const Flotilla__JobGetResponse *j,
 {
 	for (size_t i = 0; eval_id && *eval_id && i < j->n_evals; i++)
 		if (strcmp(j->evals[i]->id, eval_id) == 0 &&
-		    strcmp(j->evals[i]->status, "pending") == 0)
+		    j->evals[i]->status ==
+			    FLOTILLA__EVAL_STATUS__EVAL_STATUS_PENDING)
 			return false;
 	for (size_t i = 0; i < j->n_allocs; i++) {
 		const Flotilla__Alloc *a = j->allocs[i];
-		bool run = strcmp(a->desired, "run") == 0;
-		if (run && strcmp(a->client_status, "pending") == 0)
+		bool run =
+			a->desired ==
+			FLOTILLA__ALLOC_DESIRED_STATUS__ALLOC_DESIRED_STATUS_RUN;
+		if (run &&
+		    a->client_status ==
+			    FLOTILLA__ALLOC_CLIENT_STATUS__ALLOC_CLIENT_STATUS_PENDING)
 			return false;
 		if (!run && !cli_alloc_finished(a))
 			return false;
@@ -156,9 +162,12 @@ static size_t allocs_failed(const Flotilla__JobGetResponse *j)
 	size_t n = 0;
 	for (size_t i = 0; i < j->n_allocs; i++) {
 		const Flotilla__Alloc *a = j->allocs[i];
-		n += strcmp(a->desired, "run") == 0 &&
-		     (strcmp(a->client_status, "failed") == 0 ||
-		      strcmp(a->client_status, "lost") == 0);
+		n += a->desired ==
+			     FLOTILLA__ALLOC_DESIRED_STATUS__ALLOC_DESIRED_STATUS_RUN &&
+		     (a->client_status ==
+			      FLOTILLA__ALLOC_CLIENT_STATUS__ALLOC_CLIENT_STATUS_FAILED ||
+		      a->client_status ==
+			      FLOTILLA__ALLOC_CLIENT_STATUS__ALLOC_CLIENT_STATUS_LOST);
 	}
 	return n;
 }

@@ -14,6 +14,11 @@
 
 const char *cli_dash(const char *s) { return s && *s ? s : "-"; }
 
+const char *cli_state(const ProtobufCEnumDescriptor *d, int v)
+{
+	return v == 0 ? "" : flt_pb_enum_name(d, v);
+}
+
 int64_t cli_parse_time(const char *s)
 {
 	struct tm tm = { 0 };
@@ -199,14 +204,20 @@ void cli_print_tasks(Flotilla__TaskStatus *const *tasks, size_t n)
 
 bool cli_alloc_finished(const Flotilla__Alloc *a)
 {
-	return strcmp(a->client_status, "complete") == 0 ||
-	       strcmp(a->client_status, "failed") == 0 ||
-	       strcmp(a->client_status, "lost") == 0;
+	switch (a->client_status) {
+	case FLOTILLA__ALLOC_CLIENT_STATUS__ALLOC_CLIENT_STATUS_COMPLETE:
+	case FLOTILLA__ALLOC_CLIENT_STATUS__ALLOC_CLIENT_STATUS_FAILED:
+	case FLOTILLA__ALLOC_CLIENT_STATUS__ALLOC_CLIENT_STATUS_LOST:
+		return true;
+	default: return false;
+	}
 }
 
 static bool alloc_old(const Flotilla__Alloc *a)
 {
-	return strcmp(a->desired, "run") != 0 && cli_alloc_finished(a);
+	return a->desired !=
+		       FLOTILLA__ALLOC_DESIRED_STATUS__ALLOC_DESIRED_STATUS_RUN &&
+	       cli_alloc_finished(a);
 }
 
 static int alloc_order(const void *x, const void *y)
@@ -234,11 +245,12 @@ static void alloc_row(cli_table_t *t, const Flotilla__Alloc *a)
 	snprintf(group, sizeof(group), "%s[%u]", a->group, a->index);
 	snprintf(version, sizeof(version), "%llu",
 		 (unsigned long long)a->job_version);
-	snprintf(health, sizeof(health), "%s%s", cli_dash(a->health),
+	snprintf(health, sizeof(health), "%s%s", cli_dash(CLI_ALLOC_HEALTH(a)),
 		 a->canary ? " (canary)" : "");
 	cli_age(a->create_ms, age, sizeof(age));
 	cli_table_row(t, id, group, *a->node_name ? a->node_name : a->node_id,
-		      version, a->desired, a->client_status, health, age);
+		      version, CLI_ALLOC_DESIRED(a), CLI_ALLOC_STATUS(a),
+		      health, age);
 }
 
 void cli_print_allocs(Flotilla__Alloc **allocs, size_t n, bool all)
@@ -279,7 +291,7 @@ void cli_deployment_line(const Flotilla__Deployment *d, char *buf, size_t len)
 {
 	int off = snprintf(buf, len, "deployment %.8s (%s version %llu) %s",
 			   d->id, d->job, (unsigned long long)d->job_version,
-			   d->status);
+			   CLI_DEPLOYMENT_STATUS(d->status));
 	if (*d->status_description && off >= 0 && (size_t)off < len)
 		snprintf(buf + off, len - (size_t)off, ": %s",
 			 d->status_description);
@@ -287,9 +299,13 @@ void cli_deployment_line(const Flotilla__Deployment *d, char *buf, size_t len)
 
 bool cli_deployment_done(const Flotilla__Deployment *d)
 {
-	return strcmp(d->status, "successful") == 0 ||
-	       strcmp(d->status, "failed") == 0 ||
-	       strcmp(d->status, "cancelled") == 0;
+	switch (d->status) {
+	case FLOTILLA__DEPLOYMENT_STATUS__DEPLOYMENT_STATUS_SUCCESSFUL:
+	case FLOTILLA__DEPLOYMENT_STATUS__DEPLOYMENT_STATUS_FAILED:
+	case FLOTILLA__DEPLOYMENT_STATUS__DEPLOYMENT_STATUS_CANCELLED:
+		return true;
+	default: return false;
+	}
 }
 
 void cli_progress_bar(char buf[CLI_BAR_SIZE], unsigned done, unsigned total)

@@ -378,6 +378,16 @@ static json_t *value_json(const ProtobufCFieldDescriptor *f, const void *p)
 	return json_null();
 }
 
+/*
+ * Deprecated fields are the old forms of fields that have a new one (a
+ * string state that became an enum, under a new number, with the name the
+ * string had): the JSON mapping has only the new one, both ways.
+ */
+static bool deprecated(const ProtobufCFieldDescriptor *f)
+{
+	return (f->flags & PROTOBUF_C_FIELD_FLAG_DEPRECATED) != 0;
+}
+
 json_t *flt_pb_to_json(const ProtobufCMessage *m)
 {
 	const ProtobufCMessageDescriptor *d = m->descriptor;
@@ -387,6 +397,8 @@ json_t *flt_pb_to_json(const ProtobufCMessage *m)
 		const ProtobufCFieldDescriptor *f = &d->fields[i];
 		const char *fp = (const char *)m + f->offset;
 
+		if (deprecated(f))
+			continue;
 		if (f->label != PROTOBUF_C_LABEL_REPEATED) {
 			json_object_set_new(o, f->name, value_json(f, fp));
 			continue;
@@ -623,7 +635,7 @@ static int from_json_msg(const ProtobufCMessageDescriptor *d, json_t *j,
 			 key);
 		const ProtobufCFieldDescriptor *f =
 			protobuf_c_message_descriptor_get_field_by_name(d, key);
-		if (!f)
+		if (!f || deprecated(f))
 			return flt_err(err, -EINVAL, "%s: unknown field", sub);
 		if (json_is_null(v))
 			continue;

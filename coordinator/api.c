@@ -39,8 +39,18 @@ PART(node_list, nodes, coord_nodes_list)
 PART(node_get, nodes, coord_nodes_get)
 PART(node_drain, nodes, coord_nodes_drain)
 PART(node_eligibility, nodes, coord_nodes_eligibility)
-PART(job_plan, nodes, coord_jobs_plan)
-PART(engine_method, engine, coord_engine_handle_api)
+PART(job_plan, engine, coord_jobs_plan)
+PART(job_register, engine, coord_jobs_register)
+PART(job_get, engine, coord_jobs_get)
+PART(job_list, engine, coord_jobs_list)
+PART(job_stop, engine, coord_jobs_stop)
+PART(job_history, engine, coord_jobs_history)
+PART(alloc_get, engine, coord_allocs_get)
+PART(deployment_get, engine, coord_deployments_get)
+PART(deployment_promote, engine, coord_deployments_promote)
+PART(deployment_fail, engine, coord_deployments_fail)
+PART(deployment_pause, engine, coord_deployments_pause)
+PART(deployment_resume, engine, coord_deployments_resume)
 PART(chunk_put, pkgs, coord_pkgs_chunk_put)
 PART(package_push, pkgs, coord_pkgs_push)
 PART(package_list, pkgs, coord_pkgs_list)
@@ -95,26 +105,32 @@ static const coord_method_t methods[] = {
 	{ M(JOB_PLAN), OPERATOR, A(JOB), W, false, D(job_plan_request),
 	  D(job_plan_response), job_plan },
 	{ M(JOB_REGISTER), OPERATOR, A(JOB), W, true, D(job_register_request),
-	  D(job_register_response), engine_method },
+	  D(job_register_response), job_register },
 	{ M(JOB_GET), OPERATOR, A(JOB), R, false, D(job_get_request),
-	  D(job_get_response), engine_method },
+	  D(job_get_response), job_get },
 	{ M(JOB_LIST), OPERATOR, A(JOB), R, false, D(job_list_request),
-	  D(job_list_response), engine_method },
+	  D(job_list_response), job_list },
 	{ M(JOB_STOP), OPERATOR, A(JOB), W, true, D(job_stop_request),
-	  D(job_register_response), engine_method },
+	  D(job_register_response), job_stop },
 	{ M(JOB_HISTORY), OPERATOR, A(JOB), R, false, D(job_get_request),
-	  D(job_history_response), engine_method },
+	  D(job_history_response), job_history },
 	{ M(ALLOC_GET), OPERATOR, A(JOB), R, false, D(alloc_get_request),
-	  D(alloc_get_response), engine_method },
+	  D(alloc_get_response), alloc_get },
 	{ M(DEPLOYMENT_GET), OPERATOR, A(JOB), R, false,
 	  D(deployment_get_request), D(deployment_get_response),
-	  engine_method },
+	  deployment_get },
 	{ M(DEPLOYMENT_PROMOTE), OPERATOR, A(JOB), W, true,
 	  D(deployment_get_request), D(deployment_get_response),
-	  engine_method },
+	  deployment_promote },
 	{ M(DEPLOYMENT_FAIL), OPERATOR, A(JOB), W, true,
 	  D(deployment_get_request), D(deployment_get_response),
-	  engine_method },
+	  deployment_fail },
+	{ M(DEPLOYMENT_PAUSE), OPERATOR, A(JOB), W, true,
+	  D(deployment_get_request), D(deployment_get_response),
+	  deployment_pause },
+	{ M(DEPLOYMENT_RESUME), OPERATOR, A(JOB), W, true,
+	  D(deployment_get_request), D(deployment_get_response),
+	  deployment_resume },
 
 	{ M(CHUNK_PUT), OPERATOR, A(PACKAGE), W, true, D(chunk_put_request),
 	  D(chunk_put_response), chunk_put },

@@ -315,11 +315,6 @@ void coord_sync_fetch_chunk(coord_sync_t *s, flt_request_t *r);
 /* Answers a parked Watch: the node table's answer_watch. */
 void coord_sync_answer_watch(flt_request_t *r, uint64_t index, bool changed);
 
-/* ---- jobs.c: operator methods on jobs --------------------------------- */
-
-/* JobPlan: checks the job and shows where its allocations would go. */
-void coord_jobs_plan(coord_nodes_t *n, flt_request_t *r);
-
 /* ---- api.c: the front door -------------------------------------------- */
 
 /* Every part of a running coordinator, as main.c wires them. */

@@ -7,6 +7,16 @@
  * deployment steps), commits the whole plan in one LMDB transaction
  * through the writer, then makes it visible: readers see committed state
  * only, and the nodes whose allocations changed are pushed.
+ *
+ * Threads: queueing work (the operator changes, coord_engine_report,
+ * coord_engine_node_event) takes only the queue's lock, which nothing holds
+ * for longer than a few pointer moves; reads of committed state (the
+ * operator reads, coord_engine_node_allocs, coord_engine_job) take only the
+ * view's lock, which the engine thread holds only to grow a table or to
+ * publish a committed plan, never through an evaluation or a commit. No
+ * entry point waits for a cycle but the direct calls below, which say so.
+ * The callbacks of coord_engine_opts_t run on the engine thread (fleet
+ * also on the API's threads, for JobPlan) with no engine lock held.
  */
 #ifndef FLOTILLA_ENGINE_H
 #define FLOTILLA_ENGINE_H
@@ -44,9 +54,43 @@ int coord_engine_open(const coord_engine_opts_t *o, coord_engine_t **out,
 void coord_engine_stop(coord_engine_t *e);
 void coord_engine_free(coord_engine_t *e);
 
-/* Operator methods: jobs, allocations, deployments. */
-bool coord_engine_serves(Flotilla__Method m);
-void coord_engine_handle_api(coord_engine_t *e, flt_request_t *r);
+/* ---- operator methods (jobs.c) ------------------------------------------- */
+
+/*
+ * One function a method, for the API's method table: each decodes r's
+ * body, checks it, and answers r: at once for a read, or, for a change,
+ * deferred until the engine's cycle that committed it (or refused it:
+ * ERROR_NOT_FOUND, ERROR_CONFLICT with the reason). Called on the API
+ * server's threads; r is answered exactly once.
+ */
+/* JobRegister: a checked job, as a new version when it changed. */
+void coord_jobs_register(coord_engine_t *e, flt_request_t *r);
+/* JobStop: the job's allocations stop; its record stays. */
+void coord_jobs_stop(coord_engine_t *e, flt_request_t *r);
+/* JobGet: the summary, record, allocations, latest deployment, evals. */
+void coord_jobs_get(coord_engine_t *e, flt_request_t *r);
+/* JobList: a summary of every job. */
+void coord_jobs_list(coord_engine_t *e, flt_request_t *r);
+/* JobHistory: every stored version, newest first. */
+void coord_jobs_history(coord_engine_t *e, flt_request_t *r);
+/* JobPlan: checks the job and shows where its allocations would go, on
+ * the fleet as the engine's fleet callback returns it; changes nothing. */
+void coord_jobs_plan(coord_engine_t *e, flt_request_t *r);
+/* AllocGet: by id or unique id prefix, with the tasks last reported. */
+void coord_allocs_get(coord_engine_t *e, flt_request_t *r);
+/* DeploymentGet: by id, unique id prefix, or job name (its latest). */
+void coord_deployments_get(coord_engine_t *e, flt_request_t *r);
+/* DeploymentPromote: the canaries are healthy; the rollout goes on. */
+void coord_deployments_promote(coord_engine_t *e, flt_request_t *r);
+/* DeploymentFail: fails the deployment (and reverts with auto_revert). */
+void coord_deployments_fail(coord_engine_t *e, flt_request_t *r);
+/* DeploymentPause: the deployment places nothing new (but replacements of
+ * what was lost or failed), neither promotes nor advances, and its
+ * progress deadline stands still; health is still recorded. */
+void coord_deployments_pause(coord_engine_t *e, flt_request_t *r);
+/* DeploymentResume: goes on, the progress deadline moved by the time
+ * paused. */
+void coord_deployments_resume(coord_engine_t *e, flt_request_t *r);
 
 /* ---- from the node table ----------------------------------------------- */
 
@@ -54,13 +98,16 @@ void coord_engine_node_event(coord_engine_t *e, const char *node_id,
 			     enum coord_node_event ev);
 
 /*
- * A node's Sync: the statuses of every task it runs. Cheap when nothing
- * changed; never blocks on the engine's cycle.
+ * A node's Sync: the statuses of every task it runs (copied). Queued for
+ * the next cycle when they differ from the node's last report; a memcmp
+ * when they do not. Never waits for the engine's cycle: it takes only the
+ * queue's lock.
  */
 void coord_engine_report(coord_engine_t *e, const char *node_id,
 			 Flotilla__TaskStatus *const *tasks, size_t n);
 
-/* Fills resp->allocs with what node_id must run (allocs_set true). */
+/* Fills resp->allocs with what node_id must run (allocs_set true), as
+ * last committed. Takes only the view's lock: never waits for a cycle. */
 void coord_engine_node_allocs(coord_engine_t *e, const char *node_id,
 			      Flotilla__SyncResponse *resp);
 void coord_engine_node_allocs_free(Flotilla__SyncResponse *resp);
@@ -71,6 +118,14 @@ void coord_engine_node_allocs_free(Flotilla__SyncResponse *resp);
 int coord_engine_register(coord_engine_t *e, const Flotilla__Job *job,
 			  Flotilla__JobRegisterResponse **out,
 			  flt_error_t *err);
+/*
+ * The same as METHOD_DEPLOYMENT_PROMOTE, _FAIL, _PAUSE or _RESUME (m) on
+ * id, waiting for the commit: *out is the deployment then (free with
+ * flotilla__deployment__free_unpacked).
+ */
+int coord_engine_deployment_act(coord_engine_t *e, Flotilla__Method m,
+				const char *id, Flotilla__Deployment **out,
+				flt_error_t *err);
 /* The same as METHOD_JOB_GET; free with ..._free_unpacked. */
 int coord_engine_job(coord_engine_t *e, const char *name,
 		     Flotilla__JobGetResponse **out, flt_error_t *err);

@@ -1,18 +1,360 @@
 /*
- * Operator methods on jobs. For now JobPlan: the job checked as it would be
- * on submission, and the scheduler run against the fleet as it is, without
- * changing anything.
+ * The operator methods on jobs, allocations and deployments. Changes are
+ * ops queued for the engine's next cycle, answered once its plan is
+ * committed; reads copy the committed state.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "coordinator.h"
+#include "engine-internal.h"
 #include "flotilla/job.h"
-#include "flotilla/util.h"
-#include "scheduler.h"
+#include "flotilla/log.h"
+#include "flotilla/pb.h"
 
-void coord_jobs_plan(coord_nodes_t *t, flt_request_t *r)
+/* ---- changes, run inside the cycle ---------------------------------------- */
+
+static void run_register(cycle_t *c, eop_t *op)
+{
+	coord_engine_t *e = c->e;
+	ejob_t *ej = job_find(e, op->job->name);
+	const Flotilla__JobRecord *cur = ej ? jcur(ej) : NULL;
+	if (cur && !cur->stopped &&
+	    flt_pb_equal(&cur->job->base, &op->job->base)) {
+		op->resp.unchanged = true;
+		op->resp.job_version = cur->version;
+		return;
+	}
+	if (!ej)
+		ej = job_add(e, op->job->name);
+	if (!ej->rec && !ej->wc) {
+		ej->wc = flt_xmalloc(sizeof(*ej->wc));
+		flotilla__job_record__init(ej->wc);
+		ej->in_plan = true;
+		plan_add(c, PE_JOB, ej);
+	}
+	Flotilla__JobRecord *w = jwc(c, ej);
+	pb_free(w->job);
+	w->job = flt_pb_dup(&op->job->base);
+	w->version++;
+	w->stopped = false;
+	w->stable = false;
+	w->submitted_ms = c->now;
+	flt_pb_set_str(&w->description, "submitted");
+	pb_free(ej->new_version);
+	ej->new_version = flt_pb_dup(&w->base);
+	op->ej = ej;
+	op->resp.job_version = w->version;
+	flt_info("job registered job=%s version=%llu type=%s", ej->name,
+		 (unsigned long long)w->version, w->job->type);
+	deploy_start(c, ej, false);
+	edep_t *ld = latest_dep(ej);
+	if (ld && ld->wc && !ld->d)
+		op->ed = ld;
+	mark_dirty(c, ej, "job-register", NULL);
+}
+
+static void run_stop(cycle_t *c, eop_t *op)
+{
+	ejob_t *ej = job_find(c->e, op->name);
+	if (!ej || !jcur(ej)) {
+		op->rc = flt_err(&op->err, FLT_ENOTFOUND, "job %s: no such job",
+				 op->name);
+		return;
+	}
+	Flotilla__JobRecord *w = jwc(c, ej);
+	w->stopped = true;
+	flt_pb_set_str(&w->description, "stopped");
+	op->ej = ej;
+	op->resp.job_version = w->version;
+	mark_dirty(c, ej, "job-stop", NULL);
+}
+
+static bool deployment_op(enum op_kind kind)
+{
+	return kind == OP_PROMOTE || kind == OP_FAIL || kind == OP_PAUSE ||
+	       kind == OP_RESUME;
+}
+
+/* Promote, fail, pause, resume: what the deployment's table refuses is
+ * answered with its message (ERROR_CONFLICT) and changes nothing. */
+static void run_deployment(cycle_t *c, eop_t *op)
+{
+	ejob_t *ej;
+	edep_t *ed = deploy_find(c->e, op->name, &ej, &op->err);
+	if (!ed) {
+		op->rc = op->err.code;
+		return;
+	}
+	op->ed = ed;
+	switch (op->kind) {
+	case OP_FAIL:
+		op->rc = deploy_fail(c, ej, ed,
+				     "Deployment marked as failed by an "
+				     "operator",
+				     &op->err);
+		if (op->rc == 0)
+			mark_dirty(c, ej, "deployment-fail", NULL);
+		return;
+	case OP_PROMOTE: op->rc = deploy_promote(c, ej, ed, &op->err); return;
+	case OP_PAUSE: op->rc = deploy_pause(c, ej, ed, &op->err); return;
+	case OP_RESUME: op->rc = deploy_resume(c, ej, ed, &op->err); return;
+	default: return;
+	}
+}
+
+static void reply_op(coord_engine_t *e, eop_t *op, bool committed,
+		     uint64_t index, const flt_error_t *cerr)
+{
+	if (op->rc == 0 && !committed && cerr)
+		op->rc = flt_err(&op->err, cerr->code, "not stored: %s",
+				 cerr->msg);
+	op->resp.index = index ? index : e->index;
+	if (op->ej && op->ej->nevals && op->rc == 0) {
+		const Flotilla__Eval *ev = op->ej->evals[op->ej->nevals - 1];
+		snprintf(op->eval_id, sizeof(op->eval_id), "%s", ev->id);
+		op->resp.placed = ev->placed;
+		op->resp.unplaced = ev->unplaced;
+		op->resp.why = (char *)ev->why;
+	}
+	op->resp.eval_id = op->eval_id;
+	if (op->ed && op->ed->d && op->kind == OP_REGISTER)
+		snprintf(op->dep_id, sizeof(op->dep_id), "%s", op->ed->d->id);
+	op->resp.deployment_id = op->dep_id;
+	if (op->r) {
+		if (op->rc < 0) {
+			flt_request_fail(op->r, op->rc, "%s", op->err.msg);
+		} else if (deployment_op(op->kind)) {
+			Flotilla__DeploymentGetResponse r =
+				FLOTILLA__DEPLOYMENT_GET_RESPONSE__INIT;
+			r.deployment = op->ed->d;
+			flt_request_reply(op->r, &r.base);
+		} else {
+			flt_request_reply(op->r, &op->resp.base);
+		}
+		pb_free(op->job);
+		free(op->name);
+		free(op);
+		return;
+	}
+	/* A direct caller reads copies: the messages change with the next
+	 * cycle, which may run before it looks. */
+	if (op->rc == 0 && deployment_op(op->kind))
+		op->dep_out = flt_pb_dup(&op->ed->d->base);
+	else if (op->rc == 0)
+		op->resp_out = flt_pb_dup(&op->resp.base);
+	op->done = true; /* the direct caller frees it */
+}
+
+/* A new op of kind, answered by reply_op. */
+static eop_t *op_new(enum op_kind kind)
+{
+	eop_t *op = flt_xcalloc(1, sizeof(*op));
+	op->kind = kind;
+	switch (kind) {
+	case OP_REGISTER: op->run = run_register; break;
+	case OP_STOP: op->run = run_stop; break;
+	case OP_PROMOTE:
+	case OP_FAIL:
+	case OP_PAUSE:
+	case OP_RESUME: op->run = run_deployment; break;
+	}
+	op->reply = reply_op;
+	flotilla__job_register_response__init(&op->resp);
+	return op;
+}
+
+/* ---- direct calls --------------------------------------------------------- */
+
+int coord_engine_register(coord_engine_t *e, const Flotilla__Job *job,
+			  Flotilla__JobRegisterResponse **out, flt_error_t *err)
+{
+	eop_t *op = op_new(OP_REGISTER);
+	op->job = flt_pb_dup(&job->base);
+	engine_call(e, op);
+	int rc = op->rc;
+	if (rc < 0)
+		*err = op->err;
+	else
+		*out = op->resp_out;
+	pb_free(op->job);
+	free(op);
+	return rc;
+}
+
+int coord_engine_deployment_act(coord_engine_t *e, Flotilla__Method m,
+				const char *id, Flotilla__Deployment **out,
+				flt_error_t *err)
+{
+	enum op_kind kind;
+	switch (m) {
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_PROMOTE:
+		kind = OP_PROMOTE;
+		break;
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_FAIL: kind = OP_FAIL; break;
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_PAUSE: kind = OP_PAUSE; break;
+	case FLOTILLA__METHOD__METHOD_DEPLOYMENT_RESUME:
+		kind = OP_RESUME;
+		break;
+	default:
+		return flt_err(err, FLT_EMETHOD, "%s: not a deployment change",
+			       flt_method_name(m));
+	}
+	eop_t *op = op_new(kind);
+	op->name = flt_xstrdup(id);
+	engine_call(e, op);
+	int rc = op->rc;
+	if (rc < 0)
+		*err = op->err;
+	else
+		*out = op->dep_out;
+	free(op->name);
+	free(op);
+	return rc;
+}
+
+/* ---- operator reads ---------------------------------------------------------- */
+
+/* Readers hold view_mtx and look at committed messages only (a, rec, d,
+ * versions, evals): never at a cycle's working copies. */
+
+static void summarize(const ejob_t *ej, Flotilla__JobSummary *s)
+{
+	const Flotilla__JobRecord *r = ej->rec;
+	flotilla__job_summary__init(s);
+	s->name = (char *)r->job->name;
+	s->type = (char *)r->job->type;
+	s->version = r->version;
+	s->submitted_ms = r->submitted_ms;
+	bool system = is(r->job->type, "system");
+	uint32_t live = 0, complete = 0;
+	for (size_t i = 0; i < ej->nallocs; i++) {
+		const Flotilla__Alloc *a = ej->allocs[i]->a;
+		if (!a || !runs(a))
+			continue;
+		live++;
+		switch (a->client_status) {
+		case AS(RUNNING):
+			s->running++;
+			s->healthy += a->healthy_since_ms != 0;
+			break;
+		case AS(PENDING): s->pending++; break;
+		case AS(FAILED): s->failed++; break;
+		case AS(COMPLETE): complete++; break;
+		default: break;
+		}
+	}
+	if (!r->stopped)
+		for (size_t g = 0; g < r->job->n_groups; g++)
+			s->desired += r->job->groups[g]->count;
+	if (system)
+		s->desired = r->stopped ? 0 : live;
+	/* A batch job whose allocations all ended is done, not pending. */
+	s->status = r->stopped                 ? (live ? "stopping" : "dead")
+		    : s->running               ? "running"
+		    : live && complete == live ? "complete"
+		    : live && complete + s->failed == live ? "failed"
+							   : "pending";
+	const edep_t *ld = latest_committed_dep(ej);
+	if (ld) {
+		s->deployment_id = ld->d->id;
+		s->deployment_status = ld->d->status;
+	}
+}
+
+static ealloc_t *alloc_lookup(coord_engine_t *e, const char *q,
+			      flt_error_t *err)
+{
+	ealloc_t *ea = flt_map_get(&e->alloc_map, q);
+	if (ea && ea->a)
+		return ea;
+	size_t n = strlen(q), matches = 0;
+	for (size_t i = 0; i < e->nallocs && n >= 4; i++)
+		if (e->allocs[i]->a &&
+		    strncmp(e->allocs[i]->a->id, q, n) == 0) {
+			ea = e->allocs[i];
+			matches++;
+		}
+	if (matches == 1)
+		return ea;
+	flt_err(err, matches ? FLT_ECONFLICT : FLT_ENOTFOUND,
+		matches ? "allocation %s: ambiguous prefix"
+			: "allocation %s: no such allocation",
+		q);
+	return NULL;
+}
+
+/* An allocation with the tasks its agent last reported (a copy). */
+static Flotilla__Alloc *alloc_view(const ealloc_t *ea)
+{
+	Flotilla__Alloc *a = flt_pb_dup(&ea->a->base);
+	Flotilla__NodeTasks *nt = report_of(ea);
+	if (nt) {
+		for (size_t i = 0; i < a->n_tasks; i++)
+			pb_free(a->tasks[i]);
+		free(a->tasks);
+		a->tasks = nt->tasks;
+		a->n_tasks = nt->n_tasks;
+		nt->tasks = NULL;
+		nt->n_tasks = 0;
+		pb_free(nt);
+	}
+	return a;
+}
+
+static int alloc_cmp(const void *x, const void *y)
+{
+	const Flotilla__Alloc *a = *(Flotilla__Alloc *const *)x;
+	const Flotilla__Alloc *b = *(Flotilla__Alloc *const *)y;
+	bool la = runs(a), lb = runs(b);
+	if (la != lb)
+		return la ? -1 : 1;
+	if (a->index != b->index && la)
+		return a->index < b->index ? -1 : 1;
+	return a->create_ms > b->create_ms ? -1 : a->create_ms < b->create_ms;
+}
+
+static int job_get_locked(coord_engine_t *e, const char *name,
+			  Flotilla__JobGetResponse **out, flt_error_t *err)
+{
+	ejob_t *ej = job_find(e, name);
+	if (!ej || !ej->rec)
+		return flt_err(err, FLT_ENOTFOUND, "job %s: no such job", name);
+	Flotilla__JobGetResponse r = FLOTILLA__JOB_GET_RESPONSE__INIT;
+	Flotilla__JobSummary s;
+	summarize(ej, &s);
+	r.summary = &s;
+	r.record = ej->rec;
+	r.allocs = flt_xcalloc(ej->nallocs + 1, sizeof(*r.allocs));
+	for (size_t i = 0; i < ej->nallocs; i++)
+		if (ej->allocs[i]->a)
+			r.allocs[r.n_allocs++] = alloc_view(ej->allocs[i]);
+	qsort(r.allocs, r.n_allocs, sizeof(*r.allocs), alloc_cmp);
+	const edep_t *ld = latest_committed_dep(ej);
+	r.deployment = ld ? ld->d : NULL;
+	r.evals = ej->evals;
+	r.n_evals = ej->nevals;
+	*out = flt_pb_dup(&r.base);
+	for (size_t i = 0; i < r.n_allocs; i++)
+		pb_free(r.allocs[i]);
+	free(r.allocs);
+	return 0;
+}
+
+int coord_engine_job(coord_engine_t *e, const char *name,
+		     Flotilla__JobGetResponse **out, flt_error_t *err)
+{
+	pthread_mutex_lock(&e->view_mtx);
+	int rc = job_get_locked(e, name, out, err);
+	pthread_mutex_unlock(&e->view_mtx);
+	return rc;
+}
+
+/* ---- JobPlan: a dry run ------------------------------------------------------- */
+
+/* The job checked as it would be on submission, and the scheduler run
+ * against the fleet as it is, without changing anything. */
+void coord_jobs_plan(coord_engine_t *e, flt_request_t *r)
 {
 	Flotilla__JobPlanRequest *req;
 	flt_error_t err;
@@ -32,7 +374,7 @@ void coord_jobs_plan(coord_nodes_t *t, flt_request_t *r)
 		flotilla__job_plan_request__free_unpacked(req, NULL);
 		return;
 	}
-	sched_fleet_t *f = coord_nodes_fleet(t, &err);
+	sched_fleet_t *f = e->o.fleet(e->o.ctx, &err);
 	if (!f) {
 		flt_request_fail(r, err.code, "%s", err.msg);
 		flotilla__job_plan_request__free_unpacked(req, NULL);
@@ -83,4 +425,217 @@ void coord_jobs_plan(coord_nodes_t *t, flt_request_t *r)
 	free(plans);
 	sched_fleet_free(f);
 	flotilla__job_plan_request__free_unpacked(req, NULL);
+}
+
+/* ---- the methods -------------------------------------------------------------- */
+
+/* Replies resp (then frees it), or fails with err when rc < 0. */
+static void answer(flt_request_t *r, int rc, const flt_error_t *err,
+		   ProtobufCMessage *resp)
+{
+	if (rc < 0)
+		flt_request_fail(r, rc, "%s", err->msg);
+	else
+		flt_request_reply(r, resp);
+	pb_free(resp);
+}
+
+/* Queues a change named by a job name or deployment id; the cycle that
+ * commits it answers r. */
+static void queue_named(coord_engine_t *e, flt_request_t *r, enum op_kind kind,
+			const char *field, const char *name)
+{
+	if (!name[0]) {
+		flt_request_fail(r, FLT_EPROTO, "%s: required", field);
+		return;
+	}
+	eop_t *op = op_new(kind);
+	op->name = flt_xstrdup(name);
+	op->r = r;
+	flt_request_defer(r);
+	engine_enqueue(e, op);
+}
+
+/* A deployment change: the body is a DeploymentGetRequest. */
+static void queue_deployment(coord_engine_t *e, flt_request_t *r,
+			     enum op_kind kind)
+{
+	Flotilla__DeploymentGetRequest *req;
+	if (flt_request_body(r, &flotilla__deployment_get_request__descriptor,
+			     &req) < 0)
+		return;
+	queue_named(e, r, kind, "id", req->id);
+	pb_free(req);
+}
+
+void coord_jobs_register(coord_engine_t *e, flt_request_t *r)
+{
+	Flotilla__JobRegisterRequest *req;
+	flt_error_t err;
+	if (flt_request_body(r, &flotilla__job_register_request__descriptor,
+			     &req) < 0)
+		return;
+	if (!req->job) {
+		pb_free(req);
+		flt_request_fail(r, FLT_EPROTO, "job: required");
+		return;
+	}
+	/* Checked again here: an invalid job changes nothing. */
+	if (flt_job_check(req->job, &err) < 0) {
+		flt_request_fail(r, FLT_EPROTO, "job %s: %s", req->job->name,
+				 err.msg);
+		pb_free(req);
+		return;
+	}
+	eop_t *op = op_new(OP_REGISTER);
+	op->job = steal_ptr(&req->job);
+	op->r = r;
+	pb_free(req);
+	flt_request_defer(r);
+	engine_enqueue(e, op);
+}
+
+void coord_jobs_stop(coord_engine_t *e, flt_request_t *r)
+{
+	Flotilla__JobStopRequest *req;
+	if (flt_request_body(r, &flotilla__job_stop_request__descriptor, &req) <
+	    0)
+		return;
+	queue_named(e, r, OP_STOP, "name", req->name);
+	pb_free(req);
+}
+
+void coord_jobs_get(coord_engine_t *e, flt_request_t *r)
+{
+	Flotilla__JobGetRequest *req;
+	if (flt_request_body(r, &flotilla__job_get_request__descriptor, &req) <
+	    0)
+		return;
+	flt_error_t err;
+	Flotilla__JobGetResponse *g = NULL;
+	pthread_mutex_lock(&e->view_mtx);
+	int rc = job_get_locked(e, req->name, &g, &err);
+	pthread_mutex_unlock(&e->view_mtx);
+	pb_free(req);
+	answer(r, rc, &err, g ? &g->base : NULL);
+}
+
+void coord_jobs_history(coord_engine_t *e, flt_request_t *r)
+{
+	Flotilla__JobGetRequest *req;
+	if (flt_request_body(r, &flotilla__job_get_request__descriptor, &req) <
+	    0)
+		return;
+	flt_error_t err;
+	ProtobufCMessage *resp = NULL;
+	int rc = 0;
+	pthread_mutex_lock(&e->view_mtx);
+	ejob_t *ej = job_find(e, req->name);
+	if (!ej || !ej->rec) {
+		rc = flt_err(&err, FLT_ENOTFOUND, "job %s: no such job",
+			     req->name);
+	} else {
+		Flotilla__JobHistoryResponse h =
+			FLOTILLA__JOB_HISTORY_RESPONSE__INIT;
+		h.versions =
+			flt_xcalloc(ej->nversions + 1, sizeof(*h.versions));
+		for (size_t i = ej->nversions; i-- > 0;)
+			h.versions[h.n_versions++] = ej->versions[i];
+		resp = flt_pb_dup(&h.base);
+		free(h.versions);
+	}
+	pthread_mutex_unlock(&e->view_mtx);
+	pb_free(req);
+	answer(r, rc, &err, resp);
+}
+
+void coord_jobs_list(coord_engine_t *e, flt_request_t *r)
+{
+	Flotilla__JobListResponse l = FLOTILLA__JOB_LIST_RESPONSE__INIT;
+	pthread_mutex_lock(&e->view_mtx);
+	Flotilla__JobSummary *s = flt_xcalloc(e->njobs + 1, sizeof(*s));
+	l.jobs = flt_xcalloc(e->njobs + 1, sizeof(*l.jobs));
+	for (size_t j = 0; j < e->njobs; j++) {
+		if (!e->jobs[j]->rec)
+			continue;
+		summarize(e->jobs[j], &s[l.n_jobs]);
+		l.jobs[l.n_jobs] = &s[l.n_jobs];
+		l.n_jobs++;
+	}
+	l.index = e->index;
+	ProtobufCMessage *resp = flt_pb_dup(&l.base);
+	pthread_mutex_unlock(&e->view_mtx);
+	free(s);
+	free(l.jobs);
+	answer(r, 0, NULL, resp);
+}
+
+void coord_allocs_get(coord_engine_t *e, flt_request_t *r)
+{
+	Flotilla__AllocGetRequest *req;
+	if (flt_request_body(r, &flotilla__alloc_get_request__descriptor,
+			     &req) < 0)
+		return;
+	flt_error_t err;
+	ProtobufCMessage *resp = NULL;
+	int rc = 0;
+	pthread_mutex_lock(&e->view_mtx);
+	ealloc_t *ea = alloc_lookup(e, req->id, &err);
+	if (ea) {
+		Flotilla__AllocGetResponse g =
+			FLOTILLA__ALLOC_GET_RESPONSE__INIT;
+		g.alloc = alloc_view(ea);
+		resp = flt_pb_dup(&g.base);
+		pb_free(g.alloc);
+	} else {
+		rc = err.code;
+	}
+	pthread_mutex_unlock(&e->view_mtx);
+	pb_free(req);
+	answer(r, rc, &err, resp);
+}
+
+void coord_deployments_get(coord_engine_t *e, flt_request_t *r)
+{
+	Flotilla__DeploymentGetRequest *req;
+	if (flt_request_body(r, &flotilla__deployment_get_request__descriptor,
+			     &req) < 0)
+		return;
+	flt_error_t err;
+	ProtobufCMessage *resp = NULL;
+	int rc = 0;
+	pthread_mutex_lock(&e->view_mtx);
+	ejob_t *ej;
+	edep_t *ed = deploy_find(e, req->id, &ej, &err);
+	if (ed) {
+		Flotilla__DeploymentGetResponse g =
+			FLOTILLA__DEPLOYMENT_GET_RESPONSE__INIT;
+		g.deployment = ed->d;
+		resp = flt_pb_dup(&g.base);
+	} else {
+		rc = err.code;
+	}
+	pthread_mutex_unlock(&e->view_mtx);
+	pb_free(req);
+	answer(r, rc, &err, resp);
+}
+
+void coord_deployments_promote(coord_engine_t *e, flt_request_t *r)
+{
+	queue_deployment(e, r, OP_PROMOTE);
+}
+
+void coord_deployments_fail(coord_engine_t *e, flt_request_t *r)
+{
+	queue_deployment(e, r, OP_FAIL);
+}
+
+void coord_deployments_pause(coord_engine_t *e, flt_request_t *r)
+{
+	queue_deployment(e, r, OP_PAUSE);
+}
+
+void coord_deployments_resume(coord_engine_t *e, flt_request_t *r)
+{
+	queue_deployment(e, r, OP_RESUME);
 }

@@ -91,15 +91,17 @@ int flt_pb_enum_value(const ProtobufCEnumDescriptor *d, const char *name,
 
 /*
  * Maps m to JSON (new reference): field names as in the .proto, every field
- * present (defaults included), maps as objects, enums as their short lower
- * case names ("ready" for NODE_STATUS_READY), bytes as base64.
+ * present (defaults included) but those marked [deprecated = true], maps
+ * as objects, enums as their short lower case names ("ready" for
+ * NODE_STATUS_READY), bytes as base64.
  */
 json_t *flt_pb_to_json(const ProtobufCMessage *m);
 
 /*
  * The reverse of flt_pb_to_json: builds a new desc message (owned by the
  * caller, free with protobuf_c_message_free_unpacked(m, NULL)) from a JSON
- * object. Unknown keys, wrong types and out-of-range numbers are refused
+ * object. Unknown keys (deprecated fields are unknown here too), wrong types
+ * and out-of-range numbers are refused
  * with the field path: "resources.memory_mb: must be a whole number >= 0".
  * Absent fields keep their defaults; null is the same as absent.
  */

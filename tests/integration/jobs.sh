@@ -3,7 +3,8 @@
 # of 3 sandboxed tasks runs and is healthy; a new version rolls out canary
 # first; a version whose health check fails is reverted automatically while
 # the old allocations keep serving; kill -9 of the coordinator in the middle
-# of a deployment, then a restart, and the deployment continues; kill -9 of
+# of a deployment, then a restart, and the deployment continues; a paused
+# deployment places nothing new until resumed; kill -9 of
 # an agent, and its allocation is rescheduled after the TTL; drain; stop;
 # and a table of invalid jobs, each refused by the coordinator with its
 # field path and nothing changed.
@@ -111,6 +112,34 @@ wait_for 10 "the deployment after the restart" bash -c "[ \"\$('$CLI' deployment
 wait_for 40 "deployment of version 5" bash -c "[ \"\$('$CLI' deployment status $DEP --json | jq -r .deployment.status)\" = successful ]"
 [ "$(live_allocs | jq '[.[] | select(.job_version == 5)] | length')" = 3 ] || fail "3 of version 5"
 pass "kill -9 of the coordinator mid-deployment; after the restart it resumed and completed"
+
+# ---- pause and resume a rolling deployment ----------------------------------------
+job_json 6 /bin/true 0 true >"$T/v6.json"
+"$CLI" job run --detach "$T/v6.json" >/dev/null
+DEP6=$(jq_status .deployment.id)
+"$CLI" deployment pause web >"$T/pause.out" || { cat "$T/pause.out"; fail "deployment pause"; }
+grep -q "paused" "$T/pause.out" || { cat "$T/pause.out"; fail "pause prints the paused deployment"; }
+# Paused, the replacement placed before the pause still has its health
+# recorded, and nothing more of version 6 is placed (min_healthy_time is
+# 0.6 s: running, the next would come within a second of it).
+wait_for 10 "the first of version 6 healthy" bash -c "'$CLI' job status web --json | jq -e '[.allocs[] | select(.job_version == 6 and .health == \"healthy\")] | length == 1' >/dev/null"
+sleep 2
+[ "$(live_allocs | jq '[.[] | select(.job_version == 6)] | length')" = 1 ] || fail "paused: one allocation of version 6"
+[ "$(live_allocs | jq '[.[] | select(.job_version == 5)] | length')" = 2 ] || fail "paused: version 5 keeps serving"
+[ "$(jq_status .deployment.status)" = paused ] || fail "the deployment is paused: $(jq_status .deployment.status)"
+if out=$("$CLI" deployment promote web 2>&1); then fail "promote accepted while paused"; fi
+case "$out" in *"cannot promote when paused"*) ;; *) fail "promote refused with the table's message: $out" ;; esac
+# Paused survives a kill -9 of the coordinator.
+kill9 coord
+start_coord --log-level debug
+wait_for 10 "the paused deployment after the restart" bash -c "[ \"\$('$CLI' deployment status $DEP6 --json | jq -r .deployment.status)\" = paused ]"
+"$CLI" deployment resume "$DEP6" >/dev/null || fail "deployment resume"
+wait_for 40 "deployment of version 6" bash -c "[ \"\$('$CLI' deployment status $DEP6 --json | jq -r .deployment.status)\" = successful ]"
+[ "$(live_allocs | jq '[.[] | select(.job_version == 6)] | length')" = 3 ] || fail "3 of version 6"
+if out=$("$CLI" deployment pause "$DEP6" 2>&1); then fail "pause of a successful deployment accepted"; fi
+case "$out" in *"cannot pause when successful"*) ;; *) fail "pause refused with the table's message: $out" ;; esac
+[ "$(jq_status .deployment.status)" = successful ] || fail "the refused pause changed the deployment"
+pass "a paused deployment placed nothing new, survived a restart, and completed once resumed"
 
 # ---- kill -9 of an agent: its allocation moves after the TTL ---------------------
 VICTIM_ID=$(id_of a3)

@@ -1,0 +1,340 @@
+/*
+ * The plan of a cycle (see engine-internal.h): the working copies the cycle
+ * changes, the tables new objects enter, and the commit of the whole plan
+ * in one transaction through the writer.
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include "engine-internal.h"
+#include "flotilla/log.h"
+
+void plan_add(cycle_t *c, pe_kind_t kind, void *obj)
+{
+	if (c->npe == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 64;
+		c->pe = flt_xrealloc(c->pe, c->cap * sizeof(*c->pe));
+	}
+	c->pe[c->npe++] = (pentry_t){ kind, obj };
+}
+
+/* The working copy of an object (made from the committed one on first
+ * use), with the object put in the plan once. */
+static void *working(cycle_t *c, pe_kind_t kind, void *obj, void *wcp,
+		     const void *committed, bool *in_plan)
+{
+	ProtobufCMessage **wc = wcp;
+	if (!*wc)
+		*wc = flt_pb_dup(committed);
+	if (!*in_plan) {
+		*in_plan = true;
+		plan_add(c, kind, obj);
+	}
+	return *wc;
+}
+
+Flotilla__Alloc *awc(cycle_t *c, ealloc_t *ea)
+{
+	return working(c, PE_ALLOC, ea, &ea->wc, ea->a, &ea->in_plan);
+}
+
+Flotilla__JobRecord *jwc(cycle_t *c, ejob_t *ej)
+{
+	return working(c, PE_JOB, ej, &ej->wc, ej->rec, &ej->in_plan);
+}
+
+Flotilla__Deployment *dwc(cycle_t *c, edep_t *ed)
+{
+	return working(c, PE_DEP, ed, &ed->wc, ed->d, &ed->in_plan);
+}
+
+void mark_dirty(cycle_t *c, ejob_t *ej, const char *trigger, const char *node)
+{
+	if (trigger && (!ej->trigger[0] || !is(trigger, "timer")))
+		snprintf(ej->trigger, sizeof(ej->trigger), "%s", trigger);
+	if (node)
+		snprintf(ej->trigger_node, sizeof(ej->trigger_node), "%s",
+			 node);
+	if (ej->dirty)
+		return;
+	ej->dirty = true;
+	c->dirty = flt_xrealloc(c->dirty, (c->ndirty + 1) * sizeof(ejob_t *));
+	c->dirty[c->ndirty++] = ej;
+}
+
+/* ---- tables ------------------------------------------------------------- */
+
+ejob_t *job_add(coord_engine_t *e, const char *name)
+{
+	ejob_t *ej = flt_xcalloc(1, sizeof(*ej));
+	ej->name = flt_xstrdup(name);
+	pthread_mutex_lock(&e->view_mtx);
+	e->jobs = flt_xrealloc(e->jobs, (e->njobs + 1) * sizeof(*e->jobs));
+	e->jobs[e->njobs++] = ej;
+	flt_map_put(&e->job_map, ej->name, ej);
+	pthread_mutex_unlock(&e->view_mtx);
+	return ej;
+}
+
+/* Adding: called with view_mtx held (alloc_index). */
+enode_t *node_get(coord_engine_t *e, const char *id, bool add)
+{
+	enode_t *nd = flt_map_get(&e->node_map, id);
+	if (nd || !add)
+		return nd;
+	nd = flt_xcalloc(1, sizeof(*nd));
+	nd->id = flt_xstrdup(id);
+	flt_map_put(&e->node_map, nd->id, nd);
+	return nd;
+}
+
+/* Indexes a new allocation (its message is in wc or a). */
+void alloc_index(coord_engine_t *e, ejob_t *ej, ealloc_t *ea)
+{
+	const Flotilla__Alloc *a = acur(ea);
+	ea->job = ej;
+	pthread_mutex_lock(&e->view_mtx);
+	ptr_push((void ***)&ej->allocs, &ej->nallocs, &ej->allocs_cap, ea);
+	ptr_push((void ***)&e->allocs, &e->nallocs, &e->allocs_cap, ea);
+	snprintf(ea->id, sizeof(ea->id), "%s", a->id);
+	flt_map_put(&e->alloc_map, ea->id, ea);
+	enode_t *nd = node_get(e, a->node_id, true);
+	ptr_push((void ***)&nd->v, &nd->n, &nd->cap, ea);
+	pthread_mutex_unlock(&e->view_mtx);
+}
+
+/* ---- committing ------------------------------------------------------------ */
+
+static char *version_key(const char *name, uint64_t v, size_t *len)
+{
+	size_t n = strlen(name);
+	char *k = flt_xmalloc(n + 9);
+	memcpy(k, name, n + 1);
+	for (int i = 0; i < 8; i++)
+		k[n + 1 + i] = (char)(v >> (56 - 8 * i));
+	*len = n + 9;
+	return k;
+}
+
+static int put_pb_key(flt_txn_t *txn, flt_db_t db, const void *key, size_t klen,
+		      const ProtobufCMessage *m, flt_error_t *err)
+{
+	size_t len = protobuf_c_message_get_packed_size(m);
+	uint8_t *buf = flt_xmalloc(len + 1);
+	protobuf_c_message_pack(m, buf);
+	int rc = flt_txn_put(txn, db, key, klen, buf, len, err);
+	free(buf);
+	return rc;
+}
+
+typedef struct waiter {
+	cycle_t *c;
+	pthread_mutex_t mtx;
+	pthread_cond_t cond;
+	bool done;
+	int rc;
+	uint64_t index;
+	flt_error_t err;
+} waiter_t;
+
+static int plan_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
+{
+	cycle_t *c = ((waiter_t *)arg)->c;
+	coord_engine_t *e = c->e;
+	uint64_t idx = flt_txn_index(txn);
+	for (size_t i = 0; i < c->npe; i++) {
+		pentry_t *p = &c->pe[i];
+		int rc = 0;
+		switch (p->kind) {
+		case PE_JOB: {
+			ejob_t *ej = p->obj;
+			ej->wc->modify_index = idx;
+			if (!ej->wc->create_index)
+				ej->wc->create_index = idx;
+			rc = flt_txn_put_pb(txn, e->db_jobs, ej->name,
+					    &ej->wc->base, err);
+			if (rc == 0 && ej->new_version) {
+				ej->new_version->modify_index = idx;
+				if (!ej->new_version->create_index)
+					ej->new_version->create_index = idx;
+				size_t kl;
+				cleanup_free char *k = version_key(
+					ej->name, ej->new_version->version,
+					&kl);
+				rc = put_pb_key(txn, e->db_versions, k, kl,
+						&ej->new_version->base, err);
+			}
+			if (rc == 0 && ej->version_restable && ej->wc->stable) {
+				size_t kl;
+				cleanup_free char *k = version_key(
+					ej->name, ej->wc->version, &kl);
+				rc = put_pb_key(txn, e->db_versions, k, kl,
+						&ej->wc->base, err);
+			}
+			if (rc == 0 && ej->eval) {
+				Flotilla__Eval *ev = ej->eval;
+				ev->create_index = ev->modify_index = idx;
+				rc = flt_txn_put_pb(txn, e->db_evals, ev->id,
+						    &ev->base, err);
+				if (rc == 0 && ej->nevals >= EVALS_KEPT)
+					rc = flt_txn_del(
+						txn, e->db_evals,
+						ej->evals[0]->id,
+						strlen(ej->evals[0]->id));
+				if (rc == -ENOENT)
+					rc = 0;
+			}
+			break;
+		}
+		case PE_ALLOC: {
+			ealloc_t *ea = p->obj;
+			ea->wc->modify_index = idx;
+			if (!ea->wc->create_index)
+				ea->wc->create_index = idx;
+			rc = flt_txn_put_pb(txn, e->db_allocs, ea->wc->id,
+					    &ea->wc->base, err);
+			break;
+		}
+		case PE_DEP: {
+			edep_t *ed = p->obj;
+			ed->wc->modify_index = idx;
+			if (!ed->wc->create_index)
+				ed->wc->create_index = idx;
+			rc = flt_txn_put_pb(txn, e->db_deps, ed->wc->id,
+					    &ed->wc->base, err);
+			break;
+		}
+		default: break;
+		}
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static void plan_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
+{
+	waiter_t *w = arg;
+	pthread_mutex_lock(&w->mtx);
+	w->rc = rc;
+	w->index = index;
+	if (err)
+		w->err = *err;
+	w->done = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->mtx);
+}
+
+static void finish_plan(cycle_t *c, bool ok, uint64_t index)
+{
+	coord_engine_t *e = c->e;
+	for (size_t i = 0; i < c->npe; i++) {
+		pentry_t *p = &c->pe[i];
+		switch (p->kind) {
+		case PE_JOB: {
+			ejob_t *ej = p->obj;
+			ej->in_plan = false;
+			if (ok) {
+				pb_free(ej->rec);
+				ej->rec = ej->wc;
+				if (ej->new_version) {
+					ej->versions = flt_xrealloc(
+						ej->versions,
+						(ej->nversions + 1) *
+							sizeof(*ej->versions));
+					ej->versions[ej->nversions++] =
+						ej->new_version;
+				}
+				if (ej->version_restable && ej->rec->stable)
+					for (size_t v = 0; v < ej->nversions;
+					     v++)
+						if (ej->versions[v]->version ==
+						    ej->rec->version)
+							ej->versions[v]
+								->stable = true;
+				if (ej->eval) {
+					if (ej->nevals >= EVALS_KEPT) {
+						pb_free(ej->evals[0]);
+						memmove(ej->evals,
+							ej->evals + 1,
+							(ej->nevals -
+							 1) * sizeof(*ej->evals));
+						ej->nevals--;
+					}
+					ej->evals = flt_xrealloc(
+						ej->evals,
+						(ej->nevals + 1) *
+							sizeof(*ej->evals));
+					ej->evals[ej->nevals++] = ej->eval;
+				}
+			} else {
+				pb_free(ej->wc);
+				pb_free(ej->new_version);
+				pb_free(ej->eval);
+			}
+			ej->wc = NULL;
+			ej->new_version = NULL;
+			ej->eval = NULL;
+			ej->version_restable = false;
+			break;
+		}
+		case PE_ALLOC: {
+			ealloc_t *ea = p->obj;
+			ea->in_plan = false;
+			if (ok) {
+				pb_free(ea->a);
+				ea->a = ea->wc;
+				if (ea->push)
+					ptr_push((void ***)&c->pushed,
+						 &c->npushed, &c->pushed_cap,
+						 ea);
+			} else {
+				pb_free(ea->wc);
+			}
+			ea->wc = NULL;
+			ea->push = false;
+			break;
+		}
+		case PE_DEP: {
+			edep_t *ed = p->obj;
+			ed->in_plan = false;
+			if (ok) {
+				pb_free(ed->d);
+				ed->d = ed->wc;
+			} else {
+				pb_free(ed->wc);
+			}
+			ed->wc = NULL;
+			break;
+		}
+		default: break;
+		}
+	}
+	c->npe = 0;
+	if (ok)
+		e->index = index;
+}
+
+int plan_commit(cycle_t *c, uint64_t *index, flt_error_t *cerr)
+{
+	coord_engine_t *e = c->e;
+	waiter_t w = { .c = c, .done = false };
+	pthread_mutex_init(&w.mtx, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	coord_writer_submit(e->o.writer, plan_apply, plan_done, &w);
+	pthread_mutex_lock(&w.mtx);
+	while (!w.done)
+		pthread_cond_wait(&w.cond, &w.mtx);
+	pthread_mutex_unlock(&w.mtx);
+	pthread_mutex_destroy(&w.mtx);
+	pthread_cond_destroy(&w.cond);
+	bool ok = w.rc == 0;
+	*index = w.index;
+	*cerr = w.err;
+	if (!ok)
+		flt_error("plan not stored, retrying: %s", w.err.msg);
+	pthread_mutex_lock(&e->view_mtx);
+	finish_plan(c, ok, w.index);
+	pthread_mutex_unlock(&e->view_mtx);
+	return w.rc;
+}
