@@ -31,6 +31,7 @@
 #include "coordinator.h"
 #include "lifecycle.h"
 #include "scheduler.h"
+#include "flotilla/lock.h"
 #include "flotilla/log.h"
 #include "flotilla/pb.h"
 #include "flotilla/pkg.h"
@@ -90,7 +91,7 @@ typedef struct change {
 struct coord_campaigns {
 	coord_campaigns_opts_t o;
 	flt_db_t db_c, db_t;
-	pthread_mutex_t mtx; /* memory (camps) and the queues */
+	flt_mutex_t mtx; /* memory (camps) and the queues */
 	pthread_cond_t cond;
 	camp_t **v;
 	size_t n, cap;
@@ -104,7 +105,7 @@ struct coord_campaigns {
 	change_t *ch;
 	size_t nch, chcap;
 	/* Synchronous commits. */
-	pthread_mutex_t wmtx;
+	flt_mutex_t wmtx;
 	pthread_cond_t wcond;
 	bool wdone;
 	int wrc;
@@ -473,14 +474,14 @@ static int sync_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 static void sync_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 {
 	coord_campaigns_t *cs = ((sync_op_t *)arg)->cs;
-	pthread_mutex_lock(&cs->wmtx);
+	flt_mutex_lock(&cs->wmtx);
 	cs->wrc = rc;
 	cs->windex = index;
 	if (rc < 0 && err)
 		cs->werr = *err;
 	cs->wdone = true;
 	pthread_cond_signal(&cs->wcond);
-	pthread_mutex_unlock(&cs->wmtx);
+	flt_mutex_unlock(&cs->wmtx);
 }
 
 /* Submits an op and waits for its commit (only the campaign thread). */
@@ -488,19 +489,19 @@ static int commit_sync(coord_campaigns_t *cs, coord_apply_fn apply, void *arg,
 		       uint64_t *index, flt_error_t *err)
 {
 	sync_op_t op = { cs, apply, arg };
-	pthread_mutex_lock(&cs->wmtx);
+	flt_mutex_lock(&cs->wmtx);
 	cs->wdone = false;
-	pthread_mutex_unlock(&cs->wmtx);
+	flt_mutex_unlock(&cs->wmtx);
 	coord_writer_submit(cs->o.writer, sync_apply, sync_done, &op);
-	pthread_mutex_lock(&cs->wmtx);
+	flt_mutex_lock(&cs->wmtx);
 	while (!cs->wdone)
-		pthread_cond_wait(&cs->wcond, &cs->wmtx);
+		flt_cond_wait(&cs->wcond, &cs->wmtx);
 	int rc = cs->wrc;
 	if (index)
 		*index = cs->windex;
 	if (rc < 0 && err)
 		*err = cs->werr;
-	pthread_mutex_unlock(&cs->wmtx);
+	flt_mutex_unlock(&cs->wmtx);
 	return rc;
 }
 
@@ -598,7 +599,7 @@ static int changes_commit(coord_campaigns_t *cs)
 		return rc;
 	}
 	changes_unindex(cs);
-	pthread_mutex_lock(&cs->mtx);
+	flt_mutex_lock(&cs->mtx);
 	for (size_t i = 0; i < cs->nch; i++) {
 		change_t *ch = &cs->ch[i];
 		if (ch->c) {
@@ -618,7 +619,7 @@ static int changes_commit(coord_campaigns_t *cs)
 		if (ch->t && ch->ti == SIZE_MAX)
 			camp_add_target(ch->camp, ch->t);
 	}
-	pthread_mutex_unlock(&cs->mtx);
+	flt_mutex_unlock(&cs->mtx);
 	for (size_t i = 0; i < cs->nch; i++) {
 		change_t *ch = &cs->ch[i];
 		if (ch->push && ch->t)
@@ -1055,14 +1056,14 @@ static void create_cmd(coord_campaigns_t *cs, cmd_t *cmd)
 		return;
 	}
 	camp_t *k = steal_ptr(&cmd->create);
-	pthread_mutex_lock(&cs->mtx);
+	flt_mutex_lock(&cs->mtx);
 	if (cs->n == cs->cap) {
 		cs->cap = cs->cap ? 2 * cs->cap : 8;
 		cs->v = flt_xrealloc(cs->v, cs->cap * sizeof(*cs->v));
 	}
 	k->wave_start_ms = flt_now_mono_ms();
 	cs->v[cs->n++] = k;
-	pthread_mutex_unlock(&cs->mtx);
+	flt_mutex_unlock(&cs->mtx);
 	flt_info("campaign %s created target=\"%s\" package=%s@%s targets=%zu "
 		 "waves=%u failure_limit=%u on_failure=%s",
 		 k->c->id, k->c->spec->target, k->c->spec->package,
@@ -1077,9 +1078,9 @@ static void handle_cmd(coord_campaigns_t *cs, cmd_t *cmd)
 		create_cmd(cs, cmd);
 		return;
 	}
-	pthread_mutex_lock(&cs->mtx);
+	flt_mutex_lock(&cs->mtx);
 	camp_t *k = camp_find(cs, cmd->id, &err);
-	pthread_mutex_unlock(&cs->mtx);
+	flt_mutex_unlock(&cs->mtx);
 	if (!k) {
 		flt_request_fail(cmd->r, err.code, "%s", err.msg);
 		cmd->r = NULL;
@@ -1174,7 +1175,7 @@ static int64_t elapsed_us(const struct timespec *a, const struct timespec *b)
 
 static void round_run(coord_campaigns_t *cs)
 {
-	pthread_mutex_lock(&cs->mtx);
+	flt_mutex_lock(&cs->mtx);
 	report_t *reps = cs->reports;
 	cs->reports = NULL;
 	cs->rtail = &cs->reports;
@@ -1184,7 +1185,7 @@ static void round_run(coord_campaigns_t *cs)
 	bool any_open = false;
 	for (size_t i = 0; i < cs->n; i++)
 		any_open |= camp_open(cs->v[i]->c);
-	pthread_mutex_unlock(&cs->mtx);
+	flt_mutex_unlock(&cs->mtx);
 
 	if (!any_open && !reps && !cmds)
 		return;
@@ -1282,17 +1283,17 @@ static void *campaign_main(void *arg)
 	pthread_setname_np(pthread_self(), "campaigns");
 	uint32_t tick = cs->o.tick_ms ? cs->o.tick_ms : 100;
 	for (;;) {
-		pthread_mutex_lock(&cs->mtx);
+		flt_mutex_lock(&cs->mtx);
 		if (!cs->stopping && !cs->reports && !cs->cmds) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
 			ts.tv_nsec += (long)(tick % 1000) * 1000000L;
 			ts.tv_sec += tick / 1000 + ts.tv_nsec / 1000000000L;
 			ts.tv_nsec %= 1000000000L;
-			pthread_cond_timedwait(&cs->cond, &cs->mtx, &ts);
+			flt_cond_timedwait(&cs->cond, &cs->mtx, &ts);
 		}
 		bool stop = cs->stopping;
-		pthread_mutex_unlock(&cs->mtx);
+		flt_mutex_unlock(&cs->mtx);
 		if (stop)
 			break;
 		round_run(cs);
@@ -1307,9 +1308,10 @@ int coord_campaigns_open(const coord_campaigns_opts_t *o,
 {
 	coord_campaigns_t *cs = flt_xcalloc(1, sizeof(*cs));
 	cs->o = *o;
-	pthread_mutex_init(&cs->mtx, NULL);
+	flt_mutex_init(&cs->mtx, COORD_LOCK_CAMPAIGNS, "campaigns");
 	pthread_cond_init(&cs->cond, NULL);
-	pthread_mutex_init(&cs->wmtx, NULL);
+	flt_mutex_init(&cs->wmtx, COORD_LOCK_CAMPAIGN_COMMIT,
+		       "campaign commit");
 	pthread_cond_init(&cs->wcond, NULL);
 	cs->rtail = &cs->reports;
 	cs->ctail = &cs->cmds;
@@ -1356,10 +1358,10 @@ void coord_campaigns_stop(coord_campaigns_t *cs)
 {
 	if (!cs || !cs->started)
 		return;
-	pthread_mutex_lock(&cs->mtx);
+	flt_mutex_lock(&cs->mtx);
 	cs->stopping = true;
 	pthread_cond_signal(&cs->cond);
-	pthread_mutex_unlock(&cs->mtx);
+	flt_mutex_unlock(&cs->mtx);
 	pthread_join(cs->thread, NULL);
 	cs->started = false;
 }
@@ -1374,9 +1376,9 @@ void coord_campaigns_free(coord_campaigns_t *cs)
 	free(cs->v);
 	changes_discard(cs);
 	free(cs->ch);
-	pthread_mutex_destroy(&cs->mtx);
+	flt_mutex_destroy(&cs->mtx);
 	pthread_cond_destroy(&cs->cond);
-	pthread_mutex_destroy(&cs->wmtx);
+	flt_mutex_destroy(&cs->wmtx);
 	pthread_cond_destroy(&cs->wcond);
 	free(cs);
 }
@@ -1408,9 +1410,9 @@ void coord_campaigns_report(coord_campaigns_t *cs, const char *node_id,
 {
 	if (n == 0 || strlen(node_id) > 36)
 		return;
-	pthread_mutex_lock(&cs->mtx);
+	flt_mutex_lock(&cs->mtx);
 	if (cs->stopping) {
-		pthread_mutex_unlock(&cs->mtx);
+		flt_mutex_unlock(&cs->mtx);
 		return;
 	}
 	bool any = false;
@@ -1426,7 +1428,7 @@ void coord_campaigns_report(coord_campaigns_t *cs, const char *node_id,
 	}
 	if (any)
 		pthread_cond_signal(&cs->cond);
-	pthread_mutex_unlock(&cs->mtx);
+	flt_mutex_unlock(&cs->mtx);
 }
 
 /*
@@ -1456,7 +1458,7 @@ void coord_campaigns_node_steps(coord_campaigns_t *cs, const char *node_id,
 {
 	Flotilla__PatchStep **v = NULL;
 	size_t n = 0;
-	pthread_mutex_lock(&cs->mtx);
+	flt_mutex_lock(&cs->mtx);
 	for (size_t i = 0; i < cs->n; i++) {
 		camp_t *k = cs->v[i];
 		if (!camp_open(k->c))
@@ -1487,7 +1489,7 @@ void coord_campaigns_node_steps(coord_campaigns_t *cs, const char *node_id,
 		v = flt_xrealloc(v, (n + 1) * sizeof(*v));
 		v[n++] = st;
 	}
-	pthread_mutex_unlock(&cs->mtx);
+	flt_mutex_unlock(&cs->mtx);
 	resp->steps = v;
 	resp->n_steps = n;
 }
@@ -1507,10 +1509,10 @@ static void reply_campaign(coord_campaigns_t *cs, flt_request_t *r,
 			   const char *id, bool targets)
 {
 	flt_error_t err;
-	pthread_mutex_lock(&cs->mtx);
+	flt_mutex_lock(&cs->mtx);
 	camp_t *k = camp_find(cs, id, &err);
 	if (!k) {
-		pthread_mutex_unlock(&cs->mtx);
+		flt_mutex_unlock(&cs->mtx);
 		flt_request_fail(r, err.code, "%s", err.msg);
 		return;
 	}
@@ -1527,7 +1529,7 @@ static void reply_campaign(coord_campaigns_t *cs, flt_request_t *r,
 		resp.targets = k->t;
 	}
 	flt_request_reply(r, &resp.base);
-	pthread_mutex_unlock(&cs->mtx);
+	flt_mutex_unlock(&cs->mtx);
 }
 
 void coord_campaigns_get(coord_campaigns_t *cs, flt_request_t *r)
@@ -1544,7 +1546,7 @@ void coord_campaigns_list(coord_campaigns_t *cs, flt_request_t *r)
 {
 	Flotilla__CampaignListResponse resp =
 		FLOTILLA__CAMPAIGN_LIST_RESPONSE__INIT;
-	pthread_mutex_lock(&cs->mtx);
+	flt_mutex_lock(&cs->mtx);
 	size_t n = cs->n;
 	Flotilla__CampaignCounts *counts = flt_xcalloc(n + 1, sizeof(*counts));
 	Flotilla__CampaignCounts **cp = flt_xcalloc(n + 1, sizeof(*cp));
@@ -1561,7 +1563,7 @@ void coord_campaigns_list(coord_campaigns_t *cs, flt_request_t *r)
 	resp.n_counts = n;
 	resp.counts = cp;
 	flt_request_reply(r, &resp.base);
-	pthread_mutex_unlock(&cs->mtx);
+	flt_mutex_unlock(&cs->mtx);
 	free(counts);
 	free(cp);
 	free(camps);
@@ -1571,9 +1573,9 @@ void coord_campaigns_list(coord_campaigns_t *cs, flt_request_t *r)
 
 static void enqueue(coord_campaigns_t *cs, cmd_t *c)
 {
-	pthread_mutex_lock(&cs->mtx);
+	flt_mutex_lock(&cs->mtx);
 	if (cs->stopping) {
-		pthread_mutex_unlock(&cs->mtx);
+		flt_mutex_unlock(&cs->mtx);
 		flt_request_fail(c->r, -EAGAIN, "coordinator is shutting down");
 		if (c->create)
 			camp_free(c->create);
@@ -1584,7 +1586,7 @@ static void enqueue(coord_campaigns_t *cs, cmd_t *c)
 	*cs->ctail = c;
 	cs->ctail = &c->next;
 	pthread_cond_signal(&cs->cond);
-	pthread_mutex_unlock(&cs->mtx);
+	flt_mutex_unlock(&cs->mtx);
 }
 
 static void handle_cmd_req(coord_campaigns_t *cs, flt_request_t *r,
@@ -1755,7 +1757,7 @@ void coord_campaigns_create(coord_campaigns_t *cs, flt_request_t *r)
 		goto out;
 	}
 	/* Two open campaigns must not switch the same package. */
-	pthread_mutex_lock(&cs->mtx);
+	flt_mutex_lock(&cs->mtx);
 	const char *busy = NULL;
 	size_t open = 0;
 	for (size_t i = 0; i < cs->n; i++) {
@@ -1768,7 +1770,7 @@ void coord_campaigns_create(coord_campaigns_t *cs, flt_request_t *r)
 	char busy_id[37] = "";
 	if (busy)
 		snprintf(busy_id, sizeof(busy_id), "%s", busy);
-	pthread_mutex_unlock(&cs->mtx);
+	flt_mutex_unlock(&cs->mtx);
 	if (busy_id[0] && !req->dry_run) {
 		flotilla__package_manifest__free_unpacked(pkg, NULL);
 		flt_request_fail(r, FLT_ECONFLICT,

@@ -7,10 +7,72 @@
 #include <stdint.h>
 
 #include "flotilla.pb-c.h"
+#include "flotilla/lock.h"
 #include "flotilla/query.h"
 #include "flotilla/store.h"
 #include "flotilla/tls.h"
 #include "flotilla/wire.h"
+
+/* ---- locks ------------------------------------------------------------ */
+
+/*
+ * The coordinator's locks, in their one order: a thread may take a lock
+ * only while every lock it holds comes earlier in this list. Builds with
+ * FLT_LOCK_CHECK (the sanitizer build) check it at run time and abort on
+ * a violation (flotilla/lock.h). No lock is held across a wait for
+ * another thread's work except where a condition variable releases it.
+ *
+ * COORD_LOCK_CAMPAIGNS (campaign.c, cs->mtx): the campaigns and targets
+ *   in memory, the queues of reports and operator commands, `stopping`.
+ *   Taken by the campaign thread around each read or publication of its
+ *   state, by operator reads (get, list: the reply is sent under it) and
+ *   by Sync's report and node_steps. Under it: memory and replies; the
+ *   campaign thread calls the node table, inventories and the writer
+ *   without it.
+ * COORD_LOCK_INVENTORY (inventory.c): the inventories held in memory; read
+ *   for queries, digests and matches, written when a commit shows a new
+ *   inventory (the writer's thread). Under it: query matching, a query's
+ *   reply (its items are borrowed from memory until packed) and the
+ *   callback of coord_inv_eval, which must take no earlier lock (the
+ *   campaigns' plan_one and late_one take none).
+ * COORD_LOCK_FLEET_SNAPSHOT (nodes.c, snap_mtx): the cached shared fleet
+ *   snapshot; held only to look at or swap it, never while building one.
+ * COORD_LOCK_NODES (nodes.c, mtx): the node table (records in memory,
+ *   live status, secrets' hashes, tasks, parked long-polls, the maps).
+ *   Taken by Sync, Watch, Register's reply, operator node views, the tick
+ *   and the writer's callbacks. Under it: memory, and answer_watch's
+ *   reply of a parked long-poll; never the writer or the engine (events
+ *   are raised after it is released).
+ * COORD_LOCK_ENGINE_QUEUE (engine-internal.h, queue_mtx): work queued for
+ *   the engine (ops, node events, the report inbox, cycle counters).
+ *   Held for pointer moves and one memcmp of a report: a Sync's report
+ *   never waits for an evaluation. Nothing is called under it.
+ * COORD_LOCK_ENGINE_VIEW (engine-internal.h, view_mtx): the engine's
+ *   committed state as readers see it. The engine thread takes it only to
+ *   grow a table or publish a commit; readers to copy what they answer.
+ *   Only memory is touched under it. (queue_mtx and view_mtx are never
+ *   held together.)
+ * COORD_LOCK_CAMPAIGN_COMMIT (campaign.c, wmtx) and COORD_LOCK_PLAN_COMMIT
+ *   (plan.c, a waiter's mtx): a thread waiting for its own commit; the
+ *   writer's done callback signals it. Nothing is taken under them.
+ * COORD_LOCK_WRITER (writer.c): the writer's queue; coord_writer_submit
+ *   may be called holding any lock above. The writer runs applies and
+ *   done callbacks without it.
+ *
+ * Outside this list: common/pb.c's table of enum names (a leaf, taken
+ * under any of these) and nng's own locks inside replies.
+ */
+enum coord_lock_level {
+	COORD_LOCK_CAMPAIGNS = 10,
+	COORD_LOCK_INVENTORY = 20,
+	COORD_LOCK_FLEET_SNAPSHOT = 30,
+	COORD_LOCK_NODES = 40,
+	COORD_LOCK_ENGINE_QUEUE = 50,
+	COORD_LOCK_ENGINE_VIEW = 60,
+	COORD_LOCK_CAMPAIGN_COMMIT = 70,
+	COORD_LOCK_PLAN_COMMIT = 80,
+	COORD_LOCK_WRITER = 90,
+};
 
 /* ---- writer.c: the single writer, with group commit ------------------ */
 

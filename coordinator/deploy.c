@@ -205,10 +205,10 @@ void deploy_start(cycle_t *c, ejob_t *ej, bool revert)
 	edep_t *ed = flt_xcalloc(1, sizeof(*ed));
 	ed->wc = d;
 	ed->in_plan = true;
-	pthread_mutex_lock(&c->e->view_mtx);
+	flt_mutex_lock(&c->e->view_mtx);
 	ej->deps = flt_xrealloc(ej->deps, (ej->ndeps + 1) * sizeof(*ej->deps));
 	ej->deps[ej->ndeps++] = ed;
-	pthread_mutex_unlock(&c->e->view_mtx);
+	flt_mutex_unlock(&c->e->view_mtx);
 	plan_add(c, PE_DEP, ed);
 	flt_info("deployment started deployment=%s job=%s version=%llu", d->id,
 		 d->job, (unsigned long long)d->job_version);

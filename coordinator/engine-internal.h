@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "flotilla/lock.h"
 #include "flotilla/hash.h"
 #include "flotilla/util.h"
 #include "lifecycle.h"
@@ -206,7 +207,7 @@ struct coord_engine {
 	coord_engine_opts_t o;
 	flt_db_t db_jobs, db_versions, db_allocs, db_deps, db_evals;
 
-	pthread_mutex_t queue_mtx;
+	flt_mutex_t queue_mtx;
 	pthread_cond_t cond, done_cond;
 	eop_t *ops, **ops_tail;
 	nevent_t *events;
@@ -217,7 +218,7 @@ struct coord_engine {
 	bool stopping;
 	uint64_t cycles_started, cycles_done;
 
-	pthread_mutex_t view_mtx;
+	flt_mutex_t view_mtx;
 	ejob_t **jobs;
 	size_t njobs;
 	flt_map_t job_map, alloc_map, node_map;

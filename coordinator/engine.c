@@ -35,7 +35,7 @@ void coord_engine_report(coord_engine_t *e, const char *node_id,
 	uint8_t *buf = flt_xmalloc(len + 1);
 	protobuf_c_message_pack(&nt.base, buf);
 
-	pthread_mutex_lock(&e->queue_mtx);
+	flt_mutex_lock(&e->queue_mtx);
 	einbox_t *ib = flt_map_get(&e->inbox_map, node_id);
 	if (!ib) {
 		ib = flt_xcalloc(1, sizeof(*ib));
@@ -43,7 +43,7 @@ void coord_engine_report(coord_engine_t *e, const char *node_id,
 		flt_map_put(&e->inbox_map, ib->node_id, ib);
 	}
 	if (ib->buf && ib->len == len && memcmp(ib->buf, buf, len) == 0) {
-		pthread_mutex_unlock(&e->queue_mtx);
+		flt_mutex_unlock(&e->queue_mtx);
 		free(buf);
 		return;
 	}
@@ -56,13 +56,13 @@ void coord_engine_report(coord_engine_t *e, const char *node_id,
 			 ib);
 		pthread_cond_signal(&e->cond);
 	}
-	pthread_mutex_unlock(&e->queue_mtx);
+	flt_mutex_unlock(&e->queue_mtx);
 }
 
 /* The next report of each node is looked at, even if the same. */
 static void inbox_forget(coord_engine_t *e, const char *const *nodes, size_t n)
 {
-	pthread_mutex_lock(&e->queue_mtx);
+	flt_mutex_lock(&e->queue_mtx);
 	for (size_t i = 0; i < n; i++) {
 		einbox_t *ib = flt_map_get(&e->inbox_map, nodes[i]);
 		if (ib && !ib->queued) {
@@ -71,7 +71,7 @@ static void inbox_forget(coord_engine_t *e, const char *const *nodes, size_t n)
 			ib->len = 0;
 		}
 	}
-	pthread_mutex_unlock(&e->queue_mtx);
+	flt_mutex_unlock(&e->queue_mtx);
 }
 
 /* A node's report taken from the inbox (a copy). */
@@ -129,11 +129,11 @@ static void split_report(coord_engine_t *e, const taken_t *t)
 			free(buf);
 			continue;
 		}
-		pthread_mutex_lock(&e->view_mtx);
+		flt_mutex_lock(&e->view_mtx);
 		free(ea->report);
 		ea->report = buf;
 		ea->report_len = len;
-		pthread_mutex_unlock(&e->view_mtx);
+		flt_mutex_unlock(&e->view_mtx);
 		mark_reported(e, ea);
 	}
 	free(mine);
@@ -395,21 +395,21 @@ static bool engine_take(coord_engine_t *e, intake_t *in)
 		timers = e->jobs[j]->wake_ms ||
 			 (ld && ld->d && ld->d->status == DS(RUNNING));
 	}
-	pthread_mutex_lock(&e->queue_mtx);
+	flt_mutex_lock(&e->queue_mtx);
 	bool work = e->ops || e->events || e->ninbox_q || e->force_cycle ||
 		    e->stopping;
 	if (!work && !timers) {
-		pthread_cond_wait(&e->cond, &e->queue_mtx);
+		flt_cond_wait(&e->cond, &e->queue_mtx);
 	} else if (!work) {
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		int64_t ns = ts.tv_nsec + (int64_t)e->o.tick_ms * 1000000;
 		ts.tv_sec += ns / 1000000000;
 		ts.tv_nsec = ns % 1000000000;
-		pthread_cond_timedwait(&e->cond, &e->queue_mtx, &ts);
+		flt_cond_timedwait(&e->cond, &e->queue_mtx, &ts);
 	}
 	if (e->stopping && !e->ops) {
-		pthread_mutex_unlock(&e->queue_mtx);
+		flt_mutex_unlock(&e->queue_mtx);
 		return false;
 	}
 	e->cycles_started++;
@@ -431,7 +431,7 @@ static bool engine_take(coord_engine_t *e, intake_t *in)
 		ib->queued = false;
 	}
 	e->ninbox_q = 0;
-	pthread_mutex_unlock(&e->queue_mtx);
+	flt_mutex_unlock(&e->queue_mtx);
 	return true;
 }
 
@@ -516,12 +516,12 @@ static void answer_ops(coord_engine_t *e, eop_t *ops, bool ok, uint64_t index,
 			direct = op;
 		}
 	}
-	pthread_mutex_lock(&e->queue_mtx);
+	flt_mutex_lock(&e->queue_mtx);
 	for (eop_t *op = direct; op; op = op->next)
 		op->done = true;
 	e->cycles_done++;
 	pthread_cond_broadcast(&e->done_cond);
-	pthread_mutex_unlock(&e->queue_mtx);
+	flt_mutex_unlock(&e->queue_mtx);
 }
 
 /* One cycle: the queued work in, the jobs evaluated, the plan committed,
@@ -799,8 +799,8 @@ int coord_engine_open(const coord_engine_opts_t *o, coord_engine_t **out,
 	if (!e->o.tick_ms)
 		e->o.tick_ms = 200;
 	e->ops_tail = &e->ops;
-	pthread_mutex_init(&e->queue_mtx, NULL);
-	pthread_mutex_init(&e->view_mtx, NULL);
+	flt_mutex_init(&e->queue_mtx, COORD_LOCK_ENGINE_QUEUE, "engine queue");
+	flt_mutex_init(&e->view_mtx, COORD_LOCK_ENGINE_VIEW, "engine view");
 	pthread_cond_init(&e->cond, NULL);
 	pthread_cond_init(&e->done_cond, NULL);
 	int rc;
@@ -830,10 +830,10 @@ void coord_engine_stop(coord_engine_t *e)
 {
 	if (!e || !e->started)
 		return;
-	pthread_mutex_lock(&e->queue_mtx);
+	flt_mutex_lock(&e->queue_mtx);
 	e->stopping = true;
 	pthread_cond_signal(&e->cond);
-	pthread_mutex_unlock(&e->queue_mtx);
+	flt_mutex_unlock(&e->queue_mtx);
 	pthread_join(e->thread, NULL);
 	e->started = false;
 }
@@ -894,8 +894,8 @@ void coord_engine_free(coord_engine_t *e)
 	}
 	flt_map_free(&e->inbox_map);
 	free(e->inbox_q);
-	pthread_mutex_destroy(&e->queue_mtx);
-	pthread_mutex_destroy(&e->view_mtx);
+	flt_mutex_destroy(&e->queue_mtx);
+	flt_mutex_destroy(&e->view_mtx);
 	pthread_cond_destroy(&e->cond);
 	pthread_cond_destroy(&e->done_cond);
 	free(e);
@@ -905,12 +905,12 @@ void coord_engine_free(coord_engine_t *e)
 
 void engine_enqueue(coord_engine_t *e, eop_t *op)
 {
-	pthread_mutex_lock(&e->queue_mtx);
+	flt_mutex_lock(&e->queue_mtx);
 	op->next = NULL;
 	*e->ops_tail = op;
 	e->ops_tail = &op->next;
 	pthread_cond_signal(&e->cond);
-	pthread_mutex_unlock(&e->queue_mtx);
+	flt_mutex_unlock(&e->queue_mtx);
 }
 
 void coord_engine_node_event(coord_engine_t *e, const char *node_id,
@@ -919,31 +919,31 @@ void coord_engine_node_event(coord_engine_t *e, const char *node_id,
 	nevent_t *n = flt_xcalloc(1, sizeof(*n));
 	snprintf(n->id, sizeof(n->id), "%s", node_id);
 	n->ev = ev;
-	pthread_mutex_lock(&e->queue_mtx);
+	flt_mutex_lock(&e->queue_mtx);
 	n->next = e->events;
 	e->events = n;
 	pthread_cond_signal(&e->cond);
-	pthread_mutex_unlock(&e->queue_mtx);
+	flt_mutex_unlock(&e->queue_mtx);
 }
 
 void engine_call(coord_engine_t *e, eop_t *op)
 {
 	engine_enqueue(e, op);
-	pthread_mutex_lock(&e->queue_mtx);
+	flt_mutex_lock(&e->queue_mtx);
 	while (!op->done)
-		pthread_cond_wait(&e->done_cond, &e->queue_mtx);
-	pthread_mutex_unlock(&e->queue_mtx);
+		flt_cond_wait(&e->done_cond, &e->queue_mtx);
+	flt_mutex_unlock(&e->queue_mtx);
 }
 
 void coord_engine_settle(coord_engine_t *e)
 {
-	pthread_mutex_lock(&e->queue_mtx);
+	flt_mutex_lock(&e->queue_mtx);
 	uint64_t target = e->cycles_started + 1;
 	e->force_cycle = true;
 	pthread_cond_signal(&e->cond);
 	while (e->cycles_done < target)
-		pthread_cond_wait(&e->done_cond, &e->queue_mtx);
-	pthread_mutex_unlock(&e->queue_mtx);
+		flt_cond_wait(&e->done_cond, &e->queue_mtx);
+	flt_mutex_unlock(&e->queue_mtx);
 }
 
 /* ---- what a node must run ---------------------------------------------------- */
@@ -954,7 +954,7 @@ void coord_engine_node_allocs(coord_engine_t *e, const char *node_id,
 	resp->allocs_set = true;
 	resp->n_allocs = 0;
 	resp->allocs = NULL;
-	pthread_mutex_lock(&e->view_mtx);
+	flt_mutex_lock(&e->view_mtx);
 	enode_t *nd = node_get(e, node_id, false);
 	size_t n = 0;
 	for (size_t i = 0; nd && i < nd->n; i++)
@@ -983,7 +983,7 @@ void coord_engine_node_allocs(coord_engine_t *e, const char *node_id,
 			as->tasks[t] = flt_pb_dup(&g->tasks[t]->base);
 		resp->allocs[resp->n_allocs++] = as;
 	}
-	pthread_mutex_unlock(&e->view_mtx);
+	flt_mutex_unlock(&e->view_mtx);
 }
 
 void coord_engine_node_allocs_free(Flotilla__SyncResponse *resp)

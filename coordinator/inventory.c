@@ -15,6 +15,7 @@
 
 #include "coordinator.h"
 #include "scheduler.h"
+#include "flotilla/lock.h"
 #include "flotilla/hash.h"
 #include "flotilla/log.h"
 #include "flotilla/pb.h"
@@ -31,7 +32,7 @@ struct coord_inv {
 	flt_store_t *store;
 	flt_db_t db;
 	flt_advisories_t *adv;
-	pthread_rwlock_t lock;
+	flt_rwlock_t lock;
 	flt_map_t by_id; /* node id -> inv_entry_t */
 };
 
@@ -96,7 +97,7 @@ int coord_inv_open(flt_store_t *store, const char *advisories,
 {
 	coord_inv_t *t = flt_xcalloc(1, sizeof(*t));
 	t->store = store;
-	pthread_rwlock_init(&t->lock, NULL);
+	flt_rwlock_init(&t->lock, COORD_LOCK_INVENTORY, "inventory");
 	int rc = flt_store_db(store, "inventory", &t->db);
 	if (rc < 0) {
 		flt_err(err, rc, "opening the inventory database failed");
@@ -136,7 +137,7 @@ void coord_inv_close(coord_inv_t *t)
 	}
 	flt_map_free(&t->by_id);
 	flt_advisories_free(t->adv);
-	pthread_rwlock_destroy(&t->lock);
+	flt_rwlock_destroy(&t->lock);
 	free(t);
 }
 
@@ -145,20 +146,20 @@ const flt_advisories_t *coord_inv_advisories(coord_inv_t *t) { return t->adv; }
 void coord_inv_digest(coord_inv_t *t, const char *node_id,
 		      char out[FLT_INV_DIGEST_LEN])
 {
-	pthread_rwlock_rdlock(&t->lock);
+	flt_rwlock_rdlock(&t->lock);
 	inv_entry_t *e = find(t, node_id);
 	snprintf(out, FLT_INV_DIGEST_LEN, "%s", e ? e->inv->digest : "");
-	pthread_rwlock_unlock(&t->lock);
+	flt_rwlock_unlock(&t->lock);
 }
 
 void coord_inv_state(coord_inv_t *t, const char *node_id,
 		     char digest[FLT_INV_DIGEST_LEN], int64_t *scanned_at_ms)
 {
-	pthread_rwlock_rdlock(&t->lock);
+	flt_rwlock_rdlock(&t->lock);
 	inv_entry_t *e = find(t, node_id);
 	snprintf(digest, FLT_INV_DIGEST_LEN, "%s", e ? e->inv->digest : "");
 	*scanned_at_ms = e ? e->inv->scanned_at_ms : 0;
-	pthread_rwlock_unlock(&t->lock);
+	flt_rwlock_unlock(&t->lock);
 }
 
 int coord_inv_check(Flotilla__Inventory *inv, flt_error_t *err)
@@ -194,9 +195,9 @@ int coord_inv_apply(coord_inv_t *t, flt_txn_t *txn, const char *node_id,
 void coord_inv_commit(coord_inv_t *t, const char *node_id,
 		      Flotilla__Inventory *inv)
 {
-	pthread_rwlock_wrlock(&t->lock);
+	flt_rwlock_wrlock(&t->lock);
 	put(t, node_id, inv);
-	pthread_rwlock_unlock(&t->lock);
+	flt_rwlock_unlock(&t->lock);
 }
 
 /* ---- evaluation ------------------------------------------------------------ */
@@ -256,9 +257,9 @@ size_t coord_inv_eval(coord_inv_t *t, const sched_fleet_t *f,
 		      const flt_query_t *q, coord_inv_fn fn, void *arg,
 		      size_t *unknown)
 {
-	pthread_rwlock_rdlock(&t->lock);
+	flt_rwlock_rdlock(&t->lock);
 	size_t n = eval_locked(t, f, q, fn, arg, unknown);
-	pthread_rwlock_unlock(&t->lock);
+	flt_rwlock_unlock(&t->lock);
 	return n;
 }
 
@@ -272,7 +273,7 @@ bool coord_inv_match_node(coord_inv_t *t, const sched_fleet_t *f, size_t node,
 		versions[0] = 0;
 	if (paths && plen)
 		paths[0] = 0;
-	pthread_rwlock_rdlock(&t->lock);
+	flt_rwlock_rdlock(&t->lock);
 	inv_entry_t *e = find(t, id);
 	if (known)
 		*known = e != NULL;
@@ -307,7 +308,7 @@ bool coord_inv_match_node(coord_inv_t *t, const sched_fleet_t *f, size_t node,
 		}
 		free(hits);
 	}
-	pthread_rwlock_unlock(&t->lock);
+	flt_rwlock_unlock(&t->lock);
 	return match;
 }
 
@@ -318,7 +319,7 @@ void coord_inv_versions_of(coord_inv_t *t, const char *node_id,
 			   const char *name, char *out, size_t len)
 {
 	out[0] = 0;
-	pthread_rwlock_rdlock(&t->lock);
+	flt_rwlock_rdlock(&t->lock);
 	inv_entry_t *e = find(t, node_id);
 	for (size_t i = 0; e && i < e->inv->n_items; i++) {
 		const Flotilla__InventoryItem *it = e->inv->items[i];
@@ -327,7 +328,7 @@ void coord_inv_versions_of(coord_inv_t *t, const char *node_id,
 		size_t l = strlen(out);
 		snprintf(out + l, len - l, "%s%s", l ? ", " : "", it->version);
 	}
-	pthread_rwlock_unlock(&t->lock);
+	flt_rwlock_unlock(&t->lock);
 }
 
 /* ---- operator methods ------------------------------------------------------ */
@@ -393,7 +394,7 @@ void coord_inv_query(coord_inv_t *t, coord_nodes_t *nodes, flt_request_t *r)
 	query_out_t o = { .resp = &resp, .f = f, .limit = req->limit };
 	size_t unknown = 0;
 	/* The items stay borrowed from memory: hold the lock until packed. */
-	pthread_rwlock_rdlock(&t->lock);
+	flt_rwlock_rdlock(&t->lock);
 	resp.hosts_matched =
 		(uint32_t)eval_locked(t, f, q, query_one, &o, &unknown);
 	resp.hosts_unknown = (uint32_t)unknown;
@@ -402,7 +403,7 @@ void coord_inv_query(coord_inv_t *t, coord_nodes_t *nodes, flt_request_t *r)
 	resp.n_matches = o.n;
 	resp.matches = o.matches;
 	flt_request_reply(r, &resp.base);
-	pthread_rwlock_unlock(&t->lock);
+	flt_rwlock_unlock(&t->lock);
 	for (size_t i = 0; i < o.n; i++) {
 		free(o.matches[i]->node_id);
 		free(o.matches[i]->node_name);
@@ -429,10 +430,10 @@ void coord_inv_get(coord_inv_t *t, coord_nodes_t *nodes, flt_request_t *r)
 		flt_request_fail(r, err.code, "%s", err.msg);
 		goto out;
 	}
-	pthread_rwlock_rdlock(&t->lock);
+	flt_rwlock_rdlock(&t->lock);
 	inv_entry_t *e = find(t, id);
 	if (!e) {
-		pthread_rwlock_unlock(&t->lock);
+		flt_rwlock_unlock(&t->lock);
 		flt_request_fail(r, FLT_ENOTFOUND,
 				 "node %s has not reported an inventory yet",
 				 name);
@@ -444,7 +445,7 @@ void coord_inv_get(coord_inv_t *t, coord_nodes_t *nodes, flt_request_t *r)
 	resp.node_name = name;
 	resp.inventory = e->inv;
 	flt_request_reply(r, &resp.base);
-	pthread_rwlock_unlock(&t->lock);
+	flt_rwlock_unlock(&t->lock);
 out:
 	flotilla__inventory_get_request__free_unpacked(req, NULL);
 }

@@ -344,9 +344,9 @@ static int job_get_locked(coord_engine_t *e, const char *name,
 int coord_engine_job(coord_engine_t *e, const char *name,
 		     Flotilla__JobGetResponse **out, flt_error_t *err)
 {
-	pthread_mutex_lock(&e->view_mtx);
+	flt_mutex_lock(&e->view_mtx);
 	int rc = job_get_locked(e, name, out, err);
-	pthread_mutex_unlock(&e->view_mtx);
+	flt_mutex_unlock(&e->view_mtx);
 	return rc;
 }
 
@@ -513,9 +513,9 @@ void coord_jobs_get(coord_engine_t *e, flt_request_t *r)
 		return;
 	flt_error_t err;
 	Flotilla__JobGetResponse *g = NULL;
-	pthread_mutex_lock(&e->view_mtx);
+	flt_mutex_lock(&e->view_mtx);
 	int rc = job_get_locked(e, req->name, &g, &err);
-	pthread_mutex_unlock(&e->view_mtx);
+	flt_mutex_unlock(&e->view_mtx);
 	pb_free(req);
 	answer(r, rc, &err, g ? &g->base : NULL);
 }
@@ -529,7 +529,7 @@ void coord_jobs_history(coord_engine_t *e, flt_request_t *r)
 	flt_error_t err;
 	ProtobufCMessage *resp = NULL;
 	int rc = 0;
-	pthread_mutex_lock(&e->view_mtx);
+	flt_mutex_lock(&e->view_mtx);
 	ejob_t *ej = job_find(e, req->name);
 	if (!ej || !ej->rec) {
 		rc = flt_err(&err, FLT_ENOTFOUND, "job %s: no such job",
@@ -544,7 +544,7 @@ void coord_jobs_history(coord_engine_t *e, flt_request_t *r)
 		resp = flt_pb_dup(&h.base);
 		free(h.versions);
 	}
-	pthread_mutex_unlock(&e->view_mtx);
+	flt_mutex_unlock(&e->view_mtx);
 	pb_free(req);
 	answer(r, rc, &err, resp);
 }
@@ -552,7 +552,7 @@ void coord_jobs_history(coord_engine_t *e, flt_request_t *r)
 void coord_jobs_list(coord_engine_t *e, flt_request_t *r)
 {
 	Flotilla__JobListResponse l = FLOTILLA__JOB_LIST_RESPONSE__INIT;
-	pthread_mutex_lock(&e->view_mtx);
+	flt_mutex_lock(&e->view_mtx);
 	Flotilla__JobSummary *s = flt_xcalloc(e->njobs + 1, sizeof(*s));
 	l.jobs = flt_xcalloc(e->njobs + 1, sizeof(*l.jobs));
 	for (size_t j = 0; j < e->njobs; j++) {
@@ -564,7 +564,7 @@ void coord_jobs_list(coord_engine_t *e, flt_request_t *r)
 	}
 	l.index = e->index;
 	ProtobufCMessage *resp = flt_pb_dup(&l.base);
-	pthread_mutex_unlock(&e->view_mtx);
+	flt_mutex_unlock(&e->view_mtx);
 	free(s);
 	free(l.jobs);
 	answer(r, 0, NULL, resp);
@@ -579,7 +579,7 @@ void coord_allocs_get(coord_engine_t *e, flt_request_t *r)
 	flt_error_t err;
 	ProtobufCMessage *resp = NULL;
 	int rc = 0;
-	pthread_mutex_lock(&e->view_mtx);
+	flt_mutex_lock(&e->view_mtx);
 	ealloc_t *ea = alloc_lookup(e, req->id, &err);
 	if (ea) {
 		Flotilla__AllocGetResponse g =
@@ -590,7 +590,7 @@ void coord_allocs_get(coord_engine_t *e, flt_request_t *r)
 	} else {
 		rc = err.code;
 	}
-	pthread_mutex_unlock(&e->view_mtx);
+	flt_mutex_unlock(&e->view_mtx);
 	pb_free(req);
 	answer(r, rc, &err, resp);
 }
@@ -604,7 +604,7 @@ void coord_deployments_get(coord_engine_t *e, flt_request_t *r)
 	flt_error_t err;
 	ProtobufCMessage *resp = NULL;
 	int rc = 0;
-	pthread_mutex_lock(&e->view_mtx);
+	flt_mutex_lock(&e->view_mtx);
 	ejob_t *ej;
 	edep_t *ed = deploy_find(e, req->id, &ej, &err);
 	if (ed) {
@@ -615,7 +615,7 @@ void coord_deployments_get(coord_engine_t *e, flt_request_t *r)
 	} else {
 		rc = err.code;
 	}
-	pthread_mutex_unlock(&e->view_mtx);
+	flt_mutex_unlock(&e->view_mtx);
 	pb_free(req);
 	answer(r, rc, &err, resp);
 }

@@ -21,6 +21,7 @@
 
 #include "coordinator.h"
 #include "scheduler.h"
+#include "flotilla/lock.h"
 #include "flotilla/hash.h"
 #include "flotilla/log.h"
 #include "flotilla/pb.h"
@@ -54,7 +55,7 @@ typedef struct cnode {
 struct coord_nodes {
 	coord_nodes_opts_t o;
 	flt_db_t db;
-	pthread_mutex_t mtx;
+	flt_mutex_t mtx;
 	cnode_t **v;
 	size_t n, cap;
 	flt_map_t by_id; /* id -> cnode_t */
@@ -67,7 +68,7 @@ struct coord_nodes {
 	 * stored record (registration, attributes, drain, eligibility). */
 	atomic_uint_fast64_t fleet_gen;
 	/* The last shared snapshot (coord_nodes_snapshot), or NULL. */
-	pthread_mutex_t snap_mtx;
+	flt_mutex_t snap_mtx;
 	coord_fleet_snap_t *snap;
 };
 
@@ -200,8 +201,9 @@ int coord_nodes_open(const coord_nodes_opts_t *o, coord_nodes_t **out,
 	int rc;
 
 	t->o = *o;
-	pthread_mutex_init(&t->mtx, NULL);
-	pthread_mutex_init(&t->snap_mtx, NULL);
+	flt_mutex_init(&t->mtx, COORD_LOCK_NODES, "nodes");
+	flt_mutex_init(&t->snap_mtx, COORD_LOCK_FLEET_SNAPSHOT,
+		       "fleet snapshot");
 	if ((rc = flt_store_db(o->store, "nodes", &t->db)) < 0) {
 		free(t);
 		return flt_err(err, rc, "store has no nodes database");
@@ -238,22 +240,22 @@ void coord_nodes_close(coord_nodes_t *t)
 	flt_map_free(&t->by_id);
 	flt_map_free(&t->by_reg);
 	coord_fleet_snap_release(t->snap);
-	pthread_mutex_destroy(&t->snap_mtx);
-	pthread_mutex_destroy(&t->mtx);
+	flt_mutex_destroy(&t->snap_mtx);
+	flt_mutex_destroy(&t->mtx);
 	free(t);
 }
 
 size_t coord_nodes_count(coord_nodes_t *t, size_t *ready, size_t *down)
 {
 	size_t r = 0, d = 0;
-	pthread_mutex_lock(&t->mtx);
+	flt_mutex_lock(&t->mtx);
 	for (size_t i = 0; i < t->n; i++) {
 		r += t->v[i]->status ==
 		     FLOTILLA__NODE_STATUS__NODE_STATUS_READY;
 		d += t->v[i]->status == FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN;
 	}
 	size_t n = t->n;
-	pthread_mutex_unlock(&t->mtx);
+	flt_mutex_unlock(&t->mtx);
 	if (ready)
 		*ready = r;
 	if (down)
@@ -324,11 +326,11 @@ static int update_edit(Flotilla__NodeRecord *rec, void *arg, flt_error_t *err)
 {
 	update_op_t *u = arg;
 	(void)err;
-	pthread_mutex_lock(&u->t->mtx);
+	flt_mutex_lock(&u->t->mtx);
 	u->written = u->node->status;
 	rec->status = u->node->status;
 	rec->status_changed_at_ms = u->node->status_changed_ms;
-	pthread_mutex_unlock(&u->t->mtx);
+	flt_mutex_unlock(&u->t->mtx);
 	if (!u->set_attrs)
 		return 0;
 	/* Lend the request's fingerprint and labels for the pack. */
@@ -382,7 +384,7 @@ static void update_done(void *arg, int rc, uint64_t index,
 	cnode_t *c = u->node;
 	(void)index;
 
-	pthread_mutex_lock(&t->mtx);
+	flt_mutex_lock(&t->mtx);
 	c->flush_queued = false;
 	bool again = false;
 	if (rc == 0) {
@@ -401,7 +403,7 @@ static void update_done(void *arg, int rc, uint64_t index,
 	if (again)
 		c->flush_queued = true;
 	uint64_t desired = c->desired_index;
-	pthread_mutex_unlock(&t->mtx);
+	flt_mutex_unlock(&t->mtx);
 	if (u->done)
 		u->done(u->arg, rc, desired, err);
 	free(u);
@@ -429,9 +431,9 @@ void coord_nodes_store(coord_nodes_t *t, const char *node_id,
 		       const Flotilla__SyncRequest *attrs, coord_apply_fn extra,
 		       coord_nodes_stored_fn done, void *arg)
 {
-	pthread_mutex_lock(&t->mtx);
+	flt_mutex_lock(&t->mtx);
 	cnode_t *c = table_find(t, node_id);
-	pthread_mutex_unlock(&t->mtx);
+	flt_mutex_unlock(&t->mtx);
 	if (c) {
 		queue_update(t, c, attrs, extra, done, arg);
 	} else if (done) {
@@ -575,7 +577,7 @@ static void reg_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 			free(g->node);
 	} else {
 		atomic_fetch_add(&g->t->fleet_gen, 1);
-		pthread_mutex_lock(&g->t->mtx);
+		flt_mutex_lock(&g->t->mtx);
 		if (g->retry) {
 			memcpy(g->node->secret_hash, g->secret_hash,
 			       sizeof(g->secret_hash));
@@ -584,7 +586,7 @@ static void reg_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 			table_add(g->t, g->node);
 		}
 		g->node->last_hb_mono = flt_now_mono_ms();
-		pthread_mutex_unlock(&g->t->mtx);
+		flt_mutex_unlock(&g->t->mtx);
 		flt_info("node %s node=%s name=%s index=%llu",
 			 g->retry ? "registration retried" : "registered",
 			 g->node->id, g->node->name, (unsigned long long)index);
@@ -613,9 +615,9 @@ void coord_nodes_register(coord_nodes_t *t,
 	 * that has synced is never handed out again this way.
 	 */
 	if (*req->registration_id) {
-		pthread_mutex_lock(&t->mtx);
+		flt_mutex_lock(&t->mtx);
 		g->node = table_find_unsynced(t, req->registration_id);
-		pthread_mutex_unlock(&t->mtx);
+		flt_mutex_unlock(&t->mtx);
 	}
 	if (g->node) {
 		g->retry = true;
@@ -646,9 +648,9 @@ int coord_nodes_authenticate(coord_nodes_t *t, const Flotilla__Credentials *cr)
 	if (cr && cr->node_secret.len == FLT_NODE_SECRET_LEN) {
 		crypto_generichash(h, sizeof(h), cr->node_secret.data,
 				   cr->node_secret.len, NULL, 0);
-		pthread_mutex_lock(&t->mtx);
+		flt_mutex_lock(&t->mtx);
 		c = table_find(t, cr->node_id);
-		pthread_mutex_unlock(&t->mtx);
+		flt_mutex_unlock(&t->mtx);
 		if (c && sodium_memcmp(h, c->secret_hash, sizeof(h)) != 0)
 			c = NULL;
 	}
@@ -669,10 +671,10 @@ int coord_nodes_heartbeat(coord_nodes_t *t, const char *node_id,
 	protobuf_c_message_pack(&nt.base, tbuf);
 
 	memset(hb, 0, sizeof(*hb));
-	pthread_mutex_lock(&t->mtx);
+	flt_mutex_lock(&t->mtx);
 	cnode_t *c = table_find(t, node_id);
 	if (!c) {
-		pthread_mutex_unlock(&t->mtx);
+		flt_mutex_unlock(&t->mtx);
 		free(tbuf);
 		return FLT_ENOTFOUND;
 	}
@@ -694,7 +696,7 @@ int coord_nodes_heartbeat(coord_nodes_t *t, const char *node_id,
 		}
 	}
 	hb->desired_index = c->desired_index;
-	pthread_mutex_unlock(&t->mtx);
+	flt_mutex_unlock(&t->mtx);
 	return 0;
 }
 
@@ -704,12 +706,12 @@ bool coord_nodes_watch(coord_nodes_t *t, const char *node_id, uint64_t known,
 		       uint32_t wait_ms, flt_request_t *r, uint64_t *index)
 {
 	flt_request_t *old = NULL;
-	pthread_mutex_lock(&t->mtx);
+	flt_mutex_lock(&t->mtx);
 	cnode_t *c = table_find(t, node_id);
 	uint64_t idx = c ? c->desired_index : 0;
 	*index = idx;
 	if (!c || idx > known || wait_ms == 0 || t->closing) {
-		pthread_mutex_unlock(&t->mtx);
+		flt_mutex_unlock(&t->mtx);
 		return false;
 	}
 	/* One long-poll per node: a newer one replaces the older. */
@@ -717,7 +719,7 @@ bool coord_nodes_watch(coord_nodes_t *t, const char *node_id, uint64_t known,
 	c->watch = r;
 	c->watch_deadline = flt_now_mono_ms() + wait_ms;
 	flt_request_defer(r);
-	pthread_mutex_unlock(&t->mtx);
+	flt_mutex_unlock(&t->mtx);
 	if (old)
 		t->o.answer_watch(old, idx, false);
 	return true;
@@ -735,9 +737,9 @@ void coord_nodes_tick(coord_nodes_t *t)
 		uint64_t idx;
 	} *expired = NULL;
 
-	pthread_mutex_lock(&t->mtx);
+	flt_mutex_lock(&t->mtx);
 	if (t->closing) {
-		pthread_mutex_unlock(&t->mtx);
+		flt_mutex_unlock(&t->mtx);
 		return;
 	}
 	for (size_t i = 0; i < t->n; i++) {
@@ -769,7 +771,7 @@ void coord_nodes_tick(coord_nodes_t *t)
 			c->watch = NULL;
 		}
 	}
-	pthread_mutex_unlock(&t->mtx);
+	flt_mutex_unlock(&t->mtx);
 	for (size_t i = 0; i < nflush; i++)
 		queue_update(t, flush[i], NULL, NULL, NULL, NULL);
 	for (size_t i = 0; i < nwatch; i++)
@@ -783,23 +785,23 @@ void coord_nodes_tick(coord_nodes_t *t)
 
 void coord_nodes_shutdown(coord_nodes_t *t)
 {
-	pthread_mutex_lock(&t->mtx);
+	flt_mutex_lock(&t->mtx);
 	t->closing = true;
-	pthread_mutex_unlock(&t->mtx);
+	flt_mutex_unlock(&t->mtx);
 	coord_nodes_release_watches(t);
 }
 
 bool coord_nodes_closing(coord_nodes_t *t)
 {
-	pthread_mutex_lock(&t->mtx);
+	flt_mutex_lock(&t->mtx);
 	bool c = t->closing;
-	pthread_mutex_unlock(&t->mtx);
+	flt_mutex_unlock(&t->mtx);
 	return c;
 }
 
 void coord_nodes_release_watches(coord_nodes_t *t)
 {
-	pthread_mutex_lock(&t->mtx);
+	flt_mutex_lock(&t->mtx);
 	for (size_t i = 0; i < t->n; i++) {
 		cnode_t *c = t->v[i];
 		if (c->watch) {
@@ -807,7 +809,7 @@ void coord_nodes_release_watches(coord_nodes_t *t)
 			c->watch = NULL;
 		}
 	}
-	pthread_mutex_unlock(&t->mtx);
+	flt_mutex_unlock(&t->mtx);
 }
 
 /* ---- operator views -------------------------------------------------- */
@@ -858,7 +860,7 @@ static void api_node_fill(coord_nodes_t *t, api_node_t *a,
 
 	Flotilla__NodeStatus status = rec->status;
 	int64_t changed = rec->status_changed_at_ms, hb = 0;
-	pthread_mutex_lock(&t->mtx);
+	flt_mutex_lock(&t->mtx);
 	cnode_t *c = table_find(t, rec->id);
 	if (c) {
 		status = c->status;
@@ -869,7 +871,7 @@ static void api_node_fill(coord_nodes_t *t, api_node_t *a,
 			a->tasks = flotilla__node_tasks__unpack(
 				NULL, c->tasks_len, c->tasks);
 	}
-	pthread_mutex_unlock(&t->mtx);
+	flt_mutex_unlock(&t->mtx);
 	if (a->tasks) {
 		a->node.n_tasks = a->tasks->n_tasks;
 		a->node.tasks = a->tasks->tasks;
@@ -961,11 +963,11 @@ static int resolve(coord_nodes_t *t, const char *q, char id[37],
 	size_t by_name = 0, by_prefix = 0, ql = strlen(q);
 	char name_id[37] = "", prefix_id[37] = "";
 
-	pthread_mutex_lock(&t->mtx);
+	flt_mutex_lock(&t->mtx);
 	cnode_t *c = table_find(t, q);
 	if (c) {
 		memcpy(id, c->id, 37);
-		pthread_mutex_unlock(&t->mtx);
+		flt_mutex_unlock(&t->mtx);
 		return 0;
 	}
 	for (size_t i = 0; i < t->n; i++) {
@@ -978,7 +980,7 @@ static int resolve(coord_nodes_t *t, const char *q, char id[37],
 			memcpy(prefix_id, t->v[i]->id, 37);
 		}
 	}
-	pthread_mutex_unlock(&t->mtx);
+	flt_mutex_unlock(&t->mtx);
 	if (by_name == 1 || (by_name == 0 && by_prefix == 1)) {
 		memcpy(id, by_name ? name_id : prefix_id, 37);
 		return 0;
@@ -996,19 +998,19 @@ int coord_nodes_resolve(coord_nodes_t *t, const char *q, char id[37],
 	int rc = resolve(t, q, id, err);
 	if (rc < 0)
 		return rc;
-	pthread_mutex_lock(&t->mtx);
+	flt_mutex_lock(&t->mtx);
 	cnode_t *c = table_find(t, id);
 	snprintf(name, name_len, "%s", c ? c->name : id);
-	pthread_mutex_unlock(&t->mtx);
+	flt_mutex_unlock(&t->mtx);
 	return 0;
 }
 
 bool coord_nodes_ready(coord_nodes_t *t, const char *node_id)
 {
-	pthread_mutex_lock(&t->mtx);
+	flt_mutex_lock(&t->mtx);
 	cnode_t *c = table_find(t, node_id);
 	bool ready = c && c->status == FLOTILLA__NODE_STATUS__NODE_STATUS_READY;
-	pthread_mutex_unlock(&t->mtx);
+	flt_mutex_unlock(&t->mtx);
 	return ready;
 }
 
@@ -1195,7 +1197,7 @@ void coord_nodes_eligibility(coord_nodes_t *t, flt_request_t *r)
 
 void coord_nodes_push(coord_nodes_t *t, const char *node_id, uint64_t index)
 {
-	pthread_mutex_lock(&t->mtx);
+	flt_mutex_lock(&t->mtx);
 	cnode_t *c = table_find(t, node_id);
 	if (c && index > c->desired_index) {
 		c->desired_index = index;
@@ -1204,7 +1206,7 @@ void coord_nodes_push(coord_nodes_t *t, const char *node_id, uint64_t index)
 			c->watch = NULL;
 		}
 	}
-	pthread_mutex_unlock(&t->mtx);
+	flt_mutex_unlock(&t->mtx);
 }
 
 void coord_nodes_drained(coord_nodes_t *t, const char *node_id)
@@ -1256,11 +1258,11 @@ static int fleet_one(const void *key, size_t klen, const void *val, size_t vlen,
 		snprintf(lk[i], sizeof(lk[i]), "label.%s", rec->labels[i]->key);
 		keys[n] = lk[i], vals[n++] = rec->labels[i]->value;
 	}
-	pthread_mutex_lock(&x->t->mtx);
+	flt_mutex_lock(&x->t->mtx);
 	cnode_t *c = table_find(x->t, rec->id);
 	bool ready = c && c->status == FLOTILLA__NODE_STATUS__NODE_STATUS_READY;
 	bool down = !c || c->status == FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN;
-	pthread_mutex_unlock(&x->t->mtx);
+	flt_mutex_unlock(&x->t->mtx);
 	size_t i = sched_fleet_add(x->f, rec->id, n, keys, vals,
 				   fp ? fp->cpu_count * 100 : 0,
 				   fp ? fp->memory_bytes >> 20 : 0, 4194304,
@@ -1299,14 +1301,14 @@ sched_fleet_t *coord_nodes_fleet(coord_nodes_t *t, flt_error_t *err)
 coord_fleet_snap_t *coord_nodes_snapshot(coord_nodes_t *t, flt_error_t *err)
 {
 	uint64_t gen = atomic_load(&t->fleet_gen);
-	pthread_mutex_lock(&t->snap_mtx);
+	flt_mutex_lock(&t->snap_mtx);
 	coord_fleet_snap_t *s = t->snap;
 	if (s && s->gen == gen) {
 		atomic_fetch_add(&s->refs, 1);
-		pthread_mutex_unlock(&t->snap_mtx);
+		flt_mutex_unlock(&t->snap_mtx);
 		return s;
 	}
-	pthread_mutex_unlock(&t->snap_mtx);
+	flt_mutex_unlock(&t->snap_mtx);
 
 	sched_fleet_t *f = coord_nodes_fleet(t, err);
 	if (!f)
@@ -1317,7 +1319,7 @@ coord_fleet_snap_t *coord_nodes_snapshot(coord_nodes_t *t, flt_error_t *err)
 	s->gen = gen;
 	atomic_init(&s->refs, 2); /* the caller's and the cache's */
 
-	pthread_mutex_lock(&t->snap_mtx);
+	flt_mutex_lock(&t->snap_mtx);
 	coord_fleet_snap_t *old = NULL;
 	if (!t->snap || t->snap->gen <= gen) {
 		old = t->snap;
@@ -1325,7 +1327,7 @@ coord_fleet_snap_t *coord_nodes_snapshot(coord_nodes_t *t, flt_error_t *err)
 	} else {
 		atomic_fetch_sub(&s->refs, 1); /* a newer one is cached */
 	}
-	pthread_mutex_unlock(&t->snap_mtx);
+	flt_mutex_unlock(&t->snap_mtx);
 	coord_fleet_snap_release(old);
 	return s;
 }

@@ -68,11 +68,11 @@ ejob_t *job_add(coord_engine_t *e, const char *name)
 {
 	ejob_t *ej = flt_xcalloc(1, sizeof(*ej));
 	ej->name = flt_xstrdup(name);
-	pthread_mutex_lock(&e->view_mtx);
+	flt_mutex_lock(&e->view_mtx);
 	e->jobs = flt_xrealloc(e->jobs, (e->njobs + 1) * sizeof(*e->jobs));
 	e->jobs[e->njobs++] = ej;
 	flt_map_put(&e->job_map, ej->name, ej);
-	pthread_mutex_unlock(&e->view_mtx);
+	flt_mutex_unlock(&e->view_mtx);
 	return ej;
 }
 
@@ -93,14 +93,14 @@ void alloc_index(coord_engine_t *e, ejob_t *ej, ealloc_t *ea)
 {
 	const Flotilla__Alloc *a = acur(ea);
 	ea->job = ej;
-	pthread_mutex_lock(&e->view_mtx);
+	flt_mutex_lock(&e->view_mtx);
 	ptr_push((void ***)&ej->allocs, &ej->nallocs, &ej->allocs_cap, ea);
 	ptr_push((void ***)&e->allocs, &e->nallocs, &e->allocs_cap, ea);
 	snprintf(ea->id, sizeof(ea->id), "%s", a->id);
 	flt_map_put(&e->alloc_map, ea->id, ea);
 	enode_t *nd = node_get(e, a->node_id, true);
 	ptr_push((void ***)&nd->v, &nd->n, &nd->cap, ea);
-	pthread_mutex_unlock(&e->view_mtx);
+	flt_mutex_unlock(&e->view_mtx);
 }
 
 /* ---- committing ------------------------------------------------------------ */
@@ -129,7 +129,7 @@ static int put_pb_key(flt_txn_t *txn, flt_db_t db, const void *key, size_t klen,
 
 typedef struct waiter {
 	cycle_t *c;
-	pthread_mutex_t mtx;
+	flt_mutex_t mtx;
 	pthread_cond_t cond;
 	bool done;
 	int rc;
@@ -215,14 +215,14 @@ static int plan_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 static void plan_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 {
 	waiter_t *w = arg;
-	pthread_mutex_lock(&w->mtx);
+	flt_mutex_lock(&w->mtx);
 	w->rc = rc;
 	w->index = index;
 	if (err)
 		w->err = *err;
 	w->done = true;
 	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->mtx);
+	flt_mutex_unlock(&w->mtx);
 }
 
 static void finish_plan(cycle_t *c, bool ok, uint64_t index)
@@ -319,22 +319,22 @@ int plan_commit(cycle_t *c, uint64_t *index, flt_error_t *cerr)
 {
 	coord_engine_t *e = c->e;
 	waiter_t w = { .c = c, .done = false };
-	pthread_mutex_init(&w.mtx, NULL);
+	flt_mutex_init(&w.mtx, COORD_LOCK_PLAN_COMMIT, "plan commit");
 	pthread_cond_init(&w.cond, NULL);
 	coord_writer_submit(e->o.writer, plan_apply, plan_done, &w);
-	pthread_mutex_lock(&w.mtx);
+	flt_mutex_lock(&w.mtx);
 	while (!w.done)
-		pthread_cond_wait(&w.cond, &w.mtx);
-	pthread_mutex_unlock(&w.mtx);
-	pthread_mutex_destroy(&w.mtx);
+		flt_cond_wait(&w.cond, &w.mtx);
+	flt_mutex_unlock(&w.mtx);
+	flt_mutex_destroy(&w.mtx);
 	pthread_cond_destroy(&w.cond);
 	bool ok = w.rc == 0;
 	*index = w.index;
 	*cerr = w.err;
 	if (!ok)
 		flt_error("plan not stored, retrying: %s", w.err.msg);
-	pthread_mutex_lock(&e->view_mtx);
+	flt_mutex_lock(&e->view_mtx);
 	finish_plan(c, ok, w.index);
-	pthread_mutex_unlock(&e->view_mtx);
+	flt_mutex_unlock(&e->view_mtx);
 	return w.rc;
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "coordinator.h"
+#include "flotilla/lock.h"
 #include "flotilla/log.h"
 #include "flotilla/util.h"
 
@@ -23,7 +24,7 @@ typedef struct op {
 struct coord_writer {
 	flt_store_t *store;
 	pthread_t thread;
-	pthread_mutex_t mtx;
+	flt_mutex_t mtx;
 	pthread_cond_t cond;
 	op_t *head, **tail;
 	bool stopping;
@@ -73,11 +74,11 @@ static void *writer_main(void *arg)
 	op_t **batch = flt_xcalloc(MAX_BATCH, sizeof(*batch));
 
 	for (;;) {
-		pthread_mutex_lock(&w->mtx);
+		flt_mutex_lock(&w->mtx);
 		while (!w->head && !w->stopping)
-			pthread_cond_wait(&w->cond, &w->mtx);
+			flt_cond_wait(&w->cond, &w->mtx);
 		if (!w->head && w->stopping) {
-			pthread_mutex_unlock(&w->mtx);
+			flt_mutex_unlock(&w->mtx);
 			break;
 		}
 		size_t n = 0;
@@ -87,7 +88,7 @@ static void *writer_main(void *arg)
 		}
 		if (!w->head)
 			w->tail = &w->head;
-		pthread_mutex_unlock(&w->mtx);
+		flt_mutex_unlock(&w->mtx);
 
 		if (apply_batch(w, batch, n, n == 1) < 0 && n > 1) {
 			/* Isolate the failing op: every other op still lands. */
@@ -107,7 +108,7 @@ int coord_writer_start(flt_store_t *store, coord_writer_t **out,
 	coord_writer_t *w = flt_xcalloc(1, sizeof(*w));
 	w->store = store;
 	w->tail = &w->head;
-	pthread_mutex_init(&w->mtx, NULL);
+	flt_mutex_init(&w->mtx, COORD_LOCK_WRITER, "writer");
 	pthread_cond_init(&w->cond, NULL);
 	int rc = pthread_create(&w->thread, NULL, writer_main, w);
 	if (rc != 0) {
@@ -127,9 +128,9 @@ void coord_writer_submit(coord_writer_t *w, coord_apply_fn apply,
 	o->done = done;
 	o->arg = arg;
 	o->next = NULL;
-	pthread_mutex_lock(&w->mtx);
+	flt_mutex_lock(&w->mtx);
 	if (w->stopping) {
-		pthread_mutex_unlock(&w->mtx);
+		flt_mutex_unlock(&w->mtx);
 		flt_error_t err;
 		flt_err(&err, -ESHUTDOWN, "coordinator is shutting down");
 		finish(o, err.code, 0, &err);
@@ -139,17 +140,17 @@ void coord_writer_submit(coord_writer_t *w, coord_apply_fn apply,
 	*w->tail = o;
 	w->tail = &o->next;
 	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->mtx);
+	flt_mutex_unlock(&w->mtx);
 }
 
 void coord_writer_stop(coord_writer_t *w)
 {
 	if (!w || w->stopped)
 		return;
-	pthread_mutex_lock(&w->mtx);
+	flt_mutex_lock(&w->mtx);
 	w->stopping = true;
 	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->mtx);
+	flt_mutex_unlock(&w->mtx);
 	pthread_join(w->thread, NULL);
 	w->stopped = true;
 }
@@ -159,7 +160,7 @@ void coord_writer_free(coord_writer_t *w)
 	if (!w)
 		return;
 	coord_writer_stop(w);
-	pthread_mutex_destroy(&w->mtx);
+	flt_mutex_destroy(&w->mtx);
 	pthread_cond_destroy(&w->cond);
 	free(w);
 }
