@@ -1719,6 +1719,49 @@ static uint32_t plan_waves(camp_t *k)
 	return waves;
 }
 
+/* Two open campaigns must not switch the same package, and at most
+ * MAX_CAMPAIGNS are open (a dry run only needs the latter). */
+static int check_room(coord_campaigns_t *cs, const char *package, bool dry_run,
+		      flt_error_t *err)
+{
+	char busy_id[37] = "";
+	size_t open = 0;
+	flt_mutex_lock(&cs->mtx);
+	for (size_t i = 0; i < cs->n; i++) {
+		if (!camp_open(cs->v[i]->c))
+			continue;
+		open++;
+		if (strcmp(cs->v[i]->c->spec->package, package) == 0)
+			snprintf(busy_id, sizeof(busy_id), "%s",
+				 cs->v[i]->c->id);
+	}
+	flt_mutex_unlock(&cs->mtx);
+	if (busy_id[0] && !dry_run)
+		return flt_err(err, FLT_ECONFLICT,
+			       "campaign %.8s is still changing package %s: "
+			       "let it finish or abort it first",
+			       busy_id, package);
+	if (open >= MAX_CAMPAIGNS)
+		return flt_err(err, -EAGAIN, "too many open campaigns");
+	return 0;
+}
+
+/* A dry run's answer: the campaign as planned, stored nowhere. */
+static void reply_plan(flt_request_t *r, camp_t *k)
+{
+	Flotilla__CampaignGetResponse resp =
+		FLOTILLA__CAMPAIGN_GET_RESPONSE__INIT;
+	Flotilla__CampaignCounts counts;
+	counts_of(k, k->c, &counts);
+	resp.counts = &counts;
+	resp.n_targets = k->n;
+	resp.targets = k->t;
+	Flotilla__Campaign view;
+	Flotilla__PackageManifest m;
+	resp.campaign = reply_view(k->c, &view, &m);
+	flt_request_reply(r, &resp.base);
+}
+
 void coord_campaigns_create(coord_campaigns_t *cs, flt_request_t *r)
 {
 	Flotilla__CampaignCreateRequest *req;
@@ -1756,32 +1799,9 @@ void coord_campaigns_create(coord_campaigns_t *cs, flt_request_t *r)
 		flt_request_fail(r, err.code, "spec.package: %s", err.msg);
 		goto out;
 	}
-	/* Two open campaigns must not switch the same package. */
-	flt_mutex_lock(&cs->mtx);
-	const char *busy = NULL;
-	size_t open = 0;
-	for (size_t i = 0; i < cs->n; i++) {
-		if (!camp_open(cs->v[i]->c))
-			continue;
-		open++;
-		if (strcmp(cs->v[i]->c->spec->package, sp->package) == 0)
-			busy = cs->v[i]->c->id;
-	}
-	char busy_id[37] = "";
-	if (busy)
-		snprintf(busy_id, sizeof(busy_id), "%s", busy);
-	flt_mutex_unlock(&cs->mtx);
-	if (busy_id[0] && !req->dry_run) {
+	if (check_room(cs, sp->package, req->dry_run, &err) < 0) {
 		flotilla__package_manifest__free_unpacked(pkg, NULL);
-		flt_request_fail(r, FLT_ECONFLICT,
-				 "campaign %.8s is still changing package %s: "
-				 "let it finish or abort it first",
-				 busy_id, sp->package);
-		goto out;
-	}
-	if (open >= MAX_CAMPAIGNS) {
-		flotilla__package_manifest__free_unpacked(pkg, NULL);
-		flt_request_fail(r, -EAGAIN, "too many open campaigns");
+		flt_request_fail(r, err.code, "%s", err.msg);
 		goto out;
 	}
 
@@ -1814,17 +1834,7 @@ void coord_campaigns_create(coord_campaigns_t *cs, flt_request_t *r)
 		flt_pb_set_str(&c->message, "no host matched the target");
 	}
 	if (req->dry_run) {
-		Flotilla__CampaignGetResponse resp =
-			FLOTILLA__CAMPAIGN_GET_RESPONSE__INIT;
-		Flotilla__CampaignCounts counts;
-		counts_of(k, c, &counts);
-		resp.counts = &counts;
-		resp.n_targets = k->n;
-		resp.targets = k->t;
-		Flotilla__Campaign view;
-		Flotilla__PackageManifest m;
-		resp.campaign = reply_view(c, &view, &m);
-		flt_request_reply(r, &resp.base);
+		reply_plan(r, k);
 		goto out;
 	}
 	cmd_t *cmd = flt_xcalloc(1, sizeof(*cmd));

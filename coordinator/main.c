@@ -128,7 +128,9 @@ static void node_event(void *ctx, const char *node_id, enum coord_node_event ev)
 		coord_engine_node_event(c->engine, node_id, ev);
 }
 
-static int run(void)
+/* Opens every part in the order they depend on each other (ADR 0011). */
+static int open_parts(coord_t *c, const char *token, int64_t ttl_ms,
+		      flt_error_t *err)
 {
 	static const char *const dbs[] = { "nodes",        "jobs",
 					   "job_versions", "allocs",
@@ -139,6 +141,112 @@ static int run(void)
 					   "tokens",       NULL };
 	flt_store_opts_t so = { .dbs = dbs,
 				.map_size = (size_t)map_size_mb << 20 };
+	if (flt_store_open(data_dir, &so, &c->store, err) < 0 ||
+	    coord_writer_start(c->store, &c->writer, err) < 0)
+		return -1;
+	coord_nodes_opts_t no = {
+		.store = c->store,
+		.writer = c->writer,
+		.ttl_ms = ttl_ms,
+		.on_event = node_event,
+		.ctx = c,
+		.answer_watch = coord_sync_answer_watch,
+	};
+	if (coord_nodes_open(&no, &c->nodes, err) < 0)
+		return -1;
+	coord_engine_opts_t eo = {
+		.store = c->store,
+		.writer = c->writer,
+		.fleet = fleet_of,
+		.fleet_gen = fleet_gen,
+		.push = push_to,
+		.drained = drained,
+		.ctx = c->nodes,
+	};
+	if (coord_engine_open(&eo, &c->engine, err) < 0)
+		return -1;
+	const char *adv = advisories;
+	if (adv[0] && strcmp(adv, FLT_ADVISORIES_DEFAULT) == 0 &&
+	    access(adv, R_OK) != 0)
+		adv = ""; /* not installed: advisory: queries are refused */
+	if (coord_pkgs_open(c->store, c->writer, &c->pkgs, err) < 0 ||
+	    coord_inv_open(c->store, adv, &c->inv, err) < 0)
+		return -1;
+	coord_campaigns_opts_t co = {
+		.store = c->store,
+		.writer = c->writer,
+		.nodes = c->nodes,
+		.inv = c->inv,
+		.pkgs = c->pkgs,
+	};
+	if (coord_campaigns_open(&co, &c->camps, err) < 0)
+		return -1;
+	coord_sync_opts_t yo = {
+		.join_token = token,
+		.interval_ms = (uint32_t)interval_ms,
+		.max_watch_ms = (uint32_t)max_watch_ms,
+		.nodes = c->nodes,
+		.engine = c->engine,
+		.inv = c->inv,
+		.camps = c->camps,
+		.pkgs = c->pkgs,
+	};
+	return coord_sync_open(&yo, &c->sync, err);
+}
+
+/* Refuses new work, drains what was accepted, then closes the sockets
+ * (deferred replies go out before they do) and frees every part. */
+static void close_parts(coord_t *c, flt_server_t *agents, flt_server_t *api)
+{
+	flt_shutdown_guard(SHUTDOWN_LIMIT_S);
+	flt_shutdown_step("refusing new agent work");
+	if (c->nodes)
+		coord_nodes_shutdown(c->nodes);
+	flt_shutdown_step("finishing the engine's cycle");
+	coord_engine_stop(c->engine);
+	flt_shutdown_step("finishing the campaigns' round");
+	coord_campaigns_stop(c->camps);
+	flt_shutdown_step("draining the writer");
+	coord_writer_stop(c->writer);
+	flt_shutdown_step("closing the sockets");
+	flt_server_close(agents);
+	flt_server_close(api);
+	coord_sync_close(c->sync);
+	coord_engine_free(c->engine);
+	coord_campaigns_free(c->camps);
+	coord_nodes_close(c->nodes);
+	coord_inv_close(c->inv);
+	coord_pkgs_close(c->pkgs);
+	coord_writer_free(c->writer);
+	flt_store_close(c->store);
+}
+
+/* The main loop: the node table's tick and the watchdog, until a signal. */
+static void serve(coord_t *c, int sfd)
+{
+	int64_t wd = flt_notify_watchdog_interval_ms(), next_wd = 0;
+	for (;;) {
+		struct pollfd p = { .fd = sfd, .events = POLLIN };
+		int n = poll(&p, 1, TICK_MS);
+		if (n > 0) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				flt_info("shutting down signal=%s",
+					 strsignal((int)si.ssi_signo));
+				return;
+			}
+		}
+		coord_nodes_tick(c->nodes);
+		int64_t now = flt_now_mono_ms();
+		if (wd && now >= next_wd) {
+			flt_notify_watchdog();
+			next_wd = now + wd;
+		}
+	}
+}
+
+static int run(void)
+{
 	coord_t c = { 0 };
 	flt_server_t *agents = NULL, *api = NULL;
 	cleanup_free char *token = NULL;
@@ -162,57 +270,7 @@ static int run(void)
 	}
 
 	int sfd = flt_signal_fd();
-	if (flt_store_open(data_dir, &so, &c.store, &err) < 0 ||
-	    coord_writer_start(c.store, &c.writer, &err) < 0)
-		goto out;
-	coord_nodes_opts_t no = {
-		.store = c.store,
-		.writer = c.writer,
-		.ttl_ms = ttl_ms,
-		.on_event = node_event,
-		.ctx = &c,
-		.answer_watch = coord_sync_answer_watch,
-	};
-	if (coord_nodes_open(&no, &c.nodes, &err) < 0)
-		goto out;
-	coord_engine_opts_t eo = {
-		.store = c.store,
-		.writer = c.writer,
-		.fleet = fleet_of,
-		.fleet_gen = fleet_gen,
-		.push = push_to,
-		.drained = drained,
-		.ctx = c.nodes,
-	};
-	if (coord_engine_open(&eo, &c.engine, &err) < 0)
-		goto out;
-	const char *adv = advisories;
-	if (adv[0] && strcmp(adv, FLT_ADVISORIES_DEFAULT) == 0 &&
-	    access(adv, R_OK) != 0)
-		adv = ""; /* not installed: advisory: queries are refused */
-	if (coord_pkgs_open(c.store, c.writer, &c.pkgs, &err) < 0 ||
-	    coord_inv_open(c.store, adv, &c.inv, &err) < 0)
-		goto out;
-	coord_campaigns_opts_t co = {
-		.store = c.store,
-		.writer = c.writer,
-		.nodes = c.nodes,
-		.inv = c.inv,
-		.pkgs = c.pkgs,
-	};
-	if (coord_campaigns_open(&co, &c.camps, &err) < 0)
-		goto out;
-	coord_sync_opts_t yo = {
-		.join_token = token,
-		.interval_ms = (uint32_t)interval_ms,
-		.max_watch_ms = (uint32_t)max_watch_ms,
-		.nodes = c.nodes,
-		.engine = c.engine,
-		.inv = c.inv,
-		.camps = c.camps,
-		.pkgs = c.pkgs,
-	};
-	if (coord_sync_open(&yo, &c.sync, &err) < 0)
+	if (open_parts(&c, token, ttl_ms, &err) < 0)
 		goto out;
 	flt_server_opts_t ao = { .url = listen_url,
 				 .tls = &tls,
@@ -237,54 +295,13 @@ static int run(void)
 		 (unsigned long long)flt_store_index(c.store),
 		 (long long)ttl_ms, interval_ms);
 	flt_notify_ready("serving");
-
-	int64_t wd = flt_notify_watchdog_interval_ms(), next_wd = 0;
-	for (;;) {
-		struct pollfd p = { .fd = sfd, .events = POLLIN };
-		int n = poll(&p, 1, TICK_MS);
-		if (n > 0) {
-			struct signalfd_siginfo si;
-			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				flt_info("shutting down signal=%s",
-					 strsignal((int)si.ssi_signo));
-				break;
-			}
-		}
-		coord_nodes_tick(c.nodes);
-		int64_t now = flt_now_mono_ms();
-		if (wd && now >= next_wd) {
-			flt_notify_watchdog();
-			next_wd = now + wd;
-		}
-	}
+	serve(&c, sfd);
 	flt_notify_stopping();
 	rc = 0;
 out:
 	if (rc)
 		flt_error("%s", err.msg);
-	/* Refuse new work, drain what was accepted, then close the sockets
-	 * (deferred replies go out before they do). */
-	flt_shutdown_guard(SHUTDOWN_LIMIT_S);
-	flt_shutdown_step("refusing new agent work");
-	if (c.nodes)
-		coord_nodes_shutdown(c.nodes);
-	flt_shutdown_step("finishing the engine's cycle");
-	coord_engine_stop(c.engine);
-	flt_shutdown_step("finishing the campaigns' round");
-	coord_campaigns_stop(c.camps);
-	flt_shutdown_step("draining the writer");
-	coord_writer_stop(c.writer);
-	flt_shutdown_step("closing the sockets");
-	flt_server_close(agents);
-	flt_server_close(api);
-	coord_sync_close(c.sync);
-	coord_engine_free(c.engine);
-	coord_campaigns_free(c.camps);
-	coord_nodes_close(c.nodes);
-	coord_inv_close(c.inv);
-	coord_pkgs_close(c.pkgs);
-	coord_writer_free(c.writer);
-	flt_store_close(c.store);
+	close_parts(&c, agents, api);
 	if (sfd >= 0)
 		close(sfd);
 	return rc;
