@@ -260,7 +260,15 @@ static char **names_build(const ProtobufCEnumDescriptor *d)
 		flt_xcalloc(d->n_values ? d->n_values : 1, sizeof(*names));
 	for (unsigned i = 0; i < d->n_values; i++) {
 		const char *name = d->values[i].name;
-		name += strlen(name) > n ? n : 0;
+		size_t len = strlen(name);
+		/* A zero value named *_UNSET stands for a field not decided
+		 * yet, which users have always seen as "". */
+		if (d->values[i].value == 0 && len > 6 &&
+		    strcmp(name + len - 6, "_UNSET") == 0) {
+			names[i] = flt_xstrdup("");
+			continue;
+		}
+		name += len > n ? n : 0;
 		names[i] = flt_xstrdup(name);
 		for (char *c = names[i]; *c; c++)
 			*c = (char)tolower((unsigned char)*c);

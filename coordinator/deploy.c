@@ -223,9 +223,9 @@ void deploy_health(cycle_t *c, ejob_t *ej, edep_t *ed)
 	for (size_t i = 0; i < ej->nallocs; i++) {
 		ealloc_t *ea = ej->allocs[i];
 		const Flotilla__Alloc *a = acur(ea);
-		if (!a || !in_dep(a, d) || a->health != AH(UNDECIDED))
+		if (!a || !in_dep(a, d) || a->health != AH(UNSET))
 			continue;
-		Flotilla__AllocHealth verdict = AH(UNDECIDED);
+		Flotilla__AllocHealth verdict = AH(UNSET);
 		if (terminal(a->client_status))
 			verdict = AH(UNHEALTHY);
 		else if (!runs(a))
@@ -235,7 +235,7 @@ void deploy_health(cycle_t *c, ejob_t *ej, edep_t *ed)
 			verdict = AH(HEALTHY);
 		else if (c->now - a->create_ms >= deadline)
 			verdict = AH(UNHEALTHY);
-		if (verdict == AH(UNDECIDED)) {
+		if (verdict == AH(UNSET)) {
 			wake_at(ej, a->healthy_since_ms
 					    ? a->healthy_since_ms + min_healthy
 					    : a->create_ms + deadline);

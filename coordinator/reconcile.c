@@ -55,7 +55,7 @@ const flt_fsm_t coord_alloc_fsm = {
 	       "fails when a task fails, and is lost when its node goes down. "
 	       "An allocation that ended stays as it ended: a replacement is a "
 	       "new allocation. What is wanted of it (`run`, `stop`) and its "
-	       "health in a deployment (`undecided`, `healthy`, `unhealthy`) "
+	       "health in a deployment (undecided: `\"\"`, `healthy`, `unhealthy`) "
 	       "are fields beside its status.",
 	.states = &flotilla__alloc_client_status__descriptor,
 	.n_states = 6,
@@ -489,7 +489,7 @@ static void sort_versions(cycle_t *c, ejob_t *ej, gstate_t *s)
 		s->ncur++;
 		if (in_dep(a, d) && a->canary)
 			s->ncanary++;
-		if (in_dep(a, d) && a->health == AH(UNDECIDED))
+		if (in_dep(a, d) && a->health == AH(UNSET))
 			s->inflight++;
 	}
 	for (size_t i = 0; i < s->nw; i++)

@@ -79,7 +79,8 @@ static inline void flt_pb_freep(void *p)
 /*
  * Enum values by their JSON names: the value name without the prefix all
  * of the enum's names share, in lower case (TARGET_STATE_FAILED_OFFLINE ->
- * "failed_offline"). The one spelling of a state everywhere: the CLI,
+ * "failed_offline"), except a zero value named *_UNSET, which is "" (a
+ * field not decided yet). The one spelling of a state everywhere: the CLI,
  * logs and JSON. flt_pb_enum_name returns a string that lives as long as
  * the program, "unknown" for a value outside the enum. Thread-safe.
  */

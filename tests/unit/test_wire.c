@@ -1070,7 +1070,8 @@ static void test_json_skips_deprecated(void **state)
 	assert_null(json_object_get(o, "legacy_health"));
 	assert_string_equal(jstr(o, "client_status"), "lost");
 	assert_string_equal(jstr(o, "desired"), "stop");
-	assert_string_equal(jstr(o, "health"), "undecided");
+	/* Not decided yet: "" as users have always seen it. */
+	assert_string_equal(jstr(o, "health"), "");
 
 	/* What the mapping writes it reads back, the enums included. */
 	Flotilla__Alloc *b;
