@@ -174,25 +174,22 @@ static int run(void)
 
 int main(int argc, char **argv)
 {
-	flt_error_t err;
 	int next;
 
 	flt_signals_block();
 
 	flt_log_init("flotilla-agent", FLT_LOG_INFO);
-	int rc = flt_flags_parse(flags, argc, argv, &next, &err);
-	if (rc == 1) {
-		flt_flags_usage(stdout,
+	int rc = flt_flags_main(flags, argc, argv, &next, "flotilla-agent",
 				"Usage: flotilla-agent [OPTIONS]\n"
 				"       flotilla-agent [--data-dir DIR] exec "
 				"SPEC.json\n\n"
 				"Joins a Flotilla fleet and keeps this host "
 				"in sync with it. exec runs one task spec in "
 				"the agent's sandbox, in the foreground.",
-				flags);
-		return 0;
-	}
-	if (rc == 0 && next < argc && strcmp(argv[next], "exec") == 0) {
+				true);
+	if (rc >= 0)
+		return rc;
+	if (next < argc && strcmp(argv[next], "exec") == 0) {
 		if (next + 2 != argc) {
 			fprintf(stderr,
 				"usage: flotilla-agent [--data-dir DIR] "
@@ -202,9 +199,8 @@ int main(int argc, char **argv)
 		flt_log_init("flotilla-agent", FLT_LOG_WARN);
 		return agent_exec(argv[next + 1], data_dir);
 	}
-	if (rc < 0 || next < argc) {
-		fprintf(stderr, "flotilla-agent: %s\n",
-			rc < 0 ? err.msg : "unexpected argument");
+	if (next < argc) {
+		fprintf(stderr, "flotilla-agent: unexpected argument\n");
 		return 2;
 	}
 	if ((rc = flt_program_start("flotilla-agent", log_level)) != 0)

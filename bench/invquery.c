@@ -191,19 +191,16 @@ int main(int argc, char **argv)
 	int next;
 
 	flt_log_init("invquery", FLT_LOG_ERROR);
-	int rc = flt_flags_parse(flags, argc, argv, &next, &err);
-	if (rc == 1) {
-		flt_flags_usage(stdout,
+	int rc = flt_flags_main(flags, argc, argv, &next, "invquery",
 				"Usage: invquery [OPTIONS] QUERY\n\n"
 				"Times the coordinator's inventory query, or "
 				"waits until N hosts have\nsent an inventory "
 				"(--wait-hosts).",
-				flags);
-		return 0;
-	}
-	if (rc < 0 || next != argc - 1) {
-		fprintf(stderr, "invquery: %s\n",
-			rc < 0 ? err.msg : "one QUERY argument expected");
+				true);
+	if (rc >= 0)
+		return rc;
+	if (next != argc - 1) {
+		fprintf(stderr, "invquery: one QUERY argument expected\n");
 		return 2;
 	}
 	const char *q = argv[next];

@@ -179,6 +179,23 @@ void flt_flags_usage(FILE *f, const char *usage, const flt_flag_t *flags)
 	fprintf(f, "  %-30s %s\n", "--help", "show this help");
 }
 
+int flt_flags_main(const flt_flag_t *flags, int argc, char **argv, int *next,
+		   const char *program, const char *usage, bool operands)
+{
+	flt_error_t err;
+	int rc = flt_flags_parse(flags, argc, argv, next, &err);
+	if (rc == 1) {
+		flt_flags_usage(stdout, usage, flags);
+		return 0;
+	}
+	if (rc < 0 || (!operands && *next < argc)) {
+		fprintf(stderr, "%s: %s\n", program,
+			rc < 0 ? err.msg : "unexpected argument");
+		return 2;
+	}
+	return -1;
+}
+
 void flt_flags_free(const flt_flag_t *flags)
 {
 	for (; flags->name; flags++) {

@@ -292,26 +292,19 @@ out:
 
 int main(int argc, char **argv)
 {
-	flt_error_t err;
 	int next;
 
 	flt_signals_block();
 
 	flt_log_init("flotilla-coordinator", FLT_LOG_INFO);
-	int rc = flt_flags_parse(flags, argc, argv, &next, &err);
-	if (rc == 1) {
-		flt_flags_usage(stdout,
-				"Usage: flotilla-coordinator [OPTIONS]\n\n"
-				"Keeps the fleet's state and serves agents "
-				"and operators.",
-				flags);
-		return 0;
-	}
-	if (rc < 0 || next < argc) {
-		fprintf(stderr, "flotilla-coordinator: %s\n",
-			rc < 0 ? err.msg : "unexpected argument");
-		return 2;
-	}
+	int rc =
+		flt_flags_main(flags, argc, argv, &next, "flotilla-coordinator",
+			       "Usage: flotilla-coordinator [OPTIONS]\n\n"
+			       "Keeps the fleet's state and serves agents "
+			       "and operators.",
+			       false);
+	if (rc >= 0)
+		return rc;
 	if ((rc = flt_program_start("flotilla-coordinator", log_level)) != 0)
 		return rc;
 	rc = run();

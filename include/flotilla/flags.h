@@ -45,6 +45,16 @@ int flt_flags_parse(const flt_flag_t *flags, int argc, char **argv, int *next,
 
 void flt_flags_usage(FILE *f, const char *usage, const flt_flag_t *flags);
 
+/*
+ * The flags of a program's main: parses argv; "--help" prints usage and
+ * the flags' help to stdout; a bad flag, or an operand when operands is
+ * false, prints "program: reason" to stderr. Returns -1 when the program
+ * goes on (its operands from argv[*next]), else its exit status: 0 after
+ * --help, 2 after an error.
+ */
+int flt_flags_main(const flt_flag_t *flags, int argc, char **argv, int *next,
+		   const char *program, const char *usage, bool operands);
+
 /* Frees the arrays of every list flag in the table. */
 void flt_flags_free(const flt_flag_t *flags);
 

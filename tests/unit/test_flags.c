@@ -457,6 +457,39 @@ static void test_reparse(void **state)
 	assert_null(o->peers.v);
 }
 
+static void test_main(void **state)
+{
+	opts_t *o = *state;
+	int next = -1;
+	char *help[] = { "prog", "--help", NULL };
+	char *bad[] = { "prog", "--nope", NULL };
+	char *op[] = { "prog", "--name", "n1", "sub", NULL };
+	char *none[] = { "prog", "--verbose", NULL };
+
+	/* --help: usage on stdout, exit status 0. */
+	assert_int_equal(flt_flags_main(o->table, 2, help, &next, "prog",
+					"Usage: prog", false),
+			 0);
+	/* A bad flag, or an operand where none is expected: status 2. */
+	assert_int_equal(flt_flags_main(o->table, 2, bad, &next, "prog",
+					"Usage: prog", true),
+			 2);
+	assert_int_equal(flt_flags_main(o->table, 4, op, &next, "prog",
+					"Usage: prog", false),
+			 2);
+	/* Otherwise the program goes on, at its operands. */
+	assert_int_equal(flt_flags_main(o->table, 4, op, &next, "prog",
+					"Usage: prog", true),
+			 -1);
+	assert_int_equal(next, 3);
+	assert_string_equal(o->name, "n1");
+	assert_int_equal(flt_flags_main(o->table, 2, none, &next, "prog",
+					"Usage: prog", false),
+			 -1);
+	assert_int_equal(next, 2);
+	assert_true(o->verbose);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, opts_setup, opts_teardown)
 
 int main(void)
@@ -475,6 +508,7 @@ int main(void)
 		cmocka_unit_test(test_kv_split),
 		T(test_stops_at_operand),
 		T(test_reparse),
+		T(test_main),
 	};
 	return cmocka_run_group_tests_name("unit.flags", tests, NULL, NULL);
 }
