@@ -6,6 +6,7 @@
 #include "flotilla/log.h"
 #include "flotilla/pkg.h"
 #include "flotilla/util.h"
+#include "flotilla/wire.h"
 #include "options.h"
 
 static const char *coordinator = "tcp://127.0.0.1:4700";
@@ -102,19 +103,10 @@ static int run(void)
 	char host[256];
 	flt_error_t err;
 
-	if (join_token && join_token_file) {
-		flt_error("give --join-token or --join-token-file, not both");
+	if (flt_join_token_load(join_token, join_token_file, &token, &err) <
+	    0) {
+		flt_error("%s", err.msg);
 		return AGENT_EXIT_CONFIG;
-	}
-	if (join_token_file) {
-		int rc = flt_read_file(join_token_file, 4096, &token);
-		if (rc < 0) {
-			flt_error("--join-token-file %s: %s", join_token_file,
-				  strerror(-rc));
-			return AGENT_EXIT_CONFIG;
-		}
-	} else if (join_token) {
-		token = flt_xstrdup(join_token);
 	}
 	if (!name) {
 		agent_default_name(host, sizeof(host));

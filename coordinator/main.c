@@ -75,22 +75,13 @@ static const flt_flag_t flags[] = {
 
 static int load_token(char **out, flt_error_t *err)
 {
-	if (join_token && join_token_file)
-		return flt_err(err, FLT_EUSAGE,
-			       "give --join-token or --join-token-file, not "
-			       "both");
-	if (join_token_file) {
-		int rc = flt_read_file(join_token_file, 4096, out);
-		if (rc < 0)
-			return flt_err(err, rc, "--join-token-file %s: %s",
-				       join_token_file, strerror(-rc));
-	} else if (join_token) {
-		*out = flt_xstrdup(join_token);
-	} else {
+	int rc = flt_join_token_load(join_token, join_token_file, out, err);
+	if (rc < 0)
+		return rc;
+	if (!*out)
 		return flt_err(err, FLT_EUSAGE,
 			       "a join token is required (--join-token, "
 			       "--join-token-file or $FLOTILLA_JOIN_TOKEN)");
-	}
 	size_t n = strlen(*out);
 	if (n < 16 || n > FLT_JOIN_TOKEN_MAX) {
 		free(*out);
