@@ -19,6 +19,7 @@
 
 #include <sodium.h>
 
+#include "flotilla/query.h"
 #include "flotilla/util.h"
 
 #include "inventory.h"
@@ -577,13 +578,8 @@ static int item_cmp(const void *a, const void *b)
 	const Flotilla__InventoryItem *y = *(Flotilla__InventoryItem *const *)b;
 	int c;
 
-	if ((c = strcmp(x->name, y->name)))
-		return c;
-	if (x->kind != y->kind)
-		return x->kind < y->kind ? -1 : 1;
-	if ((c = strcmp(x->path, y->path)))
-		return c;
-	if ((c = strcmp(x->version, y->version)))
+	/* The coordinator's order (name, kind, path, version) first. */
+	if ((c = flt_query_item_cmp(a, b)))
 		return c;
 	/* The rest makes the order total: the digest must not depend on
 	 * the order in which equal-looking items were found. */

@@ -109,16 +109,6 @@ static double now_ms(void)
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static int item_cmp(const void *a, const void *b)
-{
-	const Flotilla__InventoryItem *x = *(Flotilla__InventoryItem *const *)a;
-	const Flotilla__InventoryItem *y = *(Flotilla__InventoryItem *const *)b;
-	int c = strcmp(x->name, y->name);
-	if (!c)
-		c = (int)x->kind - (int)y->kind;
-	return c ? c : strcmp(x->version, y->version);
-}
-
 static const char *host_attr(void *arg, const char *key)
 {
 	const host_t *h = arg;
@@ -213,7 +203,7 @@ static void build_fleet(host_t *hosts, const pool_t *pool, char **versions,
 				versions[pick(n_versions)],
 				pool->dpkg[k] ? NULL : "org.example");
 		}
-		qsort(h->items, n, sizeof(*h->items), item_cmp);
+		qsort(h->items, n, sizeof(*h->items), flt_query_item_cmp);
 		h->n = n;
 	}
 }

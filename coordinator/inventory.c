@@ -35,20 +35,6 @@ struct coord_inv {
 	flt_map_t by_id; /* node id -> inv_entry_t */
 };
 
-static int item_cmp(const void *a, const void *b)
-{
-	const Flotilla__InventoryItem *x = *(Flotilla__InventoryItem *const *)a;
-	const Flotilla__InventoryItem *y = *(Flotilla__InventoryItem *const *)b;
-	int c = strcmp(x->name, y->name);
-	if (c)
-		return c;
-	if (x->kind != y->kind)
-		return x->kind < y->kind ? -1 : 1;
-	if ((c = strcmp(x->path, y->path)))
-		return c;
-	return strcmp(x->version, y->version);
-}
-
 /* Called with the lock held. */
 static inv_entry_t *find(coord_inv_t *t, const char *id)
 {
@@ -84,7 +70,7 @@ static int load_one(const void *key, size_t klen, const void *val, size_t vlen,
 		Flotilla__Inventory *inv = steal_ptr(&rec->inventory);
 		if (inv->n_items > 1)
 			qsort(inv->items, inv->n_items, sizeof(*inv->items),
-			      item_cmp);
+			      flt_query_item_cmp);
 		put(t, rec->node_id, inv);
 	}
 	flotilla__inventory_record__free_unpacked(rec, NULL);
@@ -177,7 +163,8 @@ int coord_inv_check(Flotilla__Inventory *inv, flt_error_t *err)
 		return flt_err(err, FLT_EPROTO,
 			       "inventory.digest: 64 hex digits expected");
 	if (inv->n_items > 1)
-		qsort(inv->items, inv->n_items, sizeof(*inv->items), item_cmp);
+		qsort(inv->items, inv->n_items, sizeof(*inv->items),
+		      flt_query_item_cmp);
 	return 0;
 }
 
