@@ -17,12 +17,7 @@ require_sandbox
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 MKJAR="$FLT_BIN/deploy/dev/flt-mkjar"
 
-cleanup_allocs() {
-	pkill -f "flotilla-shim $T/" 2>/dev/null || true
-	sleep 0.2
-	pkill -9 -f "flotilla-shim $T/" 2>/dev/null || true
-}
-CLEANUP_HOOKS+=(cleanup_allocs)
+CLEANUP_HOOKS+=(stop_shims)
 
 COORD_FLAGS=(--advisories "$SRC/share/advisories/log4shell.json")
 start_coord "${COORD_FLAGS[@]}"
