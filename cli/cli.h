@@ -60,6 +60,10 @@ int cli_call_err(cli_t *c, Flotilla__Method method, const ProtobufCMessage *req,
 /* Prints a one-line error and returns the exit status 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* For a reply without the message it must carry: releases *resp (and
+ * sets it to NULL), prints "flotilla: bad reply: no WHAT", returns 1. */
+int cli_bad_reply(ProtobufCMessage **resp, const char *what);
+
 /* Prints JSON (and a newline) to stdout and releases it. */
 void cli_print_json(json_t *j);
 

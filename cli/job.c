@@ -230,10 +230,8 @@ static int job_status(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 			   &flotilla__job_get_response__descriptor,
 			   (ProtobufCMessage **)&resp)) != 0)
 		return rc;
-	if (!resp->summary) {
-		flotilla__job_get_response__free_unpacked(resp, NULL);
-		return cli_fail("bad reply: no job summary");
-	}
+	if (!resp->summary)
+		return cli_bad_reply((ProtobufCMessage **)&resp, "job summary");
 	if (json) {
 		cli_print_json(flt_pb_to_json(&resp->base));
 	} else {

@@ -70,6 +70,13 @@ int cli_call(cli_t *c, Flotilla__Method method, const ProtobufCMessage *req,
 	return 0;
 }
 
+int cli_bad_reply(ProtobufCMessage **resp, const char *what)
+{
+	protobuf_c_message_free_unpacked(*resp, NULL);
+	*resp = NULL;
+	return cli_fail("bad reply: no %s", what);
+}
+
 void cli_print_json(json_t *j)
 {
 	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
