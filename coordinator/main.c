@@ -85,6 +85,7 @@ static int load_token(char **out, flt_error_t *err)
 	size_t n = strlen(*out);
 	if (n < 16 || n > FLT_JOIN_TOKEN_MAX) {
 		free(*out);
+		*out = NULL; /* the caller's cleanup frees it too */
 		return flt_err(err, FLT_EUSAGE,
 			       "join token: must be 16 to %u characters",
 			       FLT_JOIN_TOKEN_MAX);
