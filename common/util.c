@@ -349,6 +349,15 @@ int flt_signal_fd(void)
 	return fd < 0 ? -errno : fd;
 }
 
+bool flt_signal_stop(int sfd)
+{
+	struct signalfd_siginfo si;
+	if (read(sfd, &si, sizeof(si)) != sizeof(si))
+		return false;
+	flt_info("shutting down signal=%s", strsignal((int)si.ssi_signo));
+	return true;
+}
+
 int flt_program_start(const char *program, const char *log_level)
 {
 	flt_log_level_t level;

@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "coordinator.h"
@@ -234,14 +233,8 @@ static int run(void)
 	for (;;) {
 		struct pollfd p = { .fd = sfd, .events = POLLIN };
 		int n = poll(&p, 1, TICK_MS);
-		if (n > 0) {
-			struct signalfd_siginfo si;
-			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				flt_info("shutting down signal=%s",
-					 strsignal((int)si.ssi_signo));
-				break;
-			}
-		}
+		if (n > 0 && flt_signal_stop(sfd))
+			break;
 		coord_nodes_tick(c.nodes);
 		int64_t now = flt_now_mono_ms();
 		if (wd && now >= next_wd) {

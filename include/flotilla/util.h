@@ -115,6 +115,10 @@ int flt_program_start(const char *program, const char *log_level);
 void flt_signals_block(void);
 int flt_signal_fd(void);
 
+/* Reads the signal poll found on sfd (from flt_signal_fd): true when one
+ * came, logged as the reason the daemon shuts down. */
+bool flt_signal_stop(int sfd);
+
 /* mkdir -p with mode for the last component. */
 int flt_mkdir_p(const char *path, unsigned mode);
 
