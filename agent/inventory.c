@@ -34,35 +34,14 @@
 
 /*
  * Length of the character at p (of len bytes) when it is valid UTF-8 and
- * not a control character, else 0: the rules of flt_is_text (C1 controls,
- * overlong forms, surrogates and code points past U+10FFFF refused), tab
- * and newline refused too.
+ * not a control character, else 0: the rules of flt_is_text, tab and
+ * newline refused too.
  */
 static size_t text_char(const unsigned char *p, size_t len)
 {
-	unsigned char c = p[0];
-	size_t extra;
-
-	if (c < 0x80)
-		return c < 0x20 || c == 0x7f ? 0 : 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		extra = 1;
-	else if ((c & 0xf0) == 0xe0)
-		extra = 2;
-	else if (c >= 0xf0 && c <= 0xf4)
-		extra = 3;
-	else
-		return 0;
-	if (extra >= len)
-		return 0;
-	for (size_t k = 1; k <= extra; k++)
-		if ((p[k] & 0xc0) != 0x80)
-			return 0;
-	if ((c == 0xc2 && p[1] < 0xa0) || (c == 0xe0 && p[1] < 0xa0) ||
-	    (c == 0xed && p[1] >= 0xa0) || (c == 0xf0 && p[1] < 0x90) ||
-	    (c == 0xf4 && p[1] >= 0x90))
-		return 0;
-	return extra + 1;
+	if (p[0] < 0x80)
+		return p[0] < 0x20 || p[0] == 0x7f ? 0 : 1;
+	return flt_utf8_seq(p, len);
 }
 
 /* A malloc'd copy of s fit for the wire: bad bytes become '?', cut at a

@@ -56,6 +56,13 @@ bool flt_is_name(const char *s, size_t max);
 bool flt_is_text(const char *s, size_t len);
 
 /*
+ * The length of the valid UTF-8 sequence of two to four bytes at p (of
+ * len), or 0: overlong forms, surrogates, code points past U+10FFFF and
+ * C1 controls (U+0080-U+009F) are not valid here (flt_is_text's rules).
+ */
+size_t flt_utf8_seq(const unsigned char *p, size_t len);
+
+/*
  * A string fit to quote in a message (err->msg, a log line) whatever it
  * holds: at most max bytes of s (NULL reads as ""), cut on a UTF-8
  * boundary, each control character, '"' and byte of invalid UTF-8 shown
