@@ -572,7 +572,7 @@ static int parse_ms(const cli_cmd_t *cmd, const char *flag, const char *s,
 {
 	uint64_t ms;
 	flt_error_t err;
-	if (cli_parse_duration(s, SPEC_DURATION_MAX_MS, &ms, &err) < 0)
+	if (flt_duration_parse(s, SPEC_DURATION_MAX_MS, &ms, &err) < 0)
 		return cli_usage_fail(cmd, "--%s: %s", flag, err.msg);
 	*out = (uint32_t)ms;
 	return -1;

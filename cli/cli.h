@@ -93,14 +93,6 @@ int cli_args(const cli_cmd_t *cmd, const flt_flag_t *flags, int argc,
 int cli_usage_fail(const cli_cmd_t *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
-/*
- * Parses a duration such as "90s", "5m", "1h30m" or "250ms" (units ms, s,
- * m, h, d; at least one; no sign, no fraction) into milliseconds, at most
- * max_ms. Returns 0, or -EINVAL with the reason in err.
- */
-int cli_parse_duration(const char *s, uint64_t max_ms, uint64_t *ms,
-		       flt_error_t *err);
-
 /* ---- render.c: what people read -------------------------------------- */
 
 /* s, or "-" when it is NULL or empty. */

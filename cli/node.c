@@ -180,7 +180,7 @@ static int node_drain(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 	if (deadline) {
 		uint64_t ms;
 		flt_error_t err;
-		if (cli_parse_duration(deadline, DRAIN_DEADLINE_MAX_MS, &ms,
+		if (flt_duration_parse(deadline, DRAIN_DEADLINE_MAX_MS, &ms,
 				       &err) < 0)
 			return cli_usage_fail(cmd, "--deadline: %s", err.msg);
 		req.deadline_ms = (uint32_t)ms;
