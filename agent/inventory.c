@@ -361,15 +361,6 @@ static void probe_at(struct walk *w, int dfd, const char *name)
 		agent_java_probe_fd(fd, w->path, w->l, NULL);
 }
 
-static bool is_archive_name(const char *name)
-{
-	size_t n = strlen(name);
-
-	return n > 4 && (strcasecmp(name + n - 4, ".jar") == 0 ||
-			 strcasecmp(name + n - 4, ".war") == 0 ||
-			 strcasecmp(name + n - 4, ".ear") == 0);
-}
-
 static void walk_dir(struct walk *w, int dfd, size_t plen, dev_t dev,
 		     unsigned depth);
 
@@ -429,7 +420,7 @@ static void walk_dir(struct walk *w, int dfd, size_t plen, dev_t dev,
 						     : DT_UNKNOWN;
 		}
 		if (type != DT_DIR &&
-		    (type != DT_REG || !is_archive_name(name)))
+		    (type != DT_REG || !agent_java_archive_name(name)))
 			continue;
 		/* "/" as a root has its separator already. */
 		sep = plen == 0 || w->path[plen - 1] != '/';
@@ -494,7 +485,8 @@ static void walk_root(struct walk *w, const char *root, const char *display)
 		walk_dir(w, fd, len, st.st_dev, 0);
 		return;
 	}
-	if (S_ISREG(st.st_mode) && is_archive_name(root) && take_file(w))
+	if (S_ISREG(st.st_mode) && agent_java_archive_name(root) &&
+	    take_file(w))
 		agent_java_probe_fd(fd, w->path, w->l, NULL);
 	close(fd);
 }
