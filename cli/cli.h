@@ -67,6 +67,9 @@ int cli_bad_reply(ProtobufCMessage **resp, const char *what);
 /* Prints JSON (and a newline) to stdout and releases it. */
 void cli_print_json(json_t *j);
 
+/* The messages v[0..n) as a JSON array (a new reference). */
+json_t *cli_json_array(ProtobufCMessage *const *v, size_t n);
+
 /* ---- args.c: command lines ------------------------------------------- */
 
 /* The "--json" flag, common to every command that prints something. */

@@ -84,6 +84,14 @@ void cli_print_json(json_t *j)
 	json_decref(j);
 }
 
+json_t *cli_json_array(ProtobufCMessage *const *v, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, flt_pb_to_json(v[i]));
+	return a;
+}
+
 static void usage(FILE *f)
 {
 	char *text = NULL;
