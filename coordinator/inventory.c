@@ -199,6 +199,24 @@ static const char *host_attr(void *arg, const char *key)
 	return sched_node_attr(h->f, h->node, key);
 }
 
+/* Does node of f, whose inventory e holds, match q? As flt_query_match,
+ * hits (room for e->inv->n_items) and *nh get the items that matched. */
+static bool match_entry(const flt_query_t *q, const sched_fleet_t *f,
+			size_t node, const inv_entry_t *e, size_t *hits,
+			size_t *nh)
+{
+	host_ctx_t hc = { f, node };
+	flt_query_host_t h = {
+		.id = sched_node_id(f, node),
+		.name = sched_node_attr(f, node, "node.name"),
+		.attr = host_attr,
+		.attr_arg = &hc,
+		.items = e->inv->items,
+		.n_items = e->inv->n_items,
+	};
+	return flt_query_match(q, &h, hits, nh);
+}
+
 /* Called with the lock held (read). */
 static size_t eval_locked(coord_inv_t *t, const sched_fleet_t *f,
 			  const flt_query_t *q, coord_inv_fn fn, void *arg,
@@ -213,21 +231,12 @@ static size_t eval_locked(coord_inv_t *t, const sched_fleet_t *f,
 			unk++;
 			continue;
 		}
-		host_ctx_t hc = { f, i };
-		flt_query_host_t h = {
-			.id = id,
-			.name = sched_node_attr(f, i, "node.name"),
-			.attr = host_attr,
-			.attr_arg = &hc,
-			.items = e->inv->items,
-			.n_items = e->inv->n_items,
-		};
 		if (e->inv->n_items > cap) {
 			cap = e->inv->n_items;
 			hits = flt_xrealloc(hits, cap * sizeof(*hits));
 		}
 		size_t nh = 0;
-		if (!flt_query_match(q, &h, hits, &nh))
+		if (!match_entry(q, f, i, e, hits, &nh))
 			continue;
 		matched++;
 		if (fn && fn(arg, i, e->inv, hits, nh) != 0)
@@ -264,18 +273,9 @@ bool coord_inv_match_node(coord_inv_t *t, const sched_fleet_t *f, size_t node,
 	if (known)
 		*known = e != NULL;
 	if (e) {
-		host_ctx_t hc = { f, node };
-		flt_query_host_t h = {
-			.id = id,
-			.name = sched_node_attr(f, node, "node.name"),
-			.attr = host_attr,
-			.attr_arg = &hc,
-			.items = e->inv->items,
-			.n_items = e->inv->n_items,
-		};
 		size_t *hits = flt_xcalloc(e->inv->n_items + 1, sizeof(*hits));
 		size_t nh = 0;
-		match = flt_query_match(q, &h, hits, &nh);
+		match = match_entry(q, f, node, e, hits, &nh);
 		for (size_t k = 0; k < nh; k++) {
 			const Flotilla__InventoryItem *it =
 				e->inv->items[hits[k]];
