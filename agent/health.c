@@ -14,12 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "flotilla/job.h"
 #include "flotilla/util.h"
 #include "health.h"
 
-#define HOST_MAX 256
-#define PORT_MAX 6
-#define PATH_MAX_LEN 1024
 /* Addresses of one name tried in turn; more would only eat the timeout. */
 #define ADDRS_MAX 8
 
@@ -38,107 +36,6 @@ static void say(char *why, size_t whylen, const char *fmt, ...)
 	flt_utf8_trim(why);
 }
 
-/* ---- addresses ------------------------------------------------------- */
-
-static bool is_host_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
-}
-
-/*
- * Splits "host:port", "[v6]:port" or "[v6%zone]:port". On failure returns
- * -EINVAL and points *reason at the text that follows the field name.
- */
-static int parse_address(const char *address, char host[HOST_MAX],
-			 char port[PORT_MAX], bool *numeric,
-			 const char **reason)
-{
-	const char *colon, *p;
-	struct in_addr v4;
-	unsigned long n = 0;
-	size_t hlen;
-
-	*reason = "must be host:port";
-	if (!address || !*address)
-		return -EINVAL;
-	if (address[0] == '[') {
-		const char *rb = strchr(address, ']');
-		char v6[HOST_MAX];
-
-		if (!rb || rb[1] != ':')
-			return -EINVAL;
-		hlen = (size_t)(rb - address - 1);
-		if (hlen == 0 || hlen >= HOST_MAX) {
-			*reason = "bad IPv6 address";
-			return -EINVAL;
-		}
-		memcpy(host, address + 1, hlen);
-		host[hlen] = '\0';
-		memcpy(v6, host, hlen + 1);
-		v6[strcspn(v6, "%")] = '\0';
-		if (inet_pton(AF_INET6, v6, &(struct in6_addr){ 0 }) != 1) {
-			*reason = "bad IPv6 address";
-			return -EINVAL;
-		}
-		*numeric = true;
-		colon = rb + 1;
-	} else {
-		colon = strrchr(address, ':');
-		if (!colon || colon == address)
-			return -EINVAL;
-		hlen = (size_t)(colon - address);
-		if (memchr(address, ':', hlen)) {
-			*reason = "IPv6 addresses go in brackets: [::1]:80";
-			return -EINVAL;
-		}
-		if (hlen > 253) {
-			*reason = "host name too long";
-			return -EINVAL;
-		}
-		for (p = address; p < colon; p++) {
-			if (!is_host_char(*p)) {
-				*reason = "bad host name";
-				return -EINVAL;
-			}
-		}
-		memcpy(host, address, hlen);
-		host[hlen] = '\0';
-		*numeric = inet_pton(AF_INET, host, &v4) == 1;
-	}
-	p = colon + 1;
-	if (!*p || strlen(p) >= PORT_MAX) {
-		*reason = "port must be 1-65535";
-		return -EINVAL;
-	}
-	for (; *p; p++) {
-		if (*p < '0' || *p > '9') {
-			*reason = "port must be 1-65535";
-			return -EINVAL;
-		}
-		n = n * 10 + (unsigned long)(*p - '0');
-	}
-	if (n < 1 || n > 65535) {
-		*reason = "port must be 1-65535";
-		return -EINVAL;
-	}
-	snprintf(port, PORT_MAX, "%lu", n);
-	return 0;
-}
-
-/* The path goes into the request line: no room for CR/LF injection. */
-static bool path_ok(const char *path)
-{
-	const unsigned char *p = (const unsigned char *)path;
-
-	if (p[0] != '/' || strlen(path) > PATH_MAX_LEN)
-		return false;
-	for (; *p; p++)
-		if (*p <= 0x20 || *p == 0x7f)
-			return false;
-	return true;
-}
-
 /* ---- sockets made in the task's network namespace -------------------- */
 
 /*
@@ -153,8 +50,8 @@ struct probe_socks {
 	bool done;
 	int netns_fd; /* our dup, or -1 */
 	bool numeric;
-	char host[HOST_MAX];
-	char port[PORT_MAX];
+	char host[FLT_CHECK_HOST_MAX];
+	char port[FLT_CHECK_PORT_MAX];
 	/* Results: written by the thread before done, read after it. */
 	int rc; /* 0, 1 (name not found) or -errno */
 	char why[256];
@@ -437,7 +334,7 @@ static int http_exchange(int fd, const char *address, const char *path,
 			 int64_t deadline, unsigned timeout_ms, char *why,
 			 size_t whylen)
 {
-	char req[PATH_MAX_LEN + HOST_MAX + 256];
+	char req[FLT_CHECK_PATH_MAX + FLT_CHECK_HOST_MAX + 256];
 	char resp[AGENT_CHECK_HTTP_MAX_RESPONSE];
 	size_t len, off = 0, got = 0;
 	int status;
@@ -514,13 +411,14 @@ static int probe(const char *address, const char *path, bool http, int netns_fd,
 		 unsigned timeout_ms, char *why, size_t whylen)
 {
 	struct probe_socks *ps = NULL;
-	char host[HOST_MAX], port[PORT_MAX];
+	char host[FLT_CHECK_HOST_MAX], port[FLT_CHECK_PORT_MAX];
 	const char *reason;
 	bool numeric = false;
 	int64_t deadline;
 	int rc, fd = -1;
 
-	if (parse_address(address, host, port, &numeric, &reason) < 0) {
+	if (flt_check_address_split(address, host, port, &numeric, &reason) <
+	    0) {
 		say(why, whylen, "address %s: %s", address ? address : "",
 		    reason);
 		return -EINVAL;
@@ -528,7 +426,7 @@ static int probe(const char *address, const char *path, bool http, int netns_fd,
 	if (http) {
 		if (!path || !*path)
 			path = "/";
-		if (!path_ok(path)) {
+		if (!flt_check_path_ok(path)) {
 			say(why, whylen,
 			    "path: must start with / and have no "
 			    "spaces or control characters");

@@ -19,6 +19,7 @@
 
 #include <sodium.h>
 
+#include "flotilla/query.h"
 #include "flotilla/util.h"
 
 #include "inventory.h"
@@ -33,35 +34,14 @@
 
 /*
  * Length of the character at p (of len bytes) when it is valid UTF-8 and
- * not a control character, else 0: the rules of flt_is_text (C1 controls,
- * overlong forms, surrogates and code points past U+10FFFF refused), tab
- * and newline refused too.
+ * not a control character, else 0: the rules of flt_is_text, tab and
+ * newline refused too.
  */
 static size_t text_char(const unsigned char *p, size_t len)
 {
-	unsigned char c = p[0];
-	size_t extra;
-
-	if (c < 0x80)
-		return c < 0x20 || c == 0x7f ? 0 : 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		extra = 1;
-	else if ((c & 0xf0) == 0xe0)
-		extra = 2;
-	else if (c >= 0xf0 && c <= 0xf4)
-		extra = 3;
-	else
-		return 0;
-	if (extra >= len)
-		return 0;
-	for (size_t k = 1; k <= extra; k++)
-		if ((p[k] & 0xc0) != 0x80)
-			return 0;
-	if ((c == 0xc2 && p[1] < 0xa0) || (c == 0xe0 && p[1] < 0xa0) ||
-	    (c == 0xed && p[1] >= 0xa0) || (c == 0xf0 && p[1] < 0x90) ||
-	    (c == 0xf4 && p[1] >= 0x90))
-		return 0;
-	return extra + 1;
+	if (p[0] < 0x80)
+		return p[0] < 0x20 || p[0] == 0x7f ? 0 : 1;
+	return flt_utf8_seq(p, len);
 }
 
 /* A malloc'd copy of s fit for the wire: bad bytes become '?', cut at a
@@ -381,15 +361,6 @@ static void probe_at(struct walk *w, int dfd, const char *name)
 		agent_java_probe_fd(fd, w->path, w->l, NULL);
 }
 
-static bool is_archive_name(const char *name)
-{
-	size_t n = strlen(name);
-
-	return n > 4 && (strcasecmp(name + n - 4, ".jar") == 0 ||
-			 strcasecmp(name + n - 4, ".war") == 0 ||
-			 strcasecmp(name + n - 4, ".ear") == 0);
-}
-
 static void walk_dir(struct walk *w, int dfd, size_t plen, dev_t dev,
 		     unsigned depth);
 
@@ -449,7 +420,7 @@ static void walk_dir(struct walk *w, int dfd, size_t plen, dev_t dev,
 						     : DT_UNKNOWN;
 		}
 		if (type != DT_DIR &&
-		    (type != DT_REG || !is_archive_name(name)))
+		    (type != DT_REG || !agent_java_archive_name(name)))
 			continue;
 		/* "/" as a root has its separator already. */
 		sep = plen == 0 || w->path[plen - 1] != '/';
@@ -514,7 +485,8 @@ static void walk_root(struct walk *w, const char *root, const char *display)
 		walk_dir(w, fd, len, st.st_dev, 0);
 		return;
 	}
-	if (S_ISREG(st.st_mode) && is_archive_name(root) && take_file(w))
+	if (S_ISREG(st.st_mode) && agent_java_archive_name(root) &&
+	    take_file(w))
 		agent_java_probe_fd(fd, w->path, w->l, NULL);
 	close(fd);
 }
@@ -577,13 +549,8 @@ static int item_cmp(const void *a, const void *b)
 	const Flotilla__InventoryItem *y = *(Flotilla__InventoryItem *const *)b;
 	int c;
 
-	if ((c = strcmp(x->name, y->name)))
-		return c;
-	if (x->kind != y->kind)
-		return x->kind < y->kind ? -1 : 1;
-	if ((c = strcmp(x->path, y->path)))
-		return c;
-	if ((c = strcmp(x->version, y->version)))
+	/* The coordinator's order (name, kind, path, version) first. */
+	if ((c = flt_query_item_cmp(a, b)))
 		return c;
 	/* The rest makes the order total: the digest must not depend on
 	 * the order in which equal-looking items were found. */

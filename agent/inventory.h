@@ -109,6 +109,10 @@ int agent_java_probe(const char *path, const char *display_path,
 int agent_java_probe_fd(int fd, const char *display_path, agent_inv_list_t *l,
 			flt_error_t *err);
 
+/* True for a name that ends in .jar, .war or .ear (any case), with
+ * something before it: an archive the probe opens. */
+bool agent_java_archive_name(const char *name);
+
 /*
  * Sorts l, drops exact duplicates and computes the digest: what
  * agent_inventory_scan returns. Takes l's items and errors (l is left

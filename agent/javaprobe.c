@@ -93,10 +93,12 @@ static bool has_suffix_ci(const char *s, const char *suffix)
 	return n >= k && strcasecmp(s + n - k, suffix) == 0;
 }
 
-static bool is_archive_name(const char *name)
+bool agent_java_archive_name(const char *name)
 {
-	return has_suffix_ci(name, ".jar") || has_suffix_ci(name, ".war") ||
-	       has_suffix_ci(name, ".ear");
+	/* A name that is only the extension (".jar") names no archive. */
+	return strlen(name) > 4 &&
+	       (has_suffix_ci(name, ".jar") || has_suffix_ci(name, ".war") ||
+		has_suffix_ci(name, ".ear"));
 }
 
 static const char *last_component(const char *path)
@@ -576,7 +578,7 @@ static void name_from_file(const char *file, char name[FIELD + 1],
 {
 	size_t n = strlen(file), i;
 
-	if (is_archive_name(file))
+	if (agent_java_archive_name(file))
 		n -= 4;
 	for (i = 1; i + 1 < n; i++)
 		if (file[i] == '-' && isdigit((unsigned char)file[i + 1]))
@@ -697,7 +699,7 @@ static int probe_entries(struct probe *p, struct archive *a, flt_error_t *err)
 						entry_error(a, r));
 		} else if (pom_path(name, &pom)) {
 			probe_pom(p, a, e, &pom);
-		} else if (p->depth == 0 && is_archive_name(name)) {
+		} else if (p->depth == 0 && agent_java_archive_name(name)) {
 			probe_nested(p, a, e, name);
 		}
 	}

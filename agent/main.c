@@ -6,6 +6,7 @@
 #include "flotilla/log.h"
 #include "flotilla/pkg.h"
 #include "flotilla/util.h"
+#include "flotilla/wire.h"
 #include "options.h"
 
 static const char *coordinator = "tcp://127.0.0.1:4700";
@@ -102,19 +103,10 @@ static int run(void)
 	char host[256];
 	flt_error_t err;
 
-	if (join_token && join_token_file) {
-		flt_error("give --join-token or --join-token-file, not both");
+	if (flt_join_token_load(join_token, join_token_file, &token, &err) <
+	    0) {
+		flt_error("%s", err.msg);
 		return AGENT_EXIT_CONFIG;
-	}
-	if (join_token_file) {
-		int rc = flt_read_file(join_token_file, 4096, &token);
-		if (rc < 0) {
-			flt_error("--join-token-file %s: %s", join_token_file,
-				  strerror(-rc));
-			return AGENT_EXIT_CONFIG;
-		}
-	} else if (join_token) {
-		token = flt_xstrdup(join_token);
 	}
 	if (!name) {
 		agent_default_name(host, sizeof(host));
@@ -174,25 +166,22 @@ static int run(void)
 
 int main(int argc, char **argv)
 {
-	flt_error_t err;
 	int next;
 
 	flt_signals_block();
 
 	flt_log_init("flotilla-agent", FLT_LOG_INFO);
-	int rc = flt_flags_parse(flags, argc, argv, &next, &err);
-	if (rc == 1) {
-		flt_flags_usage(stdout,
+	int rc = flt_flags_main(flags, argc, argv, &next, "flotilla-agent",
 				"Usage: flotilla-agent [OPTIONS]\n"
 				"       flotilla-agent [--data-dir DIR] exec "
 				"SPEC.json\n\n"
 				"Joins a Flotilla fleet and keeps this host "
 				"in sync with it. exec runs one task spec in "
 				"the agent's sandbox, in the foreground.",
-				flags);
-		return 0;
-	}
-	if (rc == 0 && next < argc && strcmp(argv[next], "exec") == 0) {
+				true);
+	if (rc >= 0)
+		return rc;
+	if (next < argc && strcmp(argv[next], "exec") == 0) {
 		if (next + 2 != argc) {
 			fprintf(stderr,
 				"usage: flotilla-agent [--data-dir DIR] "
@@ -202,9 +191,8 @@ int main(int argc, char **argv)
 		flt_log_init("flotilla-agent", FLT_LOG_WARN);
 		return agent_exec(argv[next + 1], data_dir);
 	}
-	if (rc < 0 || next < argc) {
-		fprintf(stderr, "flotilla-agent: %s\n",
-			rc < 0 ? err.msg : "unexpected argument");
+	if (next < argc) {
+		fprintf(stderr, "flotilla-agent: unexpected argument\n");
 		return 2;
 	}
 	if ((rc = flt_program_start("flotilla-agent", log_level)) != 0)

@@ -370,12 +370,19 @@ static int supervise(shim_t *s)
 	return 0;
 }
 
-static int exec_check(const char *dir, char *const argv[])
+/* Nothing of the agent reaches the task: no inherited descriptor, no
+ * ignored signal (ignoring survives execve). */
+static void drop_inherited(void)
 {
 	close_range(3, ~0U, 0);
 	for (int sig = 1; sig < NSIG; sig++)
 		if (sig != SIGKILL && sig != SIGSTOP)
 			signal(sig, SIG_DFL);
+}
+
+static int exec_check(const char *dir, char *const argv[])
+{
+	drop_inherited();
 	char path[SHIM_PATH_MAX + 16], why[512], line[256];
 	shim_conf_t c;
 	agent_cgroup_t cg;
@@ -436,12 +443,7 @@ int main(int argc, char **argv)
 	}
 	s.exit_code = -1;
 	s.proc.result_fd = -1;
-	/* Nothing of the agent reaches the task: no inherited descriptor,
-	 * no ignored signal (ignoring survives execve). */
-	close_range(3, ~0U, 0);
-	for (int sig = 1; sig < NSIG; sig++)
-		if (sig != SIGKILL && sig != SIGSTOP)
-			signal(sig, SIG_DFL);
+	drop_inherited();
 	/* A task that dies early closes pipes the shim still writes to; the
 	 * task's own pid 1 restores the default before anything runs. */
 	signal(SIGPIPE, SIG_IGN);

@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/signalfd.h>
 
 #include <sodium.h>
 
@@ -666,14 +665,8 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 		struct pollfd p[2] = { { .fd = sfd, .events = POLLIN },
 				       { .fd = a.quit_fd, .events = POLLIN } };
 		int n = poll(p, 2, timeout < 0 ? 0 : timeout);
-		if (n > 0 && (p[0].revents & POLLIN)) {
-			struct signalfd_siginfo si;
-			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				flt_info("shutting down signal=%s",
-					 strsignal((int)si.ssi_signo));
-				break;
-			}
-		}
+		if (n > 0 && (p[0].revents & POLLIN) && flt_signal_stop(sfd))
+			break;
 		if (n > 0 && (p[1].revents & POLLIN))
 			break;
 	}

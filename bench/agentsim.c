@@ -2282,25 +2282,17 @@ out:
 
 int main(int argc, char **argv)
 {
-	flt_error_t err;
 	int next;
 
 	flt_log_init("agentsim", FLT_LOG_WARN);
-	int rc = flt_flags_parse(flags, argc, argv, &next, &err);
-	if (rc == 1) {
-		flt_flags_usage(stdout,
+	int rc = flt_flags_main(flags, argc, argv, &next, "agentsim",
 				"Usage: agentsim [OPTIONS]\n\n"
 				"Simulates a fleet of agents against a real "
 				"coordinator and reports\nsync throughput, "
 				"latency and failure detection.",
-				flags);
-		return 0;
-	}
-	if (rc < 0 || next < argc) {
-		fprintf(stderr, "agentsim: %s\n",
-			rc < 0 ? err.msg : "unexpected argument");
-		return 2;
-	}
+				false);
+	if (rc >= 0)
+		return rc;
 	if ((rc = flt_program_start("agentsim", log_level)) != 0)
 		return rc;
 	if (!join_token) {

@@ -27,6 +27,8 @@
 #include "flotilla/util.h"
 #include "flotilla/wire.h"
 
+#include "bench.h"
+
 static const char *api_url = "tcp://127.0.0.1:4701";
 static long limit;
 static long repeat = 20;
@@ -51,19 +53,6 @@ static const flt_flag_t flags[] = {
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
-}
-
 static void resp_free(Flotilla__InventoryQueryResponse *r)
 {
 	if (r)
@@ -85,7 +74,7 @@ static int query(flt_client_t *c, const char *q, uint32_t lim,
 
 static int wait_for_hosts(flt_client_t *c, const char *q)
 {
-	double t0 = now_ms(), next_log = t0;
+	double t0 = bench_now_ms(), next_log = t0;
 	uint32_t last = 0;
 	for (;;) {
 		Flotilla__InventoryQueryResponse *resp;
@@ -97,20 +86,20 @@ static int wait_for_hosts(flt_client_t *c, const char *q)
 			if (last >= (uint32_t)wait_hosts) {
 				printf("invquery: %u hosts have sent an "
 				       "inventory after %.1f s\n",
-				       last, (now_ms() - t0) / 1e3);
+				       last, (bench_now_ms() - t0) / 1e3);
 				return 0;
 			}
-			if (now_ms() >= next_log) {
+			if (bench_now_ms() >= next_log) {
 				fprintf(stderr,
 					"invquery: %u hosts with an inventory, "
 					"%u without\n",
 					last, unknown);
-				next_log = now_ms() + 5000;
+				next_log = bench_now_ms() + 5000;
 			}
 		} else {
 			fprintf(stderr, "invquery: %s\n", err.msg);
 		}
-		if (now_ms() - t0 > (double)wait_timeout_s * 1e3) {
+		if (bench_now_ms() - t0 > (double)wait_timeout_s * 1e3) {
 			fprintf(stderr,
 				"invquery: only %u of %ld hosts sent an "
 				"inventory within %ld s\n",
@@ -131,20 +120,20 @@ static int time_queries(flt_client_t *c, const char *q)
 	for (long i = 0; i < repeat; i++) {
 		Flotilla__InventoryQueryResponse *resp;
 		flt_error_t err;
-		double t0 = now_ms();
+		double t0 = bench_now_ms();
 		if (query(c, q, (uint32_t)limit, &resp, &err) < 0) {
 			fprintf(stderr, "invquery: %s\n", err.msg);
 			free(lat);
 			resp_free(last);
 			return 1;
 		}
-		lat[i] = now_ms() - t0;
+		lat[i] = bench_now_ms() - t0;
 		sum += lat[i];
 		bytes = protobuf_c_message_get_packed_size(&resp->base);
 		resp_free(last);
 		last = resp;
 	}
-	qsort(lat, (size_t)repeat, sizeof(*lat), cmp_double);
+	qsort(lat, (size_t)repeat, sizeof(*lat), bench_cmp_double);
 	double p50 = lat[(repeat - 1) / 2], p90 = lat[(repeat * 9 - 1) / 10];
 	printf("invquery: \"%s\" (parsed: %s), limit %ld, %ld calls: min "
 	       "%.2f ms, p50 %.2f ms, p90 %.2f ms, max %.2f ms, mean %.2f ms\n",
@@ -191,19 +180,16 @@ int main(int argc, char **argv)
 	int next;
 
 	flt_log_init("invquery", FLT_LOG_ERROR);
-	int rc = flt_flags_parse(flags, argc, argv, &next, &err);
-	if (rc == 1) {
-		flt_flags_usage(stdout,
+	int rc = flt_flags_main(flags, argc, argv, &next, "invquery",
 				"Usage: invquery [OPTIONS] QUERY\n\n"
 				"Times the coordinator's inventory query, or "
 				"waits until N hosts have\nsent an inventory "
 				"(--wait-hosts).",
-				flags);
-		return 0;
-	}
-	if (rc < 0 || next != argc - 1) {
-		fprintf(stderr, "invquery: %s\n",
-			rc < 0 ? err.msg : "one QUERY argument expected");
+				true);
+	if (rc >= 0)
+		return rc;
+	if (next != argc - 1) {
+		fprintf(stderr, "invquery: one QUERY argument expected\n");
 		return 2;
 	}
 	const char *q = argv[next];

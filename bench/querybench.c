@@ -28,6 +28,8 @@
 #include "flotilla/query.h"
 #include "flotilla/util.h"
 
+#include "bench.h"
+
 #define JAVA FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_JAVA
 #define DPKG FLOTILLA__INVENTORY_KIND__INVENTORY_KIND_DPKG
 
@@ -101,23 +103,6 @@ static uint64_t rng(void)
 }
 
 static size_t pick(size_t n) { return (size_t)(rng() % n); }
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int item_cmp(const void *a, const void *b)
-{
-	const Flotilla__InventoryItem *x = *(Flotilla__InventoryItem *const *)a;
-	const Flotilla__InventoryItem *y = *(Flotilla__InventoryItem *const *)b;
-	int c = strcmp(x->name, y->name);
-	if (!c)
-		c = (int)x->kind - (int)y->kind;
-	return c ? c : strcmp(x->version, y->version);
-}
 
 static const char *host_attr(void *arg, const char *key)
 {
@@ -213,15 +198,9 @@ static void build_fleet(host_t *hosts, const pool_t *pool, char **versions,
 				versions[pick(n_versions)],
 				pool->dpkg[k] ? NULL : "org.example");
 		}
-		qsort(h->items, n, sizeof(*h->items), item_cmp);
+		qsort(h->items, n, sizeof(*h->items), flt_query_item_cmp);
 		h->n = n;
 	}
-}
-
-static int dbl_cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return (x > y) - (x < y);
 }
 
 int main(int argc, char **argv)
@@ -247,7 +226,7 @@ int main(int argc, char **argv)
 		n_queries = (size_t)(argc - next);
 	}
 
-	double t0 = now_ms();
+	double t0 = bench_now_ms();
 	pool_t pool;
 	pool_init(&pool, 3000);
 	char *versions[400];
@@ -267,7 +246,7 @@ int main(int argc, char **argv)
 		    &with_log4j);
 	printf("fleet: %ld hosts x %ld items (log4j-core on %zu hosts), "
 	       "built in %.0f ms; %ld runs per query%s\n",
-	       n_hosts, n_items, with_log4j, now_ms() - t0, runs,
+	       n_hosts, n_items, with_log4j, bench_now_ms() - t0, runs,
 	       no_hits ? ", without hits" : "");
 
 	size_t *hits = flt_xcalloc((size_t)n_items, sizeof(*hits));
@@ -284,7 +263,7 @@ int main(int argc, char **argv)
 		size_t matched = 0, items = 0;
 		for (long r = 0; r < runs; r++) {
 			matched = items = 0;
-			double s = now_ms();
+			double s = bench_now_ms();
 			for (long i = 0; i < n_hosts; i++) {
 				host_t *h = &hosts[i];
 				flt_query_host_t qh = {
@@ -303,9 +282,9 @@ int main(int argc, char **argv)
 					items += nh;
 				}
 			}
-			ms[r] = now_ms() - s;
+			ms[r] = bench_now_ms() - s;
 		}
-		qsort(ms, (size_t)runs, sizeof(*ms), dbl_cmp);
+		qsort(ms, (size_t)runs, sizeof(*ms), bench_cmp_double);
 		double median = ms[runs / 2];
 		if (runs % 2 == 0)
 			median = (ms[runs / 2 - 1] + ms[runs / 2]) / 2;

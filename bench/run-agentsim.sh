@@ -19,6 +19,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+. "$top/bench/lib.sh"
 
 sizes=${SIZES-"1000 10000"}
 duration=${DURATION:-30}
@@ -50,21 +51,6 @@ sim_bin=$build/bench/agentsim
 ulimit -n "$(ulimit -Hn)"
 clk_tck=$(getconf CLK_TCK)
 
-# A free port below the ephemeral range, so that the simulator's own
-# thousands of outgoing connections can never take it first.
-free_port() {
-	local p
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 12000))
-		if ! ss -Htan "sport = :$p" | grep -q .; then
-			echo "$p"
-			return
-		fi
-	done
-	echo "run-agentsim.sh: no free port" >&2
-	exit 1
-}
-
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
@@ -86,12 +72,7 @@ start_coordinator() {
 	coord_pid=$!
 	pids+=("$coord_pid")
 	coord_data=$data
-	for _ in $(seq 100); do
-		grep -qs "coordinator started" "$out/$name.coordinator.log" &&
-			return
-		kill -0 "$coord_pid" 2>/dev/null || break
-		sleep 0.05
-	done
+	coordinator_started "$out/$name.coordinator.log" "$coord_pid" && return
 	echo "coordinator did not start:" >&2
 	cat "$out/$name.coordinator.log" >&2
 	exit 1
@@ -112,16 +93,11 @@ stop_coordinator() {
 	rm -rf "$coord_data"
 }
 
-# ticks PID: utime+stime in clock ticks.
-ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 
 # overflows: the kernel's count of connections dropped because a listen
 # queue was full (machine-wide).
 overflows() { nstat -az TcpExtListenOverflows 2>/dev/null | awk '/ListenOverflows/ { print $2 }' || echo 0; }
-
-# busy: CPU ticks the whole machine spent busy (not idle or iowait).
-busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 
 # sample NAME COORD_PID SIM_PID: one line every 0.5 s until the simulator
 # exits: epoch_ms coordinator_ticks coordinator_rss_kb simulator_ticks
@@ -245,10 +221,7 @@ run() {
 		      log_flaps: $logflaps, listen_overflows: $ovf}' >"$out/$name.json"
 }
 
-echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB," \
-	"kernel $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
-echo "source: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- coordinator common include proto 2>/dev/null || echo ' with uncommitted changes')"
-echo "load before: $(cut -d' ' -f1-3 /proc/loadavg); results in $out"
+report_header "$out"
 
 for n in $sizes; do
 	run "n$n" --agents "$n" --interval "$hb_ms" --warmup "$warmup" \

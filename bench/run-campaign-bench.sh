@@ -39,6 +39,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+. "$top/bench/lib.sh"
 
 agents=${AGENTS:-10000}
 items=${ITEMS:-200}
@@ -81,21 +82,6 @@ cli=${CLI:-$build/cli/flotilla}
 ulimit -n "$(ulimit -Hn)"
 clk_tck=$(getconf CLK_TCK)
 
-# A free port below the ephemeral range, so that the simulator's own
-# thousands of outgoing connections can never take it first.
-free_port() {
-	local p
-	for _ in $(seq 200); do
-		p=$((20000 + RANDOM % 12000))
-		if ! ss -Htan "sport = :$p" | grep -q .; then
-			echo "$p"
-			return
-		fi
-	done
-	echo "run-campaign-bench.sh: no free port" >&2
-	exit 1
-}
-
 pids=()
 data=
 cleanup() {
@@ -106,18 +92,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # thread_ticks PID TID: utime+stime of one thread.
 thread_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/task/$2/stat" 2>/dev/null || echo 0; }
 rss_mb() { awk '/^VmRSS:/ { printf "%.0f\n", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
 # Epoch ms of an RFC 3339 log timestamp.
 log_ms() { date -d "$1" +%s%3N; }
 
-echo "machine: $(nproc) cores, $(free -g | awk '/^Mem:/ { print $2 }') GiB," \
-	"kernel $(uname -r), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
-echo "source: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- coordinator common include proto 2>/dev/null || echo ' with uncommitted changes')"
-echo "load before: $(cut -d' ' -f1-3 /proc/loadavg); results in $out"
+report_header "$out"
 
 # ---- the coordinator and the fleet ----------------------------------------
 data=$(mktemp -d /tmp/campaign-bench-data.XXXXXX)
@@ -130,12 +111,7 @@ export FLOTILLA_ADDR=$api_url
 	$coord_args 2>"$out/coordinator.log" &
 coord_pid=$!
 pids+=("$coord_pid")
-for _ in $(seq 100); do
-	grep -qs "coordinator started" "$out/coordinator.log" && break
-	kill -0 "$coord_pid" 2>/dev/null || break
-	sleep 0.05
-done
-grep -qs "coordinator started" "$out/coordinator.log" || {
+coordinator_started "$out/coordinator.log" "$coord_pid" || {
 	echo "coordinator did not start:" >&2
 	cat "$out/coordinator.log" >&2
 	exit 1

@@ -23,6 +23,8 @@
 #include "flotilla/util.h"
 #include "scheduler.h"
 
+#include "bench.h"
+
 static long nodes = 10000, allocs = 100000, per_job = 100, sample;
 
 static const flt_flag_t flags[] = {
@@ -36,12 +38,7 @@ static const flt_flag_t flags[] = {
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+static double now_s(void) { return bench_now_ms() / 1e3; }
 
 static int store_fleet(flt_store_t *s, flt_db_t db)
 {

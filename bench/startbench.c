@@ -33,6 +33,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 #define MAX_CONTENDERS 16
 
 typedef struct contender {
@@ -56,13 +58,6 @@ static void *xcalloc(size_t n, size_t size)
 		exit(2);
 	}
 	return p;
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
 /* argv with every "{n}" replaced by run; the strings are leaked on
@@ -95,7 +90,7 @@ static double run_once(const contender_t *c, unsigned long run, int *status)
 		while (nanosleep(&gap, &gap) < 0 && errno == EINTR)
 			;
 	}
-	double t0 = now_ms();
+	double t0 = bench_now_ms();
 	pid_t pid = fork();
 	if (pid < 0) {
 		perror("startbench: fork");
@@ -122,15 +117,9 @@ static double run_once(const contender_t *c, unsigned long run, int *status)
 			perror("startbench: waitpid");
 			exit(2);
 		}
-	double t1 = now_ms();
+	double t1 = bench_now_ms();
 	*status = st;
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? t1 - t0 : -1;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
 }
 
 /* Nearest-rank percentile of sorted v[0..n). */
@@ -167,7 +156,7 @@ static stats_t stats_of(contender_t *c)
 	double sum = 0;
 	if (!c->n)
 		return s;
-	qsort(c->ms, c->n, sizeof(double), cmp_double);
+	qsort(c->ms, c->n, sizeof(double), bench_cmp_double);
 	for (size_t k = 0; k < c->n; k++)
 		sum += c->ms[k];
 	s.p50 = pct(c->ms, c->n, 50);

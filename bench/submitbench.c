@@ -18,18 +18,7 @@
 #include "flotilla/util.h"
 #include "flotilla/wire.h"
 
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
+#include "bench.h"
 
 int main(int argc, char **argv)
 {
@@ -72,7 +61,7 @@ int main(int argc, char **argv)
 			FLOTILLA__JOB_REGISTER_REQUEST__INIT;
 		req.job = &job;
 		Flotilla__JobRegisterResponse *rr;
-		double t0 = now_ms();
+		double t0 = bench_now_ms();
 		if (flt_client_call(
 			    c, FLOTILLA__METHOD__METHOD_JOB_REGISTER, NULL,
 			    &req.base,
@@ -100,14 +89,14 @@ int main(int argc, char **argv)
 			protobuf_c_message_free_unpacked(&resp->base, NULL);
 			if (running)
 				break;
-			if (now_ms() - t0 > 30000) {
+			if (bench_now_ms() - t0 > 30000) {
 				fprintf(stderr, "%s: not running after 30 s\n",
 					name);
 				return 1;
 			}
 			usleep(1000);
 		}
-		lat[i] = now_ms() - t0;
+		lat[i] = bench_now_ms() - t0;
 		Flotilla__JobStopRequest sr = FLOTILLA__JOB_STOP_REQUEST__INIT;
 		sr.name = name;
 		if (flt_client_call(
@@ -120,7 +109,7 @@ int main(int argc, char **argv)
 		}
 		protobuf_c_message_free_unpacked(&rr->base, NULL);
 	}
-	qsort(lat, (size_t)n, sizeof(double), cmp);
+	qsort(lat, (size_t)n, sizeof(double), bench_cmp_double);
 	printf("submissions=%d p50_ms=%.1f p90_ms=%.1f p99_ms=%.1f max_ms=%.1f\n",
 	       n, lat[n / 2], lat[n * 9 / 10], lat[(n * 99) / 100], lat[n - 1]);
 	flt_client_close(c);

@@ -15,10 +15,8 @@ static int get_alloc(cli_t *c, const char *id, Flotilla__AllocGetResponse **r)
 	int rc = cli_call(c, FLOTILLA__METHOD__METHOD_ALLOC_GET, &req.base,
 			  &flotilla__alloc_get_response__descriptor,
 			  (ProtobufCMessage **)r);
-	if (rc == 0 && !(*r)->alloc) {
-		flotilla__alloc_get_response__free_unpacked(*r, NULL);
-		return cli_fail("bad reply: no allocation");
-	}
+	if (rc == 0 && !(*r)->alloc)
+		return cli_bad_reply((ProtobufCMessage **)r, "allocation");
 	return rc;
 }
 

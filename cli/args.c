@@ -1,4 +1,4 @@
-/* Command lines of the subcommands: flags among operands, durations. */
+/* Command lines of the subcommands: flags among operands. */
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -73,71 +73,4 @@ int cli_args(const cli_cmd_t *cmd, const flt_flag_t *flags, int argc,
 	if (n < min_ops)
 		return missing(cmd, n);
 	return -1;
-}
-
-static const struct {
-	const char *name;
-	uint64_t ms;
-} units[] = {
-	{ "ms", 1 },      { "s", 1000 },     { "m", 60000 },
-	{ "h", 3600000 }, { "d", 86400000 },
-};
-
-/* The unit at the start of s (longest name first: "ms" before "m"). */
-static int unit_at(const char *s, size_t *len)
-{
-	int best = -1;
-	size_t best_len = 0;
-	for (size_t i = 0; i < FLT_ARRAY_SIZE(units); i++) {
-		size_t l = strlen(units[i].name);
-		if (l > best_len && strncmp(s, units[i].name, l) == 0) {
-			best = (int)i;
-			best_len = l;
-		}
-	}
-	*len = best_len;
-	return best;
-}
-
-int cli_parse_duration(const char *s, uint64_t max_ms, uint64_t *ms,
-		       flt_error_t *err)
-{
-	uint64_t total = 0;
-	const char *p = s;
-
-	if (!*p)
-		return flt_err(err, -EINVAL,
-			       "empty duration (e.g. 30s, 5m, 1h)");
-	while (*p) {
-		uint64_t v = 0;
-		size_t ulen;
-		if (*p < '0' || *p > '9')
-			return flt_err(err, -EINVAL,
-				       "\"%s\": not a duration (e.g. 30s, 5m, "
-				       "1h30m)",
-				       s);
-		for (; *p >= '0' && *p <= '9'; p++) {
-			v = v * 10 + (uint64_t)(*p - '0');
-			if (v > max_ms)
-				goto too_long;
-		}
-		int u = unit_at(p, &ulen);
-		if (u < 0)
-			return flt_err(err, -EINVAL,
-				       "\"%s\": %s (units: ms, s, m, h, d)", s,
-				       *p ? "unknown unit" : "missing unit");
-		if (v > max_ms / units[u].ms)
-			goto too_long;
-		total += v * units[u].ms;
-		if (total > max_ms)
-			goto too_long;
-		p += ulen;
-	}
-	if (total == 0)
-		return flt_err(err, -EINVAL, "\"%s\": must be more than 0", s);
-	*ms = total;
-	return 0;
-too_long:
-	return flt_err(err, -EINVAL, "\"%s\": longer than %llu hours", s,
-		       (unsigned long long)(max_ms / 3600000));
 }

@@ -153,10 +153,8 @@ static int campaign_call(cli_t *c, Flotilla__Method m, const char *id,
 	int rc = cli_call(c, m, &req.base,
 			  &flotilla__campaign_get_response__descriptor,
 			  (ProtobufCMessage **)resp);
-	if (rc == 0 && !(*resp)->campaign) {
-		flotilla__campaign_get_response__free_unpacked(*resp, NULL);
-		return cli_fail("bad reply: no campaign");
-	}
+	if (rc == 0 && !(*resp)->campaign)
+		return cli_bad_reply((ProtobufCMessage **)resp, "campaign");
 	return rc;
 }
 
@@ -356,10 +354,8 @@ static int get_polled(cli_t *c, const char *id, bool targets, int64_t away_ms,
 		c, FLOTILLA__METHOD__METHOD_CAMPAIGN_GET, &req.base,
 		&flotilla__campaign_get_response__descriptor,
 		(ProtobufCMessage **)resp, flt_now_mono_ms() + away_ms, p);
-	if (rc == 0 && !(*resp)->campaign) {
-		flotilla__campaign_get_response__free_unpacked(*resp, NULL);
-		return cli_fail("bad reply: no campaign");
-	}
+	if (rc == 0 && !(*resp)->campaign)
+		return cli_bad_reply((ProtobufCMessage **)resp, "campaign");
 	return rc;
 }
 
@@ -576,7 +572,7 @@ static int parse_ms(const cli_cmd_t *cmd, const char *flag, const char *s,
 {
 	uint64_t ms;
 	flt_error_t err;
-	if (cli_parse_duration(s, SPEC_DURATION_MAX_MS, &ms, &err) < 0)
+	if (flt_duration_parse(s, SPEC_DURATION_MAX_MS, &ms, &err) < 0)
 		return cli_usage_fail(cmd, "--%s: %s", flag, err.msg);
 	*out = (uint32_t)ms;
 	return -1;
@@ -725,7 +721,7 @@ static int campaign_create(cli_t *c, const cli_cmd_t *cmd, int argc,
 			   (ProtobufCMessage **)&resp)) != 0)
 		return rc;
 	if (!resp->campaign)
-		return cli_fail("bad reply: no campaign");
+		return cli_bad_reply((ProtobufCMessage **)&resp, "campaign");
 	if (o.json) {
 		cli_print_json(flt_pb_to_json(&resp->base));
 		return 0;

@@ -60,8 +60,15 @@ int cli_call_err(cli_t *c, Flotilla__Method method, const ProtobufCMessage *req,
 /* Prints a one-line error and returns the exit status 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* For a reply without the message it must carry: releases *resp (and
+ * sets it to NULL), prints "flotilla: bad reply: no WHAT", returns 1. */
+int cli_bad_reply(ProtobufCMessage **resp, const char *what);
+
 /* Prints JSON (and a newline) to stdout and releases it. */
 void cli_print_json(json_t *j);
+
+/* The messages v[0..n) as a JSON array (a new reference). */
+json_t *cli_json_array(ProtobufCMessage *const *v, size_t n);
 
 /* ---- args.c: command lines ------------------------------------------- */
 
@@ -88,14 +95,6 @@ int cli_args(const cli_cmd_t *cmd, const flt_flag_t *flags, int argc,
 /* Prints a one-line usage error about cmd and returns CLI_EXIT_USAGE. */
 int cli_usage_fail(const cli_cmd_t *cmd, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-
-/*
- * Parses a duration such as "90s", "5m", "1h30m" or "250ms" (units ms, s,
- * m, h, d; at least one; no sign, no fraction) into milliseconds, at most
- * max_ms. Returns 0, or -EINVAL with the reason in err.
- */
-int cli_parse_duration(const char *s, uint64_t max_ms, uint64_t *ms,
-		       flt_error_t *err);
 
 /* ---- render.c: what people read -------------------------------------- */
 

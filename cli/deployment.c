@@ -16,10 +16,8 @@ static int deployment_call(cli_t *c, Flotilla__Method m, const char *id,
 	int rc = cli_call(c, m, &req.base,
 			  &flotilla__deployment_get_response__descriptor,
 			  (ProtobufCMessage **)resp);
-	if (rc == 0 && !(*resp)->deployment) {
-		flotilla__deployment_get_response__free_unpacked(*resp, NULL);
-		return cli_fail("bad reply: no deployment");
-	}
+	if (rc == 0 && !(*resp)->deployment)
+		return cli_bad_reply((ProtobufCMessage **)resp, "deployment");
 	return rc;
 }
 

@@ -230,10 +230,8 @@ static int job_status(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 			   &flotilla__job_get_response__descriptor,
 			   (ProtobufCMessage **)&resp)) != 0)
 		return rc;
-	if (!resp->summary) {
-		flotilla__job_get_response__free_unpacked(resp, NULL);
-		return cli_fail("bad reply: no job summary");
-	}
+	if (!resp->summary)
+		return cli_bad_reply((ProtobufCMessage **)&resp, "job summary");
 	if (json) {
 		cli_print_json(flt_pb_to_json(&resp->base));
 	} else {
@@ -259,11 +257,8 @@ static int job_list(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 			   (ProtobufCMessage **)&resp)) != 0)
 		return rc;
 	if (json) {
-		json_t *a = json_array();
-		for (size_t i = 0; i < resp->n_jobs; i++)
-			json_array_append_new(
-				a, flt_pb_to_json(&resp->jobs[i]->base));
-		cli_print_json(a);
+		cli_print_json(cli_json_array(
+			(ProtobufCMessage *const *)resp->jobs, resp->n_jobs));
 		flotilla__job_list_response__free_unpacked(resp, NULL);
 		return 0;
 	}

@@ -70,11 +70,26 @@ int cli_call(cli_t *c, Flotilla__Method method, const ProtobufCMessage *req,
 	return 0;
 }
 
+int cli_bad_reply(ProtobufCMessage **resp, const char *what)
+{
+	protobuf_c_message_free_unpacked(*resp, NULL);
+	*resp = NULL;
+	return cli_fail("bad reply: no %s", what);
+}
+
 void cli_print_json(json_t *j)
 {
 	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', stdout);
 	json_decref(j);
+}
+
+json_t *cli_json_array(ProtobufCMessage *const *v, size_t n)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, flt_pb_to_json(v[i]));
+	return a;
 }
 
 static void usage(FILE *f)

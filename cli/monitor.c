@@ -70,10 +70,8 @@ static int get_deployment(cli_t *c, const char *id, int64_t deadline,
 			       &req.base,
 			       &flotilla__deployment_get_response__descriptor,
 			       (ProtobufCMessage **)resp, deadline, p);
-	if (rc == 0 && !(*resp)->deployment) {
-		flotilla__deployment_get_response__free_unpacked(*resp, NULL);
-		return cli_fail("bad reply: no deployment");
-	}
+	if (rc == 0 && !(*resp)->deployment)
+		return cli_bad_reply((ProtobufCMessage **)resp, "deployment");
 	return rc;
 }
 

@@ -66,11 +66,8 @@ static int node_list(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 		qsort(resp->nodes, resp->n_nodes, sizeof(*resp->nodes),
 		      by_name);
 	if (json) {
-		json_t *a = json_array();
-		for (size_t i = 0; i < resp->n_nodes; i++)
-			json_array_append_new(
-				a, flt_pb_to_json(&resp->nodes[i]->base));
-		cli_print_json(a);
+		cli_print_json(cli_json_array(
+			(ProtobufCMessage *const *)resp->nodes, resp->n_nodes));
 	} else {
 		print_nodes(resp, verbose);
 	}
@@ -180,7 +177,7 @@ static int node_drain(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 	if (deadline) {
 		uint64_t ms;
 		flt_error_t err;
-		if (cli_parse_duration(deadline, DRAIN_DEADLINE_MAX_MS, &ms,
+		if (flt_duration_parse(deadline, DRAIN_DEADLINE_MAX_MS, &ms,
 				       &err) < 0)
 			return cli_usage_fail(cmd, "--deadline: %s", err.msg);
 		req.deadline_ms = (uint32_t)ms;

@@ -420,10 +420,8 @@ static void sort_packages(Flotilla__PackageGetResponse *r)
 
 static json_t *packages_json(const Flotilla__PackageGetResponse *r)
 {
-	json_t *a = json_array();
-	for (size_t i = 0; i < r->n_packages; i++)
-		json_array_append_new(a, flt_pb_to_json(&r->packages[i]->base));
-	return a;
+	return cli_json_array((ProtobufCMessage *const *)r->packages,
+			      r->n_packages);
 }
 
 static int package_list(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)

@@ -179,6 +179,23 @@ void flt_flags_usage(FILE *f, const char *usage, const flt_flag_t *flags)
 	fprintf(f, "  %-30s %s\n", "--help", "show this help");
 }
 
+int flt_flags_main(const flt_flag_t *flags, int argc, char **argv, int *next,
+		   const char *program, const char *usage, bool operands)
+{
+	flt_error_t err;
+	int rc = flt_flags_parse(flags, argc, argv, next, &err);
+	if (rc == 1) {
+		flt_flags_usage(stdout, usage, flags);
+		return 0;
+	}
+	if (rc < 0 || (!operands && *next < argc)) {
+		fprintf(stderr, "%s: %s\n", program,
+			rc < 0 ? err.msg : "unexpected argument");
+		return 2;
+	}
+	return -1;
+}
+
 void flt_flags_free(const flt_flag_t *flags)
 {
 	for (; flags->name; flags++) {
@@ -189,4 +206,71 @@ void flt_flags_free(const flt_flag_t *flags)
 		l->v = NULL;
 		l->n = 0;
 	}
+}
+
+static const struct {
+	const char *name;
+	uint64_t ms;
+} units[] = {
+	{ "ms", 1 },      { "s", 1000 },     { "m", 60000 },
+	{ "h", 3600000 }, { "d", 86400000 },
+};
+
+/* The unit at the start of s (longest name first: "ms" before "m"). */
+static int unit_at(const char *s, size_t *len)
+{
+	int best = -1;
+	size_t best_len = 0;
+	for (size_t i = 0; i < FLT_ARRAY_SIZE(units); i++) {
+		size_t l = strlen(units[i].name);
+		if (l > best_len && strncmp(s, units[i].name, l) == 0) {
+			best = (int)i;
+			best_len = l;
+		}
+	}
+	*len = best_len;
+	return best;
+}
+
+int flt_duration_parse(const char *s, uint64_t max_ms, uint64_t *ms,
+		       flt_error_t *err)
+{
+	uint64_t total = 0;
+	const char *p = s;
+
+	if (!*p)
+		return flt_err(err, -EINVAL,
+			       "empty duration (e.g. 30s, 5m, 1h)");
+	while (*p) {
+		uint64_t v = 0;
+		size_t ulen;
+		if (*p < '0' || *p > '9')
+			return flt_err(err, -EINVAL,
+				       "\"%s\": not a duration (e.g. 30s, 5m, "
+				       "1h30m)",
+				       s);
+		for (; *p >= '0' && *p <= '9'; p++) {
+			v = v * 10 + (uint64_t)(*p - '0');
+			if (v > max_ms)
+				goto too_long;
+		}
+		int u = unit_at(p, &ulen);
+		if (u < 0)
+			return flt_err(err, -EINVAL,
+				       "\"%s\": %s (units: ms, s, m, h, d)", s,
+				       *p ? "unknown unit" : "missing unit");
+		if (v > max_ms / units[u].ms)
+			goto too_long;
+		total += v * units[u].ms;
+		if (total > max_ms)
+			goto too_long;
+		p += ulen;
+	}
+	if (total == 0)
+		return flt_err(err, -ERANGE, "\"%s\": must be more than 0", s);
+	*ms = total;
+	return 0;
+too_long:
+	return flt_err(err, -ERANGE, "\"%s\": longer than %llu hours", s,
+		       (unsigned long long)(max_ms / 3600000));
 }

@@ -258,63 +258,87 @@ static bool is_host_char(char c)
 	       (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
 }
 
-/*
- * "host:port", "[v6]:port" or "[v6%zone]:port", as the agent's health
- * checks read them; NULL if fine, else the reason.
- */
-static const char *address_problem(const char *address)
+int flt_check_address_split(const char *address, char host[FLT_CHECK_HOST_MAX],
+			    char port[FLT_CHECK_PORT_MAX], bool *numeric,
+			    const char **reason)
 {
 	const char *colon, *p;
-	unsigned long port = 0;
+	struct in_addr v4;
+	unsigned long n = 0;
 	size_t hlen;
 
+	*reason = "must be host:port";
+	if (!address || !*address)
+		return -EINVAL;
 	if (address[0] == '[') {
 		const char *rb = strchr(address, ']');
-		char v6[256];
+		char v6[FLT_CHECK_HOST_MAX];
 
 		if (!rb || rb[1] != ':')
-			return "must be host:port";
+			return -EINVAL;
 		hlen = (size_t)(rb - address - 1);
-		if (hlen == 0 || hlen >= sizeof(v6))
-			return "bad IPv6 address";
-		memcpy(v6, address + 1, hlen);
-		v6[hlen] = '\0';
+		if (hlen == 0 || hlen >= FLT_CHECK_HOST_MAX) {
+			*reason = "bad IPv6 address";
+			return -EINVAL;
+		}
+		memcpy(host, address + 1, hlen);
+		host[hlen] = '\0';
+		memcpy(v6, host, hlen + 1);
 		v6[strcspn(v6, "%")] = '\0';
-		if (inet_pton(AF_INET6, v6, &(struct in6_addr){ 0 }) != 1)
-			return "bad IPv6 address";
+		if (inet_pton(AF_INET6, v6, &(struct in6_addr){ 0 }) != 1) {
+			*reason = "bad IPv6 address";
+			return -EINVAL;
+		}
+		*numeric = true;
 		colon = rb + 1;
 	} else {
 		colon = strrchr(address, ':');
 		if (!colon || colon == address)
-			return "must be host:port";
+			return -EINVAL;
 		hlen = (size_t)(colon - address);
-		if (memchr(address, ':', hlen))
-			return "IPv6 addresses go in brackets: [::1]:80";
-		if (hlen > 253)
-			return "host name too long";
-		for (p = address; p < colon; p++)
-			if (!is_host_char(*p))
-				return "bad host name";
+		if (memchr(address, ':', hlen)) {
+			*reason = "IPv6 addresses go in brackets: [::1]:80";
+			return -EINVAL;
+		}
+		if (hlen > 253) {
+			*reason = "host name too long";
+			return -EINVAL;
+		}
+		for (p = address; p < colon; p++) {
+			if (!is_host_char(*p)) {
+				*reason = "bad host name";
+				return -EINVAL;
+			}
+		}
+		memcpy(host, address, hlen);
+		host[hlen] = '\0';
+		*numeric = inet_pton(AF_INET, host, &v4) == 1;
 	}
 	p = colon + 1;
-	if (!*p || strlen(p) > 5)
-		return "port must be 1-65535";
-	for (; *p; p++) {
-		if (*p < '0' || *p > '9')
-			return "port must be 1-65535";
-		port = port * 10 + (unsigned long)(*p - '0');
+	if (!*p || strlen(p) >= FLT_CHECK_PORT_MAX) {
+		*reason = "port must be 1-65535";
+		return -EINVAL;
 	}
-	if (port < 1 || port > 65535)
-		return "port must be 1-65535";
-	return NULL;
+	for (; *p; p++) {
+		if (*p < '0' || *p > '9') {
+			*reason = "port must be 1-65535";
+			return -EINVAL;
+		}
+		n = n * 10 + (unsigned long)(*p - '0');
+	}
+	if (n < 1 || n > 65535) {
+		*reason = "port must be 1-65535";
+		return -EINVAL;
+	}
+	snprintf(port, FLT_CHECK_PORT_MAX, "%lu", n);
+	return 0;
 }
 
-/* The path goes into the request line: no room for CR/LF injection. */
-static bool http_path_ok(const char *path)
+bool flt_check_path_ok(const char *path)
 {
 	const unsigned char *p = (const unsigned char *)path;
 
-	if (p[0] != '/' || strlen(path) > 1024)
+	if (p[0] != '/' || strlen(path) > FLT_CHECK_PATH_MAX)
 		return false;
 	for (; *p; p++)
 		if (*p <= 0x20 || *p == 0x7f)
@@ -348,10 +372,14 @@ int flt_check_validate(const Flotilla__HealthCheck *hc, const char *prefix,
 		if (!*hc->address)
 			return bad(err, prefix, "address",
 				   "required for %s checks", hc->type);
-		if ((reason = address_problem(hc->address)))
+		char host[FLT_CHECK_HOST_MAX], port[FLT_CHECK_PORT_MAX];
+		bool numeric;
+		if (flt_check_address_split(hc->address, host, port, &numeric,
+					    &reason) < 0)
 			return bad(err, prefix, "address", "%s", reason);
 	}
-	if (!strcmp(hc->type, "http") && *hc->path && !http_path_ok(hc->path))
+	if (!strcmp(hc->type, "http") && *hc->path &&
+	    !flt_check_path_ok(hc->path))
 		return bad(err, prefix, "path",
 			   "must start with / and have no spaces or control "
 			   "characters");

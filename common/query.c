@@ -1200,6 +1200,20 @@ static void collect(const qnode_t *n, const flt_query_host_t *h, size_t *hits,
 	}
 }
 
+int flt_query_item_cmp(const void *a, const void *b)
+{
+	const Flotilla__InventoryItem *x = *(Flotilla__InventoryItem *const *)a;
+	const Flotilla__InventoryItem *y = *(Flotilla__InventoryItem *const *)b;
+	int c = strcmp(x->name, y->name);
+	if (c)
+		return c;
+	if (x->kind != y->kind)
+		return x->kind < y->kind ? -1 : 1;
+	if ((c = strcmp(x->path, y->path)))
+		return c;
+	return strcmp(x->version, y->version);
+}
+
 bool flt_query_match(const flt_query_t *q, const flt_query_host_t *host,
 		     size_t *hits, size_t *n_hits)
 {

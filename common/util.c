@@ -89,12 +89,7 @@ bool flt_is_name(const char *s, size_t max)
 	return true;
 }
 
-/*
- * The length of the valid UTF-8 sequence of two to four bytes at p (of
- * len), or 0: overlong forms, surrogates, code points past U+10FFFF and
- * C1 controls (U+0080-U+009F) are not valid here.
- */
-static size_t utf8_seq(const unsigned char *p, size_t len)
+size_t flt_utf8_seq(const unsigned char *p, size_t len)
 {
 	unsigned char c = p[0];
 	size_t extra;
@@ -132,7 +127,7 @@ bool flt_is_text(const char *s, size_t len)
 			i++;
 			continue;
 		}
-		size_t n = utf8_seq(p + i, len - i);
+		size_t n = flt_utf8_seq(p + i, len - i);
 		if (!n)
 			return false;
 		i += n;
@@ -152,7 +147,7 @@ const char *flt_shown(const char *s, size_t max, char *buf, size_t len)
 	if (max > len - 4)
 		max = len - 4;
 	while (i < slen) {
-		size_t n = p[i] < 0x80 ? 1 : utf8_seq(p + i, slen - i);
+		size_t n = p[i] < 0x80 ? 1 : flt_utf8_seq(p + i, slen - i);
 		if (o + (n ? n : 1) > max)
 			break;
 		if (n > 1) {
@@ -347,6 +342,15 @@ int flt_signal_fd(void)
 	term_signals(&set);
 	int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	return fd < 0 ? -errno : fd;
+}
+
+bool flt_signal_stop(int sfd)
+{
+	struct signalfd_siginfo si;
+	if (read(sfd, &si, sizeof(si)) != sizeof(si))
+		return false;
+	flt_info("shutting down signal=%s", strsignal((int)si.ssi_signo));
+	return true;
 }
 
 int flt_program_start(const char *program, const char *log_level)

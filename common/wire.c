@@ -14,6 +14,25 @@ static const flt_pb_limits_t envelope_limits = {
 	.alloc_slack = 64 * 1024,
 };
 
+int flt_join_token_load(const char *token, const char *file, char **out,
+			flt_error_t *err)
+{
+	*out = NULL;
+	if (token && file)
+		return flt_err(err, FLT_EUSAGE,
+			       "give --join-token or --join-token-file, not "
+			       "both");
+	if (file) {
+		int rc = flt_read_file(file, 4096, out);
+		if (rc < 0)
+			return flt_err(err, rc, "--join-token-file %s: %s",
+				       file, strerror(-rc));
+	} else if (token) {
+		*out = flt_xstrdup(token);
+	}
+	return 0;
+}
+
 const char *flt_method_name(Flotilla__Method m)
 {
 	if (m == FLOTILLA__METHOD__METHOD_UNSPECIFIED)

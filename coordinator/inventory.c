@@ -36,20 +36,6 @@ struct coord_inv {
 	flt_map_t by_id; /* node id -> inv_entry_t */
 };
 
-static int item_cmp(const void *a, const void *b)
-{
-	const Flotilla__InventoryItem *x = *(Flotilla__InventoryItem *const *)a;
-	const Flotilla__InventoryItem *y = *(Flotilla__InventoryItem *const *)b;
-	int c = strcmp(x->name, y->name);
-	if (c)
-		return c;
-	if (x->kind != y->kind)
-		return x->kind < y->kind ? -1 : 1;
-	if ((c = strcmp(x->path, y->path)))
-		return c;
-	return strcmp(x->version, y->version);
-}
-
 /* Called with the lock held. */
 static inv_entry_t *find(coord_inv_t *t, const char *id)
 {
@@ -85,7 +71,7 @@ static int load_one(const void *key, size_t klen, const void *val, size_t vlen,
 		Flotilla__Inventory *inv = steal_ptr(&rec->inventory);
 		if (inv->n_items > 1)
 			qsort(inv->items, inv->n_items, sizeof(*inv->items),
-			      item_cmp);
+			      flt_query_item_cmp);
 		put(t, rec->node_id, inv);
 	}
 	flotilla__inventory_record__free_unpacked(rec, NULL);
@@ -178,7 +164,8 @@ int coord_inv_check(Flotilla__Inventory *inv, flt_error_t *err)
 		return flt_err(err, FLT_EPROTO,
 			       "inventory.digest: 64 hex digits expected");
 	if (inv->n_items > 1)
-		qsort(inv->items, inv->n_items, sizeof(*inv->items), item_cmp);
+		qsort(inv->items, inv->n_items, sizeof(*inv->items),
+		      flt_query_item_cmp);
 	return 0;
 }
 
@@ -213,6 +200,24 @@ static const char *host_attr(void *arg, const char *key)
 	return sched_node_attr(h->f, h->node, key);
 }
 
+/* Does node of f, whose inventory e holds, match q? As flt_query_match,
+ * hits (room for e->inv->n_items) and *nh get the items that matched. */
+static bool match_entry(const flt_query_t *q, const sched_fleet_t *f,
+			size_t node, const inv_entry_t *e, size_t *hits,
+			size_t *nh)
+{
+	host_ctx_t hc = { f, node };
+	flt_query_host_t h = {
+		.id = sched_node_id(f, node),
+		.name = sched_node_attr(f, node, "node.name"),
+		.attr = host_attr,
+		.attr_arg = &hc,
+		.items = e->inv->items,
+		.n_items = e->inv->n_items,
+	};
+	return flt_query_match(q, &h, hits, nh);
+}
+
 /* Called with the lock held (read). */
 static size_t eval_locked(coord_inv_t *t, const sched_fleet_t *f,
 			  const flt_query_t *q, coord_inv_fn fn, void *arg,
@@ -227,21 +232,12 @@ static size_t eval_locked(coord_inv_t *t, const sched_fleet_t *f,
 			unk++;
 			continue;
 		}
-		host_ctx_t hc = { f, i };
-		flt_query_host_t h = {
-			.id = id,
-			.name = sched_node_attr(f, i, "node.name"),
-			.attr = host_attr,
-			.attr_arg = &hc,
-			.items = e->inv->items,
-			.n_items = e->inv->n_items,
-		};
 		if (e->inv->n_items > cap) {
 			cap = e->inv->n_items;
 			hits = flt_xrealloc(hits, cap * sizeof(*hits));
 		}
 		size_t nh = 0;
-		if (!flt_query_match(q, &h, hits, &nh))
+		if (!match_entry(q, f, i, e, hits, &nh))
 			continue;
 		matched++;
 		if (fn && fn(arg, i, e->inv, hits, nh) != 0)
@@ -278,18 +274,9 @@ bool coord_inv_match_node(coord_inv_t *t, const sched_fleet_t *f, size_t node,
 	if (known)
 		*known = e != NULL;
 	if (e) {
-		host_ctx_t hc = { f, node };
-		flt_query_host_t h = {
-			.id = id,
-			.name = sched_node_attr(f, node, "node.name"),
-			.attr = host_attr,
-			.attr_arg = &hc,
-			.items = e->inv->items,
-			.n_items = e->inv->n_items,
-		};
 		size_t *hits = flt_xcalloc(e->inv->n_items + 1, sizeof(*hits));
 		size_t nh = 0;
-		match = flt_query_match(q, &h, hits, &nh);
+		match = match_entry(q, f, node, e, hits, &nh);
 		for (size_t k = 0; k < nh; k++) {
 			const Flotilla__InventoryItem *it =
 				e->inv->items[hits[k]];

@@ -352,6 +352,24 @@ int coord_engine_job(coord_engine_t *e, const char *name,
 
 /* ---- JobPlan: a dry run ------------------------------------------------------- */
 
+/* A request's job, checked as on submission (as the CLI checks a file:
+ * never trust a client); fails r and returns -1 when it is missing or
+ * invalid. */
+static int check_job(flt_request_t *r, Flotilla__Job *job)
+{
+	flt_error_t err;
+	if (!job) {
+		flt_request_fail(r, FLT_EPROTO, "job: required");
+		return -1;
+	}
+	if (flt_job_check(job, &err) < 0) {
+		flt_request_fail(r, FLT_EPROTO, "job %s: %s", job->name,
+				 err.msg);
+		return -1;
+	}
+	return 0;
+}
+
 /* The job checked as it would be on submission, and the scheduler run
  * against the fleet as it is, without changing anything. */
 void coord_jobs_plan(coord_engine_t *e, flt_request_t *r)
@@ -362,15 +380,7 @@ void coord_jobs_plan(coord_engine_t *e, flt_request_t *r)
 	if (flt_request_body(r, &flotilla__job_plan_request__descriptor, &req) <
 	    0)
 		return;
-	if (!req->job) {
-		flotilla__job_plan_request__free_unpacked(req, NULL);
-		flt_request_fail(r, FLT_EPROTO, "job: required");
-		return;
-	}
-	/* The same checks as a file gets in the CLI: never trust a client. */
-	if (flt_job_check(req->job, &err) < 0) {
-		flt_request_fail(r, FLT_EPROTO, "job %s: %s", req->job->name,
-				 err.msg);
+	if (check_job(r, req->job) < 0) {
 		flotilla__job_plan_request__free_unpacked(req, NULL);
 		return;
 	}
@@ -471,19 +481,11 @@ static void queue_deployment(coord_engine_t *e, flt_request_t *r,
 void coord_jobs_register(coord_engine_t *e, flt_request_t *r)
 {
 	Flotilla__JobRegisterRequest *req;
-	flt_error_t err;
 	if (flt_request_body(r, &flotilla__job_register_request__descriptor,
 			     &req) < 0)
 		return;
-	if (!req->job) {
-		pb_free(req);
-		flt_request_fail(r, FLT_EPROTO, "job: required");
-		return;
-	}
 	/* Checked again here: an invalid job changes nothing. */
-	if (flt_job_check(req->job, &err) < 0) {
-		flt_request_fail(r, FLT_EPROTO, "job %s: %s", req->job->name,
-				 err.msg);
+	if (check_job(r, req->job) < 0) {
 		pb_free(req);
 		return;
 	}

@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "coordinator.h"
@@ -75,25 +74,17 @@ static const flt_flag_t flags[] = {
 
 static int load_token(char **out, flt_error_t *err)
 {
-	if (join_token && join_token_file)
-		return flt_err(err, FLT_EUSAGE,
-			       "give --join-token or --join-token-file, not "
-			       "both");
-	if (join_token_file) {
-		int rc = flt_read_file(join_token_file, 4096, out);
-		if (rc < 0)
-			return flt_err(err, rc, "--join-token-file %s: %s",
-				       join_token_file, strerror(-rc));
-	} else if (join_token) {
-		*out = flt_xstrdup(join_token);
-	} else {
+	int rc = flt_join_token_load(join_token, join_token_file, out, err);
+	if (rc < 0)
+		return rc;
+	if (!*out)
 		return flt_err(err, FLT_EUSAGE,
 			       "a join token is required (--join-token, "
 			       "--join-token-file or $FLOTILLA_JOIN_TOKEN)");
-	}
 	size_t n = strlen(*out);
 	if (n < 16 || n > FLT_JOIN_TOKEN_MAX) {
 		free(*out);
+		*out = NULL; /* the caller's cleanup frees it too */
 		return flt_err(err, FLT_EUSAGE,
 			       "join token: must be 16 to %u characters",
 			       FLT_JOIN_TOKEN_MAX);
@@ -228,14 +219,8 @@ static void serve(coord_t *c, int sfd)
 	for (;;) {
 		struct pollfd p = { .fd = sfd, .events = POLLIN };
 		int n = poll(&p, 1, TICK_MS);
-		if (n > 0) {
-			struct signalfd_siginfo si;
-			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				flt_info("shutting down signal=%s",
-					 strsignal((int)si.ssi_signo));
-				return;
-			}
-		}
+		if (n > 0 && flt_signal_stop(sfd))
+			return;
 		coord_nodes_tick(c->nodes);
 		int64_t now = flt_now_mono_ms();
 		if (wd && now >= next_wd) {
@@ -309,26 +294,19 @@ out:
 
 int main(int argc, char **argv)
 {
-	flt_error_t err;
 	int next;
 
 	flt_signals_block();
 
 	flt_log_init("flotilla-coordinator", FLT_LOG_INFO);
-	int rc = flt_flags_parse(flags, argc, argv, &next, &err);
-	if (rc == 1) {
-		flt_flags_usage(stdout,
-				"Usage: flotilla-coordinator [OPTIONS]\n\n"
-				"Keeps the fleet's state and serves agents "
-				"and operators.",
-				flags);
-		return 0;
-	}
-	if (rc < 0 || next < argc) {
-		fprintf(stderr, "flotilla-coordinator: %s\n",
-			rc < 0 ? err.msg : "unexpected argument");
-		return 2;
-	}
+	int rc =
+		flt_flags_main(flags, argc, argv, &next, "flotilla-coordinator",
+			       "Usage: flotilla-coordinator [OPTIONS]\n\n"
+			       "Keeps the fleet's state and serves agents "
+			       "and operators.",
+			       false);
+	if (rc >= 0)
+		return rc;
 	if ((rc = flt_program_start("flotilla-coordinator", log_level)) != 0)
 		return rc;
 	rc = run();

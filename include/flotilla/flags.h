@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "flotilla/error.h"
@@ -45,11 +46,30 @@ int flt_flags_parse(const flt_flag_t *flags, int argc, char **argv, int *next,
 
 void flt_flags_usage(FILE *f, const char *usage, const flt_flag_t *flags);
 
+/*
+ * The flags of a program's main: parses argv; "--help" prints usage and
+ * the flags' help to stdout; a bad flag, or an operand when operands is
+ * false, prints "program: reason" to stderr. Returns -1 when the program
+ * goes on (its operands from argv[*next]), else its exit status: 0 after
+ * --help, 2 after an error.
+ */
+int flt_flags_main(const flt_flag_t *flags, int argc, char **argv, int *next,
+		   const char *program, const char *usage, bool operands);
+
 /* Frees the arrays of every list flag in the table. */
 void flt_flags_free(const flt_flag_t *flags);
 
 /* Splits "key=value" at the first '='; the key must be a valid label key. */
 int flt_kv_split(const char *s, char *key, size_t keylen, const char **value,
 		 flt_error_t *err);
+
+/*
+ * Parses a duration such as "90s", "5m", "1h30m" or "250ms" (units ms, s,
+ * m, h, d; at least one; no sign, no fraction) into milliseconds, at most
+ * max_ms. Returns 0; -EINVAL when s is no such duration, -ERANGE when it
+ * is 0 or longer than max_ms, with the reason in err (*ms is left alone).
+ */
+int flt_duration_parse(const char *s, uint64_t max_ms, uint64_t *ms,
+		       flt_error_t *err);
 
 #endif

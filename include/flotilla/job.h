@@ -2,6 +2,7 @@
 #ifndef FLOTILLA_JOB_H
 #define FLOTILLA_JOB_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "flotilla.pb-c.h"
@@ -57,6 +58,25 @@ int flt_job_check(Flotilla__Job *job, flt_error_t *err);
  */
 int flt_task_check(const Flotilla__TaskSpec *t, const char *prefix,
 		   flt_error_t *err);
+
+/*
+ * A tcp or http health check's address: "host:port", "[v6]:port" or
+ * "[v6%zone]:port". Splits it into host (the brackets removed) and port
+ * (its number, without leading zeros) and sets *numeric when host is an
+ * IP address, not a name. Returns 0, or -EINVAL with *reason pointing at
+ * the words that follow the field name ("port must be 1-65535").
+ */
+#define FLT_CHECK_HOST_MAX 256
+#define FLT_CHECK_PORT_MAX 6
+int flt_check_address_split(const char *address, char host[FLT_CHECK_HOST_MAX],
+			    char port[FLT_CHECK_PORT_MAX], bool *numeric,
+			    const char **reason);
+
+/* An http check's path: it goes into the request line, so it must start
+ * with '/' and hold no space or control character (no CR/LF injection),
+ * and be at most FLT_CHECK_PATH_MAX bytes. */
+#define FLT_CHECK_PATH_MAX 1024
+bool flt_check_path_ok(const char *path);
 
 /*
  * Checks one health check; prefix like "groups[0].tasks[1].checks[2]"

@@ -123,10 +123,17 @@ typedef struct flt_query_host {
 	 * when those are set. May be NULL. */
 	const char *(*attr)(void *arg, const char *key);
 	void *attr_arg;
-	/* The inventory, sorted by name with strcmp (Inventory's order). */
+	/* The inventory, sorted by name with strcmp (Inventory's order;
+	 * flt_query_item_cmp sorts so). */
 	Flotilla__InventoryItem *const *items;
 	size_t n_items;
 } flt_query_host_t;
+
+/*
+ * qsort's comparison for an array of Flotilla__InventoryItem pointers: by
+ * name (strcmp), then kind, path and version.
+ */
+int flt_query_item_cmp(const void *a, const void *b);
 
 /*
  * Does host match? When hits and n_hits are not NULL, the indexes of the

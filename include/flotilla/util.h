@@ -56,6 +56,13 @@ bool flt_is_name(const char *s, size_t max);
 bool flt_is_text(const char *s, size_t len);
 
 /*
+ * The length of the valid UTF-8 sequence of two to four bytes at p (of
+ * len), or 0: overlong forms, surrogates, code points past U+10FFFF and
+ * C1 controls (U+0080-U+009F) are not valid here (flt_is_text's rules).
+ */
+size_t flt_utf8_seq(const unsigned char *p, size_t len);
+
+/*
  * A string fit to quote in a message (err->msg, a log line) whatever it
  * holds: at most max bytes of s (NULL reads as ""), cut on a UTF-8
  * boundary, each control character, '"' and byte of invalid UTF-8 shown
@@ -114,6 +121,10 @@ int flt_program_start(const char *program, const char *log_level);
  */
 void flt_signals_block(void);
 int flt_signal_fd(void);
+
+/* Reads the signal poll found on sfd (from flt_signal_fd): true when one
+ * came, logged as the reason the daemon shuts down. */
+bool flt_signal_stop(int sfd);
 
 /* mkdir -p with mode for the last component. */
 int flt_mkdir_p(const char *path, unsigned mode);

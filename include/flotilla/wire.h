@@ -29,6 +29,16 @@
 
 typedef Flotilla__Envelope flt_envelope_t;
 
+/*
+ * The join token of a daemon's command line: the value of --join-token
+ * (token) or the content of --join-token-file (file), either may be NULL.
+ * Sets *out to a copy the caller frees, or to NULL when neither is given.
+ * Fails with FLT_EUSAGE when both are given, or the negative errno of
+ * reading the file; the message names the flag.
+ */
+int flt_join_token_load(const char *token, const char *file, char **out,
+			flt_error_t *err);
+
 /* Short name of a method ("register", "sync"...); "unknown" otherwise. */
 const char *flt_method_name(Flotilla__Method m);
 

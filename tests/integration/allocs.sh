@@ -22,18 +22,7 @@ A2=0a1b2c3d-0000-4000-8000-000000000002
 A3=0a1b2c3d-0000-4000-8000-000000000003
 A4=0a1b2c3d-0000-4000-8000-000000000004
 
-# Shims are detached by design: stop those of this test, by pid.
-cleanup_allocs() {
-	local f pids=()
-	for f in "$ADIR"/*/*/status; do
-		[ -f "$f" ] && pids+=("$(sed -n 's/^shim_pid //p' "$f")")
-	done
-	[ ${#pids[@]} -gt 0 ] || return 0
-	kill "${pids[@]}" 2>/dev/null || true
-	sleep 0.3
-	kill -9 "${pids[@]}" 2>/dev/null || true
-}
-CLEANUP_HOOKS+=(cleanup_allocs)
+CLEANUP_HOOKS+=(stop_shims)
 
 # alloc ID INDEX TASK-JSON...: one AllocSpec.
 alloc() {

@@ -17,12 +17,7 @@ require_sandbox
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 MKJAR="$FLT_BIN/deploy/dev/flt-mkjar"
 
-cleanup_allocs() {
-	pkill -f "flotilla-shim $T/" 2>/dev/null || true
-	sleep 0.2
-	pkill -9 -f "flotilla-shim $T/" 2>/dev/null || true
-}
-CLEANUP_HOOKS+=(cleanup_allocs)
+CLEANUP_HOOKS+=(stop_shims)
 
 COORD_FLAGS=(--advisories "$SRC/share/advisories/log4shell.json")
 start_coord "${COORD_FLAGS[@]}"
@@ -56,6 +51,13 @@ state_of() { camp "$1" | jq -r .campaign.state; }
 report() { "$CLI" campaign report "$1" --json; }
 # starts ID AGENT: how many times AGENT started a step of campaign ID.
 starts() { grep -c " start $1/" "$T/$2/steps.log" 2>/dev/null || true; }
+# started_once ID N: every agent started campaign N (ID)'s step once.
+started_once() {
+	local a
+	for a in "${AGENTS[@]}"; do
+		[ "$(starts "$1" $a)" = 1 ] || fail "$a ran campaign $2's step $(starts "$1" $a) times"
+	done
+}
 current_of() { readlink "$T/$1/packages/log4j-core/current" || true; }
 exposed() {
 	"$CLI" inventory query --json "$1" | jq -r .hosts_matched
@@ -117,8 +119,8 @@ r=$(report "$C1")
 canary_end=$(jq '[.targets[] | select(.wave == 0)][0].finished_at_ms' <<<"$r")
 first_other=$(jq '[.targets[] | select(.wave > 0 and .state != "late") | .started_at_ms] | min' <<<"$r")
 [ "$canary_end" -le "$first_other" ] || fail "a wave started before the canary ended"
+started_once "$C1" 1
 for a in "${AGENTS[@]}"; do
-	[ "$(starts "$C1" $a)" = 1 ] || fail "$a ran campaign 1's step $(starts "$C1" $a) times"
 	[ "$(current_of $a)" = 2.17.1 ] || fail "$a is on $(current_of $a)"
 done
 [ "$("$CLI" inventory query --json 'log4j-core < 2.17.1 and not node.name = a6' | jq .hosts_matched)" = 0 ] ||
@@ -152,9 +154,7 @@ restart_coord
 [ "$(state_of "$C2")" = paused ] || fail "paused after the restart"
 "$CLI" campaign resume "$C2" >/dev/null
 timeout 90 "$CLI" campaign watch "$C2" >/dev/null || fail "campaign 2 after the restart: $(camp "$C2")"
-for a in "${AGENTS[@]}"; do
-	[ "$(starts "$C2" $a)" = 1 ] || fail "$a ran campaign 2's step $(starts "$C2" $a) times"
-done
+started_once "$C2" 2
 pass "kill -9 between waves: the campaign resumes and completes, each host patched once"
 
 # ---- kill -9 in the middle of a wave ---------------------------------------------
@@ -164,9 +164,7 @@ wait_for 30 "the second wave in flight" bash -c "'$CLI' campaign status $C3 --js
 restart_coord
 timeout 90 "$CLI" campaign watch "$C3" >/dev/null || fail "campaign 3 after the restart: $(camp "$C3")"
 [ "$(report "$C3" | jq '[.targets[] | select(.state == "remediated")] | length')" = 5 ] || fail "5 remediated"
-for a in "${AGENTS[@]}"; do
-	[ "$(starts "$C3" $a)" = 1 ] || fail "$a ran campaign 3's step $(starts "$C3" $a) times"
-done
+started_once "$C3" 3
 pass "kill -9 mid-wave: the campaign completes, each host patched exactly once"
 
 # ---- abort rolls back; kill -9 in the middle of the rollback --------------------

@@ -8,12 +8,6 @@
 
 require_sandbox
 
-# Tasks outlive their agent by design: stop this test's, by process id.
-stop_shims() {
-	local pids
-	pids=$(ps -eo pid=,args= | awk -v t="flotilla-shim $T/" 'index($0, t) {print $1}')
-	[ -z "$pids" ] || kill -TERM $pids 2>/dev/null || true
-}
 CLEANUP_HOOKS+=(stop_shims)
 
 start_coord

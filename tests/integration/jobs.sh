@@ -13,12 +13,7 @@
 require_sandbox
 JOBSEND="$FLT_BIN/tests/tools/flt-jobsend"
 
-cleanup_allocs() {
-	pkill -f "flotilla-shim $T/" 2>/dev/null || true
-	sleep 0.2
-	pkill -9 -f "flotilla-shim $T/" 2>/dev/null || true
-}
-CLEANUP_HOOKS+=(cleanup_allocs)
+CLEANUP_HOOKS+=(stop_shims)
 
 start_coord --log-level debug
 for a in a1 a2 a3; do start_agent $a; done

@@ -77,6 +77,14 @@ start_agent() {
 	PIDS[$name]=$!
 }
 
+# stop_shims: shims outlive their agent by design; stops those this test
+# started, whose task directories are under $T (TERM, then KILL).
+stop_shims() {
+	pkill -f "flotilla-shim $T/" 2>/dev/null || true
+	sleep 0.2
+	pkill -9 -f "flotilla-shim $T/" 2>/dev/null || true
+}
+
 kill9() {
 	{ kill -9 "${PIDS[$1]}" && wait "${PIDS[$1]}"; } 2>/dev/null || true
 	unset "PIDS[$1]"

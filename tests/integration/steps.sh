@@ -36,17 +36,7 @@ A1=0a1b2c3d-0000-4000-8000-0000000000a1
 CAMP=5e1f0000-0000-4000-8000-000000000001
 mkdir -p "$CHUNKS" "$T/src"
 
-cleanup_allocs() {
-	local f pids=()
-	for f in "$ADIR"/*/*/status; do
-		[ -f "$f" ] && pids+=("$(sed -n 's/^shim_pid //p' "$f")")
-	done
-	[ ${#pids[@]} -gt 0 ] || return 0
-	kill "${pids[@]}" 2>/dev/null || true
-	sleep 0.3
-	kill -9 "${pids[@]}" 2>/dev/null || true
-}
-CLEANUP_HOOKS+=(cleanup_allocs)
+CLEANUP_HOOKS+=(stop_shims)
 
 "$FAKE" keygen --public "$T/fleet.pub" --secret "$T/fleet.key" || fail "keygen"
 

@@ -29,10 +29,7 @@ status_of_file() { sed -n "s/^$2 //p" "$TASKS/$1/status"; }
 file_state_is() { [ "$(status_of_file "$1" state)" = "$2" ]; }
 
 cleanup_tasks() {
-	# Shims are detached by design: stop whatever this test started.
-	pkill -f "flotilla-shim $TASKS" 2>/dev/null || true
-	sleep 0.2
-	pkill -9 -f "flotilla-shim $TASKS" 2>/dev/null || true
+	stop_shims
 	pkill -9 -f "sleep 1234[0-9]" 2>/dev/null || true
 }
 CLEANUP_HOOKS+=(cleanup_tasks)

@@ -128,10 +128,12 @@ static long try_setns(void)
 	return rc;
 }
 
-/* A raw clone with no stack works like fork; a child just exits. */
-static long raw_clone(unsigned long flags)
+/*
+ * After a clone with no stack, which works like fork: the child just
+ * exits, the parent reaps it and gets pid back, errno kept.
+ */
+static long child_exits(long pid)
 {
-	long pid = syscall(SYS_clone, flags | SIGCHLD, 0, NULL, NULL, 0);
 	if (pid == 0)
 		_exit(0);
 	if (pid > 0) {
@@ -140,6 +142,12 @@ static long raw_clone(unsigned long flags)
 		errno = e;
 	}
 	return pid;
+}
+
+static long raw_clone(unsigned long flags)
+{
+	return child_exits(
+		syscall(SYS_clone, flags | SIGCHLD, 0, NULL, NULL, 0));
 }
 
 static long try_clone_newns(void) { return raw_clone(CLONE_NEWNS); }
@@ -161,15 +169,7 @@ static long try_clone3(void)
 {
 	struct clone3_args a = { .flags = CLONE_NEWUSER,
 				 .exit_signal = SIGCHLD };
-	long pid = syscall(SYS_clone3, &a, sizeof(a));
-	if (pid == 0)
-		_exit(0);
-	if (pid > 0) {
-		int e = errno;
-		waitpid((pid_t)pid, NULL, 0);
-		errno = e;
-	}
-	return pid;
+	return child_exits(syscall(SYS_clone3, &a, sizeof(a)));
 }
 
 static long try_ptrace_traceme(void)

@@ -208,118 +208,109 @@ static int read_all(const char *path, char **out, size_t *len)
 	return 0;
 }
 
+static void free_msgs(ProtobufCMessage **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		protobuf_c_message_free_unpacked(v[i], NULL);
+	free(v);
+}
+
 static void free_allocs(fake_t *f)
 {
-	for (size_t i = 0; i < f->nallocs; i++)
-		flotilla__alloc_spec__free_unpacked(f->allocs[i], NULL);
-	free(f->allocs);
+	free_msgs((ProtobufCMessage **)f->allocs, f->nallocs);
 	f->allocs = NULL;
 	f->nallocs = 0;
+}
+
+static void free_steps(fake_t *f)
+{
+	free_msgs((ProtobufCMessage **)f->steps, f->nsteps);
+	f->steps = NULL;
+	f->nsteps = 0;
+}
+
+/*
+ * Reads path (at most max bytes), a JSON array of desc messages, unless
+ * its hash is still hash. Returns how many, with the messages in *out (an
+ * array for free_msgs), and remembers the hash; -1 when the file is
+ * unchanged, unreadable or does not parse (said on stderr).
+ */
+static long load_msgs(const char *path, size_t max,
+		      const ProtobufCMessageDescriptor *desc, uint8_t hash[16],
+		      bool *have_hash, ProtobufCMessage ***out)
+{
+	cleanup_free char *text = NULL;
+	uint8_t h[16];
+	json_error_t je;
+	flt_error_t err;
+
+	if (flt_read_file(path, max, &text) < 0)
+		return -1;
+	crypto_generichash(h, sizeof(h), (uint8_t *)text, strlen(text), NULL,
+			   0);
+	if (*have_hash && !memcmp(h, hash, sizeof(h)))
+		return -1;
+	json_t *j = json_loads(text, 0, &je);
+	if (!j || !json_is_array(j)) {
+		fprintf(stderr, "flt-fakecoord: %s: not a JSON array\n", path);
+		json_decref(j);
+		return -1;
+	}
+	size_t n = json_array_size(j);
+	ProtobufCMessage **v = flt_xcalloc(n ? n : 1, sizeof(*v));
+	for (size_t i = 0; i < n; i++) {
+		if (flt_pb_from_json(desc, json_array_get(j, i), &v[i], &err) <
+		    0) {
+			fprintf(stderr, "flt-fakecoord: %s: [%zu]: %s\n", path,
+				i, err.msg);
+			free_msgs(v, i);
+			json_decref(j);
+			return -1;
+		}
+	}
+	json_decref(j);
+	memcpy(hash, h, sizeof(h));
+	*have_hash = true;
+	*out = v;
+	return (long)n;
 }
 
 /* Lock held: reads the allocation file again; a change bumps the index. A
  * file that does not parse leaves everything as it was. */
 static void reload(fake_t *f)
 {
-	cleanup_free char *text = NULL;
-	uint8_t h[16];
-	json_error_t je;
-	flt_error_t err;
-
-	if (flt_read_file(allocs_path, 4u << 20, &text) < 0)
+	ProtobufCMessage **v;
+	long n = load_msgs(allocs_path, 4u << 20,
+			   &flotilla__alloc_spec__descriptor, f->hash,
+			   &f->have_hash, &v);
+	if (n < 0)
 		return;
-	crypto_generichash(h, sizeof(h), (uint8_t *)text, strlen(text), NULL,
-			   0);
-	if (f->have_hash && !memcmp(h, f->hash, sizeof(h)))
-		return;
-	json_t *j = json_loads(text, 0, &je);
-	if (!j || !json_is_array(j)) {
-		fprintf(stderr, "flt-fakecoord: %s: not a JSON array\n",
-			allocs_path);
-		json_decref(j);
-		return;
-	}
-	size_t n = json_array_size(j);
-	Flotilla__AllocSpec **v = flt_xcalloc(n ? n : 1, sizeof(*v));
-	for (size_t i = 0; i < n; i++) {
-		if (flt_pb_from_json(&flotilla__alloc_spec__descriptor,
-				     json_array_get(j, i),
-				     (ProtobufCMessage **)&v[i], &err) < 0) {
-			fprintf(stderr, "flt-fakecoord: %s: [%zu]: %s\n",
-				allocs_path, i, err.msg);
-			for (size_t k = 0; k < i; k++)
-				flotilla__alloc_spec__free_unpacked(v[k], NULL);
-			free(v);
-			json_decref(j);
-			return;
-		}
-	}
-	json_decref(j);
 	free_allocs(f);
-	f->allocs = v;
-	f->nallocs = n;
-	memcpy(f->hash, h, sizeof(h));
-	f->have_hash = true;
+	f->allocs = (Flotilla__AllocSpec **)v;
+	f->nallocs = (size_t)n;
 	f->index++;
 	fprintf(stderr, "flt-fakecoord: index=%llu allocs=%zu\n",
-		(unsigned long long)f->index, n);
-}
-
-static void free_steps(fake_t *f)
-{
-	for (size_t i = 0; i < f->nsteps; i++)
-		flotilla__patch_step__free_unpacked(f->steps[i], NULL);
-	free(f->steps);
-	f->steps = NULL;
-	f->nsteps = 0;
+		(unsigned long long)f->index, f->nallocs);
 }
 
 /* Lock held: reads the steps file again; a change bumps the index, so
  * that a watching agent syncs at once. */
 static void reload_steps(fake_t *f)
 {
-	cleanup_free char *text = NULL;
-	uint8_t h[16];
-	json_error_t je;
-	flt_error_t err;
-
-	if (!steps_path || flt_read_file(steps_path, 16u << 20, &text) < 0)
+	ProtobufCMessage **v;
+	if (!steps_path)
 		return;
-	crypto_generichash(h, sizeof(h), (uint8_t *)text, strlen(text), NULL,
-			   0);
-	if (f->have_steps_hash && !memcmp(h, f->steps_hash, sizeof(h)))
+	long n = load_msgs(steps_path, 16u << 20,
+			   &flotilla__patch_step__descriptor, f->steps_hash,
+			   &f->have_steps_hash, &v);
+	if (n < 0)
 		return;
-	json_t *j = json_loads(text, 0, &je);
-	if (!j || !json_is_array(j)) {
-		fprintf(stderr, "flt-fakecoord: %s: not a JSON array\n",
-			steps_path);
-		json_decref(j);
-		return;
-	}
-	size_t n = json_array_size(j);
-	Flotilla__PatchStep **v = flt_xcalloc(n ? n : 1, sizeof(*v));
-	for (size_t i = 0; i < n; i++) {
-		if (flt_pb_from_json(&flotilla__patch_step__descriptor,
-				     json_array_get(j, i),
-				     (ProtobufCMessage **)&v[i], &err) < 0) {
-			fprintf(stderr, "flt-fakecoord: %s: [%zu]: %s\n",
-				steps_path, i, err.msg);
-			for (size_t k = 0; k < i; k++)
-				flotilla__patch_step__free_unpacked(v[k], NULL);
-			free(v);
-			json_decref(j);
-			return;
-		}
-	}
-	json_decref(j);
 	free_steps(f);
-	f->steps = v;
-	f->nsteps = n;
-	memcpy(f->steps_hash, h, sizeof(h));
-	f->have_steps_hash = true;
+	f->steps = (Flotilla__PatchStep **)v;
+	f->nsteps = (size_t)n;
 	f->index++;
 	fprintf(stderr, "flt-fakecoord: index=%llu steps=%zu\n",
-		(unsigned long long)f->index, n);
+		(unsigned long long)f->index, f->nsteps);
 }
 
 /* Lock held: what the last Sync said, for the test to read. */

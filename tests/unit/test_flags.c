@@ -457,6 +457,72 @@ static void test_reparse(void **state)
 	assert_null(o->peers.v);
 }
 
+static void test_main(void **state)
+{
+	opts_t *o = *state;
+	int next = -1;
+	char *help[] = { "prog", "--help", NULL };
+	char *bad[] = { "prog", "--nope", NULL };
+	char *op[] = { "prog", "--name", "n1", "sub", NULL };
+	char *none[] = { "prog", "--verbose", NULL };
+
+	/* --help: usage on stdout, exit status 0. */
+	assert_int_equal(flt_flags_main(o->table, 2, help, &next, "prog",
+					"Usage: prog", false),
+			 0);
+	/* A bad flag, or an operand where none is expected: status 2. */
+	assert_int_equal(flt_flags_main(o->table, 2, bad, &next, "prog",
+					"Usage: prog", true),
+			 2);
+	assert_int_equal(flt_flags_main(o->table, 4, op, &next, "prog",
+					"Usage: prog", false),
+			 2);
+	/* Otherwise the program goes on, at its operands. */
+	assert_int_equal(flt_flags_main(o->table, 4, op, &next, "prog",
+					"Usage: prog", true),
+			 -1);
+	assert_int_equal(next, 3);
+	assert_string_equal(o->name, "n1");
+	assert_int_equal(flt_flags_main(o->table, 2, none, &next, "prog",
+					"Usage: prog", false),
+			 -1);
+	assert_int_equal(next, 2);
+	assert_true(o->verbose);
+}
+
+static void test_duration(void **state)
+{
+	flt_error_t err;
+	uint64_t ms = 7;
+	(void)state;
+
+	assert_int_equal(flt_duration_parse("1h30m", 86400000, &ms, &err), 0);
+	assert_int_equal(ms, 5400000);
+	assert_int_equal(flt_duration_parse("1m500ms", 86400000, &ms, &err), 0);
+	assert_int_equal(ms, 60500);
+	assert_int_equal(flt_duration_parse("2d", 3 * 86400000ull, &ms, &err),
+			 0);
+	assert_int_equal(ms, 2 * 86400000ull);
+
+	ms = 7;
+	assert_int_equal(flt_duration_parse("", 1000, &ms, &err), -EINVAL);
+	assert_int_equal(flt_duration_parse("5", 1000, &ms, &err), -EINVAL);
+	assert_string_equal(err.msg,
+			    "\"5\": missing unit (units: ms, s, m, h, d)");
+	assert_int_equal(flt_duration_parse("5x", 1000, &ms, &err), -EINVAL);
+	assert_string_equal(err.msg,
+			    "\"5x\": unknown unit (units: ms, s, m, h, d)");
+	assert_int_equal(flt_duration_parse("-1s", 1000, &ms, &err), -EINVAL);
+	assert_int_equal(flt_duration_parse("0s", 1000, &ms, &err), -ERANGE);
+	assert_string_equal(err.msg, "\"0s\": must be more than 0");
+	assert_int_equal(flt_duration_parse("2h", 3600000, &ms, &err), -ERANGE);
+	assert_string_equal(err.msg, "\"2h\": longer than 1 hours");
+	assert_int_equal(
+		flt_duration_parse("99999999999999999999s", 3600000, &ms, NULL),
+		-ERANGE);
+	assert_int_equal(ms, 7);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, opts_setup, opts_teardown)
 
 int main(void)
@@ -475,6 +541,8 @@ int main(void)
 		cmocka_unit_test(test_kv_split),
 		T(test_stops_at_operand),
 		T(test_reparse),
+		T(test_main),
+		cmocka_unit_test(test_duration),
 	};
 	return cmocka_run_group_tests_name("unit.flags", tests, NULL, NULL);
 }

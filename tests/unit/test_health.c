@@ -692,6 +692,44 @@ static void test_validate_prefixes(void **state)
 	assert_string_equal(err.msg, "checks[2]: missing");
 }
 
+static void test_address_split(void **state)
+{
+	char host[FLT_CHECK_HOST_MAX], port[FLT_CHECK_PORT_MAX];
+	const char *reason;
+	bool numeric = false;
+	(void)state;
+
+	assert_int_equal(flt_check_address_split("db.local:0080", host, port,
+						 &numeric, &reason),
+			 0);
+	assert_string_equal(host, "db.local");
+	assert_string_equal(port, "80");
+	assert_false(numeric);
+	assert_int_equal(flt_check_address_split("[fe80::1%eth0]:443", host,
+						 port, &numeric, &reason),
+			 0);
+	assert_string_equal(host, "fe80::1%eth0");
+	assert_string_equal(port, "443");
+	assert_true(numeric);
+	assert_int_equal(flt_check_address_split("10.0.0.1:9", host, port,
+						 &numeric, &reason),
+			 0);
+	assert_true(numeric);
+	assert_int_equal(flt_check_address_split("::1:80", host, port, &numeric,
+						 &reason),
+			 -EINVAL);
+	assert_string_equal(reason, "IPv6 addresses go in brackets: [::1]:80");
+	assert_int_equal(flt_check_address_split("web:65536", host, port,
+						 &numeric, &reason),
+			 -EINVAL);
+	assert_string_equal(reason, "port must be 1-65535");
+
+	assert_true(flt_check_path_ok("/health?full=1"));
+	assert_false(flt_check_path_ok("health"));
+	assert_false(flt_check_path_ok("/a b"));
+	assert_false(flt_check_path_ok("/a\r\nHost: x"));
+}
+
 static void test_validate_good(void **state)
 {
 	static const struct spec good[] = {
@@ -758,6 +796,7 @@ int main(void)
 		cmocka_unit_test(test_validate_bad),
 		cmocka_unit_test(test_validate_prefixes),
 		cmocka_unit_test(test_validate_good),
+		cmocka_unit_test(test_address_split),
 	};
 	/* A server whose client gave up must not kill us with SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);

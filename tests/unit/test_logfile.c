@@ -65,20 +65,6 @@ static char *concat_all(const char *dir, const char *name, unsigned nfiles,
 	return buf;
 }
 
-static int count_entries(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)))
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-			n++;
-	closedir(d);
-	return n;
-}
-
 static void fill(char *buf, size_t len, unsigned seed)
 {
 	size_t i;

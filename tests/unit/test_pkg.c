@@ -151,8 +151,7 @@ static void check_fails(const Flotilla__PackageManifest *m, const char *want)
 
 	assert_int_equal(flt_pkg_manifest_check(m, &err), FLT_EPROTO);
 	assert_int_equal(err.code, FLT_EPROTO);
-	if (!strstr(err.msg, want))
-		fail_msg("message \"%s\" lacks \"%s\"", err.msg, want);
+	assert_msg(&err, want);
 }
 
 static void test_manifest_ok(void **state)
@@ -300,12 +299,6 @@ static void paths(const char *dir, char pub[256], char sec[256])
 {
 	snprintf(pub, 256, "%s/fleet.pub", dir);
 	snprintf(sec, 256, "%s/fleet.key", dir);
-}
-
-static void assert_msg(const flt_error_t *err, const char *want)
-{
-	if (!strstr(err->msg, want))
-		fail_msg("message \"%s\" lacks \"%s\"", err->msg, want);
 }
 
 static void test_key_generate_load(void **state)

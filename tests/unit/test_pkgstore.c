@@ -343,15 +343,6 @@ static const char *list(const char *dir, const char *sub)
 	return out;
 }
 
-static bool exists(const char *dir, const char *sub)
-{
-	char path[PATH_MAX];
-	struct stat st;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, sub);
-	return lstat(path, &st) == 0;
-}
-
 static unsigned mode_of(const char *dir, const char *sub)
 {
 	char path[PATH_MAX];
@@ -360,12 +351,6 @@ static unsigned mode_of(const char *dir, const char *sub)
 	snprintf(path, sizeof(path), "%s/%s", dir, sub);
 	assert_int_equal(lstat(path, &st), 0);
 	return st.st_mode & 07777;
-}
-
-static void assert_msg(const flt_error_t *err, const char *want)
-{
-	if (!strstr(err->msg, want))
-		fail_msg("message \"%s\" lacks \"%s\"", err->msg, want);
 }
 
 static agent_pkgs_t *open_store(const struct env *v, const uint8_t *key)

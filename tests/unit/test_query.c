@@ -59,16 +59,6 @@ typedef struct host {
 	flt_query_host_t h;
 } host_t;
 
-static int by_name(const void *a, const void *b)
-{
-	const Flotilla__InventoryItem *x = *(Flotilla__InventoryItem *const *)a;
-	const Flotilla__InventoryItem *y = *(Flotilla__InventoryItem *const *)b;
-	int c = strcmp(x->name, y->name);
-	if (!c)
-		c = (int)x->kind - (int)y->kind;
-	return c ? c : strcmp(x->version, y->version);
-}
-
 static const char *host_attr(void *arg, const char *key)
 {
 	host_t *h = arg;
@@ -96,7 +86,7 @@ static void host_init(host_t *h, const char *name, const item_spec_t *items,
 			it->group = (char *)items[n].group;
 		h->ptrs[n] = it;
 	}
-	qsort(h->ptrs, n, sizeof(*h->ptrs), by_name);
+	qsort(h->ptrs, n, sizeof(*h->ptrs), flt_query_item_cmp);
 	va_start(ap, items);
 	for (const char *key; (key = va_arg(ap, const char *)) && k < 8; k++) {
 		h->attrs[k][0] = key;

@@ -833,20 +833,6 @@ static void test_install_tsync(void **state)
 
 /* ---- save and load ---------------------------------------------------- */
 
-static int count_entries(const char *path)
-{
-	DIR *dir = opendir(path);
-	struct dirent *de;
-	int n = 0;
-
-	assert_non_null(dir);
-	while ((de = readdir(dir)))
-		n += strcmp(de->d_name, ".") != 0 &&
-		     strcmp(de->d_name, "..") != 0;
-	closedir(dir);
-	return n;
-}
-
 static void test_save_load(void **state)
 {
 	const char *dir = *state;

@@ -384,14 +384,6 @@ static void touch(const char *dir, const char *name)
 	write_file(p, "x", 1);
 }
 
-static bool exists(const char *dir, const char *name)
-{
-	char p[512];
-	struct stat st;
-	snprintf(p, sizeof(p), "%s/%s", dir, name);
-	return lstat(p, &st) == 0;
-}
-
 static void test_rm_rf(void **state)
 {
 	const char *dir = *state;

@@ -1649,6 +1649,35 @@ static void test_rpc_open_errors(void **state)
 	flt_client_close(c);
 }
 
+static void test_join_token_load(void **state)
+{
+	const char *dir = *state;
+	char path[256], *tok = NULL;
+	flt_error_t err;
+
+	assert_int_equal(flt_join_token_load(NULL, NULL, &tok, &err), 0);
+	assert_null(tok);
+	assert_int_equal(flt_join_token_load("secret", NULL, &tok, &err), 0);
+	assert_string_equal(tok, "secret");
+	free(tok);
+
+	/* From a file, without its trailing newline. */
+	snprintf(path, sizeof(path), "%s/token", dir);
+	write_file(path, "from-file\n", 10);
+	assert_int_equal(flt_join_token_load(NULL, path, &tok, &err), 0);
+	assert_string_equal(tok, "from-file");
+	free(tok);
+
+	assert_int_equal(flt_join_token_load("secret", path, &tok, &err),
+			 FLT_EUSAGE);
+	assert_null(tok);
+	assert_non_null(strstr(err.msg, "not both"));
+	snprintf(path, sizeof(path), "%s/absent", dir);
+	assert_int_equal(flt_join_token_load(NULL, path, &tok, &err), -ENOENT);
+	assert_null(tok);
+	assert_non_null(strstr(err.msg, "--join-token-file"));
+}
+
 #define RPC(fn) cmocka_unit_test_setup_teardown(fn, rpc_setup, rpc_teardown)
 
 int main(void)
@@ -1672,6 +1701,8 @@ int main(void)
 		cmocka_unit_test(test_json_node),
 		cmocka_unit_test(test_json_enums_bytes),
 		cmocka_unit_test(test_json_skips_deprecated),
+		cmocka_unit_test_setup_teardown(test_join_token_load,
+						tmpdir_setup, tmpdir_teardown),
 		RPC(test_rpc_echo),
 		RPC(test_rpc_errors),
 		RPC(test_rpc_defer),

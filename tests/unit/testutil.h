@@ -1,14 +1,19 @@
-/* Helpers shared by the unit tests: throw-away directories and files.
- * Include after <cmocka.h>. */
+/* Helpers shared by the unit tests: throw-away directories and files,
+ * assertions. Include after <cmocka.h>. */
 #ifndef FLOTILLA_TESTUTIL_H
 #define FLOTILLA_TESTUTIL_H
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "flotilla/error.h"
 #include "flotilla/util.h"
 
 /* cmocka setup/teardown: *state is a fresh directory under /tmp. */
@@ -37,6 +42,37 @@ static inline void write_file(const char *path, const void *data, size_t len)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, data, len), (ssize_t)len);
 	assert_int_equal(close(fd), 0);
+}
+
+/* True when dir/name exists (a symlink counts, whatever it points to). */
+static inline bool exists(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	struct stat st;
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return lstat(path, &st) == 0;
+}
+
+/* The entries of dir, but "." and "..". */
+static inline int count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			n++;
+	closedir(d);
+	return n;
+}
+
+/* Fails the test unless err's message contains want. */
+static inline void assert_msg(const flt_error_t *err, const char *want)
+{
+	if (!strstr(err->msg, want))
+		fail_msg("message \"%s\" lacks \"%s\"", err->msg, want);
 }
 
 #endif
