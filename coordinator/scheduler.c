@@ -38,6 +38,7 @@ struct sched_fleet {
 	node_t *nodes;
 	size_t n, cap;
 	char *keys[MAX_KEYS];
+	bool unique[MAX_KEYS]; /* node.name and node.id: not in a class */
 	size_t nkeys;
 	size_t cursor; /* rotates the start of each scan */
 	/*
@@ -69,11 +70,24 @@ static bool unique_key(const char *k)
  * but name and id as its key's id, its value's length and the value, so
  * that no value can make two classes look alike.
  */
+static size_t put_num(char *p, size_t v)
+{
+	char d[24];
+	size_t n = 0;
+	do
+		d[n++] = (char)('0' + v % 10);
+	while ((v /= 10));
+	for (size_t i = 0; i < n; i++)
+		p[i] = d[n - 1 - i];
+	return n;
+}
+
+/* Built for every node a fleet loads: no printf on this path. */
 static const char *class_key(sched_fleet_t *f, const node_t *n)
 {
 	size_t len = 0;
 	for (size_t k = 0; k < f->nkeys; k++) {
-		if (!n->values[k] || unique_key(f->keys[k]))
+		if (!n->values[k] || f->unique[k])
 			continue;
 		size_t vl = strlen(n->values[k]);
 		size_t need = len + vl + 48;
@@ -81,8 +95,12 @@ static const char *class_key(sched_fleet_t *f, const node_t *n)
 			f->kcap = need * 2;
 			f->kbuf = flt_xrealloc(f->kbuf, f->kcap);
 		}
-		len += (size_t)snprintf(f->kbuf + len, f->kcap - len,
-					"%zu:%zu:%s", k, vl, n->values[k]);
+		len += put_num(f->kbuf + len, k);
+		f->kbuf[len++] = ':';
+		len += put_num(f->kbuf + len, vl);
+		f->kbuf[len++] = ':';
+		memcpy(f->kbuf + len, n->values[k], vl);
+		len += vl;
 	}
 	if (!f->kbuf) {
 		f->kcap = 64;
@@ -179,6 +197,7 @@ static int key_id(sched_fleet_t *f, const char *key, bool add)
 	if (!add || f->nkeys == MAX_KEYS)
 		return -1;
 	f->keys[f->nkeys] = flt_xstrdup(key);
+	f->unique[f->nkeys] = unique_key(key);
 	/* Every node gets room for the new key. */
 	for (size_t i = 0; i < f->n; i++) {
 		f->nodes[i].values = flt_xrealloc(
