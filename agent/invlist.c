@@ -125,4 +125,3 @@ int agent_inv_add(agent_inv_list_t *l, const Flotilla__InventoryItem *t)
 	l->items[l->n++] = it;
 	return 0;
 }
-

@@ -209,10 +209,13 @@ int main(int argc, char **argv)
 	flt_advisories_t *adv = NULL;
 	int next;
 
-	if (flt_flags_parse(flags, argc, argv, &next, &err) != 0) {
-		fprintf(stderr, "querybench: %s\n", err.msg);
-		return 2;
-	}
+	int rc =
+		flt_flags_main(flags, argc, argv, &next, "querybench",
+			       "Usage: querybench [OPTIONS]\n\nInventory query "
+			       "evaluation over a synthetic fleet.",
+			       false);
+	if (rc >= 0)
+		return rc;
 	if (*advisories_path &&
 	    flt_advisories_load(advisories_path, &adv, &err) < 0) {
 		fprintf(stderr, "querybench: %s\n", err.msg);

@@ -126,10 +126,12 @@ int main(int argc, char **argv)
 	flt_db_t db;
 	int next;
 
-	if (flt_flags_parse(flags, argc, argv, &next, &err) != 0) {
-		fprintf(stderr, "schedbench: %s\n", err.msg);
-		return 2;
-	}
+	int rc = flt_flags_main(flags, argc, argv, &next, "schedbench",
+				"Usage: schedbench [OPTIONS]\n\nPlacements per "
+				"second of the scheduler on a stored fleet.",
+				false);
+	if (rc >= 0)
+		return rc;
 	flt_store_opts_t so = { .dbs = dbs, .map_size = (size_t)8 << 30 };
 	if (!mkdtemp(dir) || flt_store_open(dir, &so, &s, &err) < 0 ||
 	    flt_store_db(s, "nodes", &db) < 0) {

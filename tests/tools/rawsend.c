@@ -186,9 +186,13 @@ int main(int argc, char **argv)
 	nng_socket s;
 	nng_dialer d;
 
-	if (flt_flags_parse(flags, argc, argv, &next, &err) != 0 || !url) {
-		fprintf(stderr, "flt-rawsend: %s\n",
-			url ? err.msg : "--url is required");
+	int rc =
+		flt_flags_main(flags, argc, argv, &next, "flt-rawsend",
+			       "Usage: flt-rawsend --url URL [OPTIONS]", false);
+	if (rc >= 0)
+		return rc;
+	if (!url) {
+		fprintf(stderr, "flt-rawsend: --url is required\n");
 		return 2;
 	}
 	if (sync_call)
