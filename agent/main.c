@@ -91,12 +91,11 @@ static const flt_flag_t flags[] = {
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
 
-static int run(void)
+static int run(int64_t inv_interval_ms)
 {
 	static const char *const dbs[] = { "identity", "tasks", "packages",
 					   "steps", NULL };
 	uint8_t fleet_key[32];
-	int64_t inv_interval_ms;
 	flt_store_opts_t so = { .dbs = dbs, .map_size = (size_t)256 << 20 };
 	flt_store_t *store = NULL;
 	cleanup_free char *token = NULL;
@@ -120,12 +119,6 @@ static int run(void)
 	if (flt_tls_check("--coordinator", coordinator, &tls, dev, &err) < 0 ||
 	    (api_url && flt_tls_check("--api", api_url, &tls, dev, &err) < 0)) {
 		flt_error("%s", err.msg);
-		return AGENT_EXIT_CONFIG;
-	}
-	if (agent_interval_parse(inventory_interval, &inv_interval_ms) < 0) {
-		flt_error("--inventory-interval \"%s\": a duration from 1s to "
-			  "24h, such as 90s, 5m or 1h30m",
-			  inventory_interval);
 		return AGENT_EXIT_CONFIG;
 	}
 	if (fleet_key_file &&
@@ -166,6 +159,7 @@ static int run(void)
 
 int main(int argc, char **argv)
 {
+	int64_t inv_interval_ms;
 	int next;
 
 	flt_signals_block();
@@ -186,18 +180,34 @@ int main(int argc, char **argv)
 			fprintf(stderr,
 				"usage: flotilla-agent [--data-dir DIR] "
 				"exec SPEC.json\n");
-			return 2;
+			return FLT_FLAGS_EXIT_USAGE;
 		}
 		flt_log_init("flotilla-agent", FLT_LOG_WARN);
 		return agent_exec(argv[next + 1], data_dir);
 	}
 	if (next < argc) {
-		fprintf(stderr, "flotilla-agent: unexpected argument\n");
-		return 2;
+		fprintf(stderr, "flotilla-agent: unexpected argument \"%s\"\n",
+			argv[next]);
+		return FLT_FLAGS_EXIT_USAGE;
+	}
+	/* A bad value on the command line is a usage error, as a bad flag. */
+	if (agent_interval_parse(inventory_interval, &inv_interval_ms) < 0) {
+		fprintf(stderr,
+			"flotilla-agent: --inventory-interval \"%s\": a "
+			"duration from 1s to 24h, such as 90s, 5m or 1h30m\n",
+			inventory_interval);
+		return FLT_FLAGS_EXIT_USAGE;
+	}
+	if (name && !flt_is_name(name, 63)) {
+		fprintf(stderr,
+			"flotilla-agent: --name \"%s\": must be 1 to 63 of "
+			"[A-Za-z0-9._-]\n",
+			name);
+		return FLT_FLAGS_EXIT_USAGE;
 	}
 	if ((rc = flt_program_start("flotilla-agent", log_level)) != 0)
 		return rc;
-	rc = run();
+	rc = run(inv_interval_ms);
 	flt_flags_free(flags);
 	return rc;
 }

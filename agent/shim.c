@@ -424,11 +424,15 @@ int main(int argc, char **argv)
 		dir = argv[2];
 	} else if (argc == 2 && argv[1][0] != '-') {
 		dir = argv[1];
+	} else if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		printf("flotilla-shim %s\n", FLT_VERSION);
+		return 0;
 	} else {
-		fprintf(stderr,
+		bool help = argc == 2 && strcmp(argv[1], "--help") == 0;
+		fprintf(help ? stdout : stderr,
 			"usage: flotilla-shim [--foreground] TASK_DIR\n"
 			"       flotilla-shim --exec-check TASK_DIR -- ARGV...\n");
-		return 2;
+		return help ? 0 : 2;
 	}
 	/* A stop asked for while the shim sets up (the agent may ask within a
 	 * tick of starting it) waits for the signalfd: taken by default, it

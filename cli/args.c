@@ -2,6 +2,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "cli.h"
@@ -56,8 +57,12 @@ int cli_args(const cli_cmd_t *cmd, const flt_flag_t *flags, int argc,
 		int next;
 		int rc = flt_flags_parse(flags, argc - pos, argv + pos, &next,
 					 &err);
-		if (rc == 1) {
+		if (rc == FLT_FLAGS_HELP) {
 			help(cmd, flags);
+			return CLI_EXIT_OK;
+		}
+		if (rc == FLT_FLAGS_VERSION) {
+			printf("flotilla %s\n", FLT_VERSION);
 			return CLI_EXIT_OK;
 		}
 		if (rc < 0)

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "flotilla/flags.h"
 #include "flotilla/log.h"
+#include "flotilla/util.h"
 
 static cli_t cli = { .address = "tcp://127.0.0.1:4701", .timeout_ms = 10000 };
 
@@ -25,6 +26,13 @@ static const flt_flag_t flags[] = {
 	  NULL },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
+
+/*
+ * How many edits away a command may be to be suggested for a typo: two,
+ * or one for a word of three letters or fewer (any short word is two
+ * edits from some command).
+ */
+#define CLI_SUGGEST_MAX(word) (strlen(word) <= 3 ? 1 : 2)
 
 static const cli_cmd_t *const groups[] = {
 	cli_node_cmds,     cli_job_cmds,
@@ -116,6 +124,40 @@ static void usage(FILE *f)
 	free(text);
 }
 
+/*
+ * "unknown command" for group (and name when the group is known), with
+ * the nearest command suggested when one is close enough to be a typo.
+ */
+static int unknown_command(const char *group, const char *name,
+			   bool group_known)
+{
+	const char *cands[64];
+	size_t n = 0;
+
+	for (size_t g = 0; groups[g]; g++)
+		for (const cli_cmd_t *c = groups[g];
+		     c->group && n < FLT_ARRAY_SIZE(cands); c++) {
+			if (group_known && strcmp(c->group, group) == 0)
+				cands[n++] = c->name;
+			else if (!group_known && c == groups[g])
+				cands[n++] = c->group;
+		}
+	const char *word = group_known ? name : group;
+	const char *near = flt_nearest(word, cands, n, CLI_SUGGEST_MAX(word));
+	if (group_known && near)
+		cli_fail("unknown command \"%s %s\"; did you mean \"%s %s\"?",
+			 group, name, group, near);
+	else if (group_known)
+		cli_fail("unknown command \"%s %s\" (see flotilla --help)",
+			 group, name);
+	else if (near)
+		cli_fail("unknown command \"%s\"; did you mean \"%s\"?", group,
+			 near);
+	else
+		cli_fail("unknown command \"%s\" (see flotilla --help)", group);
+	return CLI_EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
 	flt_error_t err;
@@ -124,17 +166,24 @@ int main(int argc, char **argv)
 	/* Library warnings (plain transport...) are for daemons' logs. */
 	flt_log_init("flotilla", FLT_LOG_ERROR);
 	int rc = flt_flags_parse(flags, argc, argv, &next, &err);
-	if (rc == 1) {
+	if (rc == FLT_FLAGS_HELP) {
 		usage(stdout);
-		return 0;
+		return CLI_EXIT_OK;
 	}
-	if (rc < 0)
-		return cli_fail("%s", err.msg);
-	if (next + 2 > argc) {
+	if (rc == FLT_FLAGS_VERSION) {
+		printf("flotilla %s\n", FLT_VERSION);
+		return CLI_EXIT_OK;
+	}
+	if (rc < 0) {
+		cli_fail("%s", err.msg);
+		return CLI_EXIT_USAGE;
+	}
+	if (next == argc) {
 		usage(stderr);
-		return 2;
+		return CLI_EXIT_USAGE;
 	}
-	const char *group = argv[next], *name = argv[next + 1];
+	const char *group = argv[next];
+	const char *name = next + 1 < argc ? argv[next + 1] : NULL;
 	rc = -1;
 	bool group_known = false;
 	for (size_t g = 0; groups[g] && rc < 0; g++)
@@ -142,21 +191,18 @@ int main(int argc, char **argv)
 			if (strcmp(c->group, group) != 0)
 				continue;
 			group_known = true;
-			if (strcmp(c->name, name) == 0) {
+			if (name && strcmp(c->name, name) == 0) {
 				rc = c->run(&cli, c, argc - next - 1,
 					    argv + next + 1);
 				break;
 			}
 		}
-	if (rc < 0) {
-		rc = 2;
-		if (group_known)
-			cli_fail("unknown command \"%s %s\" (see flotilla "
-				 "--help)",
-				 group, name);
-		else
-			cli_fail("unknown command \"%s\" (see flotilla --help)",
-				 group);
+	if (rc < 0 && group_known && !name) {
+		cli_fail("missing command after \"%s\" (see flotilla --help)",
+			 group);
+		rc = CLI_EXIT_USAGE;
+	} else if (rc < 0) {
+		rc = unknown_command(group, name, group_known);
 	}
 	flt_client_close(cli.client);
 	return rc;

@@ -95,7 +95,7 @@ int flt_flags_parse(const flt_flag_t *flags, int argc, char **argv, int *next,
 	while (flags[n].name)
 		n++;
 
-	struct option *opts = flt_xcalloc(n + 2, sizeof(*opts));
+	struct option *opts = flt_xcalloc(n + 3, sizeof(*opts));
 	for (size_t i = 0; i < n; i++) {
 		opts[i].name = flags[i].name;
 		opts[i].has_arg = flags[i].type == FLT_FLAG_BOOL
@@ -105,6 +105,8 @@ int flt_flags_parse(const flt_flag_t *flags, int argc, char **argv, int *next,
 	}
 	opts[n].name = "help";
 	opts[n].val = 'h';
+	opts[n + 1].name = "version";
+	opts[n + 1].val = 'V';
 
 	bool seen[n + 1];
 	memset(seen, 0, sizeof(seen));
@@ -117,8 +119,8 @@ int flt_flags_parse(const flt_flag_t *flags, int argc, char **argv, int *next,
 		int c = getopt_long(argc, argv, "+:h", opts, NULL);
 		if (c == -1)
 			break;
-		if (c == 'h') {
-			rc = 1;
+		if (c == 'h' || c == 'V') {
+			rc = c == 'h' ? FLT_FLAGS_HELP : FLT_FLAGS_VERSION;
 			goto out;
 		}
 		if (c == '?' || c == ':') {
@@ -126,11 +128,19 @@ int flt_flags_parse(const flt_flag_t *flags, int argc, char **argv, int *next,
 			const char *bad = argv[optind - 1];
 			const char *why =
 				c == ':' ? "needs a value" : "unknown flag";
-			if (optopt >= 1000 && c == '?') {
+			if (c == '?' && optopt >= 1000) {
 				/* --bool=value */
 				bad = flags[optopt - 1000].name;
 				rc = flt_err(err, FLT_EUSAGE,
 					     "--%s: takes no value", bad);
+				goto out;
+			}
+			if (c == '?' && (optopt == 'h' || optopt == 'V') &&
+			    strncmp(bad, "--", 2) == 0) {
+				/* --help=value, --version=value */
+				rc = flt_err(
+					err, FLT_EUSAGE, "--%s: takes no value",
+					optopt == 'h' ? "help" : "version");
 				goto out;
 			}
 			if (optopt > 0 && optopt < 1000)
@@ -177,6 +187,7 @@ void flt_flags_usage(FILE *f, const char *usage, const flt_flag_t *flags)
 		fputc('\n', f);
 	}
 	fprintf(f, "  %-30s %s\n", "--help", "show this help");
+	fprintf(f, "  %-30s %s\n", "--version", "show the version");
 }
 
 int flt_flags_main(const flt_flag_t *flags, int argc, char **argv, int *next,
@@ -184,16 +195,76 @@ int flt_flags_main(const flt_flag_t *flags, int argc, char **argv, int *next,
 {
 	flt_error_t err;
 	int rc = flt_flags_parse(flags, argc, argv, next, &err);
-	if (rc == 1) {
+	if (rc == FLT_FLAGS_HELP) {
 		flt_flags_usage(stdout, usage, flags);
 		return 0;
 	}
-	if (rc < 0 || (!operands && *next < argc)) {
-		fprintf(stderr, "%s: %s\n", program,
-			rc < 0 ? err.msg : "unexpected argument");
-		return 2;
+	if (rc == FLT_FLAGS_VERSION) {
+		printf("%s %s\n", program, FLT_VERSION);
+		return 0;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "%s: %s\n", program, err.msg);
+		return FLT_FLAGS_EXIT_USAGE;
+	}
+	if (!operands && *next < argc) {
+		fprintf(stderr, "%s: unexpected argument \"%s\"\n", program,
+			argv[*next]);
+		return FLT_FLAGS_EXIT_USAGE;
 	}
 	return -1;
+}
+
+size_t flt_edit_distance(const char *a, const char *b, size_t max)
+{
+	size_t la = strlen(a), lb = strlen(b);
+
+	if ((la > lb ? la - lb : lb - la) > max)
+		return max + 1;
+	/* One row of the Wagner-Fischer table: command words are short. */
+	size_t *row = flt_xcalloc(lb + 1, sizeof(*row));
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		size_t diag = row[0], lowest = row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t up = row[j];
+			size_t best = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+			if (best < lowest)
+				lowest = best;
+		}
+		if (lowest > max) {
+			free(row);
+			return max + 1;
+		}
+	}
+	size_t d = row[lb];
+	free(row);
+	return d > max ? max + 1 : d;
+}
+
+const char *flt_nearest(const char *s, const char *const *candidates, size_t n,
+			size_t max)
+{
+	const char *best = NULL;
+	size_t best_d = max + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!candidates[i])
+			continue;
+		size_t d = flt_edit_distance(s, candidates[i], max);
+		if (d < best_d) {
+			best = candidates[i];
+			best_d = d;
+		}
+	}
+	return best;
 }
 
 void flt_flags_free(const flt_flag_t *flags)

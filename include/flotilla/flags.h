@@ -36,25 +36,49 @@ typedef struct flt_flag {
 	const char *env; /* environment variable used when the flag is absent */
 } flt_flag_t;
 
+/* What flt_flags_parse returns, besides 0 and a negative error. */
+#define FLT_FLAGS_HELP 1 /* "--help" or "-h" */
+#define FLT_FLAGS_VERSION 2 /* "--version" */
+
 /*
  * Parses argv from argv[1] up to the first non-flag argument (or "--"),
- * and sets *next to its index. "--help"/"-h" returns 1 and parses nothing
- * more. Errors name the flag: "--heartbeat-ttl: must be between 1 and 3600".
+ * and sets *next to its index. "--help"/"-h" returns FLT_FLAGS_HELP and
+ * "--version" FLT_FLAGS_VERSION, and neither parses anything more. Errors
+ * (FLT_EUSAGE) name the flag: "--heartbeat-ttl: must be between 1 and
+ * 3600", "--address: needs a value", "--bogus: unknown flag".
  */
 int flt_flags_parse(const flt_flag_t *flags, int argc, char **argv, int *next,
 		    flt_error_t *err);
+
+/* The exit status of every program for a bad command line. */
+#define FLT_FLAGS_EXIT_USAGE 2
 
 void flt_flags_usage(FILE *f, const char *usage, const flt_flag_t *flags);
 
 /*
  * The flags of a program's main: parses argv; "--help" prints usage and
- * the flags' help to stdout; a bad flag, or an operand when operands is
- * false, prints "program: reason" to stderr. Returns -1 when the program
- * goes on (its operands from argv[*next]), else its exit status: 0 after
- * --help, 2 after an error.
+ * the flags' help to stdout, "--version" prints "program FLT_VERSION"; a
+ * bad flag, or an operand when operands is false, prints "program:
+ * reason" to stderr. Returns -1 when the program goes on (its operands
+ * from argv[*next]), else its exit status: 0 after --help or --version,
+ * FLT_FLAGS_EXIT_USAGE after an error.
  */
 int flt_flags_main(const flt_flag_t *flags, int argc, char **argv, int *next,
 		   const char *program, const char *usage, bool operands);
+
+/*
+ * The Levenshtein distance between a and b (insertions, deletions and
+ * substitutions of one byte), counted up to max + 1: any larger distance
+ * is returned as max + 1. For "did you mean" suggestions.
+ */
+size_t flt_edit_distance(const char *a, const char *b, size_t max);
+
+/*
+ * Of the n candidates, the one nearest to s within max edits (the first
+ * of equals), or NULL when none is; NULL candidates are skipped.
+ */
+const char *flt_nearest(const char *s, const char *const *candidates, size_t n,
+			size_t max);
 
 /* Frees the arrays of every list flag in the table. */
 void flt_flags_free(const flt_flag_t *flags);

@@ -269,6 +269,65 @@ static void test_help(void **state)
 	free(text);
 }
 
+static void test_version(void **state)
+{
+	opts_t *o = *state;
+	flt_error_t err;
+	int next;
+	char *lng[] = { "prog", "--verbose", "--version", "--name", "x", NULL };
+	char *late[] = { "prog", "--version", "--no-such-flag", NULL };
+	char *value[] = { "prog", "--version=1", NULL };
+	char *hvalue[] = { "prog", "--help=1", NULL };
+	char *shrt[] = { "prog", "-V", NULL };
+	char *operand[] = { "prog", "sub", "--version", NULL };
+
+	assert_int_equal(parse(o, lng, &next, &err), FLT_FLAGS_VERSION);
+	assert_null(o->name); /* nothing after --version is parsed */
+	assert_int_equal(parse(o, late, &next, &err), FLT_FLAGS_VERSION);
+	assert_int_equal(parse(o, value, &next, &err), FLT_EUSAGE);
+	assert_string_equal(err.msg, "--version: takes no value");
+	assert_int_equal(parse(o, hvalue, &next, &err), FLT_EUSAGE);
+	assert_string_equal(err.msg, "--help: takes no value");
+	assert_int_equal(parse(o, shrt, &next, &err), FLT_EUSAGE);
+	assert_string_equal(err.msg, "-V: unknown flag");
+	/* After an operand, --version is the operand's business. */
+	assert_int_equal(parse(o, operand, &next, &err), 0);
+	assert_int_equal(next, 1);
+
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	assert_non_null(f);
+	flt_flags_usage(f, "usage: prog [flags]", o->table);
+	fclose(f);
+	assert_non_null(strstr(text, "--version"));
+	free(text);
+}
+
+static void test_edit_distance(void **state)
+{
+	(void)state;
+	assert_int_equal(flt_edit_distance("node", "node", 2), 0);
+	assert_int_equal(flt_edit_distance("nod", "node", 2), 1);
+	assert_int_equal(flt_edit_distance("ndoe", "node", 2), 2);
+	assert_int_equal(flt_edit_distance("lsit", "list", 2), 2);
+	assert_int_equal(flt_edit_distance("", "job", 5), 3);
+	assert_int_equal(flt_edit_distance("kitten", "sitting", 5), 3);
+	/* Anything beyond max is max + 1. */
+	assert_int_equal(flt_edit_distance("kitten", "sitting", 2), 3);
+	assert_int_equal(flt_edit_distance("a", "deployment", 2), 3);
+	assert_int_equal(flt_edit_distance("bogus", "node", 2), 3);
+
+	const char *const cands[] = { "node", NULL, "job", "jobs", "alloc" };
+	assert_string_equal(flt_nearest("nod", cands, 5, 2), "node");
+	assert_string_equal(flt_nearest("jbo", cands, 5, 2), "job");
+	/* The nearest wins over the first within reach. */
+	assert_string_equal(flt_nearest("jobs", cands, 5, 2), "jobs");
+	assert_string_equal(flt_nearest("alloc", cands, 5, 0), "alloc");
+	assert_null(flt_nearest("bogus", cands, 5, 2));
+	assert_null(flt_nearest("nod", cands, 0, 2));
+}
+
 static void test_env_fallback(void **state)
 {
 	opts_t *o = *state;
@@ -465,6 +524,9 @@ static void test_main(void **state)
 	char *bad[] = { "prog", "--nope", NULL };
 	char *op[] = { "prog", "--name", "n1", "sub", NULL };
 	char *none[] = { "prog", "--verbose", NULL };
+	char *version[] = { "prog", "--version", NULL };
+	char *novalue[] = { "prog", "--name", NULL };
+	char *badvalue[] = { "prog", "--heartbeat-ttl", "0", NULL };
 
 	/* --help: usage on stdout, exit status 0. */
 	assert_int_equal(flt_flags_main(o->table, 2, help, &next, "prog",
@@ -477,6 +539,17 @@ static void test_main(void **state)
 	assert_int_equal(flt_flags_main(o->table, 4, op, &next, "prog",
 					"Usage: prog", false),
 			 2);
+	/* --version: "prog VERSION" on stdout, exit status 0. */
+	assert_int_equal(flt_flags_main(o->table, 2, version, &next, "prog",
+					"Usage: prog", false),
+			 0);
+	/* A flag without its value, or with a bad one: status 2. */
+	assert_int_equal(flt_flags_main(o->table, 2, novalue, &next, "prog",
+					"Usage: prog", true),
+			 FLT_FLAGS_EXIT_USAGE);
+	assert_int_equal(flt_flags_main(o->table, 3, badvalue, &next, "prog",
+					"Usage: prog", true),
+			 FLT_FLAGS_EXIT_USAGE);
 	/* Otherwise the program goes on, at its operands. */
 	assert_int_equal(flt_flags_main(o->table, 4, op, &next, "prog",
 					"Usage: prog", true),
@@ -535,6 +608,8 @@ int main(void)
 		T(test_unknown_flag),
 		T(test_missing_value),
 		T(test_help),
+		T(test_version),
+		cmocka_unit_test(test_edit_distance),
 		T(test_env_fallback),
 		T(test_env_invalid),
 		T(test_kv_rejects),
