@@ -221,31 +221,35 @@ size_t flt_edit_distance(const char *a, const char *b, size_t max)
 
 	if ((la > lb ? la - lb : lb - la) > max)
 		return max + 1;
-	/* One row of the Wagner-Fischer table: command words are short. */
-	size_t *row = flt_xcalloc(lb + 1, sizeof(*row));
+	/*
+	 * Three rows of the Wagner-Fischer table (the one before the last
+	 * for transpositions): command words are short.
+	 */
+	size_t *rows = flt_xcalloc(3 * (lb + 1), sizeof(*rows));
+	size_t *before = rows, *prev = rows + lb + 1,
+	       *cur = rows + 2 * (lb + 1);
 	for (size_t j = 0; j <= lb; j++)
-		row[j] = j;
+		prev[j] = j;
 	for (size_t i = 1; i <= la; i++) {
-		size_t diag = row[0], lowest = row[0] = i;
+		cur[0] = i;
 		for (size_t j = 1; j <= lb; j++) {
-			size_t up = row[j];
-			size_t best = diag + (a[i - 1] != b[j - 1]);
-			if (up + 1 < best)
-				best = up + 1;
-			if (row[j - 1] + 1 < best)
-				best = row[j - 1] + 1;
-			row[j] = best;
-			diag = up;
-			if (best < lowest)
-				lowest = best;
+			size_t best = prev[j - 1] + (a[i - 1] != b[j - 1]);
+			if (prev[j] + 1 < best)
+				best = prev[j] + 1;
+			if (cur[j - 1] + 1 < best)
+				best = cur[j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] &&
+			    a[i - 2] == b[j - 1] && before[j - 2] + 1 < best)
+				best = before[j - 2] + 1;
+			cur[j] = best;
 		}
-		if (lowest > max) {
-			free(row);
-			return max + 1;
-		}
+		size_t *t = before;
+		before = prev;
+		prev = cur;
+		cur = t;
 	}
-	size_t d = row[lb];
-	free(row);
+	size_t d = prev[lb];
+	free(rows);
 	return d > max ? max + 1 : d;
 }
 

@@ -67,9 +67,10 @@ int flt_flags_main(const flt_flag_t *flags, int argc, char **argv, int *next,
 		   const char *program, const char *usage, bool operands);
 
 /*
- * The Levenshtein distance between a and b (insertions, deletions and
- * substitutions of one byte), counted up to max + 1: any larger distance
- * is returned as max + 1. For "did you mean" suggestions.
+ * The edit distance between a and b: how many insertions, deletions,
+ * substitutions of one byte and swaps of two neighbouring bytes turn a
+ * into b (the optimal string alignment distance), or max + 1 when it is
+ * more than max. For "did you mean" suggestions.
  */
 size_t flt_edit_distance(const char *a, const char *b, size_t max);
 

@@ -59,6 +59,7 @@ usage_error "$CLI" 'unknown command "nod"; did you mean "node"?' nod list
 usage_error "$CLI" 'unknown command "nod"; did you mean "node"?' nod
 usage_error "$CLI" 'unknown command "campagin"; did you mean "campaign"?' campagin list
 usage_error "$CLI" 'unknown command "node lst"; did you mean "node list"?' node lst
+usage_error "$CLI" 'unknown command "jbo"; did you mean "job"?' jbo status web
 usage_error "$CLI" 'unknown command "node frobnicate" (see flotilla --help)' node frobnicate
 usage_error "$CLI" 'missing command after "node"' node
 usage_error "$CLI" "--bogus: unknown flag" node list --bogus
