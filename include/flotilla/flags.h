@@ -43,7 +43,8 @@ typedef struct flt_flag {
 /*
  * Parses argv from argv[1] up to the first non-flag argument (or "--"),
  * and sets *next to its index. "--help"/"-h" returns FLT_FLAGS_HELP and
- * "--version" FLT_FLAGS_VERSION, and neither parses anything more. Errors
+ * "--version" FLT_FLAGS_VERSION, and neither parses anything more (a
+ * flag of the table named "help" or "version" is its own). Errors
  * (FLT_EUSAGE) name the flag: "--heartbeat-ttl: must be between 1 and
  * 3600", "--address: needs a value", "--bogus: unknown flag".
  */

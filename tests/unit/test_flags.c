@@ -302,6 +302,18 @@ static void test_version(void **state)
 	fclose(f);
 	assert_non_null(strstr(text, "--version"));
 	free(text);
+
+	/* A table's own "version" flag is that flag. */
+	long v = -1;
+	const flt_flag_t own[] = {
+		{ "version", FLT_FLAG_INT, &v, "V", "envelope version", 0, 9,
+		  NULL },
+		{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
+	};
+	char *set[] = { "prog", "--version", "3", NULL };
+	assert_int_equal(flt_flags_parse(own, 3, set, &next, &err), 0);
+	assert_int_equal(v, 3);
+	assert_int_equal(next, 3);
 }
 
 static void test_edit_distance(void **state)
