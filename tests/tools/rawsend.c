@@ -209,7 +209,7 @@ int main(int argc, char **argv)
 		printf("no reply: %s\n", err.msg);
 		return 3;
 	}
-	int rc = nng_dialer_start(d, 0);
+	rc = nng_dialer_start(d, 0);
 	if (rc != 0) {
 		printf("no reply: dial: %s\n", nng_strerror(rc));
 		return 3;
