@@ -1822,6 +1822,15 @@ void coord_campaigns_create(coord_campaigns_t *cs, flt_request_t *r)
 	fleet = coord_fleet_snap_fleet(snap);
 	plan_ctx_t x = { fleet, k };
 	coord_inv_eval(cs->o.inv, fleet, k->q, plan_one, &x, NULL);
+	/* A query that finds nothing is most often a typo in a package name
+	 * or a version; the operator says so when it is meant. */
+	if (k->n == 0 && !c->spec->allow_empty) {
+		flt_request_fail(r, FLT_EPROTO,
+				 "spec.target: no host matches \"%s\" (set "
+				 "allow_empty to create the campaign anyway)",
+				 c->spec->target);
+		goto out;
+	}
 	c->waves = plan_waves(k);
 	if (c->spec->max_failures_percent)
 		c->failure_limit =

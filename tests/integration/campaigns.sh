@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Patch campaigns end to end with the real programs: 5 agents, a service
 # that uses a synthetic log4j-core on every one of them, the exposure found
-# by an inventory query (plain ranges and an advisory), a campaign to the
-# fixed version, canary first and in waves, and zero hosts exposed after.
+# by an inventory query (plain ranges and an advisory), a campaign whose
+# target finds no host or holds an empty range refused (unless
+# --allow-empty, for no host), a campaign to the fixed version, canary first and in waves, and zero hosts exposed after.
 # Then: a host that matches only later is reported; a step that succeeds
 # but leaves the host exposed counts as a failure; kill -9 of the
 # coordinator between waves, in the middle of a wave and in the middle of
@@ -72,6 +73,23 @@ for a in "${AGENTS[@]}"; do
 	[ "$(current_of $a)" = 2.14.1 ] || fail "$a current is $(current_of $a)"
 done
 pass "log4j-core 2.14.1 installed on 5 hosts by a campaign"
+
+# ---- a target that finds nothing, or a range that holds nothing, is refused ---
+if "$CLI" campaign create --target 'log4j-cor < 2.17.1' \
+	--install log4j-core@2.17.1 --detach >"$T/none.out" 2>&1; then
+	fail "a campaign that matches no host was created: $(cat "$T/none.out")"
+fi
+grep -q 'no host matches' "$T/none.out" || fail "no-match refusal: $(cat "$T/none.out")"
+if "$CLI" campaign create --target 'log4j-core in [2.17.1, 2.0)' \
+	--install log4j-core@2.17.1 --detach --allow-empty >"$T/range.out" 2>&1; then
+	fail "a campaign over an empty range was created: $(cat "$T/range.out")"
+fi
+grep -q 'empty range' "$T/range.out" || fail "empty-range refusal: $(cat "$T/range.out")"
+CE=$(create --target 'log4j-cor < 2.17.1' --install log4j-core@2.17.1 --allow-empty)
+[ -n "$CE" ] && [ "$CE" != null ] || fail "campaign create --allow-empty"
+camp "$CE" | jq -e '.campaign.spec.allow_empty == true and (.counts.total // 0) == 0' >/dev/null ||
+	fail "the empty campaign: $(camp "$CE")"
+pass "no matching host or an empty range refuses a campaign; --allow-empty keeps one"
 
 # ---- a service on every host uses it ----------------------------------------
 cat >"$T/billing.json" <<'J'
