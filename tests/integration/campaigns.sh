@@ -173,7 +173,15 @@ restart_coord
 "$CLI" campaign resume "$C2" >/dev/null
 timeout 90 "$CLI" campaign watch "$C2" >/dev/null || fail "campaign 2 after the restart: $(camp "$C2")"
 started_once "$C2" 2
-pass "kill -9 between waves: the campaign resumes and completes, each host patched once"
+# wave_ok ID: every wave of campaign ID logged its time, restarts or not.
+wave_ok() {
+	local n
+	n=$(grep -c "campaign ${1:0:8} wave [0-9]* done wall_ms=[0-9]" "$T/coord.log" || true)
+	[ "$n" = "$(camp "$1" | jq .campaign.waves)" ] ||
+		fail "campaign ${1:0:8}'s wave times: $(grep "campaign ${1:0:8} wave" "$T/coord.log")"
+}
+wave_ok "$C2"
+pass "kill -9 between waves: the campaign resumes and completes, each host patched once, wave times kept"
 
 # ---- kill -9 in the middle of a wave ---------------------------------------------
 C3=$(create --target 'managed:log4j-core < 2.19.0 and not node.name = a6' --install log4j-core@2.19.0 \
@@ -183,7 +191,8 @@ restart_coord
 timeout 90 "$CLI" campaign watch "$C3" >/dev/null || fail "campaign 3 after the restart: $(camp "$C3")"
 [ "$(report "$C3" | jq '[.targets[] | select(.state == "remediated")] | length')" = 5 ] || fail "5 remediated"
 started_once "$C3" 3
-pass "kill -9 mid-wave: the campaign completes, each host patched exactly once"
+wave_ok "$C3"
+pass "kill -9 mid-wave: the campaign completes, each host patched exactly once, wave times kept"
 
 # ---- abort rolls back; kill -9 in the middle of the rollback --------------------
 C4=$(create --target 'managed:log4j-core < 2.20.0 and not node.name = a6' --install log4j-core@2.20.0 \
