@@ -582,7 +582,7 @@ typedef struct create_opts {
 	const char *target, *install, *name, *batch, *max_failures, *on_failure,
 		*min_healthy, *host_timeout;
 	long canary;
-	bool manual_promote, no_restart, dry_run, detach, json;
+	bool manual_promote, no_restart, allow_empty, dry_run, detach, json;
 } create_opts_t;
 
 /* The spec from the flags; strings point into argv (install into buf). */
@@ -633,6 +633,7 @@ static int build_spec(const cli_cmd_t *cmd, const create_opts_t *o, char *buf,
 				      "promote)");
 	spec->manual_promote = o->manual_promote;
 	spec->no_restart = o->no_restart;
+	spec->allow_empty = o->allow_empty;
 	return -1;
 }
 
@@ -699,6 +700,9 @@ static int campaign_create(cli_t *c, const cli_cmd_t *cmd, int argc,
 		  "pause after the canary wave", 0, 0, NULL },
 		{ "no-restart", FLT_FLAG_BOOL, &o.no_restart, NULL,
 		  "do not restart the tasks that use the package", 0, 0, NULL },
+		{ "allow-empty", FLT_FLAG_BOOL, &o.allow_empty, NULL,
+		  "create it even when no host matches the target yet", 0, 0,
+		  NULL },
 		{ "dry-run", FLT_FLAG_BOOL, &o.dry_run, NULL,
 		  "show the targets and waves; change nothing", 0, 0, NULL },
 		{ "detach", FLT_FLAG_BOOL, &o.detach, NULL,
@@ -1115,7 +1119,8 @@ const cli_cmd_t cli_campaign_cmds[] = {
 	  "--target QUERY --install NAME@VERSION [--name TEXT] [--canary N] "
 	  "[--batch N|N%] [--max-failures N|N%] [--on-failure pause|abort] "
 	  "[--min-healthy DURATION] [--host-timeout DURATION] "
-	  "[--manual-promote] [--no-restart] [--dry-run] [--detach] [--json]",
+	  "[--manual-promote] [--no-restart] [--allow-empty] [--dry-run] "
+	  "[--detach] [--json]",
 	  "install a package version on every host a query finds, in waves",
 	  campaign_create },
 	{ "campaign", "status", "ID [--json]",

@@ -412,10 +412,34 @@ static bool check_version(parser_t *ps, int scheme, const char *v,
 	return false;
 }
 
+static bool range_empty_in(int scheme, const vrange_t *x)
+{
+	int c = 0;
+
+	if (flt_version_cmp(scheme, x->lo, x->hi, &c, NULL) < 0)
+		return false; /* not semver versions: refused elsewhere */
+	return c > 0 || (c == 0 && !(x->lo_incl && x->hi_incl));
+}
+
+/*
+ * Whether no version can be in x. Without a scheme the order depends on
+ * each item's kind, so a range empty under any order it may meet (dpkg's
+ * or Maven's) is refused: it is a mistake wherever it would apply.
+ */
+static bool range_empty(int scheme, const vrange_t *x)
+{
+	if (!x->lo || !x->hi)
+		return false;
+	if (scheme != SCHEME_BY_KIND)
+		return range_empty_in(scheme, x);
+	return range_empty_in(FLT_VS_DPKG, x) ||
+	       range_empty_in(FLT_VS_MAVEN, x);
+}
+
 /*
  * [lo, hi) | (lo, hi] | ... into *out. Bounds are checked against scheme
- * when it is one (an advisory's or a prefix's): semver bounds must parse,
- * and no range may be empty.
+ * when it is one (an advisory's or a prefix's): semver bounds must parse.
+ * No range may be empty (see range_empty).
  */
 static bool ranges(parser_t *ps, int scheme, vrange_t **out, size_t *n_out)
 {
@@ -457,15 +481,10 @@ static bool ranges(parser_t *ps, int scheme, vrange_t **out, size_t *n_out)
 		}
 		x.hi_incl = *ps->p == ']';
 		ps->p++;
-		if (scheme != SCHEME_BY_KIND && x.lo && x.hi) {
-			int c = 0;
-			flt_version_cmp(scheme, x.lo, x.hi, &c, NULL);
-			if (c > 0 || (c == 0 && !(x.lo_incl && x.hi_incl))) {
-				fail_at(ps, open,
-					"empty range: %s is not below %s", x.lo,
-					x.hi);
-				goto fail_x;
-			}
+		if (range_empty(scheme, &x)) {
+			fail_at(ps, open, "empty range: %s is not below %s",
+				x.lo, x.hi);
+			goto fail_x;
 		}
 		r = flt_xrealloc(r, (n + 1) * sizeof(*r));
 		r[n++] = x;

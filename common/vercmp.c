@@ -171,13 +171,17 @@ int flt_dpkg_cmp(const char *a, const char *b)
  * last item of its parent, and the tree is a chain: it is kept here flat,
  * as tokens in which MV_LIST stands for "the rest is a sub-list". The
  * rules are those of Maven 3.9's ComparableVersion, where ".qualifier"
- * opens a sub-list as "-qualifier" does, with '_' as a separator like '-'
- * (as Maven Resolver's GenericVersion splits there too) and without the
- * "release" alias, which the POM reference does not list.
+ * opens a sub-list as "-qualifier" does, qualifier aliases included
+ * ("ga", "final" and "release" are the release itself, "cr" is "rc"),
+ * with '_' as a separator like '-' (as Maven Resolver's GenericVersion
+ * splits there too).
  */
 enum { MV_INT, MV_STR, MV_LIST };
 
-/* Known qualifiers in their order; QUAL_RELEASE is "", "ga" and "final". */
+/*
+ * Known qualifiers in their order; QUAL_RELEASE is "", "ga", "final" and
+ * "release".
+ */
 enum {
 	QUAL_ALPHA,
 	QUAL_BETA,
@@ -273,6 +277,7 @@ static void mv_push_item(mv_version_t *v, bool digits, const char *s, size_t n,
 		{ "snapshot", QUAL_SNAPSHOT },
 		{ "ga", QUAL_RELEASE },
 		{ "final", QUAL_RELEASE },
+		{ "release", QUAL_RELEASE },
 		{ "sp", QUAL_SP },
 	};
 	t.qual = QUAL_OTHER;

@@ -54,9 +54,10 @@ typedef struct camp {
 	flt_query_t *q; /* the parsed target; NULL if it no longer parses */
 	target_t **t; /* sorted by node id */
 	size_t n, cap;
-	/* Since the current wave began (memory only, for the log): */
-	int64_t wave_start_ms; /* monotonic; 0 unknown (after a restart) */
-	int64_t busy_us; /* this thread's time spent on it */
+	/* This thread's time spent on it since the current wave began or the
+	 * coordinator started (memory only, for the log; the wave's start is
+	 * c->wave_started_at_ms, stored so that a restart keeps it). */
+	int64_t busy_us;
 	/* This round's working copies: change index + 1, 0 for none. */
 	size_t *chi; /* per target, k->n of them */
 	size_t chi_n;
@@ -876,15 +877,17 @@ static void advance(coord_campaigns_t *cs, camp_t *k, sched_fleet_t *fleet)
 		}
 		if (open)
 			return;
-		/* The wave is done. */
-		int64_t now = flt_now_mono_ms();
+		/* The wave is done. Its start is wall-clock time because it is
+		 * stored: the monotonic clock does not survive a reboot. */
+		int64_t now = flt_now_wall_ms();
 		flt_info("campaign %.8s wave %u done wall_ms=%lld "
 			 "coordinator_ms=%.3f",
 			 c->id, c->wave + 1,
-			 k->wave_start_ms ? (long long)(now - k->wave_start_ms)
-					  : -1LL,
+			 c->wave_started_at_ms && now >= c->wave_started_at_ms
+				 ? (long long)(now - c->wave_started_at_ms)
+				 : -1LL,
 			 (double)k->busy_us / 1000.0);
-		k->wave_start_ms = now;
+		c->wave_started_at_ms = now;
 		k->busy_us = 0;
 		if (c->wave + 1 >= c->waves) {
 			camp_event(c, CAMP_EV_FINISH, NULL);
@@ -1034,6 +1037,7 @@ static int create_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 	char key[128];
 	k->c->index = flt_txn_index(txn);
 	k->c->updated_at_ms = k->c->created_at_ms;
+	k->c->wave_started_at_ms = k->c->created_at_ms;
 	int rc = flt_txn_put_pb(txn, x->cs->db_c, k->c->id, &k->c->base, err);
 	for (size_t i = 0; rc == 0 && i < k->n; i++) {
 		target_key(key, sizeof(key), k->t[i]);
@@ -1061,7 +1065,6 @@ static void create_cmd(coord_campaigns_t *cs, cmd_t *cmd)
 		cs->cap = cs->cap ? 2 * cs->cap : 8;
 		cs->v = flt_xrealloc(cs->v, cs->cap * sizeof(*cs->v));
 	}
-	k->wave_start_ms = flt_now_mono_ms();
 	cs->v[cs->n++] = k;
 	flt_mutex_unlock(&cs->mtx);
 	flt_info("campaign %s created target=\"%s\" package=%s@%s targets=%zu "
@@ -1822,6 +1825,15 @@ void coord_campaigns_create(coord_campaigns_t *cs, flt_request_t *r)
 	fleet = coord_fleet_snap_fleet(snap);
 	plan_ctx_t x = { fleet, k };
 	coord_inv_eval(cs->o.inv, fleet, k->q, plan_one, &x, NULL);
+	/* A query that finds nothing is most often a typo in a package name
+	 * or a version; the operator says so when it is meant. */
+	if (k->n == 0 && !c->spec->allow_empty) {
+		flt_request_fail(r, FLT_EPROTO,
+				 "spec.target: no host matches \"%s\" (set "
+				 "allow_empty to create the campaign anyway)",
+				 c->spec->target);
+		goto out;
+	}
 	c->waves = plan_waves(k);
 	if (c->spec->max_failures_percent)
 		c->failure_limit =

@@ -1,7 +1,7 @@
 /*
  * Version ordering of the ecosystems inventory meets: dpkg (deb-version(5),
- * exactly as dpkg's lib/dpkg/version.c), Maven (the POM reference's
- * "Version Order Specification") and Semantic Versioning 2.0.
+ * exactly as dpkg's lib/dpkg/version.c), Maven (Maven 3.9's
+ * ComparableVersion) and Semantic Versioning 2.0.
  */
 #ifndef FLOTILLA_VERCMP_H
 #define FLOTILLA_VERCMP_H
@@ -24,10 +24,17 @@ const char *flt_vscheme_name(flt_vscheme_t s);
  * <0, 0 or >0 as a sorts before, with or after b. Total: any string is a
  * dpkg or Maven version (a dpkg version that dpkg would refuse compares
  * as dpkg compares it anyway). Numbers of any length compare as numbers.
- * Maven's is ComparableVersion's list model as in Maven 3.9 (".X" sorts
- * as "-X"), with '_' a separator like '-' and the specification's null
- * qualifiers only ("", "ga", "final"; not "release"). flt_dpkg_cmp never
- * allocates, flt_maven_cmp only for versions longer than 30 bytes.
+ * Maven's follows Maven 3.9's ComparableVersion: tokens split at '.', '-'
+ * and digit/letter transitions, a '-' or a transition opening a sub-list
+ * (".X" sorts as "-X"); trailing null items (0, "") trimmed from each list;
+ * case-insensitive; aliases "ga", "final", "release" = "" (the release),
+ * "cr" = "rc", and "a", "b", "m" directly before a digit = "alpha",
+ * "beta", "milestone"; alpha < beta < milestone < rc < snapshot < "" < sp
+ * < unknown qualifiers (lexically, case folded); numbers of any length.
+ * One addition: '_' separates as '-' does (as Maven Resolver's
+ * GenericVersion splits there too). So 5.2.20.RELEASE = 5.2.20.
+ * flt_dpkg_cmp never allocates, flt_maven_cmp only for versions longer
+ * than 30 bytes.
  */
 int flt_dpkg_cmp(const char *a, const char *b);
 int flt_maven_cmp(const char *a, const char *b);

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Patch campaigns end to end with the real programs: 5 agents, a service
 # that uses a synthetic log4j-core on every one of them, the exposure found
-# by an inventory query (plain ranges and an advisory), a campaign to the
-# fixed version, canary first and in waves, and zero hosts exposed after.
+# by an inventory query (plain ranges and an advisory), a campaign whose
+# target finds no host or holds an empty range refused (unless
+# --allow-empty, for no host), a campaign to the fixed version, canary first and in waves, and zero hosts exposed after.
 # Then: a host that matches only later is reported; a step that succeeds
 # but leaves the host exposed counts as a failure; kill -9 of the
 # coordinator between waves, in the middle of a wave and in the middle of
@@ -72,6 +73,23 @@ for a in "${AGENTS[@]}"; do
 	[ "$(current_of $a)" = 2.14.1 ] || fail "$a current is $(current_of $a)"
 done
 pass "log4j-core 2.14.1 installed on 5 hosts by a campaign"
+
+# ---- a target that finds nothing, or a range that holds nothing, is refused ---
+if "$CLI" campaign create --target 'log4j-cor < 2.17.1' \
+	--install log4j-core@2.17.1 --detach >"$T/none.out" 2>&1; then
+	fail "a campaign that matches no host was created: $(cat "$T/none.out")"
+fi
+grep -q 'no host matches' "$T/none.out" || fail "no-match refusal: $(cat "$T/none.out")"
+if "$CLI" campaign create --target 'log4j-core in [2.17.1, 2.0)' \
+	--install log4j-core@2.17.1 --detach --allow-empty >"$T/range.out" 2>&1; then
+	fail "a campaign over an empty range was created: $(cat "$T/range.out")"
+fi
+grep -q 'empty range' "$T/range.out" || fail "empty-range refusal: $(cat "$T/range.out")"
+CE=$(create --target 'log4j-cor < 2.17.1' --install log4j-core@2.17.1 --allow-empty)
+[ -n "$CE" ] && [ "$CE" != null ] || fail "campaign create --allow-empty"
+camp "$CE" | jq -e '.campaign.spec.allow_empty == true and (.counts.total // 0) == 0' >/dev/null ||
+	fail "the empty campaign: $(camp "$CE")"
+pass "no matching host or an empty range refuses a campaign; --allow-empty keeps one"
 
 # ---- a service on every host uses it ----------------------------------------
 cat >"$T/billing.json" <<'J'
@@ -155,7 +173,15 @@ restart_coord
 "$CLI" campaign resume "$C2" >/dev/null
 timeout 90 "$CLI" campaign watch "$C2" >/dev/null || fail "campaign 2 after the restart: $(camp "$C2")"
 started_once "$C2" 2
-pass "kill -9 between waves: the campaign resumes and completes, each host patched once"
+# wave_ok ID: every wave of campaign ID logged its time, restarts or not.
+wave_ok() {
+	local n
+	n=$(grep -c "campaign ${1:0:8} wave [0-9]* done wall_ms=[0-9]" "$T/coord.log" || true)
+	[ "$n" = "$(camp "$1" | jq .campaign.waves)" ] ||
+		fail "campaign ${1:0:8}'s wave times: $(grep "campaign ${1:0:8} wave" "$T/coord.log")"
+}
+wave_ok "$C2"
+pass "kill -9 between waves: the campaign resumes and completes, each host patched once, wave times kept"
 
 # ---- kill -9 in the middle of a wave ---------------------------------------------
 C3=$(create --target 'managed:log4j-core < 2.19.0 and not node.name = a6' --install log4j-core@2.19.0 \
@@ -165,7 +191,8 @@ restart_coord
 timeout 90 "$CLI" campaign watch "$C3" >/dev/null || fail "campaign 3 after the restart: $(camp "$C3")"
 [ "$(report "$C3" | jq '[.targets[] | select(.state == "remediated")] | length')" = 5 ] || fail "5 remediated"
 started_once "$C3" 3
-pass "kill -9 mid-wave: the campaign completes, each host patched exactly once"
+wave_ok "$C3"
+pass "kill -9 mid-wave: the campaign completes, each host patched exactly once, wave times kept"
 
 # ---- abort rolls back; kill -9 in the middle of the rollback --------------------
 C4=$(create --target 'managed:log4j-core < 2.20.0 and not node.name = a6' --install log4j-core@2.20.0 \

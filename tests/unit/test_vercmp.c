@@ -286,7 +286,18 @@ static void test_maven_examples(void **state)
 		{ "1-rc", "1-cr", 0 },
 		{ "1cr", "1rc", 0 },
 		{ "1-final", "1", 0 },
-		{ "1-RELEASE", "1", 1 }, /* not an alias in the spec */
+		{ "1-RELEASE", "1", 0 },
+		{ "1-release", "1-final", 0 },
+		{ "1-release", "1-sp", -1 },
+		{ "1-release", "1-snapshot", 1 },
+		/* Spring's releases up to 5.2 carry ".RELEASE" */
+		{ "5.2.20.RELEASE", "5.2.20", 0 },
+		{ "5.2.19.RELEASE", "5.2.20", -1 },
+		{ "5.2.20.RELEASE", "5.2.21", -1 },
+		{ "5.2.20.RELEASE", "5.3.0", -1 },
+		{ "5.2.0.RC1", "5.2.0.RELEASE", -1 },
+		{ "5.2.0.M3", "5.2.0.RC1", -1 },
+		{ "5.2.0.BUILD-SNAPSHOT", "5.2.0.RELEASE", 1 },
 		/* a, b, m only as a letter directly before a number */
 		{ "1a1", "1alpha1", 0 },
 		{ "1b2", "1-beta-2", 0 },
@@ -379,6 +390,18 @@ static void test_maven_chains(void **state)
 		"1",    "1.0",     "1.0.0", "1-0",         "1.0-0", "1.ga",
 		"1-ga", "1.final", "1GA",   "1.0.0-0.0.0", "01",    "1.",
 	};
+	/* Maven's own equality cases */
+	static const char *const same_ga[] = {
+		"1ga",       "1GA",       "1-ga",     "1.0",    "1-final",
+		"1-release", "1.RELEASE", "1Release", "1.0.ga", "1.0-final",
+	};
+	static const char *const same_rc[] = { "1cr", "1rc", "1-cr", "1.RC",
+					       "1-rc" };
+	static const char *const same_a1[] = { "1a1", "1-alpha-1", "1alpha1",
+					       "1-a1" };
+	static const char *const same_b2[] = { "1b2", "1-beta-2", "1beta2" };
+	static const char *const same_m3[] = { "1m3", "1-milestone-3",
+					       "1milestone3" };
 	static const char *const same_x[] = {
 		"1x", "1-x", "1.0-x", "1.0.0-x", "1.0x", "1.0.0x", "1.x",
 	};
@@ -389,6 +412,11 @@ static void test_maven_chains(void **state)
 	check_order(FLT_VS_MAVEN, log4j, FLT_ARRAY_SIZE(log4j));
 	check_equal(FLT_VS_MAVEN, same, FLT_ARRAY_SIZE(same));
 	check_equal(FLT_VS_MAVEN, same_x, FLT_ARRAY_SIZE(same_x));
+	check_equal(FLT_VS_MAVEN, same_ga, FLT_ARRAY_SIZE(same_ga));
+	check_equal(FLT_VS_MAVEN, same_rc, FLT_ARRAY_SIZE(same_rc));
+	check_equal(FLT_VS_MAVEN, same_a1, FLT_ARRAY_SIZE(same_a1));
+	check_equal(FLT_VS_MAVEN, same_b2, FLT_ARRAY_SIZE(same_b2));
+	check_equal(FLT_VS_MAVEN, same_m3, FLT_ARRAY_SIZE(same_m3));
 }
 
 /* MNG-7644: 1.0.0.X1 < 1.0.0-X2, and 2-X = 2.0.X = 2.0.0.X, for any X. */
