@@ -423,17 +423,24 @@ static bool range_empty_in(int scheme, const vrange_t *x)
 
 /*
  * Whether no version can be in x. Without a scheme the order depends on
- * each item's kind, so a range empty under any order it may meet (dpkg's
- * or Maven's) is refused: it is a mistake wherever it would apply.
+ * each item's kind (dpkg's for dpkg packages, Maven's for Java archives
+ * and managed packages): a range is refused when it is empty under every
+ * order the term's kinds may meet, since it then matches nothing; one
+ * that holds versions under one of them ("[2.15.0-rc1, 2.15.0)" in
+ * Maven's) is a real range for the items ordered that way.
  */
-static bool range_empty(int scheme, const vrange_t *x)
+static bool range_empty(int scheme, unsigned kinds, const vrange_t *x)
 {
 	if (!x->lo || !x->hi)
 		return false;
 	if (scheme != SCHEME_BY_KIND)
 		return range_empty_in(scheme, x);
-	return range_empty_in(FLT_VS_DPKG, x) ||
-	       range_empty_in(FLT_VS_MAVEN, x);
+	bool empty = true;
+	if (kinds & (KIND(DPKG) | KIND(UNKNOWN)))
+		empty = empty && range_empty_in(FLT_VS_DPKG, x);
+	if (kinds & (KIND(JAVA) | KIND(MANAGED) | KIND(UNKNOWN)))
+		empty = empty && range_empty_in(FLT_VS_MAVEN, x);
+	return empty;
 }
 
 /*
@@ -441,7 +448,8 @@ static bool range_empty(int scheme, const vrange_t *x)
  * when it is one (an advisory's or a prefix's): semver bounds must parse.
  * No range may be empty (see range_empty).
  */
-static bool ranges(parser_t *ps, int scheme, vrange_t **out, size_t *n_out)
+static bool ranges(parser_t *ps, int scheme, unsigned kinds, vrange_t **out,
+		   size_t *n_out)
 {
 	vrange_t *r = NULL;
 	size_t n = 0;
@@ -481,7 +489,7 @@ static bool ranges(parser_t *ps, int scheme, vrange_t **out, size_t *n_out)
 		}
 		x.hi_incl = *ps->p == ']';
 		ps->p++;
-		if (range_empty(scheme, &x)) {
+		if (range_empty(scheme, kinds, &x)) {
 			fail_at(ps, open, "empty range: %s is not below %s",
 				x.lo, x.hi);
 			goto fail_x;
@@ -695,7 +703,9 @@ static qnode_t *package_term(parser_t *ps, const char *start, size_t n)
 	int scheme = t->prefix ? t->prefix->scheme : SCHEME_BY_KIND;
 	skip_space(ps);
 	if (accept_keyword(ps, "in")) {
-		if (!ranges(ps, scheme, &t->ranges, &t->n_ranges))
+		if (!ranges(ps, scheme,
+			    t->prefix ? t->prefix->kinds : KINDS_ANY,
+			    &t->ranges, &t->n_ranges))
 			goto fail;
 	} else if (strchr("=!<>", *ps->p) && *ps->p) {
 		if (!clauses(ps, t, scheme))
@@ -1508,7 +1518,7 @@ static int adv_entry(adv_ctx_t *c, json_t *e, advisory_t *a)
 		char field[32];
 
 		snprintf(field, sizeof(field), "affected[%zu]", i);
-		if (ranges(&ps, a->scheme, &r, &n)) {
+		if (ranges(&ps, a->scheme, KINDS_ANY, &r, &n)) {
 			skip_space(&ps);
 			if (*ps.p)
 				expected(&ps, ps.p,
