@@ -520,3 +520,10 @@ bool agent_check_record(agent_check_state_t *s, const Flotilla__HealthCheck *hc,
 	}
 	return s->healthy != was;
 }
+
+bool agent_check_failed(const agent_check_state_t *s,
+			const Flotilla__HealthCheck *hc)
+{
+	return s->ever_ran && !s->healthy &&
+	       s->consecutive_failures >= agent_check_failures(hc);
+}

@@ -91,4 +91,14 @@ bool agent_check_due(const agent_check_state_t *s, int64_t now_ms);
 bool agent_check_record(agent_check_state_t *s, const Flotilla__HealthCheck *hc,
 			int result, const char *why, int64_t now_ms);
 
+/*
+ * True when the check has failed as often in a row as its threshold allows
+ * (agent_check_failures(hc)): it has run, is unhealthy, and no more runs
+ * are owed before that verdict. A check that has not run yet, or has
+ * failed fewer times than its threshold since it last passed or started,
+ * is not failed, even though it is not healthy either.
+ */
+bool agent_check_failed(const agent_check_state_t *s,
+			const Flotilla__HealthCheck *hc);
+
 #endif

@@ -642,9 +642,11 @@ static bool terminal_task(Flotilla__TaskState st)
 /*
  * Watches the tasks that use pkg: all of them must run healthy (those the
  * step restarted: once their new process is up), then stay so for
- * min_healthy_ms without a restart. Tasks that appear meanwhile are not
- * the step's concern. Returns 0, 1 with the first problem in why, or
- * -ECANCELED when the agent is stopping.
+ * min_healthy_ms without a restart. A task whose check has failed as
+ * often in a row as the check allows is bad at once: waiting for the
+ * deadline would only keep a bad version running. Tasks that appear
+ * meanwhile are not the step's concern. Returns 0, 1 with the first
+ * problem in why, or -ECANCELED when the agent is stopping.
  */
 static int watch(agent_steps_t *s, const char *pkg, int64_t deadline,
 		 uint32_t timeout_ms, uint32_t min_healthy_ms, char *why,
@@ -707,6 +709,12 @@ static int watch(agent_steps_t *s, const char *pkg, int64_t deadline,
 			} else if (terminal_task(h->state)) {
 				snprintf(why, len, "task %s %s", h->key,
 					 h->why);
+				bad = true;
+			} else if (h->failed_checks) {
+				snprintf(why, len,
+					 "task %s unhealthy: %s (%u failed "
+					 "checks)",
+					 h->key, h->why, (unsigned)h->failures);
 				bad = true;
 			} else if (!h->healthy) {
 				if (healthy_since) {

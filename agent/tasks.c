@@ -1300,6 +1300,26 @@ static void describe(const task_t *k, char *buf, size_t len)
 		snprintf(buf + n, len - (size_t)n, ": %s", k->message);
 }
 
+/* Lock held: whether a check of running k has failed its threshold of
+ * runs in a row; the first such check then says why. */
+static void failed_check(const task_t *k, agent_task_health_t *h)
+{
+	if (strcmp(k->state, "running") != 0 || !k->spec ||
+	    (k->restart_pending && k->want_running))
+		return;
+	for (size_t c = 0; c < k->nchecks; c++) {
+		const agent_check_state_t *cs = &k->checks[c];
+		const Flotilla__HealthCheck *hc = k->spec->checks[c];
+		if (!agent_check_failed(cs, hc))
+			continue;
+		h->failed_checks = true;
+		h->failures = cs->consecutive_failures;
+		snprintf(h->why, sizeof(h->why), "check %s failed: %s",
+			 hc->name, cs->last_output);
+		return;
+	}
+}
+
 size_t agent_tasks_health_using(agent_tasks_t *t, const char *pkg,
 				agent_task_health_t **out)
 {
@@ -1319,6 +1339,7 @@ size_t agent_tasks_health_using(agent_tasks_t *t, const char *pkg,
 		h->runs = k->runs_base + k->restarts;
 		if (!h->healthy)
 			describe(k, h->why, sizeof(h->why));
+		failed_check(k, h);
 	}
 	pthread_mutex_unlock(&t->mtx);
 	*out = v;

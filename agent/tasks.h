@@ -128,6 +128,11 @@ typedef struct agent_task_health {
 	bool healthy; /* running and every check passed its last run */
 	bool starting; /* a restart the agent asked for is under way */
 	uint64_t runs; /* processes started for it: grows on every restart */
+	/* running, and a check has failed its threshold of runs in a row
+	 * (agent_check_failed): the first such check's count, and its reason
+	 * in why */
+	bool failed_checks;
+	uint32_t failures;
 	char why[320]; /* when not healthy: its state and reason */
 } agent_task_health_t;
 

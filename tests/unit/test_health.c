@@ -511,6 +511,47 @@ static void test_state_threshold(void **state)
 	assert_int_equal(s.consecutive_failures, 0);
 }
 
+static void test_state_failed(void **state)
+{
+	Flotilla__HealthCheck hc = FLOTILLA__HEALTH_CHECK__INIT;
+	agent_check_state_t s;
+
+	(void)state;
+	hc.failures = 3;
+	agent_check_state_init(&s, &hc, 0);
+	/* Not run yet: unhealthy, but not failed. */
+	assert_false(agent_check_failed(&s, &hc));
+	/* Failing from the first run: failed at the third. */
+	agent_check_record(&s, &hc, 1, "http status 503", 0);
+	assert_false(agent_check_failed(&s, &hc));
+	agent_check_record(&s, &hc, 1, "http status 503", 0);
+	assert_false(agent_check_failed(&s, &hc));
+	agent_check_record(&s, &hc, 1, "http status 503", 0);
+	assert_false(s.healthy);
+	assert_int_equal(s.consecutive_failures, 3);
+	assert_true(agent_check_failed(&s, &hc));
+	agent_check_record(&s, &hc, 1, "http status 503", 0);
+	assert_true(agent_check_failed(&s, &hc));
+	/* One pass clears it; two failures after it are not enough. */
+	agent_check_record(&s, &hc, 0, "", 0);
+	assert_false(agent_check_failed(&s, &hc));
+	agent_check_record(&s, &hc, 1, "x", 0);
+	agent_check_record(&s, &hc, 1, "x", 0);
+	assert_true(s.healthy);
+	assert_false(agent_check_failed(&s, &hc));
+	agent_check_record(&s, &hc, 1, "x", 0);
+	assert_true(agent_check_failed(&s, &hc));
+
+	/* failures 0: the default threshold. */
+	hc.failures = 0;
+	agent_check_state_init(&s, &hc, 0);
+	for (unsigned i = 1; i < AGENT_CHECK_DEFAULT_FAILURES; i++)
+		agent_check_record(&s, &hc, -ECONNREFUSED, "refused", 0);
+	assert_false(agent_check_failed(&s, &hc));
+	agent_check_record(&s, &hc, -ECONNREFUSED, "refused", 0);
+	assert_true(agent_check_failed(&s, &hc));
+}
+
 static void test_state_default_and_one(void **state)
 {
 	Flotilla__HealthCheck hc = FLOTILLA__HEALTH_CHECK__INIT;
@@ -790,6 +831,7 @@ int main(void)
 		cmocka_unit_test(test_netns_bad_fd),
 		cmocka_unit_test(test_state_init),
 		cmocka_unit_test(test_state_threshold),
+		cmocka_unit_test(test_state_failed),
 		cmocka_unit_test(test_state_default_and_one),
 		cmocka_unit_test(test_state_due),
 		cmocka_unit_test(test_state_output_cut),
