@@ -1,6 +1,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -241,9 +242,18 @@ typedef struct enum_names {
 	char **names; /* by index in d->values */
 } enum_names_t;
 
+/* Published tables are never changed again: readers scan the first
+ * n_published without the lock (every request's method name is looked up
+ * here). The lock only serialises building a table; enums past the array
+ * (none of flotilla.proto's) go to a list read under it. */
 static pthread_mutex_t enum_mtx = PTHREAD_MUTEX_INITIALIZER;
 static enum_names_t enum_tables[128];
-static size_t n_enum_tables;
+static atomic_size_t n_published;
+typedef struct enum_more {
+	enum_names_t t;
+	struct enum_more *next;
+} enum_more_t;
+static enum_more_t *enum_more;
 
 static char **names_build(const ProtobufCEnumDescriptor *d)
 {
@@ -276,21 +286,38 @@ static char **names_build(const ProtobufCEnumDescriptor *d)
 	return names;
 }
 
+static char **published(const ProtobufCEnumDescriptor *d)
+{
+	size_t n = atomic_load_explicit(&n_published, memory_order_acquire);
+	for (size_t i = 0; i < n; i++)
+		if (enum_tables[i].d == d)
+			return enum_tables[i].names;
+	return NULL;
+}
+
 static char **names_of(const ProtobufCEnumDescriptor *d)
 {
-	char **names = NULL;
+	char **names = published(d);
+	if (names)
+		return names;
 	pthread_mutex_lock(&enum_mtx);
-	for (size_t i = 0; i < n_enum_tables && !names; i++)
-		if (enum_tables[i].d == d)
-			names = enum_tables[i].names;
+	names = published(d);
+	for (enum_more_t *m = enum_more; m && !names; m = m->next)
+		if (m->t.d == d)
+			names = m->t.names;
 	if (!names) {
-		/* Every enum of flotilla.proto fits; past that, a new table
-		 * each time would leak, so the last slot is reused. */
 		names = names_build(d);
-		size_t slot = n_enum_tables < FLT_ARRAY_SIZE(enum_tables)
-				      ? n_enum_tables++
-				      : FLT_ARRAY_SIZE(enum_tables) - 1;
-		enum_tables[slot] = (enum_names_t){ d, names };
+		size_t n = atomic_load_explicit(&n_published,
+						memory_order_relaxed);
+		if (n < FLT_ARRAY_SIZE(enum_tables)) {
+			enum_tables[n] = (enum_names_t){ d, names };
+			atomic_store_explicit(&n_published, n + 1,
+					      memory_order_release);
+		} else {
+			enum_more_t *m = flt_xmalloc(sizeof(*m));
+			*m = (enum_more_t){ { d, names }, enum_more };
+			enum_more = m;
+		}
 	}
 	pthread_mutex_unlock(&enum_mtx);
 	return names;

@@ -75,7 +75,9 @@ int flt_wire_code_in(Flotilla__ErrorCode code)
 
 static bool method_known(Flotilla__Method m)
 {
-	return strcmp(flt_method_name(m), "unknown") != 0;
+	return m != FLOTILLA__METHOD__METHOD_UNSPECIFIED &&
+	       protobuf_c_enum_descriptor_get_value(
+		       &flotilla__method__descriptor, m) != NULL;
 }
 
 static int unpack(const void *buf, size_t len, bool request,
