@@ -212,7 +212,6 @@ void coord_nodes_tick(coord_nodes_t *n);
  */
 void coord_nodes_shutdown(coord_nodes_t *n);
 bool coord_nodes_closing(coord_nodes_t *n);
-void coord_nodes_release_watches(coord_nodes_t *n);
 
 size_t coord_nodes_count(coord_nodes_t *n, size_t *ready, size_t *down);
 

@@ -783,12 +783,14 @@ void coord_nodes_tick(coord_nodes_t *t)
 	free(expired);
 }
 
+static void release_watches(coord_nodes_t *t);
+
 void coord_nodes_shutdown(coord_nodes_t *t)
 {
 	flt_mutex_lock(&t->mtx);
 	t->closing = true;
 	flt_mutex_unlock(&t->mtx);
-	coord_nodes_release_watches(t);
+	release_watches(t);
 }
 
 bool coord_nodes_closing(coord_nodes_t *t)
@@ -799,7 +801,7 @@ bool coord_nodes_closing(coord_nodes_t *t)
 	return c;
 }
 
-void coord_nodes_release_watches(coord_nodes_t *t)
+static void release_watches(coord_nodes_t *t)
 {
 	flt_mutex_lock(&t->mtx);
 	for (size_t i = 0; i < t->n; i++) {
