@@ -9,7 +9,7 @@ SINK="$FLT_BIN/tests/tools/flt-notify-sink"
 PIDS[csink]=$!
 "$SINK" "$T/agent.notify" 4 >"$T/agent.notes" &
 PIDS[asink]=$!
-sleep 0.3
+wait_for 5 "the notify sinks listening" test -S "$T/coord.notify" -a -S "$T/agent.notify"
 NOTIFY_SOCKET="$T/coord.notify" WATCHDOG_USEC=400000 start_coord
 NOTIFY_SOCKET="$T/agent.notify" WATCHDOG_USEC=400000 start_agent a1
 wait_for 5 "a1 ready" is_status a1 ready
