@@ -76,7 +76,7 @@ run 0 alloc logs "${alloc:0:8}" --tail 3
 [ "$out" = "v1" ] || fail "tail: $out"
 "$CLI" alloc logs "${alloc:0:8}" -f >"$T/follow.out" 2>&1 &
 follower=$!
-sleep 1
+wait_for 10 "alloc logs -f printing the log" grep -q "hello v1" "$T/follow.out"
 kill -INT $follower
 rc=0; wait $follower || rc=$?
 [ $rc = 0 ] && grep -q "hello v1" "$T/follow.out" || fail "logs -f: $rc $(cat "$T/follow.out")"
