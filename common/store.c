@@ -3,8 +3,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <unistd.h>
 
 #include <lmdb.h>
 
@@ -33,33 +31,6 @@ struct flt_txn {
 };
 
 /*
- * Below this much free space (or a 20th of a smaller file system, or no
- * free inode), an I/O error on the data directory's file
- * system is taken for a full disk: LMDB writes up to 64 pages, or one
- * overflow page of a large value, in one call, and a write the file system
- * could only partly place comes back as EIO ("short write, filesystem
- * full?" in mdb_page_flush) rather than ENOSPC. Only a write nothing of
- * which fitted reports ENOSPC.
- */
-#define NEARLY_FULL_BYTES (16ull << 20)
-
-/* True when the file system holding dir has (nearly) no room left for us. */
-static bool nearly_full(const char *dir)
-{
-	struct statvfs st;
-	if (statvfs(dir, &st) < 0)
-		return false;
-	/* root may use the blocks reserved for it; others only the rest. */
-	unsigned long long avail = geteuid() == 0 ? st.f_bfree : st.f_bavail;
-	unsigned long long unit = st.f_frsize ? st.f_frsize : st.f_bsize;
-	/* On a small file system, 16 MiB may be most of it. */
-	unsigned long long low = st.f_blocks * unit / 20;
-	if (low > NEARLY_FULL_BYTES)
-		low = NEARLY_FULL_BYTES;
-	return avail * unit < low || (st.f_files && st.f_ffree == 0);
-}
-
-/*
  * The one boundary where LMDB's MDB_* codes become ours. s (NULL while it
  * is not known) adds the data directory, so that an operator who reads
  * "no space left on device" knows which file system to look at.
@@ -84,20 +55,12 @@ static int store_err(const flt_store_t *s, flt_error_t *err, int rc,
 			       s->map_size_flag ? s->map_size_flag : "",
 			       s->map_size_flag ? "; " : "", dir);
 	}
-	if (rc == EIO && s && nearly_full(s->dir))
-		rc = ENOSPC;
-	if (rc == ENOSPC)
-		return flt_err(err, -ENOSPC,
-			       "%s: no space left on device (data directory "
-			       "%s)",
-			       what, dir);
-	if (rc == EDQUOT)
-		return flt_err(err, -EDQUOT,
-			       "%s: disk quota exceeded (data directory %s)",
-			       what, dir);
-	if (rc > 0 && rc < 4096) /* LMDB passes errno values through */
-		return flt_err(err, -rc, "%s: %s (data directory %s)", what,
-			       mdb_strerror(rc), dir);
+	/* LMDB passes errno values through: EIO may be a full disk. */
+	if (rc > 0 && rc < 4096) {
+		int code = flt_write_errno(-rc, s ? s->dir : NULL);
+		return flt_err(err, code, "%s: %s (data directory %s)", what,
+			       flt_write_strerror(code, NULL), dir);
+	}
 	if (rc == MDB_PANIC)
 		return flt_err(err, FLT_ESTORE,
 			       "%s: %s: the store takes no more changes until "
