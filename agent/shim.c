@@ -62,7 +62,7 @@ typedef struct shim {
 	sandbox_proc_t proc;
 	int out[2], err[2]; /* pipes of the running task, -1 when closed */
 	agent_logfile_t *log_out, *log_err;
-	bool dropping_out, dropping_err; /* a log write failed */
+	int dropping_out, dropping_err; /* why a log write failed, or 0 */
 	int exit_code, exit_signal;
 	bool oom;
 	uint64_t oom_before;
@@ -190,17 +190,23 @@ static int start_task(shim_t *s)
  * A log that cannot be written, on a full disk above all, drops the task's
  * output but keeps the pipe open: closing it would kill the task with
  * SIGPIPE at its next write, for a reason that is not its own. Writing
- * resumes once there is room; the shim says so both ways, once.
+ * resumes once there is room. The shim says so when it starts dropping
+ * (shim.log may be on the full disk too) and again, with the reason, once
+ * the log is written again.
  */
 static void pump(shim_t *s, int *fd, agent_logfile_t *l, const char *name,
-		 bool *dropping)
+		 int *dropping)
 {
 	if (*fd < 0)
 		return;
 	ssize_t n = agent_logfile_pump(l, *fd);
 	if (n > 0 && *dropping) {
-		shim_log(s, "log %s written again", name);
-		*dropping = false;
+		shim_log(s,
+			 "log written again, output was dropped before "
+			 "path=%s/logs/%s error=\"%s\"",
+			 s->c.task_dir, name,
+			 flt_write_strerror(*dropping, s->c.task_dir));
+		*dropping = 0;
 	}
 	if (n == -ENOSPC || n == -EDQUOT || n == -EIO || n == -EFBIG) {
 		if (!*dropping)
@@ -209,7 +215,7 @@ static void pump(shim_t *s, int *fd, agent_logfile_t *l, const char *name,
 				 "can be path=%s/logs/%s error=\"%s\"",
 				 s->c.task_dir, name,
 				 flt_write_strerror((int)n, s->c.task_dir));
-		*dropping = true;
+		*dropping = flt_write_errno((int)n, s->c.task_dir);
 	} else if (n == 0 || (n < 0 && n != -EAGAIN)) {
 		close(*fd);
 		*fd = -1;
