@@ -307,7 +307,7 @@ const char *agent_pkgs_dir(const agent_pkgs_t *p) { return p->dir; }
  */
 static int fetch_content(const Flotilla__PackageManifest *m,
 			 agent_chunk_fetch_fn fetch, void *arg, int fd,
-			 flt_error_t *err)
+			 const char *dir, flt_error_t *err)
 {
 	crypto_hash_sha256_state st;
 	uint8_t h[crypto_hash_sha256_BYTES];
@@ -354,8 +354,9 @@ static int fetch_content(const Flotilla__PackageManifest *m,
 		if (rc == 0) {
 			crypto_hash_sha256_update(&st, data, len);
 			if ((rc = flt_write_all(fd, data, len, NULL)) < 0)
-				flt_err(err, rc, "writing chunk %zu: %s", i,
-					strerror(-rc));
+				rc = flt_err(err, flt_write_errno(rc, dir),
+					     "writing chunk %zu: %s", i,
+					     flt_write_strerror(rc, dir));
 		}
 		free(data);
 		if (rc < 0)
@@ -1006,7 +1007,7 @@ int agent_pkgs_stage(agent_pkgs_t *p, const Flotilla__PackageManifest *m,
 		goto fail;
 	}
 	have_file = true;
-	if ((rc = fetch_content(m, fetch, arg, fd, err)) < 0)
+	if ((rc = fetch_content(m, fetch, arg, fd, p->dir, err)) < 0)
 		goto fail;
 
 	temp_name(unpacked, ".unpack-");
@@ -1036,8 +1037,9 @@ int agent_pkgs_stage(agent_pkgs_t *p, const Flotilla__PackageManifest *m,
 	 * of thousands of them, and it must be on disk before the rename
 	 * makes it a version. */
 	if (fchmod(rootfd, 0755) < 0 || syncfs(rootfd) < 0) {
-		rc = flt_err(err, -errno, "%s/%s: %s", p->dir, unpacked,
-			     strerror(errno));
+		rc = -errno;
+		rc = flt_err(err, rc, "%s/%s: %s", p->dir, unpacked,
+			     flt_write_strerror(rc, p->dir));
 		goto fail;
 	}
 
@@ -1065,11 +1067,19 @@ fail:
 				 "dir=%s name=%s error=\"%s\"",
 				 p->dir, unpacked, strerror(-r));
 	}
-	if (rc < 0 && err)
-		flt_err_prefix(
-			err, "package %s %s",
-			flt_shown(m->name, SHOWN_MAX, nb, sizeof(nb)),
-			flt_shown(m->version, SHOWN_MAX, vb, sizeof(vb)));
+	flt_shown(m->name, SHOWN_MAX, nb, sizeof(nb));
+	flt_shown(m->version, SHOWN_MAX, vb, sizeof(vb));
+	/* A full disk first, with the store's directory: whatever step hit
+	 * it (and however the file system called it) is the detail. */
+	int full = rc < 0 ? flt_write_errno(rc, p->dir) : 0;
+	if ((full == -ENOSPC || full == -EDQUOT) && err) {
+		char detail[FLT_ERROR_MSG_MAX];
+		memcpy(detail, err->msg, sizeof(detail));
+		rc = flt_err(err, full,
+			     "package %s %s: %s (package store %s): %s", nb, vb,
+			     flt_write_strerror(full, NULL), p->dir, detail);
+	} else if (rc < 0 && err)
+		flt_err_prefix(err, "package %s %s", nb, vb);
 	return rc;
 }
 
@@ -1137,8 +1147,8 @@ int agent_pkgs_current(agent_pkgs_t *p, const char *name, char *ver, size_t len)
 	return rc;
 }
 
-static int switch_locked(int namefd, const char *name, const char *version,
-			 flt_error_t *err)
+static int switch_locked(int namefd, const char *dir, const char *name,
+			 const char *version, flt_error_t *err)
 {
 	char sha[FLT_SHA256_HEX], b[208];
 	int st;
@@ -1175,10 +1185,13 @@ static int switch_locked(int namefd, const char *name, const char *version,
 		goto sys;
 	return 0;
 sys:
-	return flt_err(err, -errno, "package %s: switching to %s: %s", name,
+	st = -errno;
+	return flt_err(err, flt_write_errno(st, dir),
+		       "package %s: switching to %s: %s (package store %s)",
+		       name,
 		       *version ? flt_shown(version, SHOWN_MAX, b, sizeof(b))
 				: "no version",
-		       strerror(errno));
+		       flt_write_strerror(st, dir), dir);
 }
 
 int agent_pkgs_switch(agent_pkgs_t *p, const char *name, const char *version,
@@ -1210,7 +1223,7 @@ int agent_pkgs_switch(agent_pkgs_t *p, const char *name, const char *version,
 		rc = flt_err(err, namefd, "%s/%s: %s", p->dir, name,
 			     strerror(-namefd));
 	else
-		rc = switch_locked(namefd, name, version, err);
+		rc = switch_locked(namefd, p->dir, name, version, err);
 	if (namefd >= 0)
 		close(namefd);
 	pthread_mutex_unlock(&p->lock);

@@ -62,6 +62,7 @@ typedef struct shim {
 	sandbox_proc_t proc;
 	int out[2], err[2]; /* pipes of the running task, -1 when closed */
 	agent_logfile_t *log_out, *log_err;
+	int dropping_out, dropping_err; /* why a log write failed, or 0 */
 	int exit_code, exit_signal;
 	bool oom;
 	uint64_t oom_before;
@@ -185,12 +186,37 @@ static int start_task(shim_t *s)
 	return 0;
 }
 
-static void pump(int *fd, agent_logfile_t *l)
+/*
+ * A log that cannot be written, on a full disk above all, drops the task's
+ * output but keeps the pipe open: closing it would kill the task with
+ * SIGPIPE at its next write, for a reason that is not its own. Writing
+ * resumes once there is room. The shim says so when it starts dropping
+ * (shim.log may be on the full disk too) and again, with the reason, once
+ * the log is written again.
+ */
+static void pump(shim_t *s, int *fd, agent_logfile_t *l, const char *name,
+		 int *dropping)
 {
 	if (*fd < 0)
 		return;
 	ssize_t n = agent_logfile_pump(l, *fd);
-	if (n == 0 || (n < 0 && n != -EAGAIN)) {
+	if (n > 0 && *dropping) {
+		shim_log(s,
+			 "log written again, output was dropped before "
+			 "path=%s/logs/%s error=\"%s\"",
+			 s->c.task_dir, name,
+			 flt_write_strerror(*dropping, s->c.task_dir));
+		*dropping = 0;
+	}
+	if (n == -ENOSPC || n == -EDQUOT || n == -EIO || n == -EFBIG) {
+		if (!*dropping)
+			shim_log(s,
+				 "log not written, output dropped until it "
+				 "can be path=%s/logs/%s error=\"%s\"",
+				 s->c.task_dir, name,
+				 flt_write_strerror((int)n, s->c.task_dir));
+		*dropping = flt_write_errno((int)n, s->c.task_dir);
+	} else if (n == 0 || (n < 0 && n != -EAGAIN)) {
 		close(*fd);
 		*fd = -1;
 	}
@@ -338,9 +364,11 @@ static int supervise(shim_t *s)
 		if (poll(p, 3, timeout) < 0 && errno != EINTR)
 			break;
 		if (p[1].revents)
-			pump(&s->out[0], s->log_out);
+			pump(s, &s->out[0], s->log_out, "stdout.log",
+			     &s->dropping_out);
 		if (p[2].revents)
-			pump(&s->err[0], s->log_err);
+			pump(s, &s->err[0], s->log_err, "stderr.log",
+			     &s->dropping_err);
 		if (p[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof(si)) == sizeof(si)) {
@@ -348,9 +376,13 @@ static int supervise(shim_t *s)
 					/* Drain output written just before
 					 * the exit first. */
 					if (s->out[0] >= 0)
-						pump(&s->out[0], s->log_out);
+						pump(s, &s->out[0], s->log_out,
+						     "stdout.log",
+						     &s->dropping_out);
 					if (s->err[0] >= 0)
-						pump(&s->err[0], s->log_err);
+						pump(s, &s->err[0], s->log_err,
+						     "stderr.log",
+						     &s->dropping_err);
 					reap(s);
 				} else {
 					request_stop(s);

@@ -235,9 +235,13 @@ static void log_line(agent_steps_t *s, const char *fmt, ...)
 	flt_utf8_trim(line);
 	size_t len = strlen(line);
 	line[len++] = '\n';
-	if (write(s->log_fd, line, len) != (ssize_t)len ||
-	    fdatasync(s->log_fd) < 0)
-		flt_warn("steps.log not written: %s", strerror(errno));
+	/* A short write is retried, so that a full disk reads as one. */
+	int rc = flt_write_all(s->log_fd, line, len, NULL);
+	if (rc == 0 && fdatasync(s->log_fd) < 0)
+		rc = -errno;
+	if (rc < 0)
+		flt_warn("steps.log not written path=%s/steps.log error=\"%s\"",
+			 s->o.data_dir, flt_write_strerror(rc, s->o.data_dir));
 }
 
 static void log_start(agent_steps_t *s, const rec_t *r)

@@ -46,7 +46,7 @@ typedef struct agent_steps agent_steps_t;
 
 typedef struct agent_steps_opts {
 	flt_store_t *store; /* opened with a "steps" database */
-	const char *data_dir; /* where steps.log is appended */
+	const char *data_dir; /* where steps.log is appended; borrowed */
 	agent_pkgs_t *pkgs;
 	/* Fetches a chunk from the coordinator (worker thread). */
 	agent_chunk_fetch_fn fetch;

@@ -116,23 +116,33 @@ static void save_record(agent_tasks_t *t, const task_t *k)
 	if (k->alloc_id[0])
 		snprintf(val + n, sizeof(val) - (size_t)n, "\n%s\n%s\n%u",
 			 k->alloc_id, k->name, k->order);
-	if (flt_txn_begin(t->o.store, true, &txn, NULL) < 0)
-		return;
+	/* Without its record, a restarted agent cannot re-attach to the
+	 * task: say so, and why (a full disk names the directory). */
+	flt_error_t err;
+	if (flt_txn_begin(t->o.store, true, &txn, &err) < 0)
+		goto fail;
 	if (flt_txn_put(txn, t->db, k->key, strlen(k->key), val, strlen(val),
-			NULL) < 0) {
+			&err) < 0) {
 		flt_txn_abort(txn);
-		return;
+		goto fail;
 	}
-	flt_txn_commit(txn, NULL);
+	if (flt_txn_commit(txn, &err) == 0)
+		return;
+fail:
+	flt_error("task record not stored task=%s error=\"%s\"", k->key,
+		  err.msg);
 }
 
 static void delete_record(agent_tasks_t *t, const char *name)
 {
+	flt_error_t err;
 	flt_txn_t *txn;
-	if (flt_txn_begin(t->o.store, true, &txn, NULL) < 0)
-		return;
-	flt_txn_del(txn, t->db, name, strlen(name));
-	flt_txn_commit(txn, NULL);
+	if (flt_txn_begin(t->o.store, true, &txn, &err) == 0) {
+		flt_txn_del(txn, t->db, name, strlen(name));
+		if (flt_txn_commit(txn, &err) == 0)
+			return;
+	}
+	flt_warn("task record not deleted task=%s error=\"%s\"", name, err.msg);
 }
 
 static unsigned long long proc_start_time(pid_t pid)

@@ -1,7 +1,10 @@
-#include <stdarg.h>
 #include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "flotilla/error.h"
 
@@ -49,6 +52,46 @@ const char *flt_strerror(int code)
 	case FLT_EUSAGE: return "usage error";
 	case FLT_ECONFLICT: return "conflict";
 	default: return code < 0 ? strerror(-code) : "success";
+	}
+}
+
+/*
+ * Below this much free space (a 20th of a smaller file system), or with no
+ * free inode, a file system is full for flt_write_errno: LMDB writes up to
+ * 64 pages, or a whole large value, in one call, and a short write of it
+ * is EIO ("short write, filesystem full?" in mdb_page_flush).
+ */
+#define NEARLY_FULL_BYTES (16ull << 20)
+
+static bool nearly_full(const char *dir)
+{
+	struct statvfs st;
+	if (!dir || statvfs(dir, &st) < 0)
+		return false;
+	/* root may use the blocks reserved for it; others only the rest. */
+	unsigned long long avail = geteuid() == 0 ? st.f_bfree : st.f_bavail;
+	unsigned long long unit = st.f_frsize ? st.f_frsize : st.f_bsize;
+	unsigned long long low = st.f_blocks * unit / 20;
+	if (low > NEARLY_FULL_BYTES)
+		low = NEARLY_FULL_BYTES;
+	return avail * unit < low || (st.f_files && st.f_ffree == 0);
+}
+
+int flt_write_errno(int code, const char *dir)
+{
+	int saved = errno;
+	if (code == -EIO && nearly_full(dir))
+		code = -ENOSPC;
+	errno = saved;
+	return code;
+}
+
+const char *flt_write_strerror(int code, const char *dir)
+{
+	switch (flt_write_errno(code, dir)) {
+	case -ENOSPC: return "no space left on device";
+	case -EDQUOT: return "disk quota exceeded";
+	default: return flt_strerror(code);
 	}
 }
 

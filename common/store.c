@@ -14,6 +14,8 @@
 
 struct flt_store {
 	MDB_env *env;
+	char *dir; /* as given to open, named in messages */
+	char *map_size_flag; /* NULL: the map size is not the operator's */
 	MDB_dbi meta;
 	size_t ndbs;
 	char *names[MAX_DBS];
@@ -28,14 +30,44 @@ struct flt_txn {
 	uint64_t index; /* committed (read) or to be committed (write) */
 };
 
-/* The one boundary where LMDB's MDB_* codes become ours. */
-static int store_err(flt_error_t *err, int rc, const char *what)
+/*
+ * The one boundary where LMDB's MDB_* codes become ours. s (NULL while it
+ * is not known) adds the data directory, so that an operator who reads
+ * "no space left on device" knows which file system to look at.
+ */
+static int store_err(const flt_store_t *s, flt_error_t *err, int rc,
+		     const char *what)
 {
+	const char *dir = s ? s->dir : "?";
+	MDB_envinfo info;
 	if (rc == MDB_NOTFOUND)
 		return flt_err(err, -ENOENT, "%s: not found", what);
-	if (rc > 0 && rc < 4096) /* LMDB passes errno values through */
-		return flt_err(err, -rc, "%s: %s", what, mdb_strerror(rc));
-	return flt_err(err, FLT_ESTORE, "%s: %s", what, mdb_strerror(rc));
+	/* The map's size as it is now: an existing larger file, or another
+	 * process, may have grown it past what this one asked for. */
+	if (rc == MDB_MAP_FULL && s && mdb_env_info(s->env, &info) == 0) {
+		size_t mib = info.me_mapsize >> 20;
+		bool whole = info.me_mapsize == mib << 20;
+		return flt_err(err, -ENOSPC,
+			       "%s: the store reached its map size of %zu %s "
+			       "(%s%sdata directory %s)",
+			       what, whole ? mib : info.me_mapsize >> 10,
+			       whole ? "MiB" : "KiB",
+			       s->map_size_flag ? s->map_size_flag : "",
+			       s->map_size_flag ? "; " : "", dir);
+	}
+	/* LMDB passes errno values through: EIO may be a full disk. */
+	if (rc > 0 && rc < 4096) {
+		int code = flt_write_errno(-rc, s ? s->dir : NULL);
+		return flt_err(err, code, "%s: %s (data directory %s)", what,
+			       flt_write_strerror(code, NULL), dir);
+	}
+	if (rc == MDB_PANIC)
+		return flt_err(err, FLT_ESTORE,
+			       "%s: %s: the store takes no more changes until "
+			       "it is opened again (data directory %s)",
+			       what, mdb_strerror(rc), dir);
+	return flt_err(err, FLT_ESTORE, "%s: %s (data directory %s)", what,
+		       mdb_strerror(rc), dir);
 }
 
 static void put_be64(unsigned char *b, uint64_t v)
@@ -67,13 +99,17 @@ int flt_store_open(const char *dir, const flt_store_opts_t *opts,
 	MDB_txn *txn = NULL;
 	int rc;
 
+	s->dir = flt_xstrdup(dir);
+	if (opts && opts->map_size_flag)
+		s->map_size_flag = flt_xstrdup(opts->map_size_flag);
+
 	rc = flt_mkdir_p(dir, 0700);
 	if (rc < 0) {
 		flt_err(err, rc, "data directory %s: %s", dir, strerror(-rc));
 		goto fail;
 	}
 	if ((rc = mdb_env_create(&s->env)) != 0) {
-		store_err(err, rc, "mdb_env_create");
+		store_err(NULL, err, rc, "mdb_env_create");
 		goto fail_rc;
 	}
 	mdb_env_set_maxdbs(s->env, MAX_DBS + 1);
@@ -89,7 +125,7 @@ int flt_store_open(const char *dir, const flt_store_opts_t *opts,
 	 */
 	rc = mdb_env_open(s->env, dir, MDB_NOTLS, 0600);
 	if (rc != 0) {
-		store_err(err, rc, dir);
+		store_err(s, err, rc, "open");
 		goto fail_rc;
 	}
 	/* LMDB leaves its file open across exec: no child (a task's
@@ -98,11 +134,11 @@ int flt_store_open(const char *dir, const flt_store_opts_t *opts,
 	if (mdb_env_get_fd(s->env, &fd) == 0)
 		fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC);
 	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
-		store_err(err, rc, "begin");
+		store_err(s, err, rc, "begin");
 		goto fail_rc;
 	}
 	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &s->meta)) != 0) {
-		store_err(err, rc, "open database meta");
+		store_err(s, err, rc, "open database meta");
 		goto fail_rc;
 	}
 	for (size_t i = 0; opts && opts->dbs && opts->dbs[i]; i++) {
@@ -113,7 +149,7 @@ int flt_store_open(const char *dir, const flt_store_opts_t *opts,
 		}
 		rc = mdb_dbi_open(txn, opts->dbs[i], MDB_CREATE, &s->dbis[i]);
 		if (rc != 0) {
-			store_err(err, rc, opts->dbs[i]);
+			store_err(s, err, rc, opts->dbs[i]);
 			goto fail_rc;
 		}
 		s->names[i] = flt_xstrdup(opts->dbs[i]);
@@ -121,14 +157,14 @@ int flt_store_open(const char *dir, const flt_store_opts_t *opts,
 	}
 	if ((rc = mdb_txn_commit(txn)) != 0) {
 		txn = NULL;
-		store_err(err, rc, "commit");
+		store_err(s, err, rc, "commit");
 		goto fail_rc;
 	}
 	*out = s;
 	return 0;
 
 fail_rc:
-	rc = store_err(NULL, rc, "");
+	rc = store_err(s, NULL, rc, "");
 fail:
 	if (txn)
 		mdb_txn_abort(txn);
@@ -144,6 +180,8 @@ void flt_store_close(flt_store_t *s)
 		mdb_env_close(s->env);
 	for (size_t i = 0; i < s->ndbs; i++)
 		free(s->names[i]);
+	free(s->map_size_flag);
+	free(s->dir);
 	free(s);
 }
 
@@ -179,7 +217,7 @@ int flt_txn_begin(flt_store_t *s, bool write, flt_txn_t **out, flt_error_t *err)
 	}
 	if (rc != 0) {
 		free(t);
-		return store_err(err, rc, "begin transaction");
+		return store_err(s, err, rc, "begin transaction");
 	}
 	t->store = s;
 	t->write = write;
@@ -198,16 +236,18 @@ int flt_txn_commit(flt_txn_t *t, flt_error_t *err)
 		MDB_val v = { 8, b };
 		rc = mdb_put(t->txn, t->store->meta, &k, &v, 0);
 		if (rc != 0) {
+			rc = store_err(t->store, err, rc, "store index");
 			mdb_txn_abort(t->txn);
 			free(t);
-			return store_err(err, rc, "store index");
+			return rc;
 		}
 	}
 	if (!t->write) {
 		mdb_txn_abort(t->txn);
 	} else if ((rc = mdb_txn_commit(t->txn)) != 0) {
+		rc = store_err(t->store, err, rc, "commit");
 		free(t);
-		return store_err(err, rc, "commit");
+		return rc;
 	}
 	free(t);
 	return 0;
@@ -231,7 +271,7 @@ int flt_txn_get(flt_txn_t *t, flt_db_t db, const void *key, size_t klen,
 	if (rc == MDB_NOTFOUND)
 		return -ENOENT;
 	if (rc != 0)
-		return store_err(NULL, rc, "get");
+		return store_err(t->store, NULL, rc, "get");
 	*val = v.mv_data;
 	*vlen = v.mv_size;
 	return 0;
@@ -245,7 +285,7 @@ int flt_txn_put(flt_txn_t *t, flt_db_t db, const void *key, size_t klen,
 	MDB_val k = { klen, (void *)key }, v = { vlen, (void *)val };
 	int rc = mdb_put(t->txn, db, &k, &v, 0);
 	if (rc != 0)
-		return store_err(err, rc, "put");
+		return store_err(t->store, err, rc, "put");
 	t->dirty = true;
 	return 0;
 }
@@ -259,7 +299,7 @@ int flt_txn_del(flt_txn_t *t, flt_db_t db, const void *key, size_t klen)
 	if (rc == MDB_NOTFOUND)
 		return -ENOENT;
 	if (rc != 0)
-		return store_err(NULL, rc, "del");
+		return store_err(t->store, NULL, rc, "del");
 	t->dirty = true;
 	return 0;
 }
@@ -271,7 +311,7 @@ int flt_txn_foreach(flt_txn_t *t, flt_db_t db, const void *prefix, size_t plen,
 	MDB_val k = { plen, (void *)prefix }, v;
 	int rc = mdb_cursor_open(t->txn, db, &cur);
 	if (rc != 0)
-		return store_err(NULL, rc, "cursor");
+		return store_err(t->store, NULL, rc, "cursor");
 	rc = mdb_cursor_get(cur, &k, &v, plen ? MDB_SET_RANGE : MDB_FIRST);
 	int ret = 0;
 	while (rc == 0) {
@@ -285,7 +325,7 @@ int flt_txn_foreach(flt_txn_t *t, flt_db_t db, const void *prefix, size_t plen,
 	}
 	mdb_cursor_close(cur);
 	if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND)
-		return store_err(NULL, rc, "cursor get");
+		return store_err(t->store, NULL, rc, "cursor get");
 	return ret;
 }
 

@@ -131,7 +131,8 @@ static int open_parts(coord_t *c, const char *token, int64_t ttl_ms,
 					   "inventory",    "events",
 					   "tokens",       NULL };
 	flt_store_opts_t so = { .dbs = dbs,
-				.map_size = (size_t)map_size_mb << 20 };
+				.map_size = (size_t)map_size_mb << 20,
+				.map_size_flag = "--map-size" };
 	if (flt_store_open(data_dir, &so, &c->store, err) < 0 ||
 	    coord_writer_start(c->store, &c->writer, err) < 0)
 		return -1;

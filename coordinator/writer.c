@@ -61,7 +61,15 @@ static int apply_batch(coord_writer_t *w, op_t **ops, size_t n, bool report)
 	return 0;
 failed:
 	if (report) {
-		flt_warn("write failed error=\"%s\"", err.msg);
+		/* Room or the disk: the operator must act (the message names
+		 * the data directory); a refused op is the requester's. */
+		if (rc == -ENOSPC || rc == -EDQUOT || rc == -EIO ||
+		    rc == FLT_ESTORE)
+			flt_error("write failed, nothing of it stored "
+				  "error=\"%s\"",
+				  err.msg);
+		else
+			flt_warn("write failed error=\"%s\"", err.msg);
 		for (size_t i = 0; i < n; i++)
 			finish(ops[i], rc, 0, &err);
 	}

@@ -43,4 +43,18 @@ void flt_utf8_trim(char *s);
 /* A short name for a code: strerror for errno values, ours for FLT_E*. */
 const char *flt_strerror(int code);
 
+/*
+ * A failed write, sync or rename of a file under dir (code a negative
+ * errno), as an operator must read it: a full disk is one whatever the
+ * file system called it. A write that only partly fitted, or data the page
+ * cache took and the disk then had no room for, may come back as EIO:
+ * while the file system holding dir is (nearly) full, -EIO counts as
+ * -ENOSPC. flt_write_errno returns the code to report (code, or -ENOSPC
+ * for such an EIO); flt_write_strerror its reason: "no space left on
+ * device", "disk quota exceeded", or strerror. Both call statvfs(dir) for
+ * -EIO only, and keep errno.
+ */
+int flt_write_errno(int code, const char *dir);
+const char *flt_write_strerror(int code, const char *dir);
+
 #endif

@@ -30,12 +30,30 @@ typedef struct flt_store_opts {
 	const char *const *dbs; /* names of the named databases, NULL-ended */
 	size_t map_size; /* bytes of address space; 0 means 1 GiB */
 	unsigned max_readers; /* 0 means 256 */
+	/* How an operator raises map_size ("--map-size"), named when the
+	 * map is full; NULL when they cannot. Copied. */
+	const char *map_size_flag;
 } flt_store_opts_t;
 
 /*
  * Opens (creating if needed) the environment in directory dir, with the
  * `meta` database and every database in opts->dbs. dir is created 0700.
  * Fails with -errno or FLT_ESTORE.
+ *
+ * Every failure of this store's functions that is about room or the disk
+ * names dir in its message and comes back as:
+ *   -ENOSPC  "no space left on device (data directory DIR)": the file
+ *            system is full. LMDB reports a write that only partly fitted
+ *            as EIO; an EIO while the file system is (nearly) full is
+ *            reported as this too.
+ *   -ENOSPC  "the store reached its map size of N MiB (FLAG; data
+ *            directory DIR)": the map (opts->map_size) is full.
+ *   -EDQUOT  "disk quota exceeded (data directory DIR)".
+ *   -EIO     "Input/output error (data directory DIR)", with room left.
+ * A failed write transaction leaves the store as it was: once there is
+ * room again, writes succeed. (Unless LMDB could not write its meta page:
+ * then every transaction fails with FLT_ESTORE, "MDB_PANIC", until the
+ * store is opened again.)
  */
 int flt_store_open(const char *dir, const flt_store_opts_t *opts,
 		   flt_store_t **out, flt_error_t *err);

@@ -13,7 +13,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -300,6 +302,7 @@ static int env_setup(void **state)
 static int env_teardown(void **state)
 {
 	struct env *v = *state;
+	umount2(v->store, MNT_DETACH); /* test_disk_full's, if it failed */
 	int rc = flt_rm_rf(v->root, 0);
 
 	unlink(v->escape);
@@ -1118,6 +1121,61 @@ static void test_signatures(void **state)
 	hostile_end(&h);
 }
 
+/*
+ * A full disk, for real: the store on a 256 KiB tmpfs in a mount namespace
+ * of this process alone. The message leads with the cause and the store's
+ * directory, nothing is left behind, and a package that fits is staged.
+ */
+static void test_disk_full(void **state)
+{
+	struct env *v = *state;
+	flt_error_t err = { 0 };
+	char want[PATH_MAX + 128];
+	size_t big = 1024 * 1024;
+	uint8_t *c;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "skipped: mounting a small tmpfs needs root\n");
+		skip();
+	}
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		fprintf(stderr, "skipped: no mount namespace: %s\n",
+			strerror(errno));
+		skip();
+	}
+	assert_int_equal(mkdir(v->store, 0755), 0);
+	assert_int_equal(mount("tmpfs", v->store, "tmpfs", 0, "size=256k"), 0);
+	agent_pkgs_t *s = open_store(v, NULL);
+
+	c = malloc(big);
+	assert_non_null(c);
+	randombytes_buf(c, big);
+	struct pkg *p =
+		pkg_new_cs("big", "1.0", c, big, "file", "big.bin", 64 * 1024);
+	assert_int_equal(stage(s, p, &err), -ENOSPC);
+	snprintf(want, sizeof(want),
+		 "package big 1.0: no space left on device (package store "
+		 "%s): ",
+		 v->store);
+	if (strncmp(err.msg, want, strlen(want)) != 0)
+		fail_msg("message \"%s\" does not start with \"%s\"", err.msg,
+			 want);
+	fprintf(stderr, "full disk: %s\n", err.msg);
+	assert_string_equal(list(v->store, NULL), ".lock");
+
+	c = malloc(sizeof(blob));
+	assert_non_null(c);
+	memcpy(c, blob, sizeof(blob));
+	struct pkg *small =
+		pkg_new("small", "1", c, sizeof(blob), "file", "small.bin");
+	stage_ok(s, small);
+	agent_pkgs_close(s);
+	pkg_free(p);
+	pkg_free(small);
+	assert_int_equal(umount(v->store), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1127,7 +1185,7 @@ int main(void)
 		T(test_stale_temporaries),    T(test_hostile_paths),
 		T(test_hostile_symlinks),     T(test_hostile_entries),
 		T(test_hostile_limits),       T(test_hostile_content),
-		T(test_signatures),
+		T(test_signatures),           T(test_disk_full),
 #undef T
 	};
 

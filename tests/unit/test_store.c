@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -70,6 +72,7 @@ static int fx_teardown(void **state)
 {
 	fixture_t *fx = *state;
 	flt_store_close(fx->store);
+	umount2(fx->dir, MNT_DETACH); /* test_disk_full's, if it failed */
 	*strrchr(fx->dir, '/') = '\0';
 	int rc = flt_rm_rf(fx->dir, 0);
 	free(fx);
@@ -104,6 +107,17 @@ static int get_one(flt_store_t *s, flt_db_t db, const char *key, char *buf,
 		buf[vl] = '\0';
 	}
 	return rc;
+}
+
+/* The length of key's value, or a negative errno. */
+static long value_len(flt_store_t *s, flt_db_t db, const char *key)
+{
+	cleanup_txn flt_txn_t *t = NULL;
+	const void *v;
+	size_t vl;
+	assert_int_equal(flt_txn_begin(s, false, &t, NULL), 0);
+	int rc = flt_txn_get(t, db, key, strlen(key), &v, &vl);
+	return rc < 0 ? rc : (long)vl;
 }
 
 static void test_open_creates(void **state)
@@ -671,18 +685,20 @@ static void test_map_full(void **state)
 	flt_txn_t *t;
 	flt_store_t *s;
 	flt_db_t db;
-	char key[32], val[1024], buf[64];
+	char key[32], val[1024], buf[64], want[256];
 	int rc = 0;
 	static const flt_store_opts_t small = {
 		.dbs = db_names,
 		.map_size = 256u << 10,
+		.map_size_flag = "--map-size",
 	};
 
 	assert_int_equal(flt_store_open(fx->dir, &small, &s, &err), 0);
 	assert_int_equal(flt_store_db(s, "nodes", &db), 0);
 	put_one(s, db, "before", "full");
 
-	/* Fill the map in one transaction until LMDB says no. */
+	/* Fill the map in one transaction until LMDB says no: the message
+	 * names the cause, the flag that raises it and the directory. */
 	memset(val, 'v', sizeof(val));
 	assert_int_equal(flt_txn_begin(s, true, &t, &err), 0);
 	for (int i = 0; i < 10000 && rc == 0; i++) {
@@ -690,8 +706,13 @@ static void test_map_full(void **state)
 		rc = flt_txn_put(t, db, key, strlen(key), val, sizeof(val),
 				 &err);
 	}
-	assert_int_equal(rc, FLT_ESTORE);
-	assert_int_equal(err.code, FLT_ESTORE);
+	assert_int_equal(rc, -ENOSPC);
+	assert_int_equal(err.code, -ENOSPC);
+	snprintf(want, sizeof(want),
+		 "put: the store reached its map size of 256 KiB "
+		 "(--map-size; data directory %s)",
+		 fx->dir);
+	assert_string_equal(err.msg, want);
 	/* Such a transaction cannot commit, and commits nothing. */
 	memset(&err, 0, sizeof(err));
 	rc = flt_txn_commit(t, &err);
@@ -707,6 +728,116 @@ static void test_map_full(void **state)
 	put_one(s, db, "after", "ok");
 	assert_int_equal(flt_store_index(s), 2);
 	flt_store_close(s);
+
+	/* A store whose size is not the operator's names no flag. */
+	static const flt_store_opts_t mib = {
+		.dbs = db_names,
+		.map_size = 1u << 20,
+	};
+	assert_int_equal(flt_store_open(fx->dir, &mib, &s, &err), 0);
+	assert_int_equal(flt_store_db(s, "nodes", &db), 0);
+	rc = 0;
+	assert_int_equal(flt_txn_begin(s, true, &t, &err), 0);
+	for (int i = 0; i < 10000 && rc == 0; i++) {
+		snprintf(key, sizeof(key), "fill-%05d", i);
+		rc = flt_txn_put(t, db, key, strlen(key), val, sizeof(val),
+				 &err);
+	}
+	flt_txn_abort(t);
+	assert_int_equal(rc, -ENOSPC);
+	snprintf(want, sizeof(want),
+		 "put: the store reached its map size of 1 MiB "
+		 "(data directory %s)",
+		 fx->dir);
+	assert_string_equal(err.msg, want);
+	flt_store_close(s);
+}
+
+/*
+ * A full file system, for real: a 1 MiB tmpfs mounted over the store's
+ * directory in a mount namespace of this process alone. Values of several
+ * pages make LMDB's writes only partly fit, which it reports as EIO: the
+ * store must still say "no space left on device", lose nothing committed,
+ * and write again once there is room.
+ */
+static void test_disk_full(void **state)
+{
+	fixture_t *fx = *state;
+	flt_error_t err = { 0 };
+	flt_store_t *s;
+	flt_txn_t *t;
+	flt_db_t db;
+	char key[32], path[128], want[256];
+	static char val[20000];
+	int rc = 0, n = 0;
+
+	if (geteuid() != 0) {
+		fprintf(stderr, "skipped: mounting a small tmpfs needs root\n");
+		skip();
+	}
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		fprintf(stderr, "skipped: no mount namespace: %s\n",
+			strerror(errno));
+		skip();
+	}
+	assert_int_equal(mkdir(fx->dir, 0700), 0);
+	assert_int_equal(mount("tmpfs", fx->dir, "tmpfs", 0, "size=1m"), 0);
+
+	/* Room an operator can free later. */
+	snprintf(path, sizeof(path), "%s/spare", fx->dir);
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	memset(val, 's', sizeof(val));
+	for (int i = 0; i < 8; i++)
+		assert_int_equal(flt_write_all(fd, val, sizeof(val), NULL), 0);
+	close(fd);
+
+	static const flt_store_opts_t o = { .dbs = db_names,
+					    .map_size = 16u << 20 };
+	assert_int_equal(flt_store_open(fx->dir, &o, &s, &err), 0);
+	assert_int_equal(flt_store_db(s, "nodes", &db), 0);
+	memset(val, 'v', sizeof(val));
+	while (rc == 0 && n < 1000) {
+		snprintf(key, sizeof(key), "v-%04d", n);
+		assert_int_equal(flt_txn_begin(s, true, &t, &err), 0);
+		rc = flt_txn_put(t, db, key, strlen(key), val, sizeof(val),
+				 &err);
+		if (rc == 0)
+			rc = flt_txn_commit(t, &err);
+		else
+			flt_txn_abort(t);
+		if (rc == 0)
+			n++;
+	}
+	assert_true(n > 0);
+	assert_int_equal(rc, -ENOSPC);
+	assert_int_equal(err.code, -ENOSPC);
+	snprintf(want, sizeof(want),
+		 "commit: no space left on device (data directory %s)",
+		 fx->dir);
+	assert_string_equal(err.msg, want);
+
+	/* Nothing committed is lost; reads go on. */
+	assert_int_equal(flt_store_index(s), (uint64_t)n);
+	assert_int_equal(value_len(s, db, "v-0000"), sizeof(val));
+	snprintf(key, sizeof(key), "v-%04d", n - 1);
+	assert_int_equal(value_len(s, db, key), sizeof(val));
+	snprintf(key, sizeof(key), "v-%04d", n);
+	assert_int_equal(value_len(s, db, key), -ENOENT);
+
+	/* Room again: the same write goes through. */
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(flt_txn_begin(s, true, &t, &err), 0);
+	assert_int_equal(
+		flt_txn_put(t, db, key, strlen(key), val, sizeof(val), &err),
+		0);
+	rc = flt_txn_commit(t, &err);
+	if (rc < 0)
+		fail_msg("commit after freeing space: %s", err.msg);
+	assert_int_equal(value_len(s, db, key), sizeof(val));
+	flt_store_close(s);
+	assert_int_equal(umount(fx->dir), 0);
 }
 
 /*
@@ -836,6 +967,7 @@ int main(void)
 		T(test_index),        T(test_abort),      T(test_snapshot),
 		T(test_foreach),      T(test_pb),         T(test_pb_corrupt),
 		T(test_reopen),       T(test_map_full),   T(test_crash_safe),
+		T(test_disk_full),
 	};
 	return cmocka_run_group_tests_name("unit.store", tests, NULL, NULL);
 }
