@@ -38,8 +38,8 @@ static long settle_ms = 1000;
 static long timeout_ms = 60000;
 
 static const flt_flag_t flags[] = {
-	{ "url", FLT_FLAG_STRING, &url, "URL", "tcp://HOST:PORT to stall", 0,
-	  0, NULL },
+	{ "url", FLT_FLAG_STRING, &url, "URL", "tcp://HOST:PORT to stall", 0, 0,
+	  NULL },
 	{ "count", FLT_FLAG_INT, &count, "N", "connections (default 100)", 1,
 	  100000, NULL },
 	{ "sources", FLT_FLAG_INT, &sources, "K",
@@ -81,7 +81,8 @@ static int open_one(stalled_t *c, struct in_addr src, struct in_addr dst,
 	size_t n = 8;
 	if (announce >= 0) {
 		for (int i = 0; i < 8; i++)
-			b[8 + i] = (uint8_t)((uint64_t)announce >> (56 - 8 * i));
+			b[8 + i] =
+				(uint8_t)((uint64_t)announce >> (56 - 8 * i));
 		n = 16;
 	}
 	if (send(c->fd, b, n, MSG_NOSIGNAL) != (ssize_t)n)
@@ -179,10 +180,9 @@ int main(int argc, char **argv)
 	for (size_t from = 0; from < n; from += batch) {
 		size_t to = from + batch < n ? from + batch : n;
 		for (size_t i = from; i < to; i++) {
-			struct in_addr src = {
-				htonl(ntohl(base.s_addr) +
-				      (uint32_t)(i % (size_t)sources))
-			};
+			struct in_addr src = { htonl(
+				ntohl(base.s_addr) +
+				(uint32_t)(i % (size_t)sources)) };
 			int e = open_one(&c[i], src, dst, (uint16_t)port);
 			if (e < 0) {
 				fprintf(stderr,
