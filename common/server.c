@@ -7,6 +7,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 #include <nng/supplemental/util/platform.h>
+#include <sodium.h>
 
 #include "flotilla/flags.h"
 #include "flotilla/hash.h"
@@ -46,9 +47,15 @@ struct flt_request {
 	flt_request_t *next_all;
 };
 
-/* The connections of one IP address. */
+/*
+ * The connections of one IP address. Outsiders choose their addresses (an
+ * IPv6 peer has a /64 of them), and hash.h's FNV is no defence against
+ * chosen collisions: the map's key is the address's SipHash under a key
+ * of the server's own, in hex.
+ */
 typedef struct source {
-	char addr[INET6_ADDRSTRLEN]; /* the key in srv->sources */
+	char key[2 * crypto_shorthash_BYTES + 1]; /* in srv->sources */
+	char addr[INET6_ADDRSTRLEN];
 	unsigned n;
 } source_t;
 
@@ -93,6 +100,7 @@ struct flt_server {
 	bool sweep_stop;
 	flt_map_t conns;
 	flt_map_t sources;
+	uint8_t source_key[crypto_shorthash_KEYBYTES];
 	int64_t idle_ms;
 	int64_t sweep_ms;
 	unsigned max_per_source;
@@ -117,6 +125,14 @@ static bool source_of(nng_pipe p, char *out, size_t len)
 		return inet_ntop(AF_INET6, sa.s_in6.sa_addr, out,
 				 (socklen_t)len) != NULL;
 	return false;
+}
+
+static void source_key(const flt_server_t *s, const char *addr,
+		       char out[2 * crypto_shorthash_BYTES + 1])
+{
+	uint8_t h[crypto_shorthash_BYTES];
+	crypto_shorthash(h, (const uint8_t *)addr, strlen(addr), s->source_key);
+	sodium_bin2hex(out, 2 * crypto_shorthash_BYTES + 1, h, sizeof(h));
 }
 
 static conn_t *conn_find(flt_server_t *s, nng_pipe p)
@@ -157,15 +173,17 @@ static void notes_log(flt_server_t *s, const notes_t *n)
  */
 static void pipe_added(flt_server_t *s, nng_pipe p)
 {
-	char addr[INET6_ADDRSTRLEN];
+	char addr[INET6_ADDRSTRLEN], key[2 * crypto_shorthash_BYTES + 1];
 	bool has_addr = source_of(p, addr, sizeof(addr));
 	int64_t now = flt_now_mono_ms();
 	source_t *src = NULL;
 	notes_t n;
 
+	if (has_addr)
+		source_key(s, addr, key);
 	nng_mtx_lock(s->conn_mtx);
 	if (has_addr) {
-		src = flt_map_get(&s->sources, addr);
+		src = flt_map_get(&s->sources, key);
 		if (src && s->max_per_source && src->n >= s->max_per_source) {
 			s->notes.refused++;
 			snprintf(s->notes.src, sizeof(s->notes.src), "%s",
@@ -179,8 +197,9 @@ static void pipe_added(flt_server_t *s, nng_pipe p)
 		}
 		if (!src) {
 			src = flt_xcalloc(1, sizeof(*src));
+			memcpy(src->key, key, sizeof(src->key));
 			snprintf(src->addr, sizeof(src->addr), "%s", addr);
-			flt_map_put(&s->sources, src->addr, src);
+			flt_map_put(&s->sources, src->key, src);
 		}
 		src->n++;
 	}
@@ -201,7 +220,7 @@ static void pipe_removed(flt_server_t *s, nng_pipe p)
 	if (c) {
 		flt_map_del(&s->conns, c->key);
 		if (c->src && --c->src->n == 0) {
-			flt_map_del(&s->sources, c->src->addr);
+			flt_map_del(&s->sources, c->src->key);
 			free(c->src);
 		}
 		free(c);
@@ -484,6 +503,11 @@ int flt_server_open(const flt_server_opts_t *o, flt_server_t **out,
 	if (s->sweep_ms < 10)
 		s->sweep_ms = 10;
 	s->max_per_source = o->max_per_source;
+	if (sodium_init() < 0) {
+		flt_err(err, FLT_ETRANSPORT, "libsodium cannot start");
+		goto fail;
+	}
+	crypto_shorthash_keygen(s->source_key);
 	if ((rc = nng_mtx_alloc(&s->mtx)) != 0 ||
 	    (rc = nng_mtx_alloc(&s->conn_mtx)) != 0 ||
 	    (rc = nng_cv_alloc(&s->sweep_cv, s->conn_mtx)) != 0 ||

@@ -259,9 +259,8 @@ static void peer_close(peer_t *pe)
 	free(pe);
 }
 
-/* Sends a NodeGet for node with pad bytes of padding in its body. */
-static void peer_send(peer_t *pe, const char *node, size_t pad, uint64_t id,
-		      size_t *len)
+/* A NodeGet for node, or for a node name of pad bytes. */
+static nng_msg *node_get(const char *node, size_t pad, uint64_t id)
 {
 	flt_envelope_t env = FLOTILLA__ENVELOPE__INIT;
 	Flotilla__NodeGetRequest req = FLOTILLA__NODE_GET_REQUEST__INIT;
@@ -283,6 +282,14 @@ static void peer_send(peer_t *pe, const char *node, size_t pad, uint64_t id,
 	}
 	assert_int_equal(flt_envelope_pack(&env, &req.base, &m, &err), 0);
 	free(big);
+	return m;
+}
+
+/* Sends node_get(node, pad, id); *len (may be NULL) gets its size. */
+static void peer_send(peer_t *pe, const char *node, size_t pad, uint64_t id,
+		      size_t *len)
+{
+	nng_msg *m = node_get(node, pad, id);
 	if (len)
 		*len = nng_msg_len(m);
 	assert_int_equal(nng_sendmsg(pe->sock, m, 0), 0);
@@ -368,7 +375,9 @@ static void test_idle_close(void **state)
 
 /*
  * A request in flight (deferred, as a long-poll) keeps its connection
- * however long past the bound; the idle clock starts again at the reply.
+ * however long past the bound, also when another request on the same
+ * connection (another REQ context) was answered meanwhile; the idle clock
+ * starts again at the last reply.
  */
 static void test_inflight_kept(void **state)
 {
@@ -376,14 +385,31 @@ static void test_inflight_kept(void **state)
 	const uint32_t idle = 500;
 	fx_t *fx = fx_open(idle, 0);
 	peer_t *pe = peer_open(fx);
+	nng_ctx hold;
+	nng_aio *aio;
 
-	peer_send(pe, "hold", 0, 1, NULL);
+	assert_int_equal(nng_ctx_open(&hold, pe->sock), 0);
+	assert_int_equal(nng_aio_alloc(&aio, NULL, NULL), 0);
+	nng_aio_set_timeout(aio, SLACK_MS);
+	nng_aio_set_msg(aio, node_get("hold", 0, 1));
+	nng_ctx_send(hold, aio);
+	nng_aio_wait(aio);
+	assert_int_equal(nng_aio_result(aio), 0);
+	nng_aio_set_timeout(aio, 10 * (int)idle + SLACK_MS);
+	nng_ctx_recv(hold, aio);
 	int64_t end = flt_now_mono_ms() + SLACK_MS;
 	while (calls(fx) == 0 && flt_now_mono_ms() < end)
 		sleep_ms(10);
 	assert_int_equal(calls(fx), 1);
 
-	/* Four bounds and some sweeps pass with the request held. */
+	/* Another call on the same connection, answered at once. */
+	peer_send(pe, "x", 0, 2, NULL);
+	flt_envelope_t *rep = peer_recv(pe);
+	assert_null(rep->error);
+	flt_envelope_free(rep);
+	assert_int_equal(calls(fx), 2);
+
+	/* Four bounds and some sweeps pass with the first one held. */
 	sleep_ms(4 * (int)idle + 300);
 	assert_int_equal(atomic_load(&pe->removed), 0);
 	assert_int_equal(flt_server_connections(fx->srv), 1);
@@ -392,12 +418,21 @@ static void test_inflight_kept(void **state)
 	Flotilla__NodeGetResponse resp = FLOTILLA__NODE_GET_RESPONSE__INIT;
 	int64_t replied = flt_now_mono_ms();
 	flt_request_reply(r, &resp.base);
-	flt_envelope_t *rep = peer_recv(pe);
+	nng_aio_wait(aio);
+	assert_int_equal(nng_aio_result(aio), 0);
+	nng_msg *m = nng_aio_get_msg(aio);
+	flt_error_t err;
+	assert_int_equal(flt_envelope_unpack_reply(nng_msg_body(m),
+						   nng_msg_len(m), &rep, &err),
+			 0);
+	nng_msg_free(m);
 	assert_null(rep->error);
 	assert_int_equal(rep->request_id, 1);
 	flt_envelope_free(rep);
-	/* Asked once: the connection never dropped (REQ would resend). */
-	assert_int_equal(calls(fx), 1);
+	nng_ctx_close(hold);
+	nng_aio_free(aio);
+	/* Asked twice: the connection never dropped (REQ would resend). */
+	assert_int_equal(calls(fx), 2);
 
 	/* Silent after the reply: closed one bound later. */
 	end = flt_now_mono_ms() + idle + SLACK_MS;
