@@ -54,7 +54,7 @@ static const flt_flag_t flags[] = {
 	  "credentials are asked: use loopback or tls+tcp://",
 	  0, 0, NULL },
 	{ "idle-timeout", FLT_FLAG_STRING, &idle_timeout, "DURATION",
-	  "close an --api connection silent this long with no request "
+	  "close an --api connection silent this long with nothing "
 	  "pending (default 60s)",
 	  0, 0, NULL },
 	{ "max-conns-per-source", FLT_FLAG_INT, &max_per_source, "N",

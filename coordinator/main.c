@@ -57,9 +57,8 @@ static const flt_flag_t flags[] = {
 	  "request contexts kept receiving per socket (default 64)", 1, 4096,
 	  NULL },
 	{ "idle-timeout", FLT_FLAG_STRING, &idle_timeout, "DURATION",
-	  "close a connection silent this long with no request pending "
-	  "(default 60s; on the agent port at least twice the heartbeat "
-	  "interval)",
+	  "close a connection silent this long with nothing pending "
+	  "(default 60s)",
 	  0, 0, NULL },
 	{ "max-conns-per-source", FLT_FLAG_INT, &max_per_source, "N",
 	  "connections one IP address may hold per port (default 100; 0: no "
@@ -302,10 +301,11 @@ static int run(uint32_t idle_ms)
 
 	size_t ready, down, total = coord_nodes_count(c.nodes, &ready, &down);
 	flt_info("coordinator started listen=%s api=%s data_dir=%s nodes=%zu "
-		 "index=%llu ttl_ms=%lld interval_ms=%ld",
+		 "index=%llu ttl_ms=%lld interval_ms=%ld idle_ms=%u "
+		 "max_conns_per_source=%ld",
 		 listen_url, api_url, data_dir, total,
 		 (unsigned long long)flt_store_index(c.store),
-		 (long long)ttl_ms, interval_ms);
+		 (long long)ttl_ms, interval_ms, idle_ms, max_per_source);
 	flt_notify_ready("serving");
 	serve(&c, sfd);
 	flt_notify_stopping();
