@@ -66,8 +66,8 @@ pass "$N stalled connections held on each port (coordinator sockets $base_c -> $
 hb0=$(hb_of a1)
 start_agent a2
 wait_for 10 "a2 registered and ready" is_status a2 ready
-hb_moved() { [ "$(hb_of a1)" != "$hb0" ]; }
-wait_for 10 "a fresh heartbeat of a1" hb_moved
+hb_moved() { [ "$(hb_of "$1")" != "$hb0" ]; }
+wait_for 10 "a fresh heartbeat of a1" hb_moved a1
 out=$("$RAWSEND" --url "$AGENT_API")
 grep -q "^reply code=5 message=method node_list is not served by an agent's API" <<<"$out" ||
 	fail "agent API not served: $out"
@@ -131,3 +131,24 @@ lines=$(grep -c "refused connections over the per-source limit" "$T/coord.log")
 grep -q "closed idle connections server=api" "$T/coord.log" ||
 	fail "idle closes of the operator port not logged"
 pass "40 refusals logged in $lines lines; idle closes logged"
+
+# An agent that does not long-poll is silent between two heartbeats: with
+# an interval longer than --idle-timeout, the agent port's bound is raised
+# to twice the interval and its connection is never cut.
+kill9 a1
+kill9 a2
+kill9 coord
+mark=$(wc -l <"$T/coord.log")
+start_coord --heartbeat-ttl 8 --heartbeat-interval 2500 --idle-timeout 1s
+start_agent a3 --no-watch
+wait_for 15 "a3 ready" is_status a3 ready
+for i in 1 2 3; do
+	hb0=$(hb_of a3)
+	wait_for 10 "heartbeat $i of a3" hb_moved a3
+done
+since() { tail -n +$((mark + 1)) "$T/coord.log"; }
+! since | grep "closed idle connections server=agents" ||
+	fail "an agent's connection was closed between heartbeats"
+since | grep -q "idle timeout of the agent port raised to twice the heartbeat interval idle_ms=5000" ||
+	fail "the agent port's idle timeout was not raised: $(since | grep idle)"
+pass "an agent syncing every 2.5 s with --idle-timeout 1s keeps its connection"
