@@ -6,7 +6,8 @@
 # register and heartbeat and the CLI is served; connections over the
 # per-source limit are refused at once; the stalled ones are closed after
 # the idle bound, and the descriptors they held are given back. A 3 MB
-# request gets an error naming the limit.
+# request gets an error naming the limit. An agent that syncs less often
+# than the idle timeout, without long-poll, keeps its connection.
 . "$(dirname "$0")/lib.sh"
 
 STALL="$FLT_BIN/tests/tools/flt-stall"
