@@ -82,6 +82,9 @@ typedef struct agent_opts {
 	const char *data_dir;
 	const char *task_dir; /* static task specs, or NULL */
 	const char *api_url; /* the agent's own API (logs), or NULL */
+	/* Its connections (flt_server_opts_t): idle bound, per-source cap. */
+	uint32_t api_idle_ms;
+	unsigned api_max_per_source;
 	/* Packages: only those this key signed are installed; NULL: any. */
 	const uint8_t *fleet_key;
 	/* Inventory: the dpkg status file (NULL or "": none), the Java

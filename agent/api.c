@@ -121,8 +121,9 @@ void agent_api_advertised(const char *url, const char *hostname, char *out,
 		}
 }
 
-int agent_api_open(const char *url, const flt_tls_opts_t *tls,
-		   agent_tasks_t *tasks, agent_api_t **out, flt_error_t *err)
+int agent_api_open(const char *url, const flt_tls_opts_t *tls, uint32_t idle_ms,
+		   unsigned max_per_source, agent_tasks_t *tasks,
+		   agent_api_t **out, flt_error_t *err)
 {
 	agent_api_t *a = flt_xcalloc(1, sizeof(*a));
 	/* Few callers, short answers: a handful of contexts is plenty. */
@@ -131,7 +132,9 @@ int agent_api_open(const char *url, const flt_tls_opts_t *tls,
 				 .workers = 4,
 				 .handler = handle,
 				 .arg = a,
-				 .name = "agent-api" };
+				 .name = "agent-api",
+				 .idle_ms = idle_ms,
+				 .max_per_source = max_per_source };
 
 	a->tasks = tasks;
 	int rc = flt_server_open(&so, &a->srv, err);

@@ -24,11 +24,13 @@ typedef struct agent_api agent_api_t;
  * Listens on url (tls+tcp:// with tls's files, as checked by
  * flt_tls_check; tcp://, ipc://) and answers from tasks, which must
  * outlive the API. Logs a warning when the URL is neither TLS, loopback
- * nor ipc. Returns 0, FLT_EUSAGE for a bad URL, or FLT_ETRANSPORT (or the
- * TLS setup's error) when it cannot listen.
+ * nor ipc. idle_ms and max_per_source bound its connections as
+ * flt_server_opts_t's fields do. Returns 0, FLT_EUSAGE for a bad URL, or
+ * FLT_ETRANSPORT (or the TLS setup's error) when it cannot listen.
  */
-int agent_api_open(const char *url, const flt_tls_opts_t *tls,
-		   agent_tasks_t *tasks, agent_api_t **out, flt_error_t *err);
+int agent_api_open(const char *url, const flt_tls_opts_t *tls, uint32_t idle_ms,
+		   unsigned max_per_source, agent_tasks_t *tasks,
+		   agent_api_t **out, flt_error_t *err);
 /*
  * The address to report for url: url itself, except that a wildcard host
  * (tcp://0.0.0.0:P, tcp://[::]:P, tcp://:P, and their tls+ forms) becomes

@@ -27,6 +27,8 @@ static const char *dpkg_status = "/var/lib/dpkg/status";
 static flt_strlist_t java_roots;
 static const char *inventory_interval = "5m";
 static long package_keep = 2;
+static const char *idle_timeout = "60s";
+static long max_per_source = FLT_SERVER_MAX_PER_SOURCE;
 
 static const flt_flag_t flags[] = {
 	{ "coordinator", FLT_FLAG_STRING, &coordinator, "URL",
@@ -51,6 +53,14 @@ static const flt_flag_t flags[] = {
 	  "serve allocation logs here (e.g. tcp://127.0.0.1:4811); no "
 	  "credentials are asked: use loopback or tls+tcp://",
 	  0, 0, NULL },
+	{ "idle-timeout", FLT_FLAG_STRING, &idle_timeout, "DURATION",
+	  "close an --api connection silent this long with nothing "
+	  "pending (default 60s)",
+	  0, 0, NULL },
+	{ "max-conns-per-source", FLT_FLAG_INT, &max_per_source, "N",
+	  "connections one IP address may hold to --api (default 100; 0: no "
+	  "limit)",
+	  0, 1000000, NULL },
 	{ "tls-ca", FLT_FLAG_STRING, &tls.ca_file, "FILE",
 	  "CA that signs the coordinator's certificate (and --api's "
 	  "clients)",
@@ -91,7 +101,7 @@ static const flt_flag_t flags[] = {
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
 
-static int run(int64_t inv_interval_ms)
+static int run(int64_t inv_interval_ms, uint32_t idle_ms)
 {
 	static const char *const dbs[] = { "identity", "tasks", "packages",
 					   "steps", NULL };
@@ -141,6 +151,8 @@ static int run(int64_t inv_interval_ms)
 		.data_dir = data_dir,
 		.task_dir = task_dir,
 		.api_url = api_url,
+		.api_idle_ms = idle_ms,
+		.api_max_per_source = (unsigned)max_per_source,
 		.fleet_key = fleet_key_file ? fleet_key : NULL,
 		.dpkg_status = strcmp(dpkg_status, "none") ? dpkg_status : NULL,
 		.java_roots = java_roots.v,
@@ -205,9 +217,16 @@ int main(int argc, char **argv)
 			name);
 		return FLT_FLAGS_EXIT_USAGE;
 	}
+	uint32_t idle_ms;
+	flt_error_t err;
+	if (flt_server_idle_parse(idle_timeout, &idle_ms, &err) < 0) {
+		fprintf(stderr, "flotilla-agent: %s\n", err.msg);
+		return FLT_FLAGS_EXIT_USAGE;
+	}
 	if ((rc = flt_program_start("flotilla-agent", log_level)) != 0)
 		return rc;
-	rc = run(inv_interval_ms);
+	flt_nofile_raise();
+	rc = run(inv_interval_ms, idle_ms);
 	flt_flags_free(flags);
 	return rc;
 }

@@ -628,7 +628,8 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 	}
 	agent_api_t *api = NULL;
 	if (o->api_url &&
-	    agent_api_open(o->api_url, o->tls, a.tasks, &api, &err) < 0) {
+	    agent_api_open(o->api_url, o->tls, o->api_idle_ms,
+			   o->api_max_per_source, a.tasks, &api, &err) < 0) {
 		flt_error("--api: %s", err.msg);
 		return close_parts(
 			&a, err.code == FLT_EUSAGE ? AGENT_EXIT_CONFIG : 1);

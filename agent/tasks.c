@@ -285,8 +285,10 @@ static int spawn_shim(task_t *k, flt_error_t *err)
 		if (null < 0 || out < 0 || dup2(null, 0) < 0 ||
 		    dup2(out, 1) < 0 || dup2(out, 2) < 0)
 			_exit(127);
-		/* The agent's sockets and files are not the shim's. */
+		/* The agent's sockets and files are not the shim's, nor is
+		 * its raised descriptor limit the tasks'. */
 		close_range(3, ~0U, 0);
+		flt_nofile_restore();
 		/* A stop sent before the shim blocks it itself stays pending
 		 * over exec, for its signalfd: it must not kill the shim
 		 * before it has written a status. */
@@ -1016,6 +1018,7 @@ static int run_exec_check(const task_t *k, const Flotilla__HealthCheck *hc,
 			dup2(null, 2);
 		}
 		close_range(3, ~0U, 0);
+		flt_nofile_restore();
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);

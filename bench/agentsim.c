@@ -5,6 +5,9 @@
  * Every simulated agent owns one REQ socket with its own dialer, so N agents
  * are N TCP connections, and one nng_aio that carries its calls (send, then
  * receive; the callback decides what comes next): no thread per agent.
+ * All of them come from one address, 127.0.0.1: the coordinator must run
+ * with --max-conns-per-source 0 (or at least N), as bench/run-*.sh start
+ * it; its default of 100 refuses the rest right after the handshake.
  * Agents register with the join token, then sync with their node
  * credentials once per interval. A scheduler thread fires agent i at offset
  * i * interval / N inside every interval, so the load is spread evenly the

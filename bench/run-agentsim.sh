@@ -65,9 +65,12 @@ start_coordinator() {
 	data=$(mktemp -d /tmp/agentsim-data.XXXXXX)
 	agent_url=tcp://127.0.0.1:$(free_port)
 	api_url=tcp://127.0.0.1:$(free_port)
+	# Every simulated agent connects from 127.0.0.1: no per-source
+	# limit (the default of 100 would refuse all but 100 of them).
 	"$coord_bin" --dev --data-dir "$data" --listen "$agent_url" \
 		--api "$api_url" --join-token "$token" \
 		--heartbeat-ttl "$ttl" --heartbeat-interval "$hb_ms" \
+		--max-conns-per-source 0 \
 		$coord_args 2>"$out/$name.coordinator.log" &
 	coord_pid=$!
 	pids+=("$coord_pid")

@@ -102,6 +102,11 @@ int flt_client_call(flt_client_t *c, Flotilla__Method method,
 	env.credentials = (Flotilla__Credentials *)creds;
 	if ((rc = flt_envelope_pack(&env, req, &msg, err)) < 0)
 		return rc;
+	/* The server would answer with the same error: spare the upload. */
+	if ((rc = flt_wire_request_size_check(nng_msg_len(msg), err)) < 0) {
+		nng_msg_free(msg);
+		return rc;
+	}
 	if ((rc = nng_aio_alloc(&aio, NULL, NULL)) != 0 ||
 	    (rc = nng_ctx_open(&ctx, c->sock)) != 0) {
 		nng_msg_free(msg);

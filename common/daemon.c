@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -66,6 +67,45 @@ int flt_program_start(const char *program, const char *log_level)
 		return 1;
 	}
 	return 0;
+}
+
+/* The soft limit the process started with, for its children. */
+static struct rlimit nofile_start;
+static bool nofile_raised;
+
+void flt_nofile_raise(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		flt_warn("cannot read the descriptor limit error=\"%s\"",
+			 strerror(errno));
+		return;
+	}
+	nofile_start = rl;
+	if (rl.rlim_cur == rl.rlim_max) {
+		flt_debug("descriptor limit nofile=%llu",
+			  (unsigned long long)rl.rlim_cur);
+		return;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+		flt_warn("cannot raise the descriptor limit soft=%llu "
+			 "hard=%llu error=\"%s\"",
+			 (unsigned long long)nofile_start.rlim_cur,
+			 (unsigned long long)rl.rlim_max, strerror(errno));
+		return;
+	}
+	nofile_raised = true;
+	flt_info("descriptor limit raised to the hard limit nofile=%llu "
+		 "was=%llu",
+		 (unsigned long long)rl.rlim_cur,
+		 (unsigned long long)nofile_start.rlim_cur);
+}
+
+void flt_nofile_restore(void)
+{
+	if (nofile_raised)
+		setrlimit(RLIMIT_NOFILE, &nofile_start);
 }
 
 static _Atomic(const char *) shutdown_step = "stopping";

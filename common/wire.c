@@ -33,6 +33,15 @@ int flt_join_token_load(const char *token, const char *file, char **out,
 	return 0;
 }
 
+int flt_wire_request_size_check(size_t len, flt_error_t *err)
+{
+	if (len <= FLT_WIRE_MAX_REQUEST)
+		return 0;
+	return flt_err(err, -EMSGSIZE,
+		       "request of %zu bytes exceeds the limit of %u bytes",
+		       len, FLT_WIRE_MAX_REQUEST);
+}
+
 const char *flt_method_name(Flotilla__Method m)
 {
 	if (m == FLOTILLA__METHOD__METHOD_UNSPECIFIED)

@@ -60,7 +60,8 @@
  *   done callbacks without it.
  *
  * Outside this list: common/pb.c's table of enum names (a leaf, taken
- * under any of these) and nng's own locks inside replies.
+ * under any of these), common/server.c's connection table (a leaf, taken
+ * inside every reply) and nng's own locks inside replies.
  */
 enum coord_lock_level {
 	COORD_LOCK_CAMPAIGNS = 10,

@@ -24,6 +24,8 @@ static long ttl_s = 10;
 static long interval_ms;
 static long max_watch_ms = 30000;
 static long workers = 64;
+static const char *idle_timeout = "60s";
+static long max_per_source = FLT_SERVER_MAX_PER_SOURCE;
 static long map_size_mb = 1024;
 static bool dev;
 static const char *log_level = "info";
@@ -54,6 +56,14 @@ static const flt_flag_t flags[] = {
 	{ "workers", FLT_FLAG_INT, &workers, "N",
 	  "request contexts kept receiving per socket (default 64)", 1, 4096,
 	  NULL },
+	{ "idle-timeout", FLT_FLAG_STRING, &idle_timeout, "DURATION",
+	  "close a connection silent this long with nothing pending "
+	  "(default 60s)",
+	  0, 0, NULL },
+	{ "max-conns-per-source", FLT_FLAG_INT, &max_per_source, "N",
+	  "connections one IP address may hold per port (default 100; 0: no "
+	  "limit)",
+	  0, 1000000, NULL },
 	{ "map-size", FLT_FLAG_INT, &map_size_mb, "MIB",
 	  "largest size the state may grow to (default 1024)", 16, 1 << 20,
 	  NULL },
@@ -231,7 +241,7 @@ static void serve(coord_t *c, int sfd)
 	}
 }
 
-static int run(void)
+static int run(uint32_t idle_ms)
 {
 	coord_t c = { 0 };
 	flt_server_t *agents = NULL, *api = NULL;
@@ -255,6 +265,18 @@ static int run(void)
 		return 2;
 	}
 
+	/*
+	 * An agent with --no-watch is silent between two syncs, for one
+	 * interval plus its own delays: its connection must outlive that.
+	 */
+	uint64_t agent_idle_ms = idle_ms;
+	if (agent_idle_ms < 2 * (uint64_t)interval_ms) {
+		agent_idle_ms = 2 * (uint64_t)interval_ms;
+		flt_info("idle timeout of the agent port raised to twice the "
+			 "heartbeat interval idle_ms=%llu interval_ms=%ld",
+			 (unsigned long long)agent_idle_ms, interval_ms);
+	}
+
 	int sfd = flt_signal_fd();
 	if (open_parts(&c, token, ttl_ms, &err) < 0)
 		goto out;
@@ -263,23 +285,28 @@ static int run(void)
 				 .workers = (unsigned)workers,
 				 .handler = coord_api_agent,
 				 .arg = &c,
-				 .name = "agents" };
+				 .name = "agents",
+				 .idle_ms = (uint32_t)agent_idle_ms,
+				 .max_per_source = (unsigned)max_per_source };
 	flt_server_opts_t po = { .url = api_url,
 				 .tls = &tls,
 				 .workers = 8,
 				 .handler = coord_api_operator,
 				 .arg = &c,
-				 .name = "api" };
+				 .name = "api",
+				 .idle_ms = (uint32_t)idle_ms,
+				 .max_per_source = (unsigned)max_per_source };
 	if (flt_server_open(&ao, &agents, &err) < 0 ||
 	    flt_server_open(&po, &api, &err) < 0)
 		goto out;
 
 	size_t ready, down, total = coord_nodes_count(c.nodes, &ready, &down);
 	flt_info("coordinator started listen=%s api=%s data_dir=%s nodes=%zu "
-		 "index=%llu ttl_ms=%lld interval_ms=%ld",
+		 "index=%llu ttl_ms=%lld interval_ms=%ld idle_ms=%u "
+		 "max_conns_per_source=%ld",
 		 listen_url, api_url, data_dir, total,
 		 (unsigned long long)flt_store_index(c.store),
-		 (long long)ttl_ms, interval_ms);
+		 (long long)ttl_ms, interval_ms, idle_ms, max_per_source);
 	flt_notify_ready("serving");
 	serve(&c, sfd);
 	flt_notify_stopping();
@@ -308,9 +335,16 @@ int main(int argc, char **argv)
 			       false);
 	if (rc >= 0)
 		return rc;
+	uint32_t idle_ms;
+	flt_error_t err;
+	if (flt_server_idle_parse(idle_timeout, &idle_ms, &err) < 0) {
+		fprintf(stderr, "flotilla-coordinator: %s\n", err.msg);
+		return FLT_FLAGS_EXIT_USAGE;
+	}
 	if ((rc = flt_program_start("flotilla-coordinator", log_level)) != 0)
 		return rc;
-	rc = run();
+	flt_nofile_raise();
+	rc = run(idle_ms);
 	flt_flags_free(flags);
 	return rc;
 }

@@ -114,6 +114,17 @@ int flt_read_file(const char *path, size_t max, char **out);
 int flt_program_start(const char *program, const char *log_level);
 
 /*
+ * Daemons serve one descriptor per connection: flt_nofile_raise, called
+ * once at start after logging is set up, raises RLIMIT_NOFILE's soft limit
+ * to the hard limit and logs the value (a warning when it cannot).
+ * flt_nofile_restore, in a forked child before exec (it only calls
+ * setrlimit: async-signal-safe), gives the child the soft limit the
+ * process started with, for programs that expect the usual 1024 (select).
+ */
+void flt_nofile_raise(void);
+void flt_nofile_restore(void);
+
+/*
  * Daemons: flt_signals_block, called in main before any thread starts,
  * blocks SIGINT and SIGTERM in every thread (threads inherit the mask) and
  * ignores SIGPIPE; flt_signal_fd then returns a non-blocking signalfd on

@@ -3,9 +3,10 @@
  *
  * A request carries version, method, request id, credentials and a body;
  * the reply echoes method and request id and carries a body or an Error.
- * Every socket refuses messages over FLT_WIRE_MAX_MSG (nng drops the
- * connection), and every envelope and body is bounds-checked before a
- * handler sees it.
+ * Client sockets refuse replies over FLT_WIRE_MAX_MSG and server sockets
+ * messages over FLT_WIRE_MAX_FRAME (nng drops the connection unread); a
+ * server answers a request over FLT_WIRE_MAX_REQUEST with an error, and
+ * every envelope and body is bounds-checked before a handler sees it.
  */
 #ifndef FLOTILLA_WIRE_H
 #define FLOTILLA_WIRE_H
@@ -22,7 +23,18 @@
 
 #define FLT_WIRE_VERSION 1u
 #define FLT_WIRE_MAX_MSG (4u << 20) /* replies, on client sockets */
-#define FLT_WIRE_MAX_REQUEST (1u << 20) /* requests, on server sockets */
+#define FLT_WIRE_MAX_REQUEST (1u << 20) /* requests a server handles */
+/*
+ * The largest message a server socket reads at all. nng allocates a
+ * message's announced size as soon as it has read the 8-byte length, so a
+ * peer that announces this much and stalls holds it (as address space:
+ * untouched pages are not resident) until the idle bound closes the
+ * connection: with the default 100 connections per source that is at most
+ * 400 MiB per source address for 60 s. Between FLT_WIRE_MAX_REQUEST and
+ * this, a request is read and answered with an error naming the limit;
+ * above it nng drops the connection, for no answer is possible.
+ */
+#define FLT_WIRE_MAX_FRAME (4u << 20)
 #define FLT_NODE_SECRET_LEN 32u
 #define FLT_NODE_ID_MAX 64u
 #define FLT_JOIN_TOKEN_MAX 256u
@@ -41,6 +53,13 @@ int flt_join_token_load(const char *token, const char *file, char **out,
 
 /* Short name of a method ("register", "sync"...); "unknown" otherwise. */
 const char *flt_method_name(Flotilla__Method m);
+
+/*
+ * Checks the packed size of a request against FLT_WIRE_MAX_REQUEST: 0, or
+ * -EMSGSIZE with "request of N bytes exceeds the limit of M bytes" in err.
+ * Clients check before sending, servers again on receipt.
+ */
+int flt_wire_request_size_check(size_t len, flt_error_t *err);
 
 /* Maps our error codes to the wire's and back. */
 Flotilla__ErrorCode flt_wire_code_out(int code);
@@ -101,7 +120,8 @@ void flt_client_close(flt_client_t *c);
  * timeout_ms for the reply, which is unpacked as resp_desc into *resp
  * (owned by the caller). A reply carrying an Error returns the mapped code
  * (FLT_EAUTH, FLT_EPROTO...) with the coordinator's message in err;
- * transport failures return FLT_ETRANSPORT (-ETIMEDOUT for a timeout).
+ * transport failures return FLT_ETRANSPORT (-ETIMEDOUT for a timeout). A
+ * request over FLT_WIRE_MAX_REQUEST is not sent: -EMSGSIZE.
  * Safe to call from several threads at once: each call has its own context.
  */
 int flt_client_call(flt_client_t *c, Flotilla__Method method,
@@ -126,6 +146,39 @@ typedef struct flt_request flt_request_t;
  */
 typedef void (*flt_handler_fn)(flt_request_t *req, void *arg);
 
+/* The daemons' defaults for their --idle-timeout and --max-conns-per-source. */
+#define FLT_SERVER_IDLE_MS 60000u
+#define FLT_SERVER_MAX_PER_SOURCE 100u
+
+/*
+ * Parses an --idle-timeout value, a duration from 1s to 24h ("60s",
+ * "5m"; see flt_duration_parse). Returns 0, or FLT_EUSAGE with a message
+ * naming the flag in err (*ms is left alone).
+ */
+int flt_server_idle_parse(const char *s, uint32_t *ms, flt_error_t *err);
+
+/*
+ * Deadlines and limits on connections (nng pipes). nng shows neither a
+ * partial message nor a per-connection read deadline, so the server keeps
+ * its own table of connections:
+ *
+ * - A connection with no request in flight (received, not yet answered:
+ *   a deferred long-poll counts, however old) whose last complete request
+ *   or last reply is idle_ms old is closed. The one bound covers a silent
+ *   connection and a frame that never completes: a request must arrive
+ *   whole within idle_ms of the connection's last activity. A sweep runs
+ *   every idle_ms / 4 (at most every second), so a connection is closed
+ *   between idle_ms and idle_ms plus that period.
+ * - A connection from an IP address that already holds max_per_source
+ *   connections to this server is closed as soon as nng hands it over
+ *   (after the SP handshake), before any message. ipc:// and inproc://
+ *   connections have no address and are not counted.
+ * - Before the SP handshake nng itself (1.5, tcp and tls) closes a
+ *   connection whose 8-byte SP header does not arrive within 10 s.
+ *
+ * Refusals and idle closes are logged as counts, at most one line of each
+ * per 10 s and server, never one per connection.
+ */
 typedef struct flt_server_opts {
 	const char *url;
 	const flt_tls_opts_t *tls;
@@ -133,12 +186,17 @@ typedef struct flt_server_opts {
 	flt_handler_fn handler;
 	void *arg;
 	const char *name; /* for logs: "agents", "api" */
+	uint32_t idle_ms; /* 0 means FLT_SERVER_IDLE_MS */
+	unsigned max_per_source; /* connections per IP address; 0: no limit */
 } flt_server_opts_t;
 
 int flt_server_open(const flt_server_opts_t *o, flt_server_t **out,
 		    flt_error_t *err);
 /* Stops receiving, drops requests still unanswered, frees everything. */
 void flt_server_close(flt_server_t *s);
+
+/* Connections the server holds now (handed over by nng, not yet gone). */
+size_t flt_server_connections(flt_server_t *s);
 
 /* Borrowed; valid until the request is answered. */
 const flt_envelope_t *flt_request_envelope(const flt_request_t *r);

@@ -79,6 +79,14 @@ for v in 0s 500ms 25h 1d soon; do
 		--data-dir "$T/agent" --inventory-interval "$v"
 done
 usage_error "$AGENT" "--name \"a b\": must be 1 to 63" --data-dir "$T/agent" --name "a b"
+usage_error "$AGENT" "--idle-timeout: needs a value" --data-dir "$T/agent" --idle-timeout
+for v in 0s 999ms 25h soon; do
+	usage_error "$AGENT" "--idle-timeout \"$v\": a duration from 1s to 24h" \
+		--data-dir "$T/agent" --idle-timeout "$v"
+done
+usage_error "$AGENT" "--max-conns-per-source: needs a value" --data-dir "$T/agent" --max-conns-per-source
+usage_error "$AGENT" "--max-conns-per-source: must be between 0 and 1000000" \
+	--data-dir "$T/agent" --max-conns-per-source -1
 usage_error "$AGENT" 'unexpected argument "bogus"' --data-dir "$T/agent" bogus
 expect 2 "$AGENT" --data-dir "$T/agent" exec
 grep -q "^usage: flotilla-agent \[--data-dir DIR\] exec SPEC.json" <<<"$errout" ||
@@ -91,6 +99,14 @@ usage_error "$COORD" "--bogus: unknown flag" --bogus
 usage_error "$COORD" "--listen: needs a value" --data-dir "$T/coord" --listen
 usage_error "$COORD" "--heartbeat-ttl: \"x\" is not a whole number" --data-dir "$T/coord" --heartbeat-ttl x
 usage_error "$COORD" "--workers: must be between" --data-dir "$T/coord" --workers 0
+usage_error "$COORD" "--idle-timeout: needs a value" --data-dir "$T/coord" --idle-timeout
+for v in 0s 999ms 25h soon; do
+	usage_error "$COORD" "--idle-timeout \"$v\": a duration from 1s to 24h" \
+		--data-dir "$T/coord" --idle-timeout "$v"
+done
+usage_error "$COORD" "--max-conns-per-source: needs a value" --data-dir "$T/coord" --max-conns-per-source
+usage_error "$COORD" "--max-conns-per-source: must be between 0 and 1000000" \
+	--data-dir "$T/coord" --max-conns-per-source 1000001
 usage_error "$COORD" 'unexpected argument "bogus"' --data-dir "$T/coord" bogus
 [ ! -e "$T/coord" ] || fail "flotilla-coordinator made its state directory on a bad command line"
 pass "flotilla-coordinator: unknown flags, missing and bad values, stray arguments exit 2"
