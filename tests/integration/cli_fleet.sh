@@ -99,11 +99,15 @@ jq -n '{name: "once", type: "batch", groups: [{name: "b", count: 2,
   tasks: [{name: "t", command: "/bin/sh", args: ["-c", "echo done"]}]}]}' >"$T/batch.json"
 run 0 job run "$T/batch.json"
 has '^job once version 1 submitted '
-[ "$(grep -cE '^[0-9a-f]{8} +b\[[01]\] +n3 +1 +run +complete ' <<<"$out")" = 2 ] ||
-	fail "batch allocations complete: $out"
+# job run returns once both have started (a batch task may run for
+# hours); "echo done" may or may not have ended by then.
+[ "$(grep -cE '^[0-9a-f]{8} +b\[[01]\] +n3 +1 +run +(running|complete) ' <<<"$out")" = 2 ] ||
+	fail "batch allocations started: $out"
+wait_for 20 "both batch allocations complete" bash -c \
+	"[ \$('$CLI' job status once | grep -cE '^[0-9a-f]{8} +b\[[01]\] +n3 +1 +run +complete ') = 2 ]"
 [ "$(timeout 20 "$CLI" job status once --json | jq -r .summary.status)" = complete ] ||
 	fail "a batch job whose allocations all ended well is complete"
-pass "job run of a batch job waits for its allocations and prints them"
+pass "job run of a batch job waits for its allocations to start and prints them; they complete"
 
 run 0 node drain n3 --deadline 1m
 has '^node n3 \([0-9a-f]{8}\): ready, ineligible, draining until [0-9T:.-]+Z$'

@@ -20,15 +20,18 @@ for a in a1 a2 a3; do start_agent $a; done
 wait_for 10 "3 ready nodes" bash -c "[ \$('$CLI' node list --json | jq '[.[] | select(.status == \"ready\")] | length') = 3 ]"
 
 # job_json VERSION CHECK CANARY AUTO_PROMOTE > file
+# The tasks sleep for SLP seconds: a number of this run's own, so that
+# pgrep never sees another test's processes.
+SLP="1$$"
 job_json() {
-	jq -n --arg v "$1" --arg check "$2" --argjson canary "$3" --argjson ap "$4" '{
+	jq -n --arg v "$1" --arg sleep "$SLP" --arg check "$2" --argjson canary "$3" --argjson ap "$4" '{
 	  name: "web",
 	  groups: [{
 	    name: "web", count: 3,
 	    spreads: [{attribute: "node.name", weight: 100}],
 	    reschedule: {attempts: 3, delay_ms: 100},
 	    tasks: [{
-	      name: "srv", command: "/bin/sleep", args: ["100000"],
+	      name: "srv", command: "/bin/sleep", args: [$sleep],
 	      env: {VERSION: $v},
 	      resources: {memory_mb: 32},
 	      kill_timeout_ms: 500,
@@ -59,7 +62,7 @@ for a in a1 a2 a3; do
 	n=$("$CLI" node status $a --json | jq '[.tasks[] | select(.alloc_id != "" and .state == "running")] | length')
 	[ "$n" = 1 ] || fail "node $a runs $n allocation tasks"
 done
-pgrep -f "sleep 100000" >/dev/null || fail "no task process"
+pgrep -f "sleep $SLP\$" >/dev/null || fail "no task process"
 pass "a 3-task service runs sandboxed and healthy on 3 agents"
 V1_IDS=$(live_allocs | jq -r '[.[].id] | sort | join(",")')
 
@@ -202,5 +205,5 @@ pass "17 invalid jobs refused with their field paths; nothing changed"
 # ---- stop ----------------------------------------------------------------------
 "$CLI" job stop web >/dev/null
 wait_for 20 "job stopped" bash -c "[ \"\$('$CLI' job status web --json | jq -r .summary.status)\" = dead ]"
-wait_for 20 "tasks gone" bash -c "! pgrep -f '[s]leep 100000' >/dev/null"
+wait_for 20 "tasks gone" bash -c "! pgrep -f '[s]leep $SLP\$' >/dev/null"
 pass "job stop ended every task"

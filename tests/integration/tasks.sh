@@ -28,9 +28,12 @@ check_is() { [ "$(task_field "$1" ".checks[] | select(.name == \"$2\") | .health
 status_of_file() { sed -n "s/^$2 //p" "$TASKS/$1/status"; }
 file_state_is() { [ "$(status_of_file "$1" state)" = "$2" ]; }
 
+# The tasks sleep for SLP0, SLP5 and SLP6 seconds: numbers of this run's
+# own, so that pgrep never sees another test's processes.
+SLP="1$$"
 cleanup_tasks() {
 	stop_shims
-	pkill -9 -f "sleep 1234[0-9]" 2>/dev/null || true
+	pkill -9 -f "sleep ${SLP}[056]\$" 2>/dev/null || true
 }
 CLEANUP_HOOKS+=(cleanup_tasks)
 
@@ -41,7 +44,7 @@ wait_for 5 "agent ready" is_status agent ready
 port=$(free_port)
 cat >"$SPECS/chatty.json" <<J
 {"name": "chatty", "command": "/bin/sh",
- "args": ["-c", "i=0; while [ \$i -lt 400 ]; do echo line-\$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=\$((i+1)); done; echo err-line >&2; exec sleep 12340"],
+ "args": ["-c", "i=0; while [ \$i -lt 400 ]; do echo line-\$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=\$((i+1)); done; echo err-line >&2; exec sleep ${SLP}0"],
  "logs": {"max_file_bytes": 4096, "max_files": 2}}
 J
 cat >"$SPECS/crash.json" <<J
@@ -60,7 +63,7 @@ cat >"$SPECS/stubborn.json" <<J
 J
 cat >"$SPECS/daemon.json" <<J
 {"name": "daemon", "command": "/bin/sh",
- "args": ["-c", "(setsid sh -c 'exec sleep 12345' &) ; exec sleep 12346"]}
+ "args": ["-c", "(setsid sh -c 'exec sleep ${SLP}5' &) ; exec sleep ${SLP}6"]}
 J
 cat >"$SPECS/exiter.json" <<J
 {"name": "exiter", "command": "/bin/sh",
@@ -141,7 +144,7 @@ grep -q "task re-attached task=svc" "$T/agent.log" || fail "no re-attach logged"
 pass "agent kill -9: tasks kept running, exit status 7 collected after restart"
 
 # Stop: grace, then kill; a daemonised grandchild goes with its task.
-pgrep -f "sleep 12345" >/dev/null || fail "the daemonised grandchild never started"
+pgrep -f "sleep ${SLP}5\$" >/dev/null || fail "the daemonised grandchild never started"
 wall0=$(( $(date +%s%N) / 1000000 ))
 rm "$SPECS/graceful.json" "$SPECS/stubborn.json" "$SPECS/daemon.json"
 wait_for 10 "graceful stopped" file_state_is graceful stopped
@@ -153,7 +156,7 @@ g_end=$(status_of_file graceful finished_at_ms)
 [ $((s_end - wall0)) -ge 1000 ] || fail "stubborn killed $((s_end - wall0)) ms after the stop, before its 1000 ms timeout"
 [ $((g_end - wall0)) -lt 4000 ] || fail "graceful took $((g_end - wall0)) ms to stop (its kill timeout is 5000)"
 wait_for 10 "daemon stopped" file_state_is daemon stopped
-! pgrep -f "sleep 1234[56]" >/dev/null || fail "a process of the daemon task survived its stop"
+! pgrep -f "sleep ${SLP}[56]\$" >/dev/null || fail "a process of the daemon task survived its stop"
 pass "stop: SIGTERM honoured (exit 0), ignored SIGTERM killed after the timeout, daemonised grandchild gone"
 
 # Any stop signal reaches the program (pid 1 forwards them all).
@@ -173,9 +176,9 @@ pass "same-named exec leaves the running task alone"
 
 # A supervisor killed outright takes its task with it.
 chatty_shim=$(status_of_file chatty shim_pid)
-pgrep -f "sleep 12340" >/dev/null || fail "chatty is not running"
+pgrep -f "sleep ${SLP}0\$" >/dev/null || fail "chatty is not running"
 kill -9 "$chatty_shim"
-wait_for 5 "chatty's program gone with its supervisor" bash -c '! pgrep -f "[s]leep 12340"'
+wait_for 5 "chatty's program gone with its supervisor" bash -c "! pgrep -f '[s]leep ${SLP}0\$'"
 wait_for 10 "chatty reported failed" task_is chatty failed
 task_field chatty .message | grep -q "supervisor exited unexpectedly" || fail "no reason: $(task_field chatty .message)"
 pass "kill -9 of a shim ends its task, reported as failed"
