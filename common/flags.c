@@ -209,12 +209,12 @@ int flt_flags_main(const flt_flag_t *flags, int argc, char **argv, int *next,
 		return 0;
 	}
 	if (rc < 0) {
-		fprintf(stderr, "%s: %s\n", program, err.msg);
+		fprintf(stderr, "%s: %s\n", program, FLT_ESC(err.msg));
 		return FLT_FLAGS_EXIT_USAGE;
 	}
 	if (!operands && *next < argc) {
 		fprintf(stderr, "%s: unexpected argument \"%s\"\n", program,
-			argv[*next]);
+			FLT_ESC(argv[*next]));
 		return FLT_FLAGS_EXIT_USAGE;
 	}
 	return -1;
