@@ -57,8 +57,9 @@ static void make_sendable(const char *what, char *s, size_t size)
 	size_t len = strlen(s);
 	if (flt_text_check(s, len, FLT_TEXT_CONTROLS, &why) == len)
 		return;
-	cleanup_free char *e = flt_escape_dup(s, len, 0);
-	flt_escape(e, strlen(e), 0, s, size);
+	/* From a copy of the original: the cut falls between two escapes. */
+	cleanup_free char *orig = flt_xstrdup(s);
+	flt_escape(orig, len, 0, s, size);
 	flt_warn("fingerprint: %s is not valid UTF-8, sent escaped value=%s",
 		 what, s);
 }
