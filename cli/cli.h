@@ -132,13 +132,14 @@ void cli_puts(const char *s);
 void cli_vprint_line(FILE *f, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
-/* Prints "Key            = value" (key padded to a fixed width). */
+/* Prints "Key            = value" (key padded to a fixed width), the
+ * value escaped. */
 void cli_kv(const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /*
- * A table: cells are copied in, columns sized to their widest cell, empty
- * cells shown as "-", the last column not padded.
+ * A table: cells are copied in escaped, columns sized to their widest
+ * cell, empty cells shown as "-", the last column not padded.
  */
 typedef struct cli_table {
 	size_t ncols, ncells, cap;

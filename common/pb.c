@@ -186,38 +186,40 @@ static bool varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
  * string "t\0x" is "t" and nothing says so. The lengths are only in the
  * encoding, so the strings are looked for there, through the descriptors
  * down to nested messages. Runs on what protobuf-c has already decoded
- * whole: a malformed encoding here only ends the walk.
+ * whole; an encoding it cannot walk (which protobuf-c would have refused)
+ * is refused too, so that no string goes unchecked.
  */
+#define NUL_SCAN_FIELDS 64 /* counted per field; flotilla.proto has 43 */
 static int scan_nul(const ProtobufCMessageDescriptor *d, const uint8_t *p,
 		    size_t len, unsigned depth, unsigned max_depth, char *path,
 		    size_t pathlen, flt_error_t *err)
 {
 	const uint8_t *end = p + len;
 	size_t base = strlen(path);
-	unsigned counts[64] = { 0 };
+	unsigned counts[NUL_SCAN_FIELDS] = { 0 };
 
 	if (depth > max_depth)
 		return 0; /* flt_pb_check refuses it */
 	while (p < end) {
 		uint64_t key, n;
 		if (!varint(&p, end, &key))
-			return 0;
+			goto bad;
 		switch (key & 7) {
 		case 0:
 			if (!varint(&p, end, &n))
-				return 0;
+				goto bad;
 			continue;
 		case 1:
 		case 5:
 			if ((size_t)(end - p) < ((key & 7) == 1 ? 8u : 4u))
-				return 0;
+				goto bad;
 			p += (key & 7) == 1 ? 8 : 4;
 			continue;
 		case 2: break;
-		default: return 0;
+		default: goto bad;
 		}
 		if (!varint(&p, end, &n) || n > (uint64_t)(end - p))
-			return 0;
+			goto bad;
 		const uint8_t *v = p;
 		p += n;
 		const ProtobufCFieldDescriptor *f =
@@ -250,6 +252,9 @@ static int scan_nul(const ProtobufCMessageDescriptor *d, const uint8_t *p,
 		path[base] = '\0';
 	}
 	return 0;
+bad:
+	return flt_err(err, FLT_EPROTO, "%s%scannot be decoded", path,
+		       base ? ": " : "");
 }
 
 int flt_pb_unpack(const ProtobufCMessageDescriptor *desc, const void *buf,

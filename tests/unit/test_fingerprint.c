@@ -16,8 +16,7 @@
 
 /* Fingerprints the os-release text, and checks that the coordinator's
  * decoder takes what the agent would send. */
-static void read_with(const char *dir, const char *text,
-		      agent_fingerprint_t *f)
+static void read_with(const char *dir, const char *text, agent_fingerprint_t *f)
 {
 	char path[512];
 	flt_error_t err = { 0 };
