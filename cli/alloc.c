@@ -121,27 +121,12 @@ typedef struct logs_opts {
 /*
  * What a task writes goes to a terminal escaped (flt_escape, newlines and
  * tabs kept): any workload could otherwise retitle the operator's window,
- * clear the screen or rewrite what it shows. A character cut between two
- * chunks is held back until the rest comes, so that it is shown whole.
+ * clear the screen or rewrite what it shows.
  */
 typedef struct log_out {
 	bool escape;
-	size_t ncarry;
-	unsigned char carry[4];
+	flt_escaper_t esc;
 } log_out_t;
-
-/* How many bytes at the end of p begin a UTF-8 sequence not yet whole. */
-static size_t incomplete_tail(const unsigned char *p, size_t n)
-{
-	for (size_t k = 1; k <= 3 && k <= n; k++) {
-		unsigned char c = p[n - k];
-		if ((c & 0xc0) == 0x80)
-			continue;
-		size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
-		return need > k ? k : 0;
-	}
-	return 0;
-}
 
 static void log_write(log_out_t *out, const uint8_t *data, size_t len)
 {
@@ -149,26 +134,16 @@ static void log_write(log_out_t *out, const uint8_t *data, size_t len)
 		fwrite(data, 1, len, stdout);
 		return;
 	}
-	size_t n = out->ncarry + len;
-	cleanup_free unsigned char *buf = flt_xmalloc(n ? n : 1);
-	memcpy(buf, out->carry, out->ncarry);
-	memcpy(buf + out->ncarry, data, len);
-	size_t t = incomplete_tail(buf, n);
-	cleanup_free char *shown =
-		flt_escape_dup((const char *)buf, n - t, FLT_ESC_KEEP_LINES);
+	cleanup_free char *shown = flt_escaper_push(&out->esc, data, len);
 	fputs(shown, stdout);
-	memcpy(out->carry, buf + n - t, t);
-	out->ncarry = t;
 }
 
-/* Shows what was held back (a sequence that will not be completed). */
+/* Shows what was held back (a character that will not be completed). */
 static void log_end(log_out_t *out)
 {
-	if (out->ncarry) {
-		cleanup_free char *shown = flt_escape_dup(
-			(const char *)out->carry, out->ncarry, 0);
+	if (out->escape) {
+		cleanup_free char *shown = flt_escaper_end(&out->esc);
 		fputs(shown, stdout);
-		out->ncarry = 0;
 	}
 }
 
@@ -185,7 +160,8 @@ static int copy_logs(flt_client_t *agent, const Flotilla__Alloc *a,
 	req.offset = o->tail ? -1 : 0;
 	req.tail = (uint32_t)o->tail;
 	req.max_bytes = LOG_CHUNK;
-	log_out_t out = { .escape = !o->raw && isatty(STDOUT_FILENO) };
+	log_out_t out = { .escape = !o->raw && isatty(STDOUT_FILENO),
+			  .esc = { .flags = FLT_ESC_KEEP_LINES } };
 	if (o->follow)
 		cli_catch_interrupt();
 	while (!cli_interrupted()) {

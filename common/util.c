@@ -230,6 +230,46 @@ char *flt_escape_dup(const char *s, size_t len, unsigned flags)
 	return buf;
 }
 
+/* How many bytes at the end of p may begin a UTF-8 sequence not yet
+ * whole (a lead byte followed by fewer continuation bytes than it asks). */
+static size_t incomplete_tail(const unsigned char *p, size_t n)
+{
+	for (size_t k = 1; k <= 3 && k <= n; k++) {
+		unsigned char c = p[n - k];
+		if ((c & 0xc0) == 0x80)
+			continue;
+		/* Only bytes that can lead a sequence are worth waiting for. */
+		size_t need = c >= 0xf5   ? 1
+			      : c >= 0xf0 ? 4
+			      : c >= 0xe0 ? 3
+			      : c >= 0xc2 ? 2
+					  : 1;
+		return need > k ? k : 0;
+	}
+	return 0;
+}
+
+char *flt_escaper_push(flt_escaper_t *e, const void *data, size_t len)
+{
+	size_t n = e->nheld + len;
+	cleanup_free unsigned char *buf = flt_xmalloc(n ? n : 1);
+	memcpy(buf, e->held, e->nheld);
+	if (len)
+		memcpy(buf + e->nheld, data, len);
+	size_t t = incomplete_tail(buf, n);
+	char *shown = flt_escape_dup((const char *)buf, n - t, e->flags);
+	memcpy(e->held, buf + n - t, t);
+	e->nheld = t;
+	return shown;
+}
+
+char *flt_escaper_end(flt_escaper_t *e)
+{
+	char *shown = flt_escape_dup((const char *)e->held, e->nheld, e->flags);
+	e->nheld = 0;
+	return shown;
+}
+
 const char *flt_esc(const char *s, char *buf, size_t size)
 {
 	size_t len = s ? strlen(s) : 0;

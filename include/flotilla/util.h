@@ -114,6 +114,23 @@ const char *flt_esc(const char *s, char *buf, size_t size);
 #define FLT_ESC(s) flt_esc((s), (char[FLT_ESC_MAX]){ 0 }, FLT_ESC_MAX)
 
 /*
+ * Escaping a stream that arrives in pieces (a task's output): a UTF-8
+ * character cut at the end of one piece is held back (at most 3 bytes)
+ * and shown whole with the next, not as the escapes of its bytes.
+ * flt_escaper_push returns the escaped form of what can be shown of
+ * the len bytes of data so far (malloc'd, the caller frees it; aborts on
+ * OOM); flt_escaper_end returns what was held back, escaped, and resets
+ * the state. Zero-initialise, with flags as for flt_escape.
+ */
+typedef struct flt_escaper {
+	unsigned flags;
+	size_t nheld;
+	unsigned char held[4];
+} flt_escaper_t;
+char *flt_escaper_push(flt_escaper_t *e, const void *data, size_t len);
+char *flt_escaper_end(flt_escaper_t *e);
+
+/*
  * A string fit to quote in a message (err->msg, a log line) whatever it
  * holds: at most max bytes (of the escaped form) of s (NULL reads as ""),
  * escaped as flt_escape does with '"' as \x22 too, cut between two

@@ -464,6 +464,47 @@ static void test_escape_sizes(void **state)
 	assert_string_equal(flt_esc(NULL, small, sizeof(small)), "");
 }
 
+/* Pushes piece into e and checks what comes out. */
+static void push(flt_escaper_t *e, const char *piece, size_t len,
+		 const char *want)
+{
+	char *got = flt_escaper_push(e, piece, len);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void test_escaper(void **state)
+{
+	flt_escaper_t e = { .flags = FLT_ESC_KEEP_LINES };
+	char *got;
+	(void)state;
+	/* A character cut between two pieces is shown whole. */
+	push(&e, "a\xe2", 2, "a");
+	push(&e, "\x82\xac\n", 3, "\xe2\x82\xac\n");
+	push(&e, "\xf0\x9f", 2, "");
+	push(&e, "\x9a", 1, "");
+	push(&e, "\xa2!", 2, "\xf0\x9f\x9a\xa2!");
+	/* A bidi control or a C1 control cut in two is still escaped. */
+	push(&e, "x\xe2\x80", 3, "x");
+	push(&e, "\xae", 1, "\\u202e");
+	push(&e, "\xc2", 1, "");
+	push(&e, "\x9b", 1, "\\u009b");
+	/* Single-byte controls need nothing held; lines kept. */
+	push(&e, "\x1b[2J\tz\n", 7, "\\x1b[2J\tz\n");
+	/* Bytes that can never complete are not held forever. */
+	push(&e, "\xff", 1, "\\xff");
+	push(&e, "a\x82", 2, "a\\x82");
+	/* What is held at the end is shown as the escapes of its bytes. */
+	push(&e, "b\xe2\x82", 3, "b");
+	got = flt_escaper_end(&e);
+	assert_string_equal(got, "\\xe2\\x82");
+	free(got);
+	got = flt_escaper_end(&e);
+	assert_string_equal(got, "");
+	free(got);
+	push(&e, NULL, 0, "");
+}
+
 /* ---- flt_write_all, flt_pwrite_all ------------------------------------ */
 
 static void test_write_all(void **state)
@@ -663,6 +704,7 @@ int main(void)
 		cmocka_unit_test(test_text_check),
 		cmocka_unit_test(test_escape),
 		cmocka_unit_test(test_escape_sizes),
+		cmocka_unit_test(test_escaper),
 		cmocka_unit_test_setup_teardown(test_write_all, tmpdir_setup,
 						tmpdir_teardown),
 		cmocka_unit_test_setup_teardown(test_rm_rf, tmpdir_setup,
