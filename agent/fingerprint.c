@@ -8,6 +8,8 @@
 #include <linux/magic.h>
 
 #include "agent.h"
+#include "flotilla/log.h"
+#include "flotilla/util.h"
 
 static void unquote_copy(char *dst, size_t len, const char *v)
 {
@@ -42,6 +44,26 @@ static void read_os_release(agent_fingerprint_t *f, const char *path)
 	fclose(fp);
 }
 
+/*
+ * A host must never be kept out of the fleet by a display string: what
+ * the coordinator would refuse (invalid UTF-8 from os-release, a hostname
+ * of raw bytes) is sent escaped instead (flt_escape, "\xff"), cut to the
+ * field. Control characters are valid text and go as they are: the
+ * coordinator stores them and every display escapes them.
+ */
+static void make_sendable(const char *what, char *s, size_t size)
+{
+	const char *why;
+	size_t len = strlen(s);
+	if (flt_text_check(s, len, FLT_TEXT_CONTROLS, &why) == len)
+		return;
+	/* From a copy of the original: the cut falls between two escapes. */
+	cleanup_free char *orig = flt_xstrdup(s);
+	flt_escape(orig, len, 0, s, size);
+	flt_warn("fingerprint: %s is not valid UTF-8, sent escaped value=%s",
+		 what, s);
+}
+
 const char *agent_cgroup_version(const char *root)
 {
 	struct statfs st;
@@ -71,6 +93,12 @@ void agent_fingerprint_read(agent_fingerprint_t *f, const char *os_release)
 	}
 	snprintf(f->cgroup, sizeof(f->cgroup), "%s",
 		 agent_cgroup_version("/sys/fs/cgroup"));
+	make_sendable("hostname", f->hostname, sizeof(f->hostname));
+	make_sendable("os_id", f->os_id, sizeof(f->os_id));
+	make_sendable("os_version", f->os_version, sizeof(f->os_version));
+	make_sendable("os_name", f->os_name, sizeof(f->os_name));
+	make_sendable("kernel", f->kernel, sizeof(f->kernel));
+	make_sendable("arch", f->arch, sizeof(f->arch));
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
 

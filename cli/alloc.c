@@ -66,7 +66,7 @@ static int alloc_status(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 	} else {
 		print_alloc(resp->alloc);
 		if (resp->alloc->n_tasks) {
-			printf("\nTasks\n");
+			cli_printf("\nTasks\n");
 			cli_print_tasks(resp->alloc->tasks,
 					resp->alloc->n_tasks);
 		}
@@ -114,8 +114,38 @@ typedef struct logs_opts {
 	const char *task;
 	bool stderr_;
 	bool follow;
+	bool raw;
 	long tail;
 } logs_opts_t;
+
+/*
+ * What a task writes goes to a terminal escaped (flt_escape, newlines and
+ * tabs kept): any workload could otherwise retitle the operator's window,
+ * clear the screen or rewrite what it shows.
+ */
+typedef struct log_out {
+	bool escape;
+	flt_escaper_t esc;
+} log_out_t;
+
+static void log_write(log_out_t *out, const uint8_t *data, size_t len)
+{
+	if (!out->escape) {
+		fwrite(data, 1, len, stdout);
+		return;
+	}
+	cleanup_free char *shown = flt_escaper_push(&out->esc, data, len);
+	fputs(shown, stdout);
+}
+
+/* Shows what was held back (a character that will not be completed). */
+static void log_end(log_out_t *out)
+{
+	if (out->escape) {
+		cleanup_free char *shown = flt_escaper_end(&out->esc);
+		fputs(shown, stdout);
+	}
+}
 
 /* Copies the log to stdout, then (follow) polls for more until SIGINT. */
 static int copy_logs(flt_client_t *agent, const Flotilla__Alloc *a,
@@ -130,6 +160,8 @@ static int copy_logs(flt_client_t *agent, const Flotilla__Alloc *a,
 	req.offset = o->tail ? -1 : 0;
 	req.tail = (uint32_t)o->tail;
 	req.max_bytes = LOG_CHUNK;
+	log_out_t out = { .escape = !o->raw && isatty(STDOUT_FILENO),
+			  .esc = { .flags = FLT_ESC_KEEP_LINES } };
 	if (o->follow)
 		cli_catch_interrupt();
 	while (!cli_interrupted()) {
@@ -138,10 +170,12 @@ static int copy_logs(flt_client_t *agent, const Flotilla__Alloc *a,
 				    NULL, &req.base,
 				    &flotilla__alloc_logs_response__descriptor,
 				    (ProtobufCMessage **)&resp, (int)timeout_ms,
-				    &err) < 0)
+				    &err) < 0) {
+			log_end(&out);
 			return agent_fail(cli_dash(a->node_name), &err);
+		}
 		if (resp->data.len)
-			fwrite(resp->data.data, 1, resp->data.len, stdout);
+			log_write(&out, resp->data.data, resp->data.len);
 		fflush(stdout);
 		/* Read until a reply comes back empty: the agent may send
 		 * less than asked. After a rotation the returned offset is
@@ -156,6 +190,8 @@ static int copy_logs(flt_client_t *agent, const Flotilla__Alloc *a,
 			break;
 		cli_sleep_ms(LOG_POLL_MS);
 	}
+	log_end(&out);
+	fflush(stdout);
 	return CLI_EXIT_OK;
 }
 
@@ -172,6 +208,10 @@ static int alloc_logs(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 		{ "follow", FLT_FLAG_BOOL, &o.follow, NULL,
 		  "(-f) keep printing what the task writes, until Ctrl-C", 0, 0,
 		  NULL },
+		{ "raw", FLT_FLAG_BOOL, &o.raw, NULL,
+		  "write the output as it is, control sequences and all, "
+		  "also to a terminal",
+		  0, 0, NULL },
 		{ "tail", FLT_FLAG_INT, &o.tail, "BYTES",
 		  "start this many bytes before the end (default: the whole "
 		  "current file)",
@@ -208,7 +248,8 @@ const cli_cmd_t cli_alloc_cmds[] = {
 	{ "alloc", "status", "ID [--json]",
 	  "show an allocation (id or unique id prefix) and its tasks",
 	  alloc_status },
-	{ "alloc", "logs", "ID [--task TASK] [--stderr] [-f] [--tail BYTES]",
+	{ "alloc", "logs",
+	  "ID [--task TASK] [--stderr] [-f] [--tail BYTES] [--raw]",
 	  "print a task's output, read from the agent that runs it",
 	  alloc_logs },
 	{ NULL, NULL, NULL, NULL, NULL },

@@ -14,7 +14,7 @@ int cli_usage_fail(const cli_cmd_t *cmd, const char *fmt, ...)
 	fflush(stdout);
 	fputs("flotilla: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cli_vprint_line(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, " (usage: flotilla %s %s %s)\n", cmd->group, cmd->name,
 		cmd->args);

@@ -385,22 +385,25 @@ static int watch_result(const Flotilla__CampaignGetResponse *r)
 	snprintf(id, sizeof(id), "%.8s", k->id);
 	switch (k->state) {
 	case FLOTILLA__CAMPAIGN_STATE__CAMPAIGN_STATE_COMPLETE:
-		printf("campaign %s complete: %u of %u hosts remediated, %u "
-		       "failed (flotilla campaign report %s lists every "
-		       "host)\n",
-		       id, n->remediated, n->total, n->failed, id);
+		cli_printf(
+			"campaign %s complete: %u of %u hosts remediated, %u "
+			"failed (flotilla campaign report %s lists every "
+			"host)\n",
+			id, n->remediated, n->total, n->failed, id);
 		return CLI_EXIT_OK;
 	case FLOTILLA__CAMPAIGN_STATE__CAMPAIGN_STATE_ABORTED:
-		printf("campaign %s aborted%s%s (flotilla campaign report %s "
-		       "lists every host)\n",
-		       id, *k->message ? ": " : "", k->message, id);
+		cli_printf(
+			"campaign %s aborted%s%s (flotilla campaign report %s "
+			"lists every host)\n",
+			id, *k->message ? ": " : "", FLT_ESC(k->message), id);
 		return CLI_EXIT_FAIL;
 	default: /* paused */
-		printf("campaign %s paused%s%s\n", id, *k->message ? ": " : "",
-		       k->message);
-		printf("flotilla campaign resume %s goes on; flotilla campaign "
-		       "abort %s rolls back what it changed\n",
-		       id, id);
+		cli_printf("campaign %s paused%s%s\n", id,
+			   *k->message ? ": " : "", FLT_ESC(k->message));
+		cli_printf(
+			"flotilla campaign resume %s goes on; flotilla campaign "
+			"abort %s rolls back what it changed\n",
+			id, id);
 		return CLI_EXIT_FAIL;
 	}
 }
@@ -654,11 +657,12 @@ static void print_plan(Flotilla__CampaignGetResponse *r)
 		}
 		cli_table_print(&t, "");
 	}
-	printf("dry run: %s %s on %zu host%s in %u wave%s, failure limit %u "
-	       "(nothing was changed)\n",
-	       s ? s->package : "?", s ? s->version : "?", r->n_targets,
-	       r->n_targets == 1 ? "" : "s", k->waves, k->waves == 1 ? "" : "s",
-	       k->failure_limit);
+	cli_printf(
+		"dry run: %s %s on %zu host%s in %u wave%s, failure limit %u "
+		"(nothing was changed)\n",
+		s ? s->package : "?", s ? s->version : "?", r->n_targets,
+		r->n_targets == 1 ? "" : "s", k->waves,
+		k->waves == 1 ? "" : "s", k->failure_limit);
 }
 
 static int campaign_create(cli_t *c, const cli_cmd_t *cmd, int argc,
@@ -738,13 +742,14 @@ static int campaign_create(cli_t *c, const cli_cmd_t *cmd, int argc,
 	const Flotilla__CampaignCounts *n = counts_of(resp);
 	char id[9];
 	snprintf(id, sizeof(id), "%.8s", k->id);
-	printf("campaign %s created: %s %s on %u host%s in %u wave%s, failure "
-	       "limit %u\n",
-	       id, spec.package, spec.version, n->total,
-	       n->total == 1 ? "" : "s", k->waves, k->waves == 1 ? "" : "s",
-	       k->failure_limit);
+	cli_printf(
+		"campaign %s created: %s %s on %u host%s in %u wave%s, failure "
+		"limit %u\n",
+		id, spec.package, spec.version, n->total,
+		n->total == 1 ? "" : "s", k->waves, k->waves == 1 ? "" : "s",
+		k->failure_limit);
 	if (o.detach) {
-		printf("(flotilla campaign watch %s follows it)\n", id);
+		cli_printf("(flotilla campaign watch %s follows it)\n", id);
 		return 0;
 	}
 	fflush(stdout);
@@ -853,7 +858,7 @@ static void print_status(const Flotilla__CampaignGetResponse *r)
 	cli_kv("Created", "%s (%s)", k->created_at_ms ? when : "-", age);
 	cli_kv("Updated", "%s", updated);
 	if (k->waves || r->n_targets) {
-		printf("\nWaves\n");
+		cli_printf("\nWaves\n");
 		print_waves(r);
 	}
 }
@@ -916,7 +921,7 @@ static int campaign_act(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv,
 		char line[1200];
 		campaign_line(resp->campaign, counts_of(resp), line,
 			      sizeof(line));
-		printf("%s\n", line);
+		cli_puts(line);
 	}
 	return 0;
 }
@@ -1016,6 +1021,12 @@ static void time_s(int64_t ms, char *buf, size_t len)
  * break. */
 static void csv_field(const char *s, bool last)
 {
+	/* Data, raw into a file or a pipe; escaped on a terminal (no
+	 * field may write control sequences into it). */
+	cleanup_free char *shown =
+		isatty(STDOUT_FILENO) ? flt_escape_dup(s, strlen(s), 0) : NULL;
+	if (shown)
+		s = shown;
 	if (strpbrk(s, ",\"\r\n")) {
 		putchar('"');
 		for (; *s; s++) {
@@ -1032,8 +1043,8 @@ static void csv_field(const char *s, bool last)
 
 static void print_csv(const Flotilla__CampaignGetResponse *r)
 {
-	printf("host,node_id,wave,before,after,result,started,finished,"
-	       "message,paths,from_version,step_id\n");
+	cli_printf("host,node_id,wave,before,after,result,started,finished,"
+		   "message,paths,from_version,step_id\n");
 	for (size_t i = 0; i < r->n_targets; i++) {
 		const Flotilla__CampaignTarget *t = r->targets[i];
 		char wave[16] = "", started[40] = "", finished[40] = "";
@@ -1065,7 +1076,7 @@ static void print_report(const Flotilla__CampaignGetResponse *r)
 	char line[1200];
 	cli_table_t t;
 	campaign_line(r->campaign, counts_of(r), line, sizeof(line));
-	printf("%s\n", line);
+	cli_puts(line);
 	if (!r->n_targets)
 		return;
 	cli_table_init(&t, 8, "HOST", "WAVE", "BEFORE", "AFTER", "RESULT",

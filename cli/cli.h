@@ -2,6 +2,7 @@
 #ifndef FLOTILLA_CLI_H
 #define FLOTILLA_CLI_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -113,13 +114,32 @@ void cli_format_duration(int64_t ms, char *buf, size_t len);
 /* "512 B", "3.2 MiB": sizes in binary units. */
 void cli_format_size(uint64_t bytes, char *buf, size_t len);
 
-/* Prints "Key            = value" (key padded to a fixed width). */
+/*
+ * Terminal safety. Everything the CLI shows a person goes through
+ * flt_escape (see flotilla/util.h), so that no string from outside (a
+ * label, a name, a message, check output, a fingerprint) can write control
+ * sequences into the terminal or reorder a line: table cells, cli_kv
+ * values, progress lines and error messages are escaped whole (newlines
+ * and tabs too); cli_printf escapes what it prints but keeps newlines and
+ * tabs, for lines of the CLI's own with values in them (which should
+ * still pass free text through FLT_ESC). JSON (--json) is escaped by its
+ * encoder and task logs by alloc logs itself.
+ */
+void cli_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints s escaped whole (one line) and a newline. */
+void cli_puts(const char *s);
+/* Writes fmt, formatted and escaped whole, to f. */
+void cli_vprint_line(FILE *f, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+/* Prints "Key            = value" (key padded to a fixed width), the
+ * value escaped. */
 void cli_kv(const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /*
- * A table: cells are copied in, columns sized to their widest cell, empty
- * cells shown as "-", the last column not padded.
+ * A table: cells are copied in escaped, columns sized to their widest
+ * cell, empty cells shown as "-", the last column not padded.
  */
 typedef struct cli_table {
 	size_t ncols, ncells, cap;

@@ -72,7 +72,7 @@ static void print_deployment(const Flotilla__Deployment *d)
 	if (d->reverted_to)
 		cli_kv("Reverted to", "version %llu",
 		       (unsigned long long)d->reverted_to);
-	printf("\nGroups\n");
+	cli_printf("\nGroups\n");
 	print_groups(d);
 }
 
@@ -128,7 +128,7 @@ static int deployment_act(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv,
 	} else {
 		char line[1024];
 		cli_deployment_line(resp->deployment, line, sizeof(line));
-		printf("%s\n", line);
+		cli_puts(line);
 	}
 	flotilla__deployment_get_response__free_unpacked(resp, NULL);
 	return 0;

@@ -108,22 +108,24 @@ static int inventory_query(cli_t *c, const cli_cmd_t *cmd, int argc,
 	} else {
 		if (resp->n_matches)
 			print_matches(resp);
-		printf("%u of %u %s match (%u %s, %u with JndiLookup.class)",
-		       resp->hosts_matched, resp->hosts_total,
-		       plural(resp->hosts_total, "host", "hosts"),
-		       resp->items_matched,
-		       plural(resp->items_matched, "item", "items"),
-		       resp->jndi_lookup);
+		cli_printf(
+			"%u of %u %s match (%u %s, %u with JndiLookup.class)",
+			resp->hosts_matched, resp->hosts_total,
+			plural(resp->hosts_total, "host", "hosts"),
+			resp->items_matched,
+			plural(resp->items_matched, "item", "items"),
+			resp->jndi_lookup);
 		if (resp->hosts_unknown)
-			printf("; %u %s not reported an inventory",
-			       resp->hosts_unknown,
-			       plural(resp->hosts_unknown, "host has",
-				      "hosts have"));
-		printf("\n");
+			cli_printf("; %u %s not reported an inventory",
+				   resp->hosts_unknown,
+				   plural(resp->hosts_unknown, "host has",
+					  "hosts have"));
+		cli_printf("\n");
 		if (resp->n_matches < resp->hosts_matched)
-			printf("(%zu of %u matching hosts listed: --limit)\n",
-			       resp->n_matches, resp->hosts_matched);
-		printf("query: %s\n", resp->query);
+			cli_printf(
+				"(%zu of %u matching hosts listed: --limit)\n",
+				resp->n_matches, resp->hosts_matched);
+		cli_printf("query: %s\n", resp->query);
 	}
 	return exit_code && resp->hosts_matched ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 }
@@ -179,16 +181,16 @@ static void print_inventory(const Flotilla__InventoryGetResponse *r,
 
 	for (size_t i = 0; i < inv->n_items; i++)
 		shown += !kind_filter || inv->items[i]->kind == kind;
-	printf("\nItems%s%s\n", kind_filter ? " of kind " : "",
-	       kind_filter ? kind_filter : "");
+	cli_printf("\nItems%s%s\n", kind_filter ? " of kind " : "",
+		   kind_filter ? kind_filter : "");
 	if (!shown)
-		printf("  (none)\n");
+		cli_printf("  (none)\n");
 	else
 		print_items(inv, kind_filter, kind);
 	if (inv->n_errors) {
-		printf("\nErrors\n");
+		cli_printf("\nErrors\n");
 		for (size_t i = 0; i < inv->n_errors; i++)
-			printf("  %s\n", inv->errors[i]);
+			cli_printf("  %s\n", FLT_ESC(inv->errors[i]));
 	}
 }
 

@@ -49,20 +49,21 @@ static int job_plan(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 	if (json) {
 		cli_print_json(flt_pb_to_json(&resp->base));
 	} else {
-		printf("%-16s %-7s %-7s %s\n", "GROUP", "WANTED", "PLACED",
-		       "NODES");
+		cli_printf("%-16s %-7s %-7s %s\n", "GROUP", "WANTED", "PLACED",
+			   "NODES");
 		for (size_t g = 0; g < resp->n_groups; g++) {
 			const Flotilla__GroupPlan *p = resp->groups[g];
-			printf("%-16s %-7u %-7zu", p->group, p->wanted,
-			       p->n_nodes);
+			cli_printf("%-16s %-7u %-7zu", p->group, p->wanted,
+				   p->n_nodes);
 			for (size_t i = 0; i < p->n_nodes; i++)
-				printf("%s%.8s", i ? "," : " ", p->nodes[i]);
-			printf("\n");
+				cli_printf("%s%.8s", i ? "," : " ",
+					   p->nodes[i]);
+			cli_printf("\n");
 			if (p->unplaced)
-				printf("  %s\n", p->why);
+				cli_printf("  %s\n", FLT_ESC(p->why));
 		}
-		printf("(dry run over %u nodes: nothing was changed)\n",
-		       resp->nodes_considered);
+		cli_printf("(dry run over %u nodes: nothing was changed)\n",
+			   resp->nodes_considered);
 	}
 	bool short_of = false;
 	for (size_t g = 0; g < resp->n_groups; g++)
@@ -79,19 +80,19 @@ static int follow(cli_t *c, const char *job, const char *verb,
 		  long wait_s)
 {
 	if (r->unchanged)
-		printf("job %s unchanged (version %llu)\n", job,
-		       (unsigned long long)r->job_version);
+		cli_printf("job %s unchanged (version %llu)\n", job,
+			   (unsigned long long)r->job_version);
 	else
-		printf("job %s version %llu %s (eval %.8s)\n", job,
-		       (unsigned long long)r->job_version, verb,
-		       cli_dash(r->eval_id));
+		cli_printf("job %s version %llu %s (eval %.8s)\n", job,
+			   (unsigned long long)r->job_version, verb,
+			   cli_dash(r->eval_id));
 	/* The reason names the group and counts ("web: 1 of 4 allocations
 	 * not placed: ..."). */
 	if (r->unplaced && *r->why)
-		printf("%s\n", r->why);
+		cli_puts(r->why);
 	else if (r->unplaced)
-		printf("%u allocation%s not placed\n", r->unplaced,
-		       r->unplaced == 1 ? "" : "s");
+		cli_printf("%u allocation%s not placed\n", r->unplaced,
+			   r->unplaced == 1 ? "" : "s");
 	fflush(stdout);
 	if (detach)
 		return CLI_EXIT_OK;
@@ -236,7 +237,7 @@ static int job_status(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 		cli_print_json(flt_pb_to_json(&resp->base));
 	} else {
 		print_summary(resp);
-		printf("\nAllocations\n");
+		cli_printf("\nAllocations\n");
 		cli_print_allocs(resp->allocs, resp->n_allocs, all);
 	}
 	flotilla__job_get_response__free_unpacked(resp, NULL);

@@ -48,7 +48,7 @@ int cli_fail(const char *fmt, ...)
 	fflush(stdout);
 	fputs("flotilla: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	cli_vprint_line(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
 	return 1;

@@ -82,8 +82,8 @@ static int deployment_result(const Flotilla__Deployment *d)
 	    FLOTILLA__DEPLOYMENT_STATUS__DEPLOYMENT_STATUS_SUCCESSFUL)
 		return CLI_EXIT_OK;
 	if (d->reverted_to)
-		printf("job %s reverted to version %llu\n", d->job,
-		       (unsigned long long)d->reverted_to);
+		cli_printf("job %s reverted to version %llu\n", d->job,
+			   (unsigned long long)d->reverted_to);
 	return CLI_EXIT_FAIL;
 }
 

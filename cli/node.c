@@ -77,17 +77,17 @@ static int node_list(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 
 static void print_attributes(const Flotilla__Fingerprint *f)
 {
-	printf("\nAttributes\n");
-	printf("  hostname        = %s\n", f->hostname);
-	printf("  os              = %s (%s %s)\n", f->os_name, f->os_id,
-	       f->os_version);
-	printf("  kernel          = %s\n", f->kernel);
-	printf("  arch            = %s\n", f->arch);
-	printf("  cpu.count       = %u\n", f->cpu_count);
-	printf("  memory          = %.1f GiB\n",
-	       (double)f->memory_bytes / (1 << 30));
-	printf("  cgroup          = %s\n", f->cgroup_version);
-	printf("  agent.version   = %s\n", f->agent_version);
+	cli_printf("\nAttributes\n");
+	cli_printf("  hostname        = %s\n", FLT_ESC(f->hostname));
+	cli_printf("  os              = %s (%s %s)\n", FLT_ESC(f->os_name),
+		   FLT_ESC(f->os_id), FLT_ESC(f->os_version));
+	cli_printf("  kernel          = %s\n", FLT_ESC(f->kernel));
+	cli_printf("  arch            = %s\n", FLT_ESC(f->arch));
+	cli_printf("  cpu.count       = %u\n", f->cpu_count);
+	cli_printf("  memory          = %.1f GiB\n",
+		   (double)f->memory_bytes / (1 << 30));
+	cli_printf("  cgroup          = %s\n", FLT_ESC(f->cgroup_version));
+	cli_printf("  agent.version   = %s\n", FLT_ESC(f->agent_version));
 }
 
 static void print_node(const Flotilla__Node *n)
@@ -112,7 +112,7 @@ static void print_node(const Flotilla__Node *n)
 	if (n->attributes)
 		print_attributes(n->attributes);
 	if (n->n_tasks) {
-		printf("\nTasks\n");
+		cli_printf("\nTasks\n");
 		cli_print_tasks(n->tasks, n->n_tasks);
 	}
 }

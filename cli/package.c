@@ -63,7 +63,7 @@ static void print_manifest(const Flotilla__PackageManifest *m, bool chunks)
 	cli_kv("Index", "%llu", (unsigned long long)m->index);
 	if (chunks)
 		for (size_t i = 0; i < m->n_chunks; i++)
-			printf("  chunk %-6zu %s\n", i, m->chunks[i]);
+			cli_printf("  chunk %-6zu %s\n", i, m->chunks[i]);
 }
 
 /* ---- keygen ------------------------------------------------------------ */
@@ -91,8 +91,8 @@ static int package_keygen(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 					 "key_id", id));
 		return 0;
 	}
-	printf("key %s: public key in %s, secret key in %s (mode 0600)\n", id,
-	       ops[0], ops[1]);
+	cli_printf("key %s: public key in %s, secret key in %s (mode 0600)\n",
+		   id, ops[0], ops[1]);
 	return 0;
 }
 
@@ -296,8 +296,9 @@ static int push_manifest(cli_t *c, Flotilla__PackageManifest *m, bool json,
 		cli_print_json(flt_pb_to_json(&resp->packages[0]->base));
 		return 0;
 	}
-	printf("pushed %s %s: %zu chunk%s, %zu already stored\n", m->name,
-	       m->version, m->n_chunks, m->n_chunks == 1 ? "" : "s", existed);
+	cli_printf("pushed %s %s: %zu chunk%s, %zu already stored\n", m->name,
+		   m->version, m->n_chunks, m->n_chunks == 1 ? "" : "s",
+		   existed);
 	print_manifest(resp->packages[0], false);
 	return 0;
 }

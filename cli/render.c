@@ -64,12 +64,46 @@ void cli_format_size(uint64_t bytes, char *buf, size_t len)
 	snprintf(buf, len, "%.1f %s", v, units[u]);
 }
 
+/* ---- Terminal safety ---------------------------------------------------- */
+
+/* The format is ours and holds no control character: whatever needs
+ * escaping in the result came from a value. */
+static char *vformat_escaped(unsigned flags, const char *fmt, va_list ap)
+{
+	cleanup_free char *raw = NULL;
+	int n = vasprintf(&raw, fmt, ap);
+	if (n < 0)
+		abort();
+	return flt_escape_dup(raw, (size_t)n, flags);
+}
+
+void cli_printf(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	cleanup_free char *s = vformat_escaped(FLT_ESC_KEEP_LINES, fmt, ap);
+	va_end(ap);
+	fputs(s, stdout);
+}
+
+void cli_puts(const char *s)
+{
+	cleanup_free char *e = flt_escape_dup(s, strlen(s), 0);
+	puts(e);
+}
+
+void cli_vprint_line(FILE *f, const char *fmt, va_list ap)
+{
+	cleanup_free char *s = vformat_escaped(0, fmt, ap);
+	fputs(s, f);
+}
+
 void cli_kv(const char *key, const char *fmt, ...)
 {
 	va_list ap;
 	printf("%-14s = ", key);
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	cli_vprint_line(stdout, fmt, ap);
 	va_end(ap);
 	putchar('\n');
 }
@@ -82,7 +116,9 @@ static void table_add(cli_table_t *t, const char *s)
 		t->cap = t->cap ? t->cap * 2 : 32;
 		t->cells = flt_xrealloc(t->cells, t->cap * sizeof(*t->cells));
 	}
-	t->cells[t->ncells++] = flt_xstrdup(cli_dash(s));
+	s = cli_dash(s);
+	/* Escaped before the widths are measured, so columns line up. */
+	t->cells[t->ncells++] = flt_escape_dup(s, strlen(s), 0);
 }
 
 void cli_table_init(cli_table_t *t, size_t ncols, ...)
@@ -270,21 +306,22 @@ void cli_print_allocs(Flotilla__Alloc **allocs, size_t n, bool all)
 	}
 	cli_table_print(&t, "");
 	if (hidden)
-		printf("(%zu older stopped allocations not shown: --all shows "
-		       "them)\n",
-		       hidden);
+		cli_printf(
+			"(%zu older stopped allocations not shown: --all shows "
+			"them)\n",
+			hidden);
 }
 
 /* ---- Nodes and deployments --------------------------------------------- */
 
 void cli_print_node_line(const Flotilla__Node *n)
 {
-	printf("node %s (%.8s): %s, %s, ", n->name, n->id, n->status,
-	       n->eligible ? "eligible" : "ineligible");
+	cli_printf("node %s (%.8s): %s, %s, ", n->name, n->id, n->status,
+		   n->eligible ? "eligible" : "ineligible");
 	if (n->draining)
-		printf("draining until %s\n", cli_dash(n->drain_deadline));
+		cli_printf("draining until %s\n", cli_dash(n->drain_deadline));
 	else
-		printf("not draining\n");
+		cli_printf("not draining\n");
 }
 
 void cli_deployment_line(const Flotilla__Deployment *d, char *buf, size_t len)
@@ -416,13 +453,19 @@ void cli_progress_draw(cli_progress_t *p, const Flotilla__Deployment *d)
 
 void cli_progress_lines(cli_progress_t *p, char **lines, size_t n)
 {
+	/* Only the redraw writes control sequences: none from a line. */
+	for (size_t i = 0; i < n; i++) {
+		char *e = flt_escape_dup(lines[i], strlen(lines[i]), 0);
+		free(lines[i]);
+		lines[i] = e;
+	}
 	if (p->tty) {
 		if (!lines_same(p, lines, n))
 			redraw(p, lines, n);
 	} else {
 		for (size_t i = 0; i < n; i++)
 			if (i >= p->nlast || strcmp(lines[i], p->last[i]) != 0)
-				printf("%s\n", lines[i]);
+				cli_puts(lines[i]);
 	}
 	free_lines(p->last, p->nlast);
 	p->last = lines;

@@ -28,12 +28,17 @@ int flt_kv_split(const char *s, char *key, size_t keylen, const char **value,
 			       "\"%s\": key may hold only letters, digits, "
 			       "'.', '_' and '-'",
 			       s);
-	if (strlen(eq + 1) > LABEL_VALUE_MAX ||
-	    !flt_is_text(eq + 1, strlen(eq + 1)))
+	if (strlen(eq + 1) > LABEL_VALUE_MAX)
 		return flt_err(err, -EINVAL,
-			       "\"%s\": value must be printable text of at "
-			       "most %d bytes",
-			       s, LABEL_VALUE_MAX);
+			       "\"%s\": value longer than %d bytes", s,
+			       LABEL_VALUE_MAX);
+	/* Typed by a person: a control character there is a slip. */
+	const char *why;
+	size_t vl = strlen(eq + 1);
+	size_t at = flt_text_check(eq + 1, vl, 0, &why);
+	if (at < vl)
+		return flt_err(err, -EINVAL, "\"%s\": value: %s at byte %zu", s,
+			       why, at);
 	*value = eq + 1;
 	return 0;
 }
@@ -204,12 +209,12 @@ int flt_flags_main(const flt_flag_t *flags, int argc, char **argv, int *next,
 		return 0;
 	}
 	if (rc < 0) {
-		fprintf(stderr, "%s: %s\n", program, err.msg);
+		fprintf(stderr, "%s: %s\n", program, FLT_ESC(err.msg));
 		return FLT_FLAGS_EXIT_USAGE;
 	}
 	if (!operands && *next < argc) {
 		fprintf(stderr, "%s: unexpected argument \"%s\"\n", program,
-			argv[*next]);
+			FLT_ESC(argv[*next]));
 		return FLT_FLAGS_EXIT_USAGE;
 	}
 	return -1;

@@ -885,12 +885,32 @@ static int check_update(Flotilla__Job *job, bool batch, bool service,
 	return 0;
 }
 
+/*
+ * Lengths, and control characters (which JSON escapes allow): a job is
+ * written by an operator, and a control character in a name, a path, a
+ * command or its environment is a mistake or an attack, never meant.
+ */
+static int check_text(Flotilla__Job *job, flt_error_t *err)
+{
+	flt_pb_limits_t lim = flt_pb_default_limits;
+	lim.no_controls = true;
+	if (flt_pb_check(&job->base, &lim, err) < 0) {
+		if (err)
+			err->code = -EINVAL;
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* src: the JSON the job came from, to tell an explicit 0; may be NULL. */
 static int check_job(Flotilla__Job *job, json_t *src, flt_error_t *err)
 {
 	bool system, batch;
 	json_t *groups = json_object_get(src, "groups");
-	int rc;
+	int rc = check_text(job, err);
+
+	if (rc < 0)
+		return rc;
 
 	if (!flt_is_name(job->name, NAME_MAX_LEN))
 		return bad(err, "", "name",
@@ -945,21 +965,15 @@ int flt_job_parse(const char *json, size_t len, Flotilla__Job **out,
 	if (len > FLT_JOB_SPEC_MAX)
 		return flt_err(err, -EFBIG, "job spec larger than 1 MiB");
 	/* Duplicate keys are refused: which one wins is nowhere written. */
-	j = json_loadb(json, len, JSON_REJECT_DUPLICATES, &je);
+	/* NUL is let through jansson to be refused with its field by
+	 * flt_pb_from_json. */
+	j = json_loadb(json, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
 	if (!j)
 		return flt_err(err, -EINVAL, "line %d column %d: %s", je.line,
 			       je.column, je.text);
 	rc = flt_pb_from_json(&flotilla__job__descriptor, j, &m, err);
 	if (rc < 0)
 		goto out;
-	/* Lengths, and control characters, which JSON escapes allow. */
-	rc = flt_pb_check(m, &flt_pb_default_limits, err);
-	if (rc < 0) {
-		if (err)
-			err->code = -EINVAL;
-		rc = -EINVAL;
-		goto out;
-	}
 	rc = check_job((Flotilla__Job *)m, j, err);
 	if (rc == 0)
 		*out = (Flotilla__Job *)steal_ptr(&m);

@@ -57,7 +57,7 @@ static const char *level_name(flt_log_level_t l)
 
 void flt_log(flt_log_level_t level, const char *fmt, ...)
 {
-	char line[2048];
+	char line[2048], msg[2048];
 	int n = 0;
 	va_list ap;
 
@@ -73,13 +73,13 @@ void flt_log(flt_log_level_t level, const char *fmt, ...)
 			     logcfg.program, level_name(level));
 	}
 	va_start(ap, fmt);
-	vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	/* Values may come from the network: a newline or escape sequence
-	 * must never forge a line (or a journald priority) of its own. */
-	for (char *p = line + n; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
+	 * must never forge a line (or a journald priority) of its own, nor
+	 * write into the terminal of whoever reads the log. The format
+	 * itself holds none of them, so the whole message is escaped. */
+	flt_escape(msg, strlen(msg), 0, line + n, sizeof(line) - (size_t)n - 1);
 	/* One write per line so concurrent threads never interleave. */
 	size_t len = strlen(line);
 	line[len++] = '\n';

@@ -61,9 +61,13 @@ static int check_value(const ProtobufCFieldDescriptor *f, const void *p,
 			return flt_err(err, FLT_EPROTO,
 				       "%s: longer than %zu bytes", path,
 				       lim->max_string);
-		if (!flt_is_text(s ? s : "", n))
-			return flt_err(err, FLT_EPROTO,
-				       "%s: not valid UTF-8 text", path);
+		const char *why;
+		size_t at = flt_text_check(
+			s ? s : "", n, lim->no_controls ? 0 : FLT_TEXT_CONTROLS,
+			&why);
+		if (at < n)
+			return flt_err(err, FLT_EPROTO, "%s: %s at byte %zu",
+				       path, why, at);
 		return 0;
 	}
 	case PROTOBUF_C_TYPE_BYTES: {
@@ -165,6 +169,94 @@ static void budget_free(void *data, void *p)
 	free(p);
 }
 
+static bool varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (unsigned shift = 0; *p < end && shift < 64; shift += 7) {
+		uint8_t b = *(*p)++;
+		*v |= (uint64_t)(b & 0x7f) << shift;
+		if (!(b & 0x80))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * protobuf-c copies a string up to its first NUL: after unpacking, a
+ * string "t\0x" is "t" and nothing says so. The lengths are only in the
+ * encoding, so the strings are looked for there, through the descriptors
+ * down to nested messages. Runs on what protobuf-c has already decoded
+ * whole; an encoding it cannot walk (which protobuf-c would have refused)
+ * is refused too, so that no string goes unchecked.
+ */
+#define NUL_SCAN_FIELDS 64 /* counted per field; flotilla.proto has 43 */
+static int scan_nul(const ProtobufCMessageDescriptor *d, const uint8_t *p,
+		    size_t len, unsigned depth, unsigned max_depth, char *path,
+		    size_t pathlen, flt_error_t *err)
+{
+	const uint8_t *end = p + len;
+	size_t base = strlen(path);
+	unsigned counts[NUL_SCAN_FIELDS] = { 0 };
+
+	if (depth > max_depth)
+		return 0; /* flt_pb_check refuses it */
+	while (p < end) {
+		uint64_t key, n;
+		if (!varint(&p, end, &key))
+			goto bad;
+		switch (key & 7) {
+		case 0:
+			if (!varint(&p, end, &n))
+				goto bad;
+			continue;
+		case 1:
+		case 5:
+			if ((size_t)(end - p) < ((key & 7) == 1 ? 8u : 4u))
+				goto bad;
+			p += (key & 7) == 1 ? 8 : 4;
+			continue;
+		case 2: break;
+		default: goto bad;
+		}
+		if (!varint(&p, end, &n) || n > (uint64_t)(end - p))
+			goto bad;
+		const uint8_t *v = p;
+		p += n;
+		const ProtobufCFieldDescriptor *f =
+			protobuf_c_message_descriptor_get_field(
+				d, (unsigned)(key >> 3));
+		if (!f || (f->type != PROTOBUF_C_TYPE_STRING &&
+			   f->type != PROTOBUF_C_TYPE_MESSAGE))
+			continue;
+		size_t fi = (size_t)(f - d->fields);
+		unsigned k = fi < FLT_ARRAY_SIZE(counts) ? counts[fi]++ : 0;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED)
+			snprintf(path + base, pathlen - base, "%s%s[%u]",
+				 base ? "." : "", f->name, k);
+		else
+			snprintf(path + base, pathlen - base, "%s%s",
+				 base ? "." : "", f->name);
+		if (f->type == PROTOBUF_C_TYPE_STRING) {
+			const uint8_t *z = memchr(v, 0, (size_t)n);
+			if (z)
+				return flt_err(err, FLT_EPROTO,
+					       "%s: NUL character at byte %zu",
+					       path, (size_t)(z - v));
+		} else {
+			int rc =
+				scan_nul(f->descriptor, v, (size_t)n, depth + 1,
+					 max_depth, path, pathlen, err);
+			if (rc < 0)
+				return rc;
+		}
+		path[base] = '\0';
+	}
+	return 0;
+bad:
+	return flt_err(err, FLT_EPROTO, "%s%scannot be decoded", path,
+		       base ? ": " : "");
+}
+
 int flt_pb_unpack(const ProtobufCMessageDescriptor *desc, const void *buf,
 		  size_t len, const flt_pb_limits_t *lim,
 		  ProtobufCMessage **out, flt_error_t *err)
@@ -177,7 +269,11 @@ int flt_pb_unpack(const ProtobufCMessageDescriptor *desc, const void *buf,
 	if (!m)
 		return flt_err(err, FLT_EPROTO, "%s: cannot be decoded",
 			       desc->short_name);
-	int rc = flt_pb_check(m, lim, err);
+	char path[512] = "";
+	int rc = scan_nul(desc, buf, len, 0, lim->max_depth, path, sizeof(path),
+			  err);
+	if (rc == 0)
+		rc = flt_pb_check(m, lim, err);
 	if (rc < 0) {
 		flt_err_prefix(err, "%s", desc->short_name);
 		protobuf_c_message_free_unpacked(m, NULL);
@@ -562,11 +658,20 @@ static int value_from_json(const ProtobufCFieldDescriptor *f, json_t *v,
 		return flt_err(err, -EINVAL, "%s: \"%s\" is not a known value",
 			       path, json_string_value(v));
 	}
-	case PROTOBUF_C_TYPE_STRING:
+	case PROTOBUF_C_TYPE_STRING: {
 		if (!json_is_string(v))
 			break;
-		*(char **)p = flt_xstrdup(json_string_value(v));
+		/* Loaded with JSON_ALLOW_NUL, "\u0000" is kept: refused here,
+		 * with the field, where a C string would be cut short. */
+		const char *s = json_string_value(v);
+		size_t sl = strlen(s);
+		if (sl != json_string_length(v))
+			return flt_err(err, -EINVAL,
+				       "%s: NUL character at byte %zu", path,
+				       sl);
+		*(char **)p = flt_xstrdup(s);
 		return 0;
+	}
 	case PROTOBUF_C_TYPE_BYTES: {
 		if (!json_is_string(v))
 			break;

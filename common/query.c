@@ -982,8 +982,10 @@ int flt_query_parse(const char *text, const flt_advisories_t *adv,
 				       "column %zu: control character 0x%02x",
 				       column(&ps, text + i), c);
 	}
-	if (!flt_is_text(text, len))
-		return flt_err(err, -EINVAL, "query: not valid UTF-8");
+	const char *why;
+	size_t at = flt_text_check(text, len, 0, &why);
+	if (at < len)
+		return flt_err(err, -EINVAL, "query: %s at byte %zu", why, at);
 
 	qnode_t *root = parse_or(&ps);
 	if (root) {

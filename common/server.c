@@ -400,7 +400,11 @@ static void answer_error(flt_request_t *r, uint32_t method, uint64_t id,
 	env.method = (Flotilla__Method)method;
 	env.request_id = id;
 	e.code = flt_wire_code_out(code);
-	e.message = (char *)msg;
+	/* A message may quote what a request held: escaped here, so that
+	 * any client, whatever it does with it, shows it safely, and the
+	 * envelope keeps its rule of no control characters. */
+	cleanup_free char *shown = flt_escape_dup(msg, strlen(msg), 0);
+	e.message = shown;
 	env.error = &e;
 	if (flt_envelope_pack(&env, NULL, &m, NULL) < 0) {
 		/* Cannot even answer: drop the request, keep the context. */

@@ -89,50 +89,201 @@ bool flt_is_name(const char *s, size_t max)
 	return true;
 }
 
-size_t flt_utf8_seq(const unsigned char *p, size_t len)
+/*
+ * Decodes the UTF-8 sequence of two to four bytes at p (of len) into *cp:
+ * its length, or 0 for overlong forms, surrogates, code points past
+ * U+10FFFF and broken sequences. C1 controls decode (they are valid UTF-8).
+ */
+static size_t utf8_decode(const unsigned char *p, size_t len, uint32_t *cp)
 {
 	unsigned char c = p[0];
 	size_t extra;
-	if ((c & 0xe0) == 0xc0 && c >= 0xc2)
+	uint32_t v;
+	if ((c & 0xe0) == 0xc0 && c >= 0xc2) {
 		extra = 1;
-	else if ((c & 0xf0) == 0xe0)
+		v = c & 0x1fu;
+	} else if ((c & 0xf0) == 0xe0) {
 		extra = 2;
-	else if ((c & 0xf8) == 0xf0 && c <= 0xf4)
+		v = c & 0x0fu;
+	} else if ((c & 0xf8) == 0xf0 && c <= 0xf4) {
 		extra = 3;
-	else
+		v = c & 0x07u;
+	} else {
 		return 0;
-	for (size_t k = 1; k <= extra; k++)
+	}
+	for (size_t k = 1; k <= extra; k++) {
 		if (k >= len || (p[k] & 0xc0) != 0x80)
 			return 0;
-	if (extra == 1 && c == 0xc2 && p[1] < 0xa0)
+		v = (v << 6) | (p[k] & 0x3fu);
+	}
+	if ((extra == 2 && (v < 0x800 || (v >= 0xd800 && v <= 0xdfff))) ||
+	    (extra == 3 && (v < 0x10000 || v > 0x10ffff)))
 		return 0;
-	if (extra == 2 &&
-	    ((c == 0xe0 && p[1] < 0xa0) || (c == 0xed && p[1] >= 0xa0)))
-		return 0;
-	if (extra == 3 &&
-	    ((c == 0xf0 && p[1] < 0x90) || (c == 0xf4 && p[1] >= 0x90)))
-		return 0;
+	*cp = v;
 	return extra + 1;
 }
 
-bool flt_is_text(const char *s, size_t len)
+size_t flt_utf8_seq(const unsigned char *p, size_t len)
+{
+	uint32_t cp;
+	size_t n = utf8_decode(p, len, &cp);
+	return n && cp >= 0xa0 ? n : 0;
+}
+
+size_t flt_text_check(const char *s, size_t len, unsigned flags,
+		      const char **why)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0;
 	while (i < len) {
 		unsigned char c = p[i];
-		if (c < 0x80) {
-			if ((c < 0x20 && c != '\t' && c != '\n') || c == 0x7f)
-				return false;
-			i++;
-			continue;
+		uint32_t cp = c;
+		size_t n = 1;
+		if (c >= 0x80 && !(n = utf8_decode(p + i, len - i, &cp))) {
+			*why = "invalid UTF-8";
+			return i;
 		}
-		size_t n = flt_utf8_seq(p + i, len - i);
-		if (!n)
-			return false;
+		if (c == 0) {
+			*why = "NUL character";
+			return i;
+		}
+		if (!(flags & FLT_TEXT_CONTROLS) && c != '\t' && c != '\n' &&
+		    (cp < 0x20 || (cp >= 0x7f && cp < 0xa0))) {
+			*why = "control character";
+			return i;
+		}
 		i += n;
 	}
-	return true;
+	*why = NULL;
+	return len;
+}
+
+bool flt_is_text(const char *s, size_t len)
+{
+	const char *why;
+	return flt_text_check(s, len, 0, &why) == len;
+}
+
+/* Right-to-left and left-to-right marks, embeddings, overrides and
+ * isolates: they reorder what follows on the screen (CVE-2021-42574). */
+static bool is_bidi(uint32_t cp)
+{
+	return (cp >= 0x202a && cp <= 0x202e) ||
+	       (cp >= 0x2066 && cp <= 0x2069) || cp == 0x200e || cp == 0x200f ||
+	       cp == 0x061c;
+}
+
+/* The shown form of the character of n bytes at p (code point cp, or a
+ * byte of invalid UTF-8 when n is 0) into out (at least 7 bytes): its
+ * length there. */
+static size_t escape_one(const unsigned char *p, size_t n, uint32_t cp,
+			 unsigned flags, char out[8])
+{
+	if (!n)
+		return (size_t)snprintf(out, 8, "\\x%02x", p[0]);
+	if (n == 1) {
+		bool keep = (flags & FLT_ESC_KEEP_LINES) &&
+			    (p[0] == '\n' || p[0] == '\t');
+		if ((p[0] >= 0x20 && p[0] != 0x7f) || keep) {
+			out[0] = (char)p[0];
+			return 1;
+		}
+		return (size_t)snprintf(out, 8, "\\x%02x", p[0]);
+	}
+	if (cp < 0xa0 || is_bidi(cp))
+		return (size_t)snprintf(out, 8, "\\u%04x", (unsigned)cp);
+	memcpy(out, p, n);
+	return n;
+}
+
+size_t flt_escape(const char *s, size_t len, unsigned flags, char *buf,
+		  size_t size)
+{
+	const unsigned char *p = (const unsigned char *)(s ? s : "");
+	size_t i = 0, o = 0;
+	bool fits = size > 0;
+	while (i < len) {
+		uint32_t cp = p[i];
+		size_t n = p[i] < 0x80 ? 1 : utf8_decode(p + i, len - i, &cp);
+		char one[8];
+		size_t k = escape_one(p + i, n, cp, flags, one);
+		/* Never a character cut in two: past the first one that does
+		 * not fit, only the length is counted. */
+		fits = fits && o + k < size;
+		if (fits)
+			memcpy(buf + o, one, k);
+		else if (size && o < size)
+			buf[o] = '\0';
+		o += k;
+		i += n ? n : 1;
+	}
+	if (fits)
+		buf[o] = '\0';
+	return o;
+}
+
+char *flt_escape_dup(const char *s, size_t len, unsigned flags)
+{
+	size_t n = flt_escape(s, len, flags, NULL, 0);
+	char *buf = flt_xmalloc(n + 1);
+	flt_escape(s, len, flags, buf, n + 1);
+	return buf;
+}
+
+/* How many bytes at the end of p may begin a UTF-8 sequence not yet
+ * whole (a lead byte followed by fewer continuation bytes than it asks). */
+static size_t incomplete_tail(const unsigned char *p, size_t n)
+{
+	for (size_t k = 1; k <= 3 && k <= n; k++) {
+		unsigned char c = p[n - k];
+		if ((c & 0xc0) == 0x80)
+			continue;
+		/* Only bytes that can lead a sequence are worth waiting for. */
+		size_t need = c >= 0xf5   ? 1
+			      : c >= 0xf0 ? 4
+			      : c >= 0xe0 ? 3
+			      : c >= 0xc2 ? 2
+					  : 1;
+		return need > k ? k : 0;
+	}
+	return 0;
+}
+
+char *flt_escaper_push(flt_escaper_t *e, const void *data, size_t len)
+{
+	size_t n = e->nheld + len;
+	cleanup_free unsigned char *buf = flt_xmalloc(n ? n : 1);
+	memcpy(buf, e->held, e->nheld);
+	if (len)
+		memcpy(buf + e->nheld, data, len);
+	size_t t = incomplete_tail(buf, n);
+	char *shown = flt_escape_dup((const char *)buf, n - t, e->flags);
+	memcpy(e->held, buf + n - t, t);
+	e->nheld = t;
+	return shown;
+}
+
+char *flt_escaper_end(flt_escaper_t *e)
+{
+	char *shown = flt_escape_dup((const char *)e->held, e->nheld, e->flags);
+	e->nheld = 0;
+	return shown;
+}
+
+const char *flt_esc(const char *s, char *buf, size_t size)
+{
+	size_t len = s ? strlen(s) : 0;
+	if (size < 4) {
+		if (size)
+			buf[0] = '\0';
+		return buf;
+	}
+	if (flt_escape(s, len, 0, buf, size) >= size) {
+		/* Room for "...": flt_escape stops between characters. */
+		flt_escape(s, len, 0, buf, size - 3);
+		strcat(buf, "...");
+	}
+	return buf;
 }
 
 const char *flt_shown(const char *s, size_t max, char *buf, size_t len)
@@ -147,19 +298,16 @@ const char *flt_shown(const char *s, size_t max, char *buf, size_t len)
 	if (max > len - 4)
 		max = len - 4;
 	while (i < slen) {
-		size_t n = p[i] < 0x80 ? 1 : flt_utf8_seq(p + i, slen - i);
-		if (o + (n ? n : 1) > max)
+		uint32_t cp = p[i];
+		size_t n = p[i] < 0x80 ? 1 : utf8_decode(p + i, slen - i, &cp);
+		char one[8];
+		size_t k = p[i] == '"' ? (size_t)snprintf(one, 8, "\\x22")
+				       : escape_one(p + i, n, cp, 0, one);
+		if (o + k > max)
 			break;
-		if (n > 1) {
-			memcpy(buf + o, p + i, n);
-		} else {
-			bool bad = !n || p[i] < 0x20 || p[i] == 0x7f ||
-				   p[i] == '"';
-			buf[o] = bad ? '?' : (char)p[i];
-			n = 1;
-		}
-		o += n;
-		i += n;
+		memcpy(buf + o, one, k);
+		o += k;
+		i += n ? n : 1;
 	}
 	if (i < slen) {
 		memcpy(buf + o, "...", 3);

@@ -12,6 +12,8 @@ static const flt_pb_limits_t envelope_limits = {
 	.max_depth = 2,
 	.alloc_factor = 2,
 	.alloc_slack = 64 * 1024,
+	/* Method, credentials: identifiers and secrets, never free text. */
+	.no_controls = true,
 };
 
 int flt_join_token_load(const char *token, const char *file, char **out,

@@ -29,7 +29,9 @@ int flt_job_parse(const char *json, size_t len, Flotilla__Job **out,
 /*
  * Checks every field of job and reports the first error with its full
  * field path and reason ("groups[1].name: \"web\" is used by groups[0]").
- * Host-independent: meant for the coordinator, which cannot resolve task
+ * Every string must be valid UTF-8 without control characters but tab
+ * and newline ("groups[0].tasks[0].args[0]: control character at byte
+ * 1"). Host-independent: meant for the coordinator, which cannot resolve task
  * users or see mount sources (the agent checks those when it starts a
  * task).
  *

@@ -20,6 +20,9 @@ typedef struct flt_pb_limits {
 	 * all, before it can be checked). */
 	size_t alloc_factor;
 	size_t alloc_slack;
+	/* Strings are valid UTF-8 without NUL; with no_controls, also
+	 * without control characters (job specs: see flt_text_check). */
+	bool no_controls;
 } flt_pb_limits_t;
 
 /* Limits for requests from the network (any peer). */
@@ -30,8 +33,11 @@ extern const flt_pb_limits_t flt_pb_reply_limits;
 
 /*
  * Checks every field of m (recursively) against lim and that every string
- * is valid UTF-8 without control characters other than tab and newline.
- * The message names the field path: "labels[3].value: longer than 4096".
+ * is valid UTF-8 (and without control characters other than tab and
+ * newline when lim->no_controls). Free text from outside (messages, check
+ * output, label values, fingerprints) may hold control characters: it is
+ * escaped where it is shown (flt_escape). The message names the field
+ * path and the byte: "labels[3].value: invalid UTF-8 at byte 7".
  */
 int flt_pb_check(const ProtobufCMessage *m, const flt_pb_limits_t *lim,
 		 flt_error_t *err);
@@ -39,7 +45,9 @@ int flt_pb_check(const ProtobufCMessage *m, const flt_pb_limits_t *lim,
 /*
  * Unpacks len bytes as desc and checks them; *out is owned by the caller
  * (free with protobuf_c_message_free_unpacked(m, NULL)). A message whose
- * decoding would allocate more than lim allows is refused as FLT_EPROTO.
+ * decoding would allocate more than lim allows is refused as FLT_EPROTO,
+ * and so is a string holding a NUL ("Job: groups[0].tasks[0].name: NUL
+ * character at byte 1"), which protobuf-c would silently cut there.
  */
 int flt_pb_unpack(const ProtobufCMessageDescriptor *desc, const void *buf,
 		  size_t len, const flt_pb_limits_t *lim,
@@ -104,7 +112,9 @@ json_t *flt_pb_to_json(const ProtobufCMessage *m);
  * object. Unknown keys (deprecated fields are unknown here too), wrong types
  * and out-of-range numbers are refused
  * with the field path: "resources.memory_mb: must be a whole number >= 0".
- * Absent fields keep their defaults; null is the same as absent.
+ * Absent fields keep their defaults; null is the same as absent. A string
+ * holding NUL (JSON loaded with JSON_ALLOW_NUL) is refused with its path:
+ * "groups[0].name: NUL character at byte 1".
  */
 int flt_pb_from_json(const ProtobufCMessageDescriptor *desc, json_t *j,
 		     ProtobufCMessage **out, flt_error_t *err);

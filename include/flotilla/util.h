@@ -52,7 +52,19 @@ void flt_uuid_v4(char buf[37]);
 /* True for a non-empty string of at most max bytes, all in [A-Za-z0-9._-]. */
 bool flt_is_name(const char *s, size_t max);
 
-/* True when s holds only printable ASCII or valid UTF-8, no control chars. */
+/*
+ * Text rules. Strings from outside are valid UTF-8 without NUL; where
+ * FLT_TEXT_CONTROLS is not given, also without control characters (C0
+ * but tab and newline, DEL, C1 U+0080-U+009F). flt_text_check returns the
+ * offset of the first byte breaking them, with *why set to "invalid
+ * UTF-8", "NUL character" or "control character", or len (*why NULL) when
+ * s holds none: messages say "invalid UTF-8 at byte 3".
+ */
+enum { FLT_TEXT_CONTROLS = 1 };
+size_t flt_text_check(const char *s, size_t len, unsigned flags,
+		      const char **why);
+
+/* True when len bytes of s are text without control characters. */
 bool flt_is_text(const char *s, size_t len);
 
 /*
@@ -63,11 +75,67 @@ bool flt_is_text(const char *s, size_t len);
 size_t flt_utf8_seq(const unsigned char *p, size_t len);
 
 /*
+ * Terminal safety: the one way every string from outside (names, labels,
+ * messages, check output, fingerprints, task output) is shown to a person.
+ * Kept as they are: printable ASCII and valid UTF-8. Escaped, so that
+ * nothing can move the cursor, retitle a window, clear a screen or
+ * reorder a line: C0 controls and DEL as \xNN ("\x1b"), NUL included;
+ * C1 controls (U+0080-U+009F) and bidirectional controls (U+202A-U+202E,
+ * U+2066-U+2069, U+200E, U+200F, U+061C) as \uNNNN ("\u202e"); each
+ * byte of invalid UTF-8 as \xNN. With FLT_ESC_KEEP_LINES, newline and
+ * tab are kept (logs); otherwise they are escaped too (one-line fields).
+ * Backslashes are not escaped: the form is for reading, not for parsing.
+ */
+enum { FLT_ESC_KEEP_LINES = 1 };
+
+/*
+ * Writes the escaped form of len bytes of s (NULL reads as "") into buf of
+ * size bytes, NUL-terminated and cut between two characters when it does
+ * not fit; returns the length of the whole escaped form (snprintf's
+ * contract: it fits when the result is below size; buf may be NULL when
+ * size is 0).
+ */
+size_t flt_escape(const char *s, size_t len, unsigned flags, char *buf,
+		  size_t size);
+
+/* The escaped form of len bytes of s, malloc'd (the caller frees it);
+ * aborts on OOM. */
+char *flt_escape_dup(const char *s, size_t len, unsigned flags);
+
+/*
+ * For printf-style use: the escaped form of the string s (NULL reads as
+ * ""), newlines and tabs escaped, in buf of size bytes (at least 4),
+ * ending in "..." when cut. Returns buf. FLT_ESC(s) does so in a buffer
+ * living to the end of the enclosing block:
+ * printf("node %s\n", FLT_ESC(name)).
+ */
+const char *flt_esc(const char *s, char *buf, size_t size);
+#define FLT_ESC_MAX 1024
+#define FLT_ESC(s) flt_esc((s), (char[FLT_ESC_MAX]){ 0 }, FLT_ESC_MAX)
+
+/*
+ * Escaping a stream that arrives in pieces (a task's output): a UTF-8
+ * character cut at the end of one piece is held back (at most 3 bytes)
+ * and shown whole with the next, not as the escapes of its bytes.
+ * flt_escaper_push returns the escaped form of what can be shown of
+ * the len bytes of data so far (malloc'd, the caller frees it; aborts on
+ * OOM); flt_escaper_end returns what was held back, escaped, and resets
+ * the state. Zero-initialise, with flags as for flt_escape.
+ */
+typedef struct flt_escaper {
+	unsigned flags;
+	size_t nheld;
+	unsigned char held[4];
+} flt_escaper_t;
+char *flt_escaper_push(flt_escaper_t *e, const void *data, size_t len);
+char *flt_escaper_end(flt_escaper_t *e);
+
+/*
  * A string fit to quote in a message (err->msg, a log line) whatever it
- * holds: at most max bytes of s (NULL reads as ""), cut on a UTF-8
- * boundary, each control character, '"' and byte of invalid UTF-8 shown
- * as '?', and "..." after it when it was cut. Writes buf (len bytes, at
- * least 4; max shrinks to len - 4 when larger) and returns it.
+ * holds: at most max bytes (of the escaped form) of s (NULL reads as ""),
+ * escaped as flt_escape does with '"' as \x22 too, cut between two
+ * characters, and "..." after it when it was cut. Writes buf (len bytes,
+ * at least 4; max shrinks to len - 4 when larger) and returns it.
  */
 const char *flt_shown(const char *s, size_t max, char *buf, size_t len);
 

@@ -205,6 +205,7 @@ const char *flt_request_peer(const flt_request_t *r);
 
 void flt_request_defer(flt_request_t *r);
 void flt_request_reply(flt_request_t *r, const ProtobufCMessage *body);
+/* The message goes out escaped (flt_escape): it may quote a request. */
 void flt_request_fail(flt_request_t *r, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /*

@@ -27,6 +27,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		&flotilla__inventory_query_request__descriptor,
 		&flotilla__campaign_create_request__descriptor,
 		&flotilla__campaign_get_request__descriptor,
+		&flotilla__job_register_request__descriptor,
 	};
 	flt_envelope_t *env;
 	flt_error_t err;

@@ -40,7 +40,8 @@ web_json() {
 	           healthy_deadline_ms: 4000, progress_deadline_ms: 8000,
 	           auto_revert: true}}'
 }
-GOOD='echo "hello v$V"; echo "warn v$V" >&2; exec sleep 100000'
+# The first line would retitle a terminal and clear it if shown raw.
+GOOD='printf "evil \033]0;x\007\033[2J\\n"; echo "hello v$V"; echo "warn v$V" >&2; exec sleep 100000'
 
 web_json 1 "$GOOD" >"$T/v1.json"
 run 0 job run "$T/v1.json"
@@ -81,6 +82,21 @@ kill -INT $follower
 rc=0; wait $follower || rc=$?
 [ $rc = 0 ] && grep -q "hello v1" "$T/follow.out" || fail "logs -f: $rc $(cat "$T/follow.out")"
 pass "alloc status; alloc logs of stdout, stderr, a tail, and -f until SIGINT"
+
+# script(1) gives alloc logs a terminal: what the task wrote is escaped
+# there (newlines kept), raw with --raw and into a pipe.
+ESC=$'\e'
+RAW=$'evil \e]0;x\a\e[2J'
+out=$(timeout 30 script -qec "'$CLI' alloc logs ${alloc:0:8}" /dev/null) ||
+	fail "alloc logs on a terminal: $out"
+grep -qF 'evil \x1b]0;x\x07\x1b[2J' <<<"$out" && grep -q '^hello v1' <<<"$out" &&
+	! grep -qF "$ESC" <<<"$out" || fail "not escaped on a terminal: $(cat -v <<<"$out")"
+out=$(timeout 30 script -qec "'$CLI' alloc logs ${alloc:0:8} --raw" /dev/null) ||
+	fail "alloc logs --raw on a terminal: $out"
+grep -qF "$RAW" <<<"$out" || fail "--raw escaped: $(cat -v <<<"$out")"
+run 0 alloc logs "${alloc:0:8}"
+[ "$out" = "$RAW"$'\nhello v1' ] || fail "not raw into a pipe: $(cat -v <<<"$out")"
+pass "alloc logs escapes control sequences on a terminal, not with --raw or into a pipe"
 
 web_json 2 'echo dying; exit 3' >"$T/v2.json"
 run 1 job run "$T/v2.json"

@@ -8,6 +8,8 @@
  *   --size N         a well-formed Register envelope padded to N bytes
  *   --version V      a NodeList envelope with protocol version V
  *   --method M       a NodeList envelope with method number M
+ *   --body-hex HEX   with --method: this body (hex), e.g. a string that
+ *                    holds a NUL, which protobuf-c cannot pack
  *   --sync           a Sync with --node-id and --secret-hex credentials
  *   --register NAME  a Register with --token and --reg-id; prints
  *                    "node=<id> secret=<hex>" on success
@@ -32,6 +34,7 @@ static const char *token = "";
 static const char *reg_id = "";
 static const char *node_id = "";
 static const char *secret_hex = "";
+static const char *body_hex;
 static long timeout_ms = 3000;
 static flt_tls_opts_t tls;
 
@@ -47,6 +50,8 @@ static const flt_flag_t flags[] = {
 	  1 << 30, NULL },
 	{ "method", FLT_FLAG_INT, &method, "M", "envelope method", 0, 1 << 30,
 	  NULL },
+	{ "body-hex", FLT_FLAG_STRING, &body_hex, "HEX",
+	  "envelope body, in hex", 0, 0, NULL },
 	{ "sync", FLT_FLAG_BOOL, &sync_call, NULL, "send a Sync", 0, 0, NULL },
 	{ "register", FLT_FLAG_STRING, &register_name, "NAME",
 	  "send a Register", 0, 0, NULL },
@@ -164,6 +169,16 @@ static nng_msg *make_message(void)
 				 : FLOTILLA__METHOD__METHOD_NODE_LIST;
 	env.request_id = 7;
 	cleanup_free uint8_t *pad = NULL;
+	if (body_hex) {
+		size_t n = strlen(body_hex) / 2;
+		pad = flt_xcalloc(n ? n : 1, 1);
+		for (size_t i = 0; i < n; i++) {
+			char b[3] = { body_hex[2 * i], body_hex[2 * i + 1], 0 };
+			pad[i] = (uint8_t)strtoul(b, NULL, 16);
+		}
+		env.body.data = pad;
+		env.body.len = n;
+	}
 	if (size >= 0) {
 		env.method = FLOTILLA__METHOD__METHOD_REGISTER;
 		pad = flt_xcalloc((size_t)size, 1);

@@ -437,6 +437,24 @@ static void test_kv_rejects(void **state)
 		assert_int_equal(o->labels.n, 0);
 	}
 
+	/* Label values may hold any text but control characters (U+202E
+	 * is text: shown escaped); the message says what and where. */
+	char *bell[] = { "prog", "--label", "k=bell\a", NULL };
+	assert_int_equal(parse(o, bell, &next, &err), FLT_EUSAGE);
+	assert_string_equal(err.msg, "--label: \"k=bell\a\": value: control "
+				     "character at byte 4");
+	char *inv[] = { "prog", "--label", "k=a\xff", NULL };
+	assert_int_equal(parse(o, inv, &next, &err), FLT_EUSAGE);
+	assert_string_equal(err.msg, "--label: \"k=a\xff\": value: invalid "
+				     "UTF-8 at byte 1");
+	char *rtl[] = { "prog", "--label",
+			"k=\xe2\x80\xae"
+			"evil",
+			NULL };
+	assert_int_equal(parse(o, rtl, &next, &err), 0);
+	assert_int_equal(o->labels.n, 1);
+	o->labels.n = 0; /* elements point into argv: nothing to free */
+
 	/* 63 bytes is the longest key. */
 	longkey[63] = '=';
 	longkey[64] = 'v';

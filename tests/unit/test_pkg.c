@@ -257,7 +257,7 @@ static void test_manifest_errors(void **state)
 	f.m.file_name = ".";
 	check_fails(&f.m, "file_name \".\"");
 	f.m.file_name = "a\nb";
-	check_fails(&f.m, "file_name \"a?b\"");
+	check_fails(&f.m, "file_name \"a\\x0ab\"");
 	memset(big, 'x', 256);
 	big[256] = '\0';
 	f.m.file_name = big;

@@ -334,7 +334,8 @@ static void test_parse_errors(void **state)
 		{ "x = ''", "column 5: expected a version, found \"\"" },
 		{ "a\x01", "column 2: control character 0x01" },
 		{ "a\r\nb", "column 2: control character 0x0d" },
-		{ "a \xff", "query: not valid UTF-8" },
+		{ "a \xff", "query: invalid UTF-8 at byte 2" },
+		{ "a \xc2\x9b", "query: control character at byte 2" },
 		{ "é = 1", "column 1: expected a term, found \"é\"" },
 		{ "log4j-core < 2 ∪ 3",
 		  "column 16: expected \"and\", \"or\" or the end of the query, "

@@ -312,10 +312,13 @@ static void test_shown(void **state)
 	assert_string_equal(flt_shown("12345678", 8, b, sizeof(b)), "12345678");
 	assert_string_equal(flt_shown("123456789", 8, b, sizeof(b)),
 			    "12345678...");
-	/* Control characters, quotes and invalid UTF-8 as '?'. */
-	assert_string_equal(flt_shown("a\nb\"c\x7f", 8, b, sizeof(b)),
-			    "a?b?c?");
-	assert_string_equal(flt_shown("x\xff\xc3", 8, b, sizeof(b)), "x??");
+	/* Control characters, quotes and invalid UTF-8 escaped. */
+	assert_string_equal(flt_shown("a\nb\"", 10, b, sizeof(b)),
+			    "a\\x0ab\\x22");
+	assert_string_equal(flt_shown("x\xff\xc3", 12, b, sizeof(b)),
+			    "x\\xff\\xc3");
+	/* An escape is never cut in two. */
+	assert_string_equal(flt_shown("ab\x1b", 5, b, sizeof(b)), "ab...");
 	/* A cut never splits a character: é is two bytes, € three. */
 	assert_string_equal(flt_shown("abc\xc3\xa9", 4, b, sizeof(b)),
 			    "abc...");
@@ -329,6 +332,177 @@ static void test_shown(void **state)
 			    "ab...");
 	assert_string_equal(flt_shown("ab", 100, small, sizeof(small)), "ab");
 	assert_string_equal(flt_shown("abcd", 100, b, 3), "");
+}
+
+/* ---- flt_text_check, flt_escape --------------------------------------- */
+
+static void check_text(const char *s, size_t len, unsigned flags,
+		       size_t want_at, const char *want_why)
+{
+	const char *why = "unset";
+	assert_int_equal(flt_text_check(s, len, flags, &why), want_at);
+	if (want_why)
+		assert_string_equal(why, want_why);
+	else
+		assert_null(why);
+}
+
+static void test_text_check(void **state)
+{
+	(void)state;
+	check_text("plain\ttext\n", 11, 0, 11, NULL);
+	check_text("caf\xc3\xa9 \xe2\x80\xae", 9, 0, 9, NULL); /* U+202E */
+	check_text("ab\x1b[2J", 6, 0, 2, "control character");
+	check_text("ab\x1b[2J", 6, FLT_TEXT_CONTROLS, 6, NULL);
+	check_text("x\x7f", 2, 0, 1, "control character");
+	check_text("\xc3\xa9\xc2\x9b", 4, 0, 2, "control character");
+	check_text("\xc3\xa9\xc2\x9b", 4, FLT_TEXT_CONTROLS, 4, NULL);
+	/* A valid string with control characters is never called invalid
+	 * UTF-8, and invalid UTF-8 is found with or without controls. */
+	check_text("a\x01\xff", 3, 0, 1, "control character");
+	check_text("a\x01\xff", 3, FLT_TEXT_CONTROLS, 2, "invalid UTF-8");
+	check_text("Deb\x9b", 4, FLT_TEXT_CONTROLS, 3, "invalid UTF-8");
+	check_text("\xe2\x82", 2, FLT_TEXT_CONTROLS, 0, "invalid UTF-8");
+	check_text("t\0x", 3, FLT_TEXT_CONTROLS, 1, "NUL character");
+	check_text("t\0x", 3, 0, 1, "NUL character");
+}
+
+static const char *esc(const char *s, size_t len, unsigned flags)
+{
+	static char buf[256];
+	size_t n = flt_escape(s, len, flags, buf, sizeof(buf));
+	assert_int_equal(n, strlen(buf));
+	return buf;
+}
+
+static void test_escape(void **state)
+{
+	(void)state;
+	/* Kept: printable ASCII, valid UTF-8 of every length. */
+	assert_string_equal(esc("web-1 ~!\\", 9, 0), "web-1 ~!\\");
+	const char *mb =
+		"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\xa2 \xe6\x97\xa5";
+	assert_string_equal(esc(mb, strlen(mb), 0), mb);
+	/* C0 controls, ESC, DEL and NUL as \xNN. */
+	assert_string_equal(esc("\x1b]0;x\a\x1b[2J", 10, 0),
+			    "\\x1b]0;x\\x07\\x1b[2J");
+	assert_string_equal(esc("a\x7f"
+				"b",
+				3, 0),
+			    "a\\x7fb");
+	assert_string_equal(esc("t\0x", 3, 0), "t\\x00x");
+	assert_string_equal(esc("a\rb", 3, 0), "a\\x0db");
+	/* Newline and tab: escaped in one-line fields, kept in logs. */
+	assert_string_equal(esc("a\nb\tc", 5, 0), "a\\x0ab\\x09c");
+	assert_string_equal(esc("a\nb\tc\r", 6, FLT_ESC_KEEP_LINES),
+			    "a\nb\tc\\x0d");
+	/* C1 controls as code points. */
+	assert_string_equal(esc("\xc2\x80\xc2\x9b\xc2\x9f\xc2\xa0", 8, 0),
+			    "\\u0080\\u009b\\u009f\xc2\xa0");
+	/* Bidirectional controls. */
+	assert_string_equal(esc("\xe2\x80\xae"
+				"cod",
+				6, 0),
+			    "\\u202ecod");
+	assert_string_equal(
+		esc("\xe2\x80\xaa\xe2\x80\xab\xe2\x80\xac\xe2\x80\xad", 12, 0),
+		"\\u202a\\u202b\\u202c\\u202d");
+	assert_string_equal(
+		esc("\xe2\x81\xa6\xe2\x81\xa7\xe2\x81\xa8\xe2\x81\xa9", 12, 0),
+		"\\u2066\\u2067\\u2068\\u2069");
+	assert_string_equal(esc("\xe2\x80\x8e\xe2\x80\x8f\xd8\x9c", 8, 0),
+			    "\\u200e\\u200f\\u061c");
+	/* Neighbours of the bidi controls are kept. */
+	assert_string_equal(esc("\xe2\x80\xaf\xe2\x80\x8d", 6, 0),
+			    "\xe2\x80\xaf\xe2\x80\x8d");
+	/* Invalid UTF-8, byte by byte. */
+	assert_string_equal(esc("a\xff\xfe", 3, 0), "a\\xff\\xfe");
+	assert_string_equal(esc("\xc0\xaf", 2, 0), "\\xc0\\xaf");
+	assert_string_equal(esc("\xed\xa0\x80", 3, 0), "\\xed\\xa0\\x80");
+	assert_string_equal(esc("\xe2\x82"
+				"z",
+				3, 0),
+			    "\\xe2\\x82z");
+	assert_string_equal(esc("\x9b"
+				"31m",
+				4, 0),
+			    "\\x9b31m");
+	/* NULL reads as "". */
+	assert_string_equal(esc(NULL, 0, 0), "");
+}
+
+static void test_escape_sizes(void **state)
+{
+	char b[8];
+	(void)state;
+	/* snprintf's contract: the whole length, cut between characters. */
+	assert_int_equal(flt_escape("ab\x1b", 3, 0, b, sizeof(b)), 6);
+	assert_string_equal(b, "ab\\x1b");
+	assert_int_equal(flt_escape("abcd\x1b", 5, 0, b, sizeof(b)), 8);
+	assert_string_equal(b, "abcd");
+	assert_int_equal(
+		flt_escape("abc\xe2\x82\xac\xe2\x82\xac", 9, 0, b, sizeof(b)),
+		9);
+	assert_string_equal(b, "abc\xe2\x82\xac");
+	assert_int_equal(flt_escape("\x1b\x1b", 2, 0, NULL, 0), 8);
+
+	char *d = flt_escape_dup("x\xe2\x80\xaey\n", 6, 0);
+	assert_string_equal(d, "x\\u202ey\\x0a");
+	free(d);
+
+	/* FLT_ESC: for printf, with "..." when cut. */
+	char line[64];
+	snprintf(line, sizeof(line), "node %s: %s", FLT_ESC("a\x1b[2Jb"),
+		 FLT_ESC("\xe2\x80\xae"));
+	assert_string_equal(line, "node a\\x1b[2Jb: \\u202e");
+	char small[10];
+	assert_string_equal(flt_esc("abcdefghijkl", small, sizeof(small)),
+			    "abcdef...");
+	assert_string_equal(flt_esc("abcdef\x1b", small, sizeof(small)),
+			    "abcdef...");
+	assert_string_equal(flt_esc("ab\x1b", small, sizeof(small)), "ab\\x1b");
+	assert_string_equal(flt_esc(NULL, small, sizeof(small)), "");
+}
+
+/* Pushes piece into e and checks what comes out. */
+static void push(flt_escaper_t *e, const char *piece, size_t len,
+		 const char *want)
+{
+	char *got = flt_escaper_push(e, piece, len);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+static void test_escaper(void **state)
+{
+	flt_escaper_t e = { .flags = FLT_ESC_KEEP_LINES };
+	char *got;
+	(void)state;
+	/* A character cut between two pieces is shown whole. */
+	push(&e, "a\xe2", 2, "a");
+	push(&e, "\x82\xac\n", 3, "\xe2\x82\xac\n");
+	push(&e, "\xf0\x9f", 2, "");
+	push(&e, "\x9a", 1, "");
+	push(&e, "\xa2!", 2, "\xf0\x9f\x9a\xa2!");
+	/* A bidi control or a C1 control cut in two is still escaped. */
+	push(&e, "x\xe2\x80", 3, "x");
+	push(&e, "\xae", 1, "\\u202e");
+	push(&e, "\xc2", 1, "");
+	push(&e, "\x9b", 1, "\\u009b");
+	/* Single-byte controls need nothing held; lines kept. */
+	push(&e, "\x1b[2J\tz\n", 7, "\\x1b[2J\tz\n");
+	/* Bytes that can never complete are not held forever. */
+	push(&e, "\xff", 1, "\\xff");
+	push(&e, "a\x82", 2, "a\\x82");
+	/* What is held at the end is shown as the escapes of its bytes. */
+	push(&e, "b\xe2\x82", 3, "b");
+	got = flt_escaper_end(&e);
+	assert_string_equal(got, "\\xe2\\x82");
+	free(got);
+	got = flt_escaper_end(&e);
+	assert_string_equal(got, "");
+	free(got);
+	push(&e, NULL, 0, "");
 }
 
 /* ---- flt_write_all, flt_pwrite_all ------------------------------------ */
@@ -527,6 +701,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mkdir_p, tmpdir_setup,
 						tmpdir_teardown),
 		cmocka_unit_test(test_shown),
+		cmocka_unit_test(test_text_check),
+		cmocka_unit_test(test_escape),
+		cmocka_unit_test(test_escape_sizes),
+		cmocka_unit_test(test_escaper),
 		cmocka_unit_test_setup_teardown(test_write_all, tmpdir_setup,
 						tmpdir_teardown),
 		cmocka_unit_test_setup_teardown(test_rm_rf, tmpdir_setup,

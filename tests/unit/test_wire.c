@@ -494,38 +494,65 @@ static void test_pb_check_text(void **state)
 {
 	Flotilla__NodeGetRequest req = FLOTILLA__NODE_GET_REQUEST__INIT;
 	flt_error_t err;
-	const char *bad[] = {
-		"\xc3\x28", /* bad continuation */
-		"web\xff", /* never valid */
-		"\xc0\xaf", /* overlong '/' */
-		"\xed\xa0\x80", /* surrogate */
-		"\xf4\x90\x80\x80", /* above U+10FFFF */
-		"a\x01z", /* control characters */
-		"line\r", /* carriage return */
-		"\x1b[2J", /* escape */
-		"del\x7f", /* delete */
+	flt_pb_limits_t strict = flt_pb_default_limits;
+	strict.no_controls = true;
+	const struct {
+		const char *s, *msg;
+	} bad[] = {
+		{ "\xc3\x28", "node: invalid UTF-8 at byte 0" },
+		{ "web\xff", "node: invalid UTF-8 at byte 3" },
+		{ "\xc0\xaf", "node: invalid UTF-8 at byte 0" }, /* overlong */
+		{ "ab\xed\xa0\x80", "node: invalid UTF-8 at byte 2" },
+		{ "\xf4\x90\x80\x80", "node: invalid UTF-8 at byte 0" },
+		{ "caf\xc3", "node: invalid UTF-8 at byte 3" }, /* cut */
+	};
+	/* Valid text with control characters: free text on the wire,
+	 * refused (never as "invalid UTF-8") where lim->no_controls. */
+	const struct {
+		const char *s, *msg;
+	} controls[] = {
+		{ "a\x01z", "node: control character at byte 1" },
+		{ "line\r", "node: control character at byte 4" },
+		{ "\x1b[2J", "node: control character at byte 0" },
+		{ "del\x7f", "node: control character at byte 3" },
+		{ "\xc3\xa9\xc2\x9b", "node: control character at byte 2" },
 	};
 	(void)state;
 
 	for (size_t i = 0; i < FLT_ARRAY_SIZE(bad); i++) {
-		req.node = (char *)bad[i];
+		req.node = (char *)bad[i].s;
 		memset(&err, 0, sizeof(err));
 		assert_int_equal(flt_pb_check(&req.base, NULL, &err),
 				 FLT_EPROTO);
 		assert_int_equal(err.code, FLT_EPROTO);
-		assert_string_equal(err.msg, "node: not valid UTF-8 text");
+		assert_string_equal(err.msg, bad[i].msg);
+		assert_int_equal(flt_pb_check(&req.base, &strict, &err),
+				 FLT_EPROTO);
+		assert_string_equal(err.msg, bad[i].msg);
 	}
-	const char *good[] = { "",
-			       "web-1",
-			       "tab\there",
-			       "two\nlines",
-			       "\xe2\x9a\x93 anchor",
-			       "\xf0\x9f\x9a\xa2",
-			       NULL };
+	for (size_t i = 0; i < FLT_ARRAY_SIZE(controls); i++) {
+		req.node = (char *)controls[i].s;
+		err.code = 777;
+		assert_int_equal(flt_pb_check(&req.base, NULL, &err), 0);
+		assert_int_equal(err.code, 777);
+		assert_int_equal(flt_pb_check(&req.base, &strict, &err),
+				 FLT_EPROTO);
+		assert_string_equal(err.msg, controls[i].msg);
+	}
+	const char *good[] = {
+		"",
+		"web-1",
+		"tab\there",
+		"two\nlines",
+		"\xe2\x9a\x93 anchor",
+		"\xf0\x9f\x9a\xa2",
+		"rtl \xe2\x80\xae", /* U+202E: text, shown escaped */
+		NULL
+	};
 	for (size_t i = 0; good[i]; i++) {
 		req.node = (char *)good[i];
 		err.code = 777;
-		assert_int_equal(flt_pb_check(&req.base, NULL, &err), 0);
+		assert_int_equal(flt_pb_check(&req.base, &strict, &err), 0);
 		assert_int_equal(err.code, 777);
 	}
 
@@ -541,24 +568,29 @@ static void test_pb_check_text(void **state)
 	l[0].key = "a";
 	l[0].value = "ok";
 	l[1].key = "b";
-	l[1].value = "bell\a";
+	l[1].value = "bell\xff";
 	l[2].key = "c";
 	rec.n_labels = 3;
 	rec.labels = lp;
 	assert_int_equal(flt_pb_check(&rec.base, NULL, &err), FLT_EPROTO);
-	assert_string_equal(err.msg, "labels[1].value: not valid UTF-8 text");
+	assert_string_equal(err.msg,
+			    "labels[1].value: invalid UTF-8 at byte 4");
 
-	l[1].value = "fine";
-	fp.os_name = "Debian\x85";
+	/* An escape sequence in os-release is valid text: a host is not
+	 * kept out over a display string. */
+	l[1].value = "bell\a";
+	fp.os_name = "Debian \x1b]0;x\x07\x1b[2J";
 	rec.fingerprint = &fp;
+	assert_int_equal(flt_pb_check(&rec.base, NULL, &err), 0);
+	fp.os_name = "Debian\x85";
 	assert_int_equal(flt_pb_check(&rec.base, NULL, &err), FLT_EPROTO);
 	assert_string_equal(err.msg,
-			    "fingerprint.os_name: not valid UTF-8 text");
+			    "fingerprint.os_name: invalid UTF-8 at byte 6");
 	fp.os_name = "Debian GNU/Linux 12 (bookworm)";
 	assert_int_equal(flt_pb_check(&rec.base, NULL, &err), 0);
 
 	/* flt_pb_unpack prefixes the message type. */
-	l[2].key = "c\x02";
+	l[2].key = "c\xfe";
 	size_t len = protobuf_c_message_get_packed_size(&rec.base);
 	uint8_t *buf = malloc(len);
 	assert_non_null(buf);
@@ -567,9 +599,115 @@ static void test_pb_check_text(void **state)
 	assert_int_equal(flt_pb_unpack(&flotilla__node_record__descriptor, buf,
 				       len, NULL, &m, &err),
 			 FLT_EPROTO);
-	assert_string_equal(err.msg,
-			    "NodeRecord: labels[2].key: not valid UTF-8 text");
+	assert_string_equal(
+		err.msg, "NodeRecord: labels[2].key: invalid UTF-8 at byte 1");
 	assert_null(m);
+	free(buf);
+}
+
+/* Packs m, then turns every byte '@' of the encoding into NUL: protobuf-c
+ * cannot pack a string holding one, a peer can. */
+static uint8_t *pack_with_nul(const ProtobufCMessage *m, size_t *len)
+{
+	*len = protobuf_c_message_get_packed_size(m);
+	uint8_t *buf = malloc(*len);
+	assert_non_null(buf);
+	protobuf_c_message_pack(m, buf);
+	for (size_t i = 0; i < *len; i++)
+		if (buf[i] == '@')
+			buf[i] = 0;
+	return buf;
+}
+
+static void test_unpack_nul(void **state)
+{
+	flt_error_t err;
+	ProtobufCMessage *m = NULL;
+	size_t len;
+	(void)state;
+
+	/* A top-level string: never cut to "t". */
+	Flotilla__NodeGetRequest req = FLOTILLA__NODE_GET_REQUEST__INIT;
+	req.node = "t@x";
+	uint8_t *buf = pack_with_nul(&req.base, &len);
+	assert_int_equal(flt_pb_unpack(&flotilla__node_get_request__descriptor,
+				       buf, len, NULL, &m, &err),
+			 FLT_EPROTO);
+	assert_string_equal(err.msg,
+			    "NodeGetRequest: node: NUL character at byte 1");
+	assert_null(m);
+	free(buf);
+
+	/* Down repeated messages: the element is named. */
+	Flotilla__JobRegisterRequest jr = FLOTILLA__JOB_REGISTER_REQUEST__INIT;
+	Flotilla__Job job = FLOTILLA__JOB__INIT;
+	Flotilla__TaskGroup g = FLOTILLA__TASK_GROUP__INIT, *gp = &g;
+	Flotilla__TaskSpec t[2] = { FLOTILLA__TASK_SPEC__INIT,
+				    FLOTILLA__TASK_SPEC__INIT };
+	Flotilla__TaskSpec *tp[] = { &t[0], &t[1] };
+	job.name = "web";
+	job.n_groups = 1;
+	job.groups = &gp;
+	g.name = "g";
+	g.n_tasks = 2;
+	g.tasks = tp;
+	t[0].name = "a";
+	t[1].name = "t@x";
+	jr.job = &job;
+	buf = pack_with_nul(&jr.base, &len);
+	assert_int_equal(
+		flt_pb_unpack(&flotilla__job_register_request__descriptor, buf,
+			      len, NULL, &m, &err),
+		FLT_EPROTO);
+	assert_string_equal(err.msg, "JobRegisterRequest: job.groups[0]."
+				     "tasks[1].name: NUL character at byte 1");
+	free(buf);
+
+	/* In a map value, and in a repeated string. */
+	Flotilla__RegisterRequest rr = FLOTILLA__REGISTER_REQUEST__INIT;
+	Flotilla__RegisterRequest__LabelsEntry l[2] = {
+		FLOTILLA__REGISTER_REQUEST__LABELS_ENTRY__INIT,
+		FLOTILLA__REGISTER_REQUEST__LABELS_ENTRY__INIT,
+	};
+	Flotilla__RegisterRequest__LabelsEntry *lp[] = { &l[0], &l[1] };
+	l[0].key = "a";
+	l[0].value = "b";
+	l[1].key = "rack";
+	l[1].value = "r1@";
+	rr.name = "n";
+	rr.n_labels = 2;
+	rr.labels = lp;
+	buf = pack_with_nul(&rr.base, &len);
+	assert_int_equal(flt_pb_unpack(&flotilla__register_request__descriptor,
+				       buf, len, NULL, &m, &err),
+			 FLT_EPROTO);
+	assert_string_equal(err.msg, "RegisterRequest: labels[1].value: NUL "
+				     "character at byte 2");
+	free(buf);
+
+	Flotilla__Seccomp sc = FLOTILLA__SECCOMP__INIT;
+	char *allow[] = { "read", "write", "@open" };
+	sc.n_allow = 3;
+	sc.allow = allow;
+	buf = pack_with_nul(&sc.base, &len);
+	assert_int_equal(flt_pb_unpack(&flotilla__seccomp__descriptor, buf, len,
+				       NULL, &m, &err),
+			 FLT_EPROTO);
+	assert_string_equal(err.msg,
+			    "Seccomp: allow[2]: NUL character at byte 0");
+	free(buf);
+
+	/* Bytes fields may hold NUL. */
+	Flotilla__AllocLogsResponse lr = FLOTILLA__ALLOC_LOGS_RESPONSE__INIT;
+	lr.data.data = (uint8_t *)"a@b";
+	lr.data.len = 3;
+	buf = pack_with_nul(&lr.base, &len);
+	assert_int_equal(
+		flt_pb_unpack(&flotilla__alloc_logs_response__descriptor, buf,
+			      len, NULL, &m, &err),
+		0);
+	assert_int_equal(((Flotilla__AllocLogsResponse *)m)->data.len, 3);
+	protobuf_c_message_free_unpacked(m, NULL);
 	free(buf);
 }
 
@@ -602,7 +740,7 @@ static void test_unpack_text(void **state)
 
 	/* In the body: the envelope passes, the body does not. */
 	full_request(&env, &creds);
-	req.node = "web\x01";
+	req.node = "web\xff";
 	buf = pack(&env, &req.base, &len);
 	assert_int_equal(unpack(buf, len, &got, &err), 0);
 	ProtobufCMessage *m = NULL;
@@ -611,8 +749,24 @@ static void test_unpack_text(void **state)
 				  &m, &err),
 		FLT_EPROTO);
 	assert_string_equal(err.msg,
-			    "NodeGetRequest: node: not valid UTF-8 text");
+			    "NodeGetRequest: node: invalid UTF-8 at byte 3");
 	assert_null(m);
+	flt_envelope_free(got);
+	free(buf);
+
+	/* Control characters are free text in a body (shown escaped). */
+	full_request(&env, &creds);
+	req.node = "web\x1b[2J";
+	buf = pack(&env, &req.base, &len);
+	assert_int_equal(unpack(buf, len, &got, &err), 0);
+	assert_int_equal(
+		flt_envelope_body(got, &flotilla__node_get_request__descriptor,
+				  &m, &err),
+		0);
+	assert_string_equal(((Flotilla__NodeGetRequest *)m)->node,
+			    "web\x1b[2J");
+	protobuf_c_message_free_unpacked(m, NULL);
+	m = NULL;
 	flt_envelope_free(got);
 	free(buf);
 
@@ -1370,9 +1524,9 @@ static void test_rpc_errors(void **state)
 
 	/* A body the server's checks refuse comes back as FLT_EPROTO. */
 	assert_int_equal(
-		call_get(rpc->cli, NULL, "bad\x01name", &resp, 5000, &err),
+		call_get(rpc->cli, NULL, "bad\xffname", &resp, 5000, &err),
 		FLT_EPROTO);
-	assert_non_null(strstr(err.msg, "node: not valid UTF-8 text"));
+	assert_non_null(strstr(err.msg, "node: invalid UTF-8 at byte 3"));
 
 	/* A known method the handler refuses. */
 	Flotilla__NodeListRequest lreq = FLOTILLA__NODE_LIST_REQUEST__INIT;
@@ -1692,6 +1846,7 @@ int main(void)
 		cmocka_unit_test(test_unpack_garbage),
 		cmocka_unit_test(test_unpack_credentials),
 		cmocka_unit_test(test_pb_check_text),
+		cmocka_unit_test(test_unpack_nul),
 		cmocka_unit_test(test_unpack_text),
 		cmocka_unit_test(test_pb_limits),
 		cmocka_unit_test(test_unknown_field_flood),
