@@ -152,11 +152,19 @@ static int start_task(shim_t *s)
 {
 	int out_fd = 1, err_fd = 2;
 	if (!s->foreground) {
-		if (pipe2(s->out, O_CLOEXEC | O_NONBLOCK) < 0 ||
-		    pipe2(s->err, O_CLOEXEC | O_NONBLOCK) < 0) {
+		/* Only the shim's read ends are non-blocking: O_NONBLOCK
+		 * belongs to the open file, and a task given a non-blocking
+		 * stdout gets EAGAIN for whatever does not fit the pipe. */
+		if (pipe2(s->out, O_CLOEXEC) < 0 ||
+		    pipe2(s->err, O_CLOEXEC) < 0 ||
+		    fcntl(s->out[0], F_SETFL, O_NONBLOCK) < 0 ||
+		    fcntl(s->err[0], F_SETFL, O_NONBLOCK) < 0) {
+			int e = errno;
+			close_pipe(s->out);
+			close_pipe(s->err);
 			snprintf(s->message, sizeof(s->message), "pipe: %s",
-				 strerror(errno));
-			return -errno;
+				 strerror(e));
+			return -e;
 		}
 		out_fd = s->out[1];
 		err_fd = s->err[1];

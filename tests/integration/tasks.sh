@@ -33,7 +33,7 @@ file_state_is() { [ "$(status_of_file "$1" state)" = "$2" ]; }
 SLP="1$$"
 cleanup_tasks() {
 	stop_shims
-	pkill -9 -f "sleep ${SLP}[056]\$" 2>/dev/null || true
+	pkill -9 -f "sleep ${SLP}[0567]\$" 2>/dev/null || true
 }
 CLEANUP_HOOKS+=(cleanup_tasks)
 
@@ -46,6 +46,14 @@ cat >"$SPECS/chatty.json" <<J
 {"name": "chatty", "command": "/bin/sh",
  "args": ["-c", "i=0; while [ \$i -lt 400 ]; do echo line-\$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=\$((i+1)); done; echo err-line >&2; exec sleep ${SLP}0"],
  "logs": {"max_file_bytes": 4096, "max_files": 2}}
+J
+# 4 MiB in large writes, as fast as the pipe takes them: every byte must
+# reach the log (the task's end of its output pipe blocks; it never sees
+# EAGAIN).
+cat >"$SPECS/bulk.json" <<J
+{"name": "bulk", "command": "/bin/sh",
+ "args": ["-c", "head -c 4194304 /dev/zero || echo HEAD-FAILED >&2; echo bulk-done; exec sleep ${SLP}7"],
+ "logs": {"max_file_bytes": 16777216}}
 J
 cat >"$SPECS/crash.json" <<J
 {"name": "crash", "command": "/bin/sh", "args": ["-c", "exit 3"],
@@ -100,6 +108,11 @@ for f in "$TASKS"/chatty/logs/stdout.log*; do
 done
 tail -n 1 "$TASKS/chatty/logs/stdout.log" | grep -q "^line-399-" || fail "last line missing"
 pass "logs captured and rotated at the configured size"
+wait_for 20 "bulk's output logged" grep -q bulk-done "$TASKS/bulk/logs/stdout.log"
+[ "$(stat -c %s "$TASKS/bulk/logs/stdout.log")" = $((4194304 + 10)) ] ||
+	fail "bulk wrote 4194314 bytes, the log has $(stat -c %s "$TASKS/bulk/logs/stdout.log"): $(cat "$TASKS/bulk/logs/stderr.log")"
+! grep -q HEAD-FAILED "$TASKS/bulk/logs/stderr.log" || fail "bulk's writes failed: $(cat "$TASKS/bulk/logs/stderr.log")"
+pass "4 MiB written at once reach the log whole"
 
 # Restart policy: two restarts, then failed.
 wait_for 10 "crash failed" task_is crash failed
