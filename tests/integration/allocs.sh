@@ -50,7 +50,7 @@ start_fake() {
 }
 
 # What the last Sync reported.
-last_sync() { grep '"method":"sync"' "$SYNCS" | tail -n 1; }
+last_sync() { fake_last sync "$SYNCS"; }
 task_report() { last_sync | jq -c --arg a "$1" --arg t "$2" '.request.tasks[] | select(.alloc_id == $a and .name == $t)'; }
 task_field() { task_report "$1" "$2" | jq -r "$3"; }
 state_is() { [ "$(task_field "$1" "$2" .state)" = "$3" ]; }
@@ -158,14 +158,15 @@ pass "agent kill -9 with the coordinator away: tasks untouched, re-attached, sti
 wait_for 15 "A1 restarted with its new spec" bash -c "grep -q hello-4 '$ADIR/$A1/main/logs/stdout.log' 2>/dev/null"
 wait_for 10 "A1 running again" state_is $A1 main running
 ! kill -0 "$p1" 2>/dev/null || fail "the old A1 process still runs"
-wait_for 10 "refused allocations gone" bash -c "! grep '\"method\":\"sync\"' '$SYNCS' | tail -n 1 | grep -q '$A3'"
+sync_lacks() { ! last_sync | grep -q "$1"; }
+wait_for 10 "refused allocations gone" sync_lacks "$A3"
 pass "a changed spec restarts its task; dropped refused allocations leave the reports"
 
 # Dropping an allocation stops it; it leaves the reports and the disk.
 p2=$(status_file $A2 main init_pid)
 p1=$(status_file $A1 main init_pid)
 alloc $A1 0 "$(talker main 4)" | set_allocs
-wait_for 15 "A2 gone from the reports" bash -c "! grep '\"method\":\"sync\"' '$SYNCS' | tail -n 1 | grep -q '$A2'"
+wait_for 15 "A2 gone from the reports" sync_lacks "$A2"
 ! kill -0 "$p2" 2>/dev/null || fail "A2's process survived its stop"
 [ ! -e "$ADIR/$A2" ] || fail "A2's directory is left behind: $(ls -la "$ADIR/$A2")"
 state_is $A1 main running && [ "$(status_file $A1 main init_pid)" = "$p1" ] || fail "A1 was disturbed"

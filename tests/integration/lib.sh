@@ -126,6 +126,13 @@ hidden_from_tasks() {
 	esac
 }
 
+# fake_last METHOD FILE: the last whole line for METHOD in flt-fakecoord's
+# JSON-lines log FILE. A line still being written (a report with an
+# inventory takes several writes) is left out.
+fake_last() {
+	grep "\"method\":\"$1\"" "$2" | tail -n 2 | jq -c -R 'fromjson? // empty' | tail -n 1
+}
+
 nodes_json() { "$CLI" node list --json; }
 status_of() { nodes_json | jq -r --arg n "$1" '.[] | select(.name == $n) | .status'; }
 id_of() { nodes_json | jq -r --arg n "$1" '.[] | select(.name == $n) | .id'; }

@@ -86,7 +86,7 @@ agent() {
 		--inventory-interval 1h
 }
 
-last_sync() { grep '"method":"sync"' "$SYNCS" | tail -n 1; }
+last_sync() { fake_last sync "$SYNCS"; }
 task_report() { last_sync | jq -c --arg a $A1 '.request.tasks[] | select(.alloc_id == $a)'; }
 task_is() { task_report | jq -e "$1" >/dev/null; }
 st() { jq -c --arg id "$CAMP/$1" '.steps[] | select(.id == $id)' "$STATE" 2>/dev/null; }
