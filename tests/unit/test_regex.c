@@ -66,8 +66,8 @@ static int bounded(const char *re, const char *subject, flt_error_t *err)
 	int64_t ms = mono_ms() - t0;
 	long grew = maxrss_kib() - rss0;
 	if (ms > CASE_MS_MAX || grew > CASE_RSS_KIB_MAX)
-		fail_msg("%.40s: %lld ms, peak RSS +%ld KiB", re,
-			 (long long)ms, grew);
+		fail_msg("%.40s: %lld ms, peak RSS +%ld KiB", re, (long long)ms,
+			 grew);
 	return rc;
 }
 
@@ -86,11 +86,9 @@ static void test_issue_pattern(void **state)
 			 -EINVAL);
 	assert_string_equal(err.msg, "regular expression: at byte 22: "
 				     "regular expression is too large");
-	assert_int_equal(bounded("((a{255}){255}){255}", "aaa", &err),
-			 -EINVAL);
+	assert_int_equal(bounded("((a{255}){255}){255}", "aaa", &err), -EINVAL);
 	/* A quantifier on a quantifier is no repetition in PCRE2. */
-	assert_int_equal(bounded("x{0,30000}{0,30000}y", "xxy", &err),
-			 -EINVAL);
+	assert_int_equal(bounded("x{0,30000}{0,30000}y", "xxy", &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "quantifier does not follow"));
 }
 
