@@ -201,8 +201,8 @@ static source_t *find(coord_joinguard_t *g, const char *peer, int64_t now,
 	return s;
 }
 
-int coord_joinguard_admit(coord_joinguard_t *g, const char *peer,
-			  int64_t now, flt_error_t *err)
+int coord_joinguard_admit(coord_joinguard_t *g, const char *peer, int64_t now,
+			  flt_error_t *err)
 {
 	int rc = 0;
 	flt_mutex_lock(&g->mtx);
@@ -210,11 +210,12 @@ int coord_joinguard_admit(coord_joinguard_t *g, const char *peer,
 	if (s && now < s->until_ms) {
 		int64_t tenths = (s->until_ms - now + 99) / 100;
 		refused(g, s, now, NULL);
-		rc = flt_err(err, -EAGAIN,
-			     "too many failed joins from %s: retry in %lld.%lld "
-			     "s",
-			     s->addr, (long long)(tenths / 10),
-			     (long long)(tenths % 10));
+		rc = flt_err(
+			err, -EAGAIN,
+			"too many failed joins from %s: retry in %lld.%lld "
+			"s",
+			s->addr, (long long)(tenths / 10),
+			(long long)(tenths % 10));
 	} else if (now / 1000 == g->fail_window &&
 		   g->fail_count >= GLOBAL_FAILS_PER_S) {
 		if (s) {
@@ -233,8 +234,8 @@ int coord_joinguard_admit(coord_joinguard_t *g, const char *peer,
 	return rc;
 }
 
-void coord_joinguard_failed(coord_joinguard_t *g, const char *peer,
-			    int64_t now, const char *why)
+void coord_joinguard_failed(coord_joinguard_t *g, const char *peer, int64_t now,
+			    const char *why)
 {
 	flt_mutex_lock(&g->mtx);
 	source_t *s = find(g, peer, now, true);

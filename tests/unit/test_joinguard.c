@@ -45,8 +45,7 @@ static void test_backoff_doubles(void **state)
 	int64_t t = 1000000;
 	(void)state;
 
-	assert_int_equal(coord_joinguard_admit(g, "10.0.0.7:4000", t, &err),
-			 0);
+	assert_int_equal(coord_joinguard_admit(g, "10.0.0.7:4000", t, &err), 0);
 	coord_joinguard_failed(g, "10.0.0.7:4000", t, "wrong join token");
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.last, "registration refused: wrong join token "
@@ -86,8 +85,7 @@ static void test_backoff_doubles(void **state)
 	/* A success forgets the failures: the next one starts at 100 ms. */
 	coord_joinguard_succeeded(h, "[::1]:11", t);
 	coord_joinguard_failed(h, "[::1]:11", t, "wrong join token");
-	assert_int_equal(coord_joinguard_admit(h, "[::1]:9", t + 100, NULL),
-			 0);
+	assert_int_equal(coord_joinguard_admit(h, "[::1]:9", t + 100, NULL), 0);
 	coord_joinguard_free(h);
 	coord_joinguard_free(g);
 }
@@ -142,9 +140,9 @@ static void test_global_cap_and_bounded_table(void **state)
 		checked += (size_t)guess(g, peer, t0 + i / 10);
 	}
 	assert_int_equal(checked, 50);
-	assert_int_equal(coord_joinguard_admit(g, "198.51.100.1:1", t0 + 600,
-					       &err),
-			 -EAGAIN);
+	assert_int_equal(
+		coord_joinguard_admit(g, "198.51.100.1:1", t0 + 600, &err),
+		-EAGAIN);
 	assert_string_equal(err.msg, "too many failed joins on this "
 				     "coordinator: retry in 400 ms");
 	assert_int_equal(l.n, 20);
