@@ -73,3 +73,12 @@ nodes_json | jq -e 'all(.[]; (.registered_at | length) == 24 and (.id | length) 
 	fail "listed nodes are garbled"
 "$CLI" node list | grep -c "bulk-" | grep -qx 40 || fail "human list lacks nodes"
 pass "a 40-node list is complete and intact"
+
+# Once the holder of a name is down, the name is free for a new node (a
+# host installed anew); the old record stays, down.
+wait_for 10 "retry down" is_status retry down
+r5=$("$RAWSEND" --url "$LISTEN" --register retry --token "$TOKEN" --reg-id reg-0004)
+case $r5 in node=*) ;; *) fail "the name of a down node was refused: $r5" ;; esac
+n5=${r5#node=}; n5=${n5%% *}
+[ "$n5" != "$n1" ] || fail "a down node was handed out again: $r5"
+pass "the name of a down node is free for a new node"
