@@ -1,6 +1,5 @@
 #include <arpa/inet.h>
 #include <errno.h>
-#include <regex.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -616,21 +615,12 @@ static int check_attribute(const char *a, const char *prefix, flt_error_t *err)
 
 static int check_regexp(const char *re, const char *prefix, flt_error_t *err)
 {
-	const char *problem = flt_regex_problem(re);
-	char msg[256];
-	regex_t rx;
-	int rc;
+	flt_regex_t *rx;
+	flt_error_t e;
 
-	if (problem)
-		return bad(err, prefix, "value", "regular expression %s",
-			   problem);
-	rc = regcomp(&rx, re, REG_EXTENDED | REG_NOSUB);
-	if (rc != 0) {
-		regerror(rc, &rx, msg, sizeof(msg));
-		return bad(err, prefix, "value",
-			   "not a valid regular expression: %s", msg);
-	}
-	regfree(&rx);
+	if (flt_regex_compile(re, &rx, &e) < 0)
+		return bad(err, prefix, "value", "%s", e.msg);
+	flt_regex_free(rx);
 	return 0;
 }
 

@@ -1,6 +1,6 @@
 #include <errno.h>
-#include <regex.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,7 +74,7 @@ typedef struct node_term {
 	char *key; /* "node.name", "attr.os_id", "label.zone" */
 	enum op op;
 	char *value;
-	regex_t re; /* OP_RE */
+	flt_regex_t *re; /* OP_RE */
 } node_term_t;
 
 enum qn_kind { QN_ALL, QN_PKG, QN_NODE, QN_NOT, QN_AND, QN_OR };
@@ -90,6 +90,10 @@ typedef struct qnode {
 struct flt_query {
 	qnode_t *root;
 	char *text; /* canonical */
+	/* The first regular expression that a bound stopped while matching:
+	 * 0 none, 1 being written, 2 in match_err. */
+	atomic_int match_failed;
+	flt_error_t match_err;
 };
 
 typedef struct advisory {
@@ -131,8 +135,7 @@ static void node_free(node_term_t *t)
 {
 	if (!t)
 		return;
-	if (t->op == OP_RE)
-		regfree(&t->re);
+	flt_regex_free(t->re);
 	free(t->key);
 	free(t->value);
 	free(t);
@@ -637,17 +640,9 @@ static qnode_t *node_term(parser_t *ps, const char *start, size_t n)
 	if (!(t->value = value(ps)))
 		goto fail;
 	if (op == OP_RE) {
-		char msg[200];
-		const char *problem = flt_regex_problem(t->value);
-		if (problem) {
-			fail_at(ps, vat, "regular expression %s", problem);
-			goto fail;
-		}
-		int rc = regcomp(&t->re, t->value, REG_EXTENDED | REG_NOSUB);
-		if (rc) {
-			regerror(rc, &t->re, msg, sizeof(msg));
-			fail_at(ps, vat, "not a valid regular expression: %s",
-				msg);
+		flt_error_t e;
+		if (flt_regex_compile(t->value, &t->re, &e) < 0) {
+			fail_at(ps, vat, "%s", e.msg);
 			goto fail;
 		}
 	}
@@ -1170,8 +1165,24 @@ static bool pkg_match(const pkg_term_t *t, const flt_query_host_t *h,
 	return any;
 }
 
-static bool node_match(const node_term_t *t, const flt_query_host_t *h)
+/* Keeps the first match error for flt_query_error: a bound that stopped
+ * a match makes the whole answer unreliable. */
+static void match_failed(const flt_query_t *q, const flt_error_t *e)
 {
+	struct flt_query *w = (struct flt_query *)q;
+	int none = 0;
+	if (atomic_compare_exchange_strong(&w->match_failed, &none, 1)) {
+		w->match_err = *e;
+		atomic_store(&w->match_failed, 2);
+	}
+}
+
+static bool node_match(const flt_query_t *q, const node_term_t *t,
+		       const flt_query_host_t *h)
+{
+	flt_error_t e;
+	int rc;
+
 	const char *v = NULL;
 
 	if (t->which == KEY_NAME && h->name)
@@ -1183,25 +1194,32 @@ static bool node_match(const node_term_t *t, const flt_query_host_t *h)
 	switch (t->op) {
 	case OP_EQ: return v && strcmp(v, t->value) == 0;
 	case OP_NE: return !v || strcmp(v, t->value) != 0;
-	default: return v && regexec(&t->re, v, 0, NULL, 0) == 0;
+	default:
+		if (!v)
+			return false;
+		rc = flt_regex_match(t->re, v, &e);
+		if (rc < 0)
+			match_failed(q, &e);
+		return rc == 1;
 	}
 }
 
-static bool eval(const qnode_t *n, const flt_query_host_t *h)
+static bool eval(const flt_query_t *q, const qnode_t *n,
+		 const flt_query_host_t *h)
 {
 	switch (n->kind) {
 	case QN_ALL: return true;
 	case QN_PKG: return pkg_match(n->pkg, h, NULL, NULL);
-	case QN_NODE: return node_match(n->node, h);
-	case QN_NOT: return !eval(n->kids[0], h);
+	case QN_NODE: return node_match(q, n->node, h);
+	case QN_NOT: return !eval(q, n->kids[0], h);
 	case QN_AND:
 		for (size_t i = 0; i < n->n_kids; i++)
-			if (!eval(n->kids[i], h))
+			if (!eval(q, n->kids[i], h))
 				return false;
 		return true;
 	case QN_OR:
 		for (size_t i = 0; i < n->n_kids; i++)
-			if (eval(n->kids[i], h))
+			if (eval(q, n->kids[i], h))
 				return true;
 		return false;
 	}
@@ -1213,19 +1231,19 @@ static bool eval(const qnode_t *n, const flt_query_host_t *h)
  * nodes without a not. The kids of an "and" all hold; those of an "or"
  * are asked again.
  */
-static void collect(const qnode_t *n, const flt_query_host_t *h, size_t *hits,
-		    size_t *n_hits)
+static void collect(const flt_query_t *q, const qnode_t *n,
+		    const flt_query_host_t *h, size_t *hits, size_t *n_hits)
 {
 	switch (n->kind) {
 	case QN_PKG: pkg_match(n->pkg, h, hits, n_hits); break;
 	case QN_AND:
 		for (size_t i = 0; i < n->n_kids; i++)
-			collect(n->kids[i], h, hits, n_hits);
+			collect(q, n->kids[i], h, hits, n_hits);
 		break;
 	case QN_OR:
 		for (size_t i = 0; i < n->n_kids; i++)
-			if (eval(n->kids[i], h))
-				collect(n->kids[i], h, hits, n_hits);
+			if (eval(q, n->kids[i], h))
+				collect(q, n->kids[i], h, hits, n_hits);
 		break;
 	default: break;
 	}
@@ -1253,11 +1271,20 @@ bool flt_query_match(const flt_query_t *q, const flt_query_host_t *host,
 	/* A lone package term collects its hits as it decides. */
 	if (q->root->kind == QN_PKG && hits && n_hits)
 		return pkg_match(q->root->pkg, host, hits, n_hits);
-	if (!eval(q->root, host))
+	if (!eval(q, q->root, host))
 		return false;
 	if (hits && n_hits)
-		collect(q->root, host, hits, n_hits);
+		collect(q, q->root, host, hits, n_hits);
 	return true;
+}
+
+int flt_query_error(const flt_query_t *q, flt_error_t *err)
+{
+	if (atomic_load(&((struct flt_query *)q)->match_failed) != 2)
+		return 0;
+	if (err)
+		*err = q->match_err;
+	return q->match_err.code;
 }
 
 /* ---- advisories -------------------------------------------------------- */

@@ -1,148 +1,150 @@
-#include <stdbool.h>
-#include <stddef.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "flotilla/regex.h"
+#include "flotilla/util.h"
 
+/*
+ * The bounds. Values a pattern is matched against are short (names,
+ * labels and attributes of at most 255 bytes), and a legitimate pattern
+ * needs a few hundred steps on them. 100,000 steps stop catastrophic
+ * backtracking ("(a+)+$" against "aaa...b") in well under a millisecond
+ * with the JIT, a few ms without; at 10^8 it takes 0.7 s. The heap limit
+ * (KiB) bounds the interpreter's backtracking frames, the depth limit
+ * their nesting; the JIT keeps its frames on a 32 KiB stack of its own.
+ * The length and nesting limits keep compiling cheap; PCRE2 itself
+ * refuses a compiled pattern over 64 KiB ("regular expression is too
+ * large"), which is what stops nested counted repetitions.
+ */
 #define REGEX_LEN_MAX 1024
-#define REGEX_COST_MAX 500
-#define REGEX_DEPTH_MAX 32
+#define REGEX_NEST_MAX 32
+#define REGEX_MATCH_LIMIT 100000
+#define REGEX_DEPTH_LIMIT 5000
+#define REGEX_HEAP_LIMIT_KIB 1024
 
-#define TOO_COMPLEX "too complex (repetitions expand past 500)"
-#define REPEAT_REPEAT                                                      \
-	"repeats a repetition (\"a**\", \"a+?\", \"a{2}*\"; undefined in " \
-	"POSIX)"
+struct flt_regex {
+	pcre2_code *code;
+	pcre2_match_context *mctx;
+};
 
-/* Where the bracket expression starting at p ends (its last byte). */
-static const char *bracket_end(const char *p)
+/* "{,n}" repeats in glibc and is literal text in PCRE2 10.42: refused
+ * rather than silently meaning something else. */
+static const char *gnu_interval(const char *re)
 {
-	p++;
-	if (*p == '^')
-		p++;
-	if (*p == ']')
-		p++;
-	for (; *p && *p != ']'; p++) {
-		if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
-			char c = p[1];
-			const char *q = p + 2;
-			while (*q && !(q[0] == c && q[1] == ']'))
-				q++;
-			if (!*q)
-				return q - 1;
-			p = q + 1;
-		}
-	}
-	return *p ? p : p - 1;
-}
-
-/* "{n}", "{n,}" or "{n,m}" at p: the larger bound, and its last byte. */
-static bool interval(const char *p, size_t *n, const char **last)
-{
-	size_t lo = 0, hi = 0;
-	bool comma = false;
-
-	if (p[1] < '0' || p[1] > '9')
-		return false;
-	for (p++; *p >= '0' && *p <= '9'; p++)
-		lo = lo < REGEX_COST_MAX ? lo * 10 + (size_t)(*p - '0') : lo;
-	if (*p == ',') {
-		comma = true;
-		for (p++; *p >= '0' && *p <= '9'; p++)
-			hi = hi < REGEX_COST_MAX ? hi * 10 + (size_t)(*p - '0')
-						 : hi;
-	}
-	if (*p != '}')
-		return false;
-	*n = comma && hi > lo ? hi : lo;
-	*last = p;
-	return true;
-}
-
-static size_t cost_add(size_t a, size_t b)
-{
-	return a + b > REGEX_COST_MAX ? REGEX_COST_MAX + 1 : a + b;
-}
-
-static size_t cost_mul(size_t a, size_t b)
-{
-	return b && a > REGEX_COST_MAX / b ? REGEX_COST_MAX + 1 : a * b;
-}
-
-/* The last atom at this depth repeated n times in all. */
-static void repeat(size_t *total, size_t *last, size_t n)
-{
-	if (n > 1) {
-		*total = cost_add(*total, cost_mul(*last, n - 1));
-		*last = cost_mul(*last, n);
-	}
-}
-
-const char *flt_regex_problem(const char *re)
-{
-	size_t total[REGEX_DEPTH_MAX + 1] = { 0 };
-	size_t last[REGEX_DEPTH_MAX + 1] = { 0 };
-	unsigned depth = 0;
-	bool repeated = false; /* the last thing seen was a repetition */
-
-	if (strlen(re) > REGEX_LEN_MAX)
-		return "longer than 1024 bytes";
 	for (const char *p = re; *p; p++) {
-		size_t atom = 1, n;
-		const char *end;
-		bool was = repeated;
-
-		repeated = false;
-		switch (*p) {
-		case '(':
-			if (++depth > REGEX_DEPTH_MAX)
-				return "groups nested too deeply";
-			total[depth] = last[depth] = 0;
-			continue;
-		case ')':
-			if (depth == 0)
-				break;
-			atom = total[depth] ? total[depth] : 1;
-			depth--;
-			break;
-		case '[': p = bracket_end(p); break;
-		case '\\':
-			if (p[1] >= '1' && p[1] <= '9')
-				return "back-references are not supported";
-			if (p[1])
-				p++;
-			break;
-		case '{':
-			if (!interval(p, &n, &end))
-				break;
-			if (was)
-				return REPEAT_REPEAT;
-			repeated = true;
-			repeat(&total[depth], &last[depth], n);
-			p = end;
-			if (total[depth] > REGEX_COST_MAX)
-				return TOO_COMPLEX;
-			continue;
-		case '+':
-			if (was)
-				return REPEAT_REPEAT;
-			repeated = true;
-			/* The operand, then a starred copy of it. */
-			repeat(&total[depth], &last[depth], 2);
-			if (total[depth] > REGEX_COST_MAX)
-				return TOO_COMPLEX;
-			continue;
-		case '|': last[depth] = 0; continue;
-		case '*':
-		case '?':
-			if (was)
-				return REPEAT_REPEAT;
-			repeated = true;
+		if (*p == '\\' && p[1]) {
+			p++;
 			continue;
 		}
-		total[depth] = cost_add(total[depth], atom);
-		last[depth] = atom;
-		if (total[depth] > REGEX_COST_MAX)
-			return TOO_COMPLEX;
+		if (p[0] == '{' && p[1] == ',' && p[2] >= '0' && p[2] <= '9')
+			return p;
 	}
 	return NULL;
+}
+
+int flt_regex_compile(const char *re, flt_regex_t **out, flt_error_t *err)
+{
+	const char *at;
+	int code;
+	PCRE2_SIZE off;
+
+	*out = NULL;
+	if (strlen(re) > REGEX_LEN_MAX)
+		return flt_err(err, -EINVAL,
+			       "regular expression: longer than %d bytes",
+			       REGEX_LEN_MAX);
+	if ((at = gnu_interval(re)))
+		return flt_err(err, -EINVAL,
+			       "regular expression: at byte %zu: \"{,n}\" is "
+			       "not a repetition here: write \"{0,n}\"",
+			       (size_t)(at - re));
+
+	pcre2_compile_context *cctx = pcre2_compile_context_create(NULL);
+	if (!cctx)
+		return flt_err(err, -ENOMEM, "regular expression: no memory");
+	pcre2_set_max_pattern_length(cctx, REGEX_LEN_MAX);
+	pcre2_set_parens_nest_limit(cctx, REGEX_NEST_MAX);
+	pcre2_code *c =
+		pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED,
+			      PCRE2_NEVER_BACKSLASH_C, &code, &off, cctx);
+	pcre2_compile_context_free(cctx);
+	if (!c) {
+		PCRE2_UCHAR msg[160];
+		if (pcre2_get_error_message(code, msg, sizeof(msg)) < 0)
+			strcpy((char *)msg, "not a valid pattern");
+		return flt_err(err, -EINVAL,
+			       "regular expression: at byte %zu: %s",
+			       (size_t)off, (const char *)msg);
+	}
+	/* Without a JIT (not built in, or no executable memory allowed) the
+	 * interpreter runs under the same limits. */
+	(void)pcre2_jit_compile(c, PCRE2_JIT_COMPLETE);
+
+	pcre2_match_context *m = pcre2_match_context_create(NULL);
+	if (!m) {
+		pcre2_code_free(c);
+		return flt_err(err, -ENOMEM, "regular expression: no memory");
+	}
+	pcre2_set_match_limit(m, REGEX_MATCH_LIMIT);
+	pcre2_set_depth_limit(m, REGEX_DEPTH_LIMIT);
+	pcre2_set_heap_limit(m, REGEX_HEAP_LIMIT_KIB);
+
+	flt_regex_t *rx = flt_xcalloc(1, sizeof(*rx));
+	rx->code = c;
+	rx->mctx = m;
+	*out = rx;
+	return 0;
+}
+
+int flt_regex_match(const flt_regex_t *rx, const char *s, flt_error_t *err)
+{
+	pcre2_match_data *md = pcre2_match_data_create(1, NULL);
+	if (!md)
+		return flt_err(err, -ENOMEM, "regular expression: no memory");
+	int rc = pcre2_match(rx->code, (PCRE2_SPTR)s, strlen(s), 0, 0, md,
+			     rx->mctx);
+	pcre2_match_data_free(md);
+	if (rc >= 0)
+		return 1;
+	switch (rc) {
+	case PCRE2_ERROR_NOMATCH: return 0;
+	case PCRE2_ERROR_MATCHLIMIT:
+		return flt_err(err, -ERANGE,
+			       "regular expression: match limit exceeded "
+			       "(%d steps)",
+			       REGEX_MATCH_LIMIT);
+	case PCRE2_ERROR_DEPTHLIMIT:
+		return flt_err(err, -ERANGE,
+			       "regular expression: depth limit exceeded");
+	case PCRE2_ERROR_HEAPLIMIT:
+		return flt_err(err, -ERANGE,
+			       "regular expression: heap limit exceeded "
+			       "(%d KiB)",
+			       REGEX_HEAP_LIMIT_KIB);
+	case PCRE2_ERROR_JIT_STACKLIMIT:
+		return flt_err(err, -ERANGE,
+			       "regular expression: JIT stack limit exceeded");
+	case PCRE2_ERROR_NOMEMORY:
+		return flt_err(err, -ENOMEM, "regular expression: no memory");
+	default: {
+		PCRE2_UCHAR msg[160];
+		if (pcre2_get_error_message(rc, msg, sizeof(msg)) < 0)
+			strcpy((char *)msg, "match failed");
+		return flt_err(err, -EINVAL, "regular expression: %s",
+			       (const char *)msg);
+	}
+	}
+}
+
+void flt_regex_free(flt_regex_t *rx)
+{
+	if (!rx)
+		return;
+	pcre2_match_context_free(rx->mctx);
+	pcre2_code_free(rx->code);
+	free(rx);
 }

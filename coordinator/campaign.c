@@ -1825,6 +1825,10 @@ void coord_campaigns_create(coord_campaigns_t *cs, flt_request_t *r)
 	fleet = coord_fleet_snap_fleet(snap);
 	plan_ctx_t x = { fleet, k };
 	coord_inv_eval(cs->o.inv, fleet, k->q, plan_one, &x, NULL);
+	if (flt_query_error(k->q, &err) < 0) {
+		flt_request_fail(r, FLT_EPROTO, "spec.target: %s", err.msg);
+		goto out;
+	}
 	/* A query that finds nothing is most often a typo in a package name
 	 * or a version; the operator says so when it is meant. */
 	if (k->n == 0 && !c->spec->allow_empty) {

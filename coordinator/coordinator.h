@@ -58,6 +58,8 @@
  * COORD_LOCK_WRITER (writer.c): the writer's queue; coord_writer_submit
  *   may be called holding any lock above. The writer runs applies and
  *   done callbacks without it.
+ * COORD_LOCK_JOINS (joinguard.c, mtx): the table of failed joins. A
+ *   leaf: only memory and the log under it.
  *
  * Outside this list: common/pb.c's table of enum names (a leaf, taken
  * under any of these), common/server.c's connection table (a leaf, taken
@@ -73,6 +75,7 @@ enum coord_lock_level {
 	COORD_LOCK_CAMPAIGN_COMMIT = 70,
 	COORD_LOCK_PLAN_COMMIT = 80,
 	COORD_LOCK_WRITER = 90,
+	COORD_LOCK_JOINS = 95,
 };
 
 /* ---- writer.c: the single writer, with group commit ------------------ */
@@ -145,9 +148,14 @@ int coord_nodes_check_attrs(const Flotilla__Fingerprint *fp, size_t n,
 
 /*
  * Registers a node (a new one, or the same one again for a registration
- * id that never synced, with a new secret) once req was checked. req is
- * borrowed until done, which runs once on the writer's thread: rc 0 with
- * the node's id and secret (both borrowed for the call), or the failure.
+ * id that never synced, with a new secret) once req was checked. A name
+ * held by a node that is not down is refused (FLT_ECONFLICT, "name web-3
+ * is held by live node 1a2b3c4d; stop it or choose another --name")
+ * unless cr (may be NULL) carries that node's id and secret: then that
+ * node is registered again with a new secret. req and cr are borrowed
+ * until done, which runs once, on the writer's thread or (a refusal) on
+ * the caller's: rc 0 with the node's id and secret (both borrowed for the
+ * call), or the failure.
  */
 typedef void (*coord_nodes_registered_fn)(void *arg, int rc,
 					  const char *node_id,
@@ -155,6 +163,7 @@ typedef void (*coord_nodes_registered_fn)(void *arg, int rc,
 					  const flt_error_t *err);
 void coord_nodes_register(coord_nodes_t *n,
 			  const Flotilla__RegisterRequest *req,
+			  const Flotilla__Credentials *cr,
 			  coord_nodes_registered_fn done, void *arg);
 
 /* 0 when cr proves a node's secret, FLT_EAUTH otherwise (one answer for
@@ -350,6 +359,36 @@ void coord_campaigns_node_steps(coord_campaigns_t *c, const char *node_id,
 				Flotilla__SyncResponse *resp);
 void coord_campaigns_node_steps_free(Flotilla__SyncResponse *resp);
 
+/* ---- joinguard.c: failed joins ------------------------------------------ */
+
+/*
+ * Back-off per source for failed joins, a global cap and bounded logs
+ * (the numbers and the reasons are at the top of joinguard.c). Peers are
+ * flt_request_peer's strings; the port is ignored. Times are monotonic
+ * milliseconds, passed in so that tests need no clock. Thread-safe.
+ */
+typedef struct coord_joinguard coord_joinguard_t;
+/* Writes one log line (called with the guard's lock held). */
+typedef void (*coord_joinguard_log_fn)(void *arg, const char *line);
+
+/* log NULL: flt_warn. */
+coord_joinguard_t *coord_joinguard_new(coord_joinguard_log_fn log, void *arg);
+void coord_joinguard_free(coord_joinguard_t *g);
+/* Before the token is looked at: 0 to go on, or -EAGAIN with "too many
+ * failed joins from 10.0.0.7: retry in 1.6 s" in err (the refusal is
+ * counted and logged at the bounded rate). */
+int coord_joinguard_admit(coord_joinguard_t *g, const char *peer, int64_t now,
+			  flt_error_t *err);
+/* A join from peer failed (why: "wrong join token"): backs it off. */
+void coord_joinguard_failed(coord_joinguard_t *g, const char *peer, int64_t now,
+			    const char *why);
+/* A join from peer succeeded: its failures are forgotten. */
+void coord_joinguard_succeeded(coord_joinguard_t *g, const char *peer,
+			       int64_t now);
+/* Writes the summaries that are due and forgets quiet sources; called
+ * from the coordinator's tick. */
+void coord_joinguard_tick(coord_joinguard_t *g, int64_t now);
+
 /* ---- sync.c: the agent methods ---------------------------------------- */
 
 typedef struct coord_sync coord_sync_t;
@@ -374,6 +413,8 @@ void coord_sync_register(coord_sync_t *s, flt_request_t *r);
 void coord_sync_heartbeat(coord_sync_t *s, flt_request_t *r);
 void coord_sync_watch(coord_sync_t *s, flt_request_t *r);
 void coord_sync_fetch_chunk(coord_sync_t *s, flt_request_t *r);
+/* The periodic work of the agent methods (summaries of refused joins). */
+void coord_sync_tick(coord_sync_t *s);
 /* Answers a parked Watch: the node table's answer_watch. */
 void coord_sync_answer_watch(flt_request_t *r, uint64_t index, bool changed);
 

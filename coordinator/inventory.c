@@ -237,7 +237,11 @@ static size_t eval_locked(coord_inv_t *t, const sched_fleet_t *f,
 			hits = flt_xrealloc(hits, cap * sizeof(*hits));
 		}
 		size_t nh = 0;
-		if (!match_entry(q, f, i, e, hits, &nh))
+		bool m = match_entry(q, f, i, e, hits, &nh);
+		/* A bounded regexp gave up: the answer would be wrong. */
+		if (flt_query_error(q, NULL) < 0)
+			break;
+		if (!m)
 			continue;
 		matched++;
 		if (fn && fn(arg, i, e->inv, hits, nh) != 0)
@@ -357,6 +361,17 @@ static int query_one(void *arg, size_t node, const Flotilla__Inventory *inv,
 	return 0;
 }
 
+static void matches_free(query_out_t *o)
+{
+	for (size_t i = 0; i < o->n; i++) {
+		free(o->matches[i]->node_id);
+		free(o->matches[i]->node_name);
+		free(o->matches[i]->items);
+		free(o->matches[i]);
+	}
+	free(o->matches);
+}
+
 void coord_inv_query(coord_inv_t *t, coord_nodes_t *nodes, flt_request_t *r)
 {
 	Flotilla__InventoryQueryRequest *req;
@@ -384,6 +399,12 @@ void coord_inv_query(coord_inv_t *t, coord_nodes_t *nodes, flt_request_t *r)
 	flt_rwlock_rdlock(&t->lock);
 	resp.hosts_matched =
 		(uint32_t)eval_locked(t, f, q, query_one, &o, &unknown);
+	if (flt_query_error(q, &err) < 0) {
+		flt_rwlock_unlock(&t->lock);
+		flt_request_fail(r, FLT_EPROTO, "query: %s", err.msg);
+		matches_free(&o);
+		goto out;
+	}
 	resp.hosts_unknown = (uint32_t)unknown;
 	resp.hosts_total = (uint32_t)(sched_fleet_size(f) - unknown);
 	resp.query = (char *)flt_query_string(q);
@@ -391,13 +412,7 @@ void coord_inv_query(coord_inv_t *t, coord_nodes_t *nodes, flt_request_t *r)
 	resp.matches = o.matches;
 	flt_request_reply(r, &resp.base);
 	flt_rwlock_unlock(&t->lock);
-	for (size_t i = 0; i < o.n; i++) {
-		free(o.matches[i]->node_id);
-		free(o.matches[i]->node_name);
-		free(o.matches[i]->items);
-		free(o.matches[i]);
-	}
-	free(o.matches);
+	matches_free(&o);
 out:
 	coord_fleet_snap_release(snap);
 	flt_query_free(q);

@@ -233,6 +233,7 @@ static void serve(coord_t *c, int sfd)
 		if (n > 0 && flt_signal_stop(sfd))
 			return;
 		coord_nodes_tick(c->nodes);
+		coord_sync_tick(c->sync);
 		int64_t now = flt_now_mono_ms();
 		if (wd && now >= next_wd) {
 			flt_notify_watchdog();

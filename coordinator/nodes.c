@@ -62,6 +62,9 @@ struct coord_nodes {
 	/* registration id -> the node registered with it that may still be
 	 * unsynced (a retry before the first Sync reuses that node) */
 	flt_map_t by_reg;
+	/* name -> the new node of a Register being stored: a second one for
+	 * the same name waits for it to be in the table. */
+	flt_map_t joining;
 	int64_t grace_from;
 	bool closing; /* shutting down: new work is refused */
 	/* Bumped by every change the scheduler's view shows: a status, or a
@@ -121,6 +124,30 @@ static cnode_t *table_find_unsynced(coord_nodes_t *t, const char *reg_id)
 static cnode_t *table_find(coord_nodes_t *t, const char *id)
 {
 	return flt_map_get(&t->by_id, id);
+}
+
+/* The node that holds name and is not down, or NULL. Registration is
+ * rare: a scan is enough. */
+static cnode_t *table_find_live_name(coord_nodes_t *t, const char *name)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->v[i]->status !=
+			    FLOTILLA__NODE_STATUS__NODE_STATUS_DOWN &&
+		    !strcmp(t->v[i]->name, name))
+			return t->v[i];
+	return NULL;
+}
+
+/* Does cr prove node c (its id and its secret)? */
+static bool proves(const cnode_t *c, const Flotilla__Credentials *cr)
+{
+	uint8_t h[crypto_generichash_BYTES];
+	if (!cr || strcmp(cr->node_id, c->id) != 0 ||
+	    cr->node_secret.len != FLT_NODE_SECRET_LEN)
+		return false;
+	crypto_generichash(h, sizeof(h), cr->node_secret.data,
+			   cr->node_secret.len, NULL, 0);
+	return sodium_memcmp(h, c->secret_hash, sizeof(h)) == 0;
 }
 
 static const char *status_name(Flotilla__NodeStatus s)
@@ -239,6 +266,7 @@ void coord_nodes_close(coord_nodes_t *t)
 	free(t->v);
 	flt_map_free(&t->by_id);
 	flt_map_free(&t->by_reg);
+	flt_map_free(&t->joining);
 	coord_fleet_snap_release(t->snap);
 	flt_mutex_destroy(&t->snap_mtx);
 	flt_mutex_destroy(&t->mtx);
@@ -573,8 +601,12 @@ static void reg_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 	reg_op_t *g = arg;
 	if (rc < 0) {
 		g->done(g->arg, rc, NULL, NULL, err);
-		if (!g->retry)
+		if (!g->retry) {
+			flt_mutex_lock(&g->t->mtx);
+			flt_map_del(&g->t->joining, g->node->name);
+			flt_mutex_unlock(&g->t->mtx);
 			free(g->node);
+		}
 	} else {
 		atomic_fetch_add(&g->t->fleet_gen, 1);
 		flt_mutex_lock(&g->t->mtx);
@@ -585,6 +617,8 @@ static void reg_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 			g->node->persisted = g->node->status;
 			table_add(g->t, g->node);
 		}
+		if (!g->retry)
+			flt_map_del(&g->t->joining, g->node->name);
 		g->node->last_hb_mono = flt_now_mono_ms();
 		flt_mutex_unlock(&g->t->mtx);
 		flt_info("node %s node=%s name=%s index=%llu",
@@ -596,11 +630,40 @@ static void reg_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
 	free(g);
 }
 
+/* Why the name must not be registered now, in err, or 0. Called with
+ * t->mtx held, after the registration id found no node to retry. */
+static int name_taken(coord_nodes_t *t, const char *name,
+		      const Flotilla__Credentials *cr, cnode_t **same,
+		      flt_error_t *err)
+{
+	cnode_t *holder = table_find_live_name(t, name);
+	if (holder && proves(holder, cr)) {
+		*same = holder;
+		return 0;
+	}
+	if (holder)
+		return flt_err(err, FLT_ECONFLICT,
+			       "name %s is held by live node %.8s; stop it or "
+			       "choose another --name",
+			       name, holder->id);
+	if (flt_map_get(&t->joining, name))
+		return flt_err(err, FLT_ECONFLICT,
+			       "name %s is being registered by another node; "
+			       "retry later or choose another --name",
+			       name);
+	return 0;
+}
+
 void coord_nodes_register(coord_nodes_t *t,
 			  const Flotilla__RegisterRequest *req,
+			  const Flotilla__Credentials *cr,
 			  coord_nodes_registered_fn done, void *arg)
 {
 	reg_op_t *g = flt_xcalloc(1, sizeof(*g));
+	cnode_t *fresh = flt_xcalloc(1, sizeof(*fresh));
+	flt_error_t err;
+	int rc = 0;
+
 	g->t = t;
 	g->req = req;
 	g->done = done;
@@ -608,33 +671,53 @@ void coord_nodes_register(coord_nodes_t *t,
 	randombytes_buf(g->secret, sizeof(g->secret));
 	crypto_generichash(g->secret_hash, sizeof(g->secret_hash), g->secret,
 			   sizeof(g->secret), NULL, 0);
+	snprintf(fresh->reg_id, sizeof(fresh->reg_id), "%s",
+		 req->registration_id);
+	flt_uuid_v4(fresh->id);
+	snprintf(fresh->name, sizeof(fresh->name), "%s", req->name);
+	memcpy(fresh->secret_hash, g->secret_hash, sizeof(g->secret_hash));
+	fresh->status = FLOTILLA__NODE_STATUS__NODE_STATUS_INITIALIZING;
+	fresh->status_changed_ms = flt_now_wall_ms();
+	attr_hash(req->fingerprint, req->n_labels, ENTRIES(req->labels),
+		  fresh->attr_hash);
 
 	/*
 	 * The same registration id again, for a node that never synced: the
 	 * agent did not get the first reply. Same node, new secret. A node
 	 * that has synced is never handed out again this way.
+	 *
+	 * A name held by a node that is not down is that node's: only its
+	 * own id and secret in the credentials register it again (same node,
+	 * new secret). Anyone else is refused, so that a second host cannot
+	 * take over the name that constraints and operators use. The name of
+	 * a node that is down is free: a host installed anew comes back under
+	 * its old name as a new node, as in Nomad, and the old record stays
+	 * down beside it. A Register being stored holds its name too.
 	 */
-	if (*req->registration_id) {
-		flt_mutex_lock(&t->mtx);
+	flt_mutex_lock(&t->mtx);
+	if (*req->registration_id)
 		g->node = table_find_unsynced(t, req->registration_id);
-		flt_mutex_unlock(&t->mtx);
+	if (!g->node)
+		rc = name_taken(t, req->name, cr, &g->node, &err);
+	if (rc == 0 && !g->node)
+		flt_map_put(&t->joining, fresh->name, fresh);
+	flt_mutex_unlock(&t->mtx);
+
+	if (rc < 0) {
+		flt_warn("registration refused: %s", err.msg);
+		sodium_memzero(g->secret, sizeof(g->secret));
+		free(fresh);
+		free(g);
+		done(arg, rc, NULL, NULL, &err);
+		return;
 	}
 	if (g->node) {
+		free(fresh);
 		g->retry = true;
 		coord_writer_submit(t->o.writer, reissue_apply, reg_done, g);
 		return;
 	}
-
-	g->node = flt_xcalloc(1, sizeof(*g->node));
-	snprintf(g->node->reg_id, sizeof(g->node->reg_id), "%s",
-		 req->registration_id);
-	flt_uuid_v4(g->node->id);
-	snprintf(g->node->name, sizeof(g->node->name), "%s", req->name);
-	memcpy(g->node->secret_hash, g->secret_hash, sizeof(g->secret_hash));
-	g->node->status = FLOTILLA__NODE_STATUS__NODE_STATUS_INITIALIZING;
-	g->node->status_changed_ms = flt_now_wall_ms();
-	attr_hash(req->fingerprint, req->n_labels, ENTRIES(req->labels),
-		  g->node->attr_hash);
+	g->node = fresh;
 	coord_writer_submit(t->o.writer, reg_apply, reg_done, g);
 }
 

@@ -1,11 +1,11 @@
 #include <errno.h>
-#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "flotilla/hash.h"
 #include "flotilla/job.h"
+#include "flotilla/regex.h"
 #include "flotilla/util.h"
 #include "flotilla/version.h"
 #include "scheduler.h"
@@ -335,8 +335,8 @@ typedef struct cons {
 	const Flotilla__Constraint *c;
 	flt_constraint_op_t op;
 	int key; /* -1: the fleet has no such attribute anywhere */
-	regex_t re;
-	bool has_re;
+	flt_regex_t *re;
+	bool re_gave_up; /* a bound stopped a match: counted as no match */
 	double num;
 	bool is_num;
 	uint32_t limit; /* distinct_property */
@@ -403,7 +403,11 @@ static bool static_ok(cons_t *c, const node_t *n)
 		       : c->op == FLT_OP_LE ? r <= 0
 					    : r >= 0;
 	}
-	case FLT_OP_REGEXP: return regexec(&c->re, v, 0, NULL, 0) == 0;
+	case FLT_OP_REGEXP: {
+		int rc = flt_regex_match(c->re, v, NULL);
+		c->re_gave_up |= rc < 0;
+		return rc == 1;
+	}
 	case FLT_OP_VERSION: {
 		bool m = false;
 		return flt_semver_range_match(want, v, &m, NULL) == 0 && m;
@@ -448,12 +452,10 @@ static int compile(sched_fleet_t *f, const Flotilla__Constraint *src,
 	c->key = *src->attribute ? key_id(f, src->attribute, false) : -1;
 	c->is_num = number(src->value, &c->num);
 	if (c->op == FLT_OP_REGEXP) {
-		if (regcomp(&c->re, src->value, REG_EXTENDED | REG_NOSUB) != 0)
-			return flt_err(
-				err, -EINVAL,
-				"%s.value: not a valid regular expression",
-				where);
-		c->has_re = true;
+		flt_error_t e;
+		if (flt_regex_compile(src->value, &c->re, &e) < 0)
+			return flt_err(err, -EINVAL, "%s.value: %s", where,
+				       e.msg);
 	}
 	if (c->op == FLT_OP_VERSION) {
 		bool m;
@@ -656,6 +658,12 @@ static void explain(plan_t *p, sched_result_t *out)
 			ADD(" constraint %s %s %s filtered %u nodes;",
 			    p->cons[c].c->attribute, p->cons[c].c->operator_,
 			    p->cons[c].c->value, p->cons[c].filtered);
+	for (size_t c = 0; c < p->ncons; c++)
+		if (p->cons[c].re_gave_up)
+			ADD(" constraint %s %s %s: regular expression: a "
+			    "match limit stopped it (no match);",
+			    p->cons[c].c->attribute, p->cons[c].c->operator_,
+			    p->cons[c].c->value);
 	if (p->filtered_distinct)
 		ADD(" distinct constraints filtered %u nodes;",
 		    p->filtered_distinct);
@@ -675,8 +683,7 @@ static void explain(plan_t *p, sched_result_t *out)
 static void plan_free(plan_t *p)
 {
 	for (size_t c = 0; c < p->ncons; c++)
-		if (p->cons[c].has_re)
-			regfree(&p->cons[c].re);
+		flt_regex_free(p->cons[c].re);
 	for (size_t k = 0; k < p->nspreads; k++)
 		free(p->spreads[k].counts);
 	for (size_t d = 0; d < p->ndprop; d++)

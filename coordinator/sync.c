@@ -22,6 +22,7 @@
 struct coord_sync {
 	coord_sync_opts_t o;
 	uint8_t token_hash[crypto_generichash_BYTES];
+	coord_joinguard_t *joins;
 };
 
 int coord_sync_open(const coord_sync_opts_t *o, coord_sync_t **out,
@@ -33,15 +34,23 @@ int coord_sync_open(const coord_sync_opts_t *o, coord_sync_t **out,
 	crypto_generichash(s->token_hash, sizeof(s->token_hash),
 			   (const uint8_t *)o->join_token,
 			   strlen(o->join_token), NULL, 0);
+	s->joins = coord_joinguard_new(NULL, NULL);
 	*out = s;
 	return 0;
 }
 
 void coord_sync_close(coord_sync_t *s)
 {
-	if (s)
-		sodium_memzero(s->token_hash, sizeof(s->token_hash));
+	if (!s)
+		return;
+	sodium_memzero(s->token_hash, sizeof(s->token_hash));
+	coord_joinguard_free(s->joins);
 	free(s);
+}
+
+void coord_sync_tick(coord_sync_t *s)
+{
+	coord_joinguard_tick(s->joins, flt_now_mono_ms());
 }
 
 /* ---- Register -------------------------------------------------------- */
@@ -56,7 +65,9 @@ static void registered(void *arg, int rc, const char *node_id,
 		       const uint8_t *secret, const flt_error_t *err)
 {
 	reg_call_t *g = arg;
-	if (rc < 0) {
+	if (rc == FLT_ECONFLICT) {
+		flt_request_fail(g->r, rc, "%s", err->msg);
+	} else if (rc < 0) {
 		flt_request_fail(g->r, rc, "registration not stored: %s",
 				 err ? err->msg : "write failed");
 	} else {
@@ -77,18 +88,26 @@ void coord_sync_register(coord_sync_t *s, flt_request_t *r)
 	const flt_envelope_t *env = flt_request_envelope(r);
 	const char *token =
 		env->credentials ? env->credentials->join_token : "";
+	const char *peer = flt_request_peer(r);
 	uint8_t h[crypto_generichash_BYTES];
 	flt_error_t err;
 
+	/* A source backing off is answered at once, its token unread. */
+	if (coord_joinguard_admit(s->joins, peer, flt_now_mono_ms(), &err) <
+	    0) {
+		flt_request_fail(r, err.code, "%s", err.msg);
+		return;
+	}
 	/* Compare digests so neither content nor length leaks by timing. */
 	crypto_generichash(h, sizeof(h), (const uint8_t *)token, strlen(token),
 			   NULL, 0);
 	if (!*token || sodium_memcmp(h, s->token_hash, sizeof(h)) != 0) {
-		flt_warn("registration refused: wrong join token peer=%s",
-			 flt_request_peer(r));
+		coord_joinguard_failed(s->joins, peer, flt_now_mono_ms(),
+				       "wrong join token");
 		flt_request_fail(r, FLT_EAUTH, "join token rejected");
 		return;
 	}
+	coord_joinguard_succeeded(s->joins, peer, flt_now_mono_ms());
 	Flotilla__RegisterRequest *req;
 	if (flt_request_body(r, &flotilla__register_request__descriptor, &req) <
 	    0)
@@ -119,7 +138,7 @@ void coord_sync_register(coord_sync_t *s, flt_request_t *r)
 	g->req = req;
 	/* Answer only once the node is durable. */
 	flt_request_defer(r);
-	coord_nodes_register(s->o.nodes, req, registered, g);
+	coord_nodes_register(s->o.nodes, req, env->credentials, registered, g);
 	return;
 fail:
 	flotilla__register_request__free_unpacked(req, NULL);

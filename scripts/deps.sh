@@ -7,7 +7,7 @@ PACKAGES=(
 	build-essential cmake pkg-config
 	libnng-dev protobuf-c-compiler libprotobuf-c-dev liblmdb-dev
 	libsodium-dev libjansson-dev libsystemd-dev
-	libseccomp-dev libcap-dev libarchive-dev
+	libseccomp-dev libcap-dev libarchive-dev libpcre2-dev
 	libcmocka-dev jq openssl systemd clang clang-format
 )
 

@@ -13,8 +13,9 @@
  * "dpkg:", "managed:") prefix, and optional version clauses or a union of
  * ranges. Without a scheme, Java and managed items order by Maven, dpkg
  * items by dpkg. A node term is node.name, node.id, attr.<fingerprint
- * field> or label.<key> with =, != or ~ (a POSIX extended regexp). "all"
- * matches every host. Terms combine with and, or, not and parentheses.
+ * field> or label.<key> with =, != or ~ (a regular expression: PCRE2,
+ * bounded, see flotilla/regex.h). "all" matches every host. Terms
+ * combine with and, or, not and parentheses.
  * advisory:ID stands for the advisory's affected ranges of its package.
  *
  * In detail:
@@ -140,10 +141,17 @@ int flt_query_item_cmp(const void *a, const void *b);
  * items that satisfied a package term under a positive path of the query
  * (every term on the way holds, none under a not) are stored in hits
  * (room for host->n_items) and counted in *n_hits, ascending and without
- * duplicates; *n_hits is 0 when the host does not match. Allocates
- * nothing. Thread-safe for concurrent calls on the same q.
+ * duplicates; *n_hits is 0 when the host does not match. Thread-safe
+ * for concurrent calls on the same q. A regular expression that a bound
+ * stops (flt_regex_match) counts as no match and is kept for
+ * flt_query_error: callers check it and refuse the whole answer.
  */
 bool flt_query_match(const flt_query_t *q, const flt_query_host_t *host,
 		     size_t *hits, size_t *n_hits);
+
+/* 0 when every match of q so far completed; otherwise the first bound
+ * that stopped one (-ERANGE), its message ("regular expression: match
+ * limit exceeded (100000 steps)") in err. */
+int flt_query_error(const flt_query_t *q, flt_error_t *err);
 
 #endif

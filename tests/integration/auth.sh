@@ -40,10 +40,22 @@ out=$("$RAWSEND" --url "$LISTEN" --sync --node-id "$n1" --secret-hex "$s1")
 echo "$out" | grep -q "code=2" || fail "the superseded secret still works: $out"
 out=$("$RAWSEND" --url "$LISTEN" --sync --node-id "$n1" --secret-hex "$s2")
 echo "$out" | grep -q "code=0" || fail "the reissued secret does not work: $out"
-r3=$("$RAWSEND" --url "$LISTEN" --register retry --token "$TOKEN" --reg-id reg-0001)
+r3=$("$RAWSEND" --url "$LISTEN" --register retry2 --token "$TOKEN" --reg-id reg-0001)
+case $r3 in node=*) ;; *) fail "Register with a spent registration id: $r3" ;; esac
 n3=${r3#node=}; n3=${n3%% *}
-[ -n "$n3" ] && [ "$n3" != "$n1" ] || fail "a synced node was handed out again: $r3"
+[ "$n3" != "$n1" ] || fail "a synced node was handed out again: $r3"
 pass "retried Register is idempotent until the node has synced"
+
+# The name of a live node is its own: another identity is refused, the
+# node's own id and secret register it again (same node, new secret).
+out=$("$RAWSEND" --url "$LISTEN" --register retry --token "$TOKEN" --reg-id reg-0002)
+echo "$out" | grep -q "code=8 message=name retry is held by live node ${n1:0:8}; stop it or choose another --name" ||
+	fail "a live node's name was taken: $out"
+r4=$("$RAWSEND" --url "$LISTEN" --register retry --token "$TOKEN" --reg-id reg-0003 \
+	--node-id "$n1" --secret-hex "$s2")
+n4=${r4#node=}; n4=${n4%% *}
+[ "$n4" = "$n1" ] || fail "the holder's own secret did not register it again: $r4"
+pass "a live node's name is taken only with its secret"
 
 # The API socket serves no agent methods and the agent socket no operator
 # methods.
@@ -61,3 +73,12 @@ nodes_json | jq -e 'all(.[]; (.registered_at | length) == 24 and (.id | length) 
 	fail "listed nodes are garbled"
 "$CLI" node list | grep -c "bulk-" | grep -qx 40 || fail "human list lacks nodes"
 pass "a 40-node list is complete and intact"
+
+# Once the holder of a name is down, the name is free for a new node (a
+# host installed anew); the old record stays, down.
+wait_for 10 "retry down" is_status retry down
+r5=$("$RAWSEND" --url "$LISTEN" --register retry --token "$TOKEN" --reg-id reg-0004)
+case $r5 in node=*) ;; *) fail "the name of a down node was refused: $r5" ;; esac
+n5=${r5#node=}; n5=${n5%% *}
+[ "$n5" != "$n1" ] || fail "a down node was handed out again: $r5"
+pass "the name of a down node is free for a new node"

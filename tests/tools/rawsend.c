@@ -11,13 +11,20 @@
  *   --body-hex HEX   with --method: this body (hex), e.g. a string that
  *                    holds a NUL, which protobuf-c cannot pack
  *   --sync           a Sync with --node-id and --secret-hex credentials
- *   --register NAME  a Register with --token and --reg-id; prints
+ *   --register NAME  a Register with --token and --reg-id (and, when
+ *                    given, --node-id and --secret-hex); prints
  *                    "node=<id> secret=<hex>" on success
+ *   --repeat-ms MS   with --register: sends it again and again on one
+ *                    connection for MS ms; prints per second and in all
+ *                    how many answers were a token refusal (auth), a
+ *                    "retry later" (later), a success (ok) or other
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
@@ -36,6 +43,8 @@ static const char *node_id = "";
 static const char *secret_hex = "";
 static const char *body_hex;
 static long timeout_ms = 3000;
+static long repeat_ms = -1;
+static const char *source;
 static flt_tls_opts_t tls;
 
 static const flt_flag_t flags[] = {
@@ -64,6 +73,10 @@ static const flt_flag_t flags[] = {
 	  0, NULL },
 	{ "timeout", FLT_FLAG_INT, &timeout_ms, "MS", "reply deadline", 1,
 	  600000, NULL },
+	{ "repeat-ms", FLT_FLAG_INT, &repeat_ms, "MS",
+	  "send the Register again and again for MS ms", 1, 600000, NULL },
+	{ "source", FLT_FLAG_STRING, &source, "IP",
+	  "dial from this IPv4 address (tcp:// only)", 0, 0, NULL },
 	{ "tls-ca", FLT_FLAG_STRING, &tls.ca_file, "FILE", "CA", 0, 0, NULL },
 	{ "tls-cert", FLT_FLAG_STRING, &tls.cert_file, "FILE", "cert", 0, 0,
 	  NULL },
@@ -74,21 +87,27 @@ static const flt_flag_t flags[] = {
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
 
+static void secret_from_hex(uint8_t secret[FLT_NODE_SECRET_LEN])
+{
+	memset(secret, 0, FLT_NODE_SECRET_LEN);
+	for (size_t i = 0; i < FLT_NODE_SECRET_LEN && secret_hex[2 * i] &&
+			   secret_hex[2 * i + 1];
+	     i++) {
+		char b[3] = { secret_hex[2 * i], secret_hex[2 * i + 1], 0 };
+		secret[i] = (uint8_t)strtoul(b, NULL, 16);
+	}
+}
+
 static int do_sync(void)
 {
 	flt_client_opts_t o = { .url = url, .tls = &tls };
 	Flotilla__Credentials c = FLOTILLA__CREDENTIALS__INIT;
 	Flotilla__SyncRequest req = FLOTILLA__SYNC_REQUEST__INIT;
-	uint8_t secret[FLT_NODE_SECRET_LEN] = { 0 };
+	uint8_t secret[FLT_NODE_SECRET_LEN];
 	flt_client_t *cl;
 	flt_error_t err;
 
-	for (size_t i = 0;
-	     i < sizeof(secret) && secret_hex[2 * i] && secret_hex[2 * i + 1];
-	     i++) {
-		char b[3] = { secret_hex[2 * i], secret_hex[2 * i + 1], 0 };
-		secret[i] = (uint8_t)strtoul(b, NULL, 16);
-	}
+	secret_from_hex(secret);
 	c.node_id = (char *)node_id;
 	c.node_secret.data = secret;
 	c.node_secret.len = sizeof(secret);
@@ -122,10 +141,17 @@ static int do_register(void)
 	Flotilla__RegisterRequest req = FLOTILLA__REGISTER_REQUEST__INIT;
 	Flotilla__Fingerprint fp = FLOTILLA__FINGERPRINT__INIT;
 	Flotilla__RegisterResponse *resp = NULL;
+	uint8_t secret[FLT_NODE_SECRET_LEN];
 	flt_client_t *cl;
 	flt_error_t err;
 
 	c.join_token = (char *)token;
+	if (*node_id) {
+		secret_from_hex(secret);
+		c.node_id = (char *)node_id;
+		c.node_secret.data = secret;
+		c.node_secret.len = sizeof(secret);
+	}
 	fp.hostname = "rawsend";
 	req.name = (char *)register_name;
 	req.fingerprint = &fp;
@@ -149,6 +175,107 @@ static int do_register(void)
 		printf("%02x", resp->node_secret.data[i]);
 	printf("\n");
 	flotilla__register_response__free_unpacked(resp, NULL);
+	return 0;
+}
+
+/* A dialer on s to url, from --source when given. */
+static int dial(nng_socket s, nng_dialer *d)
+{
+	int rc = nng_dialer_create(d, s, url);
+	if (rc == 0 && source) {
+		nng_sockaddr sa = { 0 };
+		sa.s_in.sa_family = NNG_AF_INET;
+		if (inet_pton(AF_INET, source, &sa.s_in.sa_addr) != 1)
+			return NNG_EADDRINVAL;
+		rc = nng_dialer_set_addr(*d, NNG_OPT_LOCADDR, &sa);
+	}
+	return rc;
+}
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Register after Register on one connection, each sent as soon as the
+ * last is answered, for repeat_ms: "second=N auth=A later=L ok=O
+ * other=X" lines, then "total ..." (exit 0), or "no reply: ..." (3).
+ */
+static int do_register_repeat(void)
+{
+	Flotilla__RegisterRequest req = FLOTILLA__REGISTER_REQUEST__INIT;
+	Flotilla__Credentials c = FLOTILLA__CREDENTIALS__INIT;
+	Flotilla__Fingerprint fp = FLOTILLA__FINGERPRINT__INIT;
+	unsigned long sec[4] = { 0 }, all[4] = { 0 };
+	nng_socket s;
+	nng_dialer d;
+	int rc;
+
+	c.join_token = (char *)token;
+	fp.hostname = "rawsend";
+	req.name = (char *)register_name;
+	req.fingerprint = &fp;
+	req.registration_id = (char *)reg_id;
+	nng_req0_open(&s);
+	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, (nng_duration)timeout_ms);
+	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, (nng_duration)timeout_ms);
+	if ((rc = dial(s, &d)) != 0 || (rc = nng_dialer_start(d, 0)) != 0) {
+		printf("no reply: dial: %s\n", nng_strerror(rc));
+		return 3;
+	}
+	int64_t start = mono_ms(), second = 0;
+	for (;;) {
+		int64_t now = mono_ms();
+		if ((now - start) / 1000 != second ||
+		    now - start >= repeat_ms) {
+			printf("second=%lld auth=%lu later=%lu ok=%lu "
+			       "other=%lu\n",
+			       (long long)second, sec[0], sec[1], sec[2],
+			       sec[3]);
+			memset(sec, 0, sizeof(sec));
+			second = (now - start) / 1000;
+		}
+		if (now - start >= repeat_ms)
+			break;
+		flt_envelope_t env = FLOTILLA__ENVELOPE__INIT;
+		nng_msg *m;
+		env.version = FLT_WIRE_VERSION;
+		env.method = FLOTILLA__METHOD__METHOD_REGISTER;
+		env.request_id = (uint64_t)now;
+		env.credentials = &c;
+		if (flt_envelope_pack(&env, &req.base, &m, NULL) < 0)
+			return 4;
+		if ((rc = nng_sendmsg(s, m, 0)) != 0 ||
+		    (rc = nng_recvmsg(s, &m, 0)) != 0) {
+			printf("no reply: %s\n", nng_strerror(rc));
+			fflush(stdout);
+			_exit(3);
+		}
+		flt_envelope_t *r = (flt_envelope_t *)protobuf_c_message_unpack(
+			&flotilla__envelope__descriptor, NULL, nng_msg_len(m),
+			nng_msg_body(m));
+		int k = 3;
+		if (r && !r->error)
+			k = 2;
+		else if (r &&
+			 r->error->code ==
+				 FLOTILLA__ERROR_CODE__ERROR_UNAUTHENTICATED)
+			k = 0;
+		else if (r && r->error->code ==
+				      FLOTILLA__ERROR_CODE__ERROR_UNAVAILABLE)
+			k = 1;
+		sec[k]++;
+		all[k]++;
+		if (r)
+			flotilla__envelope__free_unpacked(r, NULL);
+		nng_msg_free(m);
+	}
+	printf("total auth=%lu later=%lu ok=%lu other=%lu\n", all[0], all[1],
+	       all[2], all[3]);
+	nng_close(s);
 	return 0;
 }
 
@@ -212,13 +339,18 @@ int main(int argc, char **argv)
 	}
 	if (sync_call)
 		return do_sync();
+	if (register_name && repeat_ms > 0)
+		return do_register_repeat();
 	if (register_name)
 		return do_register();
 	nng_req0_open(&s);
 	nng_socket_set_ms(s, NNG_OPT_RECVTIMEO, (nng_duration)timeout_ms);
 	nng_socket_set_ms(s, NNG_OPT_SENDTIMEO, (nng_duration)timeout_ms);
 	nng_socket_set_size(s, NNG_OPT_RECVMAXSZ, FLT_WIRE_MAX_MSG);
-	nng_dialer_create(&d, s, url);
+	if ((rc = dial(s, &d)) != 0) {
+		printf("no reply: dial: %s\n", nng_strerror(rc));
+		return 3;
+	}
 	if (flt_url_is_tls(url) &&
 	    flt_tls_dialer_setup(d, url, &tls, &err) < 0) {
 		printf("no reply: %s\n", err.msg);
