@@ -24,9 +24,12 @@ cleanup() {
 	done
 	if [ $rc -ne 0 ] && [ $rc -ne 77 ]; then
 		echo "--- logs of the failed test ($T) ---"
+		# The coordinator's log is where a test's story is told: more
+		# of it (the 300 last lines), 30 of every other.
 		for f in "$T"/*.log; do
 			[ -f "$f" ] || continue
-			echo "== $f"; tail -n 30 "$f"
+			echo "== $f"
+			case ${f##*/} in coord.log) tail -n 300 "$f" ;; *) tail -n 30 "$f" ;; esac
 		done
 	fi
 	[ -n "${FLT_KEEP:-}" ] || rm -rf "$T"
