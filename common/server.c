@@ -417,6 +417,20 @@ static void answer_error(flt_request_t *r, uint32_t method, uint64_t id,
 	send_msg(r, m);
 }
 
+/* Answers a message that is not a request it can serve with the error,
+ * under the method and id it carried, if any; frees msg. */
+static void refuse(flt_request_t *r, nng_msg *msg, int code,
+		   const flt_error_t *err)
+{
+	uint32_t method;
+	uint64_t id;
+	flt_envelope_peek(nng_msg_body(msg), nng_msg_len(msg), &method, &id);
+	nng_msg_free(msg);
+	flt_debug("refused message server=%s peer=%s error=\"%s\"",
+		  r->srv->name, flt_request_peer(r), err->msg);
+	answer_error(r, method, id, code, err->msg);
+}
+
 static void handle_recv(flt_request_t *r)
 {
 	flt_server_t *s = r->srv;
@@ -432,28 +446,15 @@ static void handle_recv(flt_request_t *r)
 	r->peer[0] = '\0';
 	conn_begin(r);
 	/* Read whole up to FLT_WIRE_MAX_FRAME so that it can be answered. */
-	if (flt_wire_request_size_check(nng_msg_len(msg), &err) < 0) {
-		uint32_t method;
-		uint64_t id;
-		flt_envelope_peek(nng_msg_body(msg), nng_msg_len(msg), &method,
-				  &id);
-		nng_msg_free(msg);
-		flt_debug("refused message server=%s peer=%s error=\"%s\"",
-			  s->name, flt_request_peer(r), err.msg);
-		answer_error(r, method, id, FLT_EPROTO, err.msg);
+	int rc = flt_wire_request_size_check(nng_msg_len(msg), &err);
+	if (rc < 0) {
+		refuse(r, msg, FLT_EPROTO, &err);
 		return;
 	}
-	int rc = flt_envelope_unpack(nng_msg_body(msg), nng_msg_len(msg),
-				     &r->env, &err);
+	rc = flt_envelope_unpack(nng_msg_body(msg), nng_msg_len(msg), &r->env,
+				 &err);
 	if (rc < 0) {
-		uint32_t method;
-		uint64_t id;
-		flt_envelope_peek(nng_msg_body(msg), nng_msg_len(msg), &method,
-				  &id);
-		nng_msg_free(msg);
-		flt_debug("refused message server=%s peer=%s error=\"%s\"",
-			  s->name, flt_request_peer(r), err.msg);
-		answer_error(r, method, id, rc, err.msg);
+		refuse(r, msg, rc, &err);
 		return;
 	}
 	nng_msg_free(msg);

@@ -7,18 +7,7 @@
 #
 # The tmpfs is mounted in a private mount namespace: this test's alone,
 # gone with it.
-if [ -z "${FLT_NOSPACE_NS:-}" ]; then
-	if [ "$(id -u)" != 0 ]; then
-		echo "SKIP: needs root to mount a small file system"
-		exit 77
-	fi
-	if ! command -v unshare >/dev/null ||
-		! unshare -m --propagation private true 2>/dev/null; then
-		echo "SKIP: creating a mount namespace is not permitted here"
-		exit 77
-	fi
-	FLT_NOSPACE_NS=1 exec unshare -m --propagation private bash "$0" "$@"
-fi
+. "$(dirname "$0")/mountns.sh"
 . "$(dirname "$0")/lib.sh"
 
 DATA="$T/coord"

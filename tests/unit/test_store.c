@@ -771,18 +771,7 @@ static void test_disk_full(void **state)
 	static char val[20000];
 	int rc = 0, n = 0;
 
-	if (geteuid() != 0) {
-		fprintf(stderr, "skipped: mounting a small tmpfs needs root\n");
-		skip();
-	}
-	if (unshare(CLONE_NEWNS) < 0 ||
-	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
-		fprintf(stderr, "skipped: no mount namespace: %s\n",
-			strerror(errno));
-		skip();
-	}
-	assert_int_equal(mkdir(fx->dir, 0700), 0);
-	assert_int_equal(mount("tmpfs", fx->dir, "tmpfs", 0, "size=1m"), 0);
+	private_tmpfs(fx->dir, "1m");
 
 	/* Room an operator can free later. */
 	snprintf(path, sizeof(path), "%s/spare", fx->dir);

@@ -4,12 +4,15 @@
 #define FLOTILLA_TESTUTIL_H
 
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -66,6 +69,29 @@ static inline int count_entries(const char *dir)
 			n++;
 	closedir(d);
 	return n;
+}
+
+/*
+ * Mounts a tmpfs of the given size ("256k") on dir, created, inside a
+ * private mount namespace of this process: the test's alone, gone with it.
+ * Skips the test where that needs what it lacks (root, namespaces).
+ */
+static inline void private_tmpfs(const char *dir, const char *size)
+{
+	char opts[64];
+	if (geteuid() != 0) {
+		fprintf(stderr, "skipped: mounting a small tmpfs needs root\n");
+		skip();
+	}
+	if (unshare(CLONE_NEWNS) < 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+		fprintf(stderr, "skipped: no mount namespace: %s\n",
+			strerror(errno));
+		skip();
+	}
+	snprintf(opts, sizeof(opts), "size=%s", size);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(mount("tmpfs", dir, "tmpfs", 0, opts), 0);
 }
 
 /* Fails the test unless err's message contains want. */
