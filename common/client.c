@@ -32,8 +32,17 @@ int flt_client_open(const flt_client_opts_t *o, flt_client_t **out,
 	/* Calls carry their own deadline; a resend would duplicate them. */
 	nng_socket_set_ms(c->sock, NNG_OPT_REQ_RESENDTIME,
 			  NNG_DURATION_INFINITE);
+	/*
+	 * nng waits a random time below a bound before each redial and
+	 * doubles the bound after each failure. Redials to a coordinator
+	 * that is restarting fail fast, so a short outage can raise the
+	 * bound to seconds, and an agent would come back after the
+	 * coordinator's restart grace (one heartbeat TTL) had ended: its
+	 * node declared down, its allocations replaced. A bound of 1 s
+	 * keeps every agent back within a second of the coordinator.
+	 */
 	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMINT, 100);
-	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 5000);
+	nng_socket_set_ms(c->sock, NNG_OPT_RECONNMAXT, 1000);
 	if ((rc = nng_dialer_create(&c->dialer, c->sock, o->url)) != 0) {
 		flt_err(err, FLT_EUSAGE, "%s: %s", o->url, nng_strerror(rc));
 		goto fail;
