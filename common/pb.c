@@ -194,6 +194,8 @@ static int scan_nul(const ProtobufCMessageDescriptor *d, const uint8_t *p,
 		    size_t len, unsigned depth, unsigned max_depth, char *path,
 		    size_t pathlen, flt_error_t *err)
 {
+	if (!len)
+		return 0; /* nothing encoded (p may be NULL) */
 	const uint8_t *end = p + len;
 	size_t base = strlen(path);
 	unsigned counts[NUL_SCAN_FIELDS] = { 0 };
