@@ -39,7 +39,7 @@ talker() {
 # The same, healthy while /alloc/up exists.
 checked() {
 	talker "$@" | jq -c '.checks = [{name: "up", type: "exec", command: ["/bin/sh", "-c", "test -e /alloc/up"],
-		interval_ms: 200, timeout_ms: 150, failures: 1}]'
+		interval_ms: 500, timeout_ms: 400, failures: 2}]'
 }
 set_allocs() { jq -s . >"$ALLOCS.tmp" && mv "$ALLOCS.tmp" "$ALLOCS"; }
 

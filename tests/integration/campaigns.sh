@@ -102,7 +102,7 @@ cat >"$T/billing.json" <<'J'
      "kill_timeout_ms": 500,
      "checks": [{"name": "log4j", "type": "exec",
                  "command": ["/bin/sh", "-c", "test -s /alloc/seen && test ! -e /packages/log4j-core/BROKEN"],
-                 "interval_ms": 300, "timeout_ms": 250, "failures": 1}]}]}]}
+                 "interval_ms": 500, "timeout_ms": 400, "failures": 2}]}]}]}
 J
 "$CLI" job run "$T/billing.json" >"$T/job.out" || { cat "$T/job.out"; fail "job run"; }
 wait_for 20 "5 healthy billing allocations" bash -c "[ \$('$CLI' job status billing --json | jq .summary.healthy) = 5 ]"

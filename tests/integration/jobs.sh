@@ -36,7 +36,7 @@ job_json() {
 	      resources: {memory_mb: 32},
 	      kill_timeout_ms: 500,
 	      checks: [{name: "alive", type: "exec", command: [$check],
-	                interval_ms: 300, timeout_ms: 250, failures: 1}]
+	                interval_ms: 500, timeout_ms: 400, failures: 2}]
 	    }]
 	  }],
 	  update: {max_parallel: 1, canary: $canary, min_healthy_time_ms: 600,

@@ -87,11 +87,11 @@ cat >"$SPECS/svc.json" <<J
  "network": "private", "mounts": $TOOLS_MOUNT,
  "checks": [
   {"name": "exec", "type": "exec", "command": ["/bin/sh", "-c", "test -e /alloc/healthy"],
-   "interval_ms": 300, "timeout_ms": 250, "failures": 1},
+   "interval_ms": 500, "timeout_ms": 400, "failures": 2},
   {"name": "tcp", "type": "tcp", "address": "127.0.0.1:$port",
-   "interval_ms": 300, "timeout_ms": 250, "failures": 1},
+   "interval_ms": 500, "timeout_ms": 400, "failures": 2},
   {"name": "http", "type": "http", "address": "127.0.0.1:$port", "path": "/health",
-   "interval_ms": 300, "timeout_ms": 250, "failures": 1}]}
+   "interval_ms": 500, "timeout_ms": 400, "failures": 2}]}
 J
 
 for t in chatty graceful stubborn daemon exiter svc pwr; do
