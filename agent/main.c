@@ -225,7 +225,6 @@ int main(int argc, char **argv)
 	}
 	if ((rc = flt_program_start("flotilla-agent", log_level)) != 0)
 		return rc;
-	flt_nofile_raise();
 	rc = run(inv_interval_ms, idle_ms);
 	flt_flags_free(flags);
 	return rc;

@@ -66,6 +66,7 @@ int flt_program_start(const char *program, const char *log_level)
 		fprintf(stderr, "%s: libsodium cannot start\n", program);
 		return 1;
 	}
+	flt_nofile_raise();
 	return 0;
 }
 

@@ -344,7 +344,6 @@ int main(int argc, char **argv)
 	}
 	if ((rc = flt_program_start("flotilla-coordinator", log_level)) != 0)
 		return rc;
-	flt_nofile_raise();
 	rc = run(idle_ms);
 	flt_flags_free(flags);
 	return rc;

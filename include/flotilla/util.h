@@ -183,7 +183,7 @@ int flt_program_start(const char *program, const char *log_level);
 
 /*
  * Daemons serve one descriptor per connection: flt_nofile_raise, called
- * once at start after logging is set up, raises RLIMIT_NOFILE's soft limit
+ * by flt_program_start once logging is set up, raises RLIMIT_NOFILE's soft limit
  * to the hard limit and logs the value (a warning when it cannot).
  * flt_nofile_restore, in a forked child before exec (it only calls
  * setrlimit: async-signal-safe), gives the child the soft limit the
