@@ -15,8 +15,16 @@ typedef struct cli {
 	const char *address;
 	flt_tls_opts_t tls;
 	long timeout_ms;
+	const char *token; /* --token or $FLOTILLA_TOKEN */
+	const char *token_file; /* --token-file or $FLOTILLA_TOKEN_FILE */
+	char *secret; /* the token's secret id as sent; NULL: none */
+	const char *namespace_; /* --namespace or $FLOTILLA_NAMESPACE */
 	flt_client_t *client; /* opened on first use */
 } cli_t;
+
+/* The namespace calls name: --namespace, else ns (a job's own), else
+ * none (the coordinator's "default"). Before the first call. */
+void cli_use_namespace(cli_t *c, const char *ns);
 
 /* One subcommand: "node list" is { "node", "list", ... }. */
 typedef struct cli_cmd cli_cmd_t;
@@ -35,6 +43,8 @@ extern const cli_cmd_t cli_deployment_cmds[];
 extern const cli_cmd_t cli_package_cmds[];
 extern const cli_cmd_t cli_inventory_cmds[];
 extern const cli_cmd_t cli_campaign_cmds[];
+extern const cli_cmd_t cli_acl_cmds[];
+extern const cli_cmd_t cli_audit_cmds[];
 
 /* Exit statuses. */
 enum {

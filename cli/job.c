@@ -40,6 +40,7 @@ static int job_plan(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 		return rc;
 	if ((rc = load_job(file, &req.job)) != 0)
 		return rc;
+	cli_use_namespace(c, req.job->namespace_);
 	rc = cli_call(c, FLOTILLA__METHOD__METHOD_JOB_PLAN, &req.base,
 		      &flotilla__job_plan_response__descriptor,
 		      (ProtobufCMessage **)&resp);
@@ -134,6 +135,7 @@ static int job_run(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 		return rc;
 	if ((rc = load_job(file, &req.job)) != 0)
 		return rc;
+	cli_use_namespace(c, req.job->namespace_);
 	rc = cli_call(c, FLOTILLA__METHOD__METHOD_JOB_REGISTER, &req.base,
 		      &flotilla__job_register_response__descriptor,
 		      (ProtobufCMessage **)&resp);
@@ -190,6 +192,7 @@ static void print_summary(const Flotilla__JobGetResponse *r)
 	flt_format_time(s->submitted_ms, when, sizeof(when));
 	cli_age(s->submitted_ms, age, sizeof(age));
 	cli_kv("Name", "%s", s->name);
+	cli_kv("Namespace", "%s", cli_dash(s->namespace_));
 	cli_kv("Type", "%s", s->type);
 	cli_kv("Version", "%llu", (unsigned long long)s->version);
 	cli_kv("Status", "%s%s", s->status,
@@ -248,11 +251,21 @@ static int job_list(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 {
 	Flotilla__JobListRequest req = FLOTILLA__JOB_LIST_REQUEST__INIT;
 	Flotilla__JobListResponse *resp;
-	bool json = false;
-	const flt_flag_t flags[] = { CLI_FLAG_JSON(&json), CLI_FLAG_END };
+	bool json = false, all = false;
+	const flt_flag_t flags[] = {
+		{ "all-namespaces", FLT_FLAG_BOOL, &all, NULL,
+		  "every namespace the token may read", 0, 0, NULL },
+		CLI_FLAG_JSON(&json),
+		CLI_FLAG_END
+	};
 	int rc = cli_args(cmd, flags, argc, argv, 0, 0, NULL);
 	if (rc >= 0)
 		return rc;
+	if (all) {
+		c->namespace_ = NULL;
+		cli_use_namespace(c, "*");
+	}
+	all = c->namespace_ && strcmp(c->namespace_, "*") == 0;
 	if ((rc = cli_call(c, FLOTILLA__METHOD__METHOD_JOB_LIST, &req.base,
 			   &flotilla__job_list_response__descriptor,
 			   (ProtobufCMessage **)&resp)) != 0)
@@ -264,8 +277,13 @@ static int job_list(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 		return 0;
 	}
 	cli_table_t t;
-	cli_table_init(&t, 8, "NAME", "TYPE", "VERSION", "STATUS", "RUNNING",
-		       "HEALTHY", "DEPLOYMENT", "SUBMITTED");
+	if (all)
+		cli_table_init(&t, 9, "NAMESPACE", "NAME", "TYPE", "VERSION",
+			       "STATUS", "RUNNING", "HEALTHY", "DEPLOYMENT",
+			       "SUBMITTED");
+	else
+		cli_table_init(&t, 8, "NAME", "TYPE", "VERSION", "STATUS",
+			       "RUNNING", "HEALTHY", "DEPLOYMENT", "SUBMITTED");
 	for (size_t i = 0; i < resp->n_jobs; i++) {
 		const Flotilla__JobSummary *s = resp->jobs[i];
 		char version[24], running[32], healthy[16], age[32];
@@ -275,9 +293,18 @@ static int job_list(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 			 s->desired);
 		snprintf(healthy, sizeof(healthy), "%u", s->healthy);
 		cli_age(s->submitted_ms, age, sizeof(age));
-		cli_table_row(&t, s->name, s->type, version, s->status, running,
-			      healthy,
-			      CLI_DEPLOYMENT_STATUS(s->deployment_status), age);
+		if (all)
+			cli_table_row(
+				&t, s->namespace_, s->name, s->type, version,
+				s->status, running, healthy,
+				CLI_DEPLOYMENT_STATUS(s->deployment_status),
+				age);
+		else
+			cli_table_row(
+				&t, s->name, s->type, version, s->status,
+				running, healthy,
+				CLI_DEPLOYMENT_STATUS(s->deployment_status),
+				age);
 	}
 	cli_table_print(&t, "");
 	flotilla__job_list_response__free_unpacked(resp, NULL);
@@ -463,7 +490,8 @@ const cli_cmd_t cli_job_cmds[] = {
 	  "show a job, its latest deployment and its allocations", job_status },
 	{ "job", "stop", "NAME [--detach] [--wait SECONDS] [--json]",
 	  "stop every allocation of a job", job_stop },
-	{ "job", "list", "[--json]", "list the jobs", job_list },
+	{ "job", "list", "[--all-namespaces] [--json]",
+	  "list the jobs (of one namespace, or all)", job_list },
 	{ "job", "history", "NAME [--json]",
 	  "list a job's versions and what each changed", job_history },
 	{ NULL, NULL, NULL, NULL, NULL },

@@ -24,6 +24,17 @@ static const flt_flag_t flags[] = {
 	{ "timeout", FLT_FLAG_INT, &cli.timeout_ms, "MS",
 	  "how long to wait for the coordinator (default 10000)", 1, 600000,
 	  NULL },
+	{ "token", FLT_FLAG_STRING, &cli.token, "SECRET",
+	  "ACL token's secret id (prefer $FLOTILLA_TOKEN or --token-file: "
+	  "a command line is visible to every user of the host)",
+	  0, 0, "FLOTILLA_TOKEN" },
+	{ "token-file", FLT_FLAG_STRING, &cli.token_file, "FILE",
+	  "read the ACL token's secret id from FILE", 0, 0,
+	  "FLOTILLA_TOKEN_FILE" },
+	{ "namespace", FLT_FLAG_STRING, &cli.namespace_, "NAME",
+	  "the namespace of jobs, allocations and deployments (default: "
+	  "the job file's, else \"default\")",
+	  0, 0, "FLOTILLA_NAMESPACE" },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
 
@@ -38,7 +49,8 @@ static const cli_cmd_t *const groups[] = {
 	cli_node_cmds,     cli_job_cmds,
 	cli_alloc_cmds,    cli_deployment_cmds,
 	cli_package_cmds,  cli_inventory_cmds,
-	cli_campaign_cmds, NULL,
+	cli_campaign_cmds, cli_acl_cmds,
+	cli_audit_cmds,    NULL,
 };
 
 int cli_fail(const char *fmt, ...)
@@ -59,13 +71,68 @@ int cli_call_err(cli_t *c, Flotilla__Method method, const ProtobufCMessage *req,
 		 ProtobufCMessage **resp, flt_error_t *err)
 {
 	if (!c->client) {
-		flt_client_opts_t o = { .url = c->address, .tls = &c->tls };
+		flt_client_opts_t o = { .url = c->address,
+					.tls = &c->tls,
+					.namespace_ = c->namespace_ };
 		int rc = flt_client_open(&o, &c->client, err);
 		if (rc < 0)
 			return rc;
 	}
-	return flt_client_call(c->client, method, NULL, req, resp_desc, resp,
-			       (int)c->timeout_ms, err);
+	Flotilla__Credentials cr = FLOTILLA__CREDENTIALS__INIT;
+	cr.token = c->secret;
+	return flt_client_call(c->client, method, c->secret ? &cr : NULL, req,
+			       resp_desc, resp, (int)c->timeout_ms, err);
+}
+
+void cli_use_namespace(cli_t *c, const char *ns)
+{
+	if (!c->namespace_ || !*c->namespace_)
+		c->namespace_ = ns;
+	if (c->client)
+		flt_client_set_namespace(c->client, c->namespace_);
+}
+
+/* The token's secret id from --token, or the first line of --token-file
+ * (surrounding white space dropped). */
+static int load_secret(cli_t *c, flt_error_t *err)
+{
+	if (c->token && *c->token && c->token_file && *c->token_file)
+		return flt_err(err, FLT_EUSAGE,
+			       "--token and --token-file: give one of them");
+	if (c->token && *c->token) {
+		c->secret = flt_xstrdup(c->token);
+	} else if (c->token_file && *c->token_file) {
+		char *s = NULL;
+		int rc = flt_read_file(c->token_file, 4096, &s);
+		if (rc < 0)
+			return flt_err(err, FLT_EUSAGE, "--token-file %s: %s",
+				       c->token_file, flt_strerror(rc));
+		char *b = s;
+		while (*b == ' ' || *b == '\t' || *b == '\n' || *b == '\r')
+			b++;
+		size_t n = strcspn(b, "\r\n");
+		while (n && (b[n - 1] == ' ' || b[n - 1] == '\t'))
+			n--;
+		b[n] = '\0';
+		c->secret = flt_xstrdup(b);
+		explicit_bzero(s, strlen(s));
+		free(s);
+		if (!*c->secret)
+			return flt_err(err, FLT_EUSAGE,
+				       "--token-file %s: empty", c->token_file);
+	}
+	if (c->secret && strlen(c->secret) > FLT_TOKEN_MAX)
+		return flt_err(err, FLT_EUSAGE,
+			       "ACL token: at most %u characters",
+			       FLT_TOKEN_MAX);
+	if (c->namespace_ && *c->namespace_ &&
+	    !flt_namespace_valid(c->namespace_) &&
+	    strcmp(c->namespace_, "*") != 0)
+		return flt_err(err, FLT_EUSAGE,
+			       "--namespace %s: 1 to %d of a-z, 0-9 and '-', "
+			       "not starting with '-'",
+			       c->namespace_, FLT_NAMESPACE_MAX);
+	return 0;
 }
 
 int cli_call(cli_t *c, Flotilla__Method method, const ProtobufCMessage *req,
@@ -182,6 +249,10 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return CLI_EXIT_USAGE;
 	}
+	if (load_secret(&cli, &err) < 0) {
+		cli_fail("%s", err.msg);
+		return CLI_EXIT_USAGE;
+	}
 	const char *group = argv[next];
 	const char *name = next + 1 < argc ? argv[next + 1] : NULL;
 	rc = -1;
@@ -205,5 +276,9 @@ int main(int argc, char **argv)
 		rc = unknown_command(group, name, group_known);
 	}
 	flt_client_close(cli.client);
+	if (cli.secret) {
+		explicit_bzero(cli.secret, strlen(cli.secret));
+		free(cli.secret);
+	}
 	return rc;
 }

@@ -12,8 +12,15 @@ struct flt_client {
 	nng_socket sock;
 	nng_dialer dialer;
 	char *url;
+	char *ns; /* NULL: none */
 	atomic_uint_fast64_t next_id;
 };
+
+void flt_client_set_namespace(flt_client_t *c, const char *ns)
+{
+	free(c->ns);
+	c->ns = ns && *ns ? flt_xstrdup(ns) : NULL;
+}
 
 int flt_client_open(const flt_client_opts_t *o, flt_client_t **out,
 		    flt_error_t *err)
@@ -22,6 +29,7 @@ int flt_client_open(const flt_client_opts_t *o, flt_client_t **out,
 	int rc;
 
 	c->url = flt_xstrdup(o->url);
+	flt_client_set_namespace(c, o->namespace_);
 	atomic_init(&c->next_id, 1);
 	if ((rc = nng_req0_open(&c->sock)) != 0) {
 		flt_err(err, FLT_ETRANSPORT, "req socket: %s",
@@ -84,6 +92,7 @@ void flt_client_close(flt_client_t *c)
 		return;
 	flt_client_shutdown(c);
 	free(c->url);
+	free(c->ns);
 	free(c);
 }
 
@@ -109,6 +118,8 @@ int flt_client_call(flt_client_t *c, Flotilla__Method method,
 	env.method = method;
 	env.request_id = atomic_fetch_add(&c->next_id, 1);
 	env.credentials = (Flotilla__Credentials *)creds;
+	if (c->ns)
+		env.namespace_ = c->ns;
 	if ((rc = flt_envelope_pack(&env, req, &msg, err)) < 0)
 		return rc;
 	/* The server would answer with the same error: spare the upload. */

@@ -51,6 +51,7 @@ const char *flt_strerror(int code)
 	case FLT_ETRANSPORT: return "transport failure";
 	case FLT_EUSAGE: return "usage error";
 	case FLT_ECONFLICT: return "conflict";
+	case FLT_EDENIED: return "permission denied";
 	default: return code < 0 ? strerror(-code) : "success";
 	}
 }

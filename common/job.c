@@ -905,6 +905,10 @@ static int check_job(Flotilla__Job *job, json_t *src, flt_error_t *err)
 	if (!flt_is_name(job->name, NAME_MAX_LEN))
 		return bad(err, "", "name",
 			   "must be 1 to 63 of [A-Za-z0-9._-]");
+	if (*job->namespace_ && !flt_namespace_valid(job->namespace_))
+		return bad(err, "", "namespace",
+			   "must be 1 to 63 of [a-z0-9-], not starting with "
+			   "'-'");
 	if (*job->type && strcmp(job->type, "service") &&
 	    strcmp(job->type, "batch") && strcmp(job->type, "system"))
 		return bad(err, "", "type",

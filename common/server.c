@@ -43,6 +43,8 @@ struct flt_request {
 	nng_pipe pipe;
 	bool counted; /* in its connection's in-flight count */
 	char peer[80];
+	flt_request_answer_fn on_answer; /* called once, as it is answered */
+	void *on_answer_arg;
 	flt_request_t *next_free;
 	flt_request_t *next_all;
 };
@@ -389,6 +391,16 @@ static void recycle(flt_request_t *r)
 	nng_mtx_unlock(s->mtx);
 }
 
+/* Tells the answer hook, if any, how the request is answered. */
+static void answered(flt_request_t *r, int code, const char *msg)
+{
+	flt_request_answer_fn fn = r->on_answer;
+	if (!fn)
+		return;
+	r->on_answer = NULL;
+	fn(r, code, msg, r->on_answer_arg);
+}
+
 static void answer_error(flt_request_t *r, uint32_t method, uint64_t id,
 			 int code, const char *msg)
 {
@@ -399,6 +411,7 @@ static void answer_error(flt_request_t *r, uint32_t method, uint64_t id,
 	env.version = FLT_WIRE_VERSION;
 	env.method = (Flotilla__Method)method;
 	env.request_id = id;
+	answered(r, code, msg);
 	e.code = flt_wire_code_out(code);
 	/* A message may quote what a request held: escaped here, so that
 	 * any client, whatever it does with it, shows it safely, and the
@@ -580,6 +593,7 @@ void flt_server_close(flt_server_t *s)
 	while (s->all) {
 		flt_request_t *r = s->all;
 		s->all = r->next_all;
+		answered(r, -ECANCELED, "the server closed");
 		flt_envelope_free(r->env);
 		nng_aio_free(r->aio);
 		free(r);
@@ -656,10 +670,24 @@ void flt_request_reply(flt_request_t *r, const ProtobufCMessage *body)
 	env.method = r->env->method;
 	env.request_id = r->env->request_id;
 	if (flt_envelope_pack(&env, body, &m, &err) < 0) {
+		/* answer_error tells the hook of the failure. */
 		answer_error(r, env.method, env.request_id, -EMSGSIZE, err.msg);
 		return;
 	}
+	answered(r, 0, NULL);
 	send_msg(r, m);
+}
+
+void flt_request_on_answer(flt_request_t *r, flt_request_answer_fn fn,
+			   void *arg)
+{
+	r->on_answer = fn;
+	r->on_answer_arg = arg;
+}
+
+void *flt_request_context(const flt_request_t *r)
+{
+	return r->on_answer ? r->on_answer_arg : NULL;
 }
 
 void flt_request_fail(flt_request_t *r, int code, const char *fmt, ...)

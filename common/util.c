@@ -89,6 +89,21 @@ bool flt_is_name(const char *s, size_t max)
 	return true;
 }
 
+bool flt_namespace_valid(const char *s)
+{
+	size_t n = 0;
+	if (!s || !*s || *s == '-')
+		return false;
+	for (; s[n]; n++) {
+		char c = s[n];
+		if (n >= FLT_NAMESPACE_MAX ||
+		    !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '-'))
+			return false;
+	}
+	return true;
+}
+
 /*
  * Decodes the UTF-8 sequence of two to four bytes at p (of len) into *cp:
  * its length, or 0 for overlong forms, surrogates, code points past

@@ -62,6 +62,7 @@ static const struct {
 	{ FLT_EMETHOD, FLOTILLA__ERROR_CODE__ERROR_UNKNOWN_METHOD },
 	{ -EAGAIN, FLOTILLA__ERROR_CODE__ERROR_UNAVAILABLE },
 	{ FLT_ECONFLICT, FLOTILLA__ERROR_CODE__ERROR_CONFLICT },
+	{ FLT_EDENIED, FLOTILLA__ERROR_CODE__ERROR_PERMISSION_DENIED },
 };
 
 Flotilla__ErrorCode flt_wire_code_out(int code)
@@ -116,8 +117,17 @@ static int unpack(const void *buf, size_t len, bool request,
 	if (c && (strlen(c->join_token) > FLT_JOIN_TOKEN_MAX ||
 		  (*c->node_id && !flt_is_name(c->node_id, FLT_NODE_ID_MAX)) ||
 		  (c->node_secret.len != 0 &&
-		   c->node_secret.len != FLT_NODE_SECRET_LEN))) {
+		   c->node_secret.len != FLT_NODE_SECRET_LEN) ||
+		  strlen(c->token) > FLT_TOKEN_MAX)) {
 		rc = flt_err(err, FLT_EPROTO, "credentials: malformed");
+		goto fail;
+	}
+	if (*env->namespace_ && strcmp(env->namespace_, "*") != 0 &&
+	    !flt_namespace_valid(env->namespace_)) {
+		rc = flt_err(err, FLT_EPROTO,
+			     "namespace: not a namespace name (1 to %d of "
+			     "a-z, 0-9 and -, starting with a letter or digit)",
+			     FLT_NAMESPACE_MAX);
 		goto fail;
 	}
 	*out = env;

@@ -1,8 +1,8 @@
 /*
  * The front door: one table of every method the coordinator serves, with
- * the port that serves it, the permission a caller will need (an area,
- * read or write), whether it may change stored state, its request and
- * reply messages, and its handler. The two ports' request handlers look
+ * the port that serves it, the permission a caller needs (checked by
+ * acl.c before the handler runs), whether it may change stored state (and
+ * so is audited), its request and reply messages, and its handler. The two ports' request handlers look
  * the method up here and call the row's handler; nothing else routes.
  * The handlers below only pick the part of the coordinator that serves
  * a method: they hold no logic.
@@ -61,6 +61,17 @@ PART(campaign_list, camps, coord_campaigns_list)
 PART(campaign_pause, camps, coord_campaigns_pause)
 PART(campaign_resume, camps, coord_campaigns_resume)
 PART(campaign_abort, camps, coord_campaigns_abort)
+PART(acl_bootstrap, acl, coord_acl_bootstrap)
+PART(acl_token_create, acl, coord_acl_token_create)
+PART(acl_token_list, acl, coord_acl_token_list)
+PART(acl_token_get, acl, coord_acl_token_get)
+PART(acl_token_delete, acl, coord_acl_token_delete)
+PART(acl_token_self, acl, coord_acl_token_self)
+PART(acl_policy_apply, acl, coord_acl_policy_apply)
+PART(acl_policy_list, acl, coord_acl_policy_list)
+PART(acl_policy_get, acl, coord_acl_policy_get)
+PART(acl_policy_delete, acl, coord_acl_policy_delete)
+PART(audit_list, acl, coord_audit_list)
 #undef PART
 
 static void inventory_query(coord_t *c, flt_request_t *r)
@@ -76,90 +87,115 @@ static void inventory_get(coord_t *c, flt_request_t *r)
 #define D(msg) &flotilla__##msg##__descriptor
 #define AGENT COORD_PORT_AGENT
 #define OPERATOR COORD_PORT_OPERATOR
-#define R COORD_READ
-#define W COORD_WRITE
-#define A(area) COORD_AREA_##area
+#define P(perm) COORD_PERM_##perm
 
 /* In the order of the Method enum in flotilla.proto. */
 static const coord_method_t methods[] = {
-	{ M(REGISTER), AGENT, A(JOIN), W, true, D(register_request),
+	{ M(REGISTER), AGENT, P(JOIN), true, D(register_request),
 	  D(register_response), agent_register },
-	{ M(SYNC), AGENT, A(NODE_SELF), W, true, D(sync_request),
-	  D(sync_response), agent_sync },
-	{ M(WATCH), AGENT, A(NODE_SELF), R, false, D(watch_request),
+	{ M(SYNC), AGENT, P(NODE_SELF), true, D(sync_request), D(sync_response),
+	  agent_sync },
+	{ M(WATCH), AGENT, P(NODE_SELF), false, D(watch_request),
 	  D(watch_response), agent_watch },
-	{ M(FETCH_CHUNK), AGENT, A(NODE_SELF), R, false, D(fetch_chunk_request),
+	{ M(FETCH_CHUNK), AGENT, P(NODE_SELF), false, D(fetch_chunk_request),
 	  D(fetch_chunk_response), agent_fetch_chunk },
 
-	{ M(NODE_LIST), OPERATOR, A(NODE), R, false, D(node_list_request),
+	{ M(NODE_LIST), OPERATOR, P(NODE_READ), false, D(node_list_request),
 	  D(node_list_response), node_list },
-	{ M(NODE_GET), OPERATOR, A(NODE), R, false, D(node_get_request),
+	{ M(NODE_GET), OPERATOR, P(NODE_READ), false, D(node_get_request),
 	  D(node_get_response), node_get },
-	{ M(NODE_DRAIN), OPERATOR, A(NODE), W, true, D(node_drain_request),
+	{ M(NODE_DRAIN), OPERATOR, P(NODE_WRITE), true, D(node_drain_request),
 	  D(node_get_response), node_drain },
-	{ M(NODE_ELIGIBILITY), OPERATOR, A(NODE), W, true,
+	{ M(NODE_ELIGIBILITY), OPERATOR, P(NODE_WRITE), true,
 	  D(node_eligibility_request), D(node_get_response), node_eligibility },
 
 	/* A plan changes nothing, but it shows what a submission would do:
 	 * it needs the right to submit. */
-	{ M(JOB_PLAN), OPERATOR, A(JOB), W, false, D(job_plan_request),
+	{ M(JOB_PLAN), OPERATOR, P(NS_SUBMIT_JOB), false, D(job_plan_request),
 	  D(job_plan_response), job_plan },
-	{ M(JOB_REGISTER), OPERATOR, A(JOB), W, true, D(job_register_request),
-	  D(job_register_response), job_register },
-	{ M(JOB_GET), OPERATOR, A(JOB), R, false, D(job_get_request),
+	{ M(JOB_REGISTER), OPERATOR, P(NS_SUBMIT_JOB), true,
+	  D(job_register_request), D(job_register_response), job_register },
+	{ M(JOB_GET), OPERATOR, P(NS_READ_JOB), false, D(job_get_request),
 	  D(job_get_response), job_get },
-	{ M(JOB_LIST), OPERATOR, A(JOB), R, false, D(job_list_request),
+	{ M(JOB_LIST), OPERATOR, P(NS_READ_JOB), false, D(job_list_request),
 	  D(job_list_response), job_list },
-	{ M(JOB_STOP), OPERATOR, A(JOB), W, true, D(job_stop_request),
+	{ M(JOB_STOP), OPERATOR, P(NS_STOP_JOB), true, D(job_stop_request),
 	  D(job_register_response), job_stop },
-	{ M(JOB_HISTORY), OPERATOR, A(JOB), R, false, D(job_get_request),
+	{ M(JOB_HISTORY), OPERATOR, P(NS_READ_JOB), false, D(job_get_request),
 	  D(job_history_response), job_history },
-	{ M(ALLOC_GET), OPERATOR, A(JOB), R, false, D(alloc_get_request),
+	{ M(ALLOC_GET), OPERATOR, P(NS_READ_JOB), false, D(alloc_get_request),
 	  D(alloc_get_response), alloc_get },
-	{ M(DEPLOYMENT_GET), OPERATOR, A(JOB), R, false,
+	{ M(DEPLOYMENT_GET), OPERATOR, P(NS_READ_JOB), false,
 	  D(deployment_get_request), D(deployment_get_response),
 	  deployment_get },
-	{ M(DEPLOYMENT_PROMOTE), OPERATOR, A(JOB), W, true,
+	{ M(DEPLOYMENT_PROMOTE), OPERATOR, P(NS_SUBMIT_JOB), true,
 	  D(deployment_get_request), D(deployment_get_response),
 	  deployment_promote },
-	{ M(DEPLOYMENT_FAIL), OPERATOR, A(JOB), W, true,
+	{ M(DEPLOYMENT_FAIL), OPERATOR, P(NS_SUBMIT_JOB), true,
 	  D(deployment_get_request), D(deployment_get_response),
 	  deployment_fail },
-	{ M(DEPLOYMENT_PAUSE), OPERATOR, A(JOB), W, true,
+	{ M(DEPLOYMENT_PAUSE), OPERATOR, P(NS_SUBMIT_JOB), true,
 	  D(deployment_get_request), D(deployment_get_response),
 	  deployment_pause },
-	{ M(DEPLOYMENT_RESUME), OPERATOR, A(JOB), W, true,
+	{ M(DEPLOYMENT_RESUME), OPERATOR, P(NS_SUBMIT_JOB), true,
 	  D(deployment_get_request), D(deployment_get_response),
 	  deployment_resume },
 
-	{ M(CHUNK_PUT), OPERATOR, A(PACKAGE), W, true, D(chunk_put_request),
+	{ M(CHUNK_PUT), OPERATOR, P(PACKAGE_WRITE), true, D(chunk_put_request),
 	  D(chunk_put_response), chunk_put },
-	{ M(PACKAGE_PUSH), OPERATOR, A(PACKAGE), W, true,
+	{ M(PACKAGE_PUSH), OPERATOR, P(PACKAGE_WRITE), true,
 	  D(package_push_request), D(package_get_response), package_push },
-	{ M(PACKAGE_LIST), OPERATOR, A(PACKAGE), R, false,
+	{ M(PACKAGE_LIST), OPERATOR, P(PACKAGE_READ), false,
 	  D(package_list_request), D(package_get_response), package_list },
-	{ M(PACKAGE_GET), OPERATOR, A(PACKAGE), R, false,
+	{ M(PACKAGE_GET), OPERATOR, P(PACKAGE_READ), false,
 	  D(package_get_request), D(package_get_response), package_get },
 
-	{ M(INVENTORY_QUERY), OPERATOR, A(INVENTORY), R, false,
+	{ M(INVENTORY_QUERY), OPERATOR, P(INVENTORY_READ), false,
 	  D(inventory_query_request), D(inventory_query_response),
 	  inventory_query },
-	{ M(INVENTORY_GET), OPERATOR, A(INVENTORY), R, false,
+	{ M(INVENTORY_GET), OPERATOR, P(INVENTORY_READ), false,
 	  D(inventory_get_request), D(inventory_get_response), inventory_get },
 
-	{ M(CAMPAIGN_CREATE), OPERATOR, A(CAMPAIGN), W, true,
+	{ M(CAMPAIGN_CREATE), OPERATOR, P(CAMPAIGN_WRITE), true,
 	  D(campaign_create_request), D(campaign_get_response),
 	  campaign_create },
-	{ M(CAMPAIGN_GET), OPERATOR, A(CAMPAIGN), R, false,
+	{ M(CAMPAIGN_GET), OPERATOR, P(CAMPAIGN_READ), false,
 	  D(campaign_get_request), D(campaign_get_response), campaign_get },
-	{ M(CAMPAIGN_LIST), OPERATOR, A(CAMPAIGN), R, false,
+	{ M(CAMPAIGN_LIST), OPERATOR, P(CAMPAIGN_READ), false,
 	  D(campaign_list_request), D(campaign_list_response), campaign_list },
-	{ M(CAMPAIGN_PAUSE), OPERATOR, A(CAMPAIGN), W, true,
+	{ M(CAMPAIGN_PAUSE), OPERATOR, P(CAMPAIGN_WRITE), true,
 	  D(campaign_get_request), D(campaign_get_response), campaign_pause },
-	{ M(CAMPAIGN_RESUME), OPERATOR, A(CAMPAIGN), W, true,
+	{ M(CAMPAIGN_RESUME), OPERATOR, P(CAMPAIGN_WRITE), true,
 	  D(campaign_get_request), D(campaign_get_response), campaign_resume },
-	{ M(CAMPAIGN_ABORT), OPERATOR, A(CAMPAIGN), W, true,
+	{ M(CAMPAIGN_ABORT), OPERATOR, P(CAMPAIGN_WRITE), true,
 	  D(campaign_get_request), D(campaign_get_response), campaign_abort },
+
+	/* Bootstrap needs no token: it works once (acl.c). */
+	{ M(ACL_BOOTSTRAP), OPERATOR, P(ANYONE), true, D(acl_bootstrap_request),
+	  D(acl_token_response), acl_bootstrap },
+	{ M(ACL_TOKEN_CREATE), OPERATOR, P(MANAGEMENT), true,
+	  D(acl_token_create_request), D(acl_token_response),
+	  acl_token_create },
+	{ M(ACL_TOKEN_LIST), OPERATOR, P(MANAGEMENT), false,
+	  D(acl_list_request), D(acl_token_list_response), acl_token_list },
+	{ M(ACL_TOKEN_GET), OPERATOR, P(MANAGEMENT), false, D(acl_get_request),
+	  D(acl_token_response), acl_token_get },
+	{ M(ACL_TOKEN_DELETE), OPERATOR, P(MANAGEMENT), true,
+	  D(acl_get_request), D(acl_token_response), acl_token_delete },
+	{ M(ACL_TOKEN_SELF), OPERATOR, P(TOKEN), false, D(acl_list_request),
+	  D(acl_token_response), acl_token_self },
+	{ M(ACL_POLICY_APPLY), OPERATOR, P(MANAGEMENT), true,
+	  D(acl_policy_apply_request), D(acl_policy_response),
+	  acl_policy_apply },
+	{ M(ACL_POLICY_LIST), OPERATOR, P(MANAGEMENT), false,
+	  D(acl_list_request), D(acl_policy_list_response), acl_policy_list },
+	{ M(ACL_POLICY_GET), OPERATOR, P(MANAGEMENT), false, D(acl_get_request),
+	  D(acl_policy_response), acl_policy_get },
+	{ M(ACL_POLICY_DELETE), OPERATOR, P(MANAGEMENT), true,
+	  D(acl_get_request), D(acl_policy_response), acl_policy_delete },
+
+	{ M(AUDIT_LIST), OPERATOR, P(AUDIT_READ), false, D(audit_list_request),
+	  D(audit_list_response), audit_list },
 };
 
 const coord_method_t *coord_api_method(Flotilla__Method m)
@@ -176,20 +212,6 @@ const coord_method_t *coord_api_methods(size_t *n)
 	return methods;
 }
 
-const char *coord_area_name(coord_area_t a)
-{
-	static const char *const names[] = {
-		[COORD_AREA_JOIN] = "join",
-		[COORD_AREA_NODE_SELF] = "node-self",
-		[COORD_AREA_NODE] = "node",
-		[COORD_AREA_JOB] = "job",
-		[COORD_AREA_PACKAGE] = "package",
-		[COORD_AREA_INVENTORY] = "inventory",
-		[COORD_AREA_CAMPAIGN] = "campaign",
-	};
-	return (unsigned)a < FLT_ARRAY_SIZE(names) ? names[a] : "?";
-}
-
 static void dispatch(coord_t *c, flt_request_t *r, coord_port_t port)
 {
 	Flotilla__Method m = flt_request_envelope(r)->method;
@@ -201,6 +223,10 @@ static void dispatch(coord_t *c, flt_request_t *r, coord_port_t port)
 				 port == COORD_PORT_AGENT ? "agent" : "API");
 		return;
 	}
+	/* The permission first: a refused call's body is never decoded. */
+	if (port == COORD_PORT_OPERATOR &&
+	    coord_acl_authorize(c->acl, r, row) < 0)
+		return;
 	row->handler(c, r);
 }
 

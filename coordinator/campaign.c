@@ -98,6 +98,7 @@ struct coord_campaigns {
 	size_t n, cap;
 	report_t *reports, **rtail;
 	cmd_t *cmds, **ctail;
+	cmd_t *round_cmds; /* the campaign thread's: this round's commands */
 	bool stopping;
 	pthread_t thread;
 	bool started;
@@ -454,6 +455,15 @@ static int changes_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 			rc = flt_txn_put_pb(txn, cs->db_t, key, &ch->t->base,
 					    err);
 		}
+		if (rc < 0)
+			return rc;
+	}
+	/* The operators' commands of the round go with their records (a
+	 * creation went with its own transaction). */
+	for (cmd_t *c = cs->round_cmds; c; c = c->next) {
+		int rc = c->r && c->kind != CMD_CREATE
+				 ? coord_audit_in_txn(txn, c->r, err)
+				 : 0;
 		if (rc < 0)
 			return rc;
 	}
@@ -1028,6 +1038,7 @@ static int late_one(void *arg, size_t node, const Flotilla__Inventory *inv,
 typedef struct create_ctx {
 	coord_campaigns_t *cs;
 	camp_t *k;
+	flt_request_t *r;
 } create_ctx_t;
 
 static int create_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
@@ -1043,13 +1054,13 @@ static int create_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 		target_key(key, sizeof(key), k->t[i]);
 		rc = flt_txn_put_pb(txn, x->cs->db_t, key, &k->t[i]->base, err);
 	}
-	return rc;
+	return rc < 0 ? rc : coord_audit_in_txn(txn, x->r, err);
 }
 
 /* Stores a new campaign (one transaction) and shows it. */
 static void create_cmd(coord_campaigns_t *cs, cmd_t *cmd)
 {
-	create_ctx_t x = { cs, cmd->create };
+	create_ctx_t x = { cs, cmd->create, cmd->r };
 	flt_error_t err;
 	if (commit_sync(cs, create_apply, &x, NULL, &err) < 0) {
 		flt_request_fail(cmd->r, err.code ? err.code : FLT_ESTORE,
@@ -1243,7 +1254,9 @@ static void round_run(coord_campaigns_t *cs)
 	}
 	struct timespec c0, c1;
 	clock_gettime(CLOCK_MONOTONIC, &c0);
+	cs->round_cmds = cmds;
 	bool ok = changes_commit(cs) == 0;
+	cs->round_cmds = NULL;
 	clock_gettime(CLOCK_MONOTONIC, &c1);
 	/* The commit's wait counts for every open campaign (usually one). */
 	int64_t commit_us = elapsed_us(&c0, &c1);

@@ -60,6 +60,9 @@
  *   done callbacks without it.
  * COORD_LOCK_JOINS (joinguard.c, mtx): the table of failed joins. A
  *   leaf: only memory and the log under it.
+ * COORD_LOCK_ACL (acl.c, a rwlock): the tokens and policies in memory.
+ *   Read by every operator call's check, written by the writer's done
+ *   callbacks of ACL changes. A leaf: only memory under it.
  *
  * Outside this list: common/pb.c's table of enum names (a leaf, taken
  * under any of these), common/server.c's connection table (a leaf, taken
@@ -76,6 +79,7 @@ enum coord_lock_level {
 	COORD_LOCK_PLAN_COMMIT = 80,
 	COORD_LOCK_WRITER = 90,
 	COORD_LOCK_JOINS = 95,
+	COORD_LOCK_ACL = 97,
 };
 
 /* ---- writer.c: the single writer, with group commit ------------------ */
@@ -430,6 +434,7 @@ typedef struct coord {
 	coord_pkgs_t *pkgs;
 	coord_inv_t *inv;
 	coord_campaigns_t *camps;
+	struct coord_acl *acl;
 } coord_t;
 
 /* The port a method is served on. */
@@ -438,29 +443,46 @@ typedef enum coord_port {
 	COORD_PORT_OPERATOR, /* --api: operators and the CLI */
 } coord_port_t;
 
-/* What a caller must hold to call a method: an area and read or write. */
-typedef enum coord_area {
-	COORD_AREA_JOIN, /* the join token (Register) */
-	COORD_AREA_NODE_SELF, /* a node's own secret: its own records only */
-	COORD_AREA_NODE, /* nodes: list, drain, eligibility */
-	COORD_AREA_JOB, /* jobs, allocations, deployments */
-	COORD_AREA_PACKAGE,
-	COORD_AREA_INVENTORY,
-	COORD_AREA_CAMPAIGN,
-} coord_area_t;
+/*
+ * What a caller must hold to call a method (acl.c). The agent port's
+ * two are checked by its handlers (the join token, a node's secret); the
+ * operator port's are checked against the caller's ACL token before the
+ * body is decoded. COORD_PERM_NS_* are granted per namespace: the
+ * envelope's namespace ("default" when empty).
+ */
+typedef enum coord_perm {
+	COORD_PERM_JOIN, /* the join token (Register) */
+	COORD_PERM_NODE_SELF, /* a node's own secret: its own records only */
+	COORD_PERM_ANYONE, /* no token needed (bootstrap checks its own) */
+	COORD_PERM_TOKEN, /* any valid token (token self) */
+	COORD_PERM_MANAGEMENT, /* a management token (ACL administration) */
+	COORD_PERM_NODE_READ,
+	COORD_PERM_NODE_WRITE,
+	COORD_PERM_PACKAGE_READ,
+	COORD_PERM_PACKAGE_WRITE,
+	COORD_PERM_INVENTORY_READ,
+	COORD_PERM_CAMPAIGN_READ,
+	COORD_PERM_CAMPAIGN_WRITE,
+	COORD_PERM_AUDIT_READ,
+	COORD_PERM_NS_READ_JOB,
+	COORD_PERM_NS_SUBMIT_JOB,
+	COORD_PERM_NS_STOP_JOB,
+	COORD_PERM_NS_READ_LOGS,
+	COORD_PERM_NS_PRIVILEGED, /* checked by the job methods, per spec */
+	COORD_PERM_COUNT
+} coord_perm_t;
 
-typedef enum coord_access {
-	COORD_READ,
-	COORD_WRITE,
-} coord_access_t;
+/* "node:read", "namespace:submit-job", "management", ... */
+const char *coord_perm_name(coord_perm_t p);
+/* Whether a permission is granted per namespace. */
+bool coord_perm_namespaced(coord_perm_t p);
 
 /* One row of the method table. */
 typedef struct coord_method {
 	Flotilla__Method method;
 	coord_port_t port;
-	coord_area_t area;
-	coord_access_t access;
-	bool mutates; /* may change stored state */
+	coord_perm_t perm;
+	bool mutates; /* may change stored state: audited */
 	const ProtobufCMessageDescriptor *request, *response;
 	void (*handler)(coord_t *c, flt_request_t *r);
 } coord_method_t;
@@ -469,7 +491,6 @@ typedef struct coord_method {
 const coord_method_t *coord_api_method(Flotilla__Method m);
 /* Every row, in the order of the proto; *n gets the count. */
 const coord_method_t *coord_api_methods(size_t *n);
-const char *coord_area_name(coord_area_t a);
 
 /*
  * The request handlers of the two ports (flt_server_opts_t.handler, with
@@ -479,5 +500,63 @@ const char *coord_area_name(coord_area_t a);
  */
 void coord_api_agent(flt_request_t *r, void *arg);
 void coord_api_operator(flt_request_t *r, void *arg);
+
+/* ---- acl.c: operator identity; audit.c: the audit trail ------------- */
+
+typedef struct coord_acl coord_acl_t;
+
+typedef struct coord_acl_opts {
+	flt_store_t *store;
+	coord_writer_t *writer;
+	const char *data_dir; /* where acl-bootstrap-reset is looked for */
+	bool enforce; /* false (--dev): every caller may do everything */
+	uint64_t audit_max_events; /* 0: 100000 */
+	int64_t audit_max_age_ms; /* 0: 365 days */
+} coord_acl_opts_t;
+
+int coord_acl_open(const coord_acl_opts_t *o, coord_acl_t **out,
+		   flt_error_t *err);
+void coord_acl_close(coord_acl_t *a);
+
+struct coord_method;
+/*
+ * Before an operator method's handler: resolves the caller (the token in
+ * the envelope's credentials, or anonymous), checks the row's permission
+ * in the envelope's namespace, and attaches the call's context to r (the
+ * identity, the namespace, the audit record of a method that changes
+ * state, written when r is answered unless a change's transaction already
+ * holds it). On a refusal answers r and returns -1: nothing else happened.
+ */
+int coord_acl_authorize(coord_acl_t *a, flt_request_t *r,
+			const struct coord_method *row);
+
+/* The call's namespace ("default" for an empty one; "*" for job list's
+ * every namespace). Only for authorised operator calls. */
+const char *coord_call_namespace(const flt_request_t *r);
+/* Whether the call's caller holds p (in namespace ns when p is granted
+ * per namespace). True for every call when ACLs are not enforced. */
+bool coord_call_may(const flt_request_t *r, coord_perm_t p, const char *ns);
+/* Refuses r as coord_acl_authorize would, for p in ns: answers r. */
+void coord_call_deny(flt_request_t *r, coord_perm_t p, const char *ns,
+		     const char *what);
+/*
+ * Inside the transaction that makes r's change: records r in the audit
+ * trail (ok, with the transaction's index). A no-op for calls that are
+ * not audited. Returns 0 or the store's error.
+ */
+int coord_audit_in_txn(flt_txn_t *txn, flt_request_t *r, flt_error_t *err);
+
+/* ACL and audit methods (the method table's handlers). */
+void coord_acl_bootstrap(coord_acl_t *a, flt_request_t *r);
+void coord_acl_token_create(coord_acl_t *a, flt_request_t *r);
+void coord_acl_token_list(coord_acl_t *a, flt_request_t *r);
+void coord_acl_token_get(coord_acl_t *a, flt_request_t *r);
+void coord_acl_token_delete(coord_acl_t *a, flt_request_t *r);
+void coord_acl_token_self(coord_acl_t *a, flt_request_t *r);
+void coord_acl_policy_apply(coord_acl_t *a, flt_request_t *r);
+void coord_acl_policy_list(coord_acl_t *a, flt_request_t *r);
+void coord_acl_policy_get(coord_acl_t *a, flt_request_t *r);
+void coord_acl_policy_delete(coord_acl_t *a, flt_request_t *r);
+void coord_audit_list(coord_acl_t *a, flt_request_t *r);
 
 #endif

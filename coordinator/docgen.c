@@ -52,21 +52,23 @@ static int methods(void)
 	       "Every call is one protobuf `Envelope` (`proto/flotilla.proto`)"
 	       " naming the\nmethod. *Port*: `agent` is the coordinator's"
 	       " `--listen` address, `api` its\n`--api` address; a method is"
-	       " refused on the other port. *Permission*: the\narea and the"
-	       " access a caller needs (`join`: the join token; `node-self`:"
-	       "\na node's own secret). *Changes state*: whether a call may"
-	       " change what is\nstored.\n\n"
+	       " refused on the other port. *Permission*: what the\ncaller"
+	       " needs (`join`: the join token; `node-self`: a node's own"
+	       " secret;\n`anyone`: no token; `token`: any valid ACL token;"
+	       " `management`: a\nmanagement token; `namespace:*`: granted per"
+	       " namespace, the call's own;\nthe others fleet-wide; see"
+	       " docs/security.md). It is checked before the\nbody is"
+	       " decoded. *Changes state*: whether a call may change what is"
+	       "\nstored; such calls are recorded in the audit trail.\n\n"
 	       "| method | port | permission | changes state | request |"
 	       " reply |\n| --- | --- | --- | --- | --- | --- |\n");
 	for (size_t i = 0; i < n; i++)
-		printf("| `%s` | %s | %s:%s | %s | `%s` | `%s` |\n",
+		printf("| `%s` | %s | %s | %s | `%s` | `%s` |\n",
 		       flt_pb_enum_name(&flotilla__method__descriptor,
 					m[i].method),
 		       m[i].port == COORD_PORT_AGENT ? "agent" : "api",
-		       coord_area_name(m[i].area),
-		       m[i].access == COORD_WRITE ? "write" : "read",
-		       m[i].mutates ? "yes" : "no", m[i].request->short_name,
-		       m[i].response->short_name);
+		       coord_perm_name(m[i].perm), m[i].mutates ? "yes" : "no",
+		       m[i].request->short_name, m[i].response->short_name);
 	return 0;
 }
 

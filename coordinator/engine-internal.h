@@ -144,6 +144,7 @@ typedef struct pentry {
 struct cycle {
 	coord_engine_t *e;
 	int64_t now;
+	struct eop *ops; /* the operators' requests of this cycle */
 	sched_fleet_t *fleet;
 	bool fleet_failed;
 	pentry_t *pe;
@@ -434,6 +435,9 @@ int deploy_pause(cycle_t *c, ejob_t *ej, edep_t *ed, flt_error_t *err);
 int deploy_resume(cycle_t *c, ejob_t *ej, edep_t *ed, flt_error_t *err);
 /* A committed deployment by id, unique id prefix, or job name (its latest
  * committed one). The engine thread, or a reader holding view_mtx. */
+/* A job's namespace: "default" for one that names none. */
+const char *job_namespace(const Flotilla__Job *job);
+
 edep_t *deploy_find(coord_engine_t *e, const char *q, ejob_t **job,
 		    flt_error_t *err);
 const Flotilla__DeploymentGroup *deploy_group(const Flotilla__Deployment *d,

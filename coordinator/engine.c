@@ -528,7 +528,7 @@ static void answer_ops(coord_engine_t *e, eop_t *ops, bool ok, uint64_t index,
  * the requests answered. The engine thread holds no lock but to publish. */
 static void cycle(coord_engine_t *e, intake_t *in)
 {
-	cycle_t c = { .e = e, .now = flt_now_wall_ms() };
+	cycle_t c = { .e = e, .now = flt_now_wall_ms(), .ops = in->ops };
 	for (eop_t *op = in->ops; op; op = op->next)
 		op->run(&c, op);
 	for (nevent_t *ev = in->events; ev; ev = ev->next)

@@ -12,6 +12,28 @@
 #include "flotilla/log.h"
 #include "flotilla/pb.h"
 
+/* ---- namespaces ----------------------------------------------------------- */
+
+const char *job_namespace(const Flotilla__Job *job)
+{
+	return job && *job->namespace_ ? job->namespace_
+				       : FLT_NAMESPACE_DEFAULT;
+}
+
+/* The namespace an op acts in: its request's ("default" for a direct
+ * call, which acts for the coordinator itself). */
+static const char *op_namespace(const eop_t *op)
+{
+	return op->r ? coord_call_namespace(op->r) : NULL;
+}
+
+/* Readers: whether a committed job is seen by a call in namespace ns
+ * (NULL: every one). */
+static bool job_in(const ejob_t *ej, const char *ns)
+{
+	return !ns || (ej->rec && strcmp(job_namespace(ej->rec->job), ns) == 0);
+}
+
 /* ---- changes, run inside the cycle ---------------------------------------- */
 
 static void run_register(cycle_t *c, eop_t *op)
@@ -19,6 +41,15 @@ static void run_register(cycle_t *c, eop_t *op)
 	coord_engine_t *e = c->e;
 	ejob_t *ej = job_find(e, op->job->name);
 	const Flotilla__JobRecord *cur = ej ? jcur(ej) : NULL;
+	if (cur && strcmp(job_namespace(cur->job), job_namespace(op->job))) {
+		/* Not which one: that namespace may be none of theirs. */
+		op->rc = flt_err(&op->err, FLT_ECONFLICT,
+				 "job %s: the name is taken in another "
+				 "namespace (job names are unique across the "
+				 "fleet)",
+				 op->job->name);
+		return;
+	}
 	if (cur && !cur->stopped &&
 	    flt_pb_equal(&cur->job->base, &op->job->base)) {
 		op->resp.unchanged = true;
@@ -57,9 +88,12 @@ static void run_register(cycle_t *c, eop_t *op)
 static void run_stop(cycle_t *c, eop_t *op)
 {
 	ejob_t *ej = job_find(c->e, op->name);
-	if (!ej || !jcur(ej)) {
-		op->rc = flt_err(&op->err, FLT_ENOTFOUND, "job %s: no such job",
-				 op->name);
+	const char *ns = op_namespace(op);
+	if (!ej || !jcur(ej) ||
+	    (ns && strcmp(job_namespace(jcur(ej)->job), ns) != 0)) {
+		op->rc = flt_err(&op->err, FLT_ENOTFOUND,
+				 "job %s: no such job%s%s", op->name,
+				 ns ? " in namespace " : "", ns ? ns : "");
 		return;
 	}
 	Flotilla__JobRecord *w = jwc(c, ej);
@@ -82,6 +116,12 @@ static void run_deployment(cycle_t *c, eop_t *op)
 {
 	ejob_t *ej;
 	edep_t *ed = deploy_find(c->e, op->name, &ej, &op->err);
+	const char *ns = op_namespace(op);
+	if (ed && ns && strcmp(job_namespace(jcur(ej)->job), ns) != 0) {
+		ed = NULL;
+		flt_err(&op->err, FLT_ENOTFOUND,
+			"deployment %s: none in namespace %s", op->name, ns);
+	}
 	if (!ed) {
 		op->rc = op->err.code;
 		return;
@@ -223,6 +263,7 @@ static void summarize(const ejob_t *ej, Flotilla__JobSummary *s)
 	const Flotilla__JobRecord *r = ej->rec;
 	flotilla__job_summary__init(s);
 	s->name = (char *)r->job->name;
+	s->namespace_ = (char *)job_namespace(r->job);
 	s->type = (char *)r->job->type;
 	s->version = r->version;
 	s->submitted_ms = r->submitted_ms;
@@ -314,12 +355,13 @@ static int alloc_cmp(const void *x, const void *y)
 	return a->create_ms > b->create_ms ? -1 : a->create_ms < b->create_ms;
 }
 
-static int job_get_locked(coord_engine_t *e, const char *name,
+static int job_get_locked(coord_engine_t *e, const char *name, const char *ns,
 			  Flotilla__JobGetResponse **out, flt_error_t *err)
 {
 	ejob_t *ej = job_find(e, name);
-	if (!ej || !ej->rec)
-		return flt_err(err, FLT_ENOTFOUND, "job %s: no such job", name);
+	if (!ej || !ej->rec || !job_in(ej, ns))
+		return flt_err(err, FLT_ENOTFOUND, "job %s: no such job%s%s",
+			       name, ns ? " in namespace " : "", ns ? ns : "");
 	Flotilla__JobGetResponse r = FLOTILLA__JOB_GET_RESPONSE__INIT;
 	Flotilla__JobSummary s;
 	summarize(ej, &s);
@@ -345,7 +387,7 @@ int coord_engine_job(coord_engine_t *e, const char *name,
 		     Flotilla__JobGetResponse **out, flt_error_t *err)
 {
 	flt_mutex_lock(&e->view_mtx);
-	int rc = job_get_locked(e, name, out, err);
+	int rc = job_get_locked(e, name, NULL, out, err);
 	flt_mutex_unlock(&e->view_mtx);
 	return rc;
 }
@@ -367,6 +409,19 @@ static int check_job(flt_request_t *r, Flotilla__Job *job)
 				 err.msg);
 		return -1;
 	}
+	/* The permission was checked in the call's namespace: the job must
+	 * live there. "default" is stored as no namespace. */
+	const char *ns = coord_call_namespace(r);
+	if (*job->namespace_ && strcmp(job->namespace_, ns) != 0) {
+		flt_request_fail(r, FLT_EPROTO,
+				 "job %s: namespace: the job is in %s but the "
+				 "call is in %s (flotilla --namespace %s)",
+				 job->name, job->namespace_, ns,
+				 job->namespace_);
+		return -1;
+	}
+	flt_pb_set_str(&job->namespace_,
+		       strcmp(ns, FLT_NAMESPACE_DEFAULT) == 0 ? "" : ns);
 	return 0;
 }
 
@@ -516,7 +571,8 @@ void coord_jobs_get(coord_engine_t *e, flt_request_t *r)
 	flt_error_t err;
 	Flotilla__JobGetResponse *g = NULL;
 	flt_mutex_lock(&e->view_mtx);
-	int rc = job_get_locked(e, req->name, &g, &err);
+	int rc =
+		job_get_locked(e, req->name, coord_call_namespace(r), &g, &err);
 	flt_mutex_unlock(&e->view_mtx);
 	pb_free(req);
 	answer(r, rc, &err, g ? &g->base : NULL);
@@ -533,9 +589,11 @@ void coord_jobs_history(coord_engine_t *e, flt_request_t *r)
 	int rc = 0;
 	flt_mutex_lock(&e->view_mtx);
 	ejob_t *ej = job_find(e, req->name);
-	if (!ej || !ej->rec) {
-		rc = flt_err(&err, FLT_ENOTFOUND, "job %s: no such job",
-			     req->name);
+	const char *ns = coord_call_namespace(r);
+	if (!ej || !ej->rec || !job_in(ej, ns)) {
+		rc = flt_err(&err, FLT_ENOTFOUND,
+			     "job %s: no such job in namespace %s", req->name,
+			     ns);
 	} else {
 		Flotilla__JobHistoryResponse h =
 			FLOTILLA__JOB_HISTORY_RESPONSE__INIT;
@@ -554,11 +612,17 @@ void coord_jobs_history(coord_engine_t *e, flt_request_t *r)
 void coord_jobs_list(coord_engine_t *e, flt_request_t *r)
 {
 	Flotilla__JobListResponse l = FLOTILLA__JOB_LIST_RESPONSE__INIT;
+	const char *ns = coord_call_namespace(r);
+	bool every = strcmp(ns, "*") == 0;
 	flt_mutex_lock(&e->view_mtx);
 	Flotilla__JobSummary *s = flt_xcalloc(e->njobs + 1, sizeof(*s));
 	l.jobs = flt_xcalloc(e->njobs + 1, sizeof(*l.jobs));
 	for (size_t j = 0; j < e->njobs; j++) {
 		if (!e->jobs[j]->rec)
+			continue;
+		const char *jns = job_namespace(e->jobs[j]->rec->job);
+		if (every ? !coord_call_may(r, COORD_PERM_NS_READ_JOB, jns)
+			  : strcmp(jns, ns) != 0)
 			continue;
 		summarize(e->jobs[j], &s[l.n_jobs]);
 		l.jobs[l.n_jobs] = &s[l.n_jobs];
@@ -583,6 +647,17 @@ void coord_allocs_get(coord_engine_t *e, flt_request_t *r)
 	int rc = 0;
 	flt_mutex_lock(&e->view_mtx);
 	ealloc_t *ea = alloc_lookup(e, req->id, &err);
+	const char *ns = coord_call_namespace(r);
+	if (ea) {
+		const Flotilla__Alloc *a = ea->a;
+		ejob_t *ej = a ? job_find(e, a->job) : NULL;
+		if (!a || (ej && !job_in(ej, ns))) {
+			ea = NULL;
+			flt_err(&err, FLT_ENOTFOUND,
+				"allocation %s: none in namespace %s", req->id,
+				ns);
+		}
+	}
 	if (ea) {
 		Flotilla__AllocGetResponse g =
 			FLOTILLA__ALLOC_GET_RESPONSE__INIT;
@@ -609,6 +684,12 @@ void coord_deployments_get(coord_engine_t *e, flt_request_t *r)
 	flt_mutex_lock(&e->view_mtx);
 	ejob_t *ej;
 	edep_t *ed = deploy_find(e, req->id, &ej, &err);
+	const char *ns = coord_call_namespace(r);
+	if (ed && !job_in(ej, ns)) {
+		ed = NULL;
+		flt_err(&err, FLT_ENOTFOUND,
+			"deployment %s: none in namespace %s", req->id, ns);
+	}
 	if (ed) {
 		Flotilla__DeploymentGetResponse g =
 			FLOTILLA__DEPLOYMENT_GET_RESPONSE__INIT;

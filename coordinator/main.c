@@ -28,6 +28,9 @@ static const char *idle_timeout = "60s";
 static long max_per_source = FLT_SERVER_MAX_PER_SOURCE;
 static long map_size_mb = 1024;
 static bool dev;
+static const char *acl_mode = "";
+static long audit_max_events = 100000;
+static const char *audit_max_age = "365d";
 static const char *log_level = "info";
 static const char *advisories = FLT_ADVISORIES_DEFAULT;
 static flt_tls_opts_t tls;
@@ -75,6 +78,16 @@ static const flt_flag_t flags[] = {
 	  "this coordinator's private key (PEM)", 0, 0, NULL },
 	{ "advisories", FLT_FLAG_STRING, &advisories, "FILE",
 	  "advisory file for advisory: queries (\"\": none)", 0, 0, NULL },
+	{ "acl", FLT_FLAG_STRING, &acl_mode, "on|off",
+	  "check every operator call against ACL tokens (default: on; off "
+	  "with --dev)",
+	  0, 0, NULL },
+	{ "audit-max-events", FLT_FLAG_INT, &audit_max_events, "N",
+	  "audit records kept, the oldest removed first (default 100000)", 100,
+	  100000000, NULL },
+	{ "audit-max-age", FLT_FLAG_STRING, &audit_max_age, "DURATION",
+	  "audit records older than this are removed (default 365d)", 0, 0,
+	  NULL },
 	{ "dev", FLT_FLAG_BOOL, &dev, NULL,
 	  "development mode: plain transports without a warning", 0, 0, NULL },
 	{ "log-level", FLT_FLAG_STRING, &log_level, "LEVEL",
@@ -131,7 +144,7 @@ static void node_event(void *ctx, const char *node_id, enum coord_node_event ev)
 
 /* Opens every part in the order they depend on each other (ADR 0011). */
 static int open_parts(coord_t *c, const char *token, int64_t ttl_ms,
-		      flt_error_t *err)
+		      bool acl_on, int64_t audit_age_ms, flt_error_t *err)
 {
 	static const char *const dbs[] = { "nodes",        "jobs",
 					   "job_versions", "allocs",
@@ -139,12 +152,24 @@ static int open_parts(coord_t *c, const char *token, int64_t ttl_ms,
 					   "packages",     "blobs",
 					   "campaigns",    "campaign_targets",
 					   "inventory",    "events",
-					   "tokens",       NULL };
+					   "tokens",       "acl_tokens",
+					   "acl_policies", "acl_meta",
+					   "audit",        NULL };
 	flt_store_opts_t so = { .dbs = dbs,
 				.map_size = (size_t)map_size_mb << 20,
 				.map_size_flag = "--map-size" };
 	if (flt_store_open(data_dir, &so, &c->store, err) < 0 ||
 	    coord_writer_start(c->store, &c->writer, err) < 0)
+		return -1;
+	coord_acl_opts_t lo = {
+		.store = c->store,
+		.writer = c->writer,
+		.data_dir = data_dir,
+		.enforce = acl_on,
+		.audit_max_events = (uint64_t)audit_max_events,
+		.audit_max_age_ms = audit_age_ms,
+	};
+	if (coord_acl_open(&lo, &c->acl, err) < 0)
 		return -1;
 	coord_nodes_opts_t no = {
 		.store = c->store,
@@ -219,6 +244,7 @@ static void close_parts(coord_t *c, flt_server_t *agents, flt_server_t *api)
 	coord_nodes_close(c->nodes);
 	coord_inv_close(c->inv);
 	coord_pkgs_close(c->pkgs);
+	coord_acl_close(c->acl);
 	coord_writer_free(c->writer);
 	flt_store_close(c->store);
 }
@@ -242,7 +268,7 @@ static void serve(coord_t *c, int sfd)
 	}
 }
 
-static int run(uint32_t idle_ms)
+static int run(uint32_t idle_ms, bool acl_on, int64_t audit_age_ms)
 {
 	coord_t c = { 0 };
 	flt_server_t *agents = NULL, *api = NULL;
@@ -279,7 +305,7 @@ static int run(uint32_t idle_ms)
 	}
 
 	int sfd = flt_signal_fd();
-	if (open_parts(&c, token, ttl_ms, &err) < 0)
+	if (open_parts(&c, token, ttl_ms, acl_on, audit_age_ms, &err) < 0)
 		goto out;
 	flt_server_opts_t ao = { .url = listen_url,
 				 .tls = &tls,
@@ -342,9 +368,33 @@ int main(int argc, char **argv)
 		fprintf(stderr, "flotilla-coordinator: %s\n", err.msg);
 		return FLT_FLAGS_EXIT_USAGE;
 	}
+	bool acl_on = !dev;
+	if (strcmp(acl_mode, "on") == 0)
+		acl_on = true;
+	else if (strcmp(acl_mode, "off") == 0)
+		acl_on = false;
+	else if (*acl_mode) {
+		fprintf(stderr,
+			"flotilla-coordinator: --acl takes on or off, not "
+			"'%s'\n",
+			acl_mode);
+		return FLT_FLAGS_EXIT_USAGE;
+	}
+	uint64_t age_ms = 0;
+	int drc = flt_duration_parse(
+		audit_max_age, (uint64_t)100 * 365 * 86400000, &age_ms, &err);
+	if (drc < 0 || age_ms < 3600000) {
+		fprintf(stderr, "flotilla-coordinator: --audit-max-age: %s\n",
+			drc < 0 ? err.msg : "at least 1h");
+		return FLT_FLAGS_EXIT_USAGE;
+	}
 	if ((rc = flt_program_start("flotilla-coordinator", log_level)) != 0)
 		return rc;
-	rc = run(idle_ms);
+	if (!acl_on && !dev)
+		flt_warn("--acl off: every operator call may do everything, "
+			 "without a token; anyone who reaches --api owns the "
+			 "fleet");
+	rc = run(idle_ms, acl_on, (int64_t)age_ms);
 	flt_flags_free(flags);
 	return rc;
 }

@@ -1199,7 +1199,10 @@ static int edit_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 {
 	static const record_edit_t how = { edit_edit, NULL };
 	edit_op_t *o = arg;
-	return record_update(txn, o->t, o->id, &how, o, err);
+	int rc = record_update(txn, o->t, o->id, &how, o, err);
+	if (rc < 0 || o->rc < 0 || !o->r)
+		return rc;
+	return coord_audit_in_txn(txn, o->r, err);
 }
 
 static void edit_done(void *arg, int rc, uint64_t index, const flt_error_t *err)

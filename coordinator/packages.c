@@ -220,7 +220,8 @@ static int push_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 		return rc;
 	m->created_at_ms = flt_now_wall_ms();
 	m->index = flt_txn_index(txn);
-	return flt_txn_put_pb(txn, o->p->db_pkgs, key, &m->base, err);
+	rc = flt_txn_put_pb(txn, o->p->db_pkgs, key, &m->base, err);
+	return rc < 0 ? rc : coord_audit_in_txn(txn, o->r, err);
 }
 
 static void push_done(void *arg, int rc, uint64_t index, const flt_error_t *err)

@@ -142,6 +142,14 @@ static int plan_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 	cycle_t *c = ((waiter_t *)arg)->c;
 	coord_engine_t *e = c->e;
 	uint64_t idx = flt_txn_index(txn);
+	/* The operators' changes go with their audit records. */
+	for (eop_t *op = c->ops; op; op = op->next) {
+		int arc = op->r && op->rc == 0
+				  ? coord_audit_in_txn(txn, op->r, err)
+				  : 0;
+		if (arc < 0)
+			return arc;
+	}
 	for (size_t i = 0; i < c->npe; i++) {
 		pentry_t *p = &c->pe[i];
 		int rc = 0;

@@ -16,6 +16,7 @@ enum {
 	FLT_ETRANSPORT = -5008,
 	FLT_EUSAGE = -5009, /* bad command line or configuration */
 	FLT_ECONFLICT = -5010,
+	FLT_EDENIED = -5011, /* not allowed: a permission is missing */
 };
 
 #define FLT_ERROR_MSG_MAX 512

@@ -52,6 +52,12 @@ void flt_uuid_v4(char buf[37]);
 /* True for a non-empty string of at most max bytes, all in [A-Za-z0-9._-]. */
 bool flt_is_name(const char *s, size_t max);
 
+/* A namespace name: 1 to FLT_NAMESPACE_MAX of [a-z0-9-], not starting
+ * with '-'. "default" is where jobs live unless they say otherwise. */
+#define FLT_NAMESPACE_MAX 63
+#define FLT_NAMESPACE_DEFAULT "default"
+bool flt_namespace_valid(const char *s);
+
 /*
  * Text rules. Strings from outside are valid UTF-8 without NUL; where
  * FLT_TEXT_CONTROLS is not given, also without control characters (C0

@@ -38,6 +38,7 @@
 #define FLT_NODE_SECRET_LEN 32u
 #define FLT_NODE_ID_MAX 64u
 #define FLT_JOIN_TOKEN_MAX 256u
+#define FLT_TOKEN_MAX 128u /* an ACL token's secret id, as sent */
 
 typedef Flotilla__Envelope flt_envelope_t;
 
@@ -104,6 +105,9 @@ typedef struct flt_client flt_client_t;
 typedef struct flt_client_opts {
 	const char *url;
 	const flt_tls_opts_t *tls; /* may be NULL for plain transports */
+	/* Operator calls: the namespace every call names (NULL or "": the
+	 * server's default); copied. */
+	const char *namespace_;
 	bool background; /* keep redialing in the background (agents); else
 			  * the first dial must succeed (CLI) */
 } flt_client_opts_t;
@@ -114,6 +118,9 @@ int flt_client_open(const flt_client_opts_t *o, flt_client_t **out,
  * waiting in flt_client_call); the client stays allocated. */
 void flt_client_shutdown(flt_client_t *c);
 void flt_client_close(flt_client_t *c);
+/* Changes the namespace later calls name (NULL: none); not while calls
+ * are in progress. */
+void flt_client_set_namespace(flt_client_t *c, const char *ns);
 
 /*
  * One call: sends req under method with creds (may be NULL) and waits up to
@@ -204,6 +211,18 @@ const flt_envelope_t *flt_request_envelope(const flt_request_t *r);
 const char *flt_request_peer(const flt_request_t *r);
 
 void flt_request_defer(flt_request_t *r);
+/*
+ * Calls fn once, on the answering thread, just before the request is
+ * answered: code 0 (msg NULL) for a reply, else the error's code and
+ * message; -ECANCELED when the server closes with r unanswered (nothing
+ * is sent then). fn must not answer r; it owns arg.
+ */
+typedef void (*flt_request_answer_fn)(flt_request_t *r, int code,
+				      const char *msg, void *arg);
+void flt_request_on_answer(flt_request_t *r, flt_request_answer_fn fn,
+			   void *arg);
+/* The arg of flt_request_on_answer until r is answered; else NULL. */
+void *flt_request_context(const flt_request_t *r);
 void flt_request_reply(flt_request_t *r, const ProtobufCMessage *body);
 /* The message goes out escaped (flt_escape): it may quote a request. */
 void flt_request_fail(flt_request_t *r, int code, const char *fmt, ...)

@@ -43,13 +43,16 @@ static void every_method_has_one_row(void **state)
 		assert_int_equal(m->port, v < 50 ? COORD_PORT_AGENT
 						 : COORD_PORT_OPERATOR);
 		if (m->port == COORD_PORT_OPERATOR) {
-			assert_true(m->area != COORD_AREA_JOIN &&
-				    m->area != COORD_AREA_NODE_SELF);
+			assert_true(m->perm != COORD_PERM_JOIN &&
+				    m->perm != COORD_PERM_NODE_SELF);
+		} else {
+			assert_true(m->perm == COORD_PERM_JOIN ||
+				    m->perm == COORD_PERM_NODE_SELF);
 		}
-		/* What changes state needs write access. */
+		/* What changes state never needs only a read permission. */
 		if (m->mutates)
-			assert_int_equal(m->access, COORD_WRITE);
-		assert_string_not_equal(coord_area_name(m->area), "?");
+			assert_null(strstr(coord_perm_name(m->perm), ":read"));
+		assert_string_not_equal(coord_perm_name(m->perm), "?");
 	}
 	assert_int_equal(n, expected);
 	/* In the order of the proto's enum. */
@@ -64,12 +67,20 @@ static void reads_change_nothing(void **state)
 		coord_api_method(FLOTILLA__METHOD__METHOD_JOB_GET);
 	assert_non_null(m);
 	assert_false(m->mutates);
-	assert_int_equal(m->access, COORD_READ);
+	assert_int_equal(m->perm, COORD_PERM_NS_READ_JOB);
+	assert_true(coord_perm_namespaced(m->perm));
 	m = coord_api_method(FLOTILLA__METHOD__METHOD_CAMPAIGN_ABORT);
 	assert_true(m->mutates);
-	assert_int_equal(m->area, COORD_AREA_CAMPAIGN);
+	assert_int_equal(m->perm, COORD_PERM_CAMPAIGN_WRITE);
+	assert_false(coord_perm_namespaced(m->perm));
+	m = coord_api_method(FLOTILLA__METHOD__METHOD_JOB_STOP);
+	assert_int_equal(m->perm, COORD_PERM_NS_STOP_JOB);
+	m = coord_api_method(FLOTILLA__METHOD__METHOD_ACL_TOKEN_CREATE);
+	assert_int_equal(m->perm, COORD_PERM_MANAGEMENT);
+	m = coord_api_method(FLOTILLA__METHOD__METHOD_ACL_BOOTSTRAP);
+	assert_int_equal(m->perm, COORD_PERM_ANYONE);
 	m = coord_api_method(FLOTILLA__METHOD__METHOD_REGISTER);
-	assert_int_equal(m->area, COORD_AREA_JOIN);
+	assert_int_equal(m->perm, COORD_PERM_JOIN);
 	assert_ptr_equal(m->request, &flotilla__register_request__descriptor);
 }
 
