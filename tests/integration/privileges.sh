@@ -173,6 +173,28 @@ out=$(timeout 20 "$AGENT" --data-dir "$T/exec" exec "$T/na.json" 2>&1) || rc=$?
 	fail "exec without --allow-cap: rc=$rc $out"
 timeout 20 "$AGENT" --data-dir "$T/exec" --allow-cap NET_ADMIN exec "$T/na.json" ||
 	fail "exec with --allow-cap NET_ADMIN failed"
+# A writable volume: written only when the volume allows :rw and the spec
+# asks "writable"; read-only otherwise.
+mkdir -m 0777 "$T/rw"
+rwspec() {
+	jq -n --argjson w "$1" '{name: "rw", command: "/bin/sh", args: ["-c", "echo hi >/rw/out"],
+		mounts: [{volume: "rw", target: "/rw", writable: $w}]}' >"$T/rw.json"
+}
+rwspec true
+rc=0
+out=$(timeout 20 "$AGENT" --data-dir "$T/exec" --allow-host-volume "rw=$T/rw" exec "$T/rw.json" 2>&1) || rc=$?
+[ $rc = 125 ] && grep -qF "mounts[0].volume: rw read-write needs --allow-host-volume rw=PATH:rw" <<<"$out" ||
+	fail "a writable mount of a read-only volume: rc=$rc $out"
+timeout 20 "$AGENT" --data-dir "$T/exec" --allow-host-volume "rw=$T/rw:rw" exec "$T/rw.json" ||
+	fail "a writable mount of a :rw volume failed"
+[ "$(cat "$T/rw/out")" = hi ] || fail "the task did not write to its writable volume"
+rm "$T/rw/out"
+rwspec false
+rc=0
+timeout 20 "$AGENT" --data-dir "$T/exec" --allow-host-volume "rw=$T/rw:rw" exec "$T/rw.json" >/dev/null 2>&1 || rc=$?
+[ $rc != 0 ] && [ ! -e "$T/rw/out" ] || fail "a read-only mount was written: rc=$rc"
+pass "host volumes: read-write only with :rw and \"writable\", read-only otherwise"
+
 # --task-dir: a static task asking more than the agent allows is never run.
 mkdir -p "$T/specs"
 echo '{"name": "hostnet", "command": "/bin/sleep", "args": ["100"], "network": "host"}' >"$T/specs/hostnet.json"

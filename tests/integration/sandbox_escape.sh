@@ -191,6 +191,13 @@ EXTRA_ALLOW=()
 if [ "$RC" != 1 ] || ! grep -q "^sethostname ESCAPED " <<<"$LINE"; then
 	FAILED+=("control run: sethostname with CAP_SYS_ADMIN and no filter did not succeed: rc=$RC $LINE")
 fi
+# Unconfined, with CAP_DAC_READ_SEARCH allowed, open_by_handle_at (never
+# granted) is still refused: Shocker needs no more than these two.
+EXTRA_ALLOW=(--allow-seccomp-unconfined --allow-cap DAC_READ_SEARCH)
+run_probe "unconfined:open_by_handle_at" nobody open_by_handle_at EPERM "" \
+	'. + {seccomp: {profile: "unconfined"}, capabilities: ["CAP_DAC_READ_SEARCH"]}'
+check "unconfined:open_by_handle_at" nobody EPERM open_by_handle_at
+EXTRA_ALLOW=()
 
 echo "probe                  user    want          status line"
 printf '%s\n' "${ROWS[@]}"
