@@ -132,12 +132,15 @@ static int allow_volume(const char *arg, const char *data_dir,
 		return flt_err(err, FLT_EUSAGE,
 			       "--allow-host-volume %s: PATH must be absolute",
 			       arg);
+	/* As written first (refused whether it exists or not), then as
+	 * the kernel will resolve it. */
+	if ((rc = volume_path_ok(arg, path, data_dir, err)) < 0)
+		return rc;
 	if (!realpath(path, real))
 		return flt_err(err, FLT_EUSAGE,
 			       "--allow-host-volume %s: %s: %s", arg, path,
 			       strerror(errno));
-	if ((rc = volume_path_ok(arg, path, data_dir, err)) < 0 ||
-	    (rc = volume_path_ok(arg, real, data_dir, err)) < 0)
+	if ((rc = volume_path_ok(arg, real, data_dir, err)) < 0)
 		return rc;
 	for (size_t i = 0; i < a->n_host_volumes; i++)
 		if (!strcmp(a->host_volumes[i]->name, name))

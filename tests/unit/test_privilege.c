@@ -266,6 +266,31 @@ static void test_unprivileged_job(void **state)
 	flotilla__job__free_unpacked(job, NULL);
 }
 
+/* docs/security.md's "Never granted" table names every entry. */
+static void test_docs_name_every_entry(void **state)
+{
+	(void)state;
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/docs/security.md", FLT_SRC_DIR);
+	FILE *f = fopen(path, "r");
+	assert_non_null(f);
+	static char text[1 << 16];
+	size_t len = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[len] = '\0';
+	const char *sec = strstr(text, "## Never granted");
+	assert_non_null(sec);
+	size_t n;
+	const flt_never_t *t = flt_never_granted(&n);
+	for (size_t i = 0; i < n; i++) {
+		char quoted[128];
+		snprintf(quoted, sizeof(quoted), "`%s`", t[i].name);
+		if (!strstr(sec, quoted))
+			fail_msg("docs/security.md: \"Never granted\" lacks %s",
+				 quoted);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -276,6 +301,7 @@ int main(void)
 		cmocka_unit_test(test_job_never_granted),
 		cmocka_unit_test(test_job_privileges),
 		cmocka_unit_test(test_unprivileged_job),
+		cmocka_unit_test(test_docs_name_every_entry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
