@@ -95,6 +95,9 @@ typedef struct agent_opts {
 	int64_t inventory_interval_ms;
 	/* Staged versions kept per package (see agent_steps_opts_t). */
 	unsigned package_keep;
+	/* What tasks may weaken in their sandbox (the --allow-* flags),
+	 * reported in the fingerprint; NULL: nothing. Borrowed. */
+	const Flotilla__Allowances *allow;
 } agent_opts_t;
 
 /*
@@ -105,8 +108,10 @@ int agent_run(const agent_opts_t *o, flt_store_t *store);
 
 /* ---- exec.c ----------------------------------------------------------- */
 
-/* Runs the task of spec_path in the foreground; returns its exit status
- * (128 + signal when killed, 125 when it could not be started). */
-int agent_exec(const char *spec_path, const char *data_dir);
+/* Runs the task of spec_path in the foreground, with the allowances allow
+ * (NULL: none); returns its exit status (128 + signal when killed, 125
+ * when it could not be started or was refused). */
+int agent_exec(const char *spec_path, const char *data_dir,
+	       const Flotilla__Allowances *allow);
 
 #endif

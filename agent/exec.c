@@ -15,13 +15,14 @@
 #include "flotilla/util.h"
 #include "task.h"
 
-int agent_exec(const char *spec_path, const char *data_dir)
+int agent_exec(const char *spec_path, const char *data_dir,
+	       const Flotilla__Allowances *allow)
 {
 	Flotilla__TaskSpec *t;
 	flt_error_t err;
 	char dir[4096];
 
-	if (agent_task_spec_load(spec_path, &t, &err) < 0) {
+	if (agent_task_spec_load(spec_path, allow, &t, &err) < 0) {
 		fprintf(stderr, "flotilla-agent exec: %s\n", err.msg);
 		return 125;
 	}
@@ -47,8 +48,8 @@ int agent_exec(const char *spec_path, const char *data_dir)
 			agent_pkgs_close(store);
 	}
 	if (rc == 0)
-		rc = agent_task_prepare(t, dir, masks, NULL, pkgs, t->n_uses,
-					&err);
+		rc = agent_task_prepare(t, allow, dir, masks, NULL, pkgs,
+					t->n_uses, &err);
 	flotilla__task_spec__free_unpacked(t, NULL);
 	if (rc < 0) {
 		fprintf(stderr, "flotilla-agent exec: %s\n", err.msg);

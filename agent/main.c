@@ -5,6 +5,7 @@
 #include "agent.h"
 #include "flotilla/log.h"
 #include "flotilla/pkg.h"
+#include "flotilla/privilege.h"
 #include "flotilla/util.h"
 #include "flotilla/wire.h"
 #include "options.h"
@@ -29,6 +30,8 @@ static const char *inventory_interval = "5m";
 static long package_keep = 2;
 static const char *idle_timeout = "60s";
 static long max_per_source = FLT_SERVER_MAX_PER_SOURCE;
+static flt_strlist_t allow_caps, allow_volumes, allow_syscalls, allow_users;
+static bool allow_host_network, allow_seccomp_unconfined;
 
 static const flt_flag_t flags[] = {
 	{ "coordinator", FLT_FLAG_STRING, &coordinator, "URL",
@@ -96,12 +99,37 @@ static const flt_flag_t flags[] = {
 	{ "no-watch", FLT_FLAG_BOOL, &no_watch, NULL,
 	  "do not long-poll; see changes at the next heartbeat only", 0, 0,
 	  NULL },
+	{ "allow-cap", FLT_FLAG_LIST, &allow_caps, "NAME",
+	  "tasks may keep capability NAME (NET_BIND_SERVICE or "
+	  "CAP_NET_BIND_SERVICE); repeatable; default none",
+	  0, 0, NULL },
+	{ "allow-host-network", FLT_FLAG_BOOL, &allow_host_network, NULL,
+	  "tasks may use the host's network (network \"host\")", 0, 0, NULL },
+	{ "allow-host-volume", FLT_FLAG_LIST, &allow_volumes,
+	  "NAME=PATH[:ro|rw]",
+	  "tasks may mount host directory PATH (read-only unless :rw), by "
+	  "name or by a path inside it; repeatable",
+	  0, 0, NULL },
+	{ "allow-syscall", FLT_FLAG_LIST, &allow_syscalls, "NAME",
+	  "tasks may add system call NAME to their seccomp filter "
+	  "(seccomp.allow); repeatable",
+	  0, 0, NULL },
+	{ "allow-seccomp-unconfined", FLT_FLAG_BOOL, &allow_seccomp_unconfined,
+	  NULL,
+	  "tasks may run without the default seccomp profile (the "
+	  "never-granted system calls stay blocked)",
+	  0, 0, NULL },
+	{ "allow-user", FLT_FLAG_LIST, &allow_users, "USER",
+	  "tasks may run as USER (name, UID or UID:GID, as the spec "
+	  "writes it) instead of nobody; repeatable",
+	  0, 0, NULL },
 	{ "log-level", FLT_FLAG_STRING, &log_level, "LEVEL",
 	  "error, warn, info or debug", 0, 0, "FLOTILLA_LOG_LEVEL" },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
 
-static int run(int64_t inv_interval_ms, uint32_t idle_ms)
+static int run(int64_t inv_interval_ms, uint32_t idle_ms,
+	       const Flotilla__Allowances *allow)
 {
 	static const char *const dbs[] = { "identity", "tasks", "packages",
 					   "steps", NULL };
@@ -159,11 +187,13 @@ static int run(int64_t inv_interval_ms, uint32_t idle_ms)
 		.n_java_roots = java_roots.n,
 		.inventory_interval_ms = inv_interval_ms,
 		.package_keep = (unsigned)package_keep,
+		.allow = allow,
 	};
+	cleanup_free char *allowed = flt_allowances_text(allow);
 	flt_info("agent starting name=%s coordinator=%s data_dir=%s "
-		 "fleet_key=%s",
+		 "fleet_key=%s allowances=\"%s\"",
 		 name, coordinator, data_dir,
-		 fleet_key_file ? fleet_key_file : "none");
+		 fleet_key_file ? fleet_key_file : "none", allowed);
 	int rc = agent_run(&o, store);
 	flt_store_close(store);
 	return rc;
@@ -187,6 +217,22 @@ int main(int argc, char **argv)
 				true);
 	if (rc >= 0)
 		return rc;
+	/* Allowances are refused before anything starts, exec included:
+	 * a never-granted one is a configuration error, not a warning. */
+	agent_allow_flags_t af = {
+		.caps = &allow_caps,
+		.volumes = &allow_volumes,
+		.syscalls = &allow_syscalls,
+		.users = &allow_users,
+		.host_network = allow_host_network,
+		.seccomp_unconfined = allow_seccomp_unconfined,
+	};
+	Flotilla__Allowances *allow = NULL;
+	flt_error_t aerr;
+	if (agent_allowances_build(&af, data_dir, &allow, &aerr) < 0) {
+		fprintf(stderr, "flotilla-agent: %s\n", aerr.msg);
+		return FLT_FLAGS_EXIT_USAGE;
+	}
 	if (next < argc && strcmp(argv[next], "exec") == 0) {
 		if (next + 2 != argc) {
 			fprintf(stderr,
@@ -195,7 +241,9 @@ int main(int argc, char **argv)
 			return FLT_FLAGS_EXIT_USAGE;
 		}
 		flt_log_init("flotilla-agent", FLT_LOG_WARN);
-		return agent_exec(argv[next + 1], data_dir);
+		rc = agent_exec(argv[next + 1], data_dir, allow);
+		flotilla__allowances__free_unpacked(allow, NULL);
+		return rc;
 	}
 	if (next < argc) {
 		fprintf(stderr, "flotilla-agent: unexpected argument \"%s\"\n",
@@ -225,7 +273,8 @@ int main(int argc, char **argv)
 	}
 	if ((rc = flt_program_start("flotilla-agent", log_level)) != 0)
 		return rc;
-	rc = run(inv_interval_ms, idle_ms);
+	rc = run(inv_interval_ms, idle_ms, allow);
+	flotilla__allowances__free_unpacked(allow, NULL);
 	flt_flags_free(flags);
 	return rc;
 }

@@ -130,13 +130,17 @@ static int open_beneath(const char *root, const char *rel, bool create)
 	return fd;
 }
 
-/* Binds src at root/target, read-only, nosuid and nodev down the tree. */
-static void bind_ro(const char *src, const char *root, const char *target)
+/*
+ * Binds src at root/target, nosuid and nodev down the tree, and read-only
+ * unless writable (a host volume the agent allows read-write).
+ */
+static void bind_at(const char *src, const char *root, const char *target,
+		    bool writable)
 {
 	char dst[1024];
 	struct mount_attr attr = {
-		.attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID |
-			    MOUNT_ATTR_NODEV,
+		.attr_set = (writable ? 0 : MOUNT_ATTR_RDONLY) |
+			    MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
 	};
 	int fd = open_beneath(root, target, true);
 	if (fd < 0) {
@@ -156,6 +160,11 @@ static void bind_ro(const char *src, const char *root, const char *target)
 	snprintf(dst, sizeof(dst), "%s/%s", root, target);
 	if (mount_setattr(AT_FDCWD, dst, AT_RECURSIVE, &attr, sizeof(attr)) < 0)
 		die("make %s read-only", src);
+}
+
+static void bind_ro(const char *src, const char *root, const char *target)
+{
+	bind_at(src, root, target, false);
 }
 
 static void bind_dev(const char *root, const char *name)
@@ -215,7 +224,8 @@ static void build_root(const shim_conf_t *c, const char *root)
 	closedir(d);
 
 	for (size_t i = 0; i < c->nmounts; i++)
-		bind_ro(c->mounts[i].source, root, c->mounts[i].target + 1);
+		bind_at(c->mounts[i].source, root, c->mounts[i].target + 1,
+			c->mounts[i].writable);
 
 	/* Agent state and configuration hold secrets: hide them, after the
 	 * spec's mounts, and fail closed. (The agent gives canonical paths

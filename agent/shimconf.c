@@ -47,6 +47,7 @@ void shim_conf_add_mount(shim_conf_t *c, const char *src, const char *tgt)
 {
 	c->mounts = xrealloc(c->mounts, (c->nmounts + 1) * sizeof(*c->mounts));
 	c->mounts[c->nmounts].source = xstrdup(src);
+	c->mounts[c->nmounts].writable = false;
 	c->mounts[c->nmounts++].target = xstrdup(tgt);
 }
 
@@ -120,6 +121,8 @@ int shim_conf_write(const shim_conf_t *c, const char *path)
 	for (size_t i = 0; i < c->nmounts; i++) {
 		put(f, "mount_source", c->mounts[i].source);
 		put(f, "mount_target", c->mounts[i].target);
+		if (c->mounts[i].writable)
+			put(f, "mount_writable", "1");
 	}
 	for (size_t i = 0; i < c->nmasks; i++)
 		put(f, "mask", c->masks[i]);
@@ -268,6 +271,11 @@ int shim_conf_read(const char *path, shim_conf_t *c, char *why, size_t len)
 			shim_conf_add_mount(c, pending_src, v);
 			free(pending_src);
 			pending_src = NULL;
+		} else if (!strcmp(k, "mount_writable")) {
+			/* Of the mount just read. */
+			if (!c->nmounts || strcmp(v, "1") != 0)
+				goto bad;
+			c->mounts[c->nmounts - 1].writable = true;
 		} else if ((ok = num(v, UINT64_MAX, &n))) {
 			if (!strcmp(k, "caps"))
 				c->caps = n;

@@ -23,6 +23,7 @@ enum shim_restart {
 
 typedef struct shim_mount {
 	char *source, *target;
+	bool writable; /* else read-only (the default) */
 } shim_mount_t;
 
 typedef struct shim_rlimit {

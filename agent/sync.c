@@ -135,6 +135,8 @@ static void refresh_fingerprint(agent_t *a)
 				     a->api_address, sizeof(a->api_address));
 		a->fp.fp.api_address = a->api_address;
 	}
+	/* Borrowed: the allowances outlive the loop. */
+	a->fp.fp.allowances = (Flotilla__Allowances *)a->o->allow;
 	size_t len = protobuf_c_message_get_packed_size(&a->fp.fp.base);
 	cleanup_free uint8_t *b = flt_xmalloc(len);
 	protobuf_c_message_pack(&a->fp.fp.base, b);
@@ -607,7 +609,8 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 				  .spec_dir = o->task_dir,
 				  .on_change = on_task_change,
 				  .change_arg = &a,
-				  .pkgs = a.pkgs };
+				  .pkgs = a.pkgs,
+				  .allow = o->allow };
 	if (agent_tasks_open(&to, &a.tasks, &err) < 0) {
 		flt_error("%s", err.msg);
 		return close_parts(&a, 1);

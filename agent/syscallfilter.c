@@ -371,6 +371,29 @@ int agent_seccomp_compile(const char *profile, const char *const *allow,
 	return export_bpf(ctx, out, err);
 }
 
+int agent_seccomp_compile_deny(const char *const *deny, size_t ndeny,
+			       agent_bpf_t *out, flt_error_t *err)
+{
+	cleanup_seccomp scmp_filter_ctx ctx = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	ctx = seccomp_init(SCMP_ACT_ALLOW);
+	if (!ctx)
+		return flt_err(err, -ENOMEM, "seccomp: cannot create filter");
+	if ((rc = set_attrs(ctx, err)) < 0)
+		return rc;
+	for (size_t i = 0; i < ndeny; i++) {
+		int nr = seccomp_syscall_resolve_name(deny[i]);
+		if (nr < 0)
+			continue;
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+		if (rc < 0)
+			return rule_err(err, rc, deny[i]);
+	}
+	return export_bpf(ctx, out, err);
+}
+
 void agent_bpf_free(agent_bpf_t *p)
 {
 	if (!p)

@@ -41,6 +41,18 @@ typedef struct agent_bpf {
 int agent_seccomp_compile(const char *profile, const char *const *allow,
 			  size_t nallow, agent_bpf_t *out, flt_error_t *err);
 
+/*
+ * The filter of an "unconfined" task: every syscall allowed but the deny[0..
+ * ndeny) names, which fail with EPERM (the never-granted ones of
+ * flotilla/privilege.h: a task without the default profile still gets no
+ * open_by_handle_at, kexec_load or init_module). Names libseccomp does not
+ * know, or that do not exist on this architecture, are skipped; other ABIs
+ * are killed as in agent_seccomp_compile. Returns 0 or a negative errno;
+ * *out is zeroed on error.
+ */
+int agent_seccomp_compile_deny(const char *const *deny, size_t ndeny,
+			       agent_bpf_t *out, flt_error_t *err);
+
 /* Frees p->insns and zeroes p. NULL and zeroed programs are fine. */
 void agent_bpf_free(agent_bpf_t *p);
 

@@ -16,6 +16,7 @@
 #include "flotilla/hash.h"
 #include "flotilla/job.h"
 #include "flotilla/pb.h"
+#include "flotilla/privilege.h"
 #include "flotilla/util.h"
 #include "health.h"
 #include "syscallfilter.h"
@@ -86,11 +87,38 @@ static int check_ids(const char *user, uid_t uid, gid_t gid, flt_error_t *err)
 	return 0;
 }
 
-int agent_task_spec_check(Flotilla__TaskSpec *t, flt_error_t *err)
+/*
+ * Whatever weakens the sandbox must be allowed by this agent's flags, on
+ * top of the submitter's permission the coordinator checked: a node's
+ * operator decides what its host risks, whoever submits.
+ */
+static int check_allowed(const Flotilla__TaskSpec *t,
+			 const Flotilla__Allowances *allow, flt_error_t *err)
+{
+	cleanup_free flt_priv_t *v = NULL;
+	size_t n = 0;
+	char why[FLT_PRIV_PATH_MAX + 2 * FLT_PRIV_VALUE_MAX];
+
+	flt_task_privileges(t, "", &v, &n);
+	for (size_t i = 0; i < n; i++) {
+		if (flt_priv_allowed(&v[i], allow))
+			continue;
+		return flt_err(err, -EPERM,
+			       "%s, which this agent was not started with",
+			       flt_priv_describe(&v[i], why, sizeof(why)));
+	}
+	return 0;
+}
+
+int agent_task_spec_check(Flotilla__TaskSpec *t,
+			  const Flotilla__Allowances *allow, flt_error_t *err)
 {
 	/* The rules every task obeys, wherever it is checked (job.c)... */
 	int rc = flt_task_check(t, "", err);
 	if (rc < 0)
+		return rc;
+	/* ...what this agent allows... */
+	if ((rc = check_allowed(t, allow, err)) < 0)
 		return rc;
 	/* ...and what only this host can answer. */
 	uid_t uid;
@@ -100,7 +128,8 @@ int agent_task_spec_check(Flotilla__TaskSpec *t, flt_error_t *err)
 		return rc;
 	for (size_t i = 0; i < t->n_mounts; i++) {
 		struct stat st;
-		if (stat(t->mounts[i]->source, &st) < 0)
+		if (*t->mounts[i]->source &&
+		    stat(t->mounts[i]->source, &st) < 0)
 			BAD("mounts[%zu].source: %s: %s", i,
 			    t->mounts[i]->source, strerror(errno));
 	}
@@ -115,8 +144,8 @@ int agent_task_spec_check(Flotilla__TaskSpec *t, flt_error_t *err)
 	return 0;
 }
 
-int agent_task_spec_load(const char *path, Flotilla__TaskSpec **out,
-			 flt_error_t *err)
+int agent_task_spec_load(const char *path, const Flotilla__Allowances *allow,
+			 Flotilla__TaskSpec **out, flt_error_t *err)
 {
 	cleanup_free char *text = NULL;
 	json_error_t je;
@@ -135,7 +164,7 @@ int agent_task_spec_load(const char *path, Flotilla__TaskSpec **out,
 	json_decref(j);
 	if (rc < 0)
 		return flt_err_prefix(err, "%s", path);
-	if ((rc = agent_task_spec_check(t, err)) < 0) {
+	if ((rc = agent_task_spec_check(t, allow, err)) < 0) {
 		flotilla__task_spec__free_unpacked(t, NULL);
 		flt_err_prefix(err, "%s", path);
 		return rc;
@@ -211,7 +240,62 @@ static bool env_has(const char *const *kvs, const char *key)
 /* "FLOTILLA_PACKAGE_<NAME>_VERSION=<version>" */
 #define PKG_ENV_LEN (FLT_PKG_ENV_MAX + 130)
 
-int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
+/*
+ * The canonical host path of mount m (index i), which an allowed host
+ * volume must hold: a volume is named, or the source path must lie inside
+ * one. Symlinks are resolved first, so that a link inside a volume cannot
+ * lead out of it.
+ */
+static int mount_source(const Flotilla__Mount *m, size_t i,
+			const Flotilla__Allowances *a, char src[PATH_MAX],
+			flt_error_t *err)
+{
+	const Flotilla__HostVolume *hv = NULL;
+	const char *path = m->source;
+	const char *field = *m->volume ? "volume" : "source";
+	char vreal[PATH_MAX];
+
+	for (size_t k = 0; a && *m->volume && k < a->n_host_volumes; k++)
+		if (!strcmp(a->host_volumes[k]->name, m->volume))
+			hv = a->host_volumes[k];
+	if (*m->volume) {
+		if (!hv)
+			return flt_err(err, -EPERM,
+				       "mounts[%zu].volume: %s needs "
+				       "--allow-host-volume %s=PATH, which "
+				       "this agent was not started with",
+				       i, m->volume, m->volume);
+		path = hv->path;
+	}
+	if (!realpath(path, src))
+		return flt_err(err, -errno, "mounts[%zu].%s: %s: %s", i, field,
+			       path, strerror(errno));
+	const flt_never_t *nv = flt_never_path(src);
+	if (nv)
+		return flt_err(err, -EPERM,
+			       "mounts[%zu].%s: %s is never granted: it is, "
+			       "holds or lies inside %s",
+			       i, field, src, nv->name);
+	if (hv)
+		return 0;
+	for (size_t k = 0; a && k < a->n_host_volumes; k++) {
+		hv = a->host_volumes[k];
+		if ((m->writable && !hv->writable) ||
+		    !realpath(hv->path, vreal))
+			continue;
+		if (flt_path_within(src, vreal))
+			return 0;
+	}
+	return flt_err(err, -EPERM,
+		       "mounts[%zu].source: %s%s (%s) lies in no host volume "
+		       "this agent allows%s (--allow-host-volume NAME=DIR%s)",
+		       i, m->source, m->writable ? " read-write" : "", src,
+		       m->writable ? " read-write" : "",
+		       m->writable ? ":rw" : "");
+}
+
+int agent_task_prepare(const Flotilla__TaskSpec *t,
+		       const Flotilla__Allowances *allow, const char *task_dir,
 		       const char *const *masks, const char *const *env_in,
 		       const agent_task_pkg_t *pkgs, size_t npkgs,
 		       flt_error_t *err)
@@ -306,13 +390,15 @@ int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
 	for (size_t i = 0; masks && masks[i] && ncanon < 16; i++)
 		if (realpath(masks[i], canon[ncanon]))
 			shim_conf_add_mask(&c, canon[ncanon++]);
+	if ((rc = check_allowed(t, allow, err)) < 0) {
+		shim_conf_free(&c);
+		return rc;
+	}
 	for (size_t i = 0; t->mounts && i < t->n_mounts; i++) {
 		char src[PATH_MAX];
-		if (!realpath(t->mounts[i]->source, src)) {
+		if ((rc = mount_source(t->mounts[i], i, allow, src, err)) < 0) {
 			shim_conf_free(&c);
-			return flt_err(err, -errno,
-				       "mounts[%zu].source: %s: %s", i,
-				       t->mounts[i]->source, strerror(errno));
+			return rc;
 		}
 		for (size_t k = 0; k < ncanon; k++) {
 			size_t ls = strlen(src), lm = strlen(canon[k]);
@@ -330,6 +416,7 @@ int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
 			}
 		}
 		shim_conf_add_mount(&c, src, t->mounts[i]->target);
+		c.mounts[c.nmounts - 1].writable = t->mounts[i]->writable;
 	}
 	/*
 	 * Packages live in the agent's state directory, hidden from tasks
@@ -377,7 +464,29 @@ int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
 	c.log_max_files = t->logs ? t->logs->max_files : 0;
 
 	const char *profile = t->seccomp ? t->seccomp->profile : "";
-	if (strcmp(profile, "unconfined") != 0) {
+	if (strcmp(profile, "unconfined") == 0) {
+		/* Unconfined still never reaches the never-granted syscalls:
+		 * with a capability allowed beside it (CAP_DAC_READ_SEARCH),
+		 * open_by_handle_at alone is the Shocker escape. */
+		size_t nn, nd = 0;
+		const flt_never_t *nv = flt_never_granted(&nn);
+		const char *deny[64];
+		for (size_t i = 0; i < nn && nd < FLT_ARRAY_SIZE(deny); i++)
+			if (nv[i].kind == FLT_NEVER_SYSCALL)
+				deny[nd++] = nv[i].name;
+		agent_bpf_t prog;
+		rc = agent_seccomp_compile_deny(deny, nd, &prog, err);
+		if (rc == 0) {
+			snprintf(c.seccomp_file, sizeof(c.seccomp_file),
+				 "%s/seccomp.bpf", task_dir);
+			rc = agent_bpf_save(&prog, c.seccomp_file, err);
+			agent_bpf_free(&prog);
+		}
+		if (rc < 0) {
+			shim_conf_free(&c);
+			return rc;
+		}
+	} else {
 		agent_bpf_t prog;
 		rc = agent_seccomp_compile(
 			profile,

@@ -15,16 +15,21 @@ typedef struct agent_task_pkg {
 	char dir[1024]; /* canonical <packages>/<name>/<version> */
 } agent_task_pkg_t;
 
-/* Reads a JSON task spec (at most 1 MiB) and checks it. */
-int agent_task_spec_load(const char *path, Flotilla__TaskSpec **out,
-			 flt_error_t *err);
+/* Reads a JSON task spec (at most 1 MiB) and checks it (with allow). */
+int agent_task_spec_load(const char *path, const Flotilla__Allowances *allow,
+			 Flotilla__TaskSpec **out, flt_error_t *err);
 
 /*
  * Checks every field, naming the first bad one with its path
  * ("resources.memory_mb: must be 0 or at least 4"), and fills numeric
- * defaults. Returns 0 or -EINVAL.
+ * defaults. Whatever t asks that weakens the sandbox must be allowed by
+ * allow (the agent's --allow-* flags; NULL: nothing), else -EPERM names
+ * the field and the flag ("capabilities[0]: CAP_NET_ADMIN needs
+ * --allow-cap NET_ADMIN, which this agent was not started with").
+ * Returns 0, -EINVAL or -EPERM.
  */
-int agent_task_spec_check(Flotilla__TaskSpec *t, flt_error_t *err);
+int agent_task_spec_check(Flotilla__TaskSpec *t,
+			  const Flotilla__Allowances *allow, flt_error_t *err);
 
 /*
  * Resolves every package t uses to the version current now
@@ -40,8 +45,11 @@ int agent_task_resolve_packages(const Flotilla__TaskSpec *t, agent_pkgs_t *pkgs,
 
 /*
  * Creates task_dir with what the shim needs: shim.conf (user resolved,
- * capabilities as numbers), the compiled seccomp filter, alloc/, logs/ and
- * rootfs/. masks are host paths hidden from the task (NULL-ended).
+ * capabilities as numbers, mounts resolved to canonical host paths of the
+ * host volumes allow names), the compiled seccomp filter, alloc/, logs/
+ * and rootfs/. masks are host paths hidden from the task (NULL-ended); a
+ * mount may neither show one nor lie inside one. Checks the allowances
+ * again (agent_task_spec_check), on the canonical paths.
  *
  * The task's environment: PATH (a default unless the spec sets it), the
  * spec's env, FLOTILLA_TASK, FLOTILLA_ALLOC_DIR and env ("KEY=VALUE",
@@ -51,7 +59,8 @@ int agent_task_resolve_packages(const Flotilla__TaskSpec *t, agent_pkgs_t *pkgs,
  * FLOTILLA_ ones and env) win over the spec's of the same name, which are
  * dropped: a task can rely on them.
  */
-int agent_task_prepare(const Flotilla__TaskSpec *t, const char *task_dir,
+int agent_task_prepare(const Flotilla__TaskSpec *t,
+		       const Flotilla__Allowances *allow, const char *task_dir,
 		       const char *const *masks, const char *const *env,
 		       const agent_task_pkg_t *pkgs, size_t npkgs,
 		       flt_error_t *err);

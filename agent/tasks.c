@@ -334,7 +334,7 @@ static void start_task(agent_tasks_t *t, task_t *k)
 	int rc = agent_task_resolve_packages(k->spec, t->o.pkgs, pkgs, &err);
 	bool missing = rc == FLT_ENOTFOUND;
 	if (rc < 0 ||
-	    agent_task_prepare(k->spec, k->dir, t->masks,
+	    agent_task_prepare(k->spec, t->o.allow, k->dir, t->masks,
 			       k->alloc_id[0] ? env : NULL, pkgs,
 			       k->spec->n_uses, &err) < 0 ||
 	    spawn_shim(k, &err) < 0) {
@@ -551,7 +551,8 @@ static void scan_specs(agent_tasks_t *t)
 			k->seen = true;
 			pthread_mutex_unlock(&t->mtx);
 			if (!k->spec &&
-			    agent_task_spec_load(path, &spec, &err) == 0) {
+			    agent_task_spec_load(path, t->o.allow, &spec,
+						 &err) == 0) {
 				pthread_mutex_lock(&t->mtx);
 				k->spec = spec;
 				reset_checks(k);
@@ -560,7 +561,7 @@ static void scan_specs(agent_tasks_t *t)
 			continue;
 		}
 		pthread_mutex_unlock(&t->mtx);
-		if (agent_task_spec_load(path, &spec, &err) < 0) {
+		if (agent_task_spec_load(path, t->o.allow, &spec, &err) < 0) {
 			flt_warn("task spec refused file=%s error=\"%s\"", path,
 				 err.msg);
 			continue;
@@ -682,7 +683,8 @@ static void reconcile_alloc_task(agent_tasks_t *t, const Flotilla__AllocSpec *a,
 			/* Re-attached after a restart: its checks need the
 			 * spec, which the records do not keep. */
 			k->spec = flt_pb_dup(&s->base);
-			if (agent_task_spec_check(k->spec, &err) < 0)
+			if (agent_task_spec_check(k->spec, t->o.allow, &err) <
+			    0)
 				flt_warn("running task no longer passes this "
 					 "host's checks, left running task=%s "
 					 "error=\"%s\"",
@@ -706,7 +708,7 @@ static void reconcile_alloc_task(agent_tasks_t *t, const Flotilla__AllocSpec *a,
 	}
 	k = new_alloc_task(t, a, j, h);
 	Flotilla__TaskSpec *spec = flt_pb_dup(&s->base);
-	if (agent_task_spec_check(spec, &err) < 0) {
+	if (agent_task_spec_check(spec, t->o.allow, &err) < 0) {
 		/* Reported, so that the coordinator sees why. */
 		k->refused = true;
 		snprintf(k->state, sizeof(k->state), "failed");

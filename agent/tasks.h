@@ -36,6 +36,9 @@ typedef struct agent_tasks_opts {
 	void *change_arg;
 	/* The packages tasks may use (spec "uses"); NULL: none installed. */
 	agent_pkgs_t *pkgs;
+	/* What tasks may weaken in their sandbox; NULL: nothing. A task
+	 * asking more is refused (reported FAILED, never started). */
+	const Flotilla__Allowances *allow;
 } agent_tasks_opts_t;
 
 /* Loads the task records and re-attaches to every live shim; starts the

@@ -35,8 +35,8 @@ static void print_token(const Flotilla__AclToken *t, const char *secret)
 	}
 }
 
-static int token_reply(cli_t *c, Flotilla__Method m, const ProtobufCMessage *req,
-		       bool json)
+static int token_reply(cli_t *c, Flotilla__Method m,
+		       const ProtobufCMessage *req, bool json)
 {
 	cleanup_pb Flotilla__AclTokenResponse *resp = NULL;
 	int rc = cli_call(c, m, req, &flotilla__acl_token_response__descriptor,
@@ -62,8 +62,8 @@ static int acl_bootstrap(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 	int rc = cli_args(cmd, flags, argc, argv, 0, 0, NULL);
 	if (rc >= 0)
 		return rc;
-	return token_reply(c, FLOTILLA__METHOD__METHOD_ACL_BOOTSTRAP,
-			   &req.base, json);
+	return token_reply(c, FLOTILLA__METHOD__METHOD_ACL_BOOTSTRAP, &req.base,
+			   json);
 }
 
 static int token_create(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
@@ -121,8 +121,7 @@ static int by_id(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv,
 	Flotilla__AclGetRequest req = FLOTILLA__ACL_GET_REQUEST__INIT;
 	bool json = false;
 	const flt_flag_t flags[] = { CLI_FLAG_JSON(&json), CLI_FLAG_END };
-	int rc = cli_args(cmd, flags, argc, argv, 1, 1,
-			  (const char **)&req.id);
+	int rc = cli_args(cmd, flags, argc, argv, 1, 1, (const char **)&req.id);
 	if (rc >= 0)
 		return rc;
 	return token_reply(c, m, &req.base, json);
@@ -130,7 +129,8 @@ static int by_id(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv,
 
 static int token_info(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 {
-	return by_id(c, cmd, argc, argv, FLOTILLA__METHOD__METHOD_ACL_TOKEN_GET);
+	return by_id(c, cmd, argc, argv,
+		     FLOTILLA__METHOD__METHOD_ACL_TOKEN_GET);
 }
 
 static int token_delete(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
@@ -166,9 +166,9 @@ static int token_list(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 			   (ProtobufCMessage **)&resp)) != 0)
 		return rc;
 	if (json) {
-		cli_print_json(cli_json_array(
-			(ProtobufCMessage *const *)resp->tokens,
-			resp->n_tokens));
+		cli_print_json(
+			cli_json_array((ProtobufCMessage *const *)resp->tokens,
+				       resp->n_tokens));
 		return 0;
 	}
 	cli_table_t t;
@@ -272,12 +272,11 @@ static int policy_apply(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 	const char *ops[2];
 	const char *desc = NULL;
 	bool json = false;
-	const flt_flag_t flags[] = {
-		{ "description", FLT_FLAG_STRING, &desc, "TEXT",
-		  "what the policy is for", 0, 0, NULL },
-		CLI_FLAG_JSON(&json),
-		CLI_FLAG_END
-	};
+	const flt_flag_t flags[] = { { "description", FLT_FLAG_STRING, &desc,
+				       "TEXT", "what the policy is for", 0, 0,
+				       NULL },
+				     CLI_FLAG_JSON(&json),
+				     CLI_FLAG_END };
 	int rc = cli_args(cmd, flags, argc, argv, 2, 2, ops);
 	if (rc >= 0)
 		return rc;
@@ -296,14 +295,13 @@ static int policy_apply(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 			    &req.base, json);
 }
 
-static int policy_by_name(cli_t *c, const cli_cmd_t *cmd, int argc,
-			  char **argv, Flotilla__Method m)
+static int policy_by_name(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv,
+			  Flotilla__Method m)
 {
 	Flotilla__AclGetRequest req = FLOTILLA__ACL_GET_REQUEST__INIT;
 	bool json = false;
 	const flt_flag_t flags[] = { CLI_FLAG_JSON(&json), CLI_FLAG_END };
-	int rc = cli_args(cmd, flags, argc, argv, 1, 1,
-			  (const char **)&req.id);
+	int rc = cli_args(cmd, flags, argc, argv, 1, 1, (const char **)&req.id);
 	if (rc >= 0)
 		return rc;
 	return policy_reply(c, m, &req.base, json);
@@ -348,8 +346,8 @@ static int policy_list(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 		char ns[512] = "";
 		size_t o = 0;
 		for (size_t k = 0; k < p->n_namespaces && o < sizeof(ns); k++)
-			o += (size_t)snprintf(ns + o, sizeof(ns) - o,
-					      "%s%s:%s", k ? "," : "",
+			o += (size_t)snprintf(ns + o, sizeof(ns) - o, "%s%s:%s",
+					      k ? "," : "",
 					      p->namespaces[k]->name,
 					      *p->namespaces[k]->policy
 						      ? p->namespaces[k]->policy
@@ -407,9 +405,9 @@ static int audit_list(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 			   (ProtobufCMessage **)&resp)) != 0)
 		return rc;
 	if (json) {
-		cli_print_json(cli_json_array(
-			(ProtobufCMessage *const *)resp->events,
-			resp->n_events));
+		cli_print_json(
+			cli_json_array((ProtobufCMessage *const *)resp->events,
+				       resp->n_events));
 		return 0;
 	}
 	cli_table_t t;
@@ -480,8 +478,8 @@ static int sub(cli_t *c, const cli_cmd_t *cmd, const cli_cmd_t *tab, int argc,
 			fprintf(f, "  flotilla %s %s %s\n      %s\n", t->group,
 				t->name, t->args, t->help);
 		if (argc < 2)
-			cli_fail("missing command after \"%s %s\"",
-				 cmd->group, cmd->name);
+			cli_fail("missing command after \"%s %s\"", cmd->group,
+				 cmd->name);
 		return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
 	}
 	for (const cli_cmd_t *t = tab; t->group; t++)

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "flotilla/privilege.h"
 #include "flotilla/util.h"
 
 /* NodeDrainRequest.deadline_ms is a uint32. */
@@ -88,6 +89,9 @@ static void print_attributes(const Flotilla__Fingerprint *f)
 		   (double)f->memory_bytes / (1 << 30));
 	cli_printf("  cgroup          = %s\n", FLT_ESC(f->cgroup_version));
 	cli_printf("  agent.version   = %s\n", FLT_ESC(f->agent_version));
+	cleanup_free char *allow = flt_allowances_text(f->allowances);
+	cli_printf("  allowances      = %s\n",
+		   *allow ? FLT_ESC(allow) : "none");
 }
 
 static void print_node(const Flotilla__Node *n)

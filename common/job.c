@@ -12,6 +12,7 @@
 
 #include "flotilla/job.h"
 #include "flotilla/pkg.h"
+#include "flotilla/privilege.h"
 #include "flotilla/regex.h"
 #include "flotilla/version.h"
 #include "flotilla/pb.h"
@@ -501,9 +502,23 @@ int flt_task_check(const Flotilla__TaskSpec *t, const char *pre,
 		const Flotilla__Mount *m = t->mounts[i];
 		snprintf(sub, sizeof(sub), "%s%smounts[%zu]", pre,
 			 *pre ? "." : "", i);
-		if (!abs_clean_path(m->source))
+		bool vol = *m->volume != '\0';
+		if (vol && *m->source)
 			return bad(err, sub, "source",
-				   "must be an absolute path");
+				   "give either source or volume, not both");
+		if (vol && !flt_is_name(m->volume, NAME_MAX_LEN))
+			return bad(err, sub, "volume",
+				   "must be 1 to 63 of [A-Za-z0-9._-]");
+		if (!vol && !abs_clean_path(m->source))
+			return bad(err, sub, "source",
+				   "must be an absolute path (or name an "
+				   "allowed host volume in \"volume\")");
+		const flt_never_t *nv = vol ? NULL : flt_never_path(m->source);
+		if (nv)
+			return bad(err, sub, "source",
+				   "%s is never granted: it is, holds or lies "
+				   "inside %s (%s)",
+				   m->source, nv->name, nv->attack);
 		if (!abs_clean_path(m->target) || !strcmp(m->target, "/"))
 			return bad(err, sub, "target",
 				   "must be an absolute path other than /");
@@ -515,14 +530,17 @@ int flt_task_check(const Flotilla__TaskSpec *t, const char *pre,
 	if ((rc = check_uses(t, pre, err)) < 0)
 		return rc;
 	for (size_t i = 0; i < t->n_capabilities; i++) {
-		if (capability_name(t->capabilities[i]))
-			continue;
+		const flt_never_t *nv;
 		snprintf(sub, sizeof(sub), "capabilities[%zu]", i);
-		return bad(
-			err, pre, sub,
-			"\"%s\" is not a capability name such as "
-			"CAP_NET_BIND_SERVICE",
-			flt_shown(t->capabilities[i], SHOWN_MAX, q, sizeof(q)));
+		if (!capability_name(t->capabilities[i]))
+			return bad(err, pre, sub,
+				   "\"%s\" is not a capability name such as "
+				   "CAP_NET_BIND_SERVICE",
+				   flt_shown(t->capabilities[i], SHOWN_MAX, q,
+					     sizeof(q)));
+		if ((nv = flt_never_cap(t->capabilities[i])))
+			return bad(err, pre, sub, "%s is never granted (%s)",
+				   nv->name, nv->attack);
 	}
 	if (t->seccomp) {
 		const Flotilla__Seccomp *s = t->seccomp;
@@ -531,13 +549,17 @@ int flt_task_check(const Flotilla__TaskSpec *t, const char *pre,
 			return bad(err, pre, "seccomp.profile",
 				   "must be \"default\" or \"unconfined\"");
 		for (size_t i = 0; i < s->n_allow; i++) {
-			if (syscall_name(s->allow[i]))
-				continue;
+			const flt_never_t *nv;
 			snprintf(sub, sizeof(sub), "seccomp.allow[%zu]", i);
-			return bad(err, pre, sub,
-				   "\"%s\" is not a system call name",
-				   flt_shown(s->allow[i], SHOWN_MAX, q,
-					     sizeof(q)));
+			if (!syscall_name(s->allow[i]))
+				return bad(err, pre, sub,
+					   "\"%s\" is not a system call name",
+					   flt_shown(s->allow[i], SHOWN_MAX, q,
+						     sizeof(q)));
+			if ((nv = flt_never_syscall(s->allow[i])))
+				return bad(err, pre, sub,
+					   "%s is never granted (%s)", nv->name,
+					   nv->attack);
 		}
 	}
 	for (size_t i = 0; i < t->n_rlimits; i++) {

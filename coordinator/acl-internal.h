@@ -20,7 +20,14 @@ enum {
 };
 
 /* Fleet-wide areas, and what a policy grants in each. */
-enum fleet_area { F_NODE, F_PACKAGE, F_INVENTORY, F_CAMPAIGN, F_AUDIT, F_COUNT };
+enum fleet_area {
+	F_NODE,
+	F_PACKAGE,
+	F_INVENTORY,
+	F_CAMPAIGN,
+	F_AUDIT,
+	F_COUNT
+};
 enum level { L_NONE = 0, L_READ = 1, L_WRITE = 2, L_DENY = 3 };
 
 typedef struct acl_tok {

@@ -95,12 +95,9 @@ static const struct {
 	const char *name;
 	unsigned bits;
 } ns_caps[] = {
-	{ "read-job", NS_READ_JOB },
-	{ "submit-job", NS_SUBMIT_JOB },
-	{ "stop-job", NS_STOP_JOB },
-	{ "read-logs", NS_READ_LOGS },
-	{ "privileged", NS_PRIVILEGED },
-	{ "deny", NS_DENY },
+	{ "read-job", NS_READ_JOB },     { "submit-job", NS_SUBMIT_JOB },
+	{ "stop-job", NS_STOP_JOB },     { "read-logs", NS_READ_LOGS },
+	{ "privileged", NS_PRIVILEGED }, { "deny", NS_DENY },
 };
 
 unsigned acl_ns_policy_bits(const char *policy)
@@ -108,8 +105,7 @@ unsigned acl_ns_policy_bits(const char *policy)
 	if (strcmp(policy, "read") == 0)
 		return NS_READ_JOB;
 	if (strcmp(policy, "write") == 0)
-		return NS_READ_JOB | NS_SUBMIT_JOB | NS_STOP_JOB |
-		       NS_READ_LOGS;
+		return NS_READ_JOB | NS_SUBMIT_JOB | NS_STOP_JOB | NS_READ_LOGS;
 	if (strcmp(policy, "deny") == 0)
 		return NS_DENY;
 	return 0;
@@ -150,7 +146,7 @@ static const char *fleet_field(const Flotilla__AclPolicy *p, int area)
 }
 
 static const char *const fleet_names[F_COUNT] = {
-	[F_NODE] = "node",	   [F_PACKAGE] = "package",
+	[F_NODE] = "node",           [F_PACKAGE] = "package",
 	[F_INVENTORY] = "inventory", [F_CAMPAIGN] = "campaign",
 	[F_AUDIT] = "audit",
 };
@@ -306,8 +302,8 @@ static bool policies_grant(coord_acl_t *a, char *const *names, size_t n,
 
 /* Under the lock: the caller of a call, found again (its token may have
  * gone since the call began). */
-static bool ident_grants(coord_acl_t *a, const acl_call_t *cl,
-			 coord_perm_t p, const char *ns)
+static bool ident_grants(coord_acl_t *a, const acl_call_t *cl, coord_perm_t p,
+			 const char *ns)
 {
 	if (cl->dev)
 		return true;
@@ -597,9 +593,8 @@ int coord_acl_open(const coord_acl_opts_t *o, coord_acl_t **out,
 	a->data_dir = flt_xstrdup(o->data_dir ? o->data_dir : ".");
 	a->enforce = o->enforce;
 	a->audit_max = o->audit_max_events ? o->audit_max_events : 100000;
-	a->audit_max_age_ms = o->audit_max_age_ms
-				      ? o->audit_max_age_ms
-				      : 365LL * 24 * 3600 * 1000;
+	a->audit_max_age_ms = o->audit_max_age_ms ? o->audit_max_age_ms
+						  : 365LL * 24 * 3600 * 1000;
 	flt_rwlock_init(&a->lock, COORD_LOCK_ACL, "acl");
 	int rc;
 	if ((rc = flt_store_db(a->store, "acl_tokens", &a->db_tokens)) < 0 ||

@@ -42,7 +42,13 @@ static void reply_token(flt_request_t *r, const Flotilla__AclToken *t,
 
 /* ---- one write: a token or a policy put or deleted -------------------- */
 
-typedef enum { W_BOOTSTRAP, W_TOKEN_PUT, W_TOKEN_DEL, W_POL_PUT, W_POL_DEL } wkind_t;
+typedef enum {
+	W_BOOTSTRAP,
+	W_TOKEN_PUT,
+	W_TOKEN_DEL,
+	W_POL_PUT,
+	W_POL_DEL
+} wkind_t;
 
 typedef struct wop {
 	coord_acl_t *a;
@@ -153,8 +159,8 @@ static int wop_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 		if (rc < 0 && rc != -ENOENT)
 			return rc;
 		o->pol->modify_index = flt_txn_index(txn);
-		o->pol->create_index = old ? old->create_index
-					   : o->pol->modify_index;
+		o->pol->create_index =
+			old ? old->create_index : o->pol->modify_index;
 		if (old)
 			flotilla__acl_policy__free_unpacked(old, NULL);
 		rc = put_msg(txn, a->db_policies, o->pol->name, &o->pol->base,
@@ -282,8 +288,7 @@ static Flotilla__AclToken *new_token(wop_t *o, const char *name,
 	t->secret_hash.len = crypto_hash_sha256_BYTES;
 	t->secret_hash.data = flt_xmalloc(crypto_hash_sha256_BYTES);
 	crypto_hash_sha256(t->secret_hash.data,
-			   (const unsigned char *)o->secret,
-			   strlen(o->secret));
+			   (const unsigned char *)o->secret, strlen(o->secret));
 	return t;
 }
 
@@ -305,8 +310,7 @@ void coord_acl_bootstrap(coord_acl_t *a, flt_request_t *r)
 void coord_acl_token_create(coord_acl_t *a, flt_request_t *r)
 {
 	Flotilla__AclTokenCreateRequest *q;
-	if (flt_request_body(r,
-			     &flotilla__acl_token_create_request__descriptor,
+	if (flt_request_body(r, &flotilla__acl_token_create_request__descriptor,
 			     &q) < 0)
 		return;
 	const char *type = *q->type ? q->type : "client";
@@ -403,8 +407,7 @@ static const acl_tok_t *find_token(coord_acl_t *a, const char *id, char *why,
 static void token_by_id(coord_acl_t *a, flt_request_t *r, bool del)
 {
 	Flotilla__AclGetRequest *q;
-	if (flt_request_body(r, &flotilla__acl_get_request__descriptor, &q) <
-	    0)
+	if (flt_request_body(r, &flotilla__acl_get_request__descriptor, &q) < 0)
 		return;
 	char why[256];
 	flt_rwlock_rdlock(&a->lock);
@@ -508,8 +511,7 @@ void coord_acl_policy_apply(coord_acl_t *a, flt_request_t *r)
 {
 	Flotilla__AclPolicyApplyRequest *q;
 	flt_error_t err;
-	if (flt_request_body(r,
-			     &flotilla__acl_policy_apply_request__descriptor,
+	if (flt_request_body(r, &flotilla__acl_policy_apply_request__descriptor,
 			     &q) < 0)
 		return;
 	if (!q->policy) {
@@ -534,8 +536,7 @@ void coord_acl_policy_apply(coord_acl_t *a, flt_request_t *r)
 static void policy_by_name(coord_acl_t *a, flt_request_t *r, bool del)
 {
 	Flotilla__AclGetRequest *q;
-	if (flt_request_body(r, &flotilla__acl_get_request__descriptor, &q) <
-	    0)
+	if (flt_request_body(r, &flotilla__acl_get_request__descriptor, &q) < 0)
 		return;
 	flt_rwlock_rdlock(&a->lock);
 	Flotilla__AclPolicy *p = flt_map_get(&a->policies, q->id);

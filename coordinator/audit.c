@@ -68,8 +68,8 @@ static const char *str_field(const ProtobufCMessage *m, const char *name)
 static void target_in(const ProtobufCMessage *m, char *out, size_t len,
 		      int depth)
 {
-	static const char *const keys[] = { "id", "name", "node_id",
-					    "alloc_id", "subject" };
+	static const char *const keys[] = { "id", "name", "node_id", "alloc_id",
+					    "subject" };
 	for (size_t i = 0; i < FLT_ARRAY_SIZE(keys); i++) {
 		const char *v = str_field(m, keys[i]);
 		if (!v)
@@ -89,9 +89,8 @@ static void target_in(const ProtobufCMessage *m, char *out, size_t len,
 		if (f->type != PROTOBUF_C_TYPE_MESSAGE ||
 		    f->label == PROTOBUF_C_LABEL_REPEATED)
 			continue;
-		const ProtobufCMessage *sub =
-			*(ProtobufCMessage *const *)((const char *)m +
-						     f->offset);
+		const ProtobufCMessage *sub = *(
+			ProtobufCMessage *const *)((const char *)m + f->offset);
 		if (!sub)
 			continue;
 		target_in(sub, out, len, depth + 1);
@@ -119,8 +118,8 @@ static const char *call_target(acl_call_t *cl, flt_request_t *r)
 }
 
 /* The record of cl, its strings borrowed from cl and msg. */
-static void event_of(acl_call_t *cl, flt_request_t *r, bool ok,
-		     const char *msg, uint64_t index, Flotilla__AuditEvent *e)
+static void event_of(acl_call_t *cl, flt_request_t *r, bool ok, const char *msg,
+		     uint64_t index, Flotilla__AuditEvent *e)
 {
 	flotilla__audit_event__init(e);
 	e->time_ms = cl->time_ms;
@@ -180,7 +179,8 @@ static int put_event(coord_acl_t *a, flt_txn_t *txn, Flotilla__AuditEvent *e,
 		return rc;
 	a->audit_next++;
 	a->audit_count++;
-	trim_t t = { .a = a, .cutoff = flt_now_wall_ms() - a->audit_max_age_ms };
+	trim_t t = { .a = a,
+		     .cutoff = flt_now_wall_ms() - a->audit_max_age_ms };
 	flt_txn_foreach(txn, a->db_audit, NULL, 0, trim_one, &t);
 	for (size_t i = 0; i < t.n; i++)
 		if (flt_txn_del(txn, a->db_audit, t.keys[i], 8) == 0 &&
@@ -277,7 +277,8 @@ static int collect_one(const void *key, size_t klen, const void *val,
 	collect_t *c = arg;
 	(void)key;
 	(void)klen;
-	Flotilla__AuditEvent *e = flotilla__audit_event__unpack(NULL, vlen, val);
+	Flotilla__AuditEvent *e =
+		flotilla__audit_event__unpack(NULL, vlen, val);
 	if (!e)
 		return 0;
 	const char *who = c->q->who;
@@ -304,8 +305,8 @@ static int collect_one(const void *key, size_t klen, const void *val,
 void coord_audit_list(coord_acl_t *a, flt_request_t *r)
 {
 	Flotilla__AuditListRequest *q;
-	if (flt_request_body(r, &flotilla__audit_list_request__descriptor,
-			     &q) < 0)
+	if (flt_request_body(r, &flotilla__audit_list_request__descriptor, &q) <
+	    0)
 		return;
 	collect_t c = { .q = q };
 	c.limit = q->limit ? q->limit : LIST_DEFAULT;

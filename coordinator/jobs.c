@@ -11,6 +11,8 @@
 #include "flotilla/job.h"
 #include "flotilla/log.h"
 #include "flotilla/pb.h"
+#include "flotilla/privilege.h"
+#include "flotilla/util.h"
 
 /* ---- namespaces ----------------------------------------------------------- */
 
@@ -397,7 +399,84 @@ int coord_engine_job(coord_engine_t *e, const char *name,
 /* A request's job, checked as on submission (as the CLI checks a file:
  * never trust a client); fails r and returns -1 when it is missing or
  * invalid. */
-static int check_job(flt_request_t *r, Flotilla__Job *job)
+/*
+ * What the job asks that weakens the sandbox must be allowed by some node
+ * the coordinator knows (ready or not): else it could never run, and
+ * saying so names the field and the agent flag it needs. Never-granted
+ * requests were refused by flt_job_check already. A fleet without any
+ * node yet refuses nothing here: the job waits for nodes, and the
+ * scheduler leaves it unplaced, saying why, until one allows it.
+ */
+/*
+ * What weakens the sandbox needs, besides an agent that allows it, the
+ * submitter's `privileged` permission in the job's namespace: the first
+ * such field is named in the refusal.
+ */
+static int check_privileged(flt_request_t *r, const Flotilla__Job *job,
+			    const char *ns)
+{
+	cleanup_free flt_priv_t *v = NULL;
+	size_t n = 0;
+	flt_job_privileges(job, &v, &n);
+	if (!n || coord_call_may(r, COORD_PERM_NS_PRIVILEGED, ns))
+		return 0;
+	char what[FLT_PRIV_PATH_MAX + FLT_PRIV_VALUE_MAX + 64];
+	if (v[0].value[0])
+		snprintf(what, sizeof(what), "job %s: %s (%s %s)", job->name,
+			 v[0].path, flt_priv_kind_name(v[0].kind), v[0].value);
+	else
+		snprintf(what, sizeof(what), "job %s: %s (%s)", job->name,
+			 v[0].path, flt_priv_kind_name(v[0].kind));
+	coord_call_deny(r, COORD_PERM_NS_PRIVILEGED, ns, what);
+	return -1;
+}
+
+static int check_allowed(coord_engine_t *e, flt_request_t *r,
+			 const Flotilla__Job *job)
+{
+	cleanup_free flt_priv_t *v = NULL;
+	size_t n = 0;
+	flt_error_t err;
+	char pre[32], why[FLT_PRIV_PATH_MAX + 2 * FLT_PRIV_VALUE_MAX];
+	int rc = 0;
+
+	flt_job_privileges(job, &v, &n);
+	if (!n)
+		return 0;
+	sched_fleet_t *f = e->o.fleet(e->o.ctx, &err);
+	if (!f) {
+		flt_request_fail(r, err.code, "%s", err.msg);
+		return -1;
+	}
+	size_t nodes = sched_fleet_size(f);
+	for (size_t g = 0; g < job->n_groups && nodes && rc == 0; g++) {
+		cleanup_free flt_priv_t *gv = NULL;
+		size_t gn = 0;
+		bool nowhere;
+		snprintf(pre, sizeof(pre), "groups[%zu]", g);
+		flt_group_privileges(job->groups[g], pre, &gv, &gn);
+		long k = sched_fleet_privileges_check(f, gv, gn, &nowhere);
+		if (k < 0)
+			continue;
+		flt_priv_describe(&gv[k], why, sizeof(why));
+		if (nowhere)
+			flt_request_fail(r, FLT_EPROTO,
+					 "job %s: %s; none of the %zu nodes "
+					 "allows it",
+					 job->name, why, nodes);
+		else
+			flt_request_fail(r, FLT_EPROTO,
+					 "job %s: %s; some nodes allow each "
+					 "of what groups[%zu] asks, none all "
+					 "of it",
+					 job->name, why, g);
+		rc = -1;
+	}
+	sched_fleet_free(f);
+	return rc;
+}
+
+static int check_job(coord_engine_t *e, flt_request_t *r, Flotilla__Job *job)
 {
 	flt_error_t err;
 	if (!job) {
@@ -422,7 +501,9 @@ static int check_job(flt_request_t *r, Flotilla__Job *job)
 	}
 	flt_pb_set_str(&job->namespace_,
 		       strcmp(ns, FLT_NAMESPACE_DEFAULT) == 0 ? "" : ns);
-	return 0;
+	if (check_privileged(r, job, ns) < 0)
+		return -1;
+	return check_allowed(e, r, job);
 }
 
 /* The job checked as it would be on submission, and the scheduler run
@@ -435,7 +516,7 @@ void coord_jobs_plan(coord_engine_t *e, flt_request_t *r)
 	if (flt_request_body(r, &flotilla__job_plan_request__descriptor, &req) <
 	    0)
 		return;
-	if (check_job(r, req->job) < 0) {
+	if (check_job(e, r, req->job) < 0) {
 		flotilla__job_plan_request__free_unpacked(req, NULL);
 		return;
 	}
@@ -540,7 +621,7 @@ void coord_jobs_register(coord_engine_t *e, flt_request_t *r)
 			     &req) < 0)
 		return;
 	/* Checked again here: an invalid job changes nothing. */
-	if (check_job(r, req->job) < 0) {
+	if (check_job(e, r, req->job) < 0) {
 		pb_free(req);
 		return;
 	}

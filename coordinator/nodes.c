@@ -509,6 +509,34 @@ int coord_nodes_check_attrs(const Flotilla__Fingerprint *fp, size_t n,
 			return flt_err(err, FLT_EPROTO,
 				       "fingerprint: attribute longer than "
 				       "255 bytes");
+	/* Allowances go into every scheduler view: bounded. */
+	const Flotilla__Allowances *a = fp->allowances;
+	if (a) {
+		size_t lists[] = { a->n_capabilities, a->n_syscalls, a->n_users,
+				   a->n_host_volumes };
+		for (size_t i = 0; i < FLT_ARRAY_SIZE(lists); i++)
+			if (lists[i] > 256)
+				return flt_err(err, FLT_EPROTO,
+					       "fingerprint.allowances: more "
+					       "than 256 entries in a list");
+		for (size_t i = 0; i < a->n_host_volumes; i++)
+			if (strlen(a->host_volumes[i]->name) > 255 ||
+			    strlen(a->host_volumes[i]->path) > 4095)
+				return flt_err(err, FLT_EPROTO,
+					       "fingerprint.allowances."
+					       "host_volumes[%zu]: too long",
+					       i);
+		char **strl[] = { a->capabilities, a->syscalls, a->users };
+		size_t strn[] = { a->n_capabilities, a->n_syscalls,
+				  a->n_users };
+		for (size_t l = 0; l < FLT_ARRAY_SIZE(strl); l++)
+			for (size_t i = 0; i < strn[l]; i++)
+				if (strlen(strl[l][i]) > 255)
+					return flt_err(
+						err, FLT_EPROTO,
+						"fingerprint.allowances: "
+						"entry longer than 255 bytes");
+	}
 	if (n > MAX_LABELS)
 		return flt_err(err, FLT_EPROTO, "labels: more than %d",
 			       MAX_LABELS);
@@ -1357,6 +1385,7 @@ static int fleet_one(const void *key, size_t klen, const void *val, size_t vlen,
 				   ready && !rec->ineligible && !rec->draining);
 	sched_node_set_state(x->f, i, down, rec->draining,
 			     rec->drain_deadline_ms);
+	sched_node_set_allowances(x->f, i, fp ? fp->allowances : NULL);
 	flotilla__node_record__free_unpacked(rec, NULL);
 	return 0;
 }

@@ -5,6 +5,7 @@
 
 #include "flotilla/hash.h"
 #include "flotilla/job.h"
+#include "flotilla/pb.h"
 #include "flotilla/regex.h"
 #include "flotilla/util.h"
 #include "flotilla/version.h"
@@ -23,6 +24,7 @@ typedef struct node {
 	bool eligible;
 	bool down, draining;
 	int64_t drain_deadline_ms;
+	Flotilla__Allowances *allow; /* owned; NULL: allows nothing */
 } node_t;
 
 /* The values of one key, interned: node -> value index. */
@@ -171,6 +173,9 @@ void sched_fleet_free(sched_fleet_t *f)
 			free((char *)f->nodes[i].values[k]);
 		free(f->nodes[i].values);
 		free(f->nodes[i].id);
+		if (f->nodes[i].allow)
+			flotilla__allowances__free_unpacked(f->nodes[i].allow,
+							    NULL);
 	}
 	for (size_t k = 0; k < f->nkeys; k++) {
 		free(f->keys[k]);
@@ -261,6 +266,58 @@ bool sched_node_draining(const sched_fleet_t *f, size_t node,
 	if (deadline_ms)
 		*deadline_ms = f->nodes[node].drain_deadline_ms;
 	return f->nodes[node].draining;
+}
+
+void sched_node_set_allowances(sched_fleet_t *f, size_t i,
+			       const Flotilla__Allowances *a)
+{
+	node_t *n = &f->nodes[i];
+	if (n->allow)
+		flotilla__allowances__free_unpacked(n->allow, NULL);
+	n->allow = a ? flt_pb_dup(&a->base) : NULL;
+	int k = key_id(f, "attr.allowances", true);
+	if (k < 0)
+		return;
+	n = &f->nodes[i]; /* key_id may have moved the values */
+	free((char *)n->values[k]);
+	n->values[k] = flt_allowances_text(a);
+	n->cls = classify(f, i);
+}
+
+long sched_fleet_privileges_check(const sched_fleet_t *f, const flt_priv_t *v,
+				  size_t n, bool *nowhere)
+{
+	size_t best_node = 0, best = 0;
+	bool any = false;
+
+	*nowhere = false;
+	if (!n)
+		return -1;
+	for (size_t k = 0; k < n; k++) {
+		bool somewhere = false;
+		for (size_t i = 0; i < f->n && !somewhere; i++)
+			somewhere = flt_priv_allowed(&v[k], f->nodes[i].allow);
+		if (!somewhere) {
+			*nowhere = true;
+			return (long)k;
+		}
+	}
+	for (size_t i = 0; i < f->n; i++) {
+		size_t ok = 0;
+		for (size_t k = 0; k < n; k++)
+			ok += flt_priv_allowed(&v[k], f->nodes[i].allow);
+		if (ok == n)
+			return -1;
+		if (!any || ok > best) {
+			best = ok;
+			best_node = i;
+			any = true;
+		}
+	}
+	for (size_t k = 0; k < n; k++)
+		if (!flt_priv_allowed(&v[k], f->nodes[best_node].allow))
+			return (long)k;
+	return -1;
 }
 
 const char *sched_node_attr(const sched_fleet_t *f, size_t node,
@@ -499,6 +556,9 @@ typedef struct plan {
 	uint32_t *dprop_counts[8];
 	const uint32_t *dprop_values[8];
 	sched_ask_t ask;
+	flt_priv_t *privs; /* what the group asks that weakens the sandbox */
+	size_t npriv;
+	uint32_t *priv_filtered; /* nodes lacking privs[k] (the first lacked) */
 	uint32_t total;
 	uint32_t filtered_ineligible, filtered_distinct, exhausted_cpu,
 		exhausted_mem, exhausted_pids;
@@ -560,8 +620,20 @@ static bool distinct_ok(plan_t *p, size_t i, bool count)
  * Eligibility and the constraints that do not depend on placements:
  * evaluated once per class (nodes alike but for name and id), and per
  * node only for constraints on node.name or node.id. Returns 0 when
- * feasible, else 1 (not eligible) or 2 + the index of the constraint.
+ * feasible, else 1 (not eligible), 2 + the index of the constraint, or
+ * VERDICT_PRIV when the node does not allow what the group asks.
  */
+#define VERDICT_PRIV 254
+
+/* The first of the group's privileges node n does not allow, or -1. */
+static long priv_missing(const plan_t *p, const node_t *n)
+{
+	for (size_t k = 0; k < p->npriv; k++)
+		if (!flt_priv_allowed(&p->privs[k], n->allow))
+			return (long)k;
+	return -1;
+}
+
 static unsigned static_verdict(plan_t *p, size_t i)
 {
 	const node_t *n = &p->f->nodes[i];
@@ -579,6 +651,9 @@ static unsigned static_verdict(plan_t *p, size_t i)
 				break;
 			}
 		}
+		/* Allowances are part of the class (attr.allowances). */
+		if (*v == 1 && priv_missing(p, n) >= 0)
+			*v = VERDICT_PRIV;
 	}
 	if (*v != 1)
 		return *v;
@@ -664,6 +739,16 @@ static void explain(plan_t *p, sched_result_t *out)
 			    "match limit stopped it (no match);",
 			    p->cons[c].c->attribute, p->cons[c].c->operator_,
 			    p->cons[c].c->value);
+	for (size_t k = 0; k < p->npriv; k++) {
+		const flt_priv_t *pv = &p->privs[k];
+		char allow[FLT_PRIV_VALUE_MAX + 64];
+		if (!p->priv_filtered[k])
+			continue;
+		flt_priv_allowance(pv, allow, sizeof(allow));
+		ADD(" %u nodes do not allow %s%s%s (%s: %s);",
+		    p->priv_filtered[k], flt_priv_kind_name(pv->kind),
+		    *pv->value ? " " : "", pv->value, pv->path, allow);
+	}
 	if (p->filtered_distinct)
 		ADD(" distinct constraints filtered %u nodes;",
 		    p->filtered_distinct);
@@ -689,6 +774,8 @@ static void plan_free(plan_t *p)
 	for (size_t d = 0; d < p->ndprop; d++)
 		free(p->dprop_counts[d]);
 	free(p->cons);
+	free(p->privs);
+	free(p->priv_filtered);
 	free(p->spreads);
 	free(p->verdict);
 	free(p->here.keys);
@@ -703,6 +790,8 @@ static int plan_init(plan_t *p, sched_fleet_t *f, const sched_request_t *rq,
 	memset(p, 0, sizeof(*p));
 	p->f = f;
 	sched_ask_of(g, &p->ask);
+	flt_group_privileges(g, "", &p->privs, &p->npriv);
+	p->priv_filtered = flt_xcalloc(p->npriv + 1, sizeof(uint32_t));
 	p->cons = flt_xcalloc(j->n_constraints + g->n_constraints + 1,
 			      sizeof(*p->cons));
 	for (size_t c = 0; c < j->n_constraints + g->n_constraints; c++) {
@@ -799,7 +888,11 @@ static void count_failures(plan_t *p)
 		unsigned v = static_verdict(p, i);
 		if (v == 1)
 			p->filtered_ineligible++;
-		else if (v >= 2)
+		else if (v == VERDICT_PRIV) {
+			long k = priv_missing(p, &p->f->nodes[i]);
+			if (k >= 0)
+				p->priv_filtered[k]++;
+		} else if (v >= 2)
 			p->cons[v - 2].filtered++;
 		else if (distinct_ok(p, i, true))
 			fits(p, &p->f->nodes[i], true);

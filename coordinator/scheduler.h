@@ -5,7 +5,9 @@
  * transaction.
  *
  * Feasibility: node eligible and ready, constraints on node attributes and
- * labels, distinct_hosts / distinct_property, then resources (CPU as
+ * labels, the node's allowances against what the group's tasks ask that
+ * weakens their sandbox (flotilla/privilege.h), distinct_hosts /
+ * distinct_property, then resources (CPU as
  * percent of a core, memory, pids) against what each node has left.
  * Ranking: bin packing (the fullest node that fits wins), plus spread over
  * an attribute when asked. Like Nomad's, it scores a sample of feasible
@@ -21,6 +23,7 @@
 
 #include "flotilla.pb-c.h"
 #include "flotilla/error.h"
+#include "flotilla/privilege.h"
 
 typedef struct sched_fleet sched_fleet_t;
 
@@ -45,6 +48,26 @@ void sched_node_set_state(sched_fleet_t *f, size_t node, bool down,
 bool sched_node_down(const sched_fleet_t *f, size_t node);
 bool sched_node_draining(const sched_fleet_t *f, size_t node,
 			 int64_t *deadline_ms);
+/*
+ * What tasks on the node may weaken in their sandbox (its fingerprint's
+ * allowances; copied; NULL: nothing). Also sets the node's attribute
+ * "attr.allowances" (flt_allowances_text), so that nodes alike in all but
+ * their allowances are not one class. Call right after sched_fleet_add,
+ * before any placement. A node without allowances set allows nothing.
+ */
+void sched_node_set_allowances(sched_fleet_t *f, size_t node,
+			       const Flotilla__Allowances *a);
+
+/*
+ * Whether some node of f allows all of v[0..n): returns -1 when one does
+ * (or n is 0), else the index of an entry to name: the first that no node
+ * allows (*nowhere true), or else the first that the node allowing the
+ * most of them lacks (*nowhere false: each is allowed somewhere, not all on
+ * one node). Every known node counts, whatever its status.
+ */
+long sched_fleet_privileges_check(const sched_fleet_t *f, const flt_priv_t *v,
+				  size_t n, bool *nowhere);
+
 /* An attribute's value ("node.name"), or NULL. */
 const char *sched_node_attr(const sched_fleet_t *f, size_t node,
 			    const char *key);
@@ -79,7 +102,9 @@ typedef struct sched_result {
 	size_t nplaced;
 	uint32_t unplaced;
 	/* Why allocations could not be placed, by filter: "constraint
-	 * attr.os_id = debian filtered 3 nodes; memory exhausted on 2 nodes". */
+	 * attr.os_id = debian filtered 3 nodes; 2 nodes do not allow
+	 * CAP_NET_ADMIN (--allow-cap NET_ADMIN); memory exhausted on 2
+	 * nodes". */
 	char why[512];
 } sched_result_t;
 

@@ -53,8 +53,11 @@ int flt_job_check(Flotilla__Job *job, flt_error_t *err);
  * Checks one task spec without touching the host: the rules of the
  * agent's own check except that the user is not looked up (only root by
  * name, uid 0 and gid 0 are refused) and mount sources are not looked
- * for. Error paths start with prefix ("groups[0].tasks[1]"; NULL or ""
- * for none). Packages in uses must be valid names (flt_pkg_name_valid), at
+ * for. What is never granted (flotilla/privilege.h) is refused: such a
+ * capability, seccomp.allow name or mount source ("mounts[0].source: /run
+ * is never granted: ..."); a mount names either a source or a volume.
+ * Whether an agent allows the rest is not checked here. Error paths start
+ * with prefix ("groups[0].tasks[1]"; NULL or "" for none). Packages in uses must be valid names (flt_pkg_name_valid), at
  * most 16, each once; packages_dir, when set, an absolute path other than
  * "/". Returns 0 or -EINVAL.
  */

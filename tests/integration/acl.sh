@@ -108,6 +108,22 @@ grep -q "no such job in namespace team-b" <<<"$out" || fail "cross-namespace sta
 	fail "a read-everywhere token does not list every namespace"
 pass "jobs live in one namespace; other namespaces neither see nor take them"
 
+# ---- privileged tasks need the namespace's privileged permission -------------
+cat >"$T/priv.json" <<'J'
+{"name": "priv-a", "namespace": "team-a", "type": "batch", "groups": [{"name": "g",
+  "tasks": [{"name": "t", "command": "/bin/true", "capabilities": ["CAP_NET_BIND_SERVICE"]}]}]}
+J
+out=$(FLOTILLA_TOKEN=$TA "$CLI" job run "$T/priv.json" --detach 2>&1) && fail "write grants privileged: $out"
+grep -q 'permission denied: job priv-a: groups\[0\].tasks\[0\].capabilities\[0\] (cap CAP_NET_BIND_SERVICE) needs namespace:privileged in namespace team-a' <<<"$out" ||
+	fail "privileged refusal does not name the field and permission: $out"
+echo '{"namespaces": [{"name": "team-a", "capabilities": ["privileged"]}]}' >"$T/priv-pol.json"
+m acl policy apply team-a-priv "$T/priv-pol.json" >/dev/null || fail "policy apply team-a-priv"
+TP=$(m acl token create --name ci-a-priv --policy team-a --policy team-a-priv --json | jq -r .secret_id)
+FLOTILLA_TOKEN=$TP "$CLI" job run "$T/priv.json" --detach >/dev/null ||
+	fail "a token with privileged in team-a could not submit a privileged job"
+out=$(FLOTILLA_TOKEN=$TP "$CLI" --namespace team-b job plan "$T/web-b.json" 2>&1) && fail "privileged in team-a leaked to team-b: $out"
+pass "a task that weakens the sandbox needs namespace:privileged (never part of write)"
+
 # ---- the permission matrix ---------------------------------------------------
 # Every operator method and its permission, from the method table.
 "$FLT_BIN/coordinator/flotilla-docgen" methods |
@@ -199,7 +215,7 @@ jq -e 'map(select(.method == "job_register" and .namespace == "team-b" and (.ok 
 jq -e 'map(select(.method == "acl_token_create" and .target == "viewer" and .ok)) | length == 1' <<<"$out" >/dev/null ||
 	fail "token creations are not in the audit trail"
 jq -e 'map(select(.method == "node_list")) | length == 0' <<<"$out" >/dev/null || fail "reads are audited"
-who=$(jq -r 'map(select(.method == "job_register" and .ok))[0].who_name' <<<"$out")
+who=$(jq -r 'map(select(.method == "job_register" and .ok and .target == "web-a"))[0].who_name' <<<"$out")
 [ "$who" = ci-a ] || fail "audit names $who, not the token ci-a"
 n_ci=$(m audit list --who ci-a --json | jq length)
 [ "$n_ci" -ge 1 ] || fail "audit list --who ci-a"
@@ -226,6 +242,6 @@ kill9 coord
 PIDS[coord]=$!
 wait_for 5 "coordinator back" "$CLI" --token "$RO" node list
 out=$(FLOTILLA_TOKEN=$RO "$CLI" job run "$T/web.json" --detach 2>&1) && fail "read-only token submitted after restart"
-[ "$(m audit list --json | jq 'map(select(.method == "job_register" and .ok)) | length')" = 1 ] ||
+[ "$(m audit list --json | jq 'map(select(.method == "job_register" and .ok)) | length')" = 2 ] ||
 	fail "audit lost across kill -9"
 pass "tokens, policies and the audit trail survive kill -9"

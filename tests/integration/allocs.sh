@@ -21,6 +21,7 @@ A1=0a1b2c3d-0000-4000-8000-000000000001
 A2=0a1b2c3d-0000-4000-8000-000000000002
 A3=0a1b2c3d-0000-4000-8000-000000000003
 A4=0a1b2c3d-0000-4000-8000-000000000004
+A5=0a1b2c3d-0000-4000-8000-000000000005
 
 CLEANUP_HOOKS+=(stop_shims)
 
@@ -61,7 +62,7 @@ logs() { timeout 20 "$FAKE" logs --url "$API_URL" "$@"; }
 { alloc $A1 0 "$(talker main 1)"; alloc $A2 1 "$(checked main 2)" "$(talker side 3)"; } | set_allocs
 start_fake
 t0=$(now_ms)
-start_agent agent --api "$API_URL"
+start_agent agent --api "$API_URL" --allow-user no-such-user-flt
 for t in "$A1 main" "$A2 main" "$A2 side"; do
 	wait_for 10 "$t running" state_is $t running
 done
@@ -120,20 +121,26 @@ pass "--api: stdout and stderr from an offset, the tail, rotation, unknown and m
 	alloc $A2 1 "$(checked main 2)" "$(talker side 3)"
 	alloc $A3 2 '{"name": "rel", "command": "bin/sh"}'
 	alloc $A4 3 '{"name": "who", "command": "/bin/true", "user": "no-such-user-flt"}'
+	# What this agent's flags do not allow (--allow-cap NET_ADMIN).
+	alloc $A5 4 '{"name": "na", "command": "/bin/true", "capabilities": ["CAP_NET_ADMIN"]}'
 } | set_allocs
 wait_for 10 "relative command reported failed" state_is $A3 rel failed
 wait_for 10 "unknown user reported failed" state_is $A4 who failed
+wait_for 10 "unallowed capability reported failed" state_is $A5 na failed
 task_field $A3 rel .message | grep -q "command: must be an absolute path" || fail "reason: $(task_report $A3 rel)"
 task_field $A4 who .message | grep -q 'no user named "no-such-user-flt"' || fail "reason: $(task_report $A4 who)"
+task_field $A5 na .message | grep -qF 'refused by this node: capabilities[0]: CAP_NET_ADMIN needs --allow-cap NET_ADMIN, which this agent was not started with' ||
+	fail "reason: $(task_report $A5 na)"
 [ ! -e "$ADIR/$A3/rel/status" ] || fail "a refused task was started"
-pass "refused specs reported failed with the reason, never started"
+[ ! -e "$ADIR/$A5/na/status" ] || fail "a task asking an unallowed capability was started"
+pass "refused specs reported failed with the reason (a capability the agent does not allow included), never started"
 
 # kill -9 of the agent while the coordinator is away: nothing stops.
 p1=$(status_file $A1 main init_pid)
 p2=$(status_file $A2 main init_pid)
 kill9 fake
 kill9 agent
-start_agent agent --api "$API_URL"
+start_agent agent --api "$API_URL" --allow-user no-such-user-flt
 wait_for 10 "re-attached" grep -q "task re-attached task=$A2/side" "$T/agent.log"
 sleep 2
 for p in "$p1" "$p2"; do kill -0 "$p" || fail "task $p died while the coordinator was away"; done

@@ -17,12 +17,15 @@ PROBES_DIR=$(realpath "$FLT_BIN/tests/sandbox")
 
 # The build tree is seen in place when it lives in a host directory the
 # sandbox shows; under one it hides (/tmp, /home...), it is bound in.
+# Host directories a spec mounts must be host volumes the agent allows.
 MOUNTS='[]'
+ALLOW=(--allow-host-volume "suid=$T/suid")
 case "$(hidden_from_tasks "$PROBES_DIR")" in
 yes)
 	BIN_VISIBLE=0
 	ESCAPE=/flt-probes/flt-escape
 	MOUNTS=$(jq -nc --arg s "$PROBES_DIR" '[{source: $s, target: "/flt-probes"}]')
+	ALLOW+=(--allow-host-volume "probes=$PROBES_DIR")
 	;;
 *)
 	BIN_VISIBLE=1
@@ -86,7 +89,7 @@ run_probe() {
 	RC=0
 	if [ "$label" = "tty(pty)" ]; then
 		# A terminal of our own, as an operator's shell has one.
-		timeout 30 script -qec "$(printf '%q ' "$AGENT" --data-dir "$DATA" exec "$spec")" \
+		timeout 30 script -qec "$(printf '%q ' "$AGENT" --data-dir "$DATA" "${ALLOW[@]}" ${EXTRA_ALLOW[@]+"${EXTRA_ALLOW[@]}"} exec "$spec")" \
 			/dev/null >"$T/$name.pty" 2>>"$LOG" </dev/null || RC=$?
 		tr -d '\r' <"$T/$name.pty" | grep '^flotilla-shim ' >>"$LOG" || true
 		# Leading blanks: the terminal's echo of input a probe injected.
@@ -95,7 +98,8 @@ run_probe() {
 	else
 		# In a session of its own: run from a terminal, ctest would
 		# lend it that terminal (which the pty run covers).
-		LINE=$(setsid -w timeout 30 "$AGENT" --data-dir "$DATA" exec "$spec" 2>>"$LOG") || RC=$?
+		LINE=$(setsid -w timeout 30 "$AGENT" --data-dir "$DATA" "${ALLOW[@]}" \
+			${EXTRA_ALLOW[@]+"${EXTRA_ALLOW[@]}"} exec "$spec" 2>>"$LOG") || RC=$?
 		LINE=$(head -n 1 <<<"$LINE")
 	fi
 	ROWS+=("$(printf '%-22s %-7s %-13s rc=%-3s %s' "$label" "$user" "$want" "$RC" "$LINE")")
@@ -161,22 +165,39 @@ for ad in /proc/self/root/tmp/flt-escape-alloc /proc/1/cwd/x; do
 	[ ! -e /tmp/flt-escape-alloc ] || FAILED+=("alloc_dir $ad created a directory on the host")
 	ROWS+=("$(printf '%-22s %-7s %-13s rc=%-3s %s' "alloc-dir-link" nobody "refused" "$RC" "$(tail -n 1 <<<"$OUT")")")
 done
-# A mount that would show the agent's data directory is refused.
+# A mount that would show the agent's data directory is refused: as a
+# path no host volume holds, and as a volume, which the agent refuses to
+# allow at all (never granted: it stops at start).
 jq -n --arg s "$DATA" '{name: "showdata", command: "/bin/true", mounts: [{source: $s, target: "/data"}]}' >"$T/showdata.json"
 RC=0
 OUT=$(timeout 30 "$AGENT" --data-dir "$DATA" exec "$T/showdata.json" 2>&1) || RC=$?
-if [ $RC != 125 ] || ! grep -q "would show the agent's own state" <<<"$OUT"; then
+if [ $RC != 125 ] || ! grep -q "needs --allow-host-volume" <<<"$OUT"; then
 	FAILED+=("a mount of the data directory was not refused: rc=$RC $OUT")
 fi
 ROWS+=("$(printf '%-22s %-7s %-13s rc=%-3s %s' "mount-data-dir" nobody "exit-125" "$RC" "$(head -n 1 <<<"$OUT")")")
+RC=0
+OUT=$(timeout 30 "$AGENT" --data-dir "$DATA" --allow-host-volume "data=$DATA" exec "$T/showdata.json" 2>&1) || RC=$?
+if [ $RC != 2 ] || ! grep -q "never granted: it is, holds or lies inside the agent's data directory" <<<"$OUT"; then
+	FAILED+=("a volume of the data directory was not refused: rc=$RC $OUT")
+fi
+ROWS+=("$(printf '%-22s %-7s %-13s rc=%-3s %s' "volume-data-dir" nobody "exit-2" "$RC" "$(head -n 1 <<<"$OUT")")")
 
 # Control: with the filter off and CAP_SYS_ADMIN kept, sethostname works
 # (in the task's own UTS namespace): the probe does see a success.
+EXTRA_ALLOW=(--allow-seccomp-unconfined --allow-cap SYS_ADMIN)
 run_probe "control:sethostname" nobody sethostname "ESCAPED" "" \
 	'. + {seccomp: {profile: "unconfined"}, capabilities: ["CAP_SYS_ADMIN"]}'
+EXTRA_ALLOW=()
 if [ "$RC" != 1 ] || ! grep -q "^sethostname ESCAPED " <<<"$LINE"; then
 	FAILED+=("control run: sethostname with CAP_SYS_ADMIN and no filter did not succeed: rc=$RC $LINE")
 fi
+# Unconfined, with CAP_DAC_READ_SEARCH allowed, open_by_handle_at (never
+# granted) is still refused: Shocker needs no more than these two.
+EXTRA_ALLOW=(--allow-seccomp-unconfined --allow-cap DAC_READ_SEARCH)
+run_probe "unconfined:open_by_handle_at" nobody open_by_handle_at EPERM "" \
+	'. + {seccomp: {profile: "unconfined"}, capabilities: ["CAP_DAC_READ_SEARCH"]}'
+check "unconfined:open_by_handle_at" nobody EPERM open_by_handle_at
+EXTRA_ALLOW=()
 
 echo "probe                  user    want          status line"
 printf '%s\n' "${ROWS[@]}"

@@ -17,10 +17,12 @@ PROBES_DIR=$(realpath "$FLT_BIN/tests/sandbox")
 [ -x "$PROBES_DIR/flt-hog" ] || fail "$PROBES_DIR/flt-hog is not built"
 # Seen in place in a host directory the sandbox shows; bound in otherwise.
 MOUNTS='[]'
+ALLOW=()
 case "$(hidden_from_tasks "$PROBES_DIR")" in
 yes)
 	HOG=/flt-probes/flt-hog
 	MOUNTS=$(jq -nc --arg s "$PROBES_DIR" '[{source: $s, target: "/flt-probes"}]')
+	ALLOW=(--allow-host-volume "probes=$PROBES_DIR")
 	;;
 *) HOG=$PROBES_DIR/flt-hog ;;
 esac
@@ -39,7 +41,7 @@ hog_spec() {
 # run SPEC LOG: the task in the foreground; sets RC and OUT.
 run() {
 	RC=0
-	OUT=$(timeout 60 "$AGENT" --data-dir "$T/data" exec "$1" 2>"$2") || RC=$?
+	OUT=$(timeout 60 "$AGENT" --data-dir "$T/data" ${ALLOW[@]+"${ALLOW[@]}"} exec "$1" 2>"$2") || RC=$?
 }
 
 ### Memory: 32 MiB, and a program that wants 512.
@@ -57,7 +59,7 @@ pass "memory_mb 32: killed by the OOM killer after ${last:-0} MiB, exit status 1
 ### Processes: a fork bomb against max_pids 64, for 3 s.
 spec=$(hog_spec fork '{"max_pids": 64}' fork 3)
 t0=$(now_ms)
-timeout 60 "$AGENT" --data-dir "$T/data" exec "$spec" >"$T/fork.out" 2>"$T/fork.log" &
+timeout 60 "$AGENT" --data-dir "$T/data" ${ALLOW[@]+"${ALLOW[@]}"} exec "$spec" >"$T/fork.out" 2>"$T/fork.log" &
 PIDS[fork]=$!
 # Meanwhile the host answers: a trivial command, every 100 ms.
 worst=0 probes=0

@@ -11,9 +11,11 @@ HTTPD="$FLT_BIN/tests/tools/flt-httpd"
 # Tasks see the host's top-level directories except /tmp, /home, /root and
 # /run: a build tree there is bound in read-only.
 TOOLS_MOUNT='[]'
+TOOLS_ALLOW=()
 case "$(hidden_from_tasks "$FLT_BIN")" in
 yes)
 	TOOLS_MOUNT=$(jq -nc --arg s "$(realpath "$FLT_BIN/tests/tools")" '[{source: $s, target: "/flt-tools"}]')
+	TOOLS_ALLOW=(--allow-host-volume "tools=$(realpath "$FLT_BIN/tests/tools")")
 	HTTPD=/flt-tools/flt-httpd
 	;;
 esac
@@ -38,7 +40,7 @@ cleanup_tasks() {
 CLEANUP_HOOKS+=(cleanup_tasks)
 
 start_coord
-start_agent agent --task-dir "$SPECS"
+start_agent agent --task-dir "$SPECS" ${TOOLS_ALLOW[@]+"${TOOLS_ALLOW[@]}"}
 wait_for 5 "agent ready" is_status agent ready
 
 port=$(free_port)
@@ -148,7 +150,7 @@ sleep 1
 kill -0 "$svc_pid" || fail "a task died with the agent"
 touch "$TASKS/exiter/alloc/go"
 wait_for 10 "exiter exited while the agent was away" file_state_is exiter failed
-start_agent agent --task-dir "$SPECS"
+start_agent agent --task-dir "$SPECS" ${TOOLS_ALLOW[@]+"${TOOLS_ALLOW[@]}"}
 wait_for 10 "exiter reported" task_is exiter failed
 [ "$(task_field exiter .exit_code)" = 7 ] || fail "exiter reported exit code $(task_field exiter .exit_code), want 7"
 task_is svc running || fail "svc not running after the agent came back"

@@ -173,8 +173,7 @@ static void namespaces_globs_and_deny(void **state)
 	assert_int_equal(call(fx, M(JOB_GET), s, NULL, msg), FLT_EDENIED);
 	assert_non_null(strstr(msg, "in namespace default"));
 	/* Fleet-wide: nothing granted. */
-	assert_int_equal(call(fx, M(NODE_LIST), s, "team-x", msg),
-			 FLT_EDENIED);
+	assert_int_equal(call(fx, M(NODE_LIST), s, "team-x", msg), FLT_EDENIED);
 	assert_non_null(strstr(msg, "needs node:read"));
 	assert_non_null(strstr(msg, "policies teams) does not grant it"));
 	/* "*" lists what may be read, and only for job list. */
@@ -215,8 +214,7 @@ static void anonymous_expired_management(void **state)
 	assert_int_equal(call(fx, M(ACL_BOOTSTRAP), NULL, NULL, msg), 0);
 	policy(fx, "{\"name\": \"anonymous\", \"node\": \"read\"}");
 	assert_int_equal(call(fx, M(NODE_LIST), NULL, NULL, msg), 0);
-	assert_int_equal(call(fx, M(NODE_DRAIN), NULL, NULL, msg),
-			 FLT_EDENIED);
+	assert_int_equal(call(fx, M(NODE_DRAIN), NULL, NULL, msg), FLT_EDENIED);
 	assert_int_equal(call(fx, M(ACL_TOKEN_SELF), NULL, NULL, msg),
 			 FLT_EDENIED);
 	token(fx, "management", 0, m, NULL);

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -350,6 +351,80 @@ static void test_system_jobs_and_new_nodes(void **state)
 	sched_fleet_free(f);
 }
 
+/* Allocations go only where the agent allows what the tasks ask. */
+static void test_allowances(void **state)
+{
+	static const char *const keys[] = { "attr.os_id" };
+	static const char *const os[] = { "debian" };
+	sched_fleet_t *f = sched_fleet_new();
+	jobfix_t j;
+	sched_result_t r;
+	flt_error_t err;
+	char *caps[] = { "CAP_NET_ADMIN" }, *caps2[] = { "CAP_NET_RAW" };
+	Flotilla__Allowances a = FLOTILLA__ALLOWANCES__INIT,
+			     b = FLOTILLA__ALLOWANCES__INIT;
+	(void)state;
+	a.capabilities = caps;
+	a.n_capabilities = 1;
+	b.capabilities = caps2;
+	b.n_capabilities = 1;
+	/* Alike but for their allowances: not one class. */
+	for (int i = 0; i < 4; i++) {
+		char id[8];
+		snprintf(id, sizeof(id), "p%d", i);
+		size_t n = sched_fleet_add(f, id, 1, keys, os, 400, 4096, 1000,
+					   true);
+		if (i == 2)
+			sched_node_set_allowances(f, n, &a);
+		if (i == 3)
+			sched_node_set_allowances(f, n, &b);
+	}
+	job_init(&j, "service", 10, 10);
+	char *want[] = { "CAP_NET_ADMIN" };
+	j.task.capabilities = want;
+	j.task.n_capabilities = 1;
+	add_cons(&j, "", "distinct_hosts", "");
+	sched_request_t rq = { .job = &j.job, .group = &j.group, .count = 2 };
+	assert_int_equal(sched_place(f, &rq, &r, &err), 0);
+	assert_int_equal(r.nplaced, 1);
+	assert_int_equal(r.placed[0], 2);
+	assert_int_equal(r.unplaced, 1);
+	printf("[  INFO    ] why: %s\n", r.why);
+	assert_non_null(strstr(r.why,
+			       "3 nodes do not allow cap "
+			       "CAP_NET_ADMIN (tasks[0].capabilities[0]: "
+			       "--allow-cap NET_ADMIN)"));
+	sched_result_free(&r);
+
+	/* The submit-time check: allowed somewhere, and nowhere. */
+	flt_priv_t *v = NULL;
+	size_t n = 0;
+	bool nowhere;
+	flt_group_privileges(&j.group, "groups[0]", &v, &n);
+	assert_int_equal(sched_fleet_privileges_check(f, v, n, &nowhere), -1);
+	j.task.n_capabilities = 0;
+	j.task.network = "host";
+	free(v);
+	v = NULL;
+	n = 0;
+	flt_group_privileges(&j.group, "groups[0]", &v, &n);
+	assert_int_equal(sched_fleet_privileges_check(f, v, n, &nowhere), 0);
+	assert_true(nowhere);
+	/* Each allowed somewhere, not both on one node. */
+	free(v);
+	v = NULL;
+	n = 0;
+	j.task.network = "";
+	char *both[] = { "CAP_NET_ADMIN", "CAP_NET_RAW" };
+	j.task.capabilities = both;
+	j.task.n_capabilities = 2;
+	flt_group_privileges(&j.group, "groups[0]", &v, &n);
+	assert_true(sched_fleet_privileges_check(f, v, n, &nowhere) >= 0);
+	assert_false(nowhere);
+	free(v);
+	sched_fleet_free(f);
+}
+
 static void test_reschedule_from_down_node(void **state)
 {
 	sched_fleet_t *f = sched_fleet_new();
@@ -434,6 +509,7 @@ int main(void)
 		cmocka_unit_test(test_distinct),
 		cmocka_unit_test(test_system_jobs_and_new_nodes),
 		cmocka_unit_test(test_reschedule_from_down_node),
+		cmocka_unit_test(test_allowances),
 		cmocka_unit_test(test_semver),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -791,6 +791,30 @@ static void test_unconfined(void **state)
 	agent_bpf_free(&p);
 }
 
+/* Unconfined tasks still get the never-granted syscalls refused. */
+static void test_unconfined_deny(void **state)
+{
+	const char *deny[] = { "open_by_handle_at", "kexec_load", "init_module",
+			       "create_module", "no_such_call" };
+	struct call obh = { "open_by_handle_at",
+			    SYS_open_by_handle_at,
+			    { -1, 0, 0 } };
+	agent_bpf_t p;
+
+	(void)state;
+	assert_int_equal(agent_seccomp_compile_deny(deny, 5, &p, NULL), 0);
+	assert_true(p.len > 0);
+	/* Unfiltered, open_by_handle_at(-1, NULL) fails otherwise (EBADF,
+	 * EFAULT or EPERM without CAP_DAC_READ_SEARCH); filtered, with
+	 * EPERM before the kernel looks at it. */
+	assert_int_equal(child_errno(&p, do_call, &obh), EPERM);
+	/* Everything else goes through: kcmp reaches the kernel. */
+	int got = child_errno(&p, do_kcmp, NULL);
+	printf("[  INFO    ] kcmp unconfined with denials: %s\n", errname(got));
+	assert_int_not_equal(got, EPERM);
+	agent_bpf_free(&p);
+}
+
 /* Installs in a process with a second thread, which must be filtered. */
 static void *mount_thread(void *arg)
 {
@@ -927,6 +951,7 @@ int main(void)
 #endif
 		cmocka_unit_test(test_allow_addition),
 		cmocka_unit_test(test_unconfined),
+		cmocka_unit_test(test_unconfined_deny),
 		cmocka_unit_test(test_install_tsync),
 		cmocka_unit_test_setup_teardown(test_save_load, tmpdir_setup,
 						tmpdir_teardown),

@@ -1087,11 +1087,12 @@ static void test_json_node(void **state)
 				      "draining",
 				      "drain_deadline",
 				      "api_address" };
-	const char *fp_fields[] = {
-		"hostname",       "os_id",         "os_version", "os_name",
-		"kernel",         "arch",          "cpu_count",  "memory_bytes",
-		"cgroup_version", "agent_version", "api_address"
-	};
+	const char *fp_fields[] = { "hostname",       "os_id",
+				    "os_version",     "os_name",
+				    "kernel",         "arch",
+				    "cpu_count",      "memory_bytes",
+				    "cgroup_version", "agent_version",
+				    "api_address",    "allowances" };
 	(void)state;
 
 	l[0].key = "zone";
