@@ -10,6 +10,18 @@
 #define POLICY_FILE_MAX (1u << 20)
 #define TTL_MAX_MS (10ull * 365 * 24 * 3600 * 1000)
 
+/* v[0..n) joined by sep into buf (cut at its end). Returns buf. */
+static const char *join(char *buf, size_t len, char *const *v, size_t n,
+			const char *sep)
+{
+	size_t o = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%s", i ? sep : "",
+				      v[i]);
+	return buf;
+}
+
 static void print_token(const Flotilla__AclToken *t, const char *secret)
 {
 	char created[40], expires[40];
@@ -19,11 +31,8 @@ static void print_token(const Flotilla__AclToken *t, const char *secret)
 		cli_kv("Secret ID", "%s", secret);
 	cli_kv("Name", "%s", t->name);
 	cli_kv("Type", "%s", t->type);
-	char pols[1024] = "";
-	size_t o = 0;
-	for (size_t i = 0; i < t->n_policies && o < sizeof(pols); i++)
-		o += (size_t)snprintf(pols + o, sizeof(pols) - o, "%s%s",
-				      i ? ", " : "", t->policies[i]);
+	char pols[1024];
+	join(pols, sizeof(pols), t->policies, t->n_policies, ", ");
 	cli_kv("Policies", "%s", cli_dash(pols));
 	cli_kv("Created", "%s", created);
 	if (t->expires_ms) {
@@ -115,8 +124,12 @@ out:
 	return rc;
 }
 
-static int by_id(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv,
-		 Flotilla__Method m)
+typedef int (*reply_fn)(cli_t *c, Flotilla__Method m,
+			const ProtobufCMessage *req, bool json);
+
+/* A command on one token or policy: ACCESSOR or NAME [--json]. */
+static int by_key(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv,
+		  Flotilla__Method m, reply_fn reply)
 {
 	Flotilla__AclGetRequest req = FLOTILLA__ACL_GET_REQUEST__INIT;
 	bool json = false;
@@ -124,19 +137,19 @@ static int by_id(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv,
 	int rc = cli_args(cmd, flags, argc, argv, 1, 1, (const char **)&req.id);
 	if (rc >= 0)
 		return rc;
-	return token_reply(c, m, &req.base, json);
+	return reply(c, m, &req.base, json);
 }
 
 static int token_info(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 {
-	return by_id(c, cmd, argc, argv,
-		     FLOTILLA__METHOD__METHOD_ACL_TOKEN_GET);
+	return by_key(c, cmd, argc, argv,
+		      FLOTILLA__METHOD__METHOD_ACL_TOKEN_GET, token_reply);
 }
 
 static int token_delete(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 {
-	return by_id(c, cmd, argc, argv,
-		     FLOTILLA__METHOD__METHOD_ACL_TOKEN_DELETE);
+	return by_key(c, cmd, argc, argv,
+		      FLOTILLA__METHOD__METHOD_ACL_TOKEN_DELETE, token_reply);
 }
 
 static int token_self(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
@@ -177,13 +190,9 @@ static int token_list(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 	int64_t now = flt_now_wall_ms();
 	for (size_t i = 0; i < resp->n_tokens; i++) {
 		const Flotilla__AclToken *k = resp->tokens[i];
-		char acc[9], pols[512] = "", exp[48] = "never";
-		size_t o = 0;
+		char acc[9], pols[512], exp[48] = "never";
 		snprintf(acc, sizeof(acc), "%.8s", k->accessor_id);
-		for (size_t p = 0; p < k->n_policies && o < sizeof(pols); p++)
-			o += (size_t)snprintf(pols + o, sizeof(pols) - o,
-					      "%s%s", p ? "," : "",
-					      k->policies[p]);
+		join(pols, sizeof(pols), k->policies, k->n_policies, ",");
 		if (k->expires_ms && k->expires_ms <= now)
 			snprintf(exp, sizeof(exp), "expired");
 		else if (k->expires_ms)
@@ -212,13 +221,9 @@ static void print_policy(const Flotilla__AclPolicy *p)
 	cli_table_init(&t, 3, "NAME", "POLICY", "CAPABILITIES");
 	for (size_t i = 0; i < p->n_namespaces; i++) {
 		const Flotilla__AclNamespaceRule *r = p->namespaces[i];
-		char caps[512] = "";
-		size_t o = 0;
-		for (size_t k = 0; k < r->n_capabilities && o < sizeof(caps);
-		     k++)
-			o += (size_t)snprintf(caps + o, sizeof(caps) - o,
-					      "%s%s", k ? "," : "",
-					      r->capabilities[k]);
+		char caps[512];
+		join(caps, sizeof(caps), r->capabilities, r->n_capabilities,
+		     ",");
 		cli_table_row(&t, r->name, r->policy, caps);
 	}
 	cli_table_print(&t, "");
@@ -295,28 +300,16 @@ static int policy_apply(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 			    &req.base, json);
 }
 
-static int policy_by_name(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv,
-			  Flotilla__Method m)
-{
-	Flotilla__AclGetRequest req = FLOTILLA__ACL_GET_REQUEST__INIT;
-	bool json = false;
-	const flt_flag_t flags[] = { CLI_FLAG_JSON(&json), CLI_FLAG_END };
-	int rc = cli_args(cmd, flags, argc, argv, 1, 1, (const char **)&req.id);
-	if (rc >= 0)
-		return rc;
-	return policy_reply(c, m, &req.base, json);
-}
-
 static int policy_info(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 {
-	return policy_by_name(c, cmd, argc, argv,
-			      FLOTILLA__METHOD__METHOD_ACL_POLICY_GET);
+	return by_key(c, cmd, argc, argv,
+		      FLOTILLA__METHOD__METHOD_ACL_POLICY_GET, policy_reply);
 }
 
 static int policy_delete(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 {
-	return policy_by_name(c, cmd, argc, argv,
-			      FLOTILLA__METHOD__METHOD_ACL_POLICY_DELETE);
+	return by_key(c, cmd, argc, argv,
+		      FLOTILLA__METHOD__METHOD_ACL_POLICY_DELETE, policy_reply);
 }
 
 static int policy_list(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
