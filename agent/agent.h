@@ -85,8 +85,11 @@ typedef struct agent_opts {
 	/* Its connections (flt_server_opts_t): idle bound, per-source cap. */
 	uint32_t api_idle_ms;
 	unsigned api_max_per_source;
-	/* Packages: only those this key signed are installed; NULL: any. */
+	/* Packages: those this key signed are installed (NULL: none can be
+	 * verified); unsigned ones, and signed ones without a key to check
+	 * them, only with allow_unsigned_packages. */
 	const uint8_t *fleet_key;
+	bool allow_unsigned_packages;
 	/* Inventory: the dpkg status file (NULL or "": none), the Java
 	 * roots, and the time between scans. */
 	const char *dpkg_status;

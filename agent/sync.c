@@ -586,7 +586,8 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 	size_t plen = strlen(o->data_dir) + sizeof("/packages");
 	a.pkgs_dir = flt_xmalloc(plen);
 	snprintf(a.pkgs_dir, plen, "%s/packages", o->data_dir);
-	if (agent_pkgs_open(a.pkgs_dir, o->fleet_key, &a.pkgs, &err) < 0) {
+	if (agent_pkgs_open(a.pkgs_dir, o->fleet_key,
+			    o->allow_unsigned_packages, &a.pkgs, &err) < 0) {
 		flt_error("%s", err.msg);
 		return close_parts(&a, 1);
 	}

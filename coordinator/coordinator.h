@@ -262,8 +262,12 @@ bool coord_nodes_ready(coord_nodes_t *n, const char *node_id);
 
 typedef struct coord_pkgs coord_pkgs_t;
 
+/* fleet_key: the fleet's package signing key (32 bytes, copied), or NULL.
+ * With it, a push that it did not sign is refused (FLT_EAUTH) and nothing
+ * is stored. */
 int coord_pkgs_open(flt_store_t *store, coord_writer_t *writer,
-		    coord_pkgs_t **out, flt_error_t *err);
+		    const uint8_t *fleet_key, coord_pkgs_t **out,
+		    flt_error_t *err);
 void coord_pkgs_close(coord_pkgs_t *p);
 /* Operator methods: ChunkPut, PackagePush, PackageList, PackageGet. */
 void coord_pkgs_chunk_put(coord_pkgs_t *p, flt_request_t *r);
