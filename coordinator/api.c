@@ -63,6 +63,10 @@ PART(campaign_resume, camps, coord_campaigns_resume)
 PART(campaign_abort, camps, coord_campaigns_abort)
 #undef PART
 
+static void alloc_logs_grant(coord_t *c, flt_request_t *r)
+{
+	coord_grants_alloc_logs(c->grants, c->engine, c->nodes, r);
+}
 static void inventory_query(coord_t *c, flt_request_t *r)
 {
 	coord_inv_query(c->inv, c->nodes, r);
@@ -116,6 +120,9 @@ static const coord_method_t methods[] = {
 	  D(job_history_response), job_history },
 	{ M(ALLOC_GET), OPERATOR, A(JOB), R, false, D(alloc_get_request),
 	  D(alloc_get_response), alloc_get },
+	{ M(ALLOC_LOGS_GRANT), OPERATOR, A(JOB), R, false,
+	  D(alloc_logs_grant_request), D(alloc_logs_grant_response),
+	  alloc_logs_grant },
 	{ M(DEPLOYMENT_GET), OPERATOR, A(JOB), R, false,
 	  D(deployment_get_request), D(deployment_get_response),
 	  deployment_get },

@@ -9,6 +9,7 @@
 #include "coordinator.h"
 #include "engine.h"
 #include "flotilla/flags.h"
+#include "flotilla/grant.h"
 #include "flotilla/log.h"
 #include "flotilla/notify.h"
 #include "flotilla/pkg.h"
@@ -179,6 +180,8 @@ static int open_parts(coord_t *c, const char *token, int64_t ttl_ms,
 		adv = ""; /* not installed: advisory: queries are refused */
 	if (coord_pkgs_open(c->store, c->writer, package_key, &c->pkgs, err) <
 		    0 ||
+	    coord_grants_open(data_dir, FLT_GRANT_TTL_MS, &c->grants, err) <
+		    0 ||
 	    coord_inv_open(c->store, adv, &c->inv, err) < 0)
 		return -1;
 	coord_campaigns_opts_t co = {
@@ -199,6 +202,7 @@ static int open_parts(coord_t *c, const char *token, int64_t ttl_ms,
 		.inv = c->inv,
 		.camps = c->camps,
 		.pkgs = c->pkgs,
+		.grant_key = coord_grants_public(c->grants),
 	};
 	return coord_sync_open(&yo, &c->sync, err);
 }
@@ -226,6 +230,7 @@ static void close_parts(coord_t *c, flt_server_t *agents, flt_server_t *api)
 	coord_nodes_close(c->nodes);
 	coord_inv_close(c->inv);
 	coord_pkgs_close(c->pkgs);
+	coord_grants_close(c->grants);
 	coord_writer_free(c->writer);
 	flt_store_close(c->store);
 }
