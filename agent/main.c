@@ -52,8 +52,8 @@ static const flt_flag_t flags[] = {
 	{ "task-dir", FLT_FLAG_STRING, &task_dir, "DIR",
 	  "run every task spec (*.json) found in DIR", 0, 0, NULL },
 	{ "api", FLT_FLAG_STRING, &api_url, "URL",
-	  "serve allocation logs here (e.g. tcp://127.0.0.1:4811); no "
-	  "credentials are asked: use loopback or tls+tcp://",
+	  "serve allocation logs here (e.g. tls+tcp://0.0.0.0:4811), to "
+	  "callers with a grant the coordinator signed",
 	  0, 0, NULL },
 	{ "idle-timeout", FLT_FLAG_STRING, &idle_timeout, "DURATION",
 	  "close an --api connection silent this long with nothing "
