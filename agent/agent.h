@@ -38,6 +38,10 @@ typedef struct agent_identity {
 	char node_id[65];
 	uint8_t secret[32];
 	bool valid;
+	/* The coordinator's grant key (RegisterResponse, SyncResponse): the
+	 * agent's API serves only grants it signed. */
+	uint8_t grant_key[32];
+	bool has_grant_key;
 } agent_identity_t;
 
 /* Reads the stored identity into *id (valid false when there is none). */
@@ -52,12 +56,17 @@ int agent_identity_save(flt_store_t *s, const agent_identity_t *id,
 int agent_registration_id(flt_store_t *s, char out[37], flt_error_t *err);
 
 /*
- * The identity a RegisterResponse grants, copied into *id (valid set).
+ * The identity a RegisterResponse grants, copied into *id (valid set),
+ * with the coordinator's grant key when the reply carries one.
  * Returns 0, or FLT_EPROTO (*id untouched) when the node id or the secret
  * does not have the size of one.
  */
 int agent_identity_from_reply(const Flotilla__RegisterResponse *r,
 			      agent_identity_t *id);
+
+/* Takes key (a SyncResponse's grant_key) as the coordinator's grant key:
+ * true when it is one (32 bytes) and differs from the key id held. */
+bool agent_identity_grant_key(agent_identity_t *id, ProtobufCBinaryData key);
 
 /* Fills c with id's node id and secret, which c borrows. */
 void agent_identity_creds(const agent_identity_t *id, Flotilla__Credentials *c);
@@ -85,8 +94,11 @@ typedef struct agent_opts {
 	/* Its connections (flt_server_opts_t): idle bound, per-source cap. */
 	uint32_t api_idle_ms;
 	unsigned api_max_per_source;
-	/* Packages: only those this key signed are installed; NULL: any. */
+	/* Packages: those this key signed are installed (NULL: none can be
+	 * verified); unsigned ones, and signed ones without a key to check
+	 * them, only with allow_unsigned_packages. */
 	const uint8_t *fleet_key;
+	bool allow_unsigned_packages;
 	/* Inventory: the dpkg status file (NULL or "": none), the Java
 	 * roots, and the time between scans. */
 	const char *dpkg_status;

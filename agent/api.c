@@ -1,8 +1,12 @@
 /* The agent's own API: allocation logs (see api.h). */
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "api.h"
+#include "flotilla/grant.h"
 #include "flotilla/log.h"
 #include "flotilla/util.h"
 #include "flotilla/wire.h"
@@ -11,9 +15,48 @@
 struct agent_api {
 	flt_server_t *srv;
 	agent_tasks_t *tasks;
+	pthread_mutex_t mtx; /* guards what follows (the sync thread sets
+			      * it, the server's threads read it) */
+	char node_id[65]; /* "" until registered */
+	uint8_t key[32];
+	bool has_key;
 };
 
-/* Anyone who can reach a plain, non-loopback address can read the logs. */
+void agent_api_set_trust(agent_api_t *a, const char *node_id,
+			 const uint8_t *key)
+{
+	if (!a)
+		return;
+	pthread_mutex_lock(&a->mtx);
+	snprintf(a->node_id, sizeof(a->node_id), "%s", node_id ? node_id : "");
+	a->has_key = key != NULL;
+	if (key)
+		memcpy(a->key, key, sizeof(a->key));
+	pthread_mutex_unlock(&a->mtx);
+}
+
+/* 0 when req carries a grant for its allocation on this node that the
+ * coordinator signed and that has not expired; FLT_EAUTH otherwise. */
+static int check_grant(agent_api_t *a, const Flotilla__AllocLogsRequest *req,
+		       flt_error_t *err)
+{
+	uint8_t key[32];
+	char node_id[65];
+	bool has_key;
+
+	pthread_mutex_lock(&a->mtx);
+	has_key = a->has_key;
+	memcpy(key, a->key, sizeof(key));
+	snprintf(node_id, sizeof(node_id), "%s", a->node_id);
+	pthread_mutex_unlock(&a->mtx);
+	return flt_grant_check(req->grant, req->grant_signature,
+			       has_key ? key : NULL, req->alloc_id,
+			       *node_id ? node_id : NULL, flt_now_wall_ms(),
+			       NULL, err);
+}
+
+/* Plain TCP off loopback: the grants travel in clear and can be replayed
+ * by whoever sees one, for as long as it lives. */
 static bool exposed(const char *url)
 {
 	static const char *const safe[] = { "ipc://",           "inproc://",
@@ -41,6 +84,12 @@ static void serve_logs(agent_api_t *a, flt_request_t *r)
 	if (!agent_is_uuid(req->alloc_id)) {
 		flt_request_fail(r, FLT_EPROTO,
 				 "alloc_id: not an allocation id (a UUID)");
+		return;
+	}
+	if (check_grant(a, req, &err) < 0) {
+		flt_info("agent logs refused alloc=%s peer=%s reason=\"%s\"",
+			 req->alloc_id, flt_request_peer(r), err.msg);
+		flt_request_fail(r, err.code, "%s", err.msg);
 		return;
 	}
 	if (*req->task && !flt_is_name(req->task, 63)) {
@@ -137,15 +186,18 @@ int agent_api_open(const char *url, const flt_tls_opts_t *tls, uint32_t idle_ms,
 				 .max_per_source = max_per_source };
 
 	a->tasks = tasks;
+	pthread_mutex_init(&a->mtx, NULL);
 	int rc = flt_server_open(&so, &a->srv, err);
 	if (rc < 0) {
+		pthread_mutex_destroy(&a->mtx);
 		free(a);
 		return rc;
 	}
 	if (exposed(url))
-		flt_warn("--api %s serves task logs without credentials to "
-			 "anyone who can reach it: bind it to 127.0.0.1 or use "
-			 "tls+tcp:// (mutual TLS)",
+		flt_warn("--api %s is plain TCP: the coordinator's grants "
+			 "travel in clear and may be replayed for their "
+			 "minute by whoever sees one; use tls+tcp:// or bind "
+			 "it to 127.0.0.1",
 			 url);
 	flt_info("agent API listening url=%s", url);
 	*out = a;
@@ -157,5 +209,7 @@ void agent_api_close(agent_api_t *a)
 	if (!a)
 		return;
 	flt_server_close(a->srv);
+	pthread_mutex_destroy(&a->mtx);
+	sodium_memzero(a->key, sizeof(a->key));
 	free(a);
 }

@@ -1,8 +1,10 @@
 /*
  * The agent's own API (--api): the logs of the allocations it runs, read
- * by the coordinator or an operator (METHOD_AGENT_LOGS). It takes no
- * credentials: bind it to loopback, or use tls+tcp:// so that only peers
- * with a certificate from --tls-ca get in.
+ * by an operator (METHOD_AGENT_LOGS). Every request must carry a grant
+ * the coordinator signed for that allocation on this node, unexpired
+ * (flt_grant_check); the agent holds the coordinator's grant key and its
+ * node id (agent_api_set_trust) from Register and Sync. Use tls+tcp:// off
+ * loopback, so that grants do not travel in clear.
  */
 #ifndef FLOTILLA_AGENT_API_H
 #define FLOTILLA_AGENT_API_H
@@ -38,6 +40,11 @@ int agent_api_open(const char *url, const flt_tls_opts_t *tls, uint32_t idle_ms,
  */
 void agent_api_advertised(const char *url, const char *hostname, char *out,
 			  size_t len);
+
+/* The node id grants must name and the coordinator's grant key (32
+ * bytes, copied; NULL: none yet, every read is refused). Any thread. */
+void agent_api_set_trust(agent_api_t *a, const char *node_id,
+			 const uint8_t *key);
 
 /* Stops answering and frees a; NULL is allowed. */
 void agent_api_close(agent_api_t *a);

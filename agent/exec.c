@@ -41,7 +41,8 @@ int agent_exec(const char *spec_path, const char *data_dir,
 	int rc = 0;
 	if (t->n_uses) {
 		snprintf(pdir, sizeof(pdir), "%s/packages", data_dir);
-		rc = agent_pkgs_open(pdir, NULL, &store, &err);
+		/* Resolving stages nothing: no signature policy applies. */
+		rc = agent_pkgs_open(pdir, NULL, false, &store, &err);
 		if (rc == 0)
 			rc = agent_task_resolve_packages(t, store, pkgs, &err);
 		if (store)

@@ -24,10 +24,34 @@ static bool identity_set(agent_identity_t *id, const char *node_id,
 	return true;
 }
 
+/* A key of any other size is ignored: the API then refuses every read. */
+static void grant_key_set(agent_identity_t *id, ProtobufCBinaryData key)
+{
+	if (key.len != sizeof(id->grant_key))
+		return;
+	memcpy(id->grant_key, key.data, sizeof(id->grant_key));
+	id->has_grant_key = true;
+}
+
 int agent_identity_from_reply(const Flotilla__RegisterResponse *r,
 			      agent_identity_t *id)
 {
-	return identity_set(id, r->node_id, r->node_secret) ? 0 : FLT_EPROTO;
+	if (!identity_set(id, r->node_id, r->node_secret))
+		return FLT_EPROTO;
+	memset(id->grant_key, 0, sizeof(id->grant_key));
+	id->has_grant_key = false;
+	grant_key_set(id, r->grant_key);
+	return 0;
+}
+
+bool agent_identity_grant_key(agent_identity_t *id, ProtobufCBinaryData key)
+{
+	if (key.len != sizeof(id->grant_key) ||
+	    (id->has_grant_key &&
+	     !memcmp(id->grant_key, key.data, sizeof(id->grant_key))))
+		return false;
+	grant_key_set(id, key);
+	return true;
 }
 
 void agent_identity_creds(const agent_identity_t *id, Flotilla__Credentials *c)
@@ -58,7 +82,8 @@ int agent_identity_load(flt_store_t *s, agent_identity_t *id, flt_error_t *err)
 		return 0;
 	if (rc < 0)
 		return rc;
-	identity_set(id, rec->node_id, rec->node_secret);
+	if (identity_set(id, rec->node_id, rec->node_secret))
+		grant_key_set(id, rec->grant_key);
 	flotilla__agent_identity__free_unpacked(rec, NULL);
 	return 0;
 }
@@ -77,6 +102,10 @@ int agent_identity_save(flt_store_t *s, const agent_identity_t *id,
 	rec.node_secret.data = (uint8_t *)id->secret;
 	rec.node_secret.len = sizeof(id->secret);
 	rec.coordinator = (char *)coordinator;
+	if (id->has_grant_key) {
+		rec.grant_key.data = (uint8_t *)id->grant_key;
+		rec.grant_key.len = sizeof(id->grant_key);
+	}
 	if ((rc = flt_txn_begin(s, true, &txn, err)) < 0)
 		return rc;
 	if ((rc = flt_txn_put_pb(txn, db, IDENTITY_KEY, &rec.base, err)) < 0) {

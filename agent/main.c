@@ -24,6 +24,8 @@ static bool no_watch;
 static const char *log_level = "info";
 static flt_tls_opts_t tls;
 static const char *fleet_key_file;
+static const char *package_key_file;
+static bool allow_unsigned;
 static const char *dpkg_status = "/var/lib/dpkg/status";
 static flt_strlist_t java_roots;
 static const char *inventory_interval = "5m";
@@ -53,8 +55,8 @@ static const flt_flag_t flags[] = {
 	{ "task-dir", FLT_FLAG_STRING, &task_dir, "DIR",
 	  "run every task spec (*.json) found in DIR", 0, 0, NULL },
 	{ "api", FLT_FLAG_STRING, &api_url, "URL",
-	  "serve allocation logs here (e.g. tcp://127.0.0.1:4811); no "
-	  "credentials are asked: use loopback or tls+tcp://",
+	  "serve allocation logs here (e.g. tls+tcp://0.0.0.0:4811), to "
+	  "callers with a grant the coordinator signed",
 	  0, 0, NULL },
 	{ "idle-timeout", FLT_FLAG_STRING, &idle_timeout, "DURATION",
 	  "close an --api connection silent this long with nothing "
@@ -78,9 +80,15 @@ static const flt_flag_t flags[] = {
 	  0, 0, NULL },
 	{ "dev", FLT_FLAG_BOOL, &dev, NULL,
 	  "development mode: plain transports without a warning", 0, 0, NULL },
-	{ "fleet-key", FLT_FLAG_STRING, &fleet_key_file, "FILE",
-	  "the fleet's package signing key (public); packages it did not "
+	{ "package-key", FLT_FLAG_STRING, &package_key_file, "FILE",
+	  "the fleet's package signing key (public): packages it did not "
 	  "sign are refused",
+	  0, 0, NULL },
+	{ "fleet-key", FLT_FLAG_STRING, &fleet_key_file, "FILE",
+	  "the same as --package-key (its former name)", 0, 0, NULL },
+	{ "allow-unsigned-packages", FLT_FLAG_BOOL, &allow_unsigned, NULL,
+	  "install packages with no signature (or none this agent can "
+	  "check); the default with --dev and no --package-key",
 	  0, 0, NULL },
 	{ "dpkg-status", FLT_FLAG_STRING, &dpkg_status, "FILE",
 	  "dpkg database to inventory (default /var/lib/dpkg/status; "
@@ -159,11 +167,34 @@ static int run(int64_t inv_interval_ms, uint32_t idle_ms,
 		flt_error("%s", err.msg);
 		return AGENT_EXIT_CONFIG;
 	}
-	if (fleet_key_file &&
-	    flt_key_load_public(fleet_key_file, fleet_key, &err) < 0) {
-		flt_error("--fleet-key: %s", err.msg);
+	if (package_key_file && fleet_key_file &&
+	    strcmp(package_key_file, fleet_key_file)) {
+		flt_error("--package-key and --fleet-key name different files: "
+			  "give one");
 		return AGENT_EXIT_CONFIG;
 	}
+	if (!package_key_file)
+		package_key_file = fleet_key_file;
+	if (package_key_file &&
+	    flt_key_load_public(package_key_file, fleet_key, &err) < 0) {
+		flt_error("--package-key: %s", err.msg);
+		return AGENT_EXIT_CONFIG;
+	}
+	/* --dev keeps a keyless dev fleet working; a key given is a key
+	 * meant to be enforced, --dev or not. */
+	bool unsigned_ok = allow_unsigned || (dev && !package_key_file);
+	if (unsigned_ok)
+		flt_warn("packages are installed without a signature check%s "
+			 "(%s): anyone who can push to the coordinator can "
+			 "run code on this host; give --package-key in "
+			 "production",
+			 package_key_file ? " when unsigned" : "",
+			 allow_unsigned ? "--allow-unsigned-packages"
+					: "--dev");
+	else if (!package_key_file)
+		flt_warn(
+			"no --package-key: every package is refused (give "
+			"the fleet's public key, or --allow-unsigned-packages)");
 	if (flt_store_open(data_dir, &so, &store, &err) < 0) {
 		flt_error("%s", err.msg);
 		return 1;
@@ -181,7 +212,8 @@ static int run(int64_t inv_interval_ms, uint32_t idle_ms,
 		.api_url = api_url,
 		.api_idle_ms = idle_ms,
 		.api_max_per_source = (unsigned)max_per_source,
-		.fleet_key = fleet_key_file ? fleet_key : NULL,
+		.fleet_key = package_key_file ? fleet_key : NULL,
+		.allow_unsigned_packages = unsigned_ok,
 		.dpkg_status = strcmp(dpkg_status, "none") ? dpkg_status : NULL,
 		.java_roots = java_roots.v,
 		.n_java_roots = java_roots.n,
@@ -191,9 +223,10 @@ static int run(int64_t inv_interval_ms, uint32_t idle_ms,
 	};
 	cleanup_free char *allowed = flt_allowances_text(allow);
 	flt_info("agent starting name=%s coordinator=%s data_dir=%s "
-		 "fleet_key=%s allowances=\"%s\"",
+		 "package_key=%s unsigned_packages=%s allowances=\"%s\"",
 		 name, coordinator, data_dir,
-		 fleet_key_file ? fleet_key_file : "none", allowed);
+		 package_key_file ? package_key_file : "none",
+		 unsigned_ok ? "allowed" : "refused", allowed);
 	int rc = agent_run(&o, store);
 	flt_store_close(store);
 	return rc;

@@ -56,6 +56,7 @@ struct agent_pkgs {
 	int dirfd;
 	int lockfd; /* LOCK_FILE, flock'd shared while open */
 	bool has_key;
+	bool allow_unsigned;
 	uint8_t key[32];
 	char *dir; /* absolute */
 };
@@ -236,7 +237,7 @@ static int lock_store(agent_pkgs_t *p, flt_error_t *err)
 }
 
 int agent_pkgs_open(const char *dir, const uint8_t *fleet_key,
-		    agent_pkgs_t **out, flt_error_t *err)
+		    bool allow_unsigned, agent_pkgs_t **out, flt_error_t *err)
 {
 	agent_pkgs_t *p;
 	char *abs;
@@ -280,6 +281,7 @@ int agent_pkgs_open(const char *dir, const uint8_t *fleet_key,
 		memcpy(p->key, fleet_key, sizeof(p->key));
 		p->has_key = true;
 	}
+	p->allow_unsigned = allow_unsigned;
 	pthread_mutex_init(&p->lock, NULL);
 	*out = p;
 	return 0;
@@ -970,6 +972,44 @@ static int stage_locked_check(agent_pkgs_t *p,
  * minutes); their temporaries have names of their own. Only the final
  * rename into place is serialized, and it checks the version again.
  */
+/*
+ * Whether this agent may install m: signed by the fleet key it was given,
+ * or accepted unsigned only when its configuration says so. A signature
+ * it cannot check (no key) counts as none. The refusal names the package,
+ * what is missing and the flag that would supply it.
+ */
+static int check_signature(agent_pkgs_t *p, const Flotilla__PackageManifest *m,
+			   const char *nb, const char *vb, flt_error_t *err)
+{
+	int rc;
+
+	if (p->has_key && m->signature.len != 0) {
+		/* Its message names the package already. */
+		if ((rc = flt_pkg_verify(m, p->key, err)) < 0) {
+			flt_error_t why = *err;
+			return flt_err(err, rc,
+				       "%s; this agent installs only packages "
+				       "signed with the fleet key "
+				       "(--package-key)",
+				       why.msg);
+		}
+		return 0;
+	}
+	if (p->allow_unsigned)
+		return 0;
+	if (m->signature.len == 0)
+		return flt_err(err, FLT_EAUTH,
+			       "package %s %s: unsigned; this agent requires "
+			       "packages signed with the fleet key "
+			       "(--package-key), or --allow-unsigned-packages",
+			       nb, vb);
+	return flt_err(err, FLT_EAUTH,
+		       "package %s %s: signed, but this agent has no fleet key "
+		       "to verify it with (--package-key FILE), or "
+		       "--allow-unsigned-packages",
+		       nb, vb);
+}
+
 int agent_pkgs_stage(agent_pkgs_t *p, const Flotilla__PackageManifest *m,
 		     agent_chunk_fetch_fn fetch, void *arg, flt_error_t *err)
 {
@@ -985,16 +1025,8 @@ int agent_pkgs_stage(agent_pkgs_t *p, const Flotilla__PackageManifest *m,
 		goto fail;
 	flt_shown(m->name, SHOWN_MAX, nb, sizeof(nb));
 	flt_shown(m->version, SHOWN_MAX, vb, sizeof(vb));
-	if (p->has_key) {
-		if (m->signature.len == 0)
-			return flt_err(err, FLT_EAUTH,
-				       "package %s %s is not signed, and this "
-				       "agent requires signatures",
-				       nb, vb);
-		/* Its message names the package already. */
-		if ((rc = flt_pkg_verify(m, p->key, err)) < 0)
-			return rc;
-	}
+	if ((rc = check_signature(p, m, nb, vb, err)) < 0)
+		return rc;
 	if ((rc = stage_locked_check(p, m, err)) != 0)
 		goto fail;
 

@@ -28,12 +28,15 @@ typedef struct agent_pkgs agent_pkgs_t;
 
 /*
  * dir is <data_dir>/packages (made when missing). fleet_key: the fleet's
- * ed25519 public key (copied); when set, only packages it signed are
- * installed. Removes stale temporaries when no other process has the
- * store open; waits at most 10 s for one that is removing them.
+ * ed25519 public key (copied), or NULL. A package is staged when it
+ * carries a valid signature by fleet_key, or, with allow_unsigned, when
+ * it carries none (or one the store has no key to check); a signature by
+ * another key, or a bad one, is refused whatever allow_unsigned says.
+ * Removes stale temporaries when no other process has the store open;
+ * waits at most 10 s for one that is removing them.
  */
 int agent_pkgs_open(const char *dir, const uint8_t *fleet_key /* 32 or NULL */,
-		    agent_pkgs_t **out, flt_error_t *err);
+		    bool allow_unsigned, agent_pkgs_t **out, flt_error_t *err);
 void agent_pkgs_close(agent_pkgs_t *p);
 /* dir, made absolute (realpath) at open; lent for the store's life. */
 const char *agent_pkgs_dir(const agent_pkgs_t *p);
@@ -48,9 +51,10 @@ typedef int (*agent_chunk_fetch_fn)(void *arg, const char *sha256,
 
 /*
  * Stages m as <name>/<version>. Checks the manifest (flt_pkg_manifest_check)
- * and, when the store has a fleet key, its signature (FLT_EAUTH: "package
- * NAME VERSION is not signed, and this agent requires signatures", or
- * flt_pkg_verify's reason) before fetching anything. Then fetches every
+ * and its signature as agent_pkgs_open says (FLT_EAUTH: "package NAME
+ * VERSION: unsigned; this agent requires packages signed with the fleet
+ * key (--package-key), or --allow-unsigned-packages", or flt_pkg_verify's
+ * reason) before fetching anything. Then fetches every
  * chunk in order into a temporary file under dir, checking each one's
  * length and digest as it comes and the whole sha256 at the end
  * (FLT_EPROTO), and unpacks it into a temporary directory, synced and

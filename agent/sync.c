@@ -74,6 +74,7 @@ typedef struct agent {
 	agent_fingerprint_t fp;
 	char api_address[512]; /* what fp reports of --api */
 	agent_tasks_t *tasks;
+	agent_api_t *api; /* --api, or NULL */
 	/* Packages, inventory and patch steps. */
 	char *pkgs_dir;
 	agent_pkgs_t *pkgs;
@@ -159,6 +160,37 @@ static int64_t backoff_ms(agent_t *a)
 	return d / 2 + (int64_t)randombytes_uniform((uint32_t)(d / 2 + 1));
 }
 
+/*
+ * The API checks grants against the coordinator's key and this node's id.
+ * The key comes over the agent transport, authenticated by the join token
+ * (Register) and the node secret (Sync): the agent trusts it as far as it
+ * trusts that transport and no further (docs/security.md).
+ */
+static void trust_api(agent_t *a)
+{
+	agent_api_set_trust(a->api, a->id.valid ? a->id.node_id : NULL,
+			    a->id.has_grant_key ? a->id.grant_key : NULL);
+}
+
+/* A Sync's grant key, when new: kept with the identity, then trusted. */
+static void take_grant_key(agent_t *a, ProtobufCBinaryData key)
+{
+	flt_error_t err;
+	agent_identity_t id = a->id;
+	if (!agent_identity_grant_key(&id, key)) {
+		sodium_memzero(&id, sizeof(id));
+		return;
+	}
+	if (agent_identity_save(a->store, &id, a->o->coordinator, &err) < 0)
+		flt_warn("grant key not stored: %s", err.msg);
+	pthread_mutex_lock(&a->id_mtx);
+	a->id = id;
+	pthread_mutex_unlock(&a->id_mtx);
+	sodium_memzero(&id, sizeof(id));
+	trust_api(a);
+	flt_info("coordinator grant key updated node=%s", a->id.node_id);
+}
+
 /* Returns 0, a negative error to retry later, or AGENT_EXIT_CONFIG. */
 static int do_register(agent_t *a)
 {
@@ -211,7 +243,9 @@ static int do_register(agent_t *a)
 	a->id = id;
 	pthread_mutex_unlock(&a->id_mtx);
 	sodium_memzero(&id, sizeof(id));
-	flt_info("registered node=%s name=%s", a->id.node_id, a->o->name);
+	trust_api(a);
+	flt_info("registered node=%s name=%s grant_key=%s", a->id.node_id,
+		 a->o->name, a->id.has_grant_key ? "yes" : "none");
 	a->send_attrs = false; /* Register carried them */
 	return 0;
 }
@@ -290,6 +324,7 @@ static int do_sync(agent_t *a)
 	}
 	if (resp->heartbeat_interval_ms >= 100)
 		a->interval_ms = resp->heartbeat_interval_ms;
+	take_grant_key(a, resp->grant_key);
 	/* The index is ours only once its allocations are applied: a set
 	 * that failed comes again with the next sync. */
 	bool applied = true;
@@ -588,7 +623,8 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 	size_t plen = strlen(o->data_dir) + sizeof("/packages");
 	a.pkgs_dir = flt_xmalloc(plen);
 	snprintf(a.pkgs_dir, plen, "%s/packages", o->data_dir);
-	if (agent_pkgs_open(a.pkgs_dir, o->fleet_key, &a.pkgs, &err) < 0) {
+	if (agent_pkgs_open(a.pkgs_dir, o->fleet_key,
+			    o->allow_unsigned_packages, &a.pkgs, &err) < 0) {
 		flt_error("%s", err.msg);
 		return close_parts(&a, 1);
 	}
@@ -629,14 +665,14 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 		flt_error("%s", err.msg);
 		return close_parts(&a, 1);
 	}
-	agent_api_t *api = NULL;
 	if (o->api_url &&
 	    agent_api_open(o->api_url, o->tls, o->api_idle_ms,
-			   o->api_max_per_source, a.tasks, &api, &err) < 0) {
+			   o->api_max_per_source, a.tasks, &a.api, &err) < 0) {
 		flt_error("--api: %s", err.msg);
 		return close_parts(
 			&a, err.code == FLT_EUSAGE ? AGENT_EXIT_CONFIG : 1);
 	}
+	trust_api(&a);
 	int sfd = flt_signal_fd();
 	if (o->watch &&
 	    pthread_create(&a.watch_thread, NULL, watch_main, &a) == 0)
@@ -688,7 +724,7 @@ int agent_run(const agent_opts_t *o, flt_store_t *store)
 	if (a.watch_started)
 		pthread_join(a.watch_thread, NULL);
 	flt_shutdown_step("closing the agent API");
-	agent_api_close(api);
+	agent_api_close(a.api);
 	close(sfd);
 	close(a.wake_fd);
 	close(a.status_fd);

@@ -86,28 +86,21 @@ static int agent_fail(const char *node, const flt_error_t *err)
 			err->msg, node, w + strlen(who));
 }
 
-/* The agent's API address of the node that runs alloc a. */
-static int agent_address(cli_t *c, const Flotilla__Alloc *a, char **out)
+/*
+ * A grant from the coordinator to read alloc a's logs from its agent, with
+ * that agent's API address: the agent answers only such grants.
+ */
+static int get_grant(cli_t *c, const Flotilla__Alloc *a, const char *task,
+		     bool stderr_, Flotilla__AllocLogsGrantResponse **out)
 {
-	Flotilla__NodeGetRequest req = FLOTILLA__NODE_GET_REQUEST__INIT;
-	Flotilla__NodeGetResponse *resp;
-	req.node = a->node_id;
-	if (!*a->node_id)
-		return cli_fail("allocation %.8s is not placed on a node",
-				a->id);
-	int rc = cli_call(c, FLOTILLA__METHOD__METHOD_NODE_GET, &req.base,
-			  &flotilla__node_get_response__descriptor,
-			  (ProtobufCMessage **)&resp);
-	if (rc != 0)
-		return rc;
-	if (!resp->node || !*resp->node->api_address)
-		rc = cli_fail("node %s has no agent API (start the agent with "
-			      "--api)",
-			      cli_dash(a->node_name));
-	else
-		*out = flt_xstrdup(resp->node->api_address);
-	flotilla__node_get_response__free_unpacked(resp, NULL);
-	return rc;
+	Flotilla__AllocLogsGrantRequest req =
+		FLOTILLA__ALLOC_LOGS_GRANT_REQUEST__INIT;
+	req.alloc_id = a->id;
+	req.task = (char *)(task ? task : "");
+	req.stderr = stderr_;
+	return cli_call(c, FLOTILLA__METHOD__METHOD_ALLOC_LOGS_GRANT, &req.base,
+			&flotilla__alloc_logs_grant_response__descriptor,
+			(ProtobufCMessage **)out);
 }
 
 typedef struct logs_opts {
@@ -147,10 +140,18 @@ static void log_end(log_out_t *out)
 	}
 }
 
+/* -f runs for hours and a grant lives a minute: a new one is asked for
+ * every half minute, by this host's monotonic clock, so that neither
+ * clock's offset from the coordinator's matters. */
+#define GRANT_RENEW_MS 30000
+
 /* Copies the log to stdout, then (follow) polls for more until SIGINT. */
-static int copy_logs(flt_client_t *agent, const Flotilla__Alloc *a,
-		     const logs_opts_t *o, long timeout_ms)
+static int copy_logs(cli_t *c, flt_client_t *agent, const Flotilla__Alloc *a,
+		     const logs_opts_t *o,
+		     Flotilla__AllocLogsGrantResponse **grant)
 {
+	long timeout_ms = c->timeout_ms;
+	int64_t granted_ms = flt_now_mono_ms();
 	Flotilla__AllocLogsRequest req = FLOTILLA__ALLOC_LOGS_REQUEST__INIT;
 	flt_error_t err;
 
@@ -166,6 +167,20 @@ static int copy_logs(flt_client_t *agent, const Flotilla__Alloc *a,
 		cli_catch_interrupt();
 	while (!cli_interrupted()) {
 		Flotilla__AllocLogsResponse *resp;
+		if (flt_now_mono_ms() - granted_ms >= GRANT_RENEW_MS) {
+			Flotilla__AllocLogsGrantResponse *g = NULL;
+			int rc = get_grant(c, a, o->task, o->stderr_, &g);
+			if (rc != 0) {
+				log_end(&out);
+				return rc;
+			}
+			flotilla__alloc_logs_grant_response__free_unpacked(
+				*grant, NULL);
+			*grant = g;
+			granted_ms = flt_now_mono_ms();
+		}
+		req.grant = (*grant)->grant;
+		req.grant_signature = (*grant)->signature;
 		if (flt_client_call(agent, FLOTILLA__METHOD__METHOD_AGENT_LOGS,
 				    NULL, &req.base,
 				    &flotilla__alloc_logs_response__descriptor,
@@ -229,17 +244,24 @@ static int alloc_logs(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 		return rc;
 	if ((rc = get_alloc(c, id, &resp)) != 0)
 		return rc;
-	cleanup_free char *url = NULL;
+	Flotilla__AllocLogsGrantResponse *grant = NULL;
 	flt_client_t *agent = NULL;
 	flt_error_t err;
-	if ((rc = agent_address(c, resp->alloc, &url)) == 0) {
-		flt_client_opts_t opts = { .url = url, .tls = &c->tls };
+	if (!*resp->alloc->node_id)
+		rc = cli_fail("allocation %.8s is not placed on a node",
+			      resp->alloc->id);
+	else if ((rc = get_grant(c, resp->alloc, o.task, o.stderr_, &grant)) ==
+		 0) {
+		flt_client_opts_t opts = { .url = grant->api_address,
+					   .tls = &c->tls };
 		if (flt_client_open(&opts, &agent, &err) < 0)
 			rc = agent_fail(cli_dash(resp->alloc->node_name), &err);
 		else
-			rc = copy_logs(agent, resp->alloc, &o, c->timeout_ms);
+			rc = copy_logs(c, agent, resp->alloc, &o, &grant);
 	}
 	flt_client_close(agent);
+	if (grant)
+		flotilla__alloc_logs_grant_response__free_unpacked(grant, NULL);
 	flotilla__alloc_get_response__free_unpacked(resp, NULL);
 	return rc;
 }
@@ -250,7 +272,8 @@ const cli_cmd_t cli_alloc_cmds[] = {
 	  alloc_status },
 	{ "alloc", "logs",
 	  "ID [--task TASK] [--stderr] [-f] [--tail BYTES] [--raw]",
-	  "print a task's output, read from the agent that runs it",
+	  "print a task's output, read from the agent that runs it with a "
+	  "grant from the coordinator",
 	  alloc_logs },
 	{ NULL, NULL, NULL, NULL, NULL },
 };

@@ -384,6 +384,29 @@ static int package_push(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 		rc = cli_fail("%s: %s", f.path, err.msg);
 		goto out;
 	}
+	/* The manifest first, alone: a coordinator that refuses what it
+	 * says (a missing or foreign signature) refuses it before any
+	 * chunk is sent, so that a refused push leaves nothing behind. A
+	 * manifest whose chunks are all stored already is simply taken. */
+	{
+		Flotilla__PackagePushRequest probe =
+			FLOTILLA__PACKAGE_PUSH_REQUEST__INIT;
+		cleanup_pb Flotilla__PackageGetResponse *taken = NULL;
+		probe.manifest = &m;
+		rc = cli_call_err(c, FLOTILLA__METHOD__METHOD_PACKAGE_PUSH,
+				  &probe.base,
+				  &flotilla__package_get_response__descriptor,
+				  (ProtobufCMessage **)&taken, &err);
+		if (rc == FLT_EAUTH || rc == FLT_ECONFLICT ||
+		    rc == FLT_ETRANSPORT || rc == -ETIMEDOUT) {
+			rc = cli_fail("%s", err.msg);
+			goto out;
+		}
+		if (rc == 0) {
+			rc = push_manifest(c, &m, json, m.n_chunks);
+			goto out;
+		}
+	}
 	bool tty = !json && isatty(STDERR_FILENO);
 	if ((rc = upload_chunks(c, &f, &m, tty, &existed)) != 0)
 		goto out;

@@ -356,6 +356,12 @@ const char *coord_call_namespace(const flt_request_t *r)
 	return cl ? cl->ns : FLT_NAMESPACE_DEFAULT;
 }
 
+const char *coord_call_who(const flt_request_t *r)
+{
+	const acl_call_t *cl = call_of(r);
+	return cl ? cl->who : "";
+}
+
 bool coord_call_may(const flt_request_t *r, coord_perm_t p, const char *ns)
 {
 	const acl_call_t *cl = call_of(r);

@@ -74,6 +74,10 @@ PART(acl_policy_delete, acl, coord_acl_policy_delete)
 PART(audit_list, acl, coord_audit_list)
 #undef PART
 
+static void alloc_logs_grant(coord_t *c, flt_request_t *r)
+{
+	coord_grants_alloc_logs(c->grants, c->engine, c->nodes, r);
+}
 static void inventory_query(coord_t *c, flt_request_t *r)
 {
 	coord_inv_query(c->inv, c->nodes, r);
@@ -125,6 +129,9 @@ static const coord_method_t methods[] = {
 	  D(job_history_response), job_history },
 	{ M(ALLOC_GET), OPERATOR, P(NS_READ_JOB), false, D(alloc_get_request),
 	  D(alloc_get_response), alloc_get },
+	{ M(ALLOC_LOGS_GRANT), OPERATOR, P(NS_READ_LOGS), false,
+	  D(alloc_logs_grant_request), D(alloc_logs_grant_response),
+	  alloc_logs_grant },
 	{ M(DEPLOYMENT_GET), OPERATOR, P(NS_READ_JOB), false,
 	  D(deployment_get_request), D(deployment_get_response),
 	  deployment_get },

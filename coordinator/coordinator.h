@@ -261,13 +261,22 @@ int coord_nodes_resolve(coord_nodes_t *n, const char *q, char id[37],
 			char *name, size_t name_len, flt_error_t *err);
 /* True when the node is ready (heartbeats arriving). */
 bool coord_nodes_ready(coord_nodes_t *n, const char *node_id);
+/* The name of node_id and the agent API address its fingerprint reports
+ * ("" when it has none). FLT_ENOTFOUND for an unknown node. */
+int coord_nodes_agent_api(coord_nodes_t *n, const char *node_id, char *name,
+			  size_t name_len, char *addr, size_t addr_len,
+			  flt_error_t *err);
 
 /* ---- packages.c: chunks and manifests --------------------------------- */
 
 typedef struct coord_pkgs coord_pkgs_t;
 
+/* fleet_key: the fleet's package signing key (32 bytes, copied), or NULL.
+ * With it, a push that it did not sign is refused (FLT_EAUTH) and nothing
+ * is stored. */
 int coord_pkgs_open(flt_store_t *store, coord_writer_t *writer,
-		    coord_pkgs_t **out, flt_error_t *err);
+		    const uint8_t *fleet_key, coord_pkgs_t **out,
+		    flt_error_t *err);
 void coord_pkgs_close(coord_pkgs_t *p);
 /* Operator methods: ChunkPut, PackagePush, PackageList, PackageGet. */
 void coord_pkgs_chunk_put(coord_pkgs_t *p, flt_request_t *r);
@@ -279,6 +288,26 @@ void coord_pkgs_fetch_chunk(coord_pkgs_t *p, flt_request_t *r);
 /* The stored manifest of name@version (FLT_ENOTFOUND when absent). */
 int coord_pkgs_get(coord_pkgs_t *p, const char *name, const char *version,
 		   Flotilla__PackageManifest **out, flt_error_t *err);
+
+/* ---- grants.c: grants for the agents' APIs ------------------------------ */
+
+typedef struct coord_grants coord_grants_t;
+struct coord_engine;
+
+/*
+ * Loads the coordinator's grant key from <data_dir>/grant.key (ed25519
+ * secret, mode 0600; grant.pub beside it), made on first start. ttl_ms:
+ * how long each grant is valid.
+ */
+int coord_grants_open(const char *data_dir, int64_t ttl_ms,
+		      coord_grants_t **out, flt_error_t *err);
+void coord_grants_close(coord_grants_t *g);
+/* The public half (32 bytes), which agents get at Register and Sync. */
+const uint8_t *coord_grants_public(const coord_grants_t *g);
+/* AllocLogsGrant: a signed grant to read one allocation's logs from the
+ * agent that runs it, and that agent's API address. */
+void coord_grants_alloc_logs(coord_grants_t *g, struct coord_engine *e,
+			     coord_nodes_t *n, flt_request_t *r);
 
 /* ---- inventory.c: what each node reported --------------------------- */
 
@@ -408,6 +437,8 @@ typedef struct coord_sync_opts {
 	coord_inv_t *inv;
 	coord_campaigns_t *camps;
 	coord_pkgs_t *pkgs;
+	/* The grant key's public half, handed to agents (32 bytes). */
+	const uint8_t *grant_key;
 } coord_sync_opts_t;
 
 int coord_sync_open(const coord_sync_opts_t *o, coord_sync_t **out,
@@ -435,6 +466,7 @@ typedef struct coord {
 	coord_inv_t *inv;
 	coord_campaigns_t *camps;
 	struct coord_acl *acl;
+	coord_grants_t *grants;
 } coord_t;
 
 /* The port a method is served on. */
@@ -533,6 +565,8 @@ int coord_acl_authorize(coord_acl_t *a, flt_request_t *r,
 /* The call's namespace ("default" for an empty one; "*" for job list's
  * every namespace). Only for authorised operator calls. */
 const char *coord_call_namespace(const flt_request_t *r);
+/* Who makes the call: "token:<accessor id>", "anonymous" or "dev". */
+const char *coord_call_who(const flt_request_t *r);
 /* Whether the call's caller holds p (in namespace ns when p is granted
  * per namespace). True for every call when ACLs are not enforced. */
 bool coord_call_may(const flt_request_t *r, coord_perm_t p, const char *ns);

@@ -753,6 +753,27 @@ void coord_allocs_get(coord_engine_t *e, flt_request_t *r)
 	answer(r, rc, &err, resp);
 }
 
+int coord_allocs_node(coord_engine_t *e, const char *q, const char *ns,
+		      char alloc_id[37], char node_id[37], flt_error_t *err)
+{
+	flt_mutex_lock(&e->view_mtx);
+	ealloc_t *ea = alloc_lookup(e, q, err);
+	if (ea && ns) {
+		ejob_t *ej = ea->a ? job_find(e, ea->a->job) : NULL;
+		if (!ea->a || !ej || !job_in(ej, ns)) {
+			ea = NULL;
+			flt_err(err, FLT_ENOTFOUND,
+				"allocation %s: none in namespace %s", q, ns);
+		}
+	}
+	if (ea) {
+		snprintf(alloc_id, 37, "%s", ea->a->id);
+		snprintf(node_id, 37, "%s", ea->a->node_id);
+	}
+	flt_mutex_unlock(&e->view_mtx);
+	return ea ? 0 : err->code;
+}
+
 void coord_deployments_get(coord_engine_t *e, flt_request_t *r)
 {
 	Flotilla__DeploymentGetRequest *req;

@@ -9,8 +9,10 @@
 #include "coordinator.h"
 #include "engine.h"
 #include "flotilla/flags.h"
+#include "flotilla/grant.h"
 #include "flotilla/log.h"
 #include "flotilla/notify.h"
+#include "flotilla/pkg.h"
 #include "flotilla/util.h"
 
 #define TICK_MS 100
@@ -34,6 +36,7 @@ static const char *audit_max_age = "365d";
 static const char *log_level = "info";
 static const char *advisories = FLT_ADVISORIES_DEFAULT;
 static flt_tls_opts_t tls;
+static const char *package_key_file;
 
 static const flt_flag_t flags[] = {
 	{ "data-dir", FLT_FLAG_STRING, &data_dir, "DIR",
@@ -88,6 +91,10 @@ static const flt_flag_t flags[] = {
 	{ "audit-max-age", FLT_FLAG_STRING, &audit_max_age, "DURATION",
 	  "audit records older than this are removed (default 365d)", 0, 0,
 	  NULL },
+	{ "package-key", FLT_FLAG_STRING, &package_key_file, "FILE",
+	  "the fleet's package signing key (public): pushes it did not sign "
+	  "are refused",
+	  0, 0, NULL },
 	{ "dev", FLT_FLAG_BOOL, &dev, NULL,
 	  "development mode: plain transports without a warning", 0, 0, NULL },
 	{ "log-level", FLT_FLAG_STRING, &log_level, "LEVEL",
@@ -144,7 +151,8 @@ static void node_event(void *ctx, const char *node_id, enum coord_node_event ev)
 
 /* Opens every part in the order they depend on each other (ADR 0011). */
 static int open_parts(coord_t *c, const char *token, int64_t ttl_ms,
-		      bool acl_on, int64_t audit_age_ms, flt_error_t *err)
+		      bool acl_on, int64_t audit_age_ms,
+		      const uint8_t *package_key, flt_error_t *err)
 {
 	static const char *const dbs[] = { "nodes",        "jobs",
 					   "job_versions", "allocs",
@@ -196,7 +204,10 @@ static int open_parts(coord_t *c, const char *token, int64_t ttl_ms,
 	if (adv[0] && strcmp(adv, FLT_ADVISORIES_DEFAULT) == 0 &&
 	    access(adv, R_OK) != 0)
 		adv = ""; /* not installed: advisory: queries are refused */
-	if (coord_pkgs_open(c->store, c->writer, &c->pkgs, err) < 0 ||
+	if (coord_pkgs_open(c->store, c->writer, package_key, &c->pkgs, err) <
+		    0 ||
+	    coord_grants_open(data_dir, FLT_GRANT_TTL_MS, &c->grants, err) <
+		    0 ||
 	    coord_inv_open(c->store, adv, &c->inv, err) < 0)
 		return -1;
 	coord_campaigns_opts_t co = {
@@ -217,6 +228,7 @@ static int open_parts(coord_t *c, const char *token, int64_t ttl_ms,
 		.inv = c->inv,
 		.camps = c->camps,
 		.pkgs = c->pkgs,
+		.grant_key = coord_grants_public(c->grants),
 	};
 	return coord_sync_open(&yo, &c->sync, err);
 }
@@ -245,6 +257,7 @@ static void close_parts(coord_t *c, flt_server_t *agents, flt_server_t *api)
 	coord_inv_close(c->inv);
 	coord_pkgs_close(c->pkgs);
 	coord_acl_close(c->acl);
+	coord_grants_close(c->grants);
 	coord_writer_free(c->writer);
 	flt_store_close(c->store);
 }
@@ -304,8 +317,20 @@ static int run(uint32_t idle_ms, bool acl_on, int64_t audit_age_ms)
 			 (unsigned long long)agent_idle_ms, interval_ms);
 	}
 
+	uint8_t package_key[32];
+	if (package_key_file &&
+	    flt_key_load_public(package_key_file, package_key, &err) < 0) {
+		flt_error("--package-key: %s", err.msg);
+		return 2;
+	}
+	if (!package_key_file && !dev)
+		flt_warn("no --package-key: packages are stored whether signed "
+			 "or not; agents still refuse what they cannot verify "
+			 "(see docs/security.md)");
+
 	int sfd = flt_signal_fd();
-	if (open_parts(&c, token, ttl_ms, acl_on, audit_age_ms, &err) < 0)
+	if (open_parts(&c, token, ttl_ms, acl_on, audit_age_ms,
+		       package_key_file ? package_key : NULL, &err) < 0)
 		goto out;
 	flt_server_opts_t ao = { .url = listen_url,
 				 .tls = &tls,

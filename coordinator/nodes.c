@@ -1127,6 +1127,30 @@ bool coord_nodes_ready(coord_nodes_t *t, const char *node_id)
 	return ready;
 }
 
+int coord_nodes_agent_api(coord_nodes_t *t, const char *node_id, char *name,
+			  size_t name_len, char *addr, size_t addr_len,
+			  flt_error_t *err)
+{
+	flt_txn_t *txn = NULL;
+	Flotilla__NodeRecord *rec;
+	int rc;
+	if ((rc = flt_txn_begin(t->o.store, false, &txn, err)) < 0)
+		return rc;
+	rc = flt_txn_get_pb(txn, t->db, node_id,
+			    &flotilla__node_record__descriptor,
+			    (ProtobufCMessage **)&rec, err);
+	flt_txn_abort(txn);
+	if (rc == -ENOENT)
+		return flt_err(err, FLT_ENOTFOUND, "no node %s", node_id);
+	if (rc < 0)
+		return rc;
+	snprintf(name, name_len, "%s", rec->name);
+	snprintf(addr, addr_len, "%s",
+		 rec->fingerprint ? rec->fingerprint->api_address : "");
+	flotilla__node_record__free_unpacked(rec, NULL);
+	return 0;
+}
+
 static void reply_node(coord_nodes_t *t, flt_request_t *r, const char *id);
 
 void coord_nodes_get(coord_nodes_t *t, flt_request_t *r)

@@ -24,14 +24,21 @@ struct coord_pkgs {
 	flt_store_t *store;
 	coord_writer_t *writer;
 	flt_db_t db_pkgs, db_blobs;
+	bool has_key;
+	uint8_t key[32];
 };
 
 int coord_pkgs_open(flt_store_t *store, coord_writer_t *writer,
-		    coord_pkgs_t **out, flt_error_t *err)
+		    const uint8_t *fleet_key, coord_pkgs_t **out,
+		    flt_error_t *err)
 {
 	coord_pkgs_t *p = flt_xcalloc(1, sizeof(*p));
 	p->store = store;
 	p->writer = writer;
+	if (fleet_key) {
+		memcpy(p->key, fleet_key, sizeof(p->key));
+		p->has_key = true;
+	}
 	int rc;
 	if ((rc = flt_store_db(store, "packages", &p->db_pkgs)) < 0 ||
 	    (rc = flt_store_db(store, "blobs", &p->db_blobs)) < 0) {
@@ -193,6 +200,33 @@ out:
 	return rc;
 }
 
+/*
+ * A coordinator given the fleet key (--package-key) stores only what that
+ * key signed: an unsigned or badly signed manifest never reaches the
+ * agents, whatever they are configured to accept.
+ */
+static int check_signature(coord_pkgs_t *p, const Flotilla__PackageManifest *m,
+			   flt_error_t *err)
+{
+	char n[72], v[72];
+	if (m->signature.len == 0)
+		return flt_err(err, FLT_EAUTH,
+			       "package %s %s: unsigned; this coordinator "
+			       "accepts only packages signed with the fleet "
+			       "key (--package-key): push with --sign",
+			       flt_shown(m->name, 64, n, sizeof(n)),
+			       flt_shown(m->version, 64, v, sizeof(v)));
+	int rc = flt_pkg_verify(m, p->key, err);
+	if (rc < 0) {
+		flt_error_t why = *err;
+		return flt_err(err, rc,
+			       "%s; this coordinator accepts only packages "
+			       "signed with the fleet key (--package-key)",
+			       why.msg);
+	}
+	return 0;
+}
+
 typedef struct push_op {
 	coord_pkgs_t *p;
 	flt_request_t *r;
@@ -270,6 +304,12 @@ void coord_pkgs_push(coord_pkgs_t *p, flt_request_t *r)
 	}
 	if (flt_pkg_manifest_check(req->manifest, &err) < 0) {
 		flt_request_fail(r, FLT_EPROTO, "manifest.%s", err.msg);
+		goto fail;
+	}
+	/* The signature before the chunks: a refused push costs no read of
+	 * the store, and says what is missing. */
+	if (p->has_key && check_signature(p, req->manifest, &err) < 0) {
+		flt_request_fail(r, FLT_EAUTH, "%s", err.msg);
 		goto fail;
 	}
 	if (verify_chunks(p, req->manifest, &err) < 0) {

@@ -77,6 +77,10 @@ static void registered(void *arg, int rc, const char *node_id,
 		resp.node_secret.data = (uint8_t *)secret;
 		resp.node_secret.len = FLT_NODE_SECRET_LEN;
 		resp.heartbeat_interval_ms = g->s->o.interval_ms;
+		if (g->s->o.grant_key) {
+			resp.grant_key.data = (uint8_t *)g->s->o.grant_key;
+			resp.grant_key.len = 32;
+		}
 		flt_request_reply(g->r, &resp.base);
 	}
 	flotilla__register_request__free_unpacked(g->req, NULL);
@@ -168,6 +172,10 @@ static void answer_sync(coord_sync_t *s, flt_request_t *r, uint64_t idx,
 	Flotilla__SyncResponse resp = FLOTILLA__SYNC_RESPONSE__INIT;
 	resp.heartbeat_interval_ms = s->o.interval_ms;
 	resp.index = idx;
+	if (s->o.grant_key) {
+		resp.grant_key.data = (uint8_t *)s->o.grant_key;
+		resp.grant_key.len = 32;
+	}
 	bool send = s->o.engine && known < idx;
 	if (send)
 		coord_engine_node_allocs(s->o.engine, node_id, &resp);

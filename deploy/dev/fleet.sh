@@ -55,8 +55,14 @@ stop() {
 trap stop EXIT
 trap 'exit 0' INT TERM
 
+# The fleet's package key, as in production: the coordinator stores and
+# the agents install only what it signed (--dev does not lift a key).
+build/cli/flotilla package keygen "$dir/fleet.pub" "$dir/fleet.key" >/dev/null
+export FLOTILLA_SIGNING_KEY="$dir/fleet.key"
+
 build/coordinator/flotilla-coordinator --dev --data-dir "$dir/coordinator" \
 	--listen "$listen" --api "$api" --join-token "$token" \
+	--package-key "$dir/fleet.pub" \
 	--advisories "$top/share/advisories/log4shell.json" \
 	--heartbeat-ttl 10 >"$dir/coordinator.log" 2>&1 &
 pids+=($!)
@@ -89,6 +95,7 @@ for i in $(seq 1 "$agents"); do
 		--coordinator "$listen" --join-token "$token" --name "agent-$i" \
 		--label "zone=${zones[$(( (i - 1) % 3 ))]}" --label "rack=r$i" \
 		--api "tcp://127.0.0.1:$((api_port + i))" \
+		--package-key "$dir/fleet.pub" \
 		>"$dir/agent-$i.log" 2>&1 &
 	pids+=($!)
 done
@@ -101,6 +108,7 @@ cat <<INFO
 Flotilla dev fleet: 1 coordinator, $agents agents (state in $dir)
   agents connect to  $listen
   operators use      $api   (export FLOTILLA_ADDR=$api)
+  packages signed by $dir/fleet.key (FLOTILLA_SIGNING_KEY)
   logs               $dir/*.log
 
 \$ flotilla node list

@@ -3,8 +3,10 @@
 # coordinator (flt-fakecoord) serves the wire and logs every Sync. Two
 # allocations start sandboxed and are reported running with their alloc
 # id, promptly (the heartbeat is 30 s); the allocation's identity reaches
-# the task's environment; the agent's --api serves the task's output; a
-# spec this host refuses is reported failed with the reason; an agent
+# the task's environment; the agent's --api serves the task's output only
+# with a grant the coordinator signed for that allocation on that node,
+# unexpired (anonymous, another allocation's, another node's, an expired
+# and a forged grant are refused, and logged); a spec this host refuses is reported failed with the reason; an agent
 # killed with -9 and restarted while the coordinator is away leaves its
 # tasks alone and re-attaches; a task whose spec changes is restarted; an
 # allocation dropped from the set stops, vanishes from the reports and
@@ -24,6 +26,9 @@ A4=0a1b2c3d-0000-4000-8000-000000000004
 A5=0a1b2c3d-0000-4000-8000-000000000005
 
 CLEANUP_HOOKS+=(stop_shims)
+# The stand-in coordinator's grant key, and a key nobody trusts.
+"$FAKE" keygen --public "$T/grant.pub" --secret "$T/grant.key" || fail "keygen"
+"$FAKE" keygen --public "$T/forged.pub" --secret "$T/forged.key" || fail "keygen"
 
 # alloc ID INDEX TASK-JSON...: one AllocSpec.
 alloc() {
@@ -46,7 +51,7 @@ set_allocs() { jq -s . >"$ALLOCS.tmp" && mv "$ALLOCS.tmp" "$ALLOCS"; }
 
 start_fake() {
 	"$FAKE" serve --listen "$LISTEN" --allocs "$ALLOCS" --log "$SYNCS" \
-		--interval 30000 >>"$T/fake.log" 2>&1 &
+		--interval 30000 --grant-key "$T/grant.key" >>"$T/fake.log" 2>&1 &
 	PIDS[fake]=$!
 }
 
@@ -57,7 +62,9 @@ task_field() { task_report "$1" "$2" | jq -r "$3"; }
 state_is() { [ "$(task_field "$1" "$2" .state)" = "$3" ]; }
 alloc_reported() { last_sync | jq -e --arg a "$1" 'any(.request.tasks[]; .alloc_id == $a)' >/dev/null; }
 status_file() { sed -n "s/^$3 //p" "$ADIR/$1/$2/status"; }
-logs() { timeout 20 "$FAKE" logs --url "$API_URL" "$@"; }
+# logs ARGS: one read with a valid grant; anon ARGS: with none.
+anon() { timeout 20 "$FAKE" logs --url "$API_URL" "$@"; }
+logs() { anon --grant-key "$T/grant.key" "$@"; }
 
 { alloc $A1 0 "$(talker main 1)"; alloc $A2 1 "$(checked main 2)" "$(talker side 3)"; } | set_allocs
 start_fake
@@ -114,6 +121,27 @@ echo "$out" | jq -e '.error == 1 and (.message | contains("alloc_id"))' >/dev/nu
 out=$(logs --alloc $A1 --task ../../etc) && fail "a path as task answered: $out"
 echo "$out" | jq -e '.error == 1 and (.message | contains("task"))' >/dev/null || fail "bad task: $out"
 pass "--api: stdout and stderr from an offset, the tail, rotation, unknown and malformed names refused"
+
+# Grants: refused unless the coordinator signed one for this allocation on
+# this node, unexpired; each refusal says why, and is logged.
+refused() {
+	local want=$1; shift
+	out=$(anon --alloc $A1 --offset 0 "$@") && fail "answered ($*): $out"
+	echo "$out" | jq -e --arg w "$want" '.error == 2 and (.message | contains($w))' >/dev/null ||
+		fail "refusal ($*): $out"
+	! echo "$out" | grep -q hello-1 || fail "a refusal carried the log: $out"
+}
+refused "a grant from the coordinator is required (flotilla alloc logs asks for one)"
+refused "grant is for allocation $A2, not $A1" --grant-key "$T/grant.key" --grant-alloc $A2
+refused "grant is for node other-node, not this one (fake-node)" --grant-key "$T/grant.key" --grant-node other-node
+refused "grant expired 120 s ago" --grant-key "$T/grant.key" --grant-expires-in -120000
+refused "not signed by this agent's coordinator" --grant-key "$T/forged.key"
+refused "not signed by this agent's coordinator" --grant-key "$T/grant.key" --grant-corrupt
+refused "valid for longer than an agent accepts" --grant-key "$T/grant.key" --grant-expires-in 3600000
+logs --alloc $A1 --offset 0 --grant-expires-in -5000 | jq -e '.data | startswith("hello-1 ")' >/dev/null ||
+	fail "a grant 5 s past its expiry (within the clock skew) was refused"
+grep -q 'agent logs refused alloc='"$A1"'.*grant expired' "$T/agent.log" || fail "refusals are not logged"
+pass "--api: anonymous, another allocation's, another node's, expired, forged and overlong grants refused"
 
 # Specs the host refuses are reported with the reason.
 {

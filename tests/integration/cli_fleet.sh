@@ -11,7 +11,8 @@ require_sandbox
 CLEANUP_HOOKS+=(stop_shims)
 
 start_coord
-start_agent n1 --api "tcp://127.0.0.1:$(free_port)"
+N1_API="tcp://127.0.0.1:$(free_port)"
+start_agent n1 --api "$N1_API"
 start_agent n2 --api "tcp://127.0.0.1:$(free_port)"
 start_agent n3
 for n in n1 n2 n3; do wait_for 10 "$n ready" is_status $n ready; done
@@ -82,6 +83,23 @@ kill -INT $follower
 rc=0; wait $follower || rc=$?
 [ $rc = 0 ] && grep -q "hello v1" "$T/follow.out" || fail "logs -f: $rc $(cat "$T/follow.out")"
 pass "alloc status; alloc logs of stdout, stderr, a tail, and -f until SIGINT"
+
+# The agents answer only the coordinator's grants: a direct read of n1's
+# API without one, or with one signed by another key, is refused.
+FAKE="$FLT_BIN/tests/tools/flt-fakecoord"
+"$FAKE" keygen --public "$T/forged.pub" --secret "$T/forged.key" >/dev/null
+n1_alloc=$(timeout 20 "$CLI" job status web --json |
+	jq -r '[.allocs[] | select(.desired == "run" and .node_name == "n1")][0].id')
+n1_id=$(nodes_json | jq -r '.[] | select(.name == "n1") | .id')
+out=$(timeout 20 "$FAKE" logs --url "$N1_API" --alloc "$n1_alloc" --offset 0) && fail "anonymous read answered: $out"
+echo "$out" | jq -e '.error == 2 and (.message | contains("a grant from the coordinator is required"))' >/dev/null ||
+	fail "anonymous read: $out"
+out=$(timeout 20 "$FAKE" logs --url "$N1_API" --alloc "$n1_alloc" --offset 0 \
+	--grant-key "$T/forged.key" --grant-node "$n1_id") && fail "forged grant answered: $out"
+echo "$out" | jq -e '.message | contains("not signed by this agent'"'"'s coordinator")' >/dev/null ||
+	fail "forged grant: $out"
+[ "$(stat -c %a "$T/coord/grant.key")" = 600 ] || fail "grant.key mode $(stat -c %a "$T/coord/grant.key")"
+pass "agents refuse anonymous and forged log reads; the coordinator's grant key is 0600"
 
 # script(1) gives alloc logs a terminal: what the task wrote is escaped
 # there (newlines kept), raw with --raw and into a pipe.

@@ -17,7 +17,7 @@
 #     switches back, restarts the task onto the old version and reports
 #     the step failed ("the agent restarted during the step");
 #   - a tar with a "../" entry, and a package nobody signed while the agent
-#     has --fleet-key: failed with the reason, nothing switched;
+#     has --package-key: failed with the reason, nothing switched;
 #   - ROLLBACK to a staged version switches and restarts the task; to one
 #     that is not staged, fails.
 . "$(dirname "$0")/lib.sh"
@@ -83,7 +83,7 @@ start_fake() {
 	PIDS[fake]=$!
 }
 agent() {
-	start_agent agent --fleet-key "$T/fleet.pub" --dpkg-status none \
+	start_agent agent --package-key "$T/fleet.pub" --dpkg-status none \
 		--inventory-interval 1h
 }
 
@@ -190,7 +190,7 @@ M5=$(pkg 5.0 good)
 wait_for 30 "step 5 failed" st_is 5 failed
 st_is 4 failed || fail "step 4: $(st 4)"
 st 4 | jq -e '.rolled_back == false and (.message | contains(".."))' >/dev/null || fail "status: $(st 4)"
-st 5 | jq -e '.rolled_back == false and (.message | contains("not signed"))' >/dev/null || fail "status: $(st 5)"
+st 5 | jq -e '.rolled_back == false and (.message | contains("unsigned; this agent requires packages signed with the fleet key"))' >/dev/null || fail "status: $(st 5)"
 [ "$(current)" = 1.0 ] || fail "current is $(current), want 1.0"
 [ ! -e "$PKG/4.0" ] && [ ! -e "$PKG/5.0" ] || fail "a refused version was staged: $(ls "$PKG")"
 [ ! -e "$T/agent/packages/escaped" ] && [ ! -e "$PKG/escaped" ] || fail "the archive wrote outside its directory"

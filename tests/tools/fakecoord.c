@@ -21,6 +21,8 @@
  *     "inventories": how many Syncs carried one, "chunks": FetchChunks
  *     answered}. Every SyncResponse carries the digest of the last whole
  *     inventory received, as a coordinator does.
+ *     --grant-key SECRET-FILE: its public half is the grant key handed out
+ *     in RegisterResponse and SyncResponse.
  *     Runs until SIGINT or SIGTERM.
  *
  *   flt-fakecoord pack --name N --version V --file PATH --chunks DIR
@@ -34,7 +36,13 @@
  *
  *   flt-fakecoord logs --url URL --alloc ID [--task NAME] [--stderr]
  *                      [--offset N] [--tail N] [--max N] [--tls-* ...]
- *     One AllocLogs call; prints {"data": ..., "offset": N, "rotated": B}
+ *                      [--grant-key SECRET-FILE [--grant-alloc ID]
+ *                       [--grant-node ID] [--grant-expires-in MS]
+ *                       [--grant-corrupt]]
+ *     One AllocLogs call, with a grant signed by the key when given: for
+ *     --grant-alloc (default --alloc) on --grant-node (default fake-node),
+ *     expiring MS from now (default 60000; negative: in the past);
+ *     --grant-corrupt flips a bit of the signature. Prints {"data": ..., "offset": N, "rotated": B}
  *     (exit 0), {"error": <wire code>, "message": ...} (exit 1), or
  *     {"no_reply": ...} when the call failed in transport (exit 3).
  */
@@ -53,6 +61,7 @@
 #include <sodium.h>
 
 #include "flotilla/flags.h"
+#include "flotilla/grant.h"
 #include "flotilla/log.h"
 #include "flotilla/pb.h"
 #include "flotilla/pkg.h"
@@ -73,6 +82,11 @@ static const char *url, *alloc_id, *task = "";
 static bool use_stderr;
 static long offset, tail, max_bytes;
 static flt_tls_opts_t tls;
+static const char *grant_key_path, *grant_alloc, *grant_node = "fake-node";
+static long grant_expires_in = 60000;
+static bool grant_corrupt;
+static uint8_t grant_pk[32];
+static bool have_grant_pk;
 
 static const flt_flag_t serve_flags[] = {
 	{ "listen", FLT_FLAG_STRING, &listen_url, "URL", "where agents dial", 0,
@@ -89,6 +103,9 @@ static const flt_flag_t serve_flags[] = {
 	  "chunks served by FetchChunk, named by sha256", 0, 0, NULL },
 	{ "state", FLT_FLAG_STRING, &state_path, "FILE",
 	  "the last Sync's steps and inventory, as JSON", 0, 0, NULL },
+	{ "grant-key", FLT_FLAG_STRING, &grant_key_path, "FILE",
+	  "secret key whose public half is handed out as the grant key", 0, 0,
+	  NULL },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
 
@@ -142,6 +159,16 @@ static const flt_flag_t logs_flags[] = {
 	  NULL },
 	{ "tls-server-name", FLT_FLAG_STRING, &tls.server_name, "NAME",
 	  "name to verify", 0, 0, NULL },
+	{ "grant-key", FLT_FLAG_STRING, &grant_key_path, "FILE",
+	  "sign a grant with this secret key", 0, 0, NULL },
+	{ "grant-alloc", FLT_FLAG_STRING, &grant_alloc, "ID",
+	  "the grant's allocation (default --alloc)", 0, 0, NULL },
+	{ "grant-node", FLT_FLAG_STRING, &grant_node, "ID",
+	  "the grant's node (default fake-node)", 0, 0, NULL },
+	{ "grant-expires-in", FLT_FLAG_INT, &grant_expires_in, "MS",
+	  "the grant's expiry from now", -(1L << 40), 1L << 40, NULL },
+	{ "grant-corrupt", FLT_FLAG_BOOL, &grant_corrupt, NULL,
+	  "flip a bit of the grant's signature", 0, 0, NULL },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
 
@@ -407,6 +434,10 @@ static void handle(flt_request_t *r, void *arg)
 		resp.node_secret.data = secret;
 		resp.node_secret.len = sizeof(secret);
 		resp.heartbeat_interval_ms = (uint32_t)interval_ms;
+		if (have_grant_pk) {
+			resp.grant_key.data = grant_pk;
+			resp.grant_key.len = sizeof(grant_pk);
+		}
 		flt_request_reply(r, &resp.base);
 		return;
 	}
@@ -434,6 +465,10 @@ static void handle(flt_request_t *r, void *arg)
 		write_state(f, req);
 		resp.heartbeat_interval_ms = (uint32_t)interval_ms;
 		resp.index = f->index;
+		if (have_grant_pk) {
+			resp.grant_key.data = grant_pk;
+			resp.grant_key.len = sizeof(grant_pk);
+		}
 		if (req->known_index < f->index) {
 			resp.allocs_set = true;
 			resp.allocs = f->allocs;
@@ -523,6 +558,16 @@ static int serve(void)
 				"--log are required\n");
 		return 2;
 	}
+	if (grant_key_path) {
+		uint8_t sk[64];
+		if (flt_key_load_secret(grant_key_path, sk, &err) < 0) {
+			fprintf(stderr, "flt-fakecoord: %s\n", err.msg);
+			return 1;
+		}
+		memcpy(grant_pk, sk + 32, sizeof(grant_pk));
+		have_grant_pk = true;
+		sodium_memzero(sk, sizeof(sk));
+	}
 	if (!(f.log = fopen(log_path, "ae"))) {
 		fprintf(stderr, "flt-fakecoord: %s: %s\n", log_path,
 			strerror(errno));
@@ -585,6 +630,28 @@ static int logs(void)
 	req.offset = offset;
 	req.tail = (uint32_t)tail;
 	req.max_bytes = (uint32_t)max_bytes;
+	if (grant_key_path) {
+		uint8_t sk[64];
+		/* Issued long enough ago that the expiry asked for fits in a
+		 * lifetime an agent accepts. */
+		int64_t now = flt_now_wall_ms();
+		int64_t issued = grant_expires_in > 60000
+					 ? now
+					 : now + grant_expires_in - 60000;
+		int64_t ttl =
+			grant_expires_in > 60000 ? grant_expires_in : 60000;
+		if (flt_key_load_secret(grant_key_path, sk, &err) < 0 ||
+		    flt_grant_issue(grant_alloc ? grant_alloc : alloc_id,
+				    grant_node, "test", issued, ttl, sk,
+				    &req.grant, &req.grant_signature,
+				    &err) < 0) {
+			fprintf(stderr, "flt-fakecoord: %s\n", err.msg);
+			return 1;
+		}
+		sodium_memzero(sk, sizeof(sk));
+		if (grant_corrupt)
+			req.grant_signature.data[7] ^= 1;
+	}
 	int rc = flt_client_open(&o, &cl, &err);
 	if (rc == 0) {
 		rc = flt_client_call(cl, FLOTILLA__METHOD__METHOD_AGENT_LOGS,
@@ -618,6 +685,8 @@ static int logs(void)
 	json_decref(out);
 	printf("%s\n", s ? s : "{}");
 	free(s);
+	free(req.grant.data);
+	free(req.grant_signature.data);
 	return transport ? 3 : rc < 0 ? 1 : 0;
 }
 

@@ -356,14 +356,21 @@ static unsigned mode_of(const char *dir, const char *sub)
 	return st.st_mode & 07777;
 }
 
-static agent_pkgs_t *open_store(const struct env *v, const uint8_t *key)
+static agent_pkgs_t *open_store_as(const struct env *v, const uint8_t *key,
+				   bool allow_unsigned)
 {
 	flt_error_t err = { 0 };
 	agent_pkgs_t *s = NULL;
 
-	if (agent_pkgs_open(v->store, key, &s, &err) < 0)
+	if (agent_pkgs_open(v->store, key, allow_unsigned, &s, &err) < 0)
 		fail_msg("open: %s", err.msg);
 	return s;
+}
+
+/* With a key: only what it signed. Without: anything (as --dev). */
+static agent_pkgs_t *open_store(const struct env *v, const uint8_t *key)
+{
+	return open_store_as(v, key, key == NULL);
 }
 
 static void stage_ok(agent_pkgs_t *s, struct pkg *p)
@@ -1098,8 +1105,9 @@ static void test_signatures(void **state)
 
 	p = good_pkg(v, "6.6", TAR);
 	refused_pkg(&h, p, FLT_EAUTH,
-		    "package app 6.6 is not signed, and this agent requires "
-		    "signatures");
+		    "package app 6.6: unsigned; this agent requires packages "
+		    "signed with the fleet key (--package-key), or "
+		    "--allow-unsigned-packages");
 	p = good_pkg(v, "6.6", TAR);
 	assert_int_equal(flt_pkg_sign(p->m, sk, NULL), 0);
 	p->m->signature.data[5] ^= 1;
@@ -1112,6 +1120,7 @@ static void test_signatures(void **state)
 	p = good_pkg(v, "6.6", TAR);
 	assert_int_equal(flt_pkg_sign(p->m, sk2, NULL), 0);
 	refused_pkg(&h, p, FLT_EAUTH, "signed by another key (key id ");
+	assert_untouched(&h);
 
 	p = good_pkg(v, "6.6", TGZ);
 	assert_int_equal(flt_pkg_sign(p->m, sk, NULL), 0);
@@ -1119,6 +1128,61 @@ static void test_signatures(void **state)
 	assert_true(agent_pkgs_staged(h.s, "app", "6.6"));
 	pkg_free(p);
 	hostile_end(&h);
+}
+
+/*
+ * The policy without the defaults: no key and no --allow-unsigned-packages
+ * refuses everything, signed or not, naming the flags; the flag lets an
+ * unsigned package through; with a key and the flag, an unsigned package
+ * passes but a bad signature still does not.
+ */
+static void test_signature_policy(void **state)
+{
+	struct env *v = *state;
+	uint8_t pk[32], sk[64];
+	flt_error_t err = { 0 };
+	struct hostile h;
+	struct pkg *p;
+
+	crypto_sign_keypair(pk, sk);
+	h.v = v;
+	h.s = open_store_as(v, NULL, false);
+	p = good_pkg(v, "1.0", TAR);
+	assert_int_equal(stage(h.s, p, &err), FLT_EAUTH);
+	assert_non_null(strstr(err.msg, "package app 1.0: unsigned; this "
+					"agent requires packages signed with "
+					"the fleet key (--package-key), or "
+					"--allow-unsigned-packages"));
+	pkg_free(p);
+	p = good_pkg(v, "1.0", TAR);
+	assert_int_equal(flt_pkg_sign(p->m, sk, NULL), 0);
+	assert_int_equal(stage(h.s, p, &err), FLT_EAUTH);
+	assert_non_null(strstr(err.msg, "signed, but this agent has no fleet "
+					"key to verify it with "
+					"(--package-key FILE)"));
+	pkg_free(p);
+	assert_string_equal(list(v->store, NULL), ".lock");
+	agent_pkgs_close(h.s);
+
+	h.s = open_store_as(v, NULL, true);
+	p = good_pkg(v, "1.0", TAR);
+	assert_int_equal(stage(h.s, p, &err), 0);
+	assert_true(agent_pkgs_staged(h.s, "app", "1.0"));
+	pkg_free(p);
+	agent_pkgs_close(h.s);
+
+	h.s = open_store_as(v, pk, true);
+	p = good_pkg(v, "2.0", TAR);
+	assert_int_equal(stage(h.s, p, &err), 0);
+	pkg_free(p);
+	p = good_pkg(v, "3.0", TAR);
+	assert_int_equal(flt_pkg_sign(p->m, sk, NULL), 0);
+	p->m->signature.data[0] ^= 1;
+	assert_int_equal(stage(h.s, p, &err), FLT_EAUTH);
+	assert_non_null(strstr(err.msg, "bad signature"));
+	assert_false(agent_pkgs_staged(h.s, "app", "3.0"));
+	pkg_free(p);
+	agent_pkgs_close(h.s);
 }
 
 /*
@@ -1169,12 +1233,19 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, env_setup, env_teardown)
-		T(test_stage_switch_resolve), T(test_restage),
-		T(test_file_format),          T(test_gc),
-		T(test_stale_temporaries),    T(test_hostile_paths),
-		T(test_hostile_symlinks),     T(test_hostile_entries),
-		T(test_hostile_limits),       T(test_hostile_content),
-		T(test_signatures),           T(test_disk_full),
+		T(test_stage_switch_resolve),
+		T(test_restage),
+		T(test_file_format),
+		T(test_gc),
+		T(test_stale_temporaries),
+		T(test_hostile_paths),
+		T(test_hostile_symlinks),
+		T(test_hostile_entries),
+		T(test_hostile_limits),
+		T(test_hostile_content),
+		T(test_signatures),
+		T(test_signature_policy),
+		T(test_disk_full),
 #undef T
 	};
 
