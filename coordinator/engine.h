@@ -82,8 +82,7 @@ void coord_allocs_get(coord_engine_t *e, flt_request_t *r);
  * the node it is placed on ("" when none). FLT_ENOTFOUND or
  * FLT_ECONFLICT (an ambiguous prefix) with a message. */
 int coord_allocs_node(coord_engine_t *e, const char *q, const char *ns,
-		      char alloc_id[37],
-		      char node_id[37], flt_error_t *err);
+		      char alloc_id[37], char node_id[37], flt_error_t *err);
 /* DeploymentGet: by id, unique id prefix, or job name (its latest). */
 void coord_deployments_get(coord_engine_t *e, flt_request_t *r);
 /* DeploymentPromote: the canaries are healthy; the rollout goes on. */

@@ -122,9 +122,8 @@ void coord_grants_alloc_logs(coord_grants_t *g, struct coord_engine *e,
 		FLOTILLA__ALLOC_LOGS_GRANT_RESPONSE__INIT;
 	int64_t now = flt_now_wall_ms();
 	if ((rc = flt_grant_issue(alloc_id, node_id, coord_call_who(r), now,
-				  g->ttl_ms,
-				  g->sk, &resp.grant, &resp.signature, &err)) <
-	    0) {
+				  g->ttl_ms, g->sk, &resp.grant,
+				  &resp.signature, &err)) < 0) {
 		flt_request_fail(r, rc, "%s", err.msg);
 		return;
 	}
