@@ -245,3 +245,24 @@ out=$(FLOTILLA_TOKEN=$RO "$CLI" job run "$T/web.json" --detach 2>&1) && fail "re
 [ "$(m audit list --json | jq 'map(select(.method == "job_register" and .ok)) | length')" = 2 ] ||
 	fail "audit lost across kill -9"
 pass "tokens, policies and the audit trail survive kill -9"
+
+# ---- a privilege needs both the agent's allowance and the policy --------------
+if ! (require_sandbox) >/dev/null 2>&1; then
+	echo "SKIP (part): no sandbox here, the agent side of privileges is not run"
+	exit 0
+fi
+start_agent host1 --allow-cap NET_BIND_SERVICE
+ready() { m node list --json | jq -e 'map(select(.name == "host1" and .status == "ready")) | length == 1' >/dev/null; }
+wait_for 10 "host1 ready" ready
+# priv-a (CAP_NET_BIND_SERVICE, submitted above by the privileged token)
+# waited for a node that allows it; host1 does.
+done_ok() { m --namespace team-a job status priv-a --json | jq -e '.allocs | map(select(.client_status == "complete")) | length == 1' >/dev/null; }
+wait_for 20 "priv-a to run and complete on host1" done_ok
+sed -e 's/priv-a/priv-b/' -e 's/CAP_NET_BIND_SERVICE/CAP_NET_ADMIN/' "$T/priv.json" >"$T/priv-b.json"
+out=$(FLOTILLA_TOKEN=$TP "$CLI" job run "$T/priv-b.json" --detach 2>&1) && fail "a capability no agent allows was accepted: $out"
+grep -q "CAP_NET_ADMIN needs --allow-cap NET_ADMIN; none of the 1 nodes allows it" <<<"$out" || fail "agent-side refusal: $out"
+sed -e 's/priv-a/priv-c/' "$T/priv.json" >"$T/priv-c.json"
+out=$(m acl token create --name ci-a-only --policy team-a --json | jq -r .secret_id)
+out=$(FLOTILLA_TOKEN=$out "$CLI" job run "$T/priv-c.json" --detach 2>&1) && fail "an allowed capability without privileged was accepted: $out"
+grep -q "needs namespace:privileged in namespace team-a" <<<"$out" || fail "policy-side refusal: $out"
+pass "a privileged task runs only where the agent allows it and the token holds privileged"
