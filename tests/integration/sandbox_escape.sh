@@ -224,6 +224,20 @@ if [ "$RC" != 1 ] || ! grep -q "^sethostname ESCAPED " <<<"$LINE"; then
 	FAILED+=("control run: sethostname with CAP_SYS_ADMIN and no filter did not succeed: rc=$RC $LINE")
 fi
 
+# The narrow view still serves ordinary programs: users by name, name
+# resolution, the time zone, TLS roots, the distribution's identity.
+cat >"$T/view.json" <<'J'
+{"name": "view", "command": "/bin/sh", "args": ["-c",
+ "echo user=$(id -un) host=$(getent hosts localhost | head -n 1 | cut -d' ' -f1) tz=$(readlink /etc/localtime) ld=$(test -s /etc/ld.so.cache && echo yes) os=$(. /etc/os-release && echo $ID) mtab=$(grep -c . /etc/mtab)"]}
+J
+RC=0
+OUT=$(timeout 30 "$AGENT" --data-dir "$DATA" exec "$T/view.json" 2>"$T/view.err") || RC=$?
+want_os=$(. /etc/os-release && echo "$ID")
+if [ $RC != 0 ] || ! grep -Eq "^user=nobody host=(127\.0\.0\.1|::1) tz=$(readlink /etc/localtime || true) ld=yes os=$want_os mtab=[1-9]" <<<"$OUT"; then
+	FAILED+=("ordinary programs in the view: rc=$RC $OUT $(tail -n 2 "$T/view.err" | tr '\n' ' ')")
+fi
+ROWS+=("$(printf '%-22s %-7s %-13s rc=%-3s %s' "view-works" nobody "exit-0" "$RC" "$OUT")")
+
 # Controls of the new probes: each defence removed where that can be done
 # from a spec, the same probe gets through.
 # A read-only bind of the socket's directory: connect() still works.
