@@ -129,9 +129,9 @@ int agent_devices_bpf_attach(int cgroup_fd, char *why, size_t whylen)
 	/*
 	 * No BPF_F_ALLOW_MULTI: attached alone, a second attach to the same
 	 * cgroup (a restart reusing it) replaces ours instead of stacking
-	 * one more program on every restart. An ancestor's programs (a
-	 * systemd unit's DeviceAllow) still run as well: the kernel lets a
-	 * device through only when every program in the hierarchy does.
+	 * one more program on every restart. Programs that ancestors attached
+	 * with BPF_F_ALLOW_MULTI (systemd's DeviceAllow) still run as well:
+	 * the kernel lets a device through only when every one does.
 	 */
 	union bpf_attr at = { 0 };
 	at.target_fd = (uint32_t)cgroup_fd;
