@@ -12,9 +12,13 @@
 #include <linux/magic.h>
 
 #include "cgroup.h"
+#include "devices.h"
 
-static const char *const v1_ctls[] = { "memory", "cpu", "pids", "freezer" };
+/* The first four are required; without freezer, kills do not freeze. */
+static const char *const v1_ctls[] = { "memory", "cpu", "pids", "devices",
+				       "freezer" };
 #define NV1 (sizeof(v1_ctls) / sizeof(v1_ctls[0]))
+#define NV1_REQUIRED 4
 
 static int write_file(const char *dir, const char *file, const char *val)
 {
@@ -141,16 +145,33 @@ int agent_cgroup_create(agent_cgroup_t *cg, const char *task,
 		snprintf(val, sizeof(val), "%u", max_pids);
 		if ((rc = write_file(dir, "pids.max", val)) < 0)
 			FAIL(rc, "%s/pids.max: %s", dir, strerror(-rc));
-		return 0;
+		/* v2 has no devices controller: the allowlist is a BPF
+		 * program attached to the task's cgroup. */
+		int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0) {
+			rc = -errno;
+			FAIL(rc, "%s: %s", dir, strerror(-rc));
+		}
+		rc = agent_devices_bpf_attach(fd, why, whylen);
+		close(fd);
+		return rc;
 	}
 
+	/* Without the devices controller no device allowlist could be
+	 * enforced: refuse rather than run the task with every device. */
+	snprintf(dir, sizeof(dir), "%s/devices", AGENT_CGROUP_ROOT);
+	if (access(dir, W_OK) != 0)
+		FAIL(-ENOTSUP,
+		     "no writable devices controller at %s: the task's device "
+		     "allowlist cannot be enforced",
+		     dir);
 	for (size_t i = 0; i < NV1; i++) {
 		snprintf(dir, sizeof(dir), "%s/%s/flotilla", AGENT_CGROUP_ROOT,
 			 v1_ctls[i]);
-		if (mkdir_one(dir) < 0 && i == 3)
+		if (mkdir_one(dir) < 0 && i >= NV1_REQUIRED)
 			continue; /* no freezer: kill without freezing */
 		dir_of(cg, v1_ctls[i], dir, sizeof(dir));
-		if ((rc = mkdir_one(dir)) < 0 && i < 3)
+		if ((rc = mkdir_one(dir)) < 0 && i < NV1_REQUIRED)
 			FAIL(rc, "mkdir %s: %s", dir, strerror(-rc));
 	}
 	dir_of(cg, "memory", dir, sizeof(dir));
@@ -186,7 +207,8 @@ int agent_cgroup_create(agent_cgroup_t *cg, const char *task,
 	snprintf(val, sizeof(val), "%u", max_pids);
 	if ((rc = write_file(dir, "pids.max", val)) < 0)
 		FAIL(rc, "%s/pids.max: %s", dir, strerror(-rc));
-	return 0;
+	dir_of(cg, "devices", dir, sizeof(dir));
+	return agent_devices_v1(dir, why, whylen);
 }
 
 int agent_cgroup_attach(const agent_cgroup_t *cg, pid_t pid)
@@ -200,7 +222,7 @@ int agent_cgroup_attach(const agent_cgroup_t *cg, pid_t pid)
 	for (size_t i = 0; i < NV1; i++) {
 		dir_of(cg, v1_ctls[i], dir, sizeof(dir));
 		int rc = write_file(dir, "cgroup.procs", val);
-		if (rc < 0 && (i < 3 || rc != -ENOENT))
+		if (rc < 0 && (i < NV1_REQUIRED || rc != -ENOENT))
 			return rc;
 	}
 	return 0;

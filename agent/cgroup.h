@@ -1,8 +1,9 @@
 /*
  * Task cgroups: limits (memory, CPU weight and quota, pids), membership,
- * cgroup-wide kill and OOM accounting, on the unified hierarchy (v2) or,
- * where only v1 controllers are mounted, on the memory, cpu, pids and
- * freezer hierarchies. libc only: the shim uses it.
+ * cgroup-wide kill and OOM accounting, and the device allowlist
+ * (devices.h), on the unified hierarchy (v2, the allowlist a BPF program)
+ * or, where only v1 controllers are mounted, on the memory, cpu, pids,
+ * devices and freezer hierarchies. libc only: the shim uses it.
  */
 #ifndef FLOTILLA_CGROUP_H
 #define FLOTILLA_CGROUP_H
@@ -25,7 +26,8 @@ int agent_cgroup_version(void);
 /*
  * Creates (or reuses) the task's cgroup and sets its limits; zero means no
  * limit for memory and quota, the default for weight (100) and pids
- * (1024). Returns 0 or -errno with why filled.
+ * (1024). The device allowlist is always set; on v1 a missing devices
+ * controller is refused (-ENOTSUP). Returns 0 or -errno with why filled.
  */
 int agent_cgroup_create(agent_cgroup_t *cg, const char *task,
 			uint64_t memory_bytes, uint32_t cpu_weight,

@@ -1,14 +1,16 @@
 /*
  * The task sandbox, modelled on bubblewrap and crun: namespaces, a
- * read-only root view built on a private tmpfs, a fresh /proc, a minimal
- * /dev, cgroup limits, an unprivileged user with no capabilities, rlimits,
- * no_new_privs and a seccomp filter. Everything here runs in the shim's
- * children, which are single-threaded; setup errors are sent to the shim as
- * text over a pipe and the child exits.
+ * read-only root view built on a private tmpfs (the host's /usr and a
+ * curated /etc, nothing else of the host), a fresh /proc, a minimal /dev
+ * with a device allowlist, a bounded /tmp, cgroup limits, an unprivileged
+ * user with no capabilities, rlimits, no_new_privs and a seccomp filter.
+ * Everything here runs in the shim's children, which are single-threaded;
+ * setup errors are sent to the shim as text over a pipe and the child
+ * exits.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <grp.h>
 #include <net/if.h>
 #include <poll.h>
@@ -25,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,13 +35,64 @@
 #include <linux/securebits.h>
 #include <sys/capability.h>
 
+#include "devices.h"
 #include "sandbox.h"
 #include "syscallfilter.h"
 
-/* Host directories a task never sees: home directories, runtime sockets
- * (a docker.sock there is root on the host), root's home. */
-static const char *const hidden_top[] = { "proc", "dev",  "tmp",       "run",
-					  "root", "home", "lost+found" };
+/*
+ * The host's top-level entries a task sees: programs and their libraries.
+ * On a merged-/usr host bin, sbin and lib* are links into usr and are
+ * copied as links; elsewhere they are directories, bound read-only. Nothing
+ * else of the host is shown: /var, /run, /opt, /srv, /home, /mnt, /root
+ * hold the sockets of host daemons (a read-only mount does not stop
+ * connect() on a socket file: a docker.sock is root on the host), other
+ * users' files and the host's state.
+ */
+static const char *const shown_top[] = { "usr",   "bin",   "sbin",  "lib",
+					 "lib32", "lib64", "libx32" };
+
+/*
+ * What ordinary programs read in /etc: users and groups by name, name
+ * resolution, the dynamic linker's cache, time zone, TLS roots, the
+ * distribution's identity and its alternatives. Each is bound read-only
+ * into an /etc of the task's own; never shadow, gshadow, sudoers, ssh host
+ * keys, ssl/private, the host's machine-id (a stable identifier of the
+ * host that tasks have no need of) or anything of the agent's.
+ */
+static const char *const etc_shown[] = {
+	"passwd",
+	"group",
+	"nsswitch.conf",
+	"hosts",
+	"host.conf",
+	"resolv.conf",
+	"gai.conf",
+	"services",
+	"protocols",
+	"networks",
+	"ld.so.cache",
+	"ld.so.conf",
+	"ld.so.conf.d",
+	"localtime",
+	"timezone",
+	"os-release",
+	"lsb-release",
+	"debian_version",
+	"alternatives",
+	"ssl/certs",
+	"ssl/openssl.cnf",
+	"ca-certificates",
+	"ca-certificates.conf",
+	"pki/tls/certs",
+	"pki/ca-trust",
+	"crypto-policies",
+	"mime.types",
+	"shells",
+	"inputrc",
+	"bash.bashrc",
+	"profile",
+	"locale.alias",
+};
 
 static int err_fd = -1; /* where setup failures are reported */
 
@@ -167,17 +221,117 @@ static void bind_ro(const char *src, const char *root, const char *target)
 	bind_at(src, root, target, false);
 }
 
-static void bind_dev(const char *root, const char *name)
+/*
+ * Binds the host's node of an allowlisted device. The number is checked:
+ * a host whose /dev/null were something else must not hand that on.
+ */
+static void bind_dev(const char *root, const agent_device_t *d)
 {
 	char src[64], dst[1024];
-	snprintf(src, sizeof(src), "/dev/%s", name);
-	snprintf(dst, sizeof(dst), "%s/dev/%s", root, name);
+	struct stat st;
+	snprintf(src, sizeof(src), "/dev/%s", d->name);
+	snprintf(dst, sizeof(dst), "%s/dev/%s", root, d->name);
+	if (stat(src, &st) < 0)
+		die("%s", src);
+	if (!S_ISCHR(st.st_mode) || major(st.st_rdev) != d->major ||
+	    minor(st.st_rdev) != d->minor) {
+		errno = 0;
+		die("%s is not the character device %u:%u", src, d->major,
+		    d->minor);
+	}
 	int fd = open(dst, O_CREAT | O_WRONLY | O_CLOEXEC, 0666);
 	if (fd < 0)
 		die("create %s", dst);
 	close(fd);
 	if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
 		die("bind %s", src);
+}
+
+/* The sets of attributes each kind of mount ends with. */
+#define ATTR_RO_ALL                                                 \
+	(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | \
+	 MOUNT_ATTR_NOEXEC)
+
+static void set_attr(const char *path, uint64_t set, bool recursive)
+{
+	struct mount_attr attr = { .attr_set = set };
+	if (mount_setattr(AT_FDCWD, path, recursive ? AT_RECURSIVE : 0, &attr,
+			  sizeof(attr)) < 0)
+		die("mount attributes of %s", path);
+}
+
+static bool shown_in_view(const char *real)
+{
+	for (size_t i = 0; i < sizeof(shown_top) / sizeof(shown_top[0]); i++) {
+		size_t n = strlen(shown_top[i]);
+		if (real[0] == '/' && !strncmp(real + 1, shown_top[i], n) &&
+		    (real[n + 1] == '/' || real[n + 1] == '\0'))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The task's /etc, a directory of the root tmpfs (read-only with it in the
+ * end): each entry of etc_shown the host has, bound read-only, noexec. A
+ * link that resolves into the view (localtime into /usr/share/zoneinfo,
+ * os-release into /usr/lib) stays a link, so that programs reading the
+ * link (the zone's name) see what they expect; any other link is bound
+ * as the file it resolves to (resolv.conf in /run under systemd-resolved).
+ */
+static void build_etc(const char *root)
+{
+	char src[512], dst[1024], real[PATH_MAX], target[PATH_MAX];
+	struct stat st;
+
+	mkdir_p_in(root, "etc");
+	/* The mount table of the task itself, as on any host. */
+	snprintf(dst, sizeof(dst), "%s/etc/mtab", root);
+	if (symlink("../proc/self/mounts", dst) < 0)
+		die("symlink %s", dst);
+	for (size_t i = 0; i < sizeof(etc_shown) / sizeof(etc_shown[0]); i++) {
+		const char *rel = etc_shown[i];
+		snprintf(src, sizeof(src), "/etc/%s", rel);
+		if (lstat(src, &st) < 0)
+			continue;
+		char sub[600];
+		snprintf(sub, sizeof(sub), "etc/%s", rel);
+		char *slash = strrchr(sub, '/');
+		*slash = '\0';
+		if (strcmp(sub, "etc") != 0)
+			mkdir_p_in(root, sub);
+		snprintf(dst, sizeof(dst), "%s/etc/%s", root, rel);
+		if (S_ISLNK(st.st_mode)) {
+			if (!realpath(src, real))
+				continue; /* dangling on the host too */
+			ssize_t n = readlink(src, target, sizeof(target) - 1);
+			if (n > 0 && shown_in_view(real)) {
+				target[n] = '\0';
+				if (symlink(target, dst) < 0)
+					die("symlink %s", dst);
+				continue;
+			}
+			if (stat(real, &st) < 0)
+				continue;
+		} else {
+			snprintf(real, sizeof(real), "%s", src);
+		}
+		if (S_ISDIR(st.st_mode)) {
+			if (mkdir(dst, 0755) < 0 && errno != EEXIST)
+				die("create %s", dst);
+		} else if (S_ISREG(st.st_mode)) {
+			int fd =
+				open(dst, O_CREAT | O_WRONLY | O_CLOEXEC, 0644);
+			if (fd < 0)
+				die("create %s", dst);
+			close(fd);
+		} else {
+			continue; /* no sockets, fifos or nodes from /etc */
+		}
+		if (mount(real, dst, NULL, MS_BIND | MS_REC, NULL) < 0)
+			die("bind %s", real);
+		set_attr(dst, ATTR_RO_ALL, true);
+	}
 }
 
 static void build_root(const shim_conf_t *c, const char *root)
@@ -191,20 +345,9 @@ static void build_root(const shim_conf_t *c, const char *root)
 		  "mode=0755,size=1m") < 0)
 		die("mount root tmpfs");
 
-	DIR *d = opendir("/");
-	if (!d)
-		die("read /");
-	struct dirent *e;
-	while ((e = readdir(d))) {
-		bool skip = e->d_name[0] == '.';
-		for (size_t i = 0;
-		     !skip && i < sizeof(hidden_top) / sizeof(hidden_top[0]);
-		     i++)
-			skip = strcmp(e->d_name, hidden_top[i]) == 0;
-		if (skip)
-			continue;
-		snprintf(p, sizeof(p), "/%s", e->d_name);
+	for (size_t i = 0; i < sizeof(shown_top) / sizeof(shown_top[0]); i++) {
 		struct stat st;
+		snprintf(p, sizeof(p), "/%s", shown_top[i]);
 		if (lstat(p, &st) < 0)
 			continue;
 		if (S_ISLNK(st.st_mode)) {
@@ -213,15 +356,19 @@ static void build_root(const shim_conf_t *c, const char *root)
 			if (n < 0)
 				continue;
 			target[n] = '\0';
-			snprintf(dst, sizeof(dst), "%s/%s", root, e->d_name);
+			snprintf(dst, sizeof(dst), "%s/%s", root, shown_top[i]);
 			if (symlink(target, dst) < 0)
 				die("symlink %s", dst);
 		} else if (S_ISDIR(st.st_mode)) {
-			mkdir_p_in(root, e->d_name);
-			bind_ro(p, root, e->d_name);
+			mkdir_p_in(root, shown_top[i]);
+			bind_ro(p, root, shown_top[i]);
 		}
 	}
-	closedir(d);
+	/* sysfs, read-only and nodev: programs read the CPUs and memory
+	 * from it; it holds no sockets and no device nodes. */
+	mkdir_p_in(root, "sys");
+	bind_ro("/sys", root, "sys");
+	build_etc(root);
 
 	for (size_t i = 0; i < c->nmounts; i++)
 		bind_at(c->mounts[i].source, root, c->mounts[i].target + 1,
@@ -297,16 +444,21 @@ static void build_root(const shim_conf_t *c, const char *root)
 			die("hide /proc/%s", proc_hidden[i]);
 	}
 
-	/* A minimal /dev: no disks, no kmsg, no mem. */
+	/*
+	 * A minimal /dev: the allowlisted nodes bound from the host, nothing
+	 * else, and read-only. The tmpfs itself is nodev: a node that got
+	 * into it could not be opened (creating one needs CAP_MKNOD, which
+	 * tasks lack, and the devices cgroup refuses every device off the
+	 * allowlist anyway). The binds keep the host /dev's own flags (not
+	 * nodev), then lose suid and exec.
+	 */
 	mkdir_p_in(root, "dev");
 	snprintf(p, sizeof(p), "%s/dev", root);
-	if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NOEXEC,
+	if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  "mode=0755,size=64k") < 0)
 		die("mount /dev");
-	static const char *const devs[] = { "null",   "zero",    "full",
-					    "random", "urandom", "tty" };
-	for (size_t i = 0; i < sizeof(devs) / sizeof(devs[0]); i++)
-		bind_dev(root, devs[i]);
+	for (size_t i = 0; i < agent_ndevices; i++)
+		bind_dev(root, &agent_devices[i]);
 	static const char *const links[][2] = {
 		{ "/proc/self/fd", "fd" },
 		{ "/proc/self/fd/0", "stdin" },
@@ -319,13 +471,29 @@ static void build_root(const shim_conf_t *c, const char *root)
 			die("symlink %s", p);
 	}
 	mkdir_p_in(root, "dev/shm");
+	snprintf(p, sizeof(p), "%s/dev", root);
+	set_attr(p, MOUNT_ATTR_NOSUID | MOUNT_ATTR_NOEXEC, true);
+	set_attr(p, ATTR_RO_ALL, false);
+
+	/*
+	 * The task's own writable places, each bounded (tmpfs pages are
+	 * memory, charged to the task's memory limit only when it has one),
+	 * none of them able to hold a setuid program or a usable device
+	 * node; /dev/shm, as container runtimes mount it, not an executable
+	 * either.
+	 */
+	char opts[64];
+	unsigned mb =
+		c->tmp_size_mb ? c->tmp_size_mb : SHIM_TMP_SIZE_MB_DEFAULT;
+	snprintf(opts, sizeof(opts), "mode=1777,size=%um", mb);
 	snprintf(p, sizeof(p), "%s/dev/shm", root);
-	if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+	if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) <
+	    0)
 		die("mount /dev/shm");
 
 	mkdir_p_in(root, "tmp");
 	snprintf(p, sizeof(p), "%s/tmp", root);
-	if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+	if (mount("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, opts) < 0)
 		die("mount /tmp");
 
 	/* The allocation directory: the one writable place that lasts. */

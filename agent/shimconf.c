@@ -146,6 +146,7 @@ int shim_conf_write(const shim_conf_t *c, const char *path)
 	putu(f, "kill_timeout_ms", c->kill_timeout_ms);
 	putu(f, "log_max_bytes", c->log_max_bytes);
 	putu(f, "log_max_files", c->log_max_files);
+	putu(f, "tmp_size_mb", c->tmp_size_mb);
 	int rc = 0;
 	if (fflush(f) != 0 || fsync(fd) != 0)
 		rc = -errno;
@@ -309,6 +310,8 @@ int shim_conf_read(const char *path, shim_conf_t *c, char *why, size_t len)
 				c->log_max_bytes = n;
 			else if (!strcmp(k, "log_max_files"))
 				c->log_max_files = (uint32_t)n;
+			else if (!strcmp(k, "tmp_size_mb"))
+				c->tmp_size_mb = (uint32_t)n;
 			else
 				ok = false;
 		}

@@ -65,7 +65,13 @@ typedef struct shim_conf {
 	uint32_t kill_timeout_ms;
 	uint64_t log_max_bytes;
 	uint32_t log_max_files;
+	uint32_t tmp_size_mb; /* bound of /tmp and /dev/shm; 0: the default */
 } shim_conf_t;
+
+/* The bound of a task's /tmp (and of its /dev/shm) when the spec sets
+ * none: tmpfs pages are memory, and without a bound of their own they
+ * are bounded only by the memory limit, if the task has one. */
+#define SHIM_TMP_SIZE_MB_DEFAULT 64
 
 /* Writes c to path (temp file, fsync, rename). Returns 0 or -errno. */
 int shim_conf_write(const shim_conf_t *c, const char *path);

@@ -462,6 +462,7 @@ int agent_task_prepare(const Flotilla__TaskSpec *t,
 	c.kill_timeout_ms = t->kill_timeout_ms ? t->kill_timeout_ms : 5000;
 	c.log_max_bytes = t->logs ? t->logs->max_file_bytes : 0;
 	c.log_max_files = t->logs ? t->logs->max_files : 0;
+	c.tmp_size_mb = t->tmp_size_mb;
 
 	const char *profile = t->seccomp ? t->seccomp->profile : "";
 	if (strcmp(profile, "unconfined") == 0) {

@@ -38,6 +38,7 @@
 #define CHECK_TIMEOUT_DEFAULT 2000
 #define KILL_TIMEOUT_MAX 600000
 #define USES_MAX 16
+#define TMP_SIZE_MB_MAX 65536
 /* Room for the longest prefix we build: groups[99].tasks[N].checks[N]. */
 #define PATH_LEN 128
 
@@ -106,6 +107,30 @@ static int bad(flt_error_t *err, const char *prefix, const char *field,
 		prefix = "";
 	return flt_err(err, -EINVAL, "%s%s%s: %s", prefix,
 		       *prefix && *field ? "." : "", field, msg);
+}
+
+/*
+ * Job, group and task names become path components and cgroup names on
+ * agents: "." and ".." would name a directory itself or its parent, and a
+ * leading '-' reads as an option to any tool an operator points at them.
+ * Checks name and, when it is not a plain name, fails with the reason.
+ */
+static int plain_name(const char *name, flt_error_t *err, const char *prefix)
+{
+	if (!flt_is_name(name, NAME_MAX_LEN))
+		return bad(err, prefix, "name",
+			   "must be 1 to 63 of [A-Za-z0-9._-]");
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return bad(err, prefix, "name",
+			   "\"%s\" is not a plain name (it names a directory "
+			   "on the agents)",
+			   name);
+	if (name[0] == '-')
+		return bad(err, prefix, "name",
+			   "\"%s\" must not start with '-' (it would read as "
+			   "an option)",
+			   name);
+	return 0;
 }
 
 /* ---- tasks ------------------------------------------------------------ */
@@ -459,9 +484,8 @@ int flt_task_check(const Flotilla__TaskSpec *t, const char *pre,
 
 	if (!pre)
 		pre = "";
-	if (!flt_is_name(t->name, NAME_MAX_LEN))
-		return bad(err, pre, "name",
-			   "must be 1 to 63 of [A-Za-z0-9._-]");
+	if ((rc = plain_name(t->name, err, pre)) < 0)
+		return rc;
 	if (!abs_clean_path(t->command))
 		return bad(err, pre, "command", "must be an absolute path");
 	for (size_t i = 0; i < t->n_env; i++) {
@@ -595,6 +619,9 @@ int flt_task_check(const Flotilla__TaskSpec *t, const char *pre,
 			   "must be at least 4096");
 	if (t->logs && t->logs->max_files > 100)
 		return bad(err, pre, "logs.max_files", "must be at most 100");
+	if (t->tmp_size_mb > TMP_SIZE_MB_MAX)
+		return bad(err, pre, "tmp_size_mb", "must be at most %d",
+			   TMP_SIZE_MB_MAX);
 	for (size_t i = 0; i < t->n_checks; i++) {
 		snprintf(sub, sizeof(sub), "%s%schecks[%zu]", pre,
 			 *pre ? "." : "", i);
@@ -795,9 +822,8 @@ static int check_group(Flotilla__Job *job, size_t gi, json_t *src, bool system,
 	int rc;
 
 	snprintf(pre, sizeof(pre), "groups[%zu]", gi);
-	if (!flt_is_name(g->name, NAME_MAX_LEN))
-		return bad(err, pre, "name",
-			   "must be 1 to 63 of [A-Za-z0-9._-]");
+	if ((rc = plain_name(g->name, err, pre)) < 0)
+		return rc;
 	for (size_t k = 0; k < gi; k++)
 		if (!strcmp(job->groups[k]->name, g->name))
 			return bad(err, pre, "name",
@@ -924,9 +950,8 @@ static int check_job(Flotilla__Job *job, json_t *src, flt_error_t *err)
 	if (rc < 0)
 		return rc;
 
-	if (!flt_is_name(job->name, NAME_MAX_LEN))
-		return bad(err, "", "name",
-			   "must be 1 to 63 of [A-Za-z0-9._-]");
+	if ((rc = plain_name(job->name, err, "")) < 0)
+		return rc;
 	if (*job->namespace_ && !flt_namespace_valid(job->namespace_))
 		return bad(err, "", "namespace",
 			   "must be 1 to 63 of [a-z0-9-], not starting with "

@@ -119,13 +119,13 @@ require_sandbox() {
 	fi || skip "no writable cgroup hierarchy under /sys/fs/cgroup"
 }
 
-# "yes" when PATH lies in a top-level directory tasks do not see (the
-# sandbox leaves out /tmp, /home, /root, /run, /dev, /proc): tests then
-# bind what they need in with a "mounts" entry.
+# "yes" when tasks do not see PATH: they see only the host's /usr and its
+# links (/bin, /sbin, /lib...) and a curated /etc, so a build tree or a
+# test's files anywhere else are bound in with a "mounts" entry.
 hidden_from_tasks() {
 	case "$(realpath "$1")/" in
-	/tmp/* | /home/* | /root/* | /run/* | /dev/* | /proc/* | /lost+found/*) echo yes ;;
-	*) echo no ;;
+	/usr/* | /bin/* | /sbin/* | /lib/* | /lib32/* | /lib64/* | /libx32/*) echo no ;;
+	*) echo yes ;;
 	esac
 }
 

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Escape attempts from inside the task sandbox: each probe of flt-escape
 # (tests/sandbox/escape.c) runs as its own task through `flotilla-agent
-# exec`, as the default user nobody. (Root is refused as a task user: the
-# host's files are visible read-only and uid 0 could read their secrets;
-# the test checks that refusal too.) Every attempt must fail
-# with exactly the error flt-escape --list names. A control run with the
-# filter and capabilities given back must succeed, so that a probe that
-# can never succeed would be noticed. The table of results is printed in
-# full before the verdict.
+# exec`, as the default user nobody. (Root is refused as a task user: uid
+# 0 owns most of what the view shows of the host; the test checks that
+# refusal too.) Every attempt must fail with exactly the error flt-escape
+# --list names. Control runs with a defence taken away (the filter and
+# capabilities given back, the host's socket bound in, the host's network,
+# an executable directory) must succeed, so that a probe that can never
+# succeed would be noticed. The table of results is printed in full before
+# the verdict.
 . "$(dirname "$0")/lib.sh"
 
 require_sandbox
@@ -15,8 +16,8 @@ require_sandbox
 PROBES_DIR=$(realpath "$FLT_BIN/tests/sandbox")
 [ -x "$PROBES_DIR/flt-escape" ] || fail "$PROBES_DIR/flt-escape is not built"
 
-# The build tree is seen in place when it lives in a host directory the
-# sandbox shows; under one it hides (/tmp, /home...), it is bound in.
+# The build tree is seen in place only when it lives under /usr; anywhere
+# else (/work, /tmp, /home...) it is bound in.
 # Host directories a spec mounts must be host volumes the agent allows.
 MOUNTS='[]'
 ALLOW=(--allow-host-volume "suid=$T/suid")
@@ -43,9 +44,14 @@ else
 	DATA=$(mktemp -d "$T/data.XXXXXX")
 fi
 SUID_HOST=""
+SOCK_DIR=""
+SERVERS=()
 escape_cleanup() {
 	local rc=$?
-	rm -rf "$DATA" ${SUID_HOST:+"$SUID_HOST"}
+	for p in "${SERVERS[@]}"; do
+		{ kill "$p" && wait "$p"; } 2>/dev/null || true
+	done
+	rm -rf "$DATA" ${SUID_HOST:+"$SUID_HOST"} ${SOCK_DIR:+"$SOCK_DIR"}
 	(exit $rc)
 	cleanup
 }
@@ -62,6 +68,24 @@ if [ $BIN_VISIBLE = 1 ]; then
 	chmod 0755 "$SUID_HOST"
 	install -o root -g root -m 4755 "$PROBES_DIR/flt-escape" "$SUID_HOST/flt-escape"
 fi
+
+# Host daemons' sockets: one on a path under /var/tmp (world-connectable,
+# as sockets of host daemons often are), one abstract; a task must reach
+# neither. A device node off the allowlist (1:11, the kernel log) in a
+# directory the spec binds in: spec mounts are nodev.
+SOCK_DIR=$(mktemp -d /var/tmp/flt-escape.XXXXXX)
+chmod 0755 "$SOCK_DIR"
+ABSTRACT="flt-escape-$$"
+"$PROBES_DIR/flt-escape" --serve-unix "$SOCK_DIR/s.sock" >"$T/serve-unix.out" 2>&1 &
+SERVERS+=($!)
+"$PROBES_DIR/flt-escape" --serve-abstract "$ABSTRACT" >"$T/serve-abstract.out" 2>&1 &
+SERVERS+=($!)
+listening() { grep -q listening "$T/serve-unix.out" && grep -q listening "$T/serve-abstract.out"; }
+wait_for 5 "the host-side socket listeners" listening
+mkdir -m 0755 "$T/devs"
+mknod -m 0666 "$T/devs/kmsg" c 1 11
+# The host does have what the view leaves out.
+[ -d /var ] && [ -d /etc ] && [ -f /etc/passwd ] || fail "the host has no /var or /etc/passwd"
 
 HOST_NAME=$(hostname)
 FAILED=()
@@ -82,10 +106,12 @@ run_probe() {
 	jq -n --arg name "$name" --arg cmd "$ESCAPE" --arg probe "$probe" \
 		--arg arg "$arg" --arg user "$user" --arg hp "$$" \
 		--arg dd "$DATA" --argjson mounts "$mounts" \
+		--arg sock "$SOCK_DIR/s.sock" --arg abs "$ABSTRACT" \
 		'{name: $name, command: $cmd,
 		  args: ([$probe] + (if $arg == "" then [] else [$arg] end)),
 		  user: $user, mounts: $mounts,
-		  env: {FLT_HOST_PID: $hp, FLT_DATA_DIR: $dd}} | '"$extra" >"$spec"
+		  env: {FLT_HOST_PID: $hp, FLT_DATA_DIR: $dd,
+			FLT_HOST_SOCK: $sock, FLT_HOST_ABSTRACT: $abs}} | '"$extra" >"$spec"
 	RC=0
 	if [ "$label" = "tty(pty)" ]; then
 		# A terminal of our own, as an operator's shell has one.
@@ -132,6 +158,28 @@ for user in nobody; do
 			fi
 			continue
 		fi
+		case "$probe" in
+		dev_node_mounted)
+			EXTRA_ALLOW=(--allow-host-volume "devs=$T/devs")
+			run_probe "$probe" "$user" "$probe" "$want" /flt-devs/kmsg \
+				'.mounts += [{source: "'"$T/devs"'", target: "/flt-devs"}]'
+			EXTRA_ALLOW=()
+			check "$probe" "$user" "$want" "$probe"
+			continue
+			;;
+		tmp_full)
+			# The default bound, then one of the spec's own.
+			run_probe "$probe" "$user" "$probe" "$want"
+			check "$probe" "$user" "$want" "$probe"
+			grep -q 'size_mib=64$' <<<"$LINE" ||
+				FAILED+=("tmp_full: the default /tmp is not 64 MiB: $LINE")
+			run_probe "tmp_full(4 MiB)" "$user" "$probe" "$want" "" '. + {tmp_size_mb: 4}'
+			check "tmp_full(4 MiB)" "$user" "$want" "$probe"
+			grep -Eq 'wrote_mib=[34] size_mib=4$' <<<"$LINE" ||
+				FAILED+=("tmp_full: tmp_size_mb 4 did not bound /tmp at 4 MiB: $LINE")
+			continue
+			;;
+		esac
 		run_probe "$probe" "$user" "$probe" "$want"
 		check "$probe" "$user" "$want" "$probe"
 		if [ "$probe" = tty ] && [ "$user" = nobody ] && command -v script >/dev/null; then
@@ -198,6 +246,43 @@ run_probe "unconfined:open_by_handle_at" nobody open_by_handle_at EPERM "" \
 	'. + {seccomp: {profile: "unconfined"}, capabilities: ["CAP_DAC_READ_SEARCH"]}'
 check "unconfined:open_by_handle_at" nobody EPERM open_by_handle_at
 EXTRA_ALLOW=()
+
+# The narrow view still serves ordinary programs: users by name, name
+# resolution, the time zone, TLS roots, the distribution's identity.
+cat >"$T/view.json" <<'J'
+{"name": "view", "command": "/bin/sh", "args": ["-c",
+ "echo user=$(id -un) host=$(getent hosts localhost | head -n 1 | cut -d' ' -f1) tz=$(readlink /etc/localtime) ld=$(test -s /etc/ld.so.cache && echo yes) os=$(. /etc/os-release && echo $ID) mtab=$(grep -c . /etc/mtab)"]}
+J
+RC=0
+OUT=$(timeout 30 "$AGENT" --data-dir "$DATA" exec "$T/view.json" 2>"$T/view.err") || RC=$?
+want_os=$(. /etc/os-release && echo "$ID")
+if [ $RC != 0 ] || ! grep -Eq "^user=nobody host=(127\.0\.0\.1|::1) tz=$(readlink /etc/localtime || true) ld=yes os=$want_os mtab=[1-9]" <<<"$OUT"; then
+	FAILED+=("ordinary programs in the view: rc=$RC $OUT $(tail -n 2 "$T/view.err" | tr '\n' ' ')")
+fi
+ROWS+=("$(printf '%-22s %-7s %-13s rc=%-3s %s' "view-works" nobody "exit-0" "$RC" "$OUT")")
+
+# Controls of the new probes: each defence removed where that can be done
+# from a spec, the same probe gets through.
+# A read-only bind of the socket's directory: connect() still works.
+EXTRA_ALLOW=(--allow-host-volume "sock=$SOCK_DIR")
+run_probe "control:host_unix_socket" nobody host_unix_socket "ESCAPED" "" \
+	'.mounts += [{source: "'"$SOCK_DIR"'", target: "/flt-sock"}] | .env.FLT_HOST_SOCK = "/flt-sock/s.sock"'
+EXTRA_ALLOW=()
+if [ "$RC" != 1 ] || ! grep -q "^host_unix_socket ESCAPED " <<<"$LINE"; then
+	FAILED+=("control run: the bound host socket could not be reached: rc=$RC $LINE")
+fi
+# The host's network namespace: its abstract sockets are reachable.
+EXTRA_ALLOW=(--allow-host-network)
+run_probe "control:host_abstract" nobody host_abstract_socket "ESCAPED" "" '. + {network: "host"}'
+EXTRA_ALLOW=()
+if [ "$RC" != 1 ] || ! grep -q "^host_abstract_socket ESCAPED " <<<"$LINE"; then
+	FAILED+=("control run: the abstract socket was not reached from the host network: rc=$RC $LINE")
+fi
+# /tmp is not noexec: the same copy runs from there.
+run_probe "control:exec_tmp" nobody exec_noexec "ESCAPED" /tmp
+if [ "$RC" != 1 ] || ! grep -q "^exec_noexec ESCAPED " <<<"$LINE"; then
+	FAILED+=("control run: a copy in /tmp did not execute: rc=$RC $LINE")
+fi
 
 echo "probe                  user    want          status line"
 printf '%s\n' "${ROWS[@]}"

@@ -43,6 +43,7 @@
 #include <sys/sysmacros.h>
 #include <sys/time.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -527,9 +528,62 @@ static long try_proc_sys_write(void)
 		    O_WRONLY | O_CLOEXEC | O_NOCTTY);
 }
 
+/* The task's /etc is curated: the host's shadow is not in it at all. */
 static long try_read_shadow(void)
 {
 	return open("/etc/shadow", O_RDONLY | O_CLOEXEC);
+}
+
+/*
+ * A Unix socket of a host daemon. The test listens on a path under
+ * /var/tmp (FLT_HOST_SOCK): a read-only view of it would not stop
+ * connect(), so the path must not be in the view at all.
+ */
+static long unix_connect(const char *path, bool abstract)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	if (!path || strlen(path) + 1 >= sizeof(a.sun_path)) {
+		errno = EINVAL;
+		return -2;
+	}
+	socklen_t len =
+		sizeof(a.sun_family) + strlen(path) + (abstract ? 1 : 0);
+	memcpy(a.sun_path + (abstract ? 1 : 0), path, strlen(path));
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -2;
+	long rc = connect(s, (struct sockaddr *)&a, len);
+	int e = errno;
+	close(s);
+	errno = e;
+	return rc;
+}
+
+static long try_host_unix_socket(void)
+{
+	return unix_connect(getenv("FLT_HOST_SOCK"), false);
+}
+
+/* Abstract sockets belong to a network namespace: one of its own (network
+ * none or private) reaches none of the host's, such as a D-Bus or an X
+ * server socket. The test listens on FLT_HOST_ABSTRACT. */
+static long try_host_abstract_socket(void)
+{
+	return unix_connect(getenv("FLT_HOST_ABSTRACT"), true);
+}
+
+/*
+ * A device node off the allowlist that reached the view through a mount
+ * (the test makes one, 1:11 /dev/kmsg, and binds its directory in, which
+ * it names in the argument): mounts of the spec are nodev.
+ */
+static long try_dev_node_mounted(void)
+{
+	if (!probe_arg) {
+		errno = EINVAL;
+		return -2;
+	}
+	return open(probe_arg, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 }
 
 static long try_net_none(void)
@@ -607,8 +661,11 @@ static const sys_probe_t sys_probes[] = {
 	{ "write_cgroup", try_write_cgroup, EROFS },
 	{ "kill_host", try_kill_host, ESRCH },
 	{ "raw_disk", try_raw_disk, ENOENT },
-	{ "read_shadow", try_read_shadow, EACCES },
+	{ "read_shadow", try_read_shadow, ENOENT },
 	{ "net_none", try_net_none, ENETUNREACH },
+	{ "host_unix_socket", try_host_unix_socket, ENOENT },
+	{ "host_abstract_socket", try_host_abstract_socket, ECONNREFUSED },
+	{ "dev_node_mounted", try_dev_node_mounted, EACCES },
 };
 
 /*
@@ -903,6 +960,180 @@ static int probe_proc_sys(const char *name)
 		      errno, NULL);
 }
 
+/* Whole host directories: none is in the view. */
+static int probe_host_dirs(const char *name)
+{
+	static const char *const dirs[] = { "/var",  "/opt",       "/srv",
+					    "/home", "/root",      "/run",
+					    "/mnt",  "/media",     "/boot",
+					    "/work", "/lost+found" };
+	char seen[256] = "";
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		struct stat st;
+		if (stat(dirs[i], &st) == 0 || errno != ENOENT)
+			snprintf(seen + strlen(seen),
+				 sizeof(seen) - strlen(seen), " %s", dirs[i]);
+	}
+	if (seen[0])
+		return report(name, ESCAPED, 0, "visible:%s", seen);
+	return report(name, REFUSED, ENOENT, "none of %zu is visible",
+		      sizeof(dirs) / sizeof(dirs[0]));
+}
+
+/* What /etc must not hold: secrets of the host and its identity. */
+static int probe_etc_secrets(const char *name)
+{
+	static const char *const files[] = {
+		"/etc/shadow",   "/etc/gshadow",    "/etc/sudoers",
+		"/etc/ssh",      "/etc/machine-id", "/etc/ssl/private",
+		"/etc/flotilla", "/etc/fstab",      "/etc/crontab",
+	};
+	char seen[256] = "";
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		struct stat st;
+		if (lstat(files[i], &st) == 0 || errno != ENOENT)
+			snprintf(seen + strlen(seen),
+				 sizeof(seen) - strlen(seen), " %s", files[i]);
+	}
+	if (seen[0])
+		return report(name, ESCAPED, 0, "present:%s", seen);
+	return report(name, REFUSED, ENOENT, "none of %zu is present",
+		      sizeof(files) / sizeof(files[0]));
+}
+
+/*
+ * The private /tmp is bounded: writing stops with ENOSPC at its size
+ * (the probe gives up at 256 MiB, which an unbounded tmpfs would take).
+ */
+static int probe_tmp_full(const char *name)
+{
+	static char buf[1 << 20];
+	const size_t cap = 256;
+	int fd = open("/tmp/flt-fill", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
+		      0600);
+	if (fd < 0)
+		return report(name, UNEXPECTED, errno, "create /tmp/flt-fill");
+	memset(buf, 'x', sizeof(buf));
+	size_t total = 0;
+	int e = 0;
+	while (total < cap << 20) {
+		ssize_t n = write(fd, buf, sizeof(buf));
+		if (n < 0) {
+			e = errno;
+			break;
+		}
+		total += (size_t)n;
+	}
+	close(fd);
+	unlink("/tmp/flt-fill");
+	struct statvfs v;
+	unsigned long long size =
+		statvfs("/tmp", &v) == 0
+			? (unsigned long long)v.f_blocks * v.f_frsize >> 20
+			: 0;
+	if (!e)
+		return report(name, ESCAPED, 0, "wrote %zu MiB", total >> 20);
+	return report(name, e == ENOSPC ? REFUSED : UNEXPECTED, e,
+		      "wrote_mib=%zu size_mib=%llu", total >> 20, size);
+}
+
+/*
+ * Nothing runs from /dev (noexec, its /dev/shm too): a copy of this
+ * program written there (ARG: another directory, for the control run)
+ * fails to execute with EACCES.
+ */
+static int probe_exec_noexec(const char *name)
+{
+	const char *dir = probe_arg ? probe_arg : "/dev/shm";
+	char dst[PATH_MAX];
+	snprintf(dst, sizeof(dst), "%s/flt-exec.%d", dir, (int)getpid());
+	int in = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	int out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	if (in < 0 || out < 0)
+		return report(name, UNEXPECTED, errno, "copy to %s", dst);
+	char buf[65536];
+	ssize_t n;
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		if (write(out, buf, (size_t)n) != n)
+			return report(name, UNEXPECTED, errno, "write %s", dst);
+	close(in);
+	close(out);
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return report(name, UNEXPECTED, errno, "pipe");
+	pid_t pid = fork();
+	if (pid < 0)
+		return report(name, UNEXPECTED, errno, "fork");
+	if (pid == 0) {
+		int devnull = open("/dev/null", O_WRONLY);
+		dup2(devnull, 1);
+		execl(dst, dst, "whoami", (char *)NULL);
+		int e = errno;
+		if (write(p[1], &e, sizeof(e)) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(p[1]);
+	int e = 0;
+	ssize_t got = read(p[0], &e, sizeof(e));
+	close(p[0]);
+	waitpid(pid, NULL, 0);
+	unlink(dst);
+	if (got != (ssize_t)sizeof(e))
+		return report(name, ESCAPED, 0, "executed %s", dst);
+	return report(name, e == EACCES ? REFUSED : UNEXPECTED, e, "%s", dst);
+}
+
+/*
+ * The devices cgroup (v1) holds exactly the allowlist, read and write
+ * only; nothing else can be opened whatever node appears. On v2 the
+ * allowlist is a BPF program, which a task cannot see: EOPNOTSUPP.
+ */
+static int probe_dev_cgroup(const char *name)
+{
+	static const char *const want[] = {
+		"c 1:3 rw", "c 1:5 rw", "c 1:7 rw",
+		"c 1:8 rw", "c 1:9 rw", "c 5:0 rw"
+	};
+	FILE *f = fopen("/proc/self/cgroup", "re");
+	char line[512], path[600] = "";
+	while (f && fgets(line, sizeof(line), f)) {
+		char *c = strstr(line, ":devices:");
+		if (!c)
+			continue;
+		c += strlen(":devices:");
+		c[strcspn(c, "\n")] = '\0';
+		snprintf(path, sizeof(path),
+			 "/sys/fs/cgroup/devices%s/devices.list", c);
+	}
+	if (f)
+		fclose(f);
+	if (!path[0])
+		return report(name, REFUSED, EOPNOTSUPP,
+			      "no v1 devices cgroup (v2: a BPF program)");
+	f = fopen(path, "re");
+	if (!f)
+		return report(name, UNEXPECTED, errno, "%s", path);
+	size_t n = 0, matched = 0;
+	char extra[128] = "";
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		n++;
+		bool ok = false;
+		for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+			ok = ok || !strcmp(line, want[i]);
+		if (ok)
+			matched++;
+		else if (!extra[0])
+			snprintf(extra, sizeof(extra), "%s", line);
+	}
+	fclose(f);
+	if (extra[0] || matched != sizeof(want) / sizeof(want[0]))
+		return report(name, ESCAPED, 0, "rules=%zu first_extra=\"%s\"",
+			      n, extra);
+	return report(name, REFUSED, 0, "rules=%zu (the allowlist)", n);
+}
+
 typedef struct check_probe {
 	const char *name;
 	int (*run)(const char *name);
@@ -920,6 +1151,11 @@ static const check_probe_t checks[] = {
 	{ "setuid_exec", probe_setuid_exec, "none" },
 	{ "tty", probe_tty, "ENXIO" },
 	{ "proc_sys_write", probe_proc_sys, "EACCES|EROFS" },
+	{ "host_dirs", probe_host_dirs, "ENOENT" },
+	{ "etc_secrets", probe_etc_secrets, "ENOENT" },
+	{ "tmp_full", probe_tmp_full, "ENOSPC" },
+	{ "exec_noexec", probe_exec_noexec, "EACCES" },
+	{ "dev_cgroup", probe_dev_cgroup, "none|EOPNOTSUPP" },
 };
 
 static void list(void)
@@ -929,6 +1165,42 @@ static void list(void)
 		       errno_name(sys_probes[i].want));
 	for (size_t i = 0; i < sizeof(checks) / sizeof(checks[0]); i++)
 		printf("%s %s\n", checks[i].name, checks[i].want);
+}
+
+/*
+ * Host side, for the test: listens on a Unix socket (a path, or an
+ * abstract name) as a host daemon would, prints "listening" and accepts
+ * until killed.
+ */
+static int serve(const char *where, bool abstract)
+{
+	struct sockaddr_un a = { .sun_family = AF_UNIX };
+	size_t l = strlen(where);
+	if (l + 2 > sizeof(a.sun_path)) {
+		fprintf(stderr, "flt-escape: %s: name too long\n", where);
+		return 2;
+	}
+	memcpy(a.sun_path + (abstract ? 1 : 0), where, l);
+	int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (s < 0 ||
+	    bind(s, (struct sockaddr *)&a,
+		 (socklen_t)(sizeof(a.sun_family) + l + (abstract ? 1 : 0))) <
+		    0 ||
+	    listen(s, 16) < 0) {
+		fprintf(stderr, "flt-escape: listen on %s: %s\n", where,
+			strerror(errno));
+		return 2;
+	}
+	if (!abstract)
+		chmod(where,
+		      0777); /* anyone may connect: only the view hides it */
+	printf("listening\n");
+	fflush(stdout);
+	for (;;) {
+		int c = accept(s, NULL, NULL);
+		if (c >= 0)
+			close(c);
+	}
 }
 
 /* What a setuid copy reports: the kernel's view of this exec. */
@@ -956,6 +1228,10 @@ int main(int argc, char **argv)
 		list();
 		return 0;
 	}
+	if ((!strcmp(argv[1], "--serve-unix") ||
+	     !strcmp(argv[1], "--serve-abstract")) &&
+	    argc == 3)
+		return serve(argv[2], !strcmp(argv[1], "--serve-abstract"));
 	if (!getenv("FLOTILLA_TASK") || getpid() > 10) {
 		fprintf(stderr, "flt-escape: refusing to run outside a "
 				"flotilla task\n");

@@ -348,6 +348,43 @@ static const struct bad_case {
 	  "groups[0].tasks[0].env.A: NUL character at byte 0" },
 	{ "job name with a space", "{\"name\":\"my job\",\"groups\":[" G "]}",
 	  "name: must be 1 to 63 of [A-Za-z0-9._-]" },
+	{ "job name ..", "{\"name\":\"..\",\"groups\":[" G "]}",
+	  "name: \"..\" is not a plain name (it names a directory on the "
+	  "agents)" },
+	{ "job name .", "{\"name\":\".\",\"groups\":[" G "]}",
+	  "name: \".\" is not a plain name (it names a directory on the "
+	  "agents)" },
+	{ "job name -rf", "{\"name\":\"-rf\",\"groups\":[" G "]}",
+	  "name: \"-rf\" must not start with '-' (it would read as an "
+	  "option)" },
+	{ "job name with a slash", "{\"name\":\"a/b\",\"groups\":[" G "]}",
+	  "name: must be 1 to 63 of [A-Za-z0-9._-]" },
+	{ "job name with a tab", "{\"name\":\"a\\tb\",\"groups\":[" G "]}",
+	  "name: must be 1 to 63 of [A-Za-z0-9._-]" },
+	{ "job name with an escape",
+	  "{\"name\":\"a\\u001bb\",\"groups\":[" G "]}",
+	  "name: control character at byte 1" },
+	{ "group name ..",
+	  "{\"name\":\"j\",\"groups\":[{\"name\":\"..\",\"tasks\":[{"
+	  "\"name\":\"t\",\"command\":\"/bin/true\"}]}]}",
+	  "groups[0].name: \"..\" is not a plain name (it names a directory "
+	  "on the agents)" },
+	{ "group name -g",
+	  "{\"name\":\"j\",\"groups\":[{\"name\":\"-g\",\"tasks\":[{"
+	  "\"name\":\"t\",\"command\":\"/bin/true\"}]}]}",
+	  "groups[0].name: \"-g\" must not start with '-' (it would read as "
+	  "an option)" },
+	{ "task name .",
+	  "{\"name\":\"j\",\"groups\":[{\"name\":\"g\",\"tasks\":[{"
+	  "\"name\":\".\",\"command\":\"/bin/true\"}]}]}",
+	  "groups[0].tasks[0].name: \".\" is not a plain name (it names a "
+	  "directory on the agents)" },
+	{ "task name with a slash",
+	  "{\"name\":\"j\",\"groups\":[{\"name\":\"g\",\"tasks\":[{"
+	  "\"name\":\"../x\",\"command\":\"/bin/true\"}]}]}",
+	  "groups[0].tasks[0].name: must be 1 to 63 of [A-Za-z0-9._-]" },
+	{ "tmp_size_mb too large", TASK_JOB(",\"tmp_size_mb\":65537"),
+	  "groups[0].tasks[0].tmp_size_mb: must be at most 65536" },
 	{ "unknown type", JOB(",\"type\":\"cron\""),
 	  "type: must be \"service\", \"batch\" or \"system\"" },
 	{ "priority 0", JOB(",\"priority\":0"), "priority: must be 1 to 100" },
