@@ -60,13 +60,19 @@ trap 'exit 0' INT TERM
 build/cli/flotilla package keygen "$dir/fleet.pub" "$dir/fleet.key" >/dev/null
 export FLOTILLA_SIGNING_KEY="$dir/fleet.key"
 
-build/coordinator/flotilla-coordinator --dev --data-dir "$dir/coordinator" \
+# ACLs on, as in production (--dev alone would turn them off): the first
+# call bootstraps the management token every command below carries.
+build/coordinator/flotilla-coordinator --dev --acl on --data-dir "$dir/coordinator" \
 	--listen "$listen" --api "$api" --join-token "$token" \
 	--package-key "$dir/fleet.pub" \
 	--advisories "$top/share/advisories/log4shell.json" \
 	--heartbeat-ttl 10 >"$dir/coordinator.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 50); do build/cli/flotilla node list >/dev/null 2>&1 && break; sleep 0.1; done
+boot=
+for _ in $(seq 50); do boot=$(build/cli/flotilla acl bootstrap --json 2>/dev/null) && break; sleep 0.1; done
+[ -n "$boot" ] || { cat "$dir/coordinator.log"; exit 1; }
+FLOTILLA_TOKEN=$(jq -r .secret_id <<<"$boot")
+export FLOTILLA_TOKEN
 build/cli/flotilla node list >/dev/null || { cat "$dir/coordinator.log"; exit 1; }
 
 # The demo: a job of three sandboxed tasks with a health check, spread
@@ -108,6 +114,8 @@ cat <<INFO
 Flotilla dev fleet: 1 coordinator, $agents agents (state in $dir)
   agents connect to  $listen
   operators use      $api   (export FLOTILLA_ADDR=$api)
+  with the token     export FLOTILLA_TOKEN=$FLOTILLA_TOKEN
+                     (ACLs are on: without it every call is refused)
   packages signed by $dir/fleet.key (FLOTILLA_SIGNING_KEY)
   logs               $dir/*.log
 
@@ -189,10 +197,12 @@ if [ $exit_after = 1 ]; then
 	exit 0
 fi
 echo
-echo "The fleet keeps running (Ctrl-C stops it); try, with FLOTILLA_ADDR=$api:"
+echo "The fleet keeps running (Ctrl-C stops it); try, with FLOTILLA_ADDR=$api"
+echo "and FLOTILLA_TOKEN=$FLOTILLA_TOKEN:"
 echo "  build/cli/flotilla job status hello"
 echo "  build/cli/flotilla inventory query 'dpkg:openssl < 3.0.11'"
 echo "  build/cli/flotilla campaign list"
+echo "  build/cli/flotilla audit list"
 echo "  edit $dir/hello.json (an env entry, say) and: build/cli/flotilla job run $dir/hello.json"
 while sleep 5; do
 	kill -0 "${pids[0]}" 2>/dev/null || { echo "coordinator exited" >&2; exit 1; }
