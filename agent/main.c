@@ -4,6 +4,7 @@
 
 #include "agent.h"
 #include "flotilla/log.h"
+#include "flotilla/pb.h"
 #include "flotilla/pkg.h"
 #include "flotilla/privilege.h"
 #include "flotilla/util.h"
@@ -260,7 +261,8 @@ int main(int argc, char **argv)
 		.host_network = allow_host_network,
 		.seccomp_unconfined = allow_seccomp_unconfined,
 	};
-	Flotilla__Allowances *allow = NULL;
+	/* Freed on every return, usage errors included. */
+	cleanup_pb Flotilla__Allowances *allow = NULL;
 	flt_error_t aerr;
 	if (agent_allowances_build(&af, data_dir, &allow, &aerr) < 0) {
 		fprintf(stderr, "flotilla-agent: %s\n", aerr.msg);
@@ -274,9 +276,7 @@ int main(int argc, char **argv)
 			return FLT_FLAGS_EXIT_USAGE;
 		}
 		flt_log_init("flotilla-agent", FLT_LOG_WARN);
-		rc = agent_exec(argv[next + 1], data_dir, allow);
-		flotilla__allowances__free_unpacked(allow, NULL);
-		return rc;
+		return agent_exec(argv[next + 1], data_dir, allow);
 	}
 	if (next < argc) {
 		fprintf(stderr, "flotilla-agent: unexpected argument \"%s\"\n",
@@ -307,7 +307,6 @@ int main(int argc, char **argv)
 	if ((rc = flt_program_start("flotilla-agent", log_level)) != 0)
 		return rc;
 	rc = run(inv_interval_ms, idle_ms, allow);
-	flotilla__allowances__free_unpacked(allow, NULL);
 	flt_flags_free(flags);
 	return rc;
 }
