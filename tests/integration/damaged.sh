@@ -8,6 +8,20 @@
 # the jobs that were stored.
 . "$(dirname "$0")/lib.sh"
 
+# An agent's store first (it holds the agent's identity), on a
+# coordinator of its own.
+start_coord
+start_agent a1
+wait_for 10 "agent a1 ready" bash -c "[ \"\$('$CLI' node list --json | jq -r '.[0].status')\" = ready ]"
+NODE_ID=$("$CLI" node list --json | jq -r '.[0].id')
+for p in a1 coord; do
+	kill "${PIDS[$p]}"
+	wait "${PIDS[$p]}" 2>/dev/null || true
+	unset "PIDS[$p]"
+done
+rm -rf "$T/coord"
+
+# The coordinator's store: jobs without nodes, which stay as they are.
 start_coord
 for i in 1 2 3; do
 	jq -n --arg n "web$i" --arg mark "stored-mark-web$i" '{
@@ -25,7 +39,6 @@ served() {
 	for i in 1 2 3; do "$CLI" job history "web$i" --json; done
 }
 served >"$T/want.json"
-grep -q stored-mark-web2 "$T/want.json" || true
 kill "${PIDS[coord]}"
 wait "${PIDS[coord]}" 2>/dev/null || true
 unset 'PIDS[coord]'
@@ -194,3 +207,41 @@ for off in $offsets; do
 done
 [ $refused -gt 0 ] || fail "no bit flip was refused"
 pass "bit flips in a job's bytes: $refused refused (\"$msg\"), $served in free pages served unchanged"
+
+# ---- the agent's own store -------------------------------------------------------
+# try_agent DIR: an agent on DIR must refuse to start (its store is opened
+# before it connects anywhere).
+try_agent() {
+	rc=0
+	timeout -s KILL 20 "$AGENT" --dev --data-dir "$1" --coordinator "$LISTEN" \
+		--join-token "$TOKEN" --name a1 >"$T/agent-try.log" 2>&1 || rc=$?
+	out=$(cat "$T/agent-try.log")
+	[ "$rc" -ne 0 ] && [ "$rc" -lt 128 ] ||
+		fail "$what: the agent exited with status $rc: $out"
+}
+AORIG="$T/a1"
+[ -s "$AORIG/data.mdb" ] && [ -f "$AORIG/store-id" ] || fail "the agent has no store and marker: $(ls "$AORIG")"
+what="the agent's 0-byte data.mdb"
+rm -rf "$T/ag" && cp -a "$AORIG" "$T/ag"
+: >"$T/ag/data.mdb"
+try_agent "$T/ag"
+grep -qF "data.mdb is empty but this directory held a store" <<<"$out" ||
+	fail "$what: $out"
+pass "$what: refused, exit $rc"
+what="the agent's data.mdb cut to half"
+rm -rf "$T/ag" && cp -a "$AORIG" "$T/ag"
+truncate -s $(($(stat -c %s "$AORIG/data.mdb") / 2)) "$T/ag/data.mdb"
+try_agent "$T/ag"
+grep -qF "bytes its last used page needs" <<<"$out" || fail "$what: $out"
+pass "$what: refused, exit $rc"
+what="a bit flipped in the agent's identity"
+rm -rf "$T/ag" && cp -a "$AORIG" "$T/ag"
+# Every copy of the node id in the file: the live record is one of them.
+for off in $(grep -boa "$NODE_ID" "$T/ag/data.mdb" | cut -d: -f1); do
+	byte=$(od -An -tu1 -j $((off + 3)) -N1 "$T/ag/data.mdb" | tr -d ' ')
+	printf "$(printf '\\%03o' $((byte ^ 1)))" |
+		dd of="$T/ag/data.mdb" bs=1 seek=$((off + 3)) conv=notrunc status=none
+done
+try_agent "$T/ag"
+grep -q "record identity/[^:]*: checksum mismatch" <<<"$out" || fail "$what: $out"
+pass "$what: refused, exit $rc: \"$(grep -o 'record identity/[^:]*: checksum mismatch' <<<"$out" | head -1)\""

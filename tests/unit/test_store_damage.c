@@ -186,8 +186,8 @@ static void test_checksum_on_read(void **state)
 
 	flt_error_t err = { 0 };
 	ProtobufCMessage *m = NULL;
-	assert_int_equal(flt_txn_get_pb(t, jobs, "web", &flotilla__job__descriptor,
-					&m, &err),
+	assert_int_equal(flt_txn_get_pb(t, jobs, "web",
+					&flotilla__job__descriptor, &m, &err),
 			 FLT_ESTORE);
 	assert_null(m);
 	assert_non_null(strstr(err.msg, "record jobs/web: checksum mismatch"));
@@ -393,10 +393,10 @@ static void test_walk_crash(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		T(test_roundtrip_and_marker), T(test_checksum_on_read),
+		T(test_roundtrip_and_marker),  T(test_checksum_on_read),
 		T(test_empty_or_missing_data), T(test_truncated),
 		T(test_meta_damaged),          T(test_format1_migrated),
-		T(test_format_record_lost),   T(test_walk_crash),
+		T(test_format_record_lost),    T(test_walk_crash),
 	};
 	return cmocka_run_group_tests_name("unit.store_damage", tests, NULL,
 					   NULL);
