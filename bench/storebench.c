@@ -26,14 +26,14 @@
 static long records = 10000, value_len = 2048, batch = 1000, rounds = 5;
 
 static const flt_flag_t flags[] = {
-	{ "records", FLT_FLAG_INT, &records, "N", "records stored", 1,
-	  10000000, NULL },
+	{ "records", FLT_FLAG_INT, &records, "N", "records stored", 1, 10000000,
+	  NULL },
 	{ "value", FLT_FLAG_INT, &value_len, "BYTES", "bytes per value", 0,
 	  16 << 20, NULL },
 	{ "batch", FLT_FLAG_INT, &batch, "B", "records per write transaction",
 	  1, 10000000, NULL },
-	{ "rounds", FLT_FLAG_INT, &rounds, "R", "rounds (medians are shown)",
-	  1, 1000, NULL },
+	{ "rounds", FLT_FLAG_INT, &rounds, "R", "rounds (medians are shown)", 1,
+	  1000, NULL },
 	{ NULL, 0, NULL, NULL, NULL, 0, 0, NULL },
 };
 
@@ -129,7 +129,8 @@ static int one_round(double *t_put, double *t_open, double *t_get,
 		int kl = snprintf(key, sizeof(key), "job-%08ld", order[i]);
 		if (flt_txn_get(t, db, key, (size_t)kl, &v, &vl) < 0 ||
 		    vl != (size_t)value_len) {
-			snprintf(err.msg, sizeof(err.msg), "get %s failed", key);
+			snprintf(err.msg, sizeof(err.msg), "get %s failed",
+				 key);
 			goto out;
 		}
 		sink += vl ? ((const unsigned char *)v)[vl - 1] : 0;

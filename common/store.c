@@ -85,7 +85,7 @@ static int store_err(const flt_store_t *s, flt_error_t *err, int rc,
 	/* Pages LMDB rejects: the file, not the request, is wrong. */
 	if (rc == MDB_CORRUPTED || rc == MDB_PAGE_NOTFOUND ||
 	    rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH ||
-	    rc == MDB_BAD_TXN || rc == MDB_CURSOR_FULL)
+	    rc == MDB_CURSOR_FULL)
 		return flt_err(err, FLT_ESTORE,
 			       "%s: the store in %s is damaged: %s; restore it "
 			       "from a backup",
@@ -512,9 +512,11 @@ static __attribute__((noreturn)) void walk_child(const char *dir, int fd,
 	alarm(600); /* a loop among damaged pages */
 
 	walk_say(fd, "D %s", where);
+	/* With the lock file, as any reader: a process that writes this
+	 * store meanwhile cannot reuse the pages the walk is reading. */
 	if ((rc = mdb_env_create(&env)) != 0 ||
 	    (rc = mdb_env_set_maxdbs(env, WALK_MAX_DBS)) != 0 ||
-	    (rc = mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK, 0600)) != 0 ||
+	    (rc = mdb_env_open(env, dir, MDB_RDONLY, 0600)) != 0 ||
 	    (rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn)) != 0 ||
 	    (rc = mdb_env_info(env, &info)) != 0 ||
 	    (rc = mdb_dbi_open(txn, NULL, 0, &dbi)) != 0 ||
