@@ -10,6 +10,13 @@
  *
  * Threads: a store may be shared by threads; a transaction may not. Many
  * read transactions run at once; write transactions are serialised by LMDB.
+ *
+ * Damage: every value is stored with a checksum of its key and value
+ * (format 2, recorded in `meta`), checked on every read; a record whose
+ * checksum does not match is never handed out (FLT_ESTORE, and a message
+ * "store: record DB/KEY: checksum mismatch (the store in DIR is damaged;
+ * restore it from a backup)", logged where the call takes no flt_error_t).
+ * Values read and written through this API never show the checksum.
  */
 #ifndef FLOTILLA_STORE_H
 #define FLOTILLA_STORE_H
@@ -39,6 +46,21 @@ typedef struct flt_store_opts {
  * Opens (creating if needed) the environment in directory dir, with the
  * `meta` database and every database in opts->dbs. dir is created 0700.
  * Fails with -errno or FLT_ESTORE.
+ *
+ * Before LMDB maps an existing data.mdb, open refuses (FLT_ESTORE, with a
+ * message naming the file and the damage, ending "restore it from a
+ * backup"), changing nothing:
+ *   - an empty or missing data.mdb while the marker dir/store-id says a
+ *     store lived here (the marker is written at open and at close);
+ *   - a file shorter than its two meta pages, or than the last page the
+ *     newer meta page names, or a damaged meta page;
+ *   - a store whose walk fails: a child process (fork; the caller's
+ *     threads are not involved, nothing but LMDB runs in it) opens the
+ *     store read-only and reads every record of every database, checking
+ *     its checksum, and the free-page list; a crash of that child (a page
+ *     LMDB followed to nowhere), a page LMDB rejects or a checksum that
+ *     does not match is a refusal. Costs one read of the whole file.
+ * A store of format 1 (no checksums) then gets them, in one transaction.
  *
  * Every failure of this store's functions that is about room or the disk
  * names dir in its message and comes back as:
@@ -85,7 +107,10 @@ static inline void flt_txn_abortp(flt_txn_t **t) { flt_txn_abort(*t); }
  */
 uint64_t flt_txn_index(const flt_txn_t *txn);
 
-/* Borrowed value; -ENOENT when the key is absent. */
+/*
+ * Borrowed value; -ENOENT when the key is absent, FLT_ESTORE when the
+ * record's checksum does not match (logged, naming the record).
+ */
 int flt_txn_get(flt_txn_t *txn, flt_db_t db, const void *key, size_t klen,
 		const void **val, size_t *vlen);
 int flt_txn_put(flt_txn_t *txn, flt_db_t db, const void *key, size_t klen,
@@ -96,14 +121,17 @@ int flt_txn_del(flt_txn_t *txn, flt_db_t db, const void *key, size_t klen);
 /*
  * Calls fn for every key starting with prefix (all keys when plen is 0),
  * in key order. fn returns 0 to go on, anything else to stop; that value is
- * then returned.
+ * then returned. A record whose checksum does not match stops the walk
+ * before fn sees it: FLT_ESTORE (logged, naming the record).
  */
 typedef int (*flt_store_iter_fn)(const void *key, size_t klen, const void *val,
 				 size_t vlen, void *arg);
 int flt_txn_foreach(flt_txn_t *txn, flt_db_t db, const void *prefix,
 		    size_t plen, flt_store_iter_fn fn, void *arg);
 
-/* Protobuf values: pack into the store; unpack (owned by caller). */
+/* Protobuf values: pack into the store; unpack (owned by caller). A
+ * checksum mismatch fails get_pb with FLT_ESTORE and err naming the
+ * record. */
 int flt_txn_put_pb(flt_txn_t *txn, flt_db_t db, const char *key,
 		   const ProtobufCMessage *msg, flt_error_t *err);
 int flt_txn_get_pb(flt_txn_t *txn, flt_db_t db, const char *key,
