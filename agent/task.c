@@ -465,6 +465,7 @@ int agent_task_prepare(const Flotilla__TaskSpec *t,
 	c.tmp_size_mb = t->tmp_size_mb;
 
 	const char *profile = t->seccomp ? t->seccomp->profile : "";
+	agent_bpf_t prog;
 	if (strcmp(profile, "unconfined") == 0) {
 		/* Unconfined still never reaches the never-granted syscalls:
 		 * with a capability allowed beside it (CAP_DAC_READ_SEARCH),
@@ -475,37 +476,23 @@ int agent_task_prepare(const Flotilla__TaskSpec *t,
 		for (size_t i = 0; i < nn && nd < FLT_ARRAY_SIZE(deny); i++)
 			if (nv[i].kind == FLT_NEVER_SYSCALL)
 				deny[nd++] = nv[i].name;
-		agent_bpf_t prog;
 		rc = agent_seccomp_compile_deny(deny, nd, &prog, err);
-		if (rc == 0) {
-			snprintf(c.seccomp_file, sizeof(c.seccomp_file),
-				 "%s/seccomp.bpf", task_dir);
-			rc = agent_bpf_save(&prog, c.seccomp_file, err);
-			agent_bpf_free(&prog);
-		}
-		if (rc < 0) {
-			shim_conf_free(&c);
-			return rc;
-		}
 	} else {
-		agent_bpf_t prog;
 		rc = agent_seccomp_compile(
 			profile,
 			t->seccomp ? (const char *const *)t->seccomp->allow
 				   : NULL,
 			t->seccomp ? t->seccomp->n_allow : 0, &prog, err);
-		if (rc < 0) {
-			shim_conf_free(&c);
-			return rc;
-		}
+	}
+	if (rc == 0) {
 		snprintf(c.seccomp_file, sizeof(c.seccomp_file),
 			 "%s/seccomp.bpf", task_dir);
 		rc = agent_bpf_save(&prog, c.seccomp_file, err);
 		agent_bpf_free(&prog);
-		if (rc < 0) {
-			shim_conf_free(&c);
-			return rc;
-		}
+	}
+	if (rc < 0) {
+		shim_conf_free(&c);
+		return rc;
 	}
 	snprintf(p, sizeof(p), "%s/shim.conf", task_dir);
 	rc = shim_conf_write(&c, p);
