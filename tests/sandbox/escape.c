@@ -960,6 +960,18 @@ static int probe_proc_sys(const char *name)
 		      errno, NULL);
 }
 
+/* Of paths, those that exist (lstat: a link counts): "" when none. */
+static void existing(const char *const *paths, size_t n, char *seen, size_t len)
+{
+	seen[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		struct stat st;
+		if (lstat(paths[i], &st) == 0 || errno != ENOENT)
+			snprintf(seen + strlen(seen), len - strlen(seen), " %s",
+				 paths[i]);
+	}
+}
+
 /* Whole host directories: none is in the view. */
 static int probe_host_dirs(const char *name)
 {
@@ -967,17 +979,12 @@ static int probe_host_dirs(const char *name)
 					    "/home", "/root",      "/run",
 					    "/mnt",  "/media",     "/boot",
 					    "/work", "/lost+found" };
-	char seen[256] = "";
-	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
-		struct stat st;
-		if (stat(dirs[i], &st) == 0 || errno != ENOENT)
-			snprintf(seen + strlen(seen),
-				 sizeof(seen) - strlen(seen), " %s", dirs[i]);
-	}
+	const size_t n = sizeof(dirs) / sizeof(dirs[0]);
+	char seen[256];
+	existing(dirs, n, seen, sizeof(seen));
 	if (seen[0])
 		return report(name, ESCAPED, 0, "visible:%s", seen);
-	return report(name, REFUSED, ENOENT, "none of %zu is visible",
-		      sizeof(dirs) / sizeof(dirs[0]));
+	return report(name, REFUSED, ENOENT, "none of %zu is visible", n);
 }
 
 /* What /etc must not hold: secrets of the host and its identity. */
@@ -988,17 +995,12 @@ static int probe_etc_secrets(const char *name)
 		"/etc/ssh",      "/etc/machine-id", "/etc/ssl/private",
 		"/etc/flotilla", "/etc/fstab",      "/etc/crontab",
 	};
-	char seen[256] = "";
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		struct stat st;
-		if (lstat(files[i], &st) == 0 || errno != ENOENT)
-			snprintf(seen + strlen(seen),
-				 sizeof(seen) - strlen(seen), " %s", files[i]);
-	}
+	const size_t n = sizeof(files) / sizeof(files[0]);
+	char seen[256];
+	existing(files, n, seen, sizeof(seen));
 	if (seen[0])
 		return report(name, ESCAPED, 0, "present:%s", seen);
-	return report(name, REFUSED, ENOENT, "none of %zu is present",
-		      sizeof(files) / sizeof(files[0]));
+	return report(name, REFUSED, ENOENT, "none of %zu is present", n);
 }
 
 /*
