@@ -105,7 +105,7 @@ void alloc_index(coord_engine_t *e, ejob_t *ej, ealloc_t *ea)
 
 /* ---- committing ------------------------------------------------------------ */
 
-static char *version_key(const char *name, uint64_t v, size_t *len)
+char *version_key(const char *name, uint64_t v, size_t *len)
 {
 	size_t n = strlen(name);
 	char *k = flt_xmalloc(n + 9);
@@ -212,6 +212,7 @@ static int plan_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 					    &ed->wc->base, err);
 			break;
 		}
+		case PE_GC: rc = gc_apply(txn, e, p->obj, err); break;
 		default: break;
 		}
 		if (rc < 0)
@@ -318,6 +319,7 @@ static void finish_plan(cycle_t *c, bool ok, uint64_t index)
 		default: break;
 		}
 	}
+	gc_publish(c, ok);
 	c->npe = 0;
 	if (ok)
 		e->index = index;
