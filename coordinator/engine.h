@@ -52,7 +52,7 @@ typedef struct coord_engine_opts {
 	 * longer than gc_job_retention_ms ago, are deleted; of the versions
 	 * of a job, the newest gc_versions_kept and those still needed stay.
 	 * A collection runs every gc_interval_ms. 0: the defaults, 4 h, 24 h,
-	 * 10 versions, 5 min (at most the retention).
+	 * 10 versions, and 5 min or the retention when that is shorter.
 	 */
 	int64_t gc_retention_ms;
 	int64_t gc_job_retention_ms;
@@ -154,6 +154,9 @@ int coord_engine_deployment_act(coord_engine_t *e, Flotilla__Method m,
 /* The same as METHOD_JOB_GET; free with ..._free_unpacked. */
 int coord_engine_job(coord_engine_t *e, const char *name,
 		     Flotilla__JobGetResponse **out, flt_error_t *err);
+/* The same as METHOD_JOB_STOP, waiting for the commit. */
+int coord_engine_stop_job(coord_engine_t *e, const char *name,
+			  flt_error_t *err);
 /* A job purge (name) or, with name NULL, a garbage collection now; waits
  * for the commit. *out receives the counts of what was deleted. */
 int coord_engine_gc(coord_engine_t *e, const char *name,

@@ -20,8 +20,8 @@
  *     than the job retention: a node that never came back), after
  *     gc_job_retention_ms: with everything hanging off it.
  * A job purge deletes a stopped job now, whatever its allocations do:
- * those still running on a node are left out of what the node must run,
- * and it stops them.
+ * they were told to stop when the job stopped (a node that still runs
+ * one stops it, as it stops what it is no longer given).
  *
  * Nothing the cycle changed is collected in it (in_plan): a record is
  * never written and deleted by one plan, but for a purged job, whose
@@ -122,7 +122,8 @@ static bool alloc_garbage(coord_engine_t *e, const ealloc_t *ea,
 	if (live_dep && in_dep(a, live_dep->d))
 		return false;
 	if (a->previous_alloc[0]) {
-		const ealloc_t *p = flt_map_get(&e->alloc_map, a->previous_alloc);
+		const ealloc_t *p =
+			flt_map_get(&e->alloc_map, a->previous_alloc);
 		if (p && p->a && runs(p->a))
 			return false;
 	}
@@ -186,8 +187,8 @@ static void collect_job(cycle_t *c, ejob_t *ej, int64_t before)
 		if (version_needed(ej, v, stable))
 			continue;
 		ej->gc_versions =
-			flt_xrealloc(ej->gc_versions, (ej->ngc_versions + 1) *
-							      sizeof(uint64_t));
+			flt_xrealloc(ej->gc_versions,
+				     (ej->ngc_versions + 1) * sizeof(uint64_t));
 		ej->gc_versions[ej->ngc_versions++] = v;
 		c->gc.versions++;
 		any = true;
@@ -229,9 +230,9 @@ static void collect(cycle_t *c)
 	int64_t ret = opt_or(e->o.gc_retention_ms, COORD_GC_RETENTION_MS);
 	int64_t jret =
 		opt_or(e->o.gc_job_retention_ms, COORD_GC_JOB_RETENTION_MS);
-	int64_t every = opt_or(e->o.gc_interval_ms, COORD_GC_INTERVAL_MS);
-	if (every > ret)
-		every = ret;
+	int64_t every = e->o.gc_interval_ms;
+	if (every <= 0)
+		every = ret < COORD_GC_INTERVAL_MS ? ret : COORD_GC_INTERVAL_MS;
 	e->gc_next_ms = c->now + every;
 	Flotilla__GcResponse before = c->gc;
 	for (size_t j = 0; j < e->njobs; j++) {
@@ -249,13 +250,14 @@ static void collect(cycle_t *c)
 	    c->gc.evals != before.evals ||
 	    c->gc.deployments != before.deployments ||
 	    c->gc.versions != before.versions)
-		flt_info("garbage collection jobs=%u versions=%u allocations=%u "
-			 "evaluations=%u deployments=%u",
-			 c->gc.jobs - before.jobs,
-			 c->gc.versions - before.versions,
-			 c->gc.allocs - before.allocs,
-			 c->gc.evals - before.evals,
-			 c->gc.deployments - before.deployments);
+		flt_info(
+			"garbage collection jobs=%u versions=%u allocations=%u "
+			"evaluations=%u deployments=%u",
+			c->gc.jobs - before.jobs,
+			c->gc.versions - before.versions,
+			c->gc.allocs - before.allocs,
+			c->gc.evals - before.evals,
+			c->gc.deployments - before.deployments);
 }
 
 /* ---- the store ------------------------------------------------------------ */
@@ -377,12 +379,6 @@ void gc_publish(cycle_t *c, bool ok)
 				ealloc_t *ea = ej->allocs[k];
 				ea->del = true;
 				push_alloc(c, ea);
-				/* Its node stops what still runs. */
-				if (ea->a && runs(ea->a) &&
-				    !terminal(ea->a->client_status))
-					ptr_push((void ***)&c->pushed,
-						 &c->npushed, &c->pushed_cap,
-						 ea);
 			}
 			flt_map_del(&e->job_map, ej->name);
 			c->dead_jobs = flt_xrealloc(

@@ -272,6 +272,20 @@ int coord_engine_deployment_act(coord_engine_t *e, Flotilla__Method m,
 	return rc;
 }
 
+int coord_engine_stop_job(coord_engine_t *e, const char *name, flt_error_t *err)
+{
+	eop_t *op = op_new(OP_STOP);
+	op->name = flt_xstrdup(name);
+	engine_call(e, op);
+	int rc = op->rc;
+	if (rc < 0)
+		*err = op->err;
+	pb_free(op->resp_out);
+	free(op->name);
+	free(op);
+	return rc;
+}
+
 int coord_engine_gc(coord_engine_t *e, const char *name,
 		    Flotilla__GcResponse *out, flt_error_t *err)
 {
