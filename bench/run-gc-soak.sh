@@ -38,10 +38,14 @@ build_side() { # SRC BUILD
 		flotilla-agent flotilla-shim flotilla-cli >/dev/null
 }
 build_side "$top" "$build"
-mkdir -p "$t/base-src"
-git archive "$base" | tar -x -C "$t/base-src"
-base_build=${BASE_BUILD:-$top/build-bench-base-${base:0:7}}
-build_side "$t/base-src" "$base_build"
+# The base's sources stay beside its build (CMake's cache names them).
+base_dir=${BASE_DIR:-$top/build-bench-base-${base:0:7}}
+if [ ! -f "$base_dir/src/CMakeLists.txt" ]; then
+	mkdir -p "$base_dir/src"
+	git archive "$base" | tar -x -C "$base_dir/src"
+fi
+base_build=$base_dir/build
+build_side "$base_dir/src" "$base_build"
 
 for i in $(seq 1 "$n"); do
 	printf '{"name":"soak-%05d","type":"batch","groups":[{"name":"g","count":1,"tasks":[{"name":"t","command":"/bin/true"}]}]}\n' "$i" >"$t/j$i.json"
