@@ -9,11 +9,11 @@
  *   deploy.c     deployments: creation, health, promotion, failure,
  *                automatic revert
  *   jobs.c       the operator methods on jobs, allocations, deployments
- *   gc.c         garbage collection: what ended and aged out is deleted,
- *                from the store in the cycle's plan and from memory
+ *   gc.c         garbage collection: what ended and aged out is marked
+ *                for deletion in the cycle's plan (plan.c deletes it)
  *
- * Files depend downwards only: jobs.c uses engine.c's queue, gc.c,
- * deploy.c and plan.c; engine.c uses gc.c, reconcile.c and plan.c; gc.c
+ * Files depend downwards only: jobs.c uses engine.c's queue, deploy.c
+ * and plan.c; engine.c uses gc.c, reconcile.c and plan.c; gc.c
  * uses plan.c; reconcile.c uses deploy.c
  * and plan.c; deploy.c uses plan.c. The engine runs an operator's request
  * through the function pointers of its op, never by calling jobs.c. The
@@ -150,7 +150,8 @@ typedef struct nevent {
 } nevent_t;
 
 /* A job entry carries its new version, stable mark and evaluation. */
-/* A PE_GC entry deletes what its job's gc marks say (gc.c); they come
+/* A PE_GC entry deletes what its job's gc marks say (gc.c marks, plan.c
+ * deletes from the store and then from memory); they come
  * after every other entry, so that a deletion wins over a write of the
  * same record in one plan. */
 typedef enum { PE_JOB, PE_ALLOC, PE_DEP, PE_GC } pe_kind_t;
@@ -428,6 +429,12 @@ ejob_t *job_add(coord_engine_t *e, const char *name);
 enode_t *node_get(coord_engine_t *e, const char *id, bool add);
 void alloc_index(coord_engine_t *e, ejob_t *ej, ealloc_t *ea);
 
+/* Frees what the committed plan deleted (PE_GC), once the cycle's replies
+ * and pushes are done with it. */
+void plan_free_dead(cycle_t *c);
+/* Frees a job and everything it holds (its allocations are the caller's). */
+void job_free(ejob_t *ej);
+
 /*
  * Writes the plan in one transaction through the writer and waits for it;
  * then, under view_mtx, makes the working copies committed (ok) or throws
@@ -442,19 +449,6 @@ int plan_commit(cycle_t *c, uint64_t *index, flt_error_t *cerr);
  * deletes the jobs purged by this cycle's ops: adds PE_GC entries to the
  * plan. Called after the jobs were evaluated. */
 void gc_cycle(cycle_t *c);
-/* The store side of a PE_GC entry, inside the plan's transaction. */
-int gc_apply(flt_txn_t *txn, coord_engine_t *e, ejob_t *ej, flt_error_t *err);
-/* Under view_mtx, after the commit: what was deleted leaves the tables
- * (ok), or the marks are cleared (failed). */
-void gc_publish(cycle_t *c, bool ok);
-/* Frees what gc_publish took out of the tables. */
-void gc_free_dead(cycle_t *c);
-/* Frees a job and everything it holds (its allocations are the caller's). */
-void job_free(ejob_t *ej);
-/* The op of a job purge, run in the cycle: checks the job may go. */
-void gc_run_purge(cycle_t *c, eop_t *op);
-/* The op of an operator's collection: forces one in this cycle. */
-void gc_run_force(cycle_t *c, eop_t *op);
 
 /* ---- deploy.c: deployments ------------------------------------------------ */
 

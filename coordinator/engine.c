@@ -564,7 +564,7 @@ static void cycle(coord_engine_t *e, intake_t *in)
 	check_drains(&c);
 	free(c.pe);
 	answer_ops(e, in->ops, ok, index, &cerr);
-	gc_free_dead(&c);
+	plan_free_dead(&c);
 	while (in->events) {
 		nevent_t *n = in->events->next;
 		free(in->events);

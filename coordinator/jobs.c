@@ -116,6 +116,40 @@ static void run_stop(cycle_t *c, eop_t *op)
 	mark_dirty(c, ej, "job-stop", NULL);
 }
 
+/* A purge: the job goes at the end of the cycle (gc.c), once stopped. */
+static void run_purge(cycle_t *c, eop_t *op)
+{
+	ejob_t *ej = job_find(c->e, op->name);
+	const char *ns = op_namespace(op);
+	const Flotilla__JobRecord *cur = ej ? jcur(ej) : NULL;
+	if (!cur || (ns && strcmp(job_namespace(cur->job), ns) != 0)) {
+		op->rc = flt_err(&op->err, FLT_ENOTFOUND,
+				 "job %s: no such job%s%s", op->name,
+				 ns ? " in namespace " : "", ns ? ns : "");
+		return;
+	}
+	if (ej->purging) {
+		op->rc = flt_err(&op->err, FLT_ECONFLICT,
+				 "job %s: already being purged", op->name);
+		return;
+	}
+	if (!cur->stopped || !ej->rec || !ej->rec->stopped) {
+		op->rc = flt_err(&op->err, FLT_ECONFLICT,
+				 "job %s: not stopped: stop it first "
+				 "(flotilla job stop %s)",
+				 op->name, op->name);
+		return;
+	}
+	ej->purging = true;
+	flt_info("job purge job=%s", ej->name);
+}
+
+static void run_gc(cycle_t *c, eop_t *op)
+{
+	(void)op;
+	c->gc_force = true;
+}
+
 static bool deployment_op(enum op_kind kind)
 {
 	return kind == OP_PROMOTE || kind == OP_FAIL || kind == OP_PAUSE ||
@@ -214,8 +248,8 @@ static eop_t *op_new(enum op_kind kind)
 	case OP_FAIL:
 	case OP_PAUSE:
 	case OP_RESUME: op->run = run_deployment; break;
-	case OP_PURGE: op->run = gc_run_purge; break;
-	case OP_GC: op->run = gc_run_force; break;
+	case OP_PURGE: op->run = run_purge; break;
+	case OP_GC: op->run = run_gc; break;
 	}
 	op->reply = reply_op;
 	flotilla__job_register_response__init(&op->resp);
