@@ -8,7 +8,10 @@
 # nothing. After every chunk: data.mdb's size and the coordinator's RSS;
 # at the end, the jobs and allocations the store holds (the coordinator is
 # restarted and its "jobs loaded" line read: the engine holds exactly what
-# the store holds). Needs root (the tasks are sandboxed).
+# the store holds). Needs root (the tasks are sandboxed). A chunk whose
+# jobs do not all complete within 120 s is reported with how many are
+# left: without collection an agent keeps every completed batch
+# allocation it ran, and starts nothing past its 1,024 tasks.
 #
 #   bench/run-gc-soak.sh
 #   N=400 CHUNK=200 bench/run-gc-soak.sh
@@ -86,18 +89,19 @@ side() {
 		[ "$end" -le "$n" ] || end=$n
 		seq "$start" "$end" | sed "s|.*|$t/j&.json|" |
 			xargs -P 4 -n 1 "${cli[@]}" job run --detach >/dev/null
-		# Every job of the chunk complete (or already collected).
-		for _ in $(seq 1 1200); do
-			local left
+		# Every job of the chunk complete (or already collected), or
+		# 120 s: what is left is counted.
+		local left deadline=$(( $(date +%s) + 120 ))
+		while :; do
 			left=$("${cli[@]}" job list --json | jq '[.[] | select(.status != "complete" and .status != "dead")] | length')
-			[ "$left" = 0 ] && break
+			[ "$left" = 0 ] || [ "$(date +%s)" -ge "$deadline" ] && break
 			sleep 0.25
 		done
 		done_jobs=$end
 		# Time for a collection to pass (retention 1 s, every 1 s).
 		sleep 3
-		printf '%s: %5d jobs done  data.mdb %7.1f MiB  coordinator RSS %6.1f MiB  jobs listed %5d\n' \
-			"$name" "$done_jobs" "$(echo "$(mdb_bytes "$d/coord") / 1048576" | bc -l)" \
+		printf '%s: %5d jobs submitted, %3d not complete  data.mdb %7.1f MiB  coordinator RSS %6.1f MiB  jobs listed %5d\n' \
+			"$name" "$done_jobs" "$left" "$(echo "$(mdb_bytes "$d/coord") / 1048576" | bc -l)" \
 			"$(echo "$(rss_kb $cpid) / 1024" | bc -l)" \
 			"$("${cli[@]}" job list --json | jq length)"
 	done
