@@ -7,7 +7,8 @@
 # job purge removes a stopped job with everything hanging off it and is
 # refused for one still running; system gc collects on demand. package rm
 # deletes a version and the chunks no other version holds, keeps shared
-# ones, and refuses the newest version of a package a job uses.
+# ones, and refuses the newest version of a package a job uses and a
+# version a campaign that has not finished installs.
 . "$(dirname "$0")/lib.sh"
 
 require_sandbox
@@ -105,6 +106,20 @@ out=$("$CLI" package rm demo@3.0 2>&1) || rc=$?
 	fail "rm of the newest version in use: rc=$rc $out"
 "$CLI" package show demo 3.0 >/dev/null || fail "the refused rm removed 3.0"
 pass "package rm of the newest version a job uses is refused: $out"
+
+# A campaign that has not finished installs 1.0: refused until it ends.
+wait_for 20 "a1's inventory" bash -c "'$CLI' inventory query 'dpkg:bash' --json | jq -e 'length >= 1'"
+cid=$("$CLI" campaign create --detach --json --target 'dpkg:bash and node.name = a1' \
+	--install demo@1.0 | jq -r .campaign.id)
+[ -n "$cid" ] && [ "$cid" != null ] || fail "campaign create"
+rc=0
+out=$("$CLI" package rm demo@1.0 2>&1) || rc=$?
+[ $rc = 1 ] && grep -q "package demo@1.0: campaign $cid installs it and has not finished: wait for it or abort it" <<<"$out" ||
+	fail "rm of a version a campaign installs: rc=$rc $out"
+"$CLI" package show demo 1.0 >/dev/null || fail "the refused rm removed 1.0"
+"$CLI" campaign abort "$cid" >/dev/null || fail "campaign abort"
+wait_for 60 "the campaign to end" bash -c "'$CLI' campaign status $cid --json | jq -e '.campaign.state == \"aborted\" or .campaign.state == \"complete\"'"
+pass "package rm of a version a campaign installs is refused while it runs: $out"
 
 out=$("$CLI" package rm demo@1.0 --json) || fail "rm 1.0: $out"
 jq -e '.chunks_deleted == 0 and .chunks_kept >= 1' <<<"$out" >/dev/null || fail "rm 1.0 kept the shared chunks? $out"
