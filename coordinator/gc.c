@@ -1,7 +1,7 @@
 /*
  * Garbage collection (see engine-internal.h): what ended and aged out is
- * deleted from the store in the cycle's plan, and from memory once that
- * committed.
+ * marked here; the cycle's plan deletes it from the store, and from memory
+ * once that committed (plan.c).
  *
  * What goes, and when (docs/operator-guide.md, "Garbage collection"):
  *   - an allocation that ended (complete, failed or lost) and is told to
@@ -18,7 +18,9 @@
  *   - a job that ended -- stopped, or a batch job whose allocations all
  *     completed -- with every allocation ended (or told to stop for longer
  *     than the job retention: a node that never came back), after
- *     gc_job_retention_ms: with everything hanging off it.
+ *     gc_job_retention_ms: with everything hanging off it. A completed
+ *     batch job's allocations are still in their nodes' sets: the nodes
+ *     are pushed, and let the tasks go.
  * A job purge deletes a stopped job now, whatever its allocations do:
  * they were told to stop when the job stopped (a node that still runs
  * one stops it, as it stops what it is no longer given).

@@ -259,6 +259,13 @@ static void gc_publish(cycle_t *c, bool ok)
 				ealloc_t *ea = ej->allocs[k];
 				ea->del = true;
 				push_alloc(c, ea);
+				/* A completed batch job's allocation is still in
+				 * its node's set: the node is told it left, and
+				 * lets its task go. */
+				if (ea->a && runs(ea->a))
+					ptr_push((void ***)&c->pushed,
+						 &c->npushed, &c->pushed_cap,
+						 ea);
 			}
 			flt_map_del(&e->job_map, ej->name);
 			c->dead_jobs = flt_xrealloc(

@@ -1299,8 +1299,11 @@ static void test_gc_purge_and_job_retention(void **state)
 	flotilla__job_get_response__free_unpacked(g, NULL);
 
 	usleep(400 * 1000);
+	unsigned pushes = f->pushes;
 	n = gc_now(f, NULL);
 	assert_int_equal(n.jobs, 1); /* "once"; "web" runs */
+	/* Its allocations were in their nodes' sets: the nodes are told. */
+	assert_true(f->pushes > pushes);
 	assert_int_equal(n.allocs, 2);
 	assert_int_equal(coord_engine_job(f->engine, "once", &g, &err),
 			 FLT_ENOTFOUND);
