@@ -126,7 +126,7 @@ typedef struct eop {
 	void (*reply)(coord_engine_t *e, struct eop *op, bool committed,
 		      uint64_t index, const flt_error_t *cerr);
 	Flotilla__Job *job; /* register: owned */
-	char *name; /* stop: job; the deployment ops: deployment */
+	char *name; /* stop, purge: job; the deployment ops: deployment */
 	flt_request_t *r; /* NULL: a direct call waiting on done */
 	/* A direct call's results, copied when it is answered. */
 	Flotilla__JobRegisterResponse *resp_out;
