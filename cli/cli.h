@@ -45,6 +45,7 @@ extern const cli_cmd_t cli_inventory_cmds[];
 extern const cli_cmd_t cli_campaign_cmds[];
 extern const cli_cmd_t cli_acl_cmds[];
 extern const cli_cmd_t cli_audit_cmds[];
+extern const cli_cmd_t cli_system_cmds[];
 
 /* Exit statuses. */
 enum {

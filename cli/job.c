@@ -175,6 +175,31 @@ static int job_stop(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 	return rc;
 }
 
+static int job_purge(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
+{
+	Flotilla__JobStopRequest req = FLOTILLA__JOB_STOP_REQUEST__INIT;
+	Flotilla__GcResponse *resp;
+	bool json = false;
+	const flt_flag_t flags[] = { CLI_FLAG_JSON(&json), CLI_FLAG_END };
+	int rc = cli_args(cmd, flags, argc, argv, 1, 1,
+			  (const char **)&req.name);
+	if (rc >= 0)
+		return rc;
+	if ((rc = cli_call(c, FLOTILLA__METHOD__METHOD_JOB_PURGE, &req.base,
+			   &flotilla__gc_response__descriptor,
+			   (ProtobufCMessage **)&resp)) != 0)
+		return rc;
+	if (json)
+		cli_print_json(flt_pb_to_json(&resp->base));
+	else
+		cli_printf("job %s purged: %u versions, %u allocations, %u "
+			   "evaluations, %u deployments deleted\n",
+			   req.name, resp->versions, resp->allocs, resp->evals,
+			   resp->deployments);
+	flotilla__gc_response__free_unpacked(resp, NULL);
+	return 0;
+}
+
 /* The latest evaluation, if any. */
 static const Flotilla__Eval *latest_eval(const Flotilla__JobGetResponse *r)
 {
@@ -490,6 +515,9 @@ const cli_cmd_t cli_job_cmds[] = {
 	  "show a job, its latest deployment and its allocations", job_status },
 	{ "job", "stop", "NAME [--detach] [--wait SECONDS] [--json]",
 	  "stop every allocation of a job", job_stop },
+	{ "job", "purge", "NAME [--json]",
+	  "delete a stopped job now, with its allocations and history",
+	  job_purge },
 	{ "job", "list", "[--all-namespaces] [--json]",
 	  "list the jobs (of one namespace, or all)", job_list },
 	{ "job", "history", "NAME [--json]",

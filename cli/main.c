@@ -46,11 +46,17 @@ static const flt_flag_t flags[] = {
 #define CLI_SUGGEST_MAX(word) (strlen(word) <= 3 ? 1 : 2)
 
 static const cli_cmd_t *const groups[] = {
-	cli_node_cmds,     cli_job_cmds,
-	cli_alloc_cmds,    cli_deployment_cmds,
-	cli_package_cmds,  cli_inventory_cmds,
-	cli_campaign_cmds, cli_acl_cmds,
-	cli_audit_cmds,    NULL,
+	cli_node_cmds,
+	cli_job_cmds,
+	cli_alloc_cmds,
+	cli_deployment_cmds,
+	cli_package_cmds,
+	cli_inventory_cmds,
+	cli_campaign_cmds,
+	cli_acl_cmds,
+	cli_audit_cmds,
+	cli_system_cmds,
+	NULL,
 };
 
 int cli_fail(const char *fmt, ...)

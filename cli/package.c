@@ -527,6 +527,44 @@ static int package_show(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
 	return 0;
 }
 
+static int package_rm(cli_t *c, const cli_cmd_t *cmd, int argc, char **argv)
+{
+	Flotilla__PackageGetRequest req = FLOTILLA__PACKAGE_GET_REQUEST__INIT;
+	cleanup_pb Flotilla__PackageRmResponse *resp = NULL;
+	bool json = false;
+	const char *ops[2] = { NULL, NULL };
+	const flt_flag_t flags[] = { CLI_FLAG_JSON(&json), CLI_FLAG_END };
+	int rc = cli_args(cmd, flags, argc, argv, 1, 2, ops);
+	if (rc >= 0)
+		return rc;
+	/* NAME@VERSION, or NAME VERSION as package show takes them. */
+	char name[256];
+	snprintf(name, sizeof(name), "%s", ops[0]);
+	char *at = strchr(name, '@');
+	if (at && !ops[1]) {
+		*at = 0;
+		ops[1] = at + 1;
+	}
+	if (!ops[1] || !*ops[1])
+		return cli_fail("package rm %s: which version? (NAME@VERSION)",
+				ops[0]);
+	req.name = name;
+	req.version = (char *)ops[1];
+	if ((rc = cli_call(c, FLOTILLA__METHOD__METHOD_PACKAGE_RM, &req.base,
+			   &flotilla__package_rm_response__descriptor,
+			   (ProtobufCMessage **)&resp)) != 0)
+		return rc;
+	if (json) {
+		cli_print_json(flt_pb_to_json(&resp->base));
+		return 0;
+	}
+	cli_printf("package %s@%s removed: %u chunks deleted (%llu bytes), "
+		   "%u kept for other versions\n",
+		   name, ops[1], resp->chunks_deleted,
+		   (unsigned long long)resp->bytes_freed, resp->chunks_kept);
+	return 0;
+}
+
 const cli_cmd_t cli_package_cmds[] = {
 	{ "package", "push",
 	  "NAME VERSION PATH [--sign SECRET_KEYFILE] [--format archive|file] "
@@ -534,6 +572,9 @@ const cli_cmd_t cli_package_cmds[] = {
 	  "upload a file or archive as a package version", package_push },
 	{ "package", "list", "[--json]", "list the packages and their versions",
 	  package_list },
+	{ "package", "rm", "NAME@VERSION [--json]",
+	  "remove a version, and the chunks no other version holds",
+	  package_rm },
 	{ "package", "show", "NAME [VERSION] [--chunks] [--json]",
 	  "show a package version (or every version of a package)",
 	  package_show },

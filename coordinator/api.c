@@ -45,6 +45,8 @@ PART(job_get, engine, coord_jobs_get)
 PART(job_list, engine, coord_jobs_list)
 PART(job_stop, engine, coord_jobs_stop)
 PART(job_history, engine, coord_jobs_history)
+PART(job_purge, engine, coord_jobs_purge)
+PART(system_gc, engine, coord_system_gc)
 PART(alloc_get, engine, coord_allocs_get)
 PART(deployment_get, engine, coord_deployments_get)
 PART(deployment_promote, engine, coord_deployments_promote)
@@ -78,6 +80,24 @@ static void alloc_logs_grant(coord_t *c, flt_request_t *r)
 {
 	coord_grants_alloc_logs(c->grants, c->engine, c->nodes, r);
 }
+/* Who uses a package: the campaigns and the engine, asked by PackageRm. */
+static bool campaign_installs(void *ctx, const char *name, const char *version,
+			      char *who, size_t len)
+{
+	return coord_campaigns_installs(((coord_t *)ctx)->camps, name, version,
+					who, len);
+}
+static bool job_uses(void *ctx, const char *name, char *who, size_t len)
+{
+	return coord_engine_uses_package(((coord_t *)ctx)->engine, name, who,
+					 len);
+}
+static void package_rm(coord_t *c, flt_request_t *r)
+{
+	coord_pkg_users_t u = { campaign_installs, job_uses, c };
+	coord_pkgs_rm(c->pkgs, r, &u);
+}
+
 static void inventory_query(coord_t *c, flt_request_t *r)
 {
 	coord_inv_query(c->inv, c->nodes, r);
@@ -127,6 +147,8 @@ static const coord_method_t methods[] = {
 	  D(job_register_response), job_stop },
 	{ M(JOB_HISTORY), OPERATOR, P(NS_READ_JOB), false, D(job_get_request),
 	  D(job_history_response), job_history },
+	{ M(JOB_PURGE), OPERATOR, P(NS_STOP_JOB), true, D(job_stop_request),
+	  D(gc_response), job_purge },
 	{ M(ALLOC_GET), OPERATOR, P(NS_READ_JOB), false, D(alloc_get_request),
 	  D(alloc_get_response), alloc_get },
 	{ M(ALLOC_LOGS_GRANT), OPERATOR, P(NS_READ_LOGS), false,
@@ -156,6 +178,8 @@ static const coord_method_t methods[] = {
 	  D(package_list_request), D(package_get_response), package_list },
 	{ M(PACKAGE_GET), OPERATOR, P(PACKAGE_READ), false,
 	  D(package_get_request), D(package_get_response), package_get },
+	{ M(PACKAGE_RM), OPERATOR, P(PACKAGE_WRITE), true,
+	  D(package_get_request), D(package_rm_response), package_rm },
 
 	{ M(INVENTORY_QUERY), OPERATOR, P(INVENTORY_READ), false,
 	  D(inventory_query_request), D(inventory_query_response),
@@ -203,6 +227,9 @@ static const coord_method_t methods[] = {
 
 	{ M(AUDIT_LIST), OPERATOR, P(AUDIT_READ), false, D(audit_list_request),
 	  D(audit_list_response), audit_list },
+
+	{ M(SYSTEM_GC), OPERATOR, P(MANAGEMENT), true, D(system_gc_request),
+	  D(gc_response), system_gc },
 };
 
 const coord_method_t *coord_api_method(Flotilla__Method m)

@@ -1892,3 +1892,21 @@ void coord_campaigns_abort(coord_campaigns_t *cs, flt_request_t *r)
 {
 	handle_cmd_req(cs, r, CMD_ABORT);
 }
+
+bool coord_campaigns_installs(coord_campaigns_t *cs, const char *name,
+			      const char *version, char *id, size_t len)
+{
+	bool found = false;
+	flt_mutex_lock(&cs->mtx);
+	for (size_t i = 0; i < cs->n && !found; i++) {
+		const camp_msg_t *c = cs->v[i]->c;
+		if (!camp_open(c) || !c->spec ||
+		    strcmp(c->spec->package, name) != 0 ||
+		    strcmp(c->spec->version, version) != 0)
+			continue;
+		snprintf(id, len, "%s", c->id);
+		found = true;
+	}
+	flt_mutex_unlock(&cs->mtx);
+	return found;
+}

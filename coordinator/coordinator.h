@@ -283,6 +283,25 @@ void coord_pkgs_chunk_put(coord_pkgs_t *p, flt_request_t *r);
 void coord_pkgs_push(coord_pkgs_t *p, flt_request_t *r);
 void coord_pkgs_list(coord_pkgs_t *p, flt_request_t *r);
 void coord_pkgs_show(coord_pkgs_t *p, flt_request_t *r);
+/*
+ * Who uses a package, for PackageRm (api.c wires the campaigns and the
+ * engine in). campaign: whether a campaign that has not finished installs
+ * name@version (its id in who). job: whether a job that is not stopped
+ * has a task whose `uses` names the package (its name in who).
+ */
+typedef struct coord_pkg_users {
+	bool (*campaign)(void *ctx, const char *name, const char *version,
+			 char *who, size_t len);
+	bool (*job)(void *ctx, const char *name, char *who, size_t len);
+	void *ctx;
+} coord_pkg_users_t;
+/* PackageRm: removes name@version and every chunk no other version names.
+ * Refused (ERROR_CONFLICT, saying who) while a campaign that has not
+ * finished installs that version, or, for the newest version pushed, while
+ * a job that is not stopped uses the package (tasks name packages, not
+ * versions: a new host is given the newest). */
+void coord_pkgs_rm(coord_pkgs_t *p, flt_request_t *r,
+		   const coord_pkg_users_t *users);
 /* FetchChunk, for an authenticated agent. */
 void coord_pkgs_fetch_chunk(coord_pkgs_t *p, flt_request_t *r);
 /* The stored manifest of name@version (FLT_ENOTFOUND when absent). */
@@ -383,6 +402,10 @@ void coord_campaigns_list(coord_campaigns_t *c, flt_request_t *r);
 void coord_campaigns_pause(coord_campaigns_t *c, flt_request_t *r);
 void coord_campaigns_resume(coord_campaigns_t *c, flt_request_t *r);
 void coord_campaigns_abort(coord_campaigns_t *c, flt_request_t *r);
+/* Whether a campaign that has not finished (running, paused, aborting)
+ * installs name@version; its id in id. */
+bool coord_campaigns_installs(coord_campaigns_t *c, const char *name,
+			      const char *version, char *id, size_t len);
 /* A node's step statuses from its Sync (copied). */
 void coord_campaigns_report(coord_campaigns_t *c, const char *node_id,
 			    Flotilla__StepStatus *const *steps, size_t n);

@@ -9,9 +9,12 @@
  *   deploy.c     deployments: creation, health, promotion, failure,
  *                automatic revert
  *   jobs.c       the operator methods on jobs, allocations, deployments
+ *   gc.c         garbage collection: what ended and aged out is marked
+ *                for deletion in the cycle's plan (plan.c deletes it)
  *
- * Files depend downwards only: jobs.c uses engine.c's queue, deploy.c and
- * plan.c; engine.c uses reconcile.c and plan.c; reconcile.c uses deploy.c
+ * Files depend downwards only: jobs.c uses engine.c's queue, deploy.c
+ * and plan.c; engine.c uses gc.c, reconcile.c and plan.c; gc.c
+ * uses plan.c; reconcile.c uses deploy.c
  * and plan.c; deploy.c uses plan.c. The engine runs an operator's request
  * through the function pointers of its op, never by calling jobs.c. The
  * lifecycle tables (lifecycle.h) are defined beside the code that moves
@@ -55,11 +58,13 @@ typedef struct ealloc {
 	size_t report_len;
 	bool report_new; /* listed in reported[] */
 	bool gone; /* the node's last report did not list it */
+	bool del; /* deleted by this cycle's plan (gc.c) */
 } ealloc_t;
 
 typedef struct edep {
 	Flotilla__Deployment *d, *wc;
 	bool in_plan;
+	bool del; /* deleted by this cycle's plan (gc.c) */
 } edep_t;
 
 struct ejob {
@@ -80,6 +85,15 @@ struct ejob {
 	char trigger[32];
 	char trigger_node[37];
 	int64_t wake_ms;
+	/* Garbage collection (gc.c): the job is purged by an op of this
+	 * cycle; what this cycle's plan deletes: the whole job, or some of
+	 * its allocations and deployments (their del), its oldest evals and
+	 * the versions listed. */
+	bool purging;
+	bool gc_in_plan, gc_job;
+	size_t gc_evals;
+	uint64_t *gc_versions;
+	size_t ngc_versions;
 };
 
 typedef struct enode {
@@ -97,6 +111,8 @@ enum op_kind {
 	OP_FAIL,
 	OP_PAUSE,
 	OP_RESUME,
+	OP_PURGE, /* a stopped job, with everything hanging off it */
+	OP_GC, /* a garbage collection now */
 };
 
 /* An operator's request, queued for the engine's next cycle. */
@@ -110,7 +126,7 @@ typedef struct eop {
 	void (*reply)(coord_engine_t *e, struct eop *op, bool committed,
 		      uint64_t index, const flt_error_t *cerr);
 	Flotilla__Job *job; /* register: owned */
-	char *name; /* stop: job; the deployment ops: deployment */
+	char *name; /* stop, purge: job; the deployment ops: deployment */
 	flt_request_t *r; /* NULL: a direct call waiting on done */
 	/* A direct call's results, copied when it is answered. */
 	Flotilla__JobRegisterResponse *resp_out;
@@ -119,6 +135,7 @@ typedef struct eop {
 	int rc;
 	flt_error_t err;
 	Flotilla__JobRegisterResponse resp;
+	Flotilla__GcResponse gc; /* purge, gc: what was deleted */
 	char eval_id[37], dep_id[37];
 	bool done;
 	ejob_t *ej;
@@ -133,7 +150,11 @@ typedef struct nevent {
 } nevent_t;
 
 /* A job entry carries its new version, stable mark and evaluation. */
-typedef enum { PE_JOB, PE_ALLOC, PE_DEP } pe_kind_t;
+/* A PE_GC entry deletes what its job's gc marks say (gc.c marks, plan.c
+ * deletes from the store and then from memory); they come
+ * after every other entry, so that a deletion wins over a write of the
+ * same record in one plan. */
+typedef enum { PE_JOB, PE_ALLOC, PE_DEP, PE_GC } pe_kind_t;
 
 typedef struct pentry {
 	pe_kind_t kind;
@@ -155,6 +176,16 @@ struct cycle {
 	size_t ndirty;
 	uint32_t placed, stopped, unplaced;
 	char why[512];
+	bool gc_force; /* an operator asked for a collection (OP_GC) */
+	Flotilla__GcResponse gc; /* what this cycle's collection deletes */
+	/* Deleted by the committed plan: out of every table, freed once the
+	 * cycle's replies and pushes are done with them. */
+	ejob_t **dead_jobs;
+	size_t ndead_jobs;
+	ealloc_t **dead_allocs;
+	size_t ndead_allocs, dead_allocs_cap;
+	edep_t **dead_deps;
+	size_t ndead_deps, dead_deps_cap;
 };
 
 /* A node's last report, in the engine's inbox (queue_mtx). */
@@ -232,6 +263,7 @@ struct coord_engine {
 	size_t nreported, reported_cap;
 	sched_fleet_t *fleet; /* kept between cycles while fleet_gen holds */
 	uint64_t fleet_gen;
+	int64_t gc_next_ms; /* wall clock: the next periodic collection */
 	pthread_t thread;
 	bool started;
 };
@@ -387,12 +419,21 @@ Flotilla__JobRecord *jwc(cycle_t *c, ejob_t *ej);
 Flotilla__Deployment *dwc(cycle_t *c, edep_t *ed);
 /* Queues ej for evaluation in this cycle, with what triggered it. */
 void mark_dirty(cycle_t *c, ejob_t *ej, const char *trigger, const char *node);
+/* The key of a job's version in job_versions: the name, a NUL, the
+ * version big-endian (they sort by name, then version). Free it. */
+char *version_key(const char *name, uint64_t v, size_t *len);
 
 /* The tables: a new job, a node's entry, a new allocation indexed. Those
  * that add take view_mtx. */
 ejob_t *job_add(coord_engine_t *e, const char *name);
 enode_t *node_get(coord_engine_t *e, const char *id, bool add);
 void alloc_index(coord_engine_t *e, ejob_t *ej, ealloc_t *ea);
+
+/* Frees what the committed plan deleted (PE_GC), once the cycle's replies
+ * and pushes are done with it. */
+void plan_free_dead(cycle_t *c);
+/* Frees a job and everything it holds (its allocations are the caller's). */
+void job_free(ejob_t *ej);
 
 /*
  * Writes the plan in one transaction through the writer and waits for it;
@@ -401,6 +442,13 @@ void alloc_index(coord_engine_t *e, ejob_t *ej, ealloc_t *ea);
  * c->pushed. Returns 0 or the writer's error (cerr).
  */
 int plan_commit(cycle_t *c, uint64_t *index, flt_error_t *cerr);
+
+/* ---- gc.c: garbage collection ------------------------------------------- */
+
+/* Runs the collection when it is due or was asked for (c->gc_force), and
+ * deletes the jobs purged by this cycle's ops: adds PE_GC entries to the
+ * plan. Called after the jobs were evaluated. */
+void gc_cycle(cycle_t *c);
 
 /* ---- deploy.c: deployments ------------------------------------------------ */
 

@@ -398,13 +398,18 @@ static bool engine_take(coord_engine_t *e, intake_t *in)
 	flt_mutex_lock(&e->queue_mtx);
 	bool work = e->ops || e->events || e->ninbox_q || e->force_cycle ||
 		    e->stopping;
-	if (!work && !timers) {
-		flt_cond_wait(&e->cond, &e->queue_mtx);
-	} else if (!work) {
+	if (!work) {
+		/* Until the next tick while timers run, else until the next
+		 * garbage collection is due. */
+		int64_t wait_ms = e->gc_next_ms - flt_now_wall_ms();
+		if (timers && wait_ms > (int64_t)e->o.tick_ms)
+			wait_ms = e->o.tick_ms;
+		if (wait_ms < 1)
+			wait_ms = 1;
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		int64_t ns = ts.tv_nsec + (int64_t)e->o.tick_ms * 1000000;
-		ts.tv_sec += ns / 1000000000;
+		int64_t ns = ts.tv_nsec + wait_ms % 1000 * 1000000;
+		ts.tv_sec += wait_ms / 1000 + ns / 1000000000;
 		ts.tv_nsec = ns % 1000000000;
 		flt_cond_timedwait(&e->cond, &e->queue_mtx, &ts);
 	}
@@ -529,6 +534,7 @@ static void answer_ops(coord_engine_t *e, eop_t *ops, bool ok, uint64_t index,
 static void cycle(coord_engine_t *e, intake_t *in)
 {
 	cycle_t c = { .e = e, .now = flt_now_wall_ms(), .ops = in->ops };
+	flotilla__gc_response__init(&c.gc);
 	for (eop_t *op = in->ops; op; op = op->next)
 		op->run(&c, op);
 	for (nevent_t *ev = in->events; ev; ev = ev->next)
@@ -547,6 +553,7 @@ static void cycle(coord_engine_t *e, intake_t *in)
 			mark_dirty(&c, ej, "timer", NULL);
 	}
 	evaluate(&c);
+	gc_cycle(&c);
 
 	bool ok = true;
 	uint64_t index = 0;
@@ -557,6 +564,7 @@ static void cycle(coord_engine_t *e, intake_t *in)
 	check_drains(&c);
 	free(c.pe);
 	answer_ops(e, in->ops, ok, index, &cerr);
+	plan_free_dead(&c);
 	while (in->events) {
 		nevent_t *n = in->events->next;
 		free(in->events);
@@ -843,24 +851,8 @@ void coord_engine_free(coord_engine_t *e)
 	if (!e)
 		return;
 	coord_engine_stop(e);
-	for (size_t j = 0; j < e->njobs; j++) {
-		ejob_t *ej = e->jobs[j];
-		pb_free(ej->rec);
-		for (size_t i = 0; i < ej->nversions; i++)
-			pb_free(ej->versions[i]);
-		free(ej->versions);
-		for (size_t i = 0; i < ej->ndeps; i++) {
-			pb_free(ej->deps[i]->d);
-			free(ej->deps[i]);
-		}
-		free(ej->deps);
-		for (size_t i = 0; i < ej->nevals; i++)
-			pb_free(ej->evals[i]);
-		free(ej->evals);
-		free(ej->allocs);
-		free(ej->name);
-		free(ej);
-	}
+	for (size_t j = 0; j < e->njobs; j++)
+		job_free(e->jobs[j]);
 	free(e->jobs);
 	for (size_t i = 0; i < e->nallocs; i++) {
 		pb_free(e->allocs[i]->a);

@@ -45,7 +45,25 @@ typedef struct coord_engine_opts {
 	void *ctx;
 	/* How often running deployments and timers are looked at. */
 	uint32_t tick_ms; /* default 200 */
+	/*
+	 * Garbage collection (docs/operator-guide.md): terminal allocations,
+	 * evaluations and deployments older than gc_retention_ms, and jobs
+	 * that ended (stopped, or batch jobs whose allocations all completed)
+	 * longer than gc_job_retention_ms ago, are deleted; of the versions
+	 * of a job, the newest gc_versions_kept and those still needed stay.
+	 * A collection runs every gc_interval_ms. 0: the defaults, 4 h, 24 h,
+	 * 10 versions, and 5 min or the retention when that is shorter.
+	 */
+	int64_t gc_retention_ms;
+	int64_t gc_job_retention_ms;
+	uint32_t gc_versions_kept;
+	int64_t gc_interval_ms;
 } coord_engine_opts_t;
+
+#define COORD_GC_RETENTION_MS (4LL * 3600 * 1000)
+#define COORD_GC_JOB_RETENTION_MS (24LL * 3600 * 1000)
+#define COORD_GC_VERSIONS_KEPT 10
+#define COORD_GC_INTERVAL_MS (5LL * 60 * 1000)
 
 /* Loads the stored state and starts the engine thread. */
 int coord_engine_open(const coord_engine_opts_t *o, coord_engine_t **out,
@@ -97,6 +115,13 @@ void coord_deployments_pause(coord_engine_t *e, flt_request_t *r);
  * paused. */
 void coord_deployments_resume(coord_engine_t *e, flt_request_t *r);
 
+/* JobPurge: a stopped job is deleted now, with its versions, allocations,
+ * evaluations and deployments; a job that is not stopped is refused
+ * (ERROR_CONFLICT: stop it first). */
+void coord_jobs_purge(coord_engine_t *e, flt_request_t *r);
+/* SystemGc: a garbage collection now (GcResponse: what it deleted). */
+void coord_system_gc(coord_engine_t *e, flt_request_t *r);
+
 /* ---- from the node table ----------------------------------------------- */
 
 void coord_engine_node_event(coord_engine_t *e, const char *node_id,
@@ -134,6 +159,19 @@ int coord_engine_deployment_act(coord_engine_t *e, Flotilla__Method m,
 /* The same as METHOD_JOB_GET; free with ..._free_unpacked. */
 int coord_engine_job(coord_engine_t *e, const char *name,
 		     Flotilla__JobGetResponse **out, flt_error_t *err);
+/* The same as METHOD_JOB_STOP, waiting for the commit. */
+int coord_engine_stop_job(coord_engine_t *e, const char *name,
+			  flt_error_t *err);
+/* A job purge (name) or, with name NULL, a garbage collection now; waits
+ * for the commit. *out receives the counts of what was deleted. */
+int coord_engine_gc(coord_engine_t *e, const char *name,
+		    Flotilla__GcResponse *out, flt_error_t *err);
+/* Whether a job that is not stopped has a task whose `uses` names the
+ * package (the job's name in who). Takes only the view's lock. */
+bool coord_engine_uses_package(coord_engine_t *e, const char *name, char *who,
+			       size_t len);
+/* How many jobs and allocations the engine holds in memory. */
+void coord_engine_counts(coord_engine_t *e, size_t *jobs, size_t *allocs);
 /* Waits until the queued work and the cycle it starts are done. */
 void coord_engine_settle(coord_engine_t *e);
 

@@ -52,6 +52,13 @@ static void run_register(cycle_t *c, eop_t *op)
 				 op->job->name);
 		return;
 	}
+	if (ej && ej->purging) {
+		op->rc = flt_err(&op->err, FLT_ECONFLICT,
+				 "job %s: being purged; submit it again once "
+				 "that is done",
+				 op->job->name);
+		return;
+	}
 	if (cur && !cur->stopped &&
 	    flt_pb_equal(&cur->job->base, &op->job->base)) {
 		op->resp.unchanged = true;
@@ -71,6 +78,7 @@ static void run_register(cycle_t *c, eop_t *op)
 	w->job = flt_pb_dup(&op->job->base);
 	w->version++;
 	w->stopped = false;
+	w->stopped_ms = 0;
 	w->stable = false;
 	w->submitted_ms = c->now;
 	flt_pb_set_str(&w->description, "submitted");
@@ -99,11 +107,47 @@ static void run_stop(cycle_t *c, eop_t *op)
 		return;
 	}
 	Flotilla__JobRecord *w = jwc(c, ej);
+	if (!w->stopped)
+		w->stopped_ms = c->now;
 	w->stopped = true;
 	flt_pb_set_str(&w->description, "stopped");
 	op->ej = ej;
 	op->resp.job_version = w->version;
 	mark_dirty(c, ej, "job-stop", NULL);
+}
+
+/* A purge: the job goes at the end of the cycle (gc.c), once stopped. */
+static void run_purge(cycle_t *c, eop_t *op)
+{
+	ejob_t *ej = job_find(c->e, op->name);
+	const char *ns = op_namespace(op);
+	const Flotilla__JobRecord *cur = ej ? jcur(ej) : NULL;
+	if (!cur || (ns && strcmp(job_namespace(cur->job), ns) != 0)) {
+		op->rc = flt_err(&op->err, FLT_ENOTFOUND,
+				 "job %s: no such job%s%s", op->name,
+				 ns ? " in namespace " : "", ns ? ns : "");
+		return;
+	}
+	if (ej->purging) {
+		op->rc = flt_err(&op->err, FLT_ECONFLICT,
+				 "job %s: already being purged", op->name);
+		return;
+	}
+	if (!cur->stopped || !ej->rec || !ej->rec->stopped) {
+		op->rc = flt_err(&op->err, FLT_ECONFLICT,
+				 "job %s: not stopped: stop it first "
+				 "(flotilla job stop %s)",
+				 op->name, op->name);
+		return;
+	}
+	ej->purging = true;
+	flt_info("job purge job=%s", ej->name);
+}
+
+static void run_gc(cycle_t *c, eop_t *op)
+{
+	(void)op;
+	c->gc_force = true;
 }
 
 static bool deployment_op(enum op_kind kind)
@@ -163,9 +207,13 @@ static void reply_op(coord_engine_t *e, eop_t *op, bool committed,
 	if (op->ed && op->ed->d && op->kind == OP_REGISTER)
 		snprintf(op->dep_id, sizeof(op->dep_id), "%s", op->ed->d->id);
 	op->resp.deployment_id = op->dep_id;
+	op->gc.index = op->resp.index;
+	bool gc = op->kind == OP_PURGE || op->kind == OP_GC;
 	if (op->r) {
 		if (op->rc < 0) {
 			flt_request_fail(op->r, op->rc, "%s", op->err.msg);
+		} else if (gc) {
+			flt_request_reply(op->r, &op->gc.base);
 		} else if (deployment_op(op->kind)) {
 			Flotilla__DeploymentGetResponse r =
 				FLOTILLA__DEPLOYMENT_GET_RESPONSE__INIT;
@@ -183,7 +231,7 @@ static void reply_op(coord_engine_t *e, eop_t *op, bool committed,
 	 * cycle, which may run before it looks. */
 	if (op->rc == 0 && deployment_op(op->kind))
 		op->dep_out = flt_pb_dup(&op->ed->d->base);
-	else if (op->rc == 0)
+	else if (op->rc == 0 && !gc)
 		op->resp_out = flt_pb_dup(&op->resp.base);
 	op->done = true; /* the direct caller frees it */
 }
@@ -200,9 +248,12 @@ static eop_t *op_new(enum op_kind kind)
 	case OP_FAIL:
 	case OP_PAUSE:
 	case OP_RESUME: op->run = run_deployment; break;
+	case OP_PURGE: op->run = run_purge; break;
+	case OP_GC: op->run = run_gc; break;
 	}
 	op->reply = reply_op;
 	flotilla__job_register_response__init(&op->resp);
+	flotilla__gc_response__init(&op->gc);
 	return op;
 }
 
@@ -253,6 +304,68 @@ int coord_engine_deployment_act(coord_engine_t *e, Flotilla__Method m,
 	free(op->name);
 	free(op);
 	return rc;
+}
+
+int coord_engine_stop_job(coord_engine_t *e, const char *name, flt_error_t *err)
+{
+	eop_t *op = op_new(OP_STOP);
+	op->name = flt_xstrdup(name);
+	engine_call(e, op);
+	int rc = op->rc;
+	if (rc < 0)
+		*err = op->err;
+	pb_free(op->resp_out);
+	free(op->name);
+	free(op);
+	return rc;
+}
+
+int coord_engine_gc(coord_engine_t *e, const char *name,
+		    Flotilla__GcResponse *out, flt_error_t *err)
+{
+	eop_t *op = op_new(name ? OP_PURGE : OP_GC);
+	op->name = name ? flt_xstrdup(name) : NULL;
+	engine_call(e, op);
+	int rc = op->rc;
+	if (rc < 0)
+		*err = op->err;
+	else
+		*out = op->gc;
+	free(op->name);
+	free(op);
+	return rc;
+}
+
+bool coord_engine_uses_package(coord_engine_t *e, const char *name, char *who,
+			       size_t len)
+{
+	bool found = false;
+	flt_mutex_lock(&e->view_mtx);
+	for (size_t j = 0; j < e->njobs && !found; j++) {
+		const Flotilla__JobRecord *r = e->jobs[j]->rec;
+		if (!r || r->stopped)
+			continue;
+		for (size_t g = 0; g < r->job->n_groups && !found; g++) {
+			const Flotilla__TaskGroup *tg = r->job->groups[g];
+			for (size_t t = 0; t < tg->n_tasks && !found; t++)
+				for (size_t u = 0; u < tg->tasks[t]->n_uses;
+				     u++)
+					if (is(tg->tasks[t]->uses[u], name))
+						found = true;
+		}
+		if (found)
+			snprintf(who, len, "%s", r->job->name);
+	}
+	flt_mutex_unlock(&e->view_mtx);
+	return found;
+}
+
+void coord_engine_counts(coord_engine_t *e, size_t *jobs, size_t *allocs)
+{
+	flt_mutex_lock(&e->view_mtx);
+	*jobs = e->njobs;
+	*allocs = e->nallocs;
+	flt_mutex_unlock(&e->view_mtx);
 }
 
 /* ---- operator reads ---------------------------------------------------------- */
@@ -641,6 +754,24 @@ void coord_jobs_stop(coord_engine_t *e, flt_request_t *r)
 		return;
 	queue_named(e, r, OP_STOP, "name", req->name);
 	pb_free(req);
+}
+
+void coord_jobs_purge(coord_engine_t *e, flt_request_t *r)
+{
+	Flotilla__JobStopRequest *req;
+	if (flt_request_body(r, &flotilla__job_stop_request__descriptor, &req) <
+	    0)
+		return;
+	queue_named(e, r, OP_PURGE, "name", req->name);
+	pb_free(req);
+}
+
+void coord_system_gc(coord_engine_t *e, flt_request_t *r)
+{
+	eop_t *op = op_new(OP_GC);
+	op->r = r;
+	flt_request_defer(r);
+	engine_enqueue(e, op);
 }
 
 void coord_jobs_get(coord_engine_t *e, flt_request_t *r)

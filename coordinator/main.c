@@ -33,6 +33,10 @@ static bool dev;
 static const char *acl_mode = "";
 static long audit_max_events = 100000;
 static const char *audit_max_age = "365d";
+static const char *gc_retention = "4h";
+static const char *gc_job_retention = "24h";
+/* Parsed from the two above. */
+static int64_t gc_retention_ms, gc_job_retention_ms;
 static const char *log_level = "info";
 static const char *advisories = FLT_ADVISORIES_DEFAULT;
 static flt_tls_opts_t tls;
@@ -94,6 +98,14 @@ static const flt_flag_t flags[] = {
 	{ "package-key", FLT_FLAG_STRING, &package_key_file, "FILE",
 	  "the fleet's package signing key (public): pushes it did not sign "
 	  "are refused",
+	  0, 0, NULL },
+	{ "gc-retention", FLT_FLAG_STRING, &gc_retention, "DURATION",
+	  "terminal allocations, evaluations and deployments are deleted "
+	  "this long after they ended (default 4h)",
+	  0, 0, NULL },
+	{ "gc-job-retention", FLT_FLAG_STRING, &gc_job_retention, "DURATION",
+	  "stopped jobs, and batch jobs that completed, are deleted this long "
+	  "after they ended (default 24h)",
 	  0, 0, NULL },
 	{ "dev", FLT_FLAG_BOOL, &dev, NULL,
 	  "development mode: plain transports without a warning", 0, 0, NULL },
@@ -197,6 +209,8 @@ static int open_parts(coord_t *c, const char *token, int64_t ttl_ms,
 		.push = push_to,
 		.drained = drained,
 		.ctx = c->nodes,
+		.gc_retention_ms = gc_retention_ms,
+		.gc_job_retention_ms = gc_job_retention_ms,
 	};
 	if (coord_engine_open(&eo, &c->engine, err) < 0)
 		return -1;
@@ -412,6 +426,20 @@ int main(int argc, char **argv)
 		fprintf(stderr, "flotilla-coordinator: --audit-max-age: %s\n",
 			drc < 0 ? err.msg : "at least 1h");
 		return FLT_FLAGS_EXIT_USAGE;
+	}
+	const char *const gcf[] = { "--gc-retention", "--gc-job-retention" };
+	const char *const gcv[] = { gc_retention, gc_job_retention };
+	int64_t *const gco[] = { &gc_retention_ms, &gc_job_retention_ms };
+	for (int i = 0; i < 2; i++) {
+		uint64_t ms = 0;
+		int grc = flt_duration_parse(
+			gcv[i], (uint64_t)100 * 365 * 86400000, &ms, &err);
+		if (grc < 0 || ms < 1000) {
+			fprintf(stderr, "flotilla-coordinator: %s: %s\n",
+				gcf[i], grc < 0 ? err.msg : "at least 1s");
+			return FLT_FLAGS_EXIT_USAGE;
+		}
+		*gco[i] = (int64_t)ms;
 	}
 	if ((rc = flt_program_start("flotilla-coordinator", log_level)) != 0)
 		return rc;

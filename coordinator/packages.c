@@ -7,7 +7,8 @@
  * it names is stored and together they make the digest and size it
  * claims. A version is immutable: pushing it again with the same digest
  * is a no-op, with another digest a conflict. Agents fetch chunks by
- * digest (FetchChunk) on the agent port.
+ * digest (FetchChunk) on the agent port. A version is removed with the
+ * chunks no other version names (PackageRm), unless it is in use.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <sodium.h>
 
 #include "coordinator.h"
+#include "flotilla/hash.h"
 #include "flotilla/log.h"
 #include "flotilla/pkg.h"
 #include "flotilla/util.h"
@@ -252,6 +254,18 @@ static int push_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 	}
 	if (rc != -ENOENT)
 		return rc;
+	/* Checked again in the transaction: a version removed since the
+	 * check may have taken chunks this one shares (PackageRm). */
+	for (size_t i = 0; i < m->n_chunks; i++) {
+		const void *v;
+		size_t vlen;
+		if (flt_txn_get(txn, o->p->db_blobs, m->chunks[i], 64, &v,
+				&vlen) < 0)
+			return flt_err(err, FLT_ECONFLICT,
+				       "chunks[%zu]: %s was removed meanwhile "
+				       "(package rm): put it again",
+				       i, m->chunks[i]);
+	}
 	m->created_at_ms = flt_now_wall_ms();
 	m->index = flt_txn_index(txn);
 	rc = flt_txn_put_pb(txn, o->p->db_pkgs, key, &m->base, err);
@@ -480,4 +494,181 @@ void coord_pkgs_list(coord_pkgs_t *p, flt_request_t *r)
 void coord_pkgs_show(coord_pkgs_t *p, flt_request_t *r)
 {
 	handle_list_get(p, r, true);
+}
+
+/* ---- PackageRm ------------------------------------------------------------- */
+
+typedef struct rm_op {
+	coord_pkgs_t *p;
+	flt_request_t *r;
+	Flotilla__PackageManifest *m; /* the version removed */
+	flt_map_t kept; /* chunks another version names */
+	uint32_t deleted, shared;
+	uint64_t bytes;
+} rm_op_t;
+
+static int note_chunks(const void *key, size_t klen, const void *val,
+		       size_t vlen, void *arg)
+{
+	rm_op_t *o = arg;
+	char k[256];
+	snprintf(k, sizeof(k), "%.*s", (int)klen, (const char *)key);
+	char self[256];
+	pkg_key(self, sizeof(self), o->m->name, o->m->version);
+	if (strcmp(k, self) == 0)
+		return 0;
+	Flotilla__PackageManifest *m =
+		flotilla__package_manifest__unpack(NULL, vlen, val);
+	if (!m)
+		return 0;
+	for (size_t i = 0; i < o->m->n_chunks; i++)
+		for (size_t j = 0; j < m->n_chunks; j++)
+			if (strcmp(o->m->chunks[i], m->chunks[j]) == 0)
+				flt_map_put(&o->kept, o->m->chunks[i],
+					    o->m->chunks[i]);
+	flotilla__package_manifest__free_unpacked(m, NULL);
+	return 0;
+}
+
+/* In one transaction: the manifest goes, then every chunk of it that no
+ * other version names (looked at in the same transaction: a push of a
+ * version sharing them commits before or after, never between). */
+static int rm_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
+{
+	rm_op_t *o = arg;
+	char key[256];
+	pkg_key(key, sizeof(key), o->m->name, o->m->version);
+	int rc = flt_txn_del(txn, o->p->db_pkgs, key, strlen(key));
+	if (rc == -ENOENT)
+		return flt_err(err, FLT_ENOTFOUND,
+			       "no package %s@%s (removed meanwhile)",
+			       o->m->name, o->m->version);
+	if (rc < 0)
+		return flt_err(err, FLT_ESTORE, "deleting %s failed", key);
+	if ((rc = flt_txn_foreach(txn, o->p->db_pkgs, NULL, 0, note_chunks,
+				  o)) < 0)
+		return flt_err(err, FLT_ESTORE, "reading packages failed");
+	for (size_t i = 0; i < o->m->n_chunks; i++) {
+		const char *sha = o->m->chunks[i];
+		const void *v;
+		size_t vlen;
+		if (flt_map_get(&o->kept, sha)) {
+			o->shared++;
+			continue;
+		}
+		/* A chunk named twice in one version goes once. */
+		if (flt_txn_get(txn, o->p->db_blobs, sha, 64, &v, &vlen) < 0)
+			continue;
+		o->bytes += vlen;
+		o->deleted++;
+		if ((rc = flt_txn_del(txn, o->p->db_blobs, sha, 64)) < 0)
+			return flt_err(err, FLT_ESTORE,
+				       "deleting chunk %s failed", sha);
+	}
+	return coord_audit_in_txn(txn, o->r, err);
+}
+
+static void rm_done(void *arg, int rc, uint64_t index, const flt_error_t *err)
+{
+	rm_op_t *o = arg;
+	(void)index;
+	if (rc < 0) {
+		flt_request_fail(o->r, err ? err->code : rc, "%s",
+				 err ? err->msg : "package not removed");
+	} else {
+		Flotilla__PackageRmResponse resp =
+			FLOTILLA__PACKAGE_RM_RESPONSE__INIT;
+		size_t n = o->m->n_chunks;
+		o->m->n_chunks = 0;
+		resp.package = o->m;
+		resp.chunks_deleted = o->deleted;
+		resp.chunks_kept = o->shared;
+		resp.bytes_freed = o->bytes;
+		flt_request_reply(o->r, &resp.base);
+		o->m->n_chunks = n;
+		flt_info("package removed name=%s version=%s chunks_deleted=%u "
+			 "bytes_freed=%llu chunks_kept=%u",
+			 o->m->name, o->m->version, o->deleted,
+			 (unsigned long long)o->bytes, o->shared);
+	}
+	flt_map_free(&o->kept);
+	flotilla__package_manifest__free_unpacked(o->m, NULL);
+	free(o);
+}
+
+/* Whether name@version is the last version of name pushed (the highest
+ * index): what a new host would be given. */
+static bool newest_version(coord_pkgs_t *p, const Flotilla__PackageManifest *m)
+{
+	char prefix[256];
+	snprintf(prefix, sizeof(prefix), "%s/", m->name);
+	collect_t c = { 0 };
+	flt_txn_t *txn;
+	flt_error_t err;
+	if (flt_txn_begin(p->store, false, &txn, &err) == 0) {
+		flt_txn_foreach(txn, p->db_pkgs, prefix, strlen(prefix),
+				collect_one, &c);
+		flt_txn_abort(txn);
+	}
+	bool newest = true;
+	for (size_t i = 0; i < c.n; i++) {
+		if (strcmp(c.v[i]->name, m->name) == 0 &&
+		    c.v[i]->index > m->index)
+			newest = false;
+		flotilla__package_manifest__free_unpacked(c.v[i], NULL);
+	}
+	free(c.v);
+	return newest;
+}
+
+void coord_pkgs_rm(coord_pkgs_t *p, flt_request_t *r,
+		   const coord_pkg_users_t *users)
+{
+	Flotilla__PackageGetRequest *req;
+	flt_error_t err;
+	if (flt_request_body(r, &flotilla__package_get_request__descriptor,
+			     &req) < 0)
+		return;
+	Flotilla__PackageManifest *m = NULL;
+	char who[128];
+	if (!flt_pkg_name_valid(req->name) ||
+	    !flt_pkg_version_valid(req->version)) {
+		flt_request_fail(r, FLT_EPROTO,
+				 "name and version: a package name and one "
+				 "version (NAME@VERSION) are required");
+		goto out;
+	}
+	if (coord_pkgs_get(p, req->name, req->version, &m, &err) < 0) {
+		flt_request_fail(r, err.code, "%s", err.msg);
+		goto out;
+	}
+	if (users && users->campaign &&
+	    users->campaign(users->ctx, m->name, m->version, who,
+			    sizeof(who))) {
+		flt_request_fail(r, FLT_ECONFLICT,
+				 "package %s@%s: campaign %s installs it and "
+				 "has not finished: wait for it or abort it",
+				 m->name, m->version, who);
+		goto out;
+	}
+	if (users && users->job &&
+	    users->job(users->ctx, m->name, who, sizeof(who)) &&
+	    newest_version(p, m)) {
+		flt_request_fail(r, FLT_ECONFLICT,
+				 "package %s@%s: the newest version of %s, "
+				 "and job %s uses %s: push a newer version "
+				 "first, or stop the job",
+				 m->name, m->version, m->name, who, m->name);
+		goto out;
+	}
+	rm_op_t *o = flt_xcalloc(1, sizeof(*o));
+	o->p = p;
+	o->r = r;
+	o->m = steal_ptr(&m);
+	flt_request_defer(r);
+	coord_writer_submit(p->writer, rm_apply, rm_done, o);
+out:
+	if (m)
+		flotilla__package_manifest__free_unpacked(m, NULL);
+	flotilla__package_get_request__free_unpacked(req, NULL);
 }

@@ -105,7 +105,7 @@ void alloc_index(coord_engine_t *e, ejob_t *ej, ealloc_t *ea)
 
 /* ---- committing ------------------------------------------------------------ */
 
-static char *version_key(const char *name, uint64_t v, size_t *len)
+char *version_key(const char *name, uint64_t v, size_t *len)
 {
 	size_t n = strlen(name);
 	char *k = flt_xmalloc(n + 9);
@@ -125,6 +125,230 @@ static int put_pb_key(flt_txn_t *txn, flt_db_t db, const void *key, size_t klen,
 	int rc = flt_txn_put(txn, db, key, klen, buf, len, err);
 	free(buf);
 	return rc;
+}
+
+static void push_alloc(cycle_t *c, ealloc_t *ea)
+{
+	ptr_push((void ***)&c->dead_allocs, &c->ndead_allocs,
+		 &c->dead_allocs_cap, ea);
+}
+
+static void push_dep(cycle_t *c, edep_t *ed)
+{
+	ptr_push((void ***)&c->dead_deps, &c->ndead_deps, &c->dead_deps_cap,
+		 ed);
+}
+
+/* ---- deleting: the PE_GC entries gc.c marked -------------------------------- */
+
+static int del(flt_txn_t *txn, flt_db_t db, const void *k, size_t klen)
+{
+	int rc = flt_txn_del(txn, db, k, klen);
+	return rc == -ENOENT ? 0 : rc;
+}
+
+static int del_version(flt_txn_t *txn, coord_engine_t *e, const ejob_t *ej,
+		       uint64_t v)
+{
+	size_t kl;
+	cleanup_free char *k = version_key(ej->name, v, &kl);
+	return del(txn, e->db_versions, k, kl);
+}
+
+static int gc_apply(flt_txn_t *txn, coord_engine_t *e, ejob_t *ej,
+		    flt_error_t *err)
+{
+	int rc = 0;
+	bool all = ej->gc_job;
+	if (all)
+		rc = del(txn, e->db_jobs, ej->name, strlen(ej->name));
+	for (size_t i = 0; rc == 0 && i < ej->nallocs; i++)
+		if (all || ej->allocs[i]->del)
+			rc = del(txn, e->db_allocs, ej->allocs[i]->id,
+				 strlen(ej->allocs[i]->id));
+	for (size_t i = 0; rc == 0 && i < ej->ndeps; i++) {
+		const edep_t *ed = ej->deps[i];
+		const Flotilla__Deployment *d = dcur(ed);
+		if ((all || ed->del) && d)
+			rc = del(txn, e->db_deps, d->id, strlen(d->id));
+	}
+	size_t ne = all ? ej->nevals : ej->gc_evals;
+	for (size_t i = 0; rc == 0 && i < ne; i++)
+		rc = del(txn, e->db_evals, ej->evals[i]->id,
+			 strlen(ej->evals[i]->id));
+	if (rc == 0 && all && ej->eval)
+		rc = del(txn, e->db_evals, ej->eval->id, strlen(ej->eval->id));
+	for (size_t i = 0; rc == 0 && all && i < ej->nversions; i++)
+		rc = del_version(txn, e, ej, ej->versions[i]->version);
+	for (size_t i = 0; rc == 0 && !all && i < ej->ngc_versions; i++)
+		rc = del_version(txn, e, ej, ej->gc_versions[i]);
+	if (rc < 0)
+		return flt_err(err, FLT_ESTORE, "job %s: deleting failed: %s",
+			       ej->name, strerror(-rc));
+	return 0;
+}
+
+static void clear_marks(ejob_t *ej)
+{
+	for (size_t i = 0; i < ej->nallocs; i++)
+		ej->allocs[i]->del = false;
+	for (size_t i = 0; i < ej->ndeps; i++)
+		ej->deps[i]->del = false;
+	ej->gc_in_plan = ej->gc_job = ej->purging = false;
+	ej->gc_evals = 0;
+	free(ej->gc_versions);
+	ej->gc_versions = NULL;
+	ej->ngc_versions = 0;
+}
+
+/* What stays of a job that stays. */
+static void publish_job(cycle_t *c, ejob_t *ej)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < ej->nallocs; i++) {
+		if (ej->allocs[i]->del)
+			push_alloc(c, ej->allocs[i]);
+		else
+			ej->allocs[k++] = ej->allocs[i];
+	}
+	ej->nallocs = k;
+	k = 0;
+	for (size_t i = 0; i < ej->ndeps; i++) {
+		if (ej->deps[i]->del)
+			push_dep(c, ej->deps[i]);
+		else
+			ej->deps[k++] = ej->deps[i];
+	}
+	ej->ndeps = k;
+	if (ej->gc_evals) {
+		for (size_t i = 0; i < ej->gc_evals; i++)
+			pb_free(ej->evals[i]);
+		memmove(ej->evals, ej->evals + ej->gc_evals,
+			(ej->nevals - ej->gc_evals) * sizeof(*ej->evals));
+		ej->nevals -= ej->gc_evals;
+	}
+	k = 0;
+	for (size_t i = 0; i < ej->nversions; i++) {
+		bool gone = false;
+		for (size_t v = 0; v < ej->ngc_versions && !gone; v++)
+			gone = ej->versions[i]->version == ej->gc_versions[v];
+		if (gone)
+			pb_free(ej->versions[i]);
+		else
+			ej->versions[k++] = ej->versions[i];
+	}
+	ej->nversions = k;
+}
+
+/* Under view_mtx, after the commit: what was deleted leaves the tables
+ * (ok), or the marks are cleared (failed). */
+static void gc_publish(cycle_t *c, bool ok)
+{
+	coord_engine_t *e = c->e;
+	bool jobs_gone = false;
+	for (size_t i = 0; i < c->npe; i++) {
+		if (c->pe[i].kind != PE_GC)
+			continue;
+		ejob_t *ej = c->pe[i].obj;
+		if (!ok) {
+			clear_marks(ej);
+			continue;
+		}
+		if (ej->gc_job) {
+			for (size_t k = 0; k < ej->nallocs; k++) {
+				ealloc_t *ea = ej->allocs[k];
+				ea->del = true;
+				push_alloc(c, ea);
+				/* A completed batch job's allocation is still in
+				 * its node's set: the node is told it left, and
+				 * lets its task go. */
+				if (ea->a && runs(ea->a))
+					ptr_push((void ***)&c->pushed,
+						 &c->npushed, &c->pushed_cap,
+						 ea);
+			}
+			flt_map_del(&e->job_map, ej->name);
+			c->dead_jobs = flt_xrealloc(
+				c->dead_jobs,
+				(c->ndead_jobs + 1) * sizeof(*c->dead_jobs));
+			c->dead_jobs[c->ndead_jobs++] = ej;
+			jobs_gone = true;
+			flt_info("job deleted job=%s", ej->name);
+			continue;
+		}
+		publish_job(c, ej);
+		clear_marks(ej);
+	}
+	if (jobs_gone) {
+		size_t k = 0;
+		for (size_t j = 0; j < e->njobs; j++)
+			if (!e->jobs[j]->gc_job)
+				e->jobs[k++] = e->jobs[j];
+		e->njobs = k;
+	}
+	if (!c->ndead_allocs)
+		return;
+	for (size_t i = 0; i < c->ndead_allocs; i++)
+		flt_map_del(&e->alloc_map, c->dead_allocs[i]->id);
+	size_t k = 0;
+	for (size_t i = 0; i < e->nallocs; i++)
+		if (!e->allocs[i]->del)
+			e->allocs[k++] = e->allocs[i];
+	e->nallocs = k;
+	const char *key;
+	void *val;
+	for (size_t pos = 0; flt_map_next(&e->node_map, &pos, &key, &val);) {
+		enode_t *nd = val;
+		k = 0;
+		for (size_t i = 0; i < nd->n; i++)
+			if (!nd->v[i]->del)
+				nd->v[k++] = nd->v[i];
+		nd->n = k;
+	}
+}
+
+void job_free(ejob_t *ej)
+{
+	pb_free(ej->rec);
+	pb_free(ej->wc);
+	pb_free(ej->new_version);
+	pb_free(ej->eval);
+	for (size_t i = 0; i < ej->nversions; i++)
+		pb_free(ej->versions[i]);
+	free(ej->versions);
+	for (size_t i = 0; i < ej->ndeps; i++) {
+		pb_free(ej->deps[i]->d);
+		pb_free(ej->deps[i]->wc);
+		free(ej->deps[i]);
+	}
+	free(ej->deps);
+	for (size_t i = 0; i < ej->nevals; i++)
+		pb_free(ej->evals[i]);
+	free(ej->evals);
+	free(ej->gc_versions);
+	free(ej->allocs);
+	free(ej->name);
+	free(ej);
+}
+
+void plan_free_dead(cycle_t *c)
+{
+	for (size_t i = 0; i < c->ndead_allocs; i++) {
+		ealloc_t *ea = c->dead_allocs[i];
+		pb_free(ea->a);
+		pb_free(ea->wc);
+		free(ea->report);
+		free(ea);
+	}
+	free(c->dead_allocs);
+	for (size_t i = 0; i < c->ndead_deps; i++) {
+		pb_free(c->dead_deps[i]->d);
+		free(c->dead_deps[i]);
+	}
+	free(c->dead_deps);
+	for (size_t i = 0; i < c->ndead_jobs; i++)
+		job_free(c->dead_jobs[i]);
+	free(c->dead_jobs);
 }
 
 typedef struct waiter {
@@ -212,6 +436,7 @@ static int plan_apply(flt_txn_t *txn, void *arg, flt_error_t *err)
 					    &ed->wc->base, err);
 			break;
 		}
+		case PE_GC: rc = gc_apply(txn, e, p->obj, err); break;
 		default: break;
 		}
 		if (rc < 0)
@@ -318,6 +543,7 @@ static void finish_plan(cycle_t *c, bool ok, uint64_t index)
 		default: break;
 		}
 	}
+	gc_publish(c, ok);
 	c->npe = 0;
 	if (ok)
 		e->index = index;

@@ -64,6 +64,9 @@ typedef struct fixture {
 	 * is cleared: a cycle stuck in the middle of an evaluation. */
 	pthread_cond_t cond;
 	bool hold, in_fleet;
+	/* Garbage collection: 0 for the engine's defaults. */
+	int64_t gc_ret_ms, gc_job_ret_ms, gc_every_ms;
+	uint32_t gc_versions;
 } fixture_t;
 
 static sched_fleet_t *fleet_cb(void *ctx, flt_error_t *err)
@@ -132,7 +135,11 @@ static void engine_start(fixture_t *f)
 				  .push = push_cb,
 				  .drained = drained_cb,
 				  .ctx = f,
-				  .tick_ms = 20 };
+				  .tick_ms = 20,
+				  .gc_retention_ms = f->gc_ret_ms,
+				  .gc_job_retention_ms = f->gc_job_ret_ms,
+				  .gc_versions_kept = f->gc_versions,
+				  .gc_interval_ms = f->gc_every_ms };
 	assert_int_equal(coord_engine_open(&o, &f->engine, &err), 0);
 }
 
@@ -1129,6 +1136,243 @@ static void test_legacy_records_migrate(void **state)
 }
 #pragma GCC diagnostic pop
 
+/* ---- garbage collection ------------------------------------------------------ */
+
+#define EXITED FLOTILLA__TASK_STATE__TASK_STATE_EXITED
+
+/* Records in one of the engine's databases. */
+static int count_one(const void *k, size_t kl, const void *v, size_t vl,
+		     void *arg)
+{
+	(void)k;
+	(void)kl;
+	(void)v;
+	(void)vl;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+static size_t stored(fixture_t *f, const char *db_name)
+{
+	flt_db_t db;
+	flt_txn_t *txn;
+	flt_error_t err;
+	size_t n = 0;
+	assert_int_equal(flt_store_db(f->store, db_name, &db), 0);
+	assert_int_equal(flt_txn_begin(f->store, false, &txn, &err), 0);
+	assert_int_equal(flt_txn_foreach(txn, db, NULL, 0, count_one, &n), 0);
+	flt_txn_abort(txn);
+	return n;
+}
+
+static Flotilla__GcResponse gc_now(fixture_t *f, const char *purge)
+{
+	Flotilla__GcResponse n;
+	flt_error_t err;
+	if (coord_engine_gc(f->engine, purge, &n, &err) < 0)
+		fail_msg("gc: %s", err.msg);
+	return n;
+}
+
+static void restart_with(fixture_t *f, int64_t ret, int64_t job_ret,
+			 uint32_t versions)
+{
+	close_all(f);
+	f->gc_ret_ms = ret;
+	f->gc_job_ret_ms = job_ret;
+	f->gc_versions = versions;
+	open_all(f);
+}
+
+#define FAILING_BATCH                                                        \
+	"{\"name\":\"b\",\"type\":\"batch\",\"groups\":[{\"name\":\"g\","    \
+	"\"count\":1,\"reschedule\":{\"attempts\":2,\"interval_ms\":600000," \
+	"\"delay_ms\":1},\"tasks\":[{\"name\":\"srv\",\"command\":"          \
+	"\"/bin/false\"}]}]}"
+
+/* Terminal allocations told to stop, and old evaluations, go once the
+ * retention passed, not before; what the job still needs stays; a
+ * stopped job stays for the job retention; a purge takes the rest. */
+static void test_gc_retention(void **state)
+{
+	fixture_t *f = *state;
+	f->gc_every_ms = 3600 * 1000; /* collected when asked only */
+	restart_with(f, 300, 3600 * 1000, 0);
+	flotilla__job_register_response__free_unpacked(
+		run_job(f, FAILING_BATCH), NULL);
+	for (int round = 0; round < 3; round++) {
+		report_all(f, "b", FAILED, false, 0);
+		usleep(30 * 1000);
+		coord_engine_settle(f->engine);
+	}
+	Flotilla__JobGetResponse *g = get(f, "b");
+	assert_int_equal(g->n_allocs, 3);
+	size_t evals = g->n_evals;
+	assert_true(evals >= 3);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+
+	/* Within the retention: nothing goes. */
+	Flotilla__GcResponse n = gc_now(f, NULL);
+	assert_int_equal(n.allocs, 0);
+	assert_int_equal(n.evals, 0);
+	assert_int_equal(stored(f, "allocs"), 3);
+
+	usleep(400 * 1000);
+	n = gc_now(f, NULL);
+	/* The two replaced allocations go; the last one, failed but still
+	 * wanted (the job's status), stays; so does the latest evaluation. */
+	assert_int_equal(n.allocs, 2);
+	assert_int_equal(n.evals, evals - 1);
+	assert_int_equal(n.jobs, 0);
+	g = get(f, "b");
+	assert_int_equal(g->n_allocs, 1);
+	assert_string_equal(DESIRED(g->allocs[0]), "run");
+	assert_int_equal(g->n_evals, 1);
+	assert_string_equal(g->summary->status, "failed");
+	flotilla__job_get_response__free_unpacked(g, NULL);
+	assert_int_equal(stored(f, "allocs"), 1);
+	assert_int_equal(stored(f, "evals"), 1);
+	size_t jobs, allocs;
+	coord_engine_counts(f->engine, &jobs, &allocs);
+	assert_int_equal(jobs, 1);
+	assert_int_equal(allocs, 1);
+
+	/* Stopped: its last allocation goes after the retention, the job
+	 * stays for the job retention. */
+	Flotilla__GcResponse refused;
+	flt_error_t err;
+	assert_int_equal(coord_engine_gc(f->engine, "b", &refused, &err),
+			 FLT_ECONFLICT);
+	assert_non_null(strstr(err.msg, "stop it first"));
+	assert_int_equal(coord_engine_stop_job(f->engine, "b", &err), 0);
+	report_all(f, "b", FAILED, false, 0);
+	usleep(400 * 1000);
+	n = gc_now(f, NULL);
+	assert_int_equal(n.allocs, 1);
+	assert_int_equal(n.jobs, 0);
+	assert_int_equal(stored(f, "jobs"), 1);
+	assert_int_equal(stored(f, "allocs"), 0);
+
+	/* The same store, read again: what was deleted stays deleted. */
+	restart_with(f, 300, 3600 * 1000, 0);
+	g = get(f, "b");
+	assert_int_equal(g->n_allocs, 0);
+	assert_true(g->record->stopped);
+	assert_string_equal(g->summary->status, "dead");
+	flotilla__job_get_response__free_unpacked(g, NULL);
+}
+
+/* A stopped job is purged with everything hanging off it, at once; one
+ * that ended is collected after the job retention. */
+static void test_gc_purge_and_job_retention(void **state)
+{
+	fixture_t *f = *state;
+	f->gc_every_ms = 3600 * 1000;
+	restart_with(f, 3600 * 1000, 300, 0);
+	flotilla__job_register_response__free_unpacked(
+		run_job(f, SERVICE("web", 2, "/bin/true",
+				   "\"min_healthy_time_ms\":20")),
+		NULL);
+	assert_string_equal(await_deployment(f, "web", true, 0, 3000),
+			    "successful");
+	/* A complete batch job: collected after the job retention. */
+	flotilla__job_register_response__free_unpacked(
+		run_job(f, "{\"name\":\"once\",\"type\":\"batch\",\"groups\":"
+			   "[{\"name\":\"g\",\"count\":2,\"tasks\":[{\"name\":"
+			   "\"srv\",\"command\":\"/bin/true\"}]}]}"),
+		NULL);
+	report_all(f, "once", EXITED, false, 0);
+	Flotilla__JobGetResponse *g = get(f, "once");
+	assert_string_equal(g->summary->status, "complete");
+	flotilla__job_get_response__free_unpacked(g, NULL);
+
+	/* A running job is refused, and nothing changes. */
+	Flotilla__GcResponse n;
+	flt_error_t err;
+	assert_int_equal(coord_engine_gc(f->engine, "web", &n, &err),
+			 FLT_ECONFLICT);
+	assert_non_null(strstr(err.msg, "not stopped: stop it first"));
+	assert_int_equal(coord_engine_gc(f->engine, "nope", &n, &err),
+			 FLT_ENOTFOUND);
+	g = get(f, "web");
+	assert_int_equal(count_allocs(g, "run", "running"), 2);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+
+	usleep(400 * 1000);
+	unsigned pushes = f->pushes;
+	n = gc_now(f, NULL);
+	assert_int_equal(n.jobs, 1); /* "once"; "web" runs */
+	/* Its allocations were in their nodes' sets: the nodes are told. */
+	assert_true(f->pushes > pushes);
+	assert_int_equal(n.allocs, 2);
+	assert_int_equal(coord_engine_job(f->engine, "once", &g, &err),
+			 FLT_ENOTFOUND);
+	assert_int_equal(stored(f, "jobs"), 1);
+
+	/* Stopped, then purged at once, its allocations still stopping:
+	 * the nodes are told (they stop them), the store keeps nothing. */
+	assert_int_equal(coord_engine_stop_job(f->engine, "web", &err), 0);
+	g = get(f, "web");
+	assert_int_equal(count_allocs(g, "stop", NULL), 2);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+	n = gc_now(f, "web");
+	assert_int_equal(n.jobs, 1);
+	assert_int_equal(n.allocs, 2);
+	assert_true(n.versions >= 1);
+	assert_true(n.evals >= 2);
+	assert_int_equal(n.deployments, 1);
+	assert_int_equal(coord_engine_job(f->engine, "web", &g, &err),
+			 FLT_ENOTFOUND);
+	const char *dbs[] = { "jobs", "job_versions", "allocs", "evals",
+			      "deployments" };
+	for (size_t i = 0; i < 5; i++)
+		if (stored(f, dbs[i]))
+			fail_msg("%s: %zu records left", dbs[i],
+				 stored(f, dbs[i]));
+	size_t jobs, allocs;
+	coord_engine_counts(f->engine, &jobs, &allocs);
+	assert_int_equal(jobs, 0);
+	assert_int_equal(allocs, 0);
+	/* The name is free again. */
+	flotilla__job_register_response__free_unpacked(
+		run_job(f, SERVICE("web", 1, "/bin/true", "")), NULL);
+	g = get(f, "web");
+	assert_int_equal(g->record->version, 1);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+}
+
+/* Of a job's versions, the newest few stay, and any still needed. */
+static void test_gc_versions(void **state)
+{
+	fixture_t *f = *state;
+	restart_with(f, 200, 3600 * 1000, 2);
+	char json[512];
+	for (int v = 1; v <= 5; v++) {
+		snprintf(json, sizeof(json),
+			 "{\"name\":\"v\",\"type\":\"batch\",\"groups\":"
+			 "[{\"name\":\"g\",\"count\":1,\"tasks\":[{"
+			 "\"name\":\"srv\",\"command\":\"/bin/v%d\"}]}]}",
+			 v);
+		flotilla__job_register_response__free_unpacked(run_job(f, json),
+							       NULL);
+		report_all(f, "v", RUNNING, true, 0);
+	}
+	coord_engine_settle(f->engine);
+	assert_int_equal(stored(f, "job_versions"), 5);
+	/* The periodic collection (every 200 ms, the retention) does it. */
+	for (int t = 0; t < 100 && stored(f, "job_versions") > 2; t++)
+		usleep(20 * 1000);
+	assert_int_equal(stored(f, "job_versions"), 2);
+	assert_int_equal(stored(f, "allocs"), 1);
+	Flotilla__GcResponse n = gc_now(f, NULL);
+	assert_int_equal(n.versions, 0);
+	assert_int_equal(n.allocs, 0);
+	Flotilla__JobGetResponse *g = get(f, "v");
+	assert_int_equal(g->n_allocs, 1);
+	assert_int_equal(g->allocs[0]->job_version, 5);
+	flotilla__job_get_response__free_unpacked(g, NULL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1157,6 +1401,12 @@ int main(void)
 			test_sync_never_waits_for_a_cycle, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			test_failed_commit_leaves_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_retention, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_gc_purge_and_job_retention,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_versions, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
