@@ -18,19 +18,21 @@ n=${N:-20000}
 rounds=${ROUNDS:-3}
 build=$top/build-bench
 basedir=$top/build-bench-base
+src=$top/build-bench-base.src # one path, so that the build's cache fits it
 t=$(mktemp -d /tmp/aclbench.XXXXXX)
 pids=()
 cleanup() {
 	kill "${pids[@]}" 2>/dev/null || true
-	git -C "$top" worktree remove --force "$t/src" 2>/dev/null || true
+	git -C "$top" worktree remove --force "$src" 2>/dev/null || true
 	rm -rf "$t"
 }
 trap cleanup EXIT
 
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$build" -j2 --target flotilla-coordinator flotilla-cli callbench >/dev/null
-git -C "$top" worktree add --detach "$t/src" "$base" >/dev/null 2>&1
-cmake -S "$t/src" -B "$basedir" -DCMAKE_BUILD_TYPE=Release >/dev/null
+git -C "$top" worktree remove --force "$src" 2>/dev/null || true
+git -C "$top" worktree add --detach "$src" "$base" >/dev/null 2>&1
+cmake -S "$src" -B "$basedir" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$basedir" -j2 --target flotilla-coordinator >/dev/null
 
 start() { # NAME BINARY FLAGS...
