@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Task least privilege (docs/security.md): what weakens the sandbox must be
 # allowed by the agent that runs it (--allow-*), and a short list is never
-# granted at all. The privileged specs of issue 11, each submitted as a
+# granted at all. The known escape specs (DAC bypass, setuid, Shocker,
+# cgroup v1 mounts, host network admin, host paths), each submitted as a
 # job: refused at submit time by default, naming the field and the missing
 # allowance, with nothing stored; the never-granted ones refused even with
 # an agent that allows everything else (and such flags refused when an

@@ -17,7 +17,7 @@ PROBES_DIR=$(realpath "$FLT_BIN/tests/sandbox")
 [ -x "$PROBES_DIR/flt-escape" ] || fail "$PROBES_DIR/flt-escape is not built"
 
 # The build tree is seen in place only when it lives under /usr; anywhere
-# else (/work, /tmp, /home...) it is bound in.
+# else (/tmp, /home, /build...) it is bound in.
 # Host directories a spec mounts must be host volumes the agent allows.
 MOUNTS='[]'
 ALLOW=(--allow-host-volume "suid=$T/suid")

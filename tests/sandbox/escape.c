@@ -978,7 +978,7 @@ static int probe_host_dirs(const char *name)
 	static const char *const dirs[] = { "/var",  "/opt",       "/srv",
 					    "/home", "/root",      "/run",
 					    "/mnt",  "/media",     "/boot",
-					    "/work", "/lost+found" };
+					    "/data", "/lost+found" };
 	const size_t n = sizeof(dirs) / sizeof(dirs[0]);
 	char seen[256];
 	existing(dirs, n, seen, sizeof(seen));
