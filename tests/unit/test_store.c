@@ -884,17 +884,6 @@ static void crash_child(const char *dir)
 	_exit(21);
 }
 
-static int count_cb(const void *key, size_t klen, const void *val, size_t vlen,
-		    void *arg)
-{
-	(void)key;
-	(void)klen;
-	(void)val;
-	(void)vlen;
-	(*(int *)arg)++;
-	return 0;
-}
-
 static void test_crash_safe(void **state)
 {
 	fixture_t *fx = *state;
@@ -936,8 +925,8 @@ static void test_crash_safe(void **state)
 	cleanup_txn flt_txn_t *t = NULL;
 	int n = 0;
 	assert_int_equal(flt_txn_begin(fx->store, false, &t, NULL), 0);
-	assert_int_equal(flt_txn_foreach(t, fx->nodes, NULL, 0, count_cb, &n),
-			 0);
+	assert_int_equal(
+		flt_txn_foreach(t, fx->nodes, NULL, 0, count_records, &n), 0);
 	assert_int_equal(n, CRASH_COMMITS - 1);
 	flt_txn_abort(t);
 	t = NULL;

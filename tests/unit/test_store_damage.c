@@ -22,6 +22,7 @@
 #include "flotilla/error.h"
 #include "flotilla/store.h"
 #include "flotilla/util.h"
+#include "testutil.h"
 
 static const char *const db_names[] = { "nodes", "jobs", NULL };
 static const flt_store_opts_t opts = { .dbs = db_names, .map_size = 16u << 20 };
@@ -148,17 +149,6 @@ static void test_roundtrip_and_marker(void **state)
 }
 
 /* A bit flipped under an open store: reads refuse the record by name. */
-static int never_cb(const void *key, size_t klen, const void *val, size_t vlen,
-		    void *arg)
-{
-	(void)key;
-	(void)klen;
-	(void)val;
-	(void)vlen;
-	(*(int *)arg)++;
-	return 0;
-}
-
 static void test_checksum_on_read(void **state)
 {
 	fixture_t *fx = *state;
@@ -180,8 +170,9 @@ static void test_checksum_on_read(void **state)
 	assert_memory_equal(v, "node-one", vl);
 
 	int seen = 0;
-	assert_int_equal(flt_txn_foreach(t, jobs, NULL, 0, never_cb, &seen),
-			 FLT_ESTORE);
+	assert_int_equal(
+		flt_txn_foreach(t, jobs, NULL, 0, count_records, &seen),
+		FLT_ESTORE);
 	assert_int_equal(seen, 0);
 
 	flt_error_t err = { 0 };

@@ -101,4 +101,17 @@ static inline void assert_msg(const flt_error_t *err, const char *want)
 		fail_msg("message \"%s\" lacks \"%s\"", err->msg, want);
 }
 
+/* A store iteration callback (flt_store_iter_fn) that counts into the
+ * int arg points at. */
+static inline int count_records(const void *key, size_t klen, const void *val,
+				size_t vlen, void *arg)
+{
+	(void)key;
+	(void)klen;
+	(void)val;
+	(void)vlen;
+	(*(int *)arg)++;
+	return 0;
+}
+
 #endif
