@@ -79,6 +79,8 @@ int acl_policy_check(const Flotilla__AclPolicy *p, flt_error_t *err);
 void acl_tok_put(coord_acl_t *a, Flotilla__AclToken *tok);
 void acl_tok_del(coord_acl_t *a, const char *accessor);
 void acl_tok_free(acl_tok_t *t);
+/* Under the lock: the token whose secret id is secret, or NULL. */
+const acl_tok_t *acl_tok_by_secret(coord_acl_t *a, const char *secret);
 void acl_pol_put(coord_acl_t *a, Flotilla__AclPolicy *p);
 void acl_pol_del(coord_acl_t *a, const char *name);
 

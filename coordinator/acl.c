@@ -464,14 +464,9 @@ int coord_acl_authorize(coord_acl_t *a, flt_request_t *r,
 		return 0;
 	}
 	if (*secret) {
-		unsigned char h[crypto_hash_sha256_BYTES];
-		char hex[2 * crypto_hash_sha256_BYTES + 1];
-		crypto_hash_sha256(h, (const unsigned char *)secret,
-				   strlen(secret));
-		sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
 		int64_t expires = 0;
 		flt_rwlock_rdlock(&a->lock);
-		const acl_tok_t *t = flt_map_get(&a->by_hash, hex);
+		const acl_tok_t *t = acl_tok_by_secret(a, secret);
 		if (t) {
 			snprintf(cl->accessor, sizeof(cl->accessor), "%s",
 				 t->t->accessor_id);
@@ -517,6 +512,15 @@ void acl_tok_free(acl_tok_t *t)
 		return;
 	protobuf_c_message_free_unpacked(&t->t->base, NULL);
 	free(t);
+}
+
+const acl_tok_t *acl_tok_by_secret(coord_acl_t *a, const char *secret)
+{
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char hex[2 * crypto_hash_sha256_BYTES + 1];
+	crypto_hash_sha256(h, (const unsigned char *)secret, strlen(secret));
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	return flt_map_get(&a->by_hash, hex);
 }
 
 /* Under the write lock (or before anyone else sees a): adds or replaces. */

@@ -487,12 +487,8 @@ void coord_acl_token_self(coord_acl_t *a, flt_request_t *r)
 				 "ACLs are off (--dev): calls carry no token");
 		return;
 	}
-	unsigned char h[crypto_hash_sha256_BYTES];
-	char hex[2 * crypto_hash_sha256_BYTES + 1];
-	crypto_hash_sha256(h, (const unsigned char *)secret, strlen(secret));
-	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
 	flt_rwlock_rdlock(&a->lock);
-	const acl_tok_t *t = flt_map_get(&a->by_hash, hex);
+	const acl_tok_t *t = acl_tok_by_secret(a, secret);
 	Flotilla__AclToken *c = t ? shown_copy(t->t) : NULL;
 	flt_rwlock_unlock(&a->lock);
 	if (!c) {
